@@ -1,0 +1,166 @@
+"""Typed, versioned configuration and the user's private directories.
+
+The config is a JSON file under the platform's user config directory. Every file and directory the app
+creates is readable by the user alone (0600 / 0700): notes are patient data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+CONFIG_VERSION = 1
+APP_NAME = "asclepius-desk"
+
+
+def default_threads() -> int:
+    # llama.cpp decodes fastest with one thread per physical core; leave nothing idle on small machines.
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    n_threads: int = field(default_factory=default_threads)
+    """CPU threads for prompt processing and decoding."""
+    n_ctx: int = 0
+    """Context window to allocate; 0 uses the model's trained context (capped by ``max_ctx``)."""
+    max_ctx: int = 8192
+    """Upper bound when ``n_ctx`` is 0, so a 32k-context model does not take all RAM for its KV cache."""
+    n_batch: int = 512
+    """Prompt tokens per llama_decode call; also bounds how long a cancel waits."""
+    kv_cache_mb: int = 256
+    """Memory budget of the LRU cache of note KV states (0 disables it)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.n_threads < 1:
+            problems.append(f"n_threads must be >= 1, not {self.n_threads}")
+        if self.n_ctx < 0 or (self.n_ctx and self.n_ctx < 256):
+            problems.append(f"n_ctx must be 0 (model default) or >= 256, not {self.n_ctx}")
+        if self.max_ctx < 256:
+            problems.append(f"max_ctx must be >= 256, not {self.max_ctx}")
+        if not 1 <= self.n_batch <= 8192:
+            problems.append(f"n_batch must be 1..8192, not {self.n_batch}")
+        if self.kv_cache_mb < 0:
+            problems.append(f"kv_cache_mb must be >= 0, not {self.kv_cache_mb}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    max_tokens: int = 400
+    """Reference generation: up to 400 new tokens (a task preset may ask for fewer)."""
+    temperature: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: Path
+    """Models, the model registry and the evaluation log live here."""
+    config_dir: Path
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def registry_file(self) -> Path:
+        return self.data_dir / "models.json"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "asclepius.db"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.json"
+
+    @classmethod
+    def default(cls) -> Paths:
+        # ASCLEPIUS_HOME puts everything under one directory (tests, portable installs).
+        home = os.environ.get("ASCLEPIUS_HOME")
+        if home:
+            return cls(Path(home) / "data", Path(home) / "config")
+        return cls(
+            Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        )
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    version: int = CONFIG_VERSION
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    generation: GenerationDefaults = field(default_factory=GenerationDefaults)
+    database: str = ""
+    """Evaluation-log location; empty means ``<data_dir>/asclepius.db``."""
+    store_note_text: bool = True
+    """False keeps only each note's sha256 and length in the log."""
+    default_model: str = ""
+    """sha256 of the default model in the registry; empty means the embedded demo model."""
+    font_size: int = 11
+
+    def with_engine(self, **changes: Any) -> AppConfig:
+        return replace(self, engine=replace(self.engine, **changes))
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) readable by the user alone."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write a file atomically, readable by the user alone."""
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(tmp, flags, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def load_config(paths: Paths) -> AppConfig:
+    """Read the config file; a missing file gives the defaults, a broken one a clear error."""
+    f = paths.config_file
+    if not f.exists():
+        return AppConfig()
+    try:
+        raw = json.loads(f.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("top level is not an object")
+        if raw.get("version", CONFIG_VERSION) > CONFIG_VERSION:
+            raise ValueError(f"written by a newer version (config version {raw['version']})")
+        engine = _from_dict(EngineConfig, raw.pop("engine", {}))
+        gen = _from_dict(GenerationDefaults, raw.pop("generation", {}))
+        raw["version"] = CONFIG_VERSION
+        return _from_dict(AppConfig, {**raw, "engine": engine, "generation": gen})
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"config file {f} is invalid: {exc}") from exc
+
+
+def save_config(paths: Paths, config: AppConfig) -> None:
+    write_private(paths.config_file, json.dumps(asdict(config), indent=2, default=str) + "\n")
+
+
+def database_path(paths: Paths, config: AppConfig) -> Path:
+    return Path(config.database).expanduser() if config.database else paths.database

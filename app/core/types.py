@@ -1,0 +1,207 @@
+"""Value objects passed between the engine, the log and the front ends."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    """End-of-generation token or a stop string."""
+    LENGTH = "length"
+    """``max_tokens`` reached."""
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Every parameter that shapes the answer; all of it is recorded with the run."""
+
+    max_tokens: int = 400
+    """Reference generation: up to 400 new tokens."""
+    temperature: float = 0.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    top_k: int = 0
+    """0 disables top-k."""
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.max_tokens <= 32768:
+            problems.append(f"max_tokens must be 1..32768, not {self.max_tokens}")
+        if not 0.0 <= self.temperature <= 5.0:
+            problems.append(f"temperature must be 0..5, not {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            problems.append(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.top_k < 0:
+            problems.append(f"top_k must be >= 0, not {self.top_k}")
+        if not 0.0 <= self.min_p < 1.0:
+            problems.append(f"min_p must be in [0, 1), not {self.min_p}")
+        if self.repeat_penalty <= 0:
+            problems.append(f"repeat_penalty must be > 0, not {self.repeat_penalty}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Where a note was cut to fit the context (only ever on explicit request)."""
+
+    original_chars: int
+    kept_chars: int
+    original_tokens: int
+    kept_tokens: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"note truncated: kept the first {self.kept_chars:,} of {self.original_chars:,} characters "
+            f"({self.kept_tokens:,} of {self.original_tokens:,} tokens); the note was cut at character "
+            f"{self.kept_chars:,}"
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a GGUF file."""
+
+    path: str
+    file_name: str
+    sha256: str
+    size_bytes: int
+    architecture: str
+    name: str
+    context_length: int
+    file_type: str
+    """Quantization label, e.g. ``Q4_K_M``."""
+    parameter_count: int | None
+    prompt_style: str
+    """Prompt style id the app uses for this model (from GGUF metadata, registry override or a default)."""
+    is_demo: bool = False
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        label = f"{self.name} ({self.file_type})"
+        return f"{label} - demo model, not trained for clinical tasks" if self.is_demo else label
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha256[:12]
+
+
+@dataclass(frozen=True)
+class GroundingSpan:
+    kind: str
+    """``number``, ``date``, ``dose``, ``quote``, ``term``."""
+    text: str
+    answer_start: int
+    answer_end: int
+    found: bool
+    note_spans: tuple[tuple[int, int], ...] = ()
+    """Character offsets in the note where it occurs (empty when not found)."""
+
+
+@dataclass(frozen=True)
+class GroundingReport:
+    spans: tuple[GroundingSpan, ...]
+
+    @property
+    def supported(self) -> list[GroundingSpan]:
+        return [s for s in self.spans if s.found]
+
+    @property
+    def unsupported(self) -> list[GroundingSpan]:
+        return [s for s in self.spans if not s.found]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "checked": len(self.spans),
+            "supported": len(self.supported),
+            "unsupported": [s.text for s in self.unsupported],
+        }
+
+
+def note_sha256(note: str) -> str:
+    return hashlib.sha256(note.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One answer with full provenance: what the evaluation log persists as is."""
+
+    run_uuid: str
+    task: str
+    instruction: str
+    answer: str
+    finish_reason: FinishReason
+    # provenance
+    model_sha256: str
+    model_file: str
+    model_quant: str
+    model_architecture: str
+    engine: str
+    """``llama.cpp`` plus binding version, e.g. ``llama-cpp-python 0.3.36``."""
+    app_version: str
+    presets_version: str
+    prompt_style: str
+    """``id@version`` of the prompt style used."""
+    sampling: SamplingParams
+    n_ctx: int
+    n_threads: int
+    note_sha256: str
+    note_chars: int
+    # measurements
+    prompt_tokens: int
+    reused_tokens: int
+    """Prompt tokens whose KV state was reused rather than evaluated."""
+    completion_tokens: int
+    ttft_s: float
+    """Time to first token: from the call to the first streamed token."""
+    decode_tokens_per_s: float
+    total_s: float
+    started_at: str
+    """ISO 8601 UTC."""
+    finished_at: str
+    truncation: Truncation | None = None
+    grounding: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["finish_reason"] = str(self.finish_reason)
+        return d
+
+
+def _new_uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    """One single-turn question about one note."""
+
+    note: str
+    task: str
+    """Task preset name (one of resources.TASK_NAMES)."""
+    instruction: str
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    prompt_style: str | None = None
+    """Prompt style id; None uses the model's own."""
+    truncate: bool = False
+    """Cut the note to fit the context instead of refusing (reported in the result)."""
+    run_uuid: str = field(default_factory=_new_uuid)
+    """Assigned before the run so the log can record it as started."""
