@@ -90,7 +90,8 @@ ASCLEPIUS_TRAIN = PromptStyle(
 
 # A base model that was never instruction-tuned (the embedded Gemma 3 270M demo) answers short
 # extraction questions usably in this completion form and rambles with the Asclepius prompt; it stops
-# at the first blank line (measured 2026-11-24, see DESIGN.md).
+# at the first blank line (measured 2026-11-24, see DESIGN.md), or where it starts a new "Question:" of
+# its own, which it does after short answers.
 PLAIN_QA = PromptStyle(
     id="plain-qa",
     version="1",
@@ -98,7 +99,7 @@ PLAIN_QA = PromptStyle(
     head="Discharge summary:\n",
     middle="\n\nQuestion: ",
     tail="\nAnswer:",
-    stop=("\n\n",),
+    stop=("\n\n", "\nQuestion:"),
 )
 
 PROMPT_STYLES: dict[str, PromptStyle] = {s.id: s for s in (ASCLEPIUS, ASCLEPIUS_TRAIN, PLAIN_QA)}

@@ -1,0 +1,210 @@
+"""The ``asclepius`` command: ask, models, tasks, selftest (and the log, batch, quantize and gui groups).
+
+Exit codes are those of app.core.errors (0 ok, 1 internal error, 2 usage, 3 bad note, 4 model problem,
+5 prompt too long for the context, 6 evaluation-log problem, 7 generation failed, 130 cancelled). Errors
+print one clear line to stderr, never a traceback (set ASCLEPIUS_DEBUG=1 for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from app import __version__
+from app.core.errors import AsclepiusError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _err(msg: str) -> None:
+    print(f"asclepius: error: {msg}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        _err(message)
+        raise SystemExit(UsageError.exit_code)
+
+
+def _context(args: argparse.Namespace) -> Any:
+    from app.cli.context import CliContext
+
+    return CliContext.create(threads=getattr(args, "threads", None))
+
+
+def run_cancellable(work: Callable[[threading.Event], Any]) -> Any:
+    """Run ``work(cancel)`` in a thread so Ctrl+C sets ``cancel`` even during prompt processing."""
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work(cancel)
+        except BaseException as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="asclepius-run", daemon=True)
+    previous = signal.getsignal(signal.SIGINT)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        t.start()
+        while t.is_alive():
+            t.join(0.05)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+# -- ask --------------------------------------------------------------------------------------------
+def cmd_ask(args: argparse.Namespace) -> int:
+    from app.cli.ask import ask
+
+    return ask(args, _context(args), run_cancellable)
+
+
+# -- tasks ------------------------------------------------------------------------------------------
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from resources import PRESETS_VERSION, TASKS
+
+    if args.json:
+        print(json.dumps([{"name": t.name, "slug": t.slug, "description": t.description,
+                           "examples": list(t.examples), "max_tokens": t.max_tokens,
+                           "temperature": t.temperature} for t in TASKS], indent=2))  # fmt: skip
+        return 0
+    print(f"Task presets (version {PRESETS_VERSION})\n")
+    for t in TASKS:
+        print(f"{t.name}  [--task {t.slug}]  (max {t.max_tokens} answer tokens)")
+        print(f"  {t.description}")
+        for ex in t.examples:
+            print(f"    - {ex}")
+        print()
+    return 0
+
+
+# -- models -----------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from app.cli.models import models_command
+
+    return models_command(args, _context(args))
+
+
+# -- selftest ---------------------------------------------------------------------------------------
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from app.cli.selftest import selftest
+
+    return selftest(args, _context(args), run_cancellable)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from app.qt.main import run_gui
+    except ImportError as exc:
+        raise UsageError(f"the desktop app is not available: {exc}") from None
+    return run_gui(sys.argv[:1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="asclepius", description="Offline clinical-note assistant (Asclepius models, llama.cpp)."
+    )
+    p.add_argument("--version", action="version", version=f"asclepius-desk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    a = sub.add_parser("ask", help="answer one instruction about one discharge summary (streamed)")
+    a.add_argument("instruction", help="the instruction or question")
+    a.add_argument("--note", required=True, help="note file, or - for standard input")
+    a.add_argument("--task", required=True, help="task name or slug (see `asclepius tasks`)")
+    a.add_argument("--model", help="GGUF path or registered sha256/file name (default: the default model)")
+    a.add_argument("--max-tokens", type=int, help="answer token limit (default: the task's)")
+    a.add_argument("--temperature", type=float, help="0 = greedy (default: the task's)")
+    a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--prompt-style", help="override the model's prompt style (asclepius, plain-qa, ...)")
+    a.add_argument("--truncate", action="store_true", help="cut the note to fit the context, and say where")
+    a.add_argument("--threads", type=int, help="CPU threads (default: from the config)")
+    a.add_argument("--json", action="store_true", help="print the run result as JSON to stdout at the end")
+    a.add_argument("--no-log", action="store_true", help="do not record this run in the evaluation log")
+    a.set_defaults(func=cmd_ask)
+
+    t = sub.add_parser("tasks", help="list the eight task presets with example instructions")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_tasks)
+
+    m = sub.add_parser("models", help="the model registry: list, import, info, verify")
+    msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION", parser_class=_Parser)
+    msub.add_parser("list", help="registered models").add_argument("--json", action="store_true")
+    mi = msub.add_parser("import", help="register a GGUF file (checked, sha256 computed once)")
+    mi.add_argument("path")
+    mi.add_argument("--prompt-style", help="prompt style to use with this model")
+    mi.add_argument("--set-default", action="store_true")
+    info = msub.add_parser("info", help="metadata of a registered model or a GGUF path")
+    info.add_argument(
+        "model", nargs="?", help="sha256 prefix, file name or path (default: the default model)"
+    )
+    info.add_argument("--json", action="store_true")
+    ver = msub.add_parser("verify", help="recompute a model's sha256 and compare")
+    ver.add_argument("model")
+    m.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("selftest", help="offline end-to-end check on the default model")
+    s.add_argument("--threads", type=int)
+    s.set_defaults(func=cmd_selftest)
+
+    g = sub.add_parser("gui", help="start the desktop app")
+    g.set_defaults(func=cmd_gui)
+
+    for register in _plugins():
+        register(sub)
+    return p
+
+
+def _plugins() -> list[Callable[[Any], None]]:
+    """Subcommand groups that live beside the core (evaluation log, batch, quantize)."""
+    import importlib
+
+    found = []
+    for name in ("app.cli.log_cmds", "app.cli.batch", "quantize.cli"):
+        try:
+            found.append(importlib.import_module(name).register)
+        except ModuleNotFoundError as exc:  # TODO(lead): make strict once all three have landed
+            if exc.name != name:
+                raise
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from app.core import netguard
+
+    netguard.install(block=True)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AsclepiusError as exc:
+        _err(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("cancelled")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if os.environ.get("ASCLEPIUS_DEBUG"):
+            raise
+        _err(f"unexpected {type(exc).__name__}: {exc} (set ASCLEPIUS_DEBUG=1 for details)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

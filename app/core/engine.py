@@ -1,0 +1,440 @@
+"""The inference engine: a streamed single-turn answer from a local GGUF model through llama.cpp.
+
+Three properties matter more than anything else here:
+
+* **User text never becomes control tokens.** Template segments are tokenized with special tokens
+  parsed; note and instruction text with them disabled. A note containing ``</s>`` or
+  ``[Instruction End]`` stays plain text: it cannot end generation or change the prompt's structure.
+* **Cancel at any moment.** A llama.cpp abort callback checks the run's cancel event inside prompt
+  processing, so Stop works during a long note too; the engine stays usable afterwards.
+* **KV reuse.** A follow-up on the same note reuses the evaluated ``[BOS + head + note]`` prefix (prefix
+  match on the live context); returning to a recently used note restores its saved sequence state from a
+  bounded LRU cache.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import llama_cpp
+
+from app import __version__
+from app.core.budget import Budget
+from app.core.config import EngineConfig
+from app.core.errors import Cancelled, GenerationError, ModelError, UsageError
+from app.core.grounding import check_grounding
+from app.core.kvstate import CachedState, StateCache, prefix_key
+from app.core.notes import validate_note
+from app.core.types import (
+    AskRequest,
+    FinishReason,
+    ModelInfo,
+    RunResult,
+    SamplingParams,
+    Truncation,
+    note_sha256,
+)
+from resources import PRESETS_VERSION, PromptStyle, Segment, get_style, get_task
+
+log = logging.getLogger(__name__)
+
+ENGINE_NAME = f"llama-cpp-python {llama_cpp.__version__}"
+
+TokenCallback = Callable[[str], None]
+
+_llama_log = logging.getLogger("llama.cpp")
+
+
+@llama_cpp.llama_log_callback
+def _route_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    # llama.cpp's own chatter goes to Python logging, never straight to the terminal: it logs harmless
+    # notices at error level (the Gemma 3 SWA cache notice), and real failures reach us as exceptions.
+    # It never contains prompt text: llama.cpp logs shapes and settings, not tokens.
+    msg = text.decode("utf-8", "replace").rstrip()
+    _llama_log.log(logging.INFO if level == 3 else logging.DEBUG, "%s", msg)
+
+
+def _quiet_llama_cpp() -> None:
+    llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
+
+
+class InferenceEngine(Protocol):
+    """What the CLI, the batch runner and the desktop app need from an engine."""
+
+    model: ModelInfo
+
+    def ask(
+        self,
+        request: AskRequest,
+        on_token: TokenCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunResult: ...
+
+    def budget(
+        self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None
+    ) -> Budget: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """A tokenized prompt: ``prefix`` ([BOS + head + note]) is what KV reuse keys on."""
+
+    prefix: list[int]
+    suffix: list[int]
+    template_tokens: int
+    note_tokens: list[int]
+    instruction_tokens: int
+
+    @property
+    def all(self) -> list[int]:
+        return self.prefix + self.suffix
+
+
+def _move_trailing_spaces(segments: list[Segment]) -> list[Segment]:
+    """Give a template's trailing spaces to the user segment after it.
+
+    SentencePiece and BPE vocabularies fold a space into the following word (``" What"`` is one token);
+    tokenizing ``"Question: "`` and ``"What"`` apart would produce a lone space token the model never saw
+    in training. Spaces are not control tokens, so moving them across is safe.
+    """
+    out = list(segments)
+    for i in range(len(out) - 1):
+        a, b = out[i], out[i + 1]
+        if a.kind == "template" and b.kind != "template" and a.text.endswith(" "):
+            stripped = a.text.rstrip(" ")
+            out[i] = Segment(a.kind, stripped)
+            out[i + 1] = Segment(b.kind, a.text[len(stripped) :] + b.text)
+    return out
+
+
+class LlamaCppEngine:
+    """One loaded GGUF model. Thread-safe: one lock per model serialises runs; close() frees it."""
+
+    def __init__(self, model: ModelInfo, config: EngineConfig | None = None) -> None:
+        self.model = model
+        self.config = config or EngineConfig()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.n_ctx = self.config.n_ctx or min(model.context_length, self.config.max_ctx)
+        _quiet_llama_cpp()
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=model.path,
+                n_ctx=self.n_ctx,
+                n_batch=self.config.n_batch,
+                n_ubatch=self.config.n_batch,
+                n_threads=self.config.n_threads,
+                n_threads_batch=self.config.n_threads,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load {model.path}: {exc}") from None
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        # The abort callback runs on llama.cpp's compute thread between graph nodes; it only reads an Event.
+        self._cancel: threading.Event | None = None
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort_cb, None)
+        self._states = StateCache(self.config.kv_cache_mb * 1024 * 1024)
+        self._loaded_prefix: tuple[int, ...] = ()
+        self.last_prefix_source = "none"
+        """How the last run got its note prefix: ``live`` (still in context), ``cache``, or ``eval``."""
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._states.clear()
+                self._llm.close()
+
+    def __enter__(self) -> LlamaCppEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        ev = self._cancel
+        return ev is not None and ev.is_set()
+
+    # -- tokenization -----------------------------------------------------------------------------
+    def _tok(self, text: str, *, bos: bool, special: bool) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=special)
+
+    def _tok_after(self, context: str, text: str, special: bool) -> list[int]:
+        """Tokens of ``text`` as they come out when it follows ``context`` in one string.
+
+        Tokenizing a fragment alone makes a SentencePiece vocabulary add its dummy-prefix space; tokenizing
+        ``context + text`` and removing the context's tokens gives the tokens a whole-string tokenization
+        would, as long as nothing merges across the boundary (our templates break at newlines or colons).
+        """
+        if not text:
+            return []
+        if not context:
+            return self._tok(text, bos=False, special=special)
+        base = self._tok(context, bos=False, special=False)
+        full = self._tok(context + text, bos=False, special=special)
+        if full[: len(base)] == base:
+            return full[len(base) :]
+        log.debug("token merge across a segment boundary; tokenizing the segment alone")
+        return self._tok(text, bos=False, special=special)
+
+    def tokenize_prompt(self, style: PromptStyle, note: str, instruction: str) -> PromptTokens:
+        segments = _move_trailing_spaces(style.segments(note, instruction))
+        pieces: list[list[int]] = []
+        prev = ""
+        for i, seg in enumerate(segments):
+            special = seg.kind == "template"
+            if i == 0:
+                toks = self._tok(seg.text, bos=True, special=True)
+            else:
+                toks = self._tok_after(prev[-1:], seg.text, special)
+            pieces.append(toks)
+            prev = seg.text if seg.text else prev
+        head, note_t, middle, instr, tail = pieces
+        return PromptTokens(
+            prefix=head + note_t,
+            suffix=middle + instr + tail,
+            template_tokens=len(head) + len(middle) + len(tail),
+            note_tokens=note_t,
+            instruction_tokens=len(instr),
+        )
+
+    def style_for(self, prompt_style: str | None) -> PromptStyle:
+        try:
+            return get_style(prompt_style or self.model.prompt_style)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+
+    def budget(self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None) -> Budget:
+        pt = self.tokenize_prompt(self.style_for(prompt_style), note, instruction)
+        return Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens, max_tokens)
+
+    # -- KV state management ----------------------------------------------------------------------
+    def _live_prefix_len(self, prefix: list[int]) -> int:
+        n = min(self._llm.n_tokens, len(prefix))
+        live = self._llm.input_ids[:n]
+        i = 0
+        while i < n and live[i] == prefix[i]:
+            i += 1
+        return i
+
+    def _save_loaded_prefix(self) -> None:
+        """Keep the note prefix now in the context so a later return to that note is fast."""
+        p = self._loaded_prefix
+        if not p or self._states.budget_bytes == 0 or self._live_prefix_len(list(p)) < len(p):
+            return
+        ctx = self._llm.ctx
+        # Drop the question and answer after the prefix: only [BOS + head + note] is worth keeping.
+        self._llm._ctx.kv_cache_seq_rm(-1, len(p), -1)
+        self._llm.n_tokens = len(p)
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        n = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        if n:
+            self._states.put(prefix_key(self.model.sha256, p), CachedState(p, bytes(buf[:n])))
+
+    def _prepare_prefix(self, prefix: list[int]) -> None:
+        """Make the context start with ``prefix`` evaluated if it is live or cached; else leave it to eval."""
+        if self._live_prefix_len(prefix) == len(prefix):
+            self.last_prefix_source = "live"
+            return
+        self._save_loaded_prefix()
+        cached = self._states.get(prefix_key(self.model.sha256, prefix))
+        if cached is None:
+            self.last_prefix_source = "eval"
+            return
+        llm = self._llm
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.n_tokens = 0
+        src = (ctypes.c_uint8 * len(cached.data)).from_buffer_copy(cached.data)
+        if llama_cpp.llama_state_seq_set_data(llm.ctx, src, len(cached.data), 0) == 0:
+            log.warning("restoring a cached note state failed; evaluating the note again")
+            self.last_prefix_source = "eval"
+            return
+        llm.input_ids[: len(prefix)] = prefix
+        llm.n_tokens = len(prefix)
+        llm._requires_eval = True
+        self.last_prefix_source = "cache"
+
+    # -- generation -------------------------------------------------------------------------------
+    def ask(
+        self,
+        request: AskRequest,
+        on_token: TokenCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        """Answer one instruction about one note, streaming text pieces to ``on_token``.
+
+        Raises NoteError, UsageError or ContextOverflowError before any evaluation; a cancel or a
+        llama.cpp failure during the run is reported in the result's finish reason, never raised.
+        """
+        started_at = datetime.now(UTC)
+        t0 = time.perf_counter()
+        note = validate_note(request.note)
+        instruction = request.instruction.strip()
+        if not instruction:
+            raise UsageError("the instruction is empty")
+        try:
+            task = get_task(request.task).name
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        style = self.style_for(request.prompt_style)
+        sp = request.sampling
+        cancel = cancel or threading.Event()
+
+        with self._lock:
+            if self._closed:
+                raise ModelError("the engine was closed")
+            pt = self.tokenize_prompt(style, note, instruction)
+            budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens,
+                            sp.max_tokens)  # fmt: skip
+            truncation = None
+            if not budget.fits:
+                if not request.truncate:
+                    raise budget.refusal()
+                keep = budget.truncated_note_tokens()
+                kept_text = self._llm.detokenize(pt.note_tokens[:keep]).decode("utf-8", errors="ignore")
+                kept_chars = len(kept_text.lstrip())
+                truncation = Truncation(len(note), kept_chars, len(pt.note_tokens), keep)
+                note = note[:kept_chars]
+                pt = self.tokenize_prompt(style, note, instruction)
+                # Re-tokenizing the cut text can differ by a token at the cut; trim until it fits.
+                while len(pt.all) + sp.max_tokens > self.n_ctx and note:
+                    note = note[: int(len(note) * 0.98)]
+                    pt = self.tokenize_prompt(style, note, instruction)
+                truncation = Truncation(len(request.note.strip()), len(note), truncation.original_tokens,
+                                        len(pt.note_tokens))  # fmt: skip
+            self._prepare_prefix(pt.prefix)
+            reused = self._live_prefix_len(pt.prefix)
+            self._cancel = cancel
+            try:
+                answer, finish, n_out, t_first, error = self._generate(pt.all, sp, style, on_token, cancel)
+            finally:
+                self._cancel = None
+            if self._live_prefix_len(pt.prefix) == len(pt.prefix):
+                self._loaded_prefix = tuple(pt.prefix)
+
+        t_end = time.perf_counter()
+        ttft = (t_first - t0) if t_first is not None else t_end - t0
+        decode_s = t_end - t_first if t_first is not None else 0.0
+        tps = (n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0
+        grounding = check_grounding(answer, note).summary() if answer else None
+        return RunResult(
+            run_uuid=request.run_uuid,
+            task=task,
+            instruction=instruction,
+            answer=answer,
+            finish_reason=finish,
+            model_sha256=self.model.sha256,
+            model_file=self.model.file_name,
+            model_quant=self.model.file_type,
+            model_architecture=self.model.architecture,
+            engine=ENGINE_NAME,
+            app_version=__version__,
+            presets_version=PRESETS_VERSION,
+            prompt_style=style.key,
+            sampling=sp,
+            n_ctx=self.n_ctx,
+            n_threads=self.config.n_threads,
+            note_sha256=note_sha256(request.note),
+            note_chars=len(request.note),
+            prompt_tokens=len(pt.all),
+            reused_tokens=reused,
+            completion_tokens=n_out,
+            ttft_s=ttft,
+            decode_tokens_per_s=tps,
+            total_s=t_end - t0,
+            started_at=started_at.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+            truncation=truncation,
+            grounding=grounding,
+            error=error,
+        )
+
+    def _generate(
+        self,
+        tokens: list[int],
+        sp: SamplingParams,
+        style: PromptStyle,
+        on_token: TokenCallback | None,
+        cancel: threading.Event,
+    ) -> tuple[str, FinishReason, int, float | None, str | None]:
+        llm = self._llm
+        llm.set_seed(sp.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = ""
+        emitted = 0
+        hold = max((len(s) for s in style.stop), default=0)
+        n_out = 0
+        t_first: float | None = None
+        finish = FinishReason.LENGTH
+        error = None
+        gen = llm.generate(
+            tokens,
+            top_k=sp.top_k,
+            top_p=sp.top_p,
+            min_p=sp.min_p,
+            typical_p=1.0,
+            temp=sp.temperature,
+            repeat_penalty=sp.repeat_penalty,
+        )
+        try:
+            for tok in gen:
+                if t_first is None:
+                    t_first = time.perf_counter()
+                if cancel.is_set():
+                    finish = FinishReason.CANCELLED
+                    break
+                if llama_cpp.llama_vocab_is_eog(self._vocab, tok):
+                    finish = FinishReason.STOP
+                    break
+                n_out += 1
+                text += decoder.decode(llm.detokenize([tok], special=False))
+                cut = min((i for i in (text.find(s) for s in style.stop) if i >= 0), default=-1)
+                if cut >= 0:
+                    text = text[:cut]
+                    finish = FinishReason.STOP
+                    break
+                # Hold back what could be the start of a stop string.
+                safe = len(text) - (hold - 1) if hold else len(text)
+                if on_token is not None and safe > emitted:
+                    on_token(text[emitted:safe])
+                    emitted = safe
+                if n_out >= sp.max_tokens or llm.n_tokens >= self.n_ctx - 1:
+                    finish = FinishReason.LENGTH
+                    break
+        except RuntimeError as exc:
+            # llama_decode returns 2 when our abort callback stopped it.
+            if cancel.is_set():
+                finish = FinishReason.CANCELLED
+            else:
+                finish, error = FinishReason.ERROR, f"llama.cpp failed: {exc}"
+                log.error("generation failed: %s", exc)
+        finally:
+            gen.close()
+        if finish is not FinishReason.CANCELLED:
+            text += decoder.decode(b"", final=True)
+        text = text.rstrip() if finish is FinishReason.STOP else text
+        if on_token is not None and len(text) > emitted:
+            on_token(text[emitted:])
+        return text, finish, n_out, t_first, error
+
+
+def raise_if_cancelled(result: RunResult) -> RunResult:
+    if result.finish_reason is FinishReason.CANCELLED:
+        raise Cancelled("cancelled")
+    if result.finish_reason is FinishReason.ERROR:
+        raise GenerationError(result.error or "generation failed")
+    return result

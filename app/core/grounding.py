@@ -1,0 +1,197 @@
+"""Grounding: which facts in an answer can be found in its note, and where.
+
+An answer is scanned for quoted phrases, dates, doses and lab values (a number with a unit), bare numbers,
+and abbreviations or capitalised terms. Each is searched for in the note (case-insensitively, tolerant of
+spacing and digit grouping) and reported with its character offsets in both texts. Anything not found is
+a possible hallucination for the reader to check; finding it proves nothing about the answer's logic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from app.core.types import GroundingReport, GroundingSpan
+
+_MONTHS = {
+    m: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for m in names
+}
+_MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+
+# Units that make a number a dose or a measurement; longest first so "mg/dL" wins over "mg".
+_UNITS = [
+    "mg/dL", "mmol/L", "mEq/L", "g/dL", "ng/mL", "pg/mL", "U/L", "mL/min", "mcg/kg", "mg/kg", "x10^9/L",
+    "mcg", "µg", "mg", "g", "kg", "mL", "ml", "L", "units", "unit", "IU", "mmHg", "bpm", "%",
+    "C", "F", "cm", "mm", "puffs", "puff", "tablets", "tablet", "tabs", "tab", "hours", "hrs", "days",
+    "weeks", "months", "years",
+]  # fmt: skip
+_DOSE_UNITS = {"mcg", "µg", "mg", "g", "ml", "l", "units", "unit", "iu", "puffs", "puff", "tablets",
+               "tablet", "tabs", "tab", "mcg/kg", "mg/kg"}  # fmt: skip
+_UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+
+_DATE_NUMERIC = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b|\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+_DATE_WORDS = re.compile(
+    rf"\b(?:(\d{{1,2}})\s+({_MONTH_RE})\.?,?\s+(\d{{4}})|({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}}))\b",
+    re.IGNORECASE,
+)
+_MEASURE = re.compile(rf"(?<![\w.])({_NUM})(?:/({_NUM}))?\s?({_UNIT_RE})(?![A-Za-z])")
+_NUMBER = re.compile(rf"(?<![\w.,/])({_NUM})(?![\w/]|[.,]\d)")
+_QUOTED = re.compile(r"[\"“”]([^\"“”\n]{3,200})[\"“”]|(?<!\w)['‘]([^'‘’\n]{2,120})['’](?!\w)")
+_ABBREV = re.compile(r"\b[A-Z][A-Z0-9]{1,9}s?\b")
+_CAPWORD = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z]{3,}(?:[- ][A-Z][a-z]{3,})*\b", re.MULTILINE)
+
+# Common drug-name stems (USAN), so lower-case medication names in an answer are checked too.
+_DRUG = re.compile(
+    r"\b(?:cef|ceph)[a-z]{3,}\b|\b[a-z]{2,}(?:pril|sartan|olol|dipine|statin|mycin|micin|cillin|floxacin|azole|parin|farin|"
+    r"xaban|gatran|afil|tidine|prazole|semide|thiazide|lukast|terol|sone|olone|mab|nib|vir|cycline|"
+    r"oxetine|pine|done|zepam|zolam|formin|gliptin|gliflozin|glutide|triptan|barb[a-z]*|phylline)\b"
+)
+
+# Capitalised words that say nothing about the note.
+_COMMON = {
+    "The", "This", "That", "These", "Those", "There", "They", "Their", "Patient", "Answer", "None",
+    "Yes", "Also", "However", "With", "Without", "After", "Before", "During", "From", "Since", "When",
+    "What", "Which", "Where", "While", "Summary", "Discharge", "History", "Hospital", "Course", "Note",
+    "Based", "According", "Instruction", "Response", "Question",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    kind: str
+    text: str
+    start: int
+    end: int
+    finder: Callable[[str], list[tuple[int, int]]]
+
+
+def _norm_num(s: str) -> float:
+    return float(s.replace(",", ""))
+
+
+def _year(y: str) -> int:
+    v = int(y)
+    return v + 2000 if v < 100 else v
+
+
+def _dates_in(text: str) -> Iterator[tuple[int, int, tuple[int, int, int]]]:
+    for m in _DATE_NUMERIC.finditer(text):
+        if m.group(1):
+            key = (_year(m.group(3)), int(m.group(1)), int(m.group(2)))
+        else:
+            key = (int(m.group(4)), int(m.group(5)), int(m.group(6)))
+        yield m.start(), m.end(), key
+    for m in _DATE_WORDS.finditer(text):
+        if m.group(1):
+            key = (int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1)))
+        else:
+            key = (int(m.group(6)), _MONTHS[m.group(4).lower()], int(m.group(5)))
+        yield m.start(), m.end(), key
+
+
+def _find_literal(phrase: str) -> Callable[[str], list[tuple[int, int]]]:
+    words = phrase.split()
+    pattern = re.compile(r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
+    return lambda note: [(m.start(), m.end()) for m in pattern.finditer(note)]
+
+
+def _find_number(value: float) -> Callable[[str], list[tuple[int, int]]]:
+    def find(note: str) -> list[tuple[int, int]]:
+        return [(m.start(1), m.end(1)) for m in _NUMBER.finditer(note) if _norm_num(m.group(1)) == value] + [
+            (m.start(1), m.end(1)) for m in _MEASURE.finditer(note) if _norm_num(m.group(1)) == value
+        ]
+
+    return find
+
+
+def _find_measure(value: str, unit: str) -> Callable[[str], list[tuple[int, int]]]:
+    v = _norm_num(value)
+    u = unit.lower()
+
+    def find(note: str) -> list[tuple[int, int]]:
+        return [
+            (m.start(), m.end())
+            for m in _MEASURE.finditer(note)
+            if _norm_num(m.group(1)) == v and m.group(3).lower() == u
+        ]
+
+    return find
+
+
+def _find_date(key: tuple[int, int, int]) -> Callable[[str], list[tuple[int, int]]]:
+    return lambda note: [(s, e) for s, e, k in _dates_in(note) if k == key]
+
+
+def _candidates(answer: str) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for m in _QUOTED.finditer(answer):
+        g = 1 if m.group(1) is not None else 2
+        text = m.group(g).strip()
+        if text:
+            out.append(_Candidate("quote", text, m.start(g), m.end(g), _find_literal(text)))
+    for s, e, key in _dates_in(answer):
+        out.append(_Candidate("date", answer[s:e], s, e, _find_date(key)))
+    for m in _MEASURE.finditer(answer):
+        unit = m.group(3)
+        kind = "dose" if unit.lower() in _DOSE_UNITS else "value"
+        out.append(_Candidate(kind, m.group(0), m.start(), m.end(), _find_measure(m.group(1), unit)))
+    for m in _NUMBER.finditer(answer):
+        out.append(
+            _Candidate("number", m.group(1), m.start(1), m.end(1), _find_number(_norm_num(m.group(1))))
+        )
+    for m in _ABBREV.finditer(answer):
+        out.append(_Candidate("abbreviation", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
+    for m in _DRUG.finditer(answer):
+        out.append(_Candidate("drug", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
+    for m in _CAPWORD.finditer(answer):
+        if m.group(0) not in _COMMON:
+            out.append(_Candidate("term", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
+    return out
+
+
+def _drop_overlaps(cands: list[_Candidate]) -> list[_Candidate]:
+    """Keep the most specific candidate where they overlap (quote > date > dose/value > number > term)."""
+    rank = {
+        "quote": 0,
+        "date": 1,
+        "dose": 2,
+        "value": 2,
+        "abbreviation": 3,
+        "drug": 3,
+        "number": 4,
+        "term": 5,
+    }
+    kept: list[_Candidate] = []
+    for c in sorted(cands, key=lambda c: (rank[c.kind], c.start)):
+        if c.kind == "quote" or not any(k.start < c.end and c.start < k.end for k in kept):
+            kept.append(c)
+    return sorted(kept, key=lambda c: c.start)
+
+
+def check_grounding(answer: str, note: str) -> GroundingReport:
+    """Report which facts of ``answer`` occur in ``note``, with offsets for highlighting."""
+    spans = []
+    for c in _drop_overlaps(_candidates(answer)):
+        found = tuple(c.finder(note))
+        spans.append(GroundingSpan(c.kind, c.text, c.start, c.end, bool(found), found))
+    return GroundingReport(tuple(spans))

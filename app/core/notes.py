@@ -1,0 +1,72 @@
+"""Validating note text from any source (a file, stdin, a paste) before it reaches a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.core.errors import NoteError
+
+MAX_NOTE_CHARS = 200_000
+"""Far beyond any model's context (a 2,048-token LLaMA-1 holds ~8,000 characters); anything longer is
+almost certainly the wrong file, and would stall tokenization and the editor."""
+
+_MAX_FILE_BYTES = 4 * MAX_NOTE_CHARS  # UTF-8 is at most 4 bytes a character
+
+
+def _looks_binary(data: bytes) -> bool:
+    if b"\x00" in data[:65536]:
+        return True
+    sample = data[:8192]
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return bool(sample) and control / len(sample) > 0.05
+
+
+def validate_note(text: str, source: str = "note") -> str:
+    """Return the note ready for a prompt (line endings normalised, outer blank lines removed)."""
+    if not isinstance(text, str):
+        raise NoteError(f"{source}: expected text, got {type(text).__name__}")
+    if "\x00" in text:
+        raise NoteError(f"{source}: contains NUL characters; this looks like a binary file, not a note")
+    if len(text) > MAX_NOTE_CHARS:
+        raise NoteError(
+            f"{source}: {len(text):,} characters is over the {MAX_NOTE_CHARS:,}-character limit for one note"
+        )
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Outer whitespace carries no meaning and would change tokens at the template boundaries.
+    text = text.strip()
+    if not text:
+        raise NoteError(f"{source}: the note is empty (or only whitespace)")
+    return text
+
+
+def decode_note_bytes(data: bytes, source: str = "note") -> str:
+    if len(data) > _MAX_FILE_BYTES:
+        raise NoteError(
+            f"{source}: {len(data):,} bytes is far over the {MAX_NOTE_CHARS:,}-character limit for one note"
+        )
+    if _looks_binary(data):
+        raise NoteError(f"{source}: this is a binary file, not a plain-text note")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NoteError(
+            f"{source}: not valid UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the note as UTF-8 and try again"
+        ) from None
+    return validate_note(text, source)
+
+
+def read_note_file(path: str | Path) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise NoteError(f"note file not found: {p}")
+    if p.is_dir():
+        raise NoteError(f"{p} is a directory, not a note file")
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(_MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise NoteError(f"cannot read note file {p}: {exc.strerror or exc}") from None
+    return decode_note_bytes(data, str(p))

