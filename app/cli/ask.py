@@ -24,9 +24,7 @@ def read_note_arg(note: str) -> str:
     return read_note_file(note)
 
 
-def sampling_from_args(
-    args: argparse.Namespace, task_max: int, task_temp: float, seed: int
-) -> SamplingParams:
+def sampling_from_args(args: argparse.Namespace, task_max: int, task_temp: float, seed: int) -> SamplingParams:
     try:
         return SamplingParams(
             max_tokens=args.max_tokens if args.max_tokens is not None else task_max,
@@ -55,9 +53,7 @@ def print_metrics(result: RunResult, model_label: str, out: Any = sys.stderr) ->
             print("-- NOT found in the note (check these): " + "; ".join(g["unsupported"]), file=out)
 
 
-def ask(
-    args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]
-) -> int:
+def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]) -> int:
     try:
         task = get_task(args.task)
     except KeyError as exc:

@@ -116,9 +116,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="asclepius", description="Offline clinical-note assistant (Asclepius models, llama.cpp)."
-    )
+    p = _Parser(prog="asclepius", description="Offline clinical-note assistant (Asclepius models, llama.cpp).")
     p.add_argument("--version", action="version", version=f"asclepius-desk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
@@ -149,9 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--prompt-style", help="prompt style to use with this model")
     mi.add_argument("--set-default", action="store_true")
     info = msub.add_parser("info", help="metadata of a registered model or a GGUF path")
-    info.add_argument(
-        "model", nargs="?", help="sha256 prefix, file name or path (default: the default model)"
-    )
+    info.add_argument("model", nargs="?", help="sha256 prefix, file name or path (default: the default model)")
     info.add_argument("--json", action="store_true")
     ver = msub.add_parser("verify", help="recompute a model's sha256 and compare")
     ver.add_argument("model")

@@ -26,7 +26,9 @@ def _row(m: ModelInfo, default_sha: str) -> str:
     size = f"{m.size_bytes / 1e9:.2f} GB"
     params = f"{m.parameter_count / 1e9:.2f}B" if m.parameter_count else "?"
     mark = "*" if m.sha256 == default_sha else " "
-    return f"{mark} {m.short_sha}  {m.display_name:<60}  {m.architecture:<8} {params:>7} {size:>9}  ctx {m.context_length}"
+    return (
+        f"{mark} {m.short_sha}  {m.display_name:<60}  {m.architecture:<8} {params:>7} {size:>9}  ctx {m.context_length}"
+    )
 
 
 def models_command(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -67,9 +69,7 @@ def models_command(args: argparse.Namespace, ctx: CliContext) -> int:
     if action == "verify":
         info, ok = reg.verify(args.model, progress=_progress)
         if not ok:
-            raise ModelError(
-                f"{info.path}: sha256 does not match the registered {info.sha256} (file changed?)"
-            )
+            raise ModelError(f"{info.path}: sha256 does not match the registered {info.sha256} (file changed?)")
         print(f"ok: {info.file_name} sha256 {info.sha256}")
         return 0
     raise AssertionError(action)

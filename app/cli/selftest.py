@@ -34,8 +34,10 @@ def selftest(args: argparse.Namespace, ctx: CliContext,
                      SamplingParams(max_tokens=48))  # fmt: skip
     with ctx.engine(model) as engine:
         result = runner(lambda cancel: engine.ask(req, cancel=cancel))
-    print(f"answer ({result.finish_reason}, {result.completion_tokens} tokens, "
-          f"TTFT {result.ttft_s:.2f} s, {result.decode_tokens_per_s:.1f} tokens/s): {result.answer.strip()!r}")  # fmt: skip
+    print(
+        f"answer ({result.finish_reason}, {result.completion_tokens} tokens, TTFT {result.ttft_s:.2f} s, "
+        f"{result.decode_tokens_per_s:.1f} tokens/s): {result.answer.strip()!r}"
+    )
     problems = []
     if result.finish_reason not in (FinishReason.STOP, FinishReason.LENGTH):
         problems.append(f"the run ended with {result.finish_reason}: {result.error}")

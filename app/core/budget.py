@@ -52,18 +52,14 @@ class Budget:
 
     def refusal(self) -> ContextOverflowError:
         if self.note_room <= 0:
-            hint = (
-                "the instruction and answer reserve alone leave no room for a note: shorten the instruction "
-            )
+            hint = "the instruction and answer reserve alone leave no room for a note: shorten the instruction "
             hint += "or lower the maximum answer length"
         else:
             hint = (
                 f"shorten the note by about {self.overflow} tokens, lower the maximum answer length, "
                 "or ask for explicit truncation (--truncate)"
             )
-        return ContextOverflowError(
-            f"the prompt does not fit: {self.describe()} ({self.overflow} over); {hint}"
-        )
+        return ContextOverflowError(f"the prompt does not fit: {self.describe()} ({self.overflow} over); {hint}")
 
     def truncated_note_tokens(self) -> int:
         """Note tokens to keep when truncation was asked for; raises when nothing of the note fits."""

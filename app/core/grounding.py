@@ -156,9 +156,7 @@ def _candidates(answer: str) -> list[_Candidate]:
         kind = "dose" if unit.lower() in _DOSE_UNITS else "value"
         out.append(_Candidate(kind, m.group(0), m.start(), m.end(), _find_measure(m.group(1), unit)))
     for m in _NUMBER.finditer(answer):
-        out.append(
-            _Candidate("number", m.group(1), m.start(1), m.end(1), _find_number(_norm_num(m.group(1))))
-        )
+        out.append(_Candidate("number", m.group(1), m.start(1), m.end(1), _find_number(_norm_num(m.group(1)))))
     for m in _ABBREV.finditer(answer):
         out.append(_Candidate("abbreviation", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
     for m in _DRUG.finditer(answer):

@@ -92,9 +92,7 @@ def read_gguf(path: Path) -> dict[str, Any]:
         )
     ftype = meta.get("general.file_type")
     try:
-        ftype_name = (
-            LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else "unknown"
-        )
+        ftype_name = LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else "unknown"
     except ValueError:
         ftype_name = f"type {ftype}"
     n_params = sum(int(t.n_elements) for t in reader.tensors)
@@ -135,9 +133,7 @@ class Registry:
             data = json.loads(f.read_text(encoding="utf-8"))
             return {e["sha256"]: e for e in data["models"]}
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(
-                f"the model registry {f} is damaged ({exc}); move it aside to start afresh"
-            ) from None
+            raise ModelError(f"the model registry {f} is damaged ({exc}); move it aside to start afresh") from None
 
     def _save(self) -> None:
         write_private(
@@ -206,11 +202,7 @@ class Registry:
         return self._register(p, sha256_file(p, progress), style=prompt_style)
 
     def _info(self, e: dict[str, Any]) -> ModelInfo:
-        style = (
-            e.get("style_override")
-            or e.get("prompt_style")
-            or (DEMO_STYLE if e["is_demo"] else DEFAULT_STYLE)
-        )
+        style = e.get("style_override") or e.get("prompt_style") or (DEMO_STYLE if e["is_demo"] else DEFAULT_STYLE)
         return ModelInfo(
             path=e["path"],
             file_name=e["file_name"],
