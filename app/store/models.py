@@ -1,0 +1,235 @@
+"""The evaluation log's tables, in SQLAlchemy 2.0 typed style.
+
+These classes describe the schema at the newest migration (``app/store/migrations/versions``). The
+migrations, not ``metadata.create_all``, build and change real databases; a test compares the two so they
+cannot drift.
+
+Timestamps are timezone-aware UTC datetimes, stored as ISO 8601 text with a fixed width so that text order
+is time order (SQLite has no datetime type and SQLAlchemy's default drops the time zone).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Constraint names are part of the schema: Alembic batch migrations on SQLite need them to drop or alter.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("started", "finished", "interrupted")
+"""``started``: inserted before the engine runs; ``finished``: the engine returned (whatever the finish
+reason); ``interrupted``: the process that started it died before finishing (see ``db.mark_interrupted``)."""
+RATER_KINDS = ("human", "judge")
+"""A rating's source: a person, or a named automated judge (an LLM judge run by training/)."""
+CHOICES = ("A", "B", "tie", "both_bad")
+SIDES = ("left", "right")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetime <-> ``2026-11-24T08:05:00.000000+00:00`` (always 32 characters)."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the log stores timezone-aware UTC times only")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    chars: Mapped[int]
+    text: Mapped[str | None] = mapped_column(Text)
+    """NULL when the user chose hash-only storage (``AppConfig.store_note_text = False``)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    architecture: Mapped[str] = mapped_column(String(64))
+    quant: Mapped[str] = mapped_column(String(32))
+    parameter_count: Mapped[int | None]
+    context_length: Mapped[int]
+    size_bytes: Mapped[int]
+    prompt_style: Mapped[str] = mapped_column(String(64))
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Batch(Base):
+    """One ``asclepius batch`` invocation (added in revision 0002)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    input_name: Mapped[str] = mapped_column(String(255))
+    """The input file's name only (its directory may itself say something about a patient)."""
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    summary: Mapped[dict[str, Any] | None]
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('started', 'finished', 'interrupted')", name="status"),
+        # The latest runs of a task, newest first, is the app's main list: one index serves it.
+        Index("ix_runs_task_started_at", "task", "started_at"),
+        Index("ix_runs_started_at", "started_at"),
+        Index("ix_runs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="started")
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    task: Mapped[str] = mapped_column(String(64))
+    instruction: Mapped[str] = mapped_column(Text)
+    # sampling, known when the run starts
+    max_tokens: Mapped[int]
+    temperature: Mapped[float] = mapped_column(Float)
+    top_p: Mapped[float] = mapped_column(Float)
+    top_k: Mapped[int]
+    min_p: Mapped[float] = mapped_column(Float)
+    repeat_penalty: Mapped[float] = mapped_column(Float)
+    seed: Mapped[int]
+    requested_prompt_style: Mapped[str | None] = mapped_column(String(64))
+    truncate_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    params_hash: Mapped[str] = mapped_column(String(64))
+    """sha256 of every setting that shapes the answer; runs with equal model and params are comparable."""
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # known when it finishes
+    finished_at: Mapped[datetime | None]
+    answer: Mapped[str | None] = mapped_column(Text)
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    engine: Mapped[str | None] = mapped_column(String(64))
+    app_version: Mapped[str | None] = mapped_column(String(32))
+    presets_version: Mapped[str | None] = mapped_column(String(32))
+    prompt_style: Mapped[str | None] = mapped_column(String(64))
+    n_ctx: Mapped[int | None]
+    n_threads: Mapped[int | None]
+    prompt_tokens: Mapped[int | None]
+    reused_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    ttft_s: Mapped[float | None] = mapped_column(Float)
+    decode_tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    total_s: Mapped[float | None] = mapped_column(Float)
+    truncation: Mapped[dict[str, Any] | None]
+    grounding: Mapped[dict[str, Any] | None]
+    # revision 0002
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    resume_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    """sha256 of (model, params, note, task, instruction, batch item id): what a resumed batch skips."""
+
+    note: Mapped[Note] = relationship(lazy="raise")
+    model: Mapped[Model] = relationship(lazy="raise")
+
+
+class Rater(Base):
+    __tablename__ = "raters"
+    __table_args__ = (CheckConstraint("kind IN ('human', 'judge')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="human")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rating(Base):
+    """A score on the 4-point rubric. Re-rating keeps the old row with ``is_current`` false (history)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 1 AND 4", name="score"),
+        # One current rating per rater and run; any number of superseded ones.
+        Index(
+            "uq_ratings_current",
+            "run_id",
+            "rater_id",
+            unique=True,
+            sqlite_where=text("is_current = 1"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    hallucination: Mapped[bool] = mapped_column(Boolean, default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    corrected_answer: Mapped[str | None] = mapped_column(Text)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Comparison(Base):
+    """A blinded paired judgement of two runs of the same note and instruction."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        CheckConstraint("choice IN ('A', 'B', 'tie', 'both_bad')", name="choice"),
+        CheckConstraint("a_side IN ('left', 'right')", name="a_side"),
+        CheckConstraint("run_a_id != run_b_id", name="distinct_runs"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_a_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_b_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    a_side: Mapped[str] = mapped_column(String(8))
+    """Where run A was shown; B was on the other side (a position bias is measurable from this)."""
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    choice: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

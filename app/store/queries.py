@@ -1,0 +1,270 @@
+"""Read side of the log: filters and plain, frozen views a front end can hold without a session.
+
+Views are dataclasses, not ORM objects, so the desktop app can keep them in a list model after the
+session that read them is gone (a detached ORM object raises on the first lazy attribute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+
+from app.store.models import Comparison, Model, Note, Rater, Rating, Run
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs to list, count or export. Every field left as None matches everything."""
+
+    task: str | None = None
+    """Task name exactly as in ``resources.TASK_NAMES``."""
+    model: str | None = None
+    """A model's sha256 (or a prefix of 6+ hex digits) or its file name."""
+    rater: str | None = None
+    """Only runs this rater has a current rating for."""
+    since: datetime | None = None
+    """Runs started at or after this (aware) time."""
+    until: datetime | None = None
+    """Runs started before this (aware) time."""
+    status: str | None = None
+    note_sha256: str | None = None
+    batch_id: int | None = None
+    finished_only: bool = False
+    """Only finished runs that produced an answer (finish reason stop or length)."""
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"RunFilter.{name} must be timezone-aware, not {value!r}")
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        conds: list[Any] = []
+        if self.task is not None:
+            conds.append(Run.task == self.task)
+        if self.model is not None:
+            m = self.model.strip()
+            model_ids = select(Model.id).where(
+                or_(Model.file_name == m, Model.sha256 == m.lower(), Model.sha256.startswith(m.lower()))
+                if len(m) >= 6
+                else Model.file_name == m
+            )
+            conds.append(Run.model_id.in_(model_ids))
+        if self.rater is not None:
+            conds.append(
+                exists().where(
+                    Rating.run_id == Run.id,
+                    Rating.is_current.is_(True),
+                    Rating.rater_id == select(Rater.id).where(Rater.name == self.rater).scalar_subquery(),
+                )
+            )
+        if self.since is not None:
+            conds.append(Run.started_at >= self.since)
+        if self.until is not None:
+            conds.append(Run.started_at < self.until)
+        if self.status is not None:
+            conds.append(Run.status == self.status)
+        if self.note_sha256 is not None:
+            conds.append(Run.note_id == select(Note.id).where(Note.sha256 == self.note_sha256).scalar_subquery())
+        if self.batch_id is not None:
+            conds.append(Run.batch_id == self.batch_id)
+        if self.finished_only:
+            conds.append(and_(Run.status == "finished", Run.finish_reason.in_(("stop", "length"))))
+        return stmt.where(*conds) if conds else stmt
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    uuid: str
+    status: str
+    task: str
+    instruction: str
+    answer: str | None
+    finish_reason: str | None
+    error: str | None
+    model_sha256: str
+    model_file: str
+    model_name: str
+    model_quant: str
+    note_sha256: str
+    note_chars: int
+    started_at: datetime
+    finished_at: datetime | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    ttft_s: float | None
+    decode_tokens_per_s: float | None
+    total_s: float | None
+    params_hash: str
+    batch_id: int | None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    grounding: dict[str, Any] | None = None
+    truncation: dict[str, Any] | None = None
+    note_text: str | None = None
+    """Only filled by ``get_run`` (a list of runs never carries note text)."""
+
+
+@dataclass(frozen=True)
+class RatingView:
+    id: int
+    run_id: int
+    rater: str
+    rater_kind: str
+    score: int
+    hallucination: bool
+    comment: str | None
+    corrected_answer: str | None
+    is_current: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RaterView:
+    id: int
+    name: str
+    kind: str
+    ratings: int
+    """Current ratings given."""
+
+
+@dataclass(frozen=True)
+class ModelView:
+    id: int
+    sha256: str
+    file_name: str
+    name: str
+    architecture: str
+    quant: str
+    context_length: int
+    is_demo: bool
+    runs: int
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    id: int
+    run_a_id: int
+    run_b_id: int
+    a_side: str
+    rater: str
+    choice: str
+    comment: str | None
+    created_at: datetime
+
+
+RUN_COLUMNS = (
+    Run.id,
+    Run.uuid,
+    Run.status,
+    Run.task,
+    Run.instruction,
+    Run.answer,
+    Run.finish_reason,
+    Run.error,
+    Model.sha256.label("model_sha256"),
+    Model.file_name.label("model_file"),
+    Model.name.label("model_name"),
+    Model.quant.label("model_quant"),
+    Note.sha256.label("note_sha256"),
+    Note.chars.label("note_chars"),
+    Run.started_at,
+    Run.finished_at,
+    Run.prompt_tokens,
+    Run.completion_tokens,
+    Run.ttft_s,
+    Run.decode_tokens_per_s,
+    Run.total_s,
+    Run.params_hash,
+    Run.batch_id,
+    Run.max_tokens,
+    Run.temperature,
+    Run.top_p,
+    Run.top_k,
+    Run.min_p,
+    Run.repeat_penalty,
+    Run.seed,
+    Run.grounding,
+    Run.truncation,
+)
+SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+
+
+def runs_select(with_note_text: bool = False) -> Select[Any]:
+    cols = (*RUN_COLUMNS, Note.text.label("note_text")) if with_note_text else RUN_COLUMNS
+    return select(*cols).join(Model, Run.model_id == Model.id).join(Note, Run.note_id == Note.id)
+
+
+def run_view(row: Any) -> RunView:
+    m = row._mapping
+    sampling = {k: m[k] for k in SAMPLING_KEYS}
+    base = {k: m[k] for k in RunView.__dataclass_fields__ if k in m and k != "sampling"}
+    return RunView(**base, sampling=sampling)
+
+
+def rating_select() -> Select[Any]:
+    return select(
+        Rating.id,
+        Rating.run_id,
+        Rater.name.label("rater"),
+        Rater.kind.label("rater_kind"),
+        Rating.score,
+        Rating.hallucination,
+        Rating.comment,
+        Rating.corrected_answer,
+        Rating.is_current,
+        Rating.created_at,
+    ).join(Rater, Rating.rater_id == Rater.id)
+
+
+def rating_view(row: Any) -> RatingView:
+    return RatingView(**dict(row._mapping))
+
+
+def raters_select() -> Select[Any]:
+    counts = (
+        select(Rating.rater_id, func.count().label("n"))
+        .where(Rating.is_current.is_(True))
+        .group_by(Rating.rater_id)
+        .subquery()
+    )
+    return (
+        select(Rater.id, Rater.name, Rater.kind, func.coalesce(counts.c.n, 0).label("ratings"))
+        .outerjoin(counts, counts.c.rater_id == Rater.id)
+        .order_by(Rater.name)
+    )
+
+
+def models_select() -> Select[Any]:
+    counts = select(Run.model_id, func.count().label("n")).group_by(Run.model_id).subquery()
+    return (
+        select(
+            Model.id,
+            Model.sha256,
+            Model.file_name,
+            Model.name,
+            Model.architecture,
+            Model.quant,
+            Model.context_length,
+            Model.is_demo,
+            func.coalesce(counts.c.n, 0).label("runs"),
+        )
+        .outerjoin(counts, counts.c.model_id == Model.id)
+        .order_by(Model.name, Model.quant)
+    )
+
+
+def comparisons_select() -> Select[Any]:
+    return select(
+        Comparison.id,
+        Comparison.run_a_id,
+        Comparison.run_b_id,
+        Comparison.a_side,
+        Rater.name.label("rater"),
+        Comparison.choice,
+        Comparison.comment,
+        Comparison.created_at,
+    ).join(Rater, Comparison.rater_id == Rater.id)
