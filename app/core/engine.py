@@ -162,6 +162,16 @@ class LlamaCppEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def evaluated_tokens(self) -> int:
+        """Tokens whose KV state is in the context now (a cancelled prompt leaves fewer than it had)."""
+        return self._llm.n_tokens
+
+    def is_control_token(self, token: int) -> bool:
+        """True for BOS/EOS/EOT and other control tokens (what user text must never produce)."""
+        return bool(llama_cpp.llama_vocab_is_control(self._vocab, token) or
+                    llama_cpp.llama_vocab_is_eog(self._vocab, token))  # fmt: skip
+
     def _should_abort(self, _data: ctypes.c_void_p) -> bool:
         ev = self._cancel
         return ev is not None and ev.is_set()
@@ -189,7 +199,9 @@ class LlamaCppEngine:
         return self._tok(text, bos=False, special=special)
 
     def tokenize_prompt(self, style: PromptStyle, note: str, instruction: str) -> PromptTokens:
-        segments = _move_trailing_spaces(style.segments(note, instruction))
+        # Outer whitespace of user text would merge with the template's newlines and change tokens at the
+        # boundary; it carries no meaning, so it is dropped here, the one place every caller goes through.
+        segments = _move_trailing_spaces(style.segments(note.strip(), instruction.strip()))
         pieces: list[list[int]] = []
         prev = ""
         for i, seg in enumerate(segments):

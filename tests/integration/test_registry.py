@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from app.core.config import Paths
+from app.core.errors import ModelError
+from app.core.registry import Registry, read_gguf
+
+
+def _write_gguf(path, arch="gpt2", ctx=1024):
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name("toy")
+    w.add_context_length(ctx)
+    w.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_demo_model_is_registered_with_metadata_and_label(demo_model, paths):
+    assert demo_model.is_demo and "not trained for clinical tasks" in demo_model.display_name
+    assert demo_model.architecture == "gemma3"
+    assert demo_model.file_type == "Q4_K_M"
+    assert demo_model.context_length == 32768
+    assert 250e6 < demo_model.parameter_count < 300e6
+    assert demo_model.prompt_style == "plain-qa"
+    assert stat.S_IMODE(os.stat(demo_model.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(paths.registry_file).st_mode) == 0o600
+    # A second registry reads it back without re-assembling or re-hashing.
+    again = Registry(paths).resolve(None)
+    assert again == demo_model
+
+
+def test_import_hashes_once_and_verify_detects_changes(tmp_path):
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    model = _write_gguf(tmp_path / "toy.gguf", arch="llama")
+    reg = Registry(paths)
+    calls = []
+    info = reg.import_model(model, progress=lambda d, t: calls.append(d))
+    assert calls, "the sha256 is computed with progress"
+    assert info.prompt_style == "asclepius" and info.context_length == 1024
+    calls.clear()
+    assert reg.import_model(model, progress=lambda d, t: calls.append(d)) == info
+    assert calls == [], "unchanged (path, size, mtime) reuses the cached sha256"
+    assert reg.verify(info.sha256[:10])[1] is True
+    with model.open("r+b") as fh:  # same size, different bytes, mtime restored: only verify can tell
+        st = os.stat(model)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(b"\x01")
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert reg.verify(info.sha256[:10])[1] is False
+    saved = json.loads(paths.registry_file.read_text())
+    assert saved["models"][0]["verified"] is False
+
+
+def test_prompt_style_override_persists(tmp_path):
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    info = Registry(paths).import_model(_write_gguf(tmp_path / "m.gguf", arch="llama"))
+    Registry(paths).set_prompt_style(info.sha256, "plain-qa")
+    assert Registry(paths).find(info.sha256).prompt_style == "plain-qa"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p, "not found"),
+        (lambda p: (p.write_text("just some text, not a model"), p)[1], "not a GGUF file"),
+        (lambda p: (p.write_bytes(b"GGUF\x03\x00\x00\x00garbage"), p)[1], "damaged or truncated"),
+        (lambda p: _write_gguf(p, arch="gpt2"), "architecture 'gpt2' is not supported"),
+    ],
+    ids=["missing", "text-file", "garbage-header", "unsupported-arch"],
+)
+def test_bad_model_files_are_refused_specifically(tmp_path, make, message):
+    path = make(tmp_path / "model.gguf")
+    with pytest.raises(ModelError, match=message):
+        read_gguf(path)
+
+
+def test_truncated_gguf_is_caught_before_llama_cpp(tmp_path, demo_model):
+    cut = tmp_path / "cut.gguf"
+    with open(demo_model.path, "rb") as src, cut.open("wb") as dst:
+        dst.write(src.read(40 << 20))
+    with pytest.raises(ModelError, match="truncated"):
+        read_gguf(cut)
+
+
+def test_damaged_registry_file_is_reported(tmp_path):
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    paths.data_dir.mkdir()
+    paths.registry_file.write_text("[]")
+    with pytest.raises(ModelError, match="damaged"):
+        Registry(paths)

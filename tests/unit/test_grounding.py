@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from app.core.grounding import check_grounding
+
+NOTE = """Admitted 03/14/2026 with pneumonia. Creatinine on admission was 1.9 mg/dL (baseline 1.0 mg/dL).
+Started on ceftriaxone 1 g IV daily and azithromycin 500 mg daily. History of COPD and HTN.
+Discharged on March 19, 2026 on amoxicillin-clavulanate 875 mg BID. WBC 14,200."""
+
+
+def _by_text(report):
+    return {s.text: s for s in report.spans}
+
+
+def test_supported_facts_carry_note_offsets():
+    answer = "Creatinine was 1.9 mg/dL on 03/14/2026; he received ceftriaxone 1 g for his COPD."
+    r = _by_text(check_grounding(answer, NOTE))
+    for text in ("1.9 mg/dL", "03/14/2026", "ceftriaxone", "1 g", "COPD"):
+        span = r[text]
+        assert span.found, text
+        start, end = span.note_spans[0]
+        assert NOTE[start:end].lower().replace(" ", "") == text.lower().replace(" ", "")
+        assert answer[span.answer_start : span.answer_end] == text
+
+
+def test_hallucinated_numbers_doses_drugs_and_abbreviations_are_flagged():
+    answer = "He was given warfarin 5 mg; creatinine 2.4 mg/dL; known CHF."
+    r = check_grounding(answer, NOTE)
+    assert {s.text for s in r.unsupported} == {"warfarin", "5 mg", "2.4 mg/dL", "CHF"}
+    assert r.summary()["supported"] == 0
+
+
+def test_same_number_with_a_different_unit_is_not_support():
+    r = _by_text(check_grounding("azithromycin 500 mcg", NOTE))
+    assert r["azithromycin"].found
+    assert not r["500 mcg"].found
+
+
+def test_numbers_match_whole_numbers_only_and_ignore_grouping():
+    r = _by_text(check_grounding("WBC 14200 and 9 tablets", NOTE))
+    assert r["14200"].found  # 14,200 in the note
+    r2 = _by_text(check_grounding("a value of 9", NOTE))
+    assert not r2["9"].found  # "9" occurs only inside 1.9 and 19
+
+
+def test_dates_match_across_formats():
+    r = _by_text(check_grounding("Discharge was on 3/19/2026, admission on 14 March 2026.", NOTE))
+    assert r["3/19/2026"].found
+    assert r["14 March 2026"].found
+    assert not check_grounding("Seen on 04/02/2026.", NOTE).spans[0].found
+
+
+def test_quoted_phrases_are_checked_verbatim_modulo_spacing_and_case():
+    r = _by_text(check_grounding('The note says "started on  CEFTRIAXONE" and "started on vancomycin".', NOTE))
+    assert r["started on  CEFTRIAXONE"].found
+    assert not r["started on vancomycin"].found
+
+
+def test_answer_without_checkable_facts_has_an_empty_report():
+    r = check_grounding("the patient improved and went home.", NOTE)
+    assert r.spans == () and r.summary() == {"checked": 0, "supported": 0, "unsupported": []}
