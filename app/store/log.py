@@ -23,7 +23,7 @@ import json
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -314,32 +314,44 @@ class EvalLog:
         at: datetime | None = None,
     ) -> int:
         """Rate a finished run on the 4-point rubric; an earlier rating by the same rater becomes history."""
-        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
-            raise UsageError(f"a rating is 1, 2, 3 or 4 on the rubric, not {score!r}")
         with db.translated(self.path), self._write.begin() as s:
-            rid = self._run_id(s, run)
-            status = s.scalar(select(Run.status).where(Run.id == rid))
-            if status != "finished":
-                raise UsageError(f"run {run!r} is {status}; only finished runs can be rated")
-            rater_id = self._rater_id(s, rater, rater_kind)
-            s.execute(
-                update(Rating)
-                .where(Rating.run_id == rid, Rating.rater_id == rater_id, Rating.is_current.is_(True))
-                .values(is_current=False)
-            )
-            r = Rating(
-                run_id=rid,
-                rater_id=rater_id,
-                score=score,
-                hallucination=bool(hallucination),
-                comment=comment or None,
-                corrected_answer=corrected_answer or None,
-                is_current=True,
-                created_at=at or utcnow(),
-            )
-            s.add(r)
-            s.flush()
-            return r.id
+            rating = NewRating(run, rater, score, hallucination, comment, corrected_answer, rater_kind, at)
+            return self.add_rating_in(s, rating)
+
+    def add_rating_in(self, s: Session, r: NewRating) -> int:
+        """``add_rating`` inside the caller's transaction (an import adds many at once)."""
+        if isinstance(r.score, bool) or not isinstance(r.score, int) or not 1 <= r.score <= 4:
+            raise UsageError(f"a rating is 1, 2, 3 or 4 on the rubric, not {r.score!r}")
+        rid = self._run_id(s, r.run)
+        status = s.scalar(select(Run.status).where(Run.id == rid))
+        if status != "finished":
+            raise UsageError(f"run {r.run!r} is {status}; only finished runs can be rated")
+        rater_id = self._rater_id(s, r.rater, r.rater_kind)
+        s.execute(
+            update(Rating)
+            .where(Rating.run_id == rid, Rating.rater_id == rater_id, Rating.is_current.is_(True))
+            .values(is_current=False)
+        )
+        row = Rating(
+            run_id=rid,
+            rater_id=rater_id,
+            score=r.score,
+            hallucination=bool(r.hallucination),
+            comment=r.comment or None,
+            corrected_answer=r.corrected_answer or None,
+            is_current=True,
+            created_at=r.at or utcnow(),
+        )
+        s.add(row)
+        s.flush()
+        return row.id
+
+    def write_session(self) -> Any:
+        """A write-locked transaction for bulk work: ``with log.write_session() as s: ...``."""
+        return _Translated(self.path, self._write.begin())
+
+    def read_session(self) -> Any:
+        return _Translated(self.path, self._read())
 
     def add_comparison(
         self,
@@ -448,6 +460,33 @@ class EvalLog:
             return [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
 
 
+@dataclass(frozen=True)
+class NewRating:
+    run: RunRef
+    rater: str
+    score: int
+    hallucination: bool = False
+    comment: str | None = None
+    corrected_answer: str | None = None
+    rater_kind: str = "human"
+    at: datetime | None = None
+
+
+class _Translated:
+    """A session context whose SQLite errors come out as StoreError."""
+
+    def __init__(self, path: Path, inner: Any) -> None:
+        self.path, self.inner = path, inner
+
+    def __enter__(self) -> Session:
+        with db.translated(self.path):
+            return self.inner.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        with db.translated(self.path):
+            return self.inner.__exit__(*exc)
+
+
 def _parse_time(value: str) -> datetime:
     t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if t.tzinfo is None:
@@ -455,4 +494,4 @@ def _parse_time(value: str) -> datetime:
     return t
 
 
-__all__ = ["EvalLog", "RunRef", "params_hash", "resume_key"]
+__all__ = ["EvalLog", "NewRating", "RunRef", "params_hash", "resume_key"]
