@@ -163,7 +163,13 @@ def paired_test(log: EvalLog, model_a: str, model_b: str, filters: RunFilter | N
     a = np.array([np.mean(per_model[model_a][k]) for k in common])
     b = np.array([np.mean(per_model[model_b][k]) for k in common])
     t_stat = t_p = w_stat = w_p = math.nan
-    if len(common) >= 2 and np.any(a != b):
+    d = a - b
+    if len(common) >= 2 and np.any(d != 0) and np.all(d == d[0]):
+        # Every item differs by the same amount: zero variance, so t is infinite and p is 0.
+        t_stat, t_p = math.copysign(math.inf, float(d[0])), 0.0
+        w = sps.wilcoxon(a, b)
+        w_stat, w_p = float(w.statistic), float(w.pvalue)
+    elif len(common) >= 2 and np.any(d != 0):
         t = sps.ttest_rel(a, b)
         t_stat, t_p = float(t.statistic), float(t.pvalue)
         w = sps.wilcoxon(a, b)

@@ -1,0 +1,211 @@
+"""``asclepius log``: export, import-ratings, stats.
+
+The log is opened before anything else happens, so an unusable location is reported at once (exit 6).
+Exported files may hold note text (patient data): they are created readable by the user alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from app.core.errors import UsageError
+
+
+def open_log(args: argparse.Namespace) -> Any:
+    from app.core.config import Paths, database_path, load_config
+    from app.store import EvalLog
+
+    paths = Paths.default()
+    try:
+        config = load_config(paths)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = Path(args.db) if getattr(args, "db", None) else database_path(paths, config)
+    return EvalLog.open(path, store_note_text=config.store_note_text)
+
+
+def parse_time(value: str) -> datetime:
+    """``2026-11-24`` or an ISO 8601 time; without a zone it is taken as UTC."""
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or ISO 8601 time: {value!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def task_name(value: str) -> str:
+    from resources import get_task
+
+    try:
+        return get_task(value).name
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0])) from None
+
+
+def filters_from(args: argparse.Namespace) -> Any:
+    from app.store import RunFilter
+
+    return RunFilter(task=args.task, model=args.model, rater=args.rater, since=args.since, until=args.until)
+
+
+@contextmanager
+def private_output(path: str | None) -> Any:
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        yield fh
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app.store.export import export
+
+    with open_log(args) as log, private_output(args.output) as out:
+        n = export(
+            log,
+            out,
+            args.format,
+            kind=args.kind,
+            filters=filters_from(args),
+            include_note_text=not args.no_note_text,
+            history=args.history,
+        )
+    print(f"-- exported {n:,} {args.kind}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.store.ratings_import import import_ratings
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    with open_log(args) as log:
+        report = import_ratings(log, path, default_rater=args.rater)
+    for line, problem in report.errors:
+        print(f"{path.name}: line {line}: {problem}", file=sys.stderr)
+    print(
+        f"-- imported {report.imported} ratings, {report.unchanged} unchanged, {len(report.errors)} rows rejected",
+        file=sys.stderr,
+    )
+    return 0 if report.ok else UsageError.exit_code
+
+
+def _f(x: float, digits: int = 2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def print_stats(res: dict[str, Any], out: TextIO) -> None:
+    print("Mean human score per model and task (95% bootstrap interval; a run's score is its raters' mean)", file=out)
+    for m in res["means"]:
+        print(
+            f"  {m.model}  {m.task}: {_f(m.mean)} [{_f(m.low)}, {_f(m.high)}]  runs {m.runs}, ratings {m.ratings}",
+            file=out,
+        )
+    if not res["means"]:
+        print("  (no human ratings match)", file=out)
+    ag = res["agreement"]
+    print(
+        f"Inter-rater agreement (Krippendorff's alpha, ordinal): {_f(ag.alpha, 3)} over {ag.runs} doubly rated "
+        f"runs, {ag.raters} raters",
+        file=out,
+    )
+    if res["paired"] is not None:
+        p = res["paired"]
+        print(
+            f"Paired comparison on {p.items} shared items: {p.model_a} {_f(p.mean_a)} vs {p.model_b} {_f(p.mean_b)}, "
+            f"difference {_f(p.mean_diff)}; paired t = {_f(p.t_stat, 3)} (p = {_f(p.t_p, 4)}), "
+            f"Wilcoxon W = {_f(p.wilcoxon_stat, 1)} (p = {_f(p.wilcoxon_p, 4)})",
+            file=out,
+        )
+    print("Win rates from blinded comparisons ((wins + ties/2) / decided; 'both bad' not counted)", file=out)
+    for w in res["wins"]:
+        print(
+            f"  {w.model}: {_f(w.win_rate)}  ({w.wins} won, {w.losses} lost, {w.ties} tied, {w.both_bad} both bad)",
+            file=out,
+        )
+    if not res["wins"]:
+        print("  (no comparisons match)", file=out)
+    for c in res["judges"]:
+        print(
+            f"Judge {c.judge} vs human mean on {c.runs} runs: Spearman {_f(c.spearman, 3)} "
+            f"(p = {_f(c.spearman_p, 4)}), Pearson {_f(c.pearson, 3)}, exact agreement {_f(c.exact_agreement)}",
+            file=out,
+        )
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from app.store import stats
+
+    with open_log(args) as log:
+        f = filters_from(args)
+        res = {
+            "means": stats.mean_scores(log, f),
+            "agreement": stats.agreement(log, f),
+            "paired": stats.paired_test(log, args.compare[0], args.compare[1], f) if args.compare else None,
+            "wins": stats.win_rates(log, f),
+            "judges": stats.judge_correlation(log, f),
+        }
+    if args.json:
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            if v is None:
+                return None
+            d = asdict(v)
+            return {k: None if isinstance(x, float) and not math.isfinite(x) else x for k, x in d.items()}
+
+        print(json.dumps({k: plain(v) for k, v in res.items()}, indent=2))
+    else:
+        print_stats(res, sys.stdout)
+    return 0
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    _db_arg(p)
+    p.add_argument("--task", type=task_name, help="task name or short name (ner, qa, ...)")
+    p.add_argument("--model", help="model file name or sha256 (6+ leading hex digits)")
+    p.add_argument("--rater", help="only runs this rater has rated (and only their ratings)")
+    p.add_argument("--since", type=parse_time, help="runs started at or after (YYYY-MM-DD or ISO time; UTC)")
+    p.add_argument("--until", type=parse_time, help="runs started before (YYYY-MM-DD or ISO time; UTC)")
+
+
+def register(subparsers: Any) -> None:
+    log = subparsers.add_parser("log", help="the evaluation log: export, import ratings, statistics")
+    sub = log.add_subparsers(dest="log_command", required=True, metavar="{export,import-ratings,stats}")
+
+    e = sub.add_parser("export", help="write runs or ratings as CSV or JSON Lines")
+    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    e.add_argument("--kind", choices=("runs", "ratings"), default="runs", help="one row per run, or per rating")
+    e.add_argument("--history", action="store_true", help="with --kind ratings: superseded ratings too")
+    e.add_argument("--no-note-text", action="store_true", help="leave note text out (hash and length stay)")
+    e.add_argument("-o", "--output", help="output file (default: standard output); created mode 0600")
+    _filter_args(e)
+    e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import-ratings", help="read ratings made outside the app, matched by run id")
+    i.add_argument("file", help="CSV (header line) or .jsonl with run_id, score and optionally rater, ...")
+    i.add_argument("--rater", help="rater for rows without a rater column")
+    _db_arg(i)
+    i.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("stats", help="mean scores, paired tests, agreement, win rates, judge correlation")
+    s.add_argument("--compare", nargs=2, metavar=("MODEL_A", "MODEL_B"), help="paired test of two models")
+    s.add_argument("--json", action="store_true")
+    _filter_args(s)
+    s.set_defaults(func=cmd_stats)
