@@ -1,0 +1,175 @@
+"""Reading a Hugging Face checkpoint directory without loading it: config, files, tensor metadata.
+
+Tensors are read one at a time. Each read opens its file afresh and drops the mapping afterwards, so
+the pages of a multi-gigabyte shard that one tensor touched do not stay resident (a mapping kept open
+for the whole run would let RSS climb towards the shard size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantize.errors import QuantizeError
+
+GGUF_MAGIC = b"GGUF"
+_HASH_CHUNK = 8 << 20  # 8 MiB: large enough that hashing runs at disk speed, small enough to stay in cache
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    """Source dtype as torch names it without the prefix: ``float32``, ``float16``, ``bfloat16``."""
+    file: Path
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: dict[str, Any]
+    weight_files: list[Path]
+    tensors: dict[str, TensorMeta] = field(default_factory=dict)
+
+    @property
+    def format(self) -> str:
+        return "safetensors" if self.weight_files[0].suffix == ".safetensors" else "bin"
+
+    def source_files(self) -> list[Path]:
+        """Every file whose content determines the GGUF: config, tokenizer files and weights."""
+        names = ["config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json"]
+        extra = [self.path / n for n in names if (self.path / n).is_file()]
+        return extra + self.weight_files
+
+
+def is_gguf_file(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        return fh.read(4) == GGUF_MAGIC
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _weight_files(path: Path) -> list[Path]:
+    for stem, ext in (("model", "safetensors"), ("pytorch_model", "bin")):
+        index = path / f"{stem}.{ext}.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            files = [path / f for f in sorted(set(weight_map.values()))]
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise QuantizeError(f"{index.name} names shards that are missing: {', '.join(missing)}")
+            return files
+        single = path / f"{stem}.{ext}"
+        if single.is_file():
+            return [single]
+    found = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
+    return found
+
+
+def open_checkpoint(path: Path) -> Checkpoint:
+    """Check the directory is a complete HF checkpoint and index its tensors (metadata only)."""
+    path = Path(path)
+    if is_gguf_file(path) or path.suffix == ".gguf":
+        raise QuantizeError(
+            f"{path} is already a GGUF file; convert takes a Hugging Face checkpoint directory "
+            "(use `asclepius quantize quantize` to change a GGUF's type)"
+        )
+    if not path.is_dir():
+        raise QuantizeError(f"{path}: not a directory (expected a Hugging Face checkpoint directory)")
+    problems = []
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        problems.append("config.json is missing")
+    if not (path / "tokenizer.model").is_file() and not (path / "tokenizer.json").is_file():
+        problems.append("no tokenizer: expected tokenizer.model (SentencePiece) or tokenizer.json (BPE)")
+    files = _weight_files(path)
+    if not files:
+        problems.append("no weights: expected *.safetensors or pytorch_model*.bin (with an index if sharded)")
+    if problems:
+        raise QuantizeError(f"{path} is not a complete checkpoint: " + "; ".join(problems))
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise QuantizeError(f"{config_path}: not valid JSON ({exc})") from None
+    ckpt = Checkpoint(path, config, files)
+    for f in files:
+        for meta in _read_metas(f):
+            if meta.name in ckpt.tensors:
+                raise QuantizeError(
+                    f"tensor {meta.name} appears in both {ckpt.tensors[meta.name].file.name} and {f.name}"
+                )
+            ckpt.tensors[meta.name] = meta
+    return ckpt
+
+
+def _read_metas(f: Path) -> list[TensorMeta]:
+    if f.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(f), framework="pt") as sf:
+            out = []
+            for name in sf.keys():  # noqa: SIM118 - safe_open has keys() but is not a mapping
+                sl = sf.get_slice(name)
+                out.append(TensorMeta(name, tuple(sl.get_shape()), _st_dtype(sl.get_dtype()), f))
+            return out
+    state = _torch_load(f)
+    return [TensorMeta(k, tuple(v.shape), str(v.dtype).removeprefix("torch."), f) for k, v in state.items()]
+
+
+_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64"}
+
+
+def _st_dtype(code: str) -> str:
+    return _ST_DTYPES.get(code, code.lower())
+
+
+def _torch_load(f: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        # mmap: tensors stay on disk until touched; weights_only: a checkpoint must not run code.
+        return torch.load(f, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as exc:
+        raise QuantizeError(f"{f.name}: cannot read as a PyTorch checkpoint ({exc})") from None
+
+
+def load_tensor(meta: TensorMeta) -> Any:
+    """One tensor as a torch tensor owning its memory (the file mapping is dropped on return)."""
+    if meta.file.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(meta.file), framework="pt") as sf:
+            return sf.get_tensor(meta.name).clone()
+    state = _torch_load(meta.file)
+    t = state[meta.name].clone()
+    del state
+    return t
+
+
+def hash_sources(ckpt: Checkpoint, on_file: Callable[[Path], None] | None = None) -> dict[str, str]:
+    out = {}
+    for f in ckpt.source_files():
+        if on_file:
+            on_file(f)
+        out[f.name] = sha256_file(f)
+    return out

@@ -1,0 +1,324 @@
+"""Proving a GGUF computes what its HF checkpoint computes: logits, greedy text, tokenizer, perplexity.
+
+Tolerances are on ``max |logit_gguf - logit_hf| / max |logit_hf|`` over every position of every prompt:
+
+* F32 (``1e-4``): both sides compute in float32 from the same float32 weights (and the llama.cpp K/V cache
+  is set to F32 for the check); what differs is summation order (ggml's blocked SIMD dot products vs.
+  torch's GEMM) and ggml's own RMSNorm/softmax/rope kernels. Those are float32 rounding effects, ~1e-7
+  relative per op (measured 7e-7 on the 2-layer test models), growing with depth; a conversion bug (a
+  wrong Q/K permutation, a swapped tensor, a missing norm) moves logits by O(1).
+* F16 (``2e-2``): every weight is rounded to 11 significant bits (relative error up to 2^-11 = 4.9e-4), and
+  ggml's CPU matmul rounds the activations to F16 too before the dot product; the two errors compound
+  through every layer and the final projection over the vocabulary (measured 1.3e-3 on 2 layers). 2e-2
+  leaves room for that on 32-layer models while still failing on any layout error, 50x larger.
+
+Greedy continuations (32 tokens) must be identical at both precisions. When they are not, the report gives
+the step and HF's top-1/top-2 margin there, so a near-tie can be told from a real divergence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantize.errors import QuantizeError
+
+TOLERANCES = {"ALL_F32": 1e-4, "MOSTLY_F16": 2e-2, "MOSTLY_BF16": 4e-2}
+"""BF16 keeps 8 significant bits (2^-8 = 3.9e-3 relative per weight): twice F16's tolerance."""
+GREEDY_TOKENS = 32
+GGML_TYPE_F32 = 0
+Log = Callable[[str], None]
+
+
+def _need_extra() -> None:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise QuantizeError("verify needs the quantize extra: pip install 'asclepius-desk[quantize]'") from None
+
+
+def load_llama(path: Path, n_ctx: int = 512, logits_all: bool = True, vocab_only: bool = False) -> Any:
+    from llama_cpp import Llama
+
+    return Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
+        logits_all=logits_all,
+        vocab_only=vocab_only,
+        n_threads=None,
+        verbose=False,
+        seed=0,
+        # llama.cpp keeps K/V in F16 by default, which alone costs ~5e-4 relative: verification
+        # compares the weights' conversion, so the cache must not add its own rounding.
+        type_k=GGML_TYPE_F32,
+        type_v=GGML_TYPE_F32,
+    )
+
+
+def gguf_logits(llm: Any, ids: Sequence[int]) -> Any:
+    import numpy as np
+
+    llm.reset()
+    llm.eval(list(ids))
+    return np.array(llm.scores[: len(ids)], dtype=np.float32)
+
+
+def hf_logits(model: Any, ids: Sequence[int]) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([list(ids)])).logits[0].float().numpy()
+
+
+def greedy_gguf(llm: Any, ids: Sequence[int], n: int = GREEDY_TOKENS) -> list[int]:
+    import numpy as np
+
+    llm.reset()
+    llm.eval(list(ids))
+    out = []
+    for _ in range(n):
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        out.append(tok)
+        llm.eval([tok])
+    return out
+
+
+def greedy_hf(model: Any, ids: Sequence[int], n: int = GREEDY_TOKENS) -> tuple[list[int], list[float]]:
+    """Greedy tokens (EOS not special: both sides run the full n) and the top-1/top-2 margin per step."""
+    import torch
+
+    out, margins = [], []
+    with torch.no_grad():
+        res = model(torch.tensor([list(ids)]), use_cache=True)
+        for _ in range(n):
+            logits = res.logits[0, -1].float()
+            top = torch.topk(logits, 2)
+            tok = int(top.indices[0])
+            out.append(tok)
+            margins.append(float(top.values[0] - top.values[1]))
+            res = model(torch.tensor([[tok]]), past_key_values=res.past_key_values, use_cache=True)
+    return out, margins
+
+
+@dataclass
+class PromptCheck:
+    label: str
+    n_tokens: int
+    rel_err: float
+    max_abs: float
+    argmax_agree: float
+    greedy_equal: bool
+    first_diff: int | None = None
+    margin_at_diff: float | None = None
+
+
+@dataclass
+class NumericsReport:
+    gguf: Path
+    file_type: str
+    tolerance: float
+    prompts: list[PromptCheck] = field(default_factory=list)
+
+    @property
+    def worst(self) -> float:
+        return max((p.rel_err for p in self.prompts), default=math.inf)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.prompts) and self.worst <= self.tolerance and all(p.greedy_equal for p in self.prompts)
+
+    def format(self) -> str:
+        lines = [f"numerics: {self.gguf.name} ({self.file_type}), tolerance {self.tolerance:g} (max|diff|/max|logit|)"]
+        for p in self.prompts:
+            g = (
+                "greedy identical"
+                if p.greedy_equal
+                else (f"greedy differs at step {p.first_diff} (HF top-2 margin {p.margin_at_diff:.4g})")
+            )
+            lines.append(
+                f"  {p.label:<24} {p.n_tokens:>4} tok  rel {p.rel_err:.2e}  max|diff| {p.max_abs:.3e}  "
+                f"argmax agree {p.argmax_agree:.1%}  {g}"
+            )
+        lines.append(f"  => {'PASS' if self.ok else 'FAIL'} (worst {self.worst:.2e})")
+        return "\n".join(lines)
+
+
+def file_type_name(path: Path) -> str:
+    import gguf
+
+    from quantize.gguf_io import inspect_gguf
+
+    ft = inspect_gguf(path).metadata.get("general.file_type", 0)
+    return gguf.LlamaFileType(ft).name
+
+
+def load_hf(checkpoint: Path, dtype: str = "float32") -> tuple[Any, Any]:
+    _need_extra()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        checkpoint, dtype=getattr(torch, dtype), attn_implementation="eager"
+    ).eval()
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    return model, tok
+
+
+def verify_numerics(
+    checkpoint: Path,
+    gguf_path: Path,
+    prompts: Sequence[tuple[str, str]],
+    max_tokens: int = 128,
+    hf: tuple[Any, Any] | None = None,
+    tolerance: float | None = None,
+    greedy_tokens: int = GREEDY_TOKENS,
+) -> NumericsReport:
+    """Compare logits and greedy continuations on each ``(label, text)`` prompt (BOS + text, truncated)."""
+    import numpy as np
+
+    model, tok = hf or load_hf(checkpoint)
+    ftype = file_type_name(gguf_path)
+    tol = tolerance if tolerance is not None else TOLERANCES.get(ftype)
+    if tol is None:
+        raise QuantizeError(
+            f"{gguf_path.name} is {ftype}: numerics are checked on F32/F16/BF16 files; "
+            "use perplexity for quantized ones"
+        )
+    report = NumericsReport(gguf_path, ftype, tol)
+    llm = load_llama(gguf_path, n_ctx=max_tokens + greedy_tokens + 8)
+    for label, text in prompts:
+        ids = [tok.bos_token_id, *tok(text, add_special_tokens=False).input_ids][:max_tokens]
+        a, b = hf_logits(model, ids), gguf_logits(llm, ids)
+        diff = float(np.abs(a - b).max())
+        rel = diff / max(float(np.abs(a).max()), 1e-12)
+        agree = float((a.argmax(-1) == b.argmax(-1)).mean())
+        g_hf, margins = greedy_hf(model, ids, greedy_tokens)
+        g_gg = greedy_gguf(llm, ids, greedy_tokens)
+        first = next((i for i, (x, y) in enumerate(zip(g_hf, g_gg, strict=True)) if x != y), None)
+        report.prompts.append(
+            PromptCheck(
+                label,
+                len(ids),
+                rel,
+                diff,
+                agree,
+                first is None,
+                first,
+                margins[first] if first is not None else None,
+            )
+        )
+    return report
+
+
+@dataclass
+class ParityReport:
+    n_notes: int
+    n_tokens: int
+    mismatches: list[tuple[str, int, list[int], list[int]]] = field(default_factory=list)
+    """(source, first differing position, HF ids around it, llama.cpp ids around it)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.n_notes > 0 and not self.mismatches
+
+    def format(self, tok: Any | None = None) -> str:
+        lines = [
+            f"tokenizer parity: {self.n_notes} notes, {self.n_tokens:,} tokens, "
+            f"{len(self.mismatches)} mismatching notes => {'PASS' if self.ok else 'FAIL'}"
+        ]
+        for src, pos, a, b in self.mismatches[:5]:
+            extra = ""
+            if tok is not None:
+                extra = f"  HF {tok.convert_ids_to_tokens(a)!r} vs llama.cpp {tok.convert_ids_to_tokens(b)!r}"
+            lines.append(f"  {src}: first difference at token {pos}: HF {a} vs llama.cpp {b}{extra}")
+        return "\n".join(lines)
+
+
+def tokenizer_parity(tok: Any, gguf_path: Path, notes: Sequence[tuple[str, str]]) -> ParityReport:
+    """llama.cpp's tokenization (vocab only, no special-token parsing) against the HF tokenizer's."""
+    llm = load_llama(gguf_path, n_ctx=64, logits_all=False, vocab_only=True)
+    report = ParityReport(len(notes), 0)
+    for src, text in notes:
+        a = tok(text, add_special_tokens=False).input_ids
+        b = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        report.n_tokens += len(a)
+        if a != b:
+            pos = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            report.mismatches.append((src, pos, a[max(0, pos - 2) : pos + 3], b[max(0, pos - 2) : pos + 3]))
+    return report
+
+
+@dataclass
+class PplRow:
+    path: Path
+    file_type: str
+    size: int
+    ppl: float
+    n_tokens: int
+
+
+def perplexity(gguf_path: Path, token_chunks: Sequence[Sequence[int]], n_ctx: int) -> tuple[float, int]:
+    """exp(mean NLL) of every token after the first in each chunk (each chunk evaluated from scratch)."""
+    import numpy as np
+
+    llm = load_llama(gguf_path, n_ctx=n_ctx)
+    nll, count = 0.0, 0
+    for chunk in token_chunks:
+        logits = gguf_logits(llm, chunk).astype(np.float64)
+        logits -= logits.max(-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        targets = np.asarray(chunk[1:])
+        nll -= float(logp[np.arange(len(targets)), targets].sum())
+        count += len(targets)
+    return math.exp(nll / max(count, 1)), count
+
+
+def make_chunks(reference: Path, notes: Sequence[tuple[str, str]], n_ctx: int, max_tokens: int) -> list[list[int]]:
+    """BOS + note tokens, notes concatenated and cut into n_ctx windows (tokenized once, by llama.cpp,
+    with the reference file's vocabulary: every compared file shares it)."""
+    llm = load_llama(reference, n_ctx=64, logits_all=False, vocab_only=True)
+    stream: list[int] = []
+    for _, text in notes:
+        stream += llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        if len(stream) >= max_tokens:
+            break
+    stream = stream[:max_tokens]
+    return [stream[i : i + n_ctx] for i in range(0, len(stream), n_ctx) if len(stream[i : i + n_ctx]) > 1]
+
+
+def perplexity_table(
+    reference: Path,
+    others: Sequence[Path],
+    notes: Sequence[tuple[str, str]],
+    n_ctx: int = 512,
+    max_tokens: int = 4096,
+    log: Log | None = None,
+) -> list[PplRow]:
+    chunks = make_chunks(reference, notes, n_ctx, max_tokens)
+    if not chunks:
+        raise QuantizeError("no held-out text to measure perplexity on")
+    rows = []
+    for p in [reference, *others]:
+        ppl, n = perplexity(p, chunks, n_ctx)
+        rows.append(PplRow(p, file_type_name(p), p.stat().st_size, ppl, n))
+        if log:
+            log(f"  {p.name}: ppl {ppl:.4f} over {n} tokens")
+    return rows
+
+
+def format_ppl_table(rows: Sequence[PplRow]) -> str:
+    ref = rows[0]
+    lines = [
+        "| file | type | size (MB) | perplexity | delta vs reference |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        delta = "reference" if r is ref else f"{r.ppl - ref.ppl:+.4f} ({(r.ppl / ref.ppl - 1) * 100:+.2f}%)"
+        lines.append(f"| {r.path.name} | {r.file_type} | {r.size / 1e6:,.1f} | {r.ppl:.4f} | {delta} |")
+    lines.append(f"({ref.n_tokens:,} scored tokens of held-out notes)")
+    return "\n".join(lines)
