@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.main import main
 from app.store import EvalLog
+from tests.store.cli_runner import main
 from tests.store.helpers import logged, model, request
 
 
