@@ -33,14 +33,6 @@ GGML_TYPE_F32 = 0
 Log = Callable[[str], None]
 
 
-def _need_extra() -> None:
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        raise QuantizeError("verify needs the quantize extra: pip install 'asclepius-desk[quantize]'") from None
-
-
 def load_llama(path: Path, n_ctx: int = 512, logits_all: bool = True, vocab_only: bool = False) -> Any:
     from llama_cpp import Llama
 
@@ -158,7 +150,6 @@ def file_type_name(path: Path) -> str:
 
 
 def load_hf(checkpoint: Path, dtype: str = "float32") -> tuple[Any, Any]:
-    _need_extra()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -1,0 +1,290 @@
+"""``asclepius quantize convert|quantize|verify|inspect``.
+
+``register(subparsers)`` adds the group to the app's argparse CLI. Nothing heavy is imported until a
+handler runs, and a handler that needs the quantize extra says so (exit 2) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quantize.errors import QuantizeError
+
+EXTRA_MESSAGE = "needs the quantize extra: pip install 'asclepius-desk[quantize]'"
+EXIT_ERROR, EXIT_MISSING_EXTRA, EXIT_FAILED_CHECK = 1, 2, 3
+
+
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    out = []
+    for m in modules:
+        try:
+            if importlib.util.find_spec(m) is None:
+                out.append(m)
+        except (ImportError, ValueError):
+            out.append(m)
+    return out
+
+
+def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        missing = _missing(needs)
+        if missing:
+            print(
+                f"asclepius quantize {args.quantize_command} {EXTRA_MESSAGE} (missing: {', '.join(missing)})",
+                file=sys.stderr,
+            )
+            return EXIT_MISSING_EXTRA
+        previous = signal.getsignal(signal.SIGTERM)
+        # SIGTERM (a killed job, a closed session) becomes SystemExit, so temp files are removed on the way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        try:
+            return fn(args)
+        except QuantizeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except ImportError as exc:
+            print(f"asclepius quantize {args.quantize_command} {EXTRA_MESSAGE} ({exc})", file=sys.stderr)
+            return EXIT_MISSING_EXTRA
+        except KeyboardInterrupt:
+            print("interrupted; nothing was left half-written", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
+class _Progress:
+    """One line per ~5% on stderr: readable in a log file as well as a terminal."""
+
+    def __init__(self, label: str, quiet: bool = False):
+        self.label, self.quiet, self.last, self.t0 = label, quiet, -1, time.perf_counter()
+
+    def __call__(self, msg: str, done: int, total: int) -> None:
+        if self.quiet or total <= 0:
+            return
+        pct = int(100 * done / total)
+        if pct // 5 != self.last // 5 or done == total:
+            self.last = pct
+            print(f"{self.label}: {pct:3d}%  {msg}  ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr)
+
+
+TORCH_NEEDS = ("torch", "safetensors", "numpy", "gguf")
+VERIFY_NEEDS = (*TORCH_NEEDS, "transformers", "llama_cpp")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from quantize.convert import ConvertOptions, convert_checkpoint
+
+    ckpt = Path(args.checkpoint)
+    out = Path(args.output) if args.output else ckpt.parent / f"{ckpt.name}-{args.outtype}.gguf"
+    opts = ConvertOptions(
+        ckpt,
+        out,
+        out_type=args.outtype,
+        name=args.name,
+        prompt_style=args.prompt_style,
+        base_model=args.base_model,
+        license=args.license,
+        force=args.force,
+        progress=_Progress("convert", args.quiet),
+    )
+    r = convert_checkpoint(opts)
+    for note in r.notes:
+        print(f"note: {note}", file=sys.stderr)
+    gb = r.tensor_bytes / 1e9
+    print(f"wrote {r.output} ({r.out_type.upper()}, {r.n_tensors} tensors, {gb:.2f} GB, {r.seconds:.1f} s)")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from quantize.quant import default_output, quantize_gguf, write_manifest
+
+    inp = Path(args.input)
+    types = args.type or ["Q4_K_M"]
+    if args.output and len(types) > 1:
+        raise QuantizeError("--output names one file; with several --type values use --out-dir")
+    results = []
+    for q in types:
+        out = Path(args.output) if args.output else default_output(inp, q)
+        if args.out_dir:
+            out = Path(args.out_dir) / out.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        r = quantize_gguf(
+            inp, out, q, threads=args.threads, force=args.force, progress=_Progress(f"quantize {q}", args.quiet)
+        )
+        print(f"wrote {r.output} ({r.qtype}, {r.size / 1e6:,.1f} MB, {r.seconds:.1f} s)")
+        results.append(r)
+    manifest = write_manifest(inp, results)
+    print(f"manifest: {manifest}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from quantize import verify as v
+    from quantize.notes import default_notes_dir, load_notes
+
+    files = [Path(p) for p in args.gguf]
+    notes_path = Path(args.notes) if args.notes else default_notes_dir()
+    notes = load_notes(notes_path)
+    if not notes:
+        raise QuantizeError(f"no notes found in {notes_path}")
+    ok = True
+    full = [f for f in files if v.file_type_name(f) in v.TOLERANCES]
+    quantized = [f for f in files if f not in full]
+    tok = None
+    if args.checkpoint:
+        model, tok = v.load_hf(Path(args.checkpoint), args.hf_dtype)
+        prompts = _prompts(notes, args.prompts)
+        for f in full:
+            rep = v.verify_numerics(Path(args.checkpoint), f, prompts, max_tokens=args.max_tokens, hf=(model, tok))
+            print(rep.format())
+            ok &= rep.ok
+        parity = v.tokenizer_parity(tok, (full or files)[0], notes)
+        print(parity.format(tok))
+        ok &= parity.ok
+    elif full:
+        print("note: no --checkpoint given: skipping logits and tokenizer checks", file=sys.stderr)
+    if quantized:
+        ref = Path(args.reference) if args.reference else (full[0] if full else None)
+        if ref is None:
+            raise QuantizeError("perplexity needs a reference: pass the F16/F32 GGUF with --reference")
+        held_out = load_notes(Path(args.notes)) if args.notes else _held_out(notes_path)
+        rows = v.perplexity_table(
+            ref,
+            quantized,
+            held_out,
+            n_ctx=args.ctx,
+            max_tokens=args.ppl_tokens,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+        print(v.format_ppl_table(rows))
+    print("verify: PASS" if ok else "verify: FAIL")
+    return 0 if ok else EXIT_FAILED_CHECK
+
+
+def _prompts(notes: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    """The Asclepius prompt around ``n`` notes spread over the set: the text the model will really see."""
+    from resources.prompts import ASCLEPIUS
+
+    step = max(1, len(notes) // max(n, 1))
+    picked = notes[::step][:n]
+    return [(src, ASCLEPIUS.render(text, "Summarize the hospital course.")) for src, text in picked]
+
+
+def _held_out(notes_dir: Path) -> list[tuple[str, str]]:
+    """Validation splits only (never what a tokenizer or model might have been fitted on here)."""
+    from quantize.notes import iter_notes
+
+    files = [p for p in sorted(notes_dir.glob("*.csv")) if "valid" in p.name.lower()] or [notes_dir]
+    return [n for f in files for n in iter_notes(f)]
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from quantize.gguf_io import format_inspection, inspect_gguf
+
+    ins = inspect_gguf(Path(args.gguf))
+    if args.json:
+        meta = {
+            k: (v if not isinstance(v, list) or len(v) <= 64 else f"<{len(v)} items>") for k, v in ins.metadata.items()
+        }
+        print(
+            json.dumps(
+                {
+                    "path": str(ins.path),
+                    "size": ins.size,
+                    "metadata": meta,
+                    "tensors": [{"name": n, "type": t, "shape": s, "bytes": b} for n, t, s, b in ins.tensors],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        print(format_inspection(ins, show_tensors=args.tensors))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``quantize`` and its four commands to an argparse subparsers object."""
+    from quantize.convert import OUT_TYPES
+    from quantize.quant import QUANT_TYPES
+
+    p = subparsers.add_parser("quantize", help="convert HF checkpoints to GGUF, quantize, verify, inspect")
+    sub = p.add_subparsers(dest="quantize_command", metavar="COMMAND", required=True)
+
+    c = sub.add_parser("convert", help="HF checkpoint directory -> F32/F16/BF16 GGUF (streamed)")
+    c.add_argument("checkpoint", help="directory with config.json, tokenizer and weights")
+    c.add_argument("-o", "--output", help="output .gguf (default: <checkpoint>-<outtype>.gguf beside it)")
+    c.add_argument(
+        "--outtype", choices=OUT_TYPES, default="auto", help="auto: F16 for fp32/fp16 sources, BF16 for bf16 sources"
+    )
+    c.add_argument("--name", help="general.name (default: the checkpoint directory's name)")
+    c.add_argument("--prompt-style", default="asclepius", help="prompt style id recorded for the app")
+    c.add_argument("--base-model", help="base model name recorded as provenance")
+    c.add_argument("--license", help="licence recorded in the GGUF")
+    c.add_argument("--force", action="store_true", help="replace an existing output")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=_guarded(TORCH_NEEDS, cmd_convert))
+
+    q = sub.add_parser("quantize", help="F32/F16/BF16 GGUF -> quantized GGUF(s) through llama.cpp")
+    q.add_argument("input", help="the GGUF written by convert")
+    q.add_argument(
+        "-t",
+        "--type",
+        action="append",
+        type=str.upper,
+        choices=QUANT_TYPES,
+        help="quantization type; repeat for several (default Q4_K_M)",
+    )
+    q.add_argument("-o", "--output", help="output file (one --type only)")
+    q.add_argument("--out-dir", help="directory for the outputs (default: beside the input)")
+    q.add_argument("--threads", type=int, default=0, help="0: all cores")
+    q.add_argument("--force", action="store_true")
+    q.add_argument("-q", "--quiet", action="store_true")
+    q.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_quantize))
+
+    v = sub.add_parser("verify", help="logits, greedy text and tokenizer vs HF; perplexity of quantized files")
+    v.add_argument("gguf", nargs="+", help="GGUF files: F32/F16/BF16 ones get numerics, quantized ones perplexity")
+    v.add_argument("--checkpoint", help="the HF checkpoint the files came from (for logits and tokenizer)")
+    v.add_argument("--reference", help="F16/F32 GGUF that perplexity deltas are measured against")
+    v.add_argument("--notes", help="CSV/text file or folder of notes (default: shared/data/notes)")
+    v.add_argument("--prompts", type=int, default=4, help="number of prompts for the logits check")
+    v.add_argument("--max-tokens", type=int, default=256, help="tokens per prompt for the logits check")
+    v.add_argument(
+        "--hf-dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="HF reference precision (bfloat16 halves memory for 13B; loosens the check)",
+    )
+    v.add_argument("--ctx", type=int, default=512, help="perplexity window")
+    v.add_argument("--ppl-tokens", type=int, default=4096, help="held-out tokens scored per file")
+    v.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_verify))
+
+    i = sub.add_parser("inspect", help="metadata and tensor summary of a GGUF")
+    i.add_argument("gguf")
+    i.add_argument("--tensors", action="store_true", help="list every tensor")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_guarded(("gguf", "numpy"), cmd_inspect))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m quantize.cli``) for use before the app CLI wires the group in."""
+    parser = argparse.ArgumentParser(prog="asclepius")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
