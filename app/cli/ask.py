@@ -80,9 +80,9 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
                 log.start_run(request, model)
             try:
                 result = engine.ask(request, on_token=None if args.json else on_token, cancel=cancel)
-            except Exception as exc:
+            except BaseException as exc:
                 if log is not None:
-                    log.fail_run(request.run_uuid, str(exc))
+                    log.fail_run(request.run_uuid, str(exc) or type(exc).__name__)
                 raise
             if log is not None:
                 log.finish_run(result)
@@ -91,6 +91,8 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
         result = runner(work)
     finally:
         engine.close()
+        if log is not None:
+            log.close()
     if args.json:
         d = replace(result).to_dict()
         print(json.dumps(d, indent=2, default=str))

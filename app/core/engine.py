@@ -140,9 +140,11 @@ class LlamaCppEngine:
             raise ModelError(f"llama.cpp could not load {model.path}: {exc}") from None
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         # The abort callback runs on llama.cpp's compute thread between graph nodes; it only reads an Event.
+        # It is armed only while the prompt is processed: during decoding it would cost a Python call (and a
+        # GIL acquisition) per graph node of every token, and a cancel between tokens is quick enough there.
         self._cancel: threading.Event | None = None
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
-        llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort_cb, None)
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
         self._states = StateCache(self.config.kv_cache_mb * 1024 * 1024)
         self._loaded_prefix: tuple[int, ...] = ()
         self.last_prefix_source = "none"
@@ -171,6 +173,9 @@ class LlamaCppEngine:
         """True for BOS/EOS/EOT and other control tokens (what user text must never produce)."""
         return bool(llama_cpp.llama_vocab_is_control(self._vocab, token) or
                     llama_cpp.llama_vocab_is_eog(self._vocab, token))  # fmt: skip
+
+    def _arm_abort(self, armed: bool) -> None:
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort_cb if armed else self._no_abort_cb, None)
 
     def _should_abort(self, _data: ctypes.c_void_p) -> bool:
         ev = self._cancel
@@ -400,10 +405,12 @@ class LlamaCppEngine:
             temp=sp.temperature,
             repeat_penalty=sp.repeat_penalty,
         )
+        self._arm_abort(True)
         try:
             for tok in gen:
                 if t_first is None:
                     t_first = time.perf_counter()
+                    self._arm_abort(False)
                 if cancel.is_set():
                     finish = FinishReason.CANCELLED
                     break
@@ -433,6 +440,7 @@ class LlamaCppEngine:
                 finish, error = FinishReason.ERROR, f"llama.cpp failed: {exc}"
                 log.error("generation failed: %s", exc)
         finally:
+            self._arm_abort(False)
             gen.close()
         if finish is not FinishReason.CANCELLED:
             text += decoder.decode(b"", final=True)
