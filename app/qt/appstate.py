@@ -1,0 +1,195 @@
+"""The one application object: config, model registry, engines, evaluation log and the task runner.
+
+Windows receive an :class:`AppContext`; nothing reaches for a global. Loading a model and opening the log
+run in the background with their state signalled, so the window is interactive at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.config import AppConfig, Paths, database_path, load_config, save_config
+from app.core.engine import LlamaCppEngine
+from app.core.errors import ModelError
+from app.core.registry import Registry
+from app.core.types import ModelInfo
+from app.qt.workers import Job, Task, TaskRunner, describe_error
+from app.store import EvalLog
+
+log = logging.getLogger(__name__)
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class AppContext(QObject):
+    engine_changed = Signal()
+    """The main engine's state or model changed (see ``engine_state``, ``model``)."""
+    log_changed = Signal()
+    """The evaluation log was opened, reopened or failed (see ``log``, ``log_error``)."""
+    runs_changed = Signal()
+    """A run, rating or comparison was written: views over the log refresh."""
+    models_changed = Signal()
+    config_changed = Signal()
+    error = Signal(str)
+    """A problem no single screen owns (config file, registry): shown in the window."""
+
+    def __init__(self, paths: Paths, config: AppConfig | None = None, *, threads: int = 4) -> None:
+        super().__init__()
+        self.paths = paths
+        self.config_error: str | None = None
+        if config is None:
+            try:
+                config = load_config(paths)
+            except ValueError as exc:
+                # Keep working on defaults; the broken file is left alone for the user to fix.
+                self.config_error = str(exc)
+                config = AppConfig()
+        self.config = config
+        self.registry_error: str | None = None
+        try:
+            self.registry = Registry(paths, config.default_model)
+        except ModelError as exc:
+            self.registry_error = str(exc)
+            self.registry = Registry(Paths(paths.data_dir / "recovered", paths.config_dir), config.default_model)
+        self.tasks = TaskRunner(threads, self)
+        self.log: EvalLog | None = None
+        self.log_error: str | None = None
+        self.log_state = State.IDLE
+        self.engine: LlamaCppEngine | None = None
+        self.model: ModelInfo | None = None
+        self.engine_state = State.IDLE
+        self.engine_message = ""
+        self._engine_lock = threading.Lock()
+        self._extra: dict[str, LlamaCppEngine] = {}
+        self._closed = False
+
+    # -- startup ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.open_log()
+        self.load_engine()
+
+    @property
+    def database_path(self) -> Path:
+        return database_path(self.paths, self.config)
+
+    def open_log(self) -> Task:
+        path, keep_text = self.database_path, self.config.store_note_text
+        self.log_state = State.LOADING
+        task = Task(lambda job: EvalLog.open(path, store_note_text=keep_text), "open log")
+        task.signals.finished.connect(self._log_opened)
+        task.signals.errored.connect(self._log_failed)
+        self.log_changed.emit()
+        return self.tasks.start(task)
+
+    def _log_opened(self, new: EvalLog) -> None:
+        old, self.log = self.log, new
+        self.log_error, self.log_state = None, State.READY
+        if old is not None:
+            old.close()
+        self.log_changed.emit()
+        self.runs_changed.emit()
+
+    def _log_failed(self, exc: BaseException) -> None:
+        self.log_error, self.log_state = describe_error(exc), State.FAILED
+        self.log_changed.emit()
+
+    def load_engine(self, ref: str | None = None) -> Task:
+        """Load ``ref`` (sha256, file or path; None: the configured default, else the demo) in the background."""
+        cfg = self.config.engine
+        self.engine_state = State.LOADING
+        self.engine_message = "loading the model…"
+        self.engine_changed.emit()
+
+        def work(job: Job) -> LlamaCppEngine:
+            job.message("preparing the model file…")
+            info = self.registry.resolve(ref)
+            job.message(f"loading {info.display_name}…")
+            return LlamaCppEngine(info, cfg)
+
+        task = Task(work, "load model")
+        task.signals.message.connect(self._engine_message)
+        task.signals.finished.connect(self._engine_loaded)
+        task.signals.errored.connect(self._engine_failed)
+        return self.tasks.start(task)
+
+    def _engine_message(self, text: str) -> None:
+        self.engine_message = text
+        self.engine_changed.emit()
+
+    def _engine_loaded(self, engine: LlamaCppEngine) -> None:
+        if self._closed:
+            engine.close()
+            return
+        with self._engine_lock:
+            old, self.engine, self.model = self.engine, engine, engine.model
+        self.engine_state, self.engine_message = State.READY, "ready"
+        if old is not None:
+            # Closing waits for a run still using the old engine: do it off the GUI thread.
+            self.tasks.start(Task(lambda job: old.close(), "close old model"))
+        self.engine_changed.emit()
+        self.models_changed.emit()
+
+    def _engine_failed(self, exc: BaseException) -> None:
+        self.engine_state, self.engine_message = State.FAILED, describe_error(exc)
+        self.engine_changed.emit()
+
+    # -- engines for other models (compare, re-run) ------------------------------------------------
+    def engine_for(self, info: ModelInfo) -> LlamaCppEngine:
+        """The engine for ``info``, loading it if needed. Call from a worker: loading takes seconds."""
+        with self._engine_lock:
+            if self.engine is not None and self.engine.model.sha256 == info.sha256:
+                return self.engine
+            eng = self._extra.get(info.sha256)
+            if eng is None:
+                # Keep at most one extra model loaded: comparing needs two at once, not more.
+                for sha in list(self._extra):
+                    self._extra.pop(sha).close()
+                eng = LlamaCppEngine(info, self.config.engine)
+                self._extra[info.sha256] = eng
+            return eng
+
+    # -- config -----------------------------------------------------------------------------------
+    def update_config(self, new: AppConfig) -> None:
+        """Save the config and apply what changed (engine reload, log reopen) in the background."""
+        old, self.config = self.config, new
+        save_config(self.paths, new)
+        self.config_error = None
+        self.registry.default_model = new.default_model
+        if new.engine != old.engine or new.default_model != old.default_model:
+            with self._engine_lock:
+                extra, self._extra = list(self._extra.values()), {}
+            for e in extra:
+                self.tasks.start(Task(lambda job, e=e: e.close(), "close model"))
+            self.load_engine()
+        if new.database != old.database:
+            self.open_log()
+        elif new.store_note_text != old.store_note_text and self.log is not None:
+            self.log.store_note_text = new.store_note_text
+        self.config_changed.emit()
+
+    def set_default_model(self, sha: str) -> None:
+        self.update_config(replace(self.config, default_model=sha))
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._closed = True
+        self.tasks.shutdown()
+        with self._engine_lock:
+            engines = [e for e in (self.engine, *self._extra.values()) if e is not None]
+            self.engine, self._extra = None, {}
+        for e in engines:
+            e.close()
+        if self.log is not None:
+            self.log.close()
+            self.log = None

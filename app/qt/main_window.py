@@ -1,0 +1,129 @@
+"""The main window: one tab per screen and a status bar with the model, an offline badge and the log path."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
+
+from app.core.config import Paths
+from app.qt.appstate import AppContext, State
+from app.qt.ask_tab import AskTab
+from app.qt.uistate import UiState
+
+BADGE = "border-radius:3px; padding:1px 6px; font-weight:bold;"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, ctx: AppContext, ui_state: UiState | None = None) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.ui_state = ui_state or UiState(ctx.paths.config_dir)
+        self.setWindowTitle("Asclepius Desk")
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.ask_tab = AskTab(ctx)
+        self.tabs.addTab(self.ask_tab, "&Ask")
+        self._lazy: dict[int, tuple[str, type[QWidget]]] = {}
+        self._add_screens()
+        for i in range(self.tabs.count()):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self.tabs.setCurrentIndex(i))
+        self._build_status_bar()
+        self.apply_font()
+        ctx.engine_changed.connect(self._update_status)
+        ctx.log_changed.connect(self._update_status)
+        ctx.config_changed.connect(self._update_status)
+        ctx.config_changed.connect(self.apply_font)
+        self._update_status()
+        geo = self.ui_state.geometry()
+        if geo is None or not self.restoreGeometry(geo):
+            self.resize(1440, 900)
+        self.tabs.setCurrentIndex(min(self.ui_state.last_tab(), self.tabs.count() - 1))
+
+    def _add_screens(self) -> None:
+        from app.qt.compare_tab import CompareTab
+        from app.qt.history_tab import HistoryTab
+        from app.qt.models_tab import ModelsTab
+        from app.qt.settings_tab import SettingsTab
+        from app.qt.stats_tab import StatsTab
+
+        self.history_tab = HistoryTab(self.ctx)
+        self.history_tab.open_run.connect(self._open_run)
+        self.history_tab.rerun.connect(self._rerun)
+        self.compare_tab = CompareTab(self.ctx, self.ask_tab)
+        self.models_tab = ModelsTab(self.ctx)
+        self.stats_tab = StatsTab(self.ctx)
+        self.settings_tab = SettingsTab(self.ctx)
+        self.tabs.addTab(self.history_tab, "&History")
+        self.tabs.addTab(self.compare_tab, "Co&mpare")
+        self.tabs.addTab(self.models_tab, "Mo&dels")
+        self.tabs.addTab(self.stats_tab, "S&tatistics")
+        self.tabs.addTab(self.settings_tab, "Se&ttings")
+
+    def _open_run(self, view) -> None:
+        self.ask_tab.show_run(view)
+        self.tabs.setCurrentWidget(self.ask_tab)
+
+    def _rerun(self, view) -> None:
+        self.tabs.setCurrentWidget(self.ask_tab)
+        self.ask_tab.rerun(view)
+
+    # -- status bar -------------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.model_label = QLabel()
+        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.offline = QLabel("offline")
+        self.offline.setStyleSheet(BADGE + "background:#1e6b2a; color:white;")
+        self.offline.setToolTip("Asclepius Desk makes no network connections: everything runs on this computer")
+        self.db_label = QLabel()
+        self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        sb.addWidget(self.model_label, 1)
+        sb.addPermanentWidget(self.db_label)
+        sb.addPermanentWidget(self.offline)
+
+    def _update_status(self) -> None:
+        ctx = self.ctx
+        if ctx.engine_state is State.READY and ctx.model is not None:
+            m = ctx.model
+            text = f"Model: {m.name} ({m.file_type})"
+            if m.is_demo:
+                text += (
+                    "  <span style='background:#f6c343; color:#3b2a00; padding:1px 4px;'>"
+                    "⚠ DEMO MODEL: not trained for clinical tasks</span>"
+                )
+        elif ctx.engine_state is State.FAILED:
+            text = f"<span style='color:#b3261e'>Model failed to load: {ctx.engine_message}</span>"
+        else:
+            text = f"Model: {ctx.engine_message or 'not loaded'}"
+        self.model_label.setText(text)
+        if ctx.log_state is State.FAILED:
+            self.db_label.setText(f"<span style='color:#b3261e'>Log unavailable: {ctx.log_error}</span>")
+        else:
+            self.db_label.setText(f"Log: {ctx.database_path}")
+        self.db_label.setToolTip(str(ctx.database_path))
+
+    def apply_font(self) -> None:
+        f = QFont(self.font())
+        f.setPointSize(self.ctx.config.font_size)
+        self.setFont(f)
+
+    # -- closing ----------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.ask_tab.rate.flush()
+        self.ask_tab.stop()
+        self.compare_tab.flush()
+        self.ui_state.save(self.saveGeometry(), self.tabs.currentIndex())
+        super().closeEvent(event)
+
+
+def build_window(paths: Paths | None = None) -> tuple[AppContext, MainWindow]:
+    """The app object and its window, with background loading started (used by run_gui and tests)."""
+    ctx = AppContext(paths or Paths.default())
+    win = MainWindow(ctx)
+    for msg in (ctx.config_error, ctx.registry_error):
+        if msg:
+            win.ask_tab.banner.show_error(msg)
+    ctx.start()
+    return ctx, win

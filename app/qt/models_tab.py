@@ -1,0 +1,289 @@
+"""The Models screen: the registry, import with a background sha256, verify, set default, RAM estimate."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.types import ModelInfo
+from app.qt.appstate import AppContext
+from app.qt.widgets import Banner
+from app.qt.workers import Job, Task, describe_error
+
+COLUMNS = ("Name", "", "Architecture", "Quant", "Size", "Context", "sha256", "Verified", "RAM estimate", "Default")
+
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def gguf_header_values(path: str, wanted: set[str]) -> dict[str, object]:
+    """Scalar header values of a GGUF, read by streaming the key-value section and stopping once every
+    wanted key is seen. (gguf.GGUFReader also parses the whole vocabulary: seconds for a 262k-token one.)"""
+    out: dict[str, object] = {}
+    with open(path, "rb") as fh:
+
+        def read(fmt: str) -> object:
+            size = struct.calcsize(fmt)
+            return struct.unpack(fmt, fh.read(size))[0]
+
+        def string() -> str:
+            return fh.read(int(read("<Q"))).decode("utf-8", "replace")
+
+        def skip(vtype: int) -> None:
+            if vtype in _SCALARS:
+                fh.seek(struct.calcsize(_SCALARS[vtype]), 1)
+            elif vtype == 8:
+                fh.seek(int(read("<Q")), 1)
+            elif vtype == 9:
+                etype, n = int(read("<I")), int(read("<Q"))
+                if etype in _SCALARS:
+                    fh.seek(n * struct.calcsize(_SCALARS[etype]), 1)
+                else:
+                    for _ in range(n):
+                        skip(etype)
+            else:
+                raise ValueError(f"unknown GGUF value type {vtype}")
+
+        if fh.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        read("<I")
+        read("<Q")
+        for _ in range(int(read("<Q"))):
+            key, vtype = string(), int(read("<I"))
+            if key in wanted and vtype in _SCALARS:
+                out[key] = read(_SCALARS[vtype])
+            elif key in wanted and vtype == 8:
+                out[key] = string()
+            else:
+                skip(vtype)
+            if wanted <= out.keys():
+                break
+    return out
+
+
+def kv_bytes(path: str, arch: str, n_ctx: int) -> int | None:
+    """Bytes of an F16 KV cache for ``n_ctx`` tokens, from the GGUF's own shape keys (None if unreadable)."""
+    names = ("block_count", "embedding_length", "attention.head_count", "attention.head_count_kv")
+    try:
+        v = gguf_header_values(path, {f"{arch}.{n}" for n in (*names, "attention.key_length")})
+    except (OSError, ValueError, struct.error):
+        return None
+    layers, emb, heads, kv_heads = (v.get(f"{arch}.{n}") for n in names)
+    kv_heads = kv_heads or heads
+    head_dim = v.get(f"{arch}.attention.key_length") or (emb // heads if emb and heads else None)
+    if not (layers and kv_heads and head_dim):
+        return None
+    return 2 * int(layers) * n_ctx * int(kv_heads) * int(head_dim) * 2  # K and V, 2 bytes each (F16)
+
+
+def ram_estimate(info: ModelInfo, n_ctx: int, kv_cache_mb: int) -> tuple[int, str]:
+    """Weights (memory-mapped file) + KV cache for the context + the note-state cache budget + ~15% buffers."""
+    kv = kv_bytes(info.path, info.architecture, n_ctx)
+    total = int(info.size_bytes * 1.15) + (kv or 0) + kv_cache_mb * 2**20
+    detail = f"weights {_size(info.size_bytes)}, KV cache {_size(kv) if kv else '?'} for {n_ctx:,} tokens, "
+    detail += f"note-state cache up to {kv_cache_mb} MB"
+    return total, detail
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class ModelsTab(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.banner = Banner()
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.import_btn = QPushButton("&Import GGUF…")
+        self.import_btn.clicked.connect(self.import_dialog)
+        self.verify_btn = QPushButton("&Verify sha256")
+        self.verify_btn.clicked.connect(self.verify_selected)
+        self.default_btn = QPushButton("Set as &default")
+        self.default_btn.clicked.connect(self.set_default_selected)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.progress_label = QLabel()
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.detail.setStyleSheet("color:#444;")
+        btns = QHBoxLayout()
+        for b in (self.import_btn, self.verify_btn, self.default_btn):
+            btns.addWidget(b)
+        btns.addWidget(self.progress_label)
+        btns.addWidget(self.progress, 1)
+        note = QLabel(
+            "Models are GGUF files produced by <i>asclepius quantize</i> or brought on removable media. Importing "
+            "reads the header, checks the file is complete and computes its sha256; the file is not copied."
+        )
+        note.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.banner)
+        lay.addWidget(note)
+        lay.addLayout(btns)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.detail)
+        self.table.itemSelectionChanged.connect(self._show_detail)
+        ctx.models_changed.connect(self.refresh)
+        ctx.config_changed.connect(self.refresh)
+        self.models: list[ModelInfo] = []
+        self._ram: dict[str, tuple[int, str]] = {}
+        self.busy: Task | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.models = sorted(self.ctx.registry.list(), key=lambda m: (not m.is_demo, m.name))
+        self.table.setRowCount(len(self.models))
+        default = self.ctx.model.sha256 if self.ctx.model else self.ctx.config.default_model
+        for row, m in enumerate(self.models):
+            ram = self._ram.get(m.sha256)
+            cells = (
+                m.name,
+                "DEMO" if m.is_demo else "",
+                m.architecture,
+                m.file_type,
+                _size(m.size_bytes),
+                f"{m.context_length:,}",
+                m.short_sha,
+                "yes" if self.ctx.registry._entries.get(m.sha256, {}).get("verified") else "NO",
+                _size(ram[0]) if ram else "…",
+                "● in use" if m.sha256 == default else "",
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == 1 and m.is_demo:
+                    item.setBackground(Qt.GlobalColor.yellow)
+                    item.setToolTip("Demo model: not trained for clinical tasks")
+                self.table.setItem(row, col, item)
+        self._estimate_ram()
+
+    def _estimate_ram(self) -> None:
+        todo = [m for m in self.models if m.sha256 not in self._ram]
+        if not todo:
+            return
+        cfg = self.ctx.config.engine
+
+        def work(_job: Job) -> dict[str, tuple[int, str]]:
+            return {
+                m.sha256: ram_estimate(m, cfg.n_ctx or min(m.context_length, cfg.max_ctx), cfg.kv_cache_mb)
+                for m in todo
+            }
+
+        task = Task(work, "estimate RAM")
+        task.signals.finished.connect(lambda est: (self._ram.update(est), self.refresh()))
+        self.ctx.tasks.start(task)
+
+    def selected(self) -> ModelInfo | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.models[rows[0].row()] if rows else None
+
+    def _show_detail(self) -> None:
+        m = self.selected()
+        if m is None:
+            self.detail.clear()
+            return
+        ram = self._ram.get(m.sha256)
+        text = f"<b>{m.display_name}</b><br>{m.path}<br>sha256 {m.sha256}<br>prompt style: {m.prompt_style}"
+        if ram:
+            text += f"<br>RAM estimate {_size(ram[0])}: {ram[1]}"
+        self.detail.setText(text)
+
+    # -- long operations --------------------------------------------------------------------------
+    def _run(self, fn, label: str, done) -> Task | None:
+        if self.busy is not None:
+            self.banner.show_error("Another model operation is still running.")
+            return None
+        self.banner.hide()
+        task = Task(fn, label)
+        task.signals.progress.connect(self._progress)
+        task.signals.finished.connect(done)
+        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
+        task.signals.done.connect(self._idle)
+        self.busy = task
+        self.progress_label.setText(label + "…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        for b in (self.import_btn, self.verify_btn, self.default_btn):
+            b.setEnabled(False)
+        return self.ctx.tasks.start(task)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _idle(self) -> None:
+        self.busy = None
+        self.progress.hide()
+        self.progress_label.clear()
+        for b in (self.import_btn, self.verify_btn, self.default_btn):
+            b.setEnabled(True)
+
+    def import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import model", "", "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.import_file(path)
+
+    def import_file(self, path: str | Path) -> Task | None:
+        reg = self.ctx.registry
+        return self._run(lambda job: reg.import_model(path, progress=job.progress), "Importing", self._imported)
+
+    def _imported(self, info: ModelInfo) -> None:
+        self.banner.show_info(f"Imported {info.display_name} (sha256 {info.short_sha}).")
+        self.ctx.models_changed.emit()
+
+    def verify_selected(self) -> Task | None:
+        m = self.selected()
+        if m is None:
+            self.banner.show_error("Select a model to verify.")
+            return None
+        reg = self.ctx.registry
+        return self._run(lambda job: reg.verify(m.sha256, job.progress), "Verifying", self._verified)
+
+    def _verified(self, res: tuple[ModelInfo, bool]) -> None:
+        info, ok = res
+        if ok:
+            self.banner.show_info(f"{info.display_name}: the sha256 matches.")
+        else:
+            self.banner.show_error(f"{info.display_name}: the file's sha256 no longer matches; it has changed.")
+        self.refresh()
+
+    def set_default_selected(self) -> None:
+        m = self.selected()
+        if m is None:
+            self.banner.show_error("Select a model to make it the default.")
+            return
+        try:
+            self.ctx.set_default_model("" if m.is_demo else m.sha256)
+        except OSError as exc:
+            self.banner.show_error(describe_error(exc))
+            return
+        self.banner.show_info(f"{m.display_name} is now the default; loading it in the background.")

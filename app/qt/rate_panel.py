@@ -1,0 +1,213 @@
+"""The Rate panel beside the answer: the 4-point rubric, hallucination flag, comment, corrected answer.
+
+A rating is saved as soon as a score is picked, and again (as a new version; the log keeps the history)
+when the flag, comment or corrected answer changes, after a short pause in typing.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import UsageError
+from app.qt.appstate import AppContext
+from app.qt.workers import Task, describe_error
+from resources import RUBRIC
+
+TYPING_PAUSE_MS = 800
+"""Save after this long without typing: often enough that nothing is lost, rarely enough to keep history short."""
+
+
+class RatePanel(QGroupBox):
+    saved = Signal(int)
+    """The new rating's id."""
+    failed = Signal(str)
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__("Rate this answer", parent)
+        self.ctx = ctx
+        self.run_id: int | None = None
+        self._loading = False
+        self._dirty = False
+        self.rater = QComboBox()
+        self.rater.setEditable(True)
+        self.rater.setToolTip("Your rater profile: ratings are stored under this name")
+        self.rater.lineEdit().setPlaceholderText("your name")
+        self.scores = QButtonGroup(self)
+        self.scores.setExclusive(True)
+        box = QVBoxLayout()
+        box.setSpacing(2)
+        for lv in RUBRIC:
+            rb = QRadioButton(f"&{lv.score}  {lv.label}")
+            rb.setToolTip(lv.definition)
+            self.scores.addButton(rb, lv.score)
+            d = QLabel(lv.definition)
+            d.setWordWrap(True)
+            d.setStyleSheet("color:#555; margin-left:22px; margin-bottom:4px;")
+            box.addWidget(rb)
+            box.addWidget(d)
+        self.hallucination = QCheckBox("&Hallucination: states something the note does not support")
+        self.comment = QLineEdit()
+        self.comment.setPlaceholderText("optional")
+        self.corrected = QPlainTextEdit()
+        self.corrected.setPlaceholderText("optional: the answer as it should have been")
+        self.corrected.setTabChangesFocus(True)
+        self.corrected.setMaximumHeight(110)
+        self.status = QLabel("Ask a question or open a run to rate it.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Rater", self.rater)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(box)
+        lay.addWidget(self.hallucination)
+        lay.addWidget(QLabel("Comment"))
+        lay.addWidget(self.comment)
+        lay.addWidget(QLabel("Corrected answer"))
+        lay.addWidget(self.corrected)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.save)
+        self.scores.idClicked.connect(lambda _id: self._changed(0))
+        self.hallucination.toggled.connect(lambda _on: self._changed(0))
+        self.comment.textEdited.connect(lambda _t: self._changed(TYPING_PAUSE_MS))
+        self.comment.editingFinished.connect(self.flush)
+        self.corrected.textChanged.connect(lambda: self._changed(TYPING_PAUSE_MS))
+        self.rater.activated.connect(lambda _i: self._load_current())
+        self.ctx.log_changed.connect(self._fill_raters)
+        self._fill_raters()
+        self.set_run(None)
+
+    # -- run and rater ----------------------------------------------------------------------------
+    def _fill_raters(self) -> None:
+        current = self.rater.currentText().strip()
+        names = [r.name for r in self.ctx.log.raters() if r.kind == "human"] if self.ctx.log else []
+        self.rater.blockSignals(True)
+        self.rater.clear()
+        self.rater.addItems(names)
+        self.rater.setEditText(current or (names[0] if names else _os_user()))
+        self.rater.blockSignals(False)
+
+    def set_run(self, run_id: int | None) -> None:
+        self.flush()
+        self.run_id = run_id
+        self.setEnabled(run_id is not None)
+        self._load_current()
+
+    def _load_current(self) -> None:
+        self._loading = True
+        try:
+            self.scores.setExclusive(False)
+            for b in self.scores.buttons():
+                b.setChecked(False)
+            self.scores.setExclusive(True)
+            self.hallucination.setChecked(False)
+            self.comment.clear()
+            self.corrected.clear()
+            if self.run_id is None or self.ctx.log is None:
+                self.status.setText("Ask a question or open a run to rate it.")
+                return
+            mine = [r for r in self.ctx.log.rating_history(self.run_id, self.rater_name) if r.is_current]
+            if mine:
+                r = mine[-1]
+                self.scores.button(r.score).setChecked(True)
+                self.hallucination.setChecked(r.hallucination)
+                self.comment.setText(r.comment or "")
+                self.corrected.setPlainText(r.corrected_answer or "")
+                self.status.setText(f"Rated {r.score} by {r.rater} at {_local(r.created_at)}")
+            else:
+                self.status.setText(f"Run {self.run_id}: not rated by {self.rater_name or 'you'} yet")
+        finally:
+            self._loading = False
+            self._dirty = False
+
+    @property
+    def rater_name(self) -> str:
+        return self.rater.currentText().strip()
+
+    @property
+    def score(self) -> int | None:
+        s = self.scores.checkedId()
+        return s if s > 0 else None
+
+    # -- saving -----------------------------------------------------------------------------------
+    def _changed(self, delay_ms: int) -> None:
+        if self._loading or self.run_id is None:
+            return
+        self._dirty = True
+        if self.score is None:
+            self.status.setText("Pick a score to save the rating.")
+            return
+        self._timer.start(delay_ms)
+
+    def flush(self) -> None:
+        """Save now if anything is pending (before switching runs or closing)."""
+        if self._timer.isActive() or (self._dirty and self.score is not None):
+            self._timer.stop()
+            self.save()
+
+    def save(self) -> Task | None:
+        log, run_id, score, rater = self.ctx.log, self.run_id, self.score, self.rater_name
+        if run_id is None or score is None or not self._dirty:
+            return None
+        if log is None:
+            self._fail(self.ctx.log_error or "the evaluation log is not open yet")
+            return None
+        if not rater:
+            self._fail("enter a rater name to save the rating")
+            return None
+        self._dirty = False
+        flag, comment, corrected = self.hallucination.isChecked(), self.comment.text(), self.corrected.toPlainText()
+
+        def work(_job) -> int:
+            return log.add_rating(
+                run_id, rater, score, hallucination=flag, comment=comment or None, corrected_answer=corrected or None
+            )
+
+        task = Task(work, "save rating")
+        task.signals.finished.connect(lambda rid: self._saved(rid, score, rater))
+        task.signals.errored.connect(lambda exc: self._fail(describe_error(exc)))
+        self.status.setText("Saving…")
+        return self.ctx.tasks.start(task)
+
+    def _saved(self, rating_id: int, score: int, rater: str) -> None:
+        self.status.setText(f"Saved: {score} by {rater} at {datetime.now().strftime('%H:%M:%S')}")
+        if self.rater.findText(rater, Qt.MatchFlag.MatchExactly) < 0:
+            self.rater.addItem(rater)
+        self.saved.emit(rating_id)
+        self.ctx.runs_changed.emit()
+
+    def _fail(self, text: str) -> None:
+        self._dirty = True
+        self.status.setText(f"<span style='color:#b3261e'>Not saved: {text}</span>")
+        self.failed.emit(text)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, UsageError):
+        return ""
+
+
+def _local(t: datetime) -> str:
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")

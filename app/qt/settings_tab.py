@@ -1,0 +1,169 @@
+"""The Settings screen: engine, generation, database and display settings, saved to the config file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+from app.qt.appstate import AppContext
+from app.qt.widgets import Banner
+from app.qt.workers import describe_error
+
+
+def _spin(lo: int, hi: int, step: int = 1, special: str = "") -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    if special:
+        s.setSpecialValueText(special)
+    return s
+
+
+class SettingsTab(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.banner = Banner()
+        self.threads = _spin(1, 256)
+        self.n_ctx = _spin(0, 131072, 256, "model default")
+        self.n_ctx.setToolTip("0 uses the model's trained context (capped at 8,192 tokens)")
+        self.kv_cache = _spin(0, 65536, 64, "off")
+        self.kv_cache.setSuffix(" MB")
+        self.kv_cache.setToolTip("Memory for saved note states, so returning to a note skips reprocessing it")
+        self.max_tokens = _spin(1, 32768, 16)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setSpecialValueText("0 (greedy)")
+        self.seed = _spin(0, 2**31 - 1)
+        self.database = QLineEdit()
+        self.database.setPlaceholderText(str(ctx.paths.database))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_db)
+        self.note_text = QCheckBox("Store note text in the log (off: only each note's sha256 and length)")
+        self.font_size = _spin(7, 32)
+        self.font_size.setSuffix(" pt")
+
+        eng = QGroupBox("Inference engine")
+        f1 = QFormLayout(eng)
+        f1.addRow("CPU threads", self.threads)
+        f1.addRow("Context window", self.n_ctx)
+        f1.addRow("Note-state (KV) cache budget", self.kv_cache)
+        gen = QGroupBox("Answers")
+        f2 = QFormLayout(gen)
+        f2.addRow("Maximum answer tokens", self.max_tokens)
+        f2.addRow("Temperature", self.temperature)
+        f2.addRow("Seed", self.seed)
+        data = QGroupBox("Evaluation log")
+        f3 = QFormLayout(data)
+        row = QHBoxLayout()
+        row.addWidget(self.database, 1)
+        row.addWidget(browse)
+        f3.addRow("Database location", row)
+        f3.addRow("", self.note_text)
+        disp = QGroupBox("Display")
+        f4 = QFormLayout(disp)
+        f4.addRow("Font size", self.font_size)
+        save = QPushButton("&Save settings")
+        save.clicked.connect(self.save)
+        revert = QPushButton("Revert")
+        revert.clicked.connect(self.load)
+        btns = QHBoxLayout()
+        btns.addStretch(1)
+        btns.addWidget(revert)
+        btns.addWidget(save)
+        where = QLabel(
+            f"Saved to {ctx.paths.config_file} (readable by you alone). Window size and the last tab "
+            "are kept separately; note text never is."
+        )
+        where.setWordWrap(True)
+        where.setStyleSheet("color:#555;")
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.banner)
+        top = QHBoxLayout()
+        col1, col2 = QVBoxLayout(), QVBoxLayout()
+        col1.addWidget(eng)
+        col1.addWidget(gen)
+        col2.addWidget(data)
+        col2.addWidget(disp)
+        col1.addStretch(1)
+        col2.addStretch(1)
+        top.addLayout(col1, 1)
+        top.addLayout(col2, 1)
+        lay.addLayout(top)
+        lay.addWidget(where)
+        lay.addLayout(btns)
+        lay.addStretch(1)
+        ctx.config_changed.connect(self.load)
+        self.load()
+
+    def load(self) -> None:
+        c = self.ctx.config
+        self.threads.setValue(c.engine.n_threads)
+        self.n_ctx.setValue(c.engine.n_ctx)
+        self.kv_cache.setValue(c.engine.kv_cache_mb)
+        self.max_tokens.setValue(c.generation.max_tokens)
+        self.temperature.setValue(c.generation.temperature)
+        self.seed.setValue(c.generation.seed)
+        self.database.setText(c.database)
+        self.note_text.setChecked(c.store_note_text)
+        self.font_size.setValue(c.font_size)
+
+    def _browse_db(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Evaluation log location",
+            self.database.text() or str(self.ctx.paths.database),
+            "SQLite database (*.db)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if path:
+            self.database.setText(path)
+
+    def config_from_form(self) -> AppConfig:
+        """The form as a config; ValueError lists every invalid value at once (from the dataclasses)."""
+        c = self.ctx.config
+        engine = EngineConfig(
+            n_threads=self.threads.value(),
+            n_ctx=self.n_ctx.value(),
+            max_ctx=c.engine.max_ctx,
+            n_batch=c.engine.n_batch,
+            kv_cache_mb=self.kv_cache.value(),
+        )
+        gen = GenerationDefaults(self.max_tokens.value(), round(self.temperature.value(), 2), self.seed.value())
+        return replace(
+            c,
+            engine=engine,
+            generation=gen,
+            database=self.database.text().strip(),
+            store_note_text=self.note_text.isChecked(),
+            font_size=self.font_size.value(),
+        )
+
+    def save(self) -> bool:
+        try:
+            new = self.config_from_form()
+            self.ctx.update_config(new)
+        except (ValueError, OSError) as exc:
+            self.banner.show_error(f"Settings not saved: {describe_error(exc)}")
+            return False
+        self.banner.show_info(
+            "Settings saved."
+            + (" Reloading the model in the background." if self.ctx.engine_state == "loading" else "")
+        )
+        return True

@@ -1,0 +1,175 @@
+"""The Statistics screen: mean scores per task and model (chart), agreement, win rates, and exports."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.config import private_dir
+from app.qt.appstate import AppContext
+from app.qt.stats_chart import MeanScoreChart
+from app.qt.widgets import Banner
+from app.qt.workers import Job, Task, describe_error
+from app.store import EvalLog
+from app.store.export import export
+from app.store.stats import Agreement, MeanCI, WinRate, agreement, mean_scores, win_rates
+
+
+@dataclass(frozen=True)
+class Stats:
+    means: list[MeanCI]
+    agreement: Agreement
+    wins: list[WinRate]
+
+
+def compute(log: EvalLog) -> Stats:
+    return Stats(mean_scores(log), agreement(log), win_rates(log))
+
+
+def export_file(log: EvalLog, path: Path, kind: str, include_note_text: bool) -> int:
+    """Write an export readable by the user alone (it can hold patient text)."""
+    fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "csv"
+    private_dir(path.parent) if not path.parent.exists() else None
+    tmp = path.with_name(f".{path.name}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            n = export(log, fh, fmt=fmt, kind=kind, include_note_text=include_note_text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _fmt(v: float, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.0%}" if pct else f"{v:.2f}"
+
+
+class StatsTab(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.banner = Banner()
+        self.chart = MeanScoreChart()
+        self.agree = QLabel()
+        self.agree.setWordWrap(True)
+        self.wins = QTableWidget(0, 7)
+        self.wins.setHorizontalHeaderLabels(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"])
+        self.wins.verticalHeader().hide()
+        self.wins.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.wins.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.wins.setMaximumHeight(170)
+        refresh = QPushButton("&Refresh")
+        refresh.clicked.connect(self.refresh)
+        self.export_btns = []
+        exp = QHBoxLayout()
+        for label, kind, text in (
+            ("Export runs with note text…", "runs", True),
+            ("Export runs without note text…", "runs", False),
+            ("Export ratings…", "ratings", False),
+        ):
+            b = QPushButton(label)
+            b.clicked.connect(lambda _c=False, k=kind, t=text: self.export_dialog(k, t))
+            exp.addWidget(b)
+            self.export_btns.append(b)
+        exp.addStretch(1)
+        exp.addWidget(refresh)
+        self.status = QLabel()
+        self.status.setStyleSheet("color:#555;")
+        chart_box = QGroupBox("Mean human score per task (95% bootstrap interval over runs)")
+        QVBoxLayout(chart_box).addWidget(self.chart)
+        win_box = QGroupBox("Blinded comparisons: win rate = (wins + ties/2) / decided; 'both bad' not counted")
+        wl = QVBoxLayout(win_box)
+        wl.addWidget(self.wins)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.banner)
+        lay.addWidget(chart_box, 3)
+        lay.addWidget(self.agree)
+        lay.addWidget(win_box, 1)
+        lay.addLayout(exp)
+        lay.addWidget(self.status)
+        self._stale = True
+        self.task: Task | None = None
+        ctx.runs_changed.connect(self._runs_changed)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
+
+    def _runs_changed(self) -> None:
+        self._stale = True
+        if self.isVisible():
+            self.refresh()
+
+    def refresh(self) -> Task | None:
+        log = self.ctx.log
+        if log is None or self.task is not None:
+            return None
+        self._stale = False
+        self.status.setText("Computing…")
+        task = Task(lambda job: compute(log), "statistics")
+        task.signals.finished.connect(self._show)
+        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
+        task.signals.done.connect(lambda: setattr(self, "task", None))
+        self.task = task
+        return self.ctx.tasks.start(task)
+
+    def _show(self, st: Stats) -> None:
+        self.chart.set_data(st.means)
+        a = st.agreement
+        if a.runs:
+            self.agree.setText(
+                f"<b>Inter-rater agreement</b>: Krippendorff's alpha (ordinal) = {_fmt(a.alpha)} over {a.runs} "
+                f"runs rated by two or more of {a.raters} raters."
+            )
+        else:
+            self.agree.setText("<b>Inter-rater agreement</b>: needs runs rated by at least two raters.")
+        self.wins.setRowCount(len(st.wins))
+        for r, w in enumerate(st.wins):
+            vals = (w.model, w.comparisons, w.wins, w.losses, w.ties, w.both_bad, _fmt(w.win_rate, pct=True))
+            for c, v in enumerate(vals):
+                self.wins.setItem(r, c, QTableWidgetItem(str(v)))
+        n = sum(m.ratings for m in st.means)
+        self.status.setText(f"{n} current human ratings, {sum(w.comparisons for w in st.wins) // 2} comparisons.")
+
+    def export_dialog(self, kind: str, with_text: bool) -> None:
+        name = f"asclepius-{kind}{'' if with_text or kind == 'ratings' else '-no-notes'}.csv"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export", str(Path.home() / name), "CSV (*.csv);;JSON Lines (*.jsonl)"
+        )
+        if path:
+            self.export_to(Path(path), kind, with_text)
+
+    def export_to(self, path: Path, kind: str, with_text: bool) -> Task | None:
+        log = self.ctx.log
+        if log is None:
+            self.banner.show_error(self.ctx.log_error or "The evaluation log is not open yet.")
+            return None
+
+        def work(_job: Job) -> int:
+            return export_file(log, path, kind, with_text)
+
+        task = Task(work, "export")
+        task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}."))
+        task.signals.errored.connect(lambda e: self.banner.show_error(f"Export failed: {describe_error(e)}"))
+        self.status.setText(f"Exporting {kind}…")
+        return self.ctx.tasks.start(task)

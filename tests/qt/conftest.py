@@ -1,0 +1,57 @@
+"""Fixtures for the desktop app tests: a real window over the real demo model and a per-test log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+
+WAIT_MS = 60_000
+"""Generous: the test machine is shared with heavy jobs; waits end on a signal, not on this."""
+
+
+def qt_config(tmp_path: Path, **changes) -> AppConfig:
+    # Small answers and two threads keep each ask to a second or two on a 2-core machine.
+    cfg = AppConfig(
+        engine=EngineConfig(n_threads=2, max_ctx=1024, kv_cache_mb=64),
+        generation=GenerationDefaults(max_tokens=12, temperature=0.0, seed=0),
+        database=str(tmp_path / "log.db"),
+    )
+    return replace(cfg, **changes)
+
+
+@pytest.fixture
+def open_window(qtbot, tmp_path: Path, paths, demo_model) -> Iterator[Callable[..., object]]:
+    """Build (ctx, window) like run_gui does, wait for the model and the log, close both at teardown."""
+    from app.qt.appstate import AppContext, State
+    from app.qt.main_window import MainWindow
+    from app.qt.uistate import UiState
+
+    made = []
+
+    def make(config: AppConfig | None = None, wait: bool = True):
+        ctx = AppContext(paths, config or qt_config(tmp_path))
+        win = MainWindow(ctx, UiState(tmp_path / "ui"))
+        qtbot.addWidget(win)
+        ctx.start()
+        win.show()
+        made.append((ctx, win))
+        if wait:
+            qtbot.waitUntil(lambda: ctx.engine_state is State.READY and ctx.log is not None, timeout=WAIT_MS)
+        return ctx, win
+
+    yield make
+    for ctx, win in made:
+        win.close()
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def sample_note() -> str:
+    from resources import load_sample
+
+    return load_sample("pneumonia").text
