@@ -190,17 +190,20 @@ class LlamaCppEngine:
 
         Tokenizing a fragment alone makes a SentencePiece vocabulary add its dummy-prefix space; tokenizing
         ``context + text`` and removing the context's tokens gives the tokens a whole-string tokenization
-        would, as long as nothing merges across the boundary (our templates break at newlines or colons).
+        would, as long as nothing merges across the boundary. When the real previous character does merge
+        (a vocabulary with a ``".\n"`` piece), neutral contexts are tried so the segment still gets no
+        spurious space; the prompt then differs from a whole-string tokenization only at that boundary.
         """
         if not text:
             return []
-        if not context:
-            return self._tok(text, bos=False, special=special)
-        base = self._tok(context, bos=False, special=False)
-        full = self._tok(context + text, bos=False, special=special)
-        if full[: len(base)] == base:
-            return full[len(base) :]
-        log.debug("token merge across a segment boundary; tokenizing the segment alone")
+        for ctx in dict.fromkeys((context, "\n", "a", "0")):
+            if not ctx:
+                continue
+            base = self._tok(ctx, bos=False, special=False)
+            full = self._tok(ctx + text, bos=False, special=special)
+            if full[: len(base)] == base:
+                return full[len(base) :]
+        log.debug("no clean tokenization context found; tokenizing the segment alone")
         return self._tok(text, bos=False, special=special)
 
     def tokenize_prompt(self, style: PromptStyle, note: str, instruction: str) -> PromptTokens:

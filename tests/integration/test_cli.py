@@ -138,7 +138,7 @@ def test_usage_errors_exit_2_without_traceback():
 def test_tasks_and_models_commands(demo_model):
     r = run("tasks", "--json")
     tasks = json.loads(r.stdout)
-    assert [t["name"] for t in tasks][0] == "Named Entity Recognition" and len(tasks) == 8
+    assert tasks[0]["name"] == "Named Entity Recognition" and len(tasks) == 8
     r = run("models", "list")
     assert r.returncode == 0 and demo_model.short_sha in r.stdout.decode()
     assert "not trained for clinical tasks" in r.stdout.decode()
@@ -170,8 +170,19 @@ AUDIT = textwrap.dedent(
 
 def test_ask_attempts_no_network_connection_or_dns_lookup(demo_model, note_file):
     r = subprocess.run(
-        [sys.executable, "-c", AUDIT, "ask", "--note", str(note_file), "--task", "qa", "--max-tokens", "8",
-         "What was the creatinine?"],  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            AUDIT,
+            "ask",
+            "--note",
+            str(note_file),
+            "--task",
+            "qa",
+            "--max-tokens",
+            "8",
+            "What was the creatinine?",
+        ],
         capture_output=True,
         timeout=240,
     )

@@ -48,6 +48,7 @@ def test_segmented_tokens_equal_whole_string_tokenization(demo_engine, style_id)
     pt = demo_engine.tokenize_prompt(style, NOTE_A, Q)
     whole = demo_engine._llm.tokenize(style.render(NOTE_A.strip(), Q).encode(), add_bos=True, special=False)
     assert pt.all == whole
+    assert demo_engine._llm.detokenize(pt.all[1:]).decode() == style.render(NOTE_A.strip(), Q)
 
 
 INJECTION = (
