@@ -79,9 +79,22 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from resources import PRESETS_VERSION, TASKS
 
     if args.json:
-        print(json.dumps([{"name": t.name, "slug": t.slug, "description": t.description,
-                           "examples": list(t.examples), "max_tokens": t.max_tokens,
-                           "temperature": t.temperature} for t in TASKS], indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": t.name,
+                        "slug": t.slug,
+                        "description": t.description,
+                        "examples": list(t.examples),
+                        "max_tokens": t.max_tokens,
+                        "temperature": t.temperature,
+                    }
+                    for t in TASKS
+                ],
+                indent=2,
+            )
+        )
         return 0
     print(f"Task presets (version {PRESETS_VERSION})\n")
     for t in TASKS:

@@ -19,19 +19,21 @@ from app.core.types import AskRequest, FinishReason, SamplingParams
 from resources import load_sample
 
 
-def selftest(args: argparse.Namespace, ctx: CliContext,
-             runner: Callable[[Callable[[threading.Event], Any]], Any]) -> int:  # fmt: skip
+def selftest(
+    args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]
+) -> int:
     guard = netguard.install(block=True)
     print(f"asclepius-desk {__version__}, Python {platform.python_version()}, {platform.platform()}")
-    print(f"llama-cpp-python {llama_cpp.__version__}; CPU threads available {os.cpu_count()}, "
-          f"using {ctx.config.engine.n_threads}")  # fmt: skip
+    print(
+        f"llama-cpp-python {llama_cpp.__version__}; CPU threads available {os.cpu_count()}, "
+        f"using {ctx.config.engine.n_threads}"
+    )
     print(f"llama.cpp system info: {llama_cpp.llama_print_system_info().decode().strip()}")
     print(f"data directory: {ctx.paths.data_dir}")
     model = ctx.model(None)
     print(f"model: {model.display_name}  sha256 {model.short_sha}  ctx {model.context_length}")
     note = load_sample("pneumonia").text
-    req = AskRequest(note, "Question Answering", "What was the creatinine on admission?",
-                     SamplingParams(max_tokens=48))  # fmt: skip
+    req = AskRequest(note, "Question Answering", "What was the creatinine on admission?", SamplingParams(max_tokens=48))
     with ctx.engine(model) as engine:
         result = runner(lambda cancel: engine.ask(req, cancel=cancel))
     print(

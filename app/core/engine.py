@@ -171,8 +171,9 @@ class LlamaCppEngine:
 
     def is_control_token(self, token: int) -> bool:
         """True for BOS/EOS/EOT and other control tokens (what user text must never produce)."""
-        return bool(llama_cpp.llama_vocab_is_control(self._vocab, token) or
-                    llama_cpp.llama_vocab_is_eog(self._vocab, token))  # fmt: skip
+        return bool(
+            llama_cpp.llama_vocab_is_control(self._vocab, token) or llama_cpp.llama_vocab_is_eog(self._vocab, token)
+        )
 
     def _arm_abort(self, armed: bool) -> None:
         llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort_cb if armed else self._no_abort_cb, None)
@@ -316,8 +317,7 @@ class LlamaCppEngine:
             if self._closed:
                 raise ModelError("the engine was closed")
             pt = self.tokenize_prompt(style, note, instruction)
-            budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens,
-                            sp.max_tokens)  # fmt: skip
+            budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens, sp.max_tokens)
             truncation = None
             if not budget.fits:
                 if not request.truncate:
@@ -332,8 +332,9 @@ class LlamaCppEngine:
                 while len(pt.all) + sp.max_tokens > self.n_ctx and note:
                     note = note[: int(len(note) * 0.98)]
                     pt = self.tokenize_prompt(style, note, instruction)
-                truncation = Truncation(len(request.note.strip()), len(note), truncation.original_tokens,
-                                        len(pt.note_tokens))  # fmt: skip
+                truncation = Truncation(
+                    len(request.note.strip()), len(note), truncation.original_tokens, len(pt.note_tokens)
+                )
             self._prepare_prefix(pt.prefix)
             reused = self._live_prefix_len(pt.prefix)
             self._cancel = cancel

@@ -170,8 +170,9 @@ class Registry:
         return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
 
     # -- import, lookup ---------------------------------------------------------------------------
-    def _register(self, path: Path, sha: str, *, name: str | None = None, style: str | None = None,
-                  demo: bool = False) -> ModelInfo:  # fmt: skip
+    def _register(
+        self, path: Path, sha: str, *, name: str | None = None, style: str | None = None, demo: bool = False
+    ) -> ModelInfo:
         meta = read_gguf(path)
         st = path.stat()
         old = self._entries.get(sha, {})
@@ -191,8 +192,9 @@ class Registry:
         self._save()
         return self._info(entry)
 
-    def import_model(self, path: str | Path, *, prompt_style: str | None = None,
-                     progress: ProgressFn | None = None) -> ModelInfo:  # fmt: skip
+    def import_model(
+        self, path: str | Path, *, prompt_style: str | None = None, progress: ProgressFn | None = None
+    ) -> ModelInfo:
         p = Path(path).expanduser()
         read_gguf(p)  # fail fast, before hashing gigabytes
         st = p.stat()

@@ -57,8 +57,15 @@ def note_of_tokens(engine: LlamaCppEngine, notes: list[str], target: int) -> tup
 
 
 def baseline_run(model_path: str, threads: int, n_ctx: int, prompt: str) -> dict[str, float]:
-    llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                          n_batch=512, n_ubatch=512, verbose=False)  # fmt: skip
+    llm = llama_cpp.Llama(
+        model_path=model_path,
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=512,
+        n_ubatch=512,
+        verbose=False,
+    )
     t0 = time.perf_counter()
     first = None
     n = 0
@@ -166,8 +173,10 @@ def main() -> int:
     ]
     print(f"model {res['model']}, {args.threads} threads, note {n_a} tokens, prompt {res['prompt_tokens']} tokens")
     print(f"baseline: {res['baseline_tps']:.1f} tok/s, cold TTFT {res['baseline_cold_ttft_s']:.3f} s")
-    print(f"engine:   {res['engine_tps']:.1f} tok/s, cold TTFT {res['cold_ttft_s']:.3f} s, follow-up "
-          f"{res['follow_ttft_s']:.3f} s, return {res['return_ttft_s']:.3f} s")  # fmt: skip
+    print(
+        f"engine:   {res['engine_tps']:.1f} tok/s, cold TTFT {res['cold_ttft_s']:.3f} s, follow-up "
+        f"{res['follow_ttft_s']:.3f} s, return {res['return_ttft_s']:.3f} s"
+    )
     for name, value, target, ok in checks:
         print(f"  {name:<42} {value:8.3f}  target {target:<8} {'PASS' if ok else 'FAIL'}")
     print(json.dumps(res))
