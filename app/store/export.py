@@ -133,6 +133,46 @@ def _ratings_stmt(filters: RunFilter, history: bool) -> tuple[list[str], Select[
     return names, filters.apply(stmt).order_by(Rating.id)
 
 
+FREE_TEXT = {
+    "instruction",
+    "answer",
+    "error",
+    "note_text",
+    "model_file",
+    "model_name",
+    "rater",
+    "comment",
+    "corrected_answer",
+}
+"""Columns whose text comes from users or the model, and so may start like a spreadsheet formula."""
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_like(value: str) -> bool:
+    if not value.startswith(FORMULA_START):
+        return False
+    # A "-" before a space or digit is a bullet or a negative number, not a formula.
+    return not (value[0] == "-" and (len(value) == 1 or value[1] == " " or value[1].isdigit()))
+
+
+def csv_safe(value: Any) -> Any:
+    """Neutralise text a spreadsheet would run as a formula (CSV injection): prefix it with an apostrophe.
+
+    A clinician opens these exports in a spreadsheet; an answer or note line such as ``=HYPERLINK(...)``
+    must show as text. ``import-ratings`` strips the apostrophe again with ``csv_unsafe``; text that already
+    looks escaped gets one more apostrophe, so the round trip is exact for every string.
+    """
+    if isinstance(value, str) and (_formula_like(value) or csv_unsafe(value) != value):
+        return "'" + value
+    return value
+
+
+def csv_unsafe(value: str) -> str:
+    if value.startswith("'") and csv_safe(value[1:]) != value[1:]:
+        return value[1:]
+    return value
+
+
 def _cell(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -186,12 +226,14 @@ def export(
     if fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
         w.writerow(names)
+        text_cols = [i for i, k in enumerate(names) if k in FREE_TEXT]
         for part in _partitions(log, stmt):
             # None becomes an empty cell; every other value is already text or a number.
-            if kind == "ratings":
-                w.writerows([_cell(v) for v in r] for r in part)
-            else:
-                w.writerows(part)
+            rows = [[_cell(v) for v in r] for r in part] if kind == "ratings" else [list(r) for r in part]
+            for row in rows:
+                for i in text_cols:
+                    row[i] = csv_safe(row[i])
+            w.writerows(rows)
             n += len(part)
         return n
     json_cols = [i for i, k in enumerate(names) if k in JSON_COLUMNS] if kind == "runs" else []

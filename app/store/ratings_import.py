@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.core.errors import UsageError
+from app.store.export import csv_unsafe
 from app.store.log import EvalLog, NewRating
 from app.store.models import Rater, Rating
 
@@ -109,8 +110,8 @@ def _parse(rec: dict[str, Any], default_rater: str | None) -> NewRating:
         rater=rater,
         score=score,
         hallucination=h in _TRUE,
-        comment=(str(rec.get("comment") or "").strip() or None),
-        corrected_answer=(str(rec.get("corrected_answer") or "").strip() or None),
+        comment=(csv_unsafe(str(rec.get("comment") or "").strip()) or None),
+        corrected_answer=(csv_unsafe(str(rec.get("corrected_answer") or "").strip()) or None),
         rater_kind=kind,
         at=at,
     )

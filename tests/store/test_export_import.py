@@ -127,3 +127,26 @@ def test_import_reports_bad_rows_by_line_and_keeps_good_ones(filled: EvalLog, tm
     assert [(r.rater, r.score, r.comment) for r in filled.current_ratings(runs[0].uuid) if r.rater == "dr-sheet"] == [
         ("dr-sheet", 4, "fine")
     ]
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised_and_restored_on_import(log: EvalLog, tmp_path: Path) -> None:
+    from app.store.export import csv_safe, csv_unsafe
+
+    rid = logged(log, request(instruction="=cmd|' /C calc'!A0"), model(0), answer="@SUM(1+1)")
+    log.add_rating(rid, "dr-lee", 3, comment='=HYPERLINK("http://x")', corrected_answer="- bullet stays")
+    out = io.StringIO()
+    export(log, out, "csv")
+    row = next(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["instruction"] == "'=cmd|' /C calc'!A0" and row["answer"] == "'@SUM(1+1)"
+    f = tmp_path / "ratings.csv"
+    with f.open("w", encoding="utf-8", newline="") as fh:
+        export(log, fh, "csv", kind="ratings")
+    rating = next(csv.DictReader(f.open(encoding="utf-8")))
+    assert rating["comment"].startswith("'=") and rating["corrected_answer"] == "- bullet stays"
+    other = EvalLog.open(tmp_path / "other.db")
+    logged(other, type(request())(**{**request(instruction="x").__dict__, "run_uuid": log.get_run(rid).uuid}), model(0))
+    assert import_ratings(other, f).imported == 1
+    assert other.current_ratings(1)[0].comment == '=HYPERLINK("http://x")'
+    other.close()
+    for v in ("-3 mg", "- item", "plain", "'=quoted already"):
+        assert csv_unsafe(csv_safe(v)) == v
