@@ -180,16 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list[Callable[[Any], None]]:
     """Subcommand groups that live beside the core (evaluation log, batch, quantize)."""
-    import importlib
+    from app.cli import batch, log_cmds
+    from quantize import cli as quantize_cli
 
-    found = []
-    for name in ("app.cli.log_cmds", "app.cli.batch", "quantize.cli"):
-        try:
-            found.append(importlib.import_module(name).register)
-        except ModuleNotFoundError as exc:  # TODO(lead): make strict once all three have landed
-            if exc.name != name:
-                raise
-    return found
+    return [log_cmds.register, batch.register, quantize_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
