@@ -55,3 +55,18 @@ def sample_note() -> str:
     from resources import load_sample
 
     return load_sample("pneumonia").text
+
+
+# A second, real model for Compare and import: a tiny LLaMA GGUF converted in the session (about a second).
+from tests.fixtures_llama import tiny_llama_gguf  # noqa: E402, F401
+
+
+def ask_and_wait(qtbot, tab, note: str, task: str, instruction: str):
+    """Ask on the Ask screen and return the single Outcome."""
+    tab.editor.setPlainText(note)
+    tab.set_task(task)
+    tab.instruction.setPlainText(instruction)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        assert tab.ask() is not None
+    [outcome] = done.args[0]
+    return outcome
