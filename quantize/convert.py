@@ -98,6 +98,8 @@ class ConvertResult:
     seconds: float
     source_sha256: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    hash_seconds: float = 0.0
+    """Of ``seconds``: the sha256 pass over the source files (a separate sequential read)."""
 
 
 def resolve_out_type(ckpt: Checkpoint, requested: str) -> str:
@@ -249,7 +251,9 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
             f"{free / 1e9:.2f} GB free"
         )
     report("hashing source files", 0, total)
+    t_hash = time.perf_counter()
     hashes = hash_sources(ckpt)
+    t_hash = time.perf_counter() - t_hash
     writer = _writer(hp, vocab, opts, out_type, ckpt, hashes)
     dtypes = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}
     for p in plans:
@@ -280,4 +284,6 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
             raise
         finally:
             writer.close()
-    return ConvertResult(opts.output, out_type, len(plans), total, time.perf_counter() - t0, hashes, vocab.notes)
+    return ConvertResult(
+        opts.output, out_type, len(plans), total, time.perf_counter() - t0, hashes, vocab.notes, t_hash
+    )
