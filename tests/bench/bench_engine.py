@@ -39,6 +39,27 @@ STYLE = "asclepius"  # long answers from a base model: a good decode-speed workl
 MAX_TOKENS = 128
 
 
+def memory_bandwidth_gbs(gib: float = 1.0, threads: int = 2) -> float:
+    """Copy bandwidth (read + write bytes per second) with ``threads`` threads, best of 3."""
+    import numpy as np
+
+    n = int(gib * (1 << 30)) // 8
+    src = np.ones(n, dtype=np.float64)
+    dst = np.empty_like(src)
+    parts = np.array_split(np.arange(n), threads)
+    bounds = [(p[0], p[-1] + 1) for p in parts]
+    best = 0.0
+    for _ in range(3):
+        workers = [threading.Thread(target=np.copyto, args=(dst[a:b], src[a:b])) for a, b in bounds]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, 2 * src.nbytes / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def load_notes() -> list[str]:
     with NOTES.open(encoding="utf-8", newline="") as fh:
         return [r["note"].strip() for r in csv.DictReader(fh)]
@@ -56,7 +77,7 @@ def note_of_tokens(engine: LlamaCppEngine, notes: list[str], target: int) -> tup
     return text, count
 
 
-def baseline_run(model_path: str, threads: int, n_ctx: int, prompt: str) -> dict[str, float]:
+def baseline_run(model_path: str, threads: int, n_ctx: int, prompt: str, max_tokens: int) -> dict[str, float]:
     llm = llama_cpp.Llama(
         model_path=model_path,
         n_ctx=n_ctx,
@@ -69,7 +90,7 @@ def baseline_run(model_path: str, threads: int, n_ctx: int, prompt: str) -> dict
     t0 = time.perf_counter()
     first = None
     n = 0
-    for _chunk in llm.create_completion(prompt, max_tokens=MAX_TOKENS, temperature=0.0, stream=True):
+    for _chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
         if first is None:
             first = time.perf_counter()
         n += 1
@@ -78,9 +99,11 @@ def baseline_run(model_path: str, threads: int, n_ctx: int, prompt: str) -> dict
     return {"ttft": first - t0, "tps": (n - 1) / (end - first), "tokens": n}
 
 
-def engine_runs(model, threads: int, n_ctx: int, note_a: str, note_b: str) -> dict[str, float]:
-    eng = LlamaCppEngine(model, EngineConfig(n_threads=threads, n_ctx=n_ctx))
-    sp = SamplingParams(max_tokens=MAX_TOKENS)
+def engine_runs(
+    model, threads: int, n_ctx: int, note_a: str, note_b: str, kv_mb: int, max_tokens: int
+) -> dict[str, float]:
+    eng = LlamaCppEngine(model, EngineConfig(n_threads=threads, n_ctx=n_ctx, kv_cache_mb=kv_mb))
+    sp = SamplingParams(max_tokens=max_tokens)
 
     def ask(note: str, q: str):
         return eng.ask(AskRequest(note, "qa", q, sp, prompt_style=STYLE))
@@ -101,8 +124,8 @@ def engine_runs(model, threads: int, n_ctx: int, note_a: str, note_b: str) -> di
     }
 
 
-def cancel_latency(model, threads: int, note: str, delay: float = 0.3) -> float:
-    eng = LlamaCppEngine(model, EngineConfig(n_threads=threads, n_ctx=4096))
+def cancel_latency(model, threads: int, n_ctx: int, note: str, delay: float = 0.3) -> float:
+    eng = LlamaCppEngine(model, EngineConfig(n_threads=threads, n_ctx=n_ctx))
     cancel = threading.Event()
     stamp = {}
 
@@ -124,6 +147,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--note-tokens", type=int, default=1500)
+    ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
+    ap.add_argument("--kv-cache-mb", type=int, default=2048)
+    ap.add_argument("--bandwidth", action="store_true", help="also measure memory bandwidth (physical bound)")
     args = ap.parse_args()
 
     home = tempfile.mkdtemp(prefix="asclepius-bench-")
@@ -135,15 +161,15 @@ def main() -> int:
     notes = load_notes()
     note_a, n_a = note_of_tokens(probe, notes, args.note_tokens)
     note_b, _ = note_of_tokens(probe, notes[len(notes) // 2 :], args.note_tokens // 2)
-    long_note, n_long = note_of_tokens(probe, notes, 3000)
+    long_note, n_long = note_of_tokens(probe, notes, min(3000, n_ctx - 300))
     probe.close()
     prompt = get_style(STYLE).render(note_a, "Summarize the assessment and plan.")
 
     base, ours, cancels = [], [], []
     for _ in range(args.repeats):  # alternate so drift in machine load hits both sides alike
-        base.append(baseline_run(model.path, args.threads, n_ctx, prompt))
-        ours.append(engine_runs(model, args.threads, n_ctx, note_a, note_b))
-        cancels.append(cancel_latency(model, args.threads, long_note))
+        base.append(baseline_run(model.path, args.threads, n_ctx, prompt, args.max_tokens))
+        ours.append(engine_runs(model, args.threads, n_ctx, note_a, note_b, args.kv_cache_mb, args.max_tokens))
+        cancels.append(cancel_latency(model, args.threads, n_ctx, long_note))
 
     med = statistics.median
     res = {
@@ -165,6 +191,12 @@ def main() -> int:
     res["decode_ratio"] = res["engine_tps"] / res["baseline_tps"]
     res["follow_ratio"] = res["follow_ttft_s"] / res["cold_ttft_s"]
     res["return_ratio"] = res["return_ttft_s"] / res["cold_ttft_s"]
+    if args.bandwidth:
+        res["model_gb"] = model.size_bytes / 1e9
+        res["bandwidth_gbs"] = memory_bandwidth_gbs(threads=args.threads)
+        # Decoding reads every weight once per token: bandwidth / model size bounds tokens/s from above.
+        res["bound_tps"] = res["bandwidth_gbs"] / res["model_gb"]
+        res["tps_of_bound"] = res["engine_tps"] / res["bound_tps"]
     checks = [
         ("decode tokens/s engine / baseline", res["decode_ratio"], ">= 0.95", res["decode_ratio"] >= 0.95),
         ("follow-up TTFT / cold TTFT", res["follow_ratio"], "<= 0.10", res["follow_ratio"] <= 0.10),
@@ -177,6 +209,11 @@ def main() -> int:
         f"engine:   {res['engine_tps']:.1f} tok/s, cold TTFT {res['cold_ttft_s']:.3f} s, follow-up "
         f"{res['follow_ttft_s']:.3f} s, return {res['return_ttft_s']:.3f} s"
     )
+    if args.bandwidth:
+        print(
+            f"memory bandwidth {res['bandwidth_gbs']:.1f} GB/s / model {res['model_gb']:.2f} GB = bound "
+            f"{res['bound_tps']:.1f} tok/s; engine reaches {res['tps_of_bound']:.0%} of it"
+        )
     for name, value, target, ok in checks:
         print(f"  {name:<42} {value:8.3f}  target {target:<8} {'PASS' if ok else 'FAIL'}")
     print(json.dumps(res))
