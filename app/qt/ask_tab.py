@@ -7,7 +7,6 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTex
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -26,7 +25,7 @@ from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParam
 from app.qt.appstate import AppContext, State
 from app.qt.asking import Outcome, ask_all, leading_offset, metrics_line, provenance_footer
 from app.qt.rate_panel import RatePanel
-from app.qt.widgets import Banner, ContextMeter, NoteEditor
+from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
 from app.store import RunView
 from resources import TASKS, get_task, list_samples, load_sample
@@ -71,7 +70,7 @@ class AskTab(QWidget):
         open_btn = QPushButton("&Open note…")
         open_btn.setToolTip("Open a plain-text note (.txt) (Ctrl+O)")
         open_btn.clicked.connect(self.open_note_dialog)
-        self.samples = QComboBox()
+        self.samples = combo()
         self.samples.addItem("Sample notes…")
         for name in list_samples():
             self.samples.addItem(load_sample(name).title, name)
@@ -95,13 +94,13 @@ class AskTab(QWidget):
         ll.addWidget(self.meter)
         ll.addWidget(self.truncate)
 
-        self.task_box = QComboBox()
+        self.task_box = combo()
         for t in TASKS:
             self.task_box.addItem(t.name, t.name)
         self.task_desc = QLabel()
         self.task_desc.setWordWrap(True)
         self.task_desc.setStyleSheet("color:#555;")
-        self.examples = QComboBox()
+        self.examples = combo()
         self.examples.setToolTip("Example instructions for this task")
         self.examples.activated.connect(self._use_example)
         self.instruction = QPlainTextEdit()
@@ -344,7 +343,8 @@ class AskTab(QWidget):
 
     def _failed(self, exc: BaseException) -> None:
         self._done()  # before anyone hears of it, so a listener may ask again at once
-        msg = describe_error(exc)
+        # The core's refusal names the CLI flag; here the same choice is a checkbox.
+        msg = describe_error(exc).replace("(--truncate)", "(tick “Truncate the note to fit”)")
         self.metrics.setText("")
         self.banner.show_error(msg)
         self.run_failed.emit(msg)

@@ -24,7 +24,7 @@ from app.core.notes import validate_note
 from app.core.types import AskRequest, ModelInfo, SamplingParams
 from app.qt.appstate import AppContext
 from app.qt.asking import Outcome, ask_all
-from app.qt.widgets import Banner
+from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
 from resources import RUBRIC, TASKS, get_task
 
@@ -45,8 +45,8 @@ class CompareTab(QWidget):
         """(shown as A, shown as B)."""
         self.task: Task | None = None
         self.banner = Banner()
-        self.model_a, self.model_b = QComboBox(), QComboBox()
-        self.task_box = QComboBox()
+        self.model_a, self.model_b = combo(24), combo(24)
+        self.task_box = combo()
         for t in TASKS:
             self.task_box.addItem(t.name, t.name)
         self.instruction = QLineEdit()
@@ -85,7 +85,7 @@ class CompareTab(QWidget):
             te = QTextEdit()
             te.setReadOnly(True)
             te.setAccessibleName(f"Answer {label}")
-            sc = QComboBox()
+            sc = combo()
             sc.addItem("no score", None)
             for lv in RUBRIC:
                 sc.addItem(f"{lv.score} {lv.label}", lv.score)

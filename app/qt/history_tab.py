@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import AsclepiusError
 from app.qt.appstate import AppContext
 from app.qt.history_model import RunQuery, RunTableModel
-from app.qt.widgets import Banner
+from app.qt.widgets import Banner, combo
 from app.store import RunFilter, RunView
 from resources import TASK_NAMES
 
@@ -49,16 +48,18 @@ class HistoryTab(QWidget):
         for col, w in enumerate((60, 130, 210, 230, 420, 80, 70, 80)):
             self.table.setColumnWidth(col, w)
         hh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        for col in (0, 1, 5, 6, 7):
+            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda _i: self._open())
         self.table.activated.connect(lambda _i: self._open())
 
-        self.task = QComboBox()
+        self.task = combo()
         self.task.addItem("All tasks", None)
         for t in TASK_NAMES:
             self.task.addItem(t, t)
-        self.model_box = QComboBox()
-        self.rater = QComboBox()
-        self.rated = QComboBox()
+        self.model_box = combo()
+        self.rater = combo()
+        self.rated = combo()
         for label, v in (("Rated or not", None), ("Rated", True), ("Not rated", False)):
             self.rated.addItem(label, v)
         self.search = QLineEdit()

@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QLabel,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import UsageError
 from app.qt.appstate import AppContext
+from app.qt.widgets import combo
 from app.qt.workers import Task, describe_error
 from resources import RUBRIC
 
@@ -44,7 +44,7 @@ class RatePanel(QGroupBox):
         self.run_id: int | None = None
         self._loading = False
         self._dirty = False
-        self.rater = QComboBox()
+        self.rater = combo()
         self.rater.setEditable(True)
         self.rater.setToolTip("Your rater profile: ratings are stored under this name")
         self.rater.lineEdit().setPlaceholderText("your name")
@@ -61,7 +61,7 @@ class RatePanel(QGroupBox):
             d.setStyleSheet("color:#555; margin-left:22px; margin-bottom:4px;")
             box.addWidget(rb)
             box.addWidget(d)
-        self.hallucination = QCheckBox("&Hallucination: states something the note does not support")
+        self.hallucination = QCheckBox("&Hallucination (unsupported by the note)")
         self.comment = QLineEdit()
         self.comment.setPlaceholderText("optional")
         self.corrected = QPlainTextEdit()

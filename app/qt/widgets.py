@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPainter, QPaintEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -180,7 +181,10 @@ class ContextMeter(QWidget):
             self.label.setText(f"Context: {parts}")
             self.label.setStyleSheet("")
         else:
-            self.label.setText(f"<b>Does not fit: {b.overflow:,} tokens over.</b> {parts}")
+            self.label.setText(
+                f"<b>Does not fit: {b.overflow:,} tokens over.</b> {parts}. Shorten the note by about "
+                f"{b.overflow:,} tokens, lower the maximum answer length, or truncate explicitly below."
+            )
             self.label.setStyleSheet("color:#b3261e;")
         self.bar.update()
 
@@ -228,3 +232,11 @@ class _MeterBar(QWidget):
             p.setPen(QColor("#b3261e"))
             cx = r.left() + b.n_ctx * scale
             p.drawLine(int(cx), int(r.top()), int(cx), int(r.bottom()))
+
+
+def combo(min_chars: int = 14) -> QComboBox:
+    """A combo box whose width does not grow with its longest item (task names, model labels are long)."""
+    c = QComboBox()
+    c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    c.setMinimumContentsLength(min_chars)
+    return c

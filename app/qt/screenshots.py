@@ -1,0 +1,168 @@
+"""Render every screen at 1440x900 with a sample note and real answers: ``python -m app.qt.screenshots DIR``.
+
+Runs in a temporary ASCLEPIUS_HOME (the user's own data is never touched) on the demo model. The Compare
+screen needs a second model: a tiny random-weight LLaMA GGUF is built with the test helpers when the
+``quantize`` extra is installed (its answer is gibberish, which is what a blind comparison should expose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+SIZE = (1440, 900)
+
+
+def wait_until(app, cond: Callable[[], bool], timeout_s: float = 300.0, what: str = "") -> None:
+    end = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out waiting for {what or cond}")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    home = Path(tempfile.mkdtemp(prefix="asclepius-shots-"))
+    os.environ["ASCLEPIUS_HOME"] = str(home)
+    from app.core import netguard
+
+    netguard.install(block=True)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    shoot(app, home, args.out)
+    return 0
+
+
+def _second_model(home: Path) -> Path | None:
+    try:
+        from tests.fixtures_llama import build_tiny_llama_gguf
+    except ImportError:
+        return None
+    return build_tiny_llama_gguf(home / "tiny")
+
+
+def shoot(app, home: Path, out: Path) -> list[Path]:
+    from dataclasses import replace
+
+    from app.core.config import AppConfig, GenerationDefaults, Paths
+    from app.qt.appstate import AppContext, State
+    from app.qt.main_window import MainWindow
+    from app.qt.uistate import UiState
+    from resources import load_sample
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = Paths.default()
+    cfg = replace(AppConfig(), generation=GenerationDefaults(max_tokens=64))
+    ctx = AppContext(paths, cfg)
+    win = MainWindow(ctx, UiState(home / "ui"))
+    win.resize(*SIZE)
+    ctx.start()
+    win.show()
+    wait_until(app, lambda: ctx.engine_state is State.READY and ctx.log is not None, what="the model")
+    saved: list[Path] = []
+
+    def snap(name: str) -> None:
+        for _ in range(20):
+            app.processEvents()
+        p = out / f"{name}.png"
+        if (win.width(), win.height()) != SIZE:
+            raise RuntimeError(f"the window is {win.width()}x{win.height()}, not {SIZE}: {win.minimumSizeHint()}")
+        win.grab().save(str(p))
+        saved.append(p)
+        print(p)
+
+    tab = win.ask_tab
+    note = load_sample("pneumonia").text
+
+    def ask(task: str, instruction: str):
+        tab.editor.setPlainText(note)
+        tab.set_task(task)
+        tab.instruction.setPlainText(instruction)
+        got = []
+        tab.run_finished.connect(got.append)
+        tab.ask()
+        wait_until(app, lambda: bool(got), what="an answer")
+        tab.run_finished.disconnect(got.append)
+        return got[0][0]
+
+    first = ask("summary", "Summarize this discharge summary in three sentences.")
+    ctx.log.add_rating(first.run_id, "dr-lee", 2, comment="misses the AKI")
+    ctx.log.add_rating(first.run_id, "dr-osei", 3)
+    second = ask("temporal", "When was the patient admitted and when were they discharged?")
+    ctx.log.add_rating(second.run_id, "dr-lee", 4)
+    ctx.log.add_rating(second.run_id, "dr-osei", 4)
+    o = ask("qa", "What was the patient's creatinine on admission?")
+    tab.rate.rater.setEditText("dr-lee")
+    tab.rate.scores.button(3).click()
+    tab.rate.comment.setText("correct value; baseline not asked for")
+    tab.rate.flush()
+    wait_until(app, lambda: bool(ctx.log.current_ratings(o.run_id)), what="the rating")
+    wait_until(app, lambda: tab.meter.budget is not None, what="the context meter")
+    win.tabs.setCurrentWidget(tab)
+    snap("ask")
+
+    # A note far too long for the context: the meter turns red with the choices.
+    tab.editor.setPlainText((note + "\n") * 60)
+    wait_until(app, lambda: tab.meter.budget is not None and not tab.meter.budget.fits, what="the long-note meter")
+    tab.ask()
+    wait_until(app, lambda: tab.banner.kind == "error" and tab.task is None, what="the refusal")
+    snap("ask-note-too-long")
+    tab.banner.hide()
+    tab.editor.setPlainText(note)
+
+    tiny = _second_model(home)
+    if tiny is not None:
+        task = win.models_tab.import_file(tiny)
+        wait_until(app, lambda: task.finished_flag.is_set() and win.models_tab.busy is None, what="the import")
+    win.tabs.setCurrentWidget(win.models_tab)
+    wait_until(app, lambda: all(m.sha256 in win.models_tab._ram for m in win.models_tab.models), what="RAM")
+    win.models_tab.table.selectRow(0)
+    snap("models")
+
+    cmp_ = win.compare_tab
+    win.tabs.setCurrentWidget(cmp_)
+    if tiny is not None:
+        cmp_.model_a.setCurrentIndex(cmp_.model_a.findData(ctx.model.sha256))
+        cmp_.model_b.setCurrentIndex(1 - cmp_.model_a.currentIndex())
+        tab.editor.setPlainText(note[:900])
+        cmp_.rater.setText("dr-lee")
+        cmp_.run()
+        wait_until(app, lambda: cmp_.pair is not None and cmp_.task is None, what="both answers")
+        snap("compare-blind")
+        side = "A" if cmp_.pair[0].model.is_demo else "B"
+        for box, o in zip(cmp_.scores, cmp_.pair, strict=True):
+            box.setCurrentIndex(box.findData(3 if o.model.is_demo else 1))
+        cmp_.vote(side)
+        wait_until(app, lambda: "Saved" in cmp_.reveal.text(), what="the vote")
+        snap("compare-revealed")
+        tab.editor.setPlainText(note)
+    else:
+        snap("compare")
+
+    win.tabs.setCurrentWidget(win.history_tab)
+    wait_until(app, lambda: win.history_tab.model.rowCount() > 0, what="history rows")
+    win.history_tab.select_row(0)
+    snap("history")
+    win.tabs.setCurrentWidget(win.stats_tab)
+    wait_until(app, lambda: win.stats_tab.task is None and bool(win.stats_tab.chart.means), what="statistics")
+    snap("statistics")
+    win.tabs.setCurrentWidget(win.settings_tab)
+    snap("settings")
+    win.close()
+    ctx.close()
+    return saved
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
