@@ -12,7 +12,7 @@ from typing import Any
 
 from app.cli.context import CliContext
 from app.core.engine import raise_if_cancelled
-from app.core.errors import UsageError
+from app.core.errors import ContextOverflowError, UsageError
 from app.core.notes import decode_note_bytes, read_note_file
 from app.core.types import AskRequest, RunResult, SamplingParams
 from resources import get_task
@@ -88,7 +88,10 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
                 log.finish_run(result)
             return result
 
-        result = runner(work)
+        try:
+            result = runner(work)
+        except ContextOverflowError as exc:
+            raise ContextOverflowError(f"{exc} (pass --truncate to cut it, reported)") from None
     finally:
         engine.close()
         if log is not None:

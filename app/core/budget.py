@@ -57,7 +57,7 @@ class Budget:
         else:
             hint = (
                 f"shorten the note by about {self.overflow} tokens, lower the maximum answer length, "
-                "or ask for explicit truncation (--truncate)"
+                "or truncate the note explicitly"
             )
         return ContextOverflowError(f"the prompt does not fit: {self.describe()} ({self.overflow} over); {hint}")
 

@@ -218,6 +218,7 @@ class Registry:
             prompt_style=style,
             is_demo=e["is_demo"],
             provenance=e.get("provenance", {}),
+            verified=bool(e.get("verified", True)),
         )
 
     def list(self) -> list[ModelInfo]:

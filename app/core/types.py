@@ -90,6 +90,8 @@ class ModelInfo:
     """Prompt style id the app uses for this model (from GGUF metadata, registry override or a default)."""
     is_demo: bool = False
     provenance: dict[str, str] = field(default_factory=dict)
+    verified: bool = True
+    """False once ``verify`` found the file's sha256 changed since import."""
 
     @property
     def display_name(self) -> str:

@@ -344,7 +344,7 @@ class AskTab(QWidget):
     def _failed(self, exc: BaseException) -> None:
         self._done()  # before anyone hears of it, so a listener may ask again at once
         # The core's refusal names the CLI flag; here the same choice is a checkbox.
-        msg = describe_error(exc).replace("(--truncate)", "(tick “Truncate the note to fit”)")
+        msg = describe_error(exc).replace("truncate the note explicitly", "tick “Truncate the note to fit”")
         self.metrics.setText("")
         self.banner.show_error(msg)
         self.run_failed.emit(msg)

@@ -174,7 +174,7 @@ class ModelsTab(QWidget):
                 _size(m.size_bytes),
                 f"{m.context_length:,}",
                 m.short_sha,
-                "yes" if self.ctx.registry._entries.get(m.sha256, {}).get("verified") else "NO",
+                "yes" if m.verified else "NO",
                 _size(ram[0]) if ram else "…",
                 "● in use" if m.sha256 == default else "",
             )

@@ -78,7 +78,7 @@ def models() -> list[ModelInfo]:
             q,
             6_700_000_000,
             "asclepius",
-        )  # fmt: skip
+        )
         for q in ("Q4_K_M", "Q5_K_M", "Q8_0", "F16")
     ]
 
@@ -113,7 +113,7 @@ def fill(path: Path, n_runs: int, seed: int = 0) -> None:
                 ts,
             )
             for i, m in enumerate(models())
-        ],  # fmt: skip
+        ],
     )
     con.execute("INSERT INTO raters (id, name, kind, created_at) VALUES (1, 'dr-bench', 'human', ?)", (ts,))
     grounding = json.dumps({"checked": 5, "supported": 4, "unsupported": ["40 mg"]})
@@ -121,12 +121,45 @@ def fill(path: Path, n_runs: int, seed: int = 0) -> None:
     for i in range(n_runs):
         start = (t0 + timedelta(seconds=i * 30)).isoformat(timespec="microseconds")
         end = (t0 + timedelta(seconds=i * 30 + 6)).isoformat(timespec="microseconds")
-        rows.append((
-            i + 1, f"{i:08d}-0000-4000-8000-000000000000", "finished", rng.randrange(2000) + 1, rng.randrange(4) + 1,
-            TASK_NAMES[i % 8], text(rng, 60), 400, 0.0, 1.0, 0, 0.0, 1.0, 0, 0, "p" * 64, 1234, "bench", start, end,
-            text(rng, 300), "stop", "llama-cpp-python 0.3.36", "0.1.0", "2026.11.1", "asclepius@1", 2048, 2, 900, 850,
-            80, 0.3, 25.0, 3.5, grounding,
-        ))  # fmt: skip
+        rows.append(
+            (
+                i + 1,
+                f"{i:08d}-0000-4000-8000-000000000000",
+                "finished",
+                rng.randrange(2000) + 1,
+                rng.randrange(4) + 1,
+                TASK_NAMES[i % 8],
+                text(rng, 60),
+                400,
+                0.0,
+                1.0,
+                0,
+                0.0,
+                1.0,
+                0,
+                0,
+                "p" * 64,
+                1234,
+                "bench",
+                start,
+                end,
+                text(rng, 300),
+                "stop",
+                "llama-cpp-python 0.3.36",
+                "0.1.0",
+                "2026.11.1",
+                "asclepius@1",
+                2048,
+                2,
+                900,
+                850,
+                80,
+                0.3,
+                25.0,
+                3.5,
+                grounding,
+            )
+        )
         if i % 10 == 0:
             ratings.append((i + 1, rng.randint(1, 4), end))
     con.executemany(
@@ -138,7 +171,8 @@ def fill(path: Path, n_runs: int, seed: int = 0) -> None:
         rows,
     )
     con.executemany(
-        "INSERT INTO ratings (run_id, rater_id, score, hallucination, is_current, created_at) VALUES (?, 1, ?, 0, 1, ?)",
+        "INSERT INTO ratings (run_id, rater_id, score, hallucination, is_current, created_at) "
+        "VALUES (?, 1, ?, 0, 1, ?)",
         ratings,
     )
     con.commit()
@@ -160,8 +194,10 @@ def main() -> int:
     path = Path(args.keep) if args.keep else Path(tmp.name) / "bench.db"
     if path.exists():
         path.unlink()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}"
+    )
     t = time.perf_counter()
     fill(path, args.runs)
     print(f"fill: {args.runs:,} runs in {time.perf_counter() - t:.1f} s (bulk SQL, not measured)")
@@ -178,10 +214,35 @@ def main() -> int:
         req = AskRequest(notes[i % 20], TASK_NAMES[i % 8], f"bench question {i}", SamplingParams(max_tokens=400))
         m = ms_list[i % 4]
         now = datetime.now(UTC).isoformat()
-        res = RunResult(req.run_uuid, req.task, req.instruction, text(rng, 300), FinishReason.STOP, m.sha256,
-                        m.file_name, m.file_type, "llama", "llama-cpp-python 0.3.36", "0.1.0", "2026.11.1",
-                        "asclepius@1", req.sampling, 2048, 2, note_sha256(req.note), len(req.note), 900, 850, 80, 0.3,
-                        25.0, 3.5, now, now, grounding={"checked": 5, "supported": 5, "unsupported": []})  # fmt: skip
+        res = RunResult(
+            req.run_uuid,
+            req.task,
+            req.instruction,
+            text(rng, 300),
+            FinishReason.STOP,
+            m.sha256,
+            m.file_name,
+            m.file_type,
+            "llama",
+            "llama-cpp-python 0.3.36",
+            "0.1.0",
+            "2026.11.1",
+            "asclepius@1",
+            req.sampling,
+            2048,
+            2,
+            note_sha256(req.note),
+            len(req.note),
+            900,
+            850,
+            80,
+            0.3,
+            25.0,
+            3.5,
+            now,
+            now,
+            grounding={"checked": 5, "supported": 5, "unsupported": []},
+        )
         t = time.perf_counter()
         rid = log.start_run(req, m)
         log.finish_run(rid, res)
@@ -207,8 +268,10 @@ def main() -> int:
         with out_path.open("w", encoding="utf-8", newline="") as fh:
             rows = export(log, fh, fmt)
         dt = time.perf_counter() - t
-        print(f"full export {fmt} with note text: {rows:,} rows in {dt:.2f} s, "
-              f"{out_path.stat().st_size / 2**20:.0f} MB; target < 10 s")  # fmt: skip
+        print(
+            f"full export {fmt} with note text: {rows:,} rows in {dt:.2f} s, "
+            f"{out_path.stat().st_size / 2**20:.0f} MB; target < 10 s"
+        )
         out_path.unlink()
     t = time.perf_counter()
     rows = export(log, io.StringIO(), "csv", include_note_text=False)
@@ -219,9 +282,11 @@ def main() -> int:
     con = sqlite3.connect(path)
     notes_bytes = con.execute("SELECT sum(length(text)) FROM notes").fetchone()[0]
     con.close()
-    print(f"database: {size / 2**20:.1f} MB for {n:,} runs = {size / n / 1024:.2f} KB per run "
-          f"({(size - notes_bytes) / n / 1024:.2f} KB per run without the {notes_bytes / 2**20:.1f} MB of note "
-          f"text, shared by runs of the same note)")  # fmt: skip
+    print(
+        f"database: {size / 2**20:.1f} MB for {n:,} runs = {size / n / 1024:.2f} KB per run "
+        f"({(size - notes_bytes) / n / 1024:.2f} KB per run without the {notes_bytes / 2**20:.1f} MB of note "
+        f"text, shared by runs of the same note)"
+    )
     tmp.cleanup()
     return 0
 

@@ -142,7 +142,7 @@ def test_context_overflow_exits_5_and_truncate_flag_reports_the_cut(tmp_path, de
     env = {"ASCLEPIUS_HOME": str(cfg_home)}
     r = run("ask", "--note", str(note), "--task", "qa", "--model", demo_model.path, "--no-log", "What?", env_extra=env)
     assert r.returncode == 5, r.stderr.decode()
-    assert "does not fit" in r.stderr.decode() and "1024" in r.stderr.decode()
+    assert "does not fit" in r.stderr.decode() and "1024" in r.stderr.decode() and "--truncate" in r.stderr.decode()
     r = run(
         "ask",
         "--note",

@@ -58,6 +58,7 @@ def test_import_hashes_once_and_verify_detects_changes(tmp_path):
         fh.write(b"\x01")
     os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert reg.verify(info.sha256[:10])[1] is False
+    assert Registry(paths).find(info.sha256).verified is False
     saved = json.loads(paths.registry_file.read_text())
     assert saved["models"][0]["verified"] is False
 

@@ -64,5 +64,9 @@ def test_static_imports_follow_the_layering(package, forbidden):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            bad += [f"{path.relative_to(ROOT)}: {n}" for n in names if any(n == f or n.startswith(f + ".") for f in forbidden)]
+            bad += [
+                f"{path.relative_to(ROOT)}: {n}"
+                for n in names
+                if any(n == f or n.startswith(f + ".") for f in forbidden)
+            ]
     assert bad == []

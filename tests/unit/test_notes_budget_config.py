@@ -54,7 +54,7 @@ def test_budget_numbers_and_refusal_message():
     assert b.total == 2320 and not b.fits and b.overflow == 272 and b.note_room == 1528
     err = b.refusal()
     assert isinstance(err, ContextOverflowError)
-    assert "2320" in str(err) and "272 over" in str(err) and "--truncate" in str(err)
+    assert "2320" in str(err) and "272 over" in str(err) and "truncate the note explicitly" in str(err)
     assert b.truncated_note_tokens() == 1528
 
 
