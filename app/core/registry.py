@@ -92,7 +92,11 @@ def read_gguf(path: Path) -> dict[str, Any]:
         )
     ftype = meta.get("general.file_type")
     try:
-        ftype_name = LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else "unknown"
+        ftype_name = (
+            LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+            if ftype is not None
+            else "unknown"
+        )
     except ValueError:
         ftype_name = f"type {ftype}"
     n_params = sum(int(t.n_elements) for t in reader.tensors)
