@@ -134,7 +134,10 @@ def cancel_latency(model, threads: int, n_ctx: int, note: str, delay: float = 0.
         cancel.set()
 
     threading.Timer(delay, fire).start()
-    r = eng.ask(AskRequest(note, "qa", "Summarize.", SamplingParams(max_tokens=8), prompt_style=STYLE), cancel=cancel)
+    r = eng.ask(
+        AskRequest(note, "qa", "Summarize.", SamplingParams(max_tokens=8), prompt_style=STYLE, truncate=True),
+        cancel=cancel,
+    )
     done = time.perf_counter()
     assert str(r.finish_reason) == "cancelled", r.finish_reason
     eng.close()
@@ -168,7 +171,9 @@ def main() -> int:
     base, ours, cancels = [], [], []
     for _ in range(args.repeats):  # alternate so drift in machine load hits both sides alike
         base.append(baseline_run(model.path, args.threads, n_ctx, prompt, args.max_tokens))
+        print("baseline", base[-1], flush=True)
         ours.append(engine_runs(model, args.threads, n_ctx, note_a, note_b, args.kv_cache_mb, args.max_tokens))
+        print("engine", ours[-1], flush=True)
         cancels.append(cancel_latency(model, args.threads, n_ctx, long_note))
 
     med = statistics.median
