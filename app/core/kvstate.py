@@ -24,7 +24,8 @@ def prefix_key(model_sha256: str, tokens: Sequence[int]) -> str:
 @dataclass
 class CachedState:
     tokens: tuple[int, ...]
-    data: bytes
+    data: bytearray
+    """The llama.cpp sequence state; a bytearray so ctypes can read and write it without a copy."""
 
 
 class StateCache:
