@@ -16,19 +16,18 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.core.errors import AsclepiusError, Cancelled, UsageError
+from app.core.records import Row, read_records
 
 MAX_INPUT_BYTES = 1024 * 1024 * 1024
 MAX_INSTRUCTION_CHARS = 4000
@@ -51,37 +50,16 @@ class Parsed:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _records(path: Path) -> list[Row]:
     """(line number, record or a problem) for each data row."""
-    if path.stat().st_size > MAX_INPUT_BYTES:
-        raise UsageError(f"{path.name}: over 1 GB; split the batch")
-    text = path.read_text(encoding="utf-8-sig", errors="strict")
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield i, f"not valid JSON ({e.msg})"
-                continue
-            yield i, rec if isinstance(rec, dict) else "not a JSON object"
-        return
-    if path.suffix.lower() != ".csv":
-        raise UsageError(f"{path.name}: batch input must be .csv or .jsonl")
-    # A huge cell must become a row error, not abort the reader at Python's default 128 KB field limit.
-    csv.field_size_limit(MAX_INPUT_BYTES)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    names = set(reader.fieldnames or ())
-    missing = [c for c in ("task", "instruction") if c not in names]
-    if not names & {"note", "note_path"}:
-        missing.append("note or note_path")
-    if missing:
-        raise UsageError(f"{path.name}: missing columns: {', '.join(missing)} (have: {', '.join(sorted(names))})")
-    start = 2
-    for rec in reader:
-        yield start, rec
-        start = reader.line_num + 1
+    names, rows = read_records(path, max_bytes=MAX_INPUT_BYTES, what="batch input")
+    if path.suffix.lower() == ".csv":
+        missing = [c for c in ("task", "instruction") if c not in names]
+        if not set(names) & {"note", "note_path"}:
+            missing.append("note or note_path")
+        if missing:
+            raise UsageError(f"{path.name}: missing columns: {', '.join(missing)} (have: {', '.join(sorted(names))})")
+    return rows
 
 
 def parse_input(path: Path) -> Parsed:

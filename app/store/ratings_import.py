@@ -12,9 +12,6 @@ that run is counted as unchanged instead of adding history.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.core.errors import UsageError
+from app.core.records import read_records
 from app.store.export import csv_unsafe
 from app.store.log import EvalLog, NewRating
 from app.store.models import Rater, Rating
@@ -44,36 +42,7 @@ class ImportReport:
         return not self.errors
 
 
-def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) pairs; line numbers are what a spreadsheet or editor shows."""
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise UsageError(f"{path.name}: over {MAX_FILE_BYTES // 2**20} MB; that is not a ratings file")
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        out = []
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                rec = {"__error__": f"not valid JSON ({e.msg})"}
-            out.append((i, rec if isinstance(rec, dict) else {"__error__": "not a JSON object"}))
-        return out
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        raise UsageError(f"{path.name}: empty file (expected a header line)")
-    # line_num counts physical lines, so a quoted cell spanning lines still reports the right row start.
-    out, start = [], 2
-    for rec in reader:
-        out.append((start, rec))
-        start = reader.line_num + 1
-    return out
-
-
 def _parse(rec: dict[str, Any], default_rater: str | None) -> NewRating:
-    if "__error__" in rec:
-        raise ValueError(rec["__error__"])
     problems = []
     run = str(rec.get("run_id") or "").strip()
     if not run:
@@ -129,11 +98,13 @@ def _same_as_current(s: Any, log: EvalLog, r: NewRating) -> bool:
 
 def import_ratings(log: EvalLog, path: Path, default_rater: str | None = None) -> ImportReport:
     report = ImportReport()
-    records = read_records(path)
+    _names, records = read_records(path, max_bytes=MAX_FILE_BYTES, what="ratings file")
     seen: dict[tuple[str, str], int] = {}
     with log.write_session() as s:
         for line, rec in records:
             try:
+                if isinstance(rec, str):
+                    raise ValueError(rec)
                 r = _parse(rec, default_rater)
                 key = (str(r.run), r.rater)
                 if key in seen:
