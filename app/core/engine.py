@@ -325,19 +325,7 @@ class LlamaCppEngine:
             if not budget.fits:
                 if not request.truncate:
                     raise budget.refusal()
-                keep = budget.truncated_note_tokens()
-                kept_text = self._llm.detokenize(pt.note_tokens[:keep]).decode("utf-8", errors="ignore")
-                kept_chars = len(kept_text.lstrip())
-                truncation = Truncation(len(note), kept_chars, len(pt.note_tokens), keep)
-                note = note[:kept_chars]
-                pt = self.tokenize_prompt(style, note, instruction)
-                # Re-tokenizing the cut text can differ by a token at the cut; trim until it fits.
-                while len(pt.all) + sp.max_tokens > self.n_ctx and note:
-                    note = note[: int(len(note) * 0.98)]
-                    pt = self.tokenize_prompt(style, note, instruction)
-                truncation = Truncation(
-                    len(request.note.strip()), len(note), truncation.original_tokens, len(pt.note_tokens)
-                )
+                truncation, note, pt = self._truncate(style, note, instruction, pt, budget, sp.max_tokens)
             self._prepare_prefix(pt.prefix)
             reused = self._live_prefix_len(pt.prefix)
             self._cancel = cancel
@@ -384,6 +372,20 @@ class LlamaCppEngine:
             grounding=grounding,
             error=error,
         )
+
+    def _truncate(
+        self, style: PromptStyle, note: str, instruction: str, pt: PromptTokens, budget: Budget, max_tokens: int
+    ) -> tuple[Truncation, str, PromptTokens]:
+        """Cut the note at a token boundary so the prompt and the answer reserve fit; say where."""
+        keep = budget.truncated_note_tokens()
+        kept_text = self._llm.detokenize(pt.note_tokens[:keep]).decode("utf-8", errors="ignore")
+        cut = note[: len(kept_text.lstrip())]
+        cut_pt = self.tokenize_prompt(style, cut, instruction)
+        # Re-tokenizing the cut text can differ by a token at the cut; trim until it fits.
+        while len(cut_pt.all) + max_tokens > self.n_ctx and cut:
+            cut = cut[: int(len(cut) * 0.98)]
+            cut_pt = self.tokenize_prompt(style, cut, instruction)
+        return Truncation(len(note), len(cut), len(pt.note_tokens), len(cut_pt.note_tokens)), cut, cut_pt
 
     def _generate(
         self,
