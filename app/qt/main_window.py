@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.compare_tab, "Co&mpare")
         self.tabs.addTab(self.models_tab, "Mo&dels")
         self.tabs.addTab(self.stats_tab, "S&tatistics")
-        self.tabs.addTab(self.settings_tab, "Se&ttings")
+        self.tabs.addTab(self.settings_tab, "Settin&gs")
 
     def _open_run(self, view) -> None:
         self.ask_tab.show_run(view)

@@ -127,7 +127,7 @@ class ModelsTab(QWidget):
         self.import_btn.clicked.connect(self.import_dialog)
         self.verify_btn = QPushButton("&Verify sha256")
         self.verify_btn.clicked.connect(self.verify_selected)
-        self.default_btn = QPushButton("Set as &default")
+        self.default_btn = QPushButton("Set as de&fault")
         self.default_btn.clicked.connect(self.set_default_selected)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)

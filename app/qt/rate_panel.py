@@ -61,7 +61,7 @@ class RatePanel(QGroupBox):
             d.setStyleSheet("color:#555; margin-left:22px; margin-bottom:4px;")
             box.addWidget(rb)
             box.addWidget(d)
-        self.hallucination = QCheckBox("&Hallucination (unsupported by the note)")
+        self.hallucination = QCheckBox("Ha&llucination (unsupported by the note)")
         self.comment = QLineEdit()
         self.comment.setPlaceholderText("optional")
         self.corrected = QPlainTextEdit()
