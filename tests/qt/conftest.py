@@ -33,8 +33,9 @@ def open_window(qtbot, tmp_path: Path, paths, demo_model) -> Iterator[Callable[.
 
     made = []
 
-    def make(config: AppConfig | None = None, wait: bool = True):
-        ctx = AppContext(paths, config or qt_config(tmp_path))
+    def make(config: AppConfig | None = None, wait: bool = True, app_paths=None):
+        # app_paths: a test that saves settings passes its own config_dir, so the session's config file stays put.
+        ctx = AppContext(app_paths or paths, config or qt_config(tmp_path))
         win = MainWindow(ctx, UiState(tmp_path / "ui"))
         qtbot.addWidget(win)
         ctx.start()

@@ -1,0 +1,125 @@
+"""Settings are saved and take effect; Statistics shows per-task means and exports private files, with and
+without note text. Real demo model, real evaluation log."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from app.core.config import GenerationDefaults, Paths, load_config
+from app.qt.appstate import State
+from tests.qt.conftest import WAIT_MS, ask_and_wait, qt_config
+
+pytestmark = pytest.mark.qt
+
+MARKER = "Quillon-Vantreese 8213"  # a made-up name that can only come from these tests' notes
+
+
+def _marked(note: str) -> str:
+    return note.replace("68-year-old man", f"68-year-old man named {MARKER}")
+
+
+def _private(p: Path) -> bool:
+    return stat.S_IMODE(os.stat(p).st_mode) == 0o600
+
+
+def test_settings_are_saved_to_the_config_file_and_take_effect(open_window, qtbot, tmp_path, paths, sample_note):
+    from app.qt.appstate import AppContext
+    from app.qt.settings_tab import SettingsTab
+
+    # Own config_dir: saving must not change the session's config file that other tests read.
+    app_paths = Paths(paths.data_dir, tmp_path / "config")
+    cfg = qt_config(tmp_path, generation=GenerationDefaults(max_tokens=64, temperature=0.0, seed=0))
+    ctx, win = open_window(cfg, app_paths=app_paths)
+    s = win.settings_tab
+    assert s.threads.value() == 2 and s.max_tokens.value() == 64 and s.note_text.isChecked()
+    s.threads.setValue(1)
+    s.max_tokens.setValue(4)
+    s.note_text.setChecked(False)
+    assert s.save(), s.banner.text()
+
+    saved = load_config(app_paths)
+    assert (saved.engine.n_threads, saved.generation.max_tokens, saved.store_note_text) == (1, 4, False)
+    assert _private(app_paths.config_file)
+    # Threads changed: the model reloads with them.
+    qtbot.waitUntil(lambda: ctx.engine_state is State.READY and ctx.engine.config.n_threads == 1, timeout=WAIT_MS)
+
+    outcome = ask_and_wait(qtbot, win.ask_tab, _marked(sample_note), "summary", "Summarize the hospital course.")
+    assert outcome.result.completion_tokens <= 4
+    run = ctx.log.get_run(outcome.run_id)
+    assert run.sampling["max_tokens"] == 4
+    assert run.note_text is None and len(run.note_sha256) == 64, "hash-only storage keeps no note text"
+    win.close()
+    ctx.close()
+    # Nothing under this test's directory (database, WAL, config, window state) holds the note's text.
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("log.db") for p in files)
+    assert [p for p in files if MARKER.encode() in p.read_bytes()] == []
+
+    # A restarted app reads the saved settings back into the form.
+    ctx2 = AppContext(app_paths)
+    tab2 = SettingsTab(ctx2)
+    qtbot.addWidget(tab2)
+    assert (tab2.threads.value(), tab2.max_tokens.value(), tab2.note_text.isChecked()) == (1, 4, False)
+    ctx2.close()
+
+
+def _read(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in fh if line.strip()]
+        return list(csv.DictReader(fh))
+
+
+def test_statistics_shows_per_task_means_and_exports_private_files(
+    open_window, qtbot, tmp_path, sample_note, monkeypatch
+):
+    ctx, win = open_window(qt_config(tmp_path, generation=GenerationDefaults(max_tokens=4, temperature=0.0, seed=0)))
+    note = _marked(sample_note)
+    qa = ask_and_wait(qtbot, win.ask_tab, note, "qa", "What was the admission diagnosis?")
+    summ = ask_and_wait(qtbot, win.ask_tab, note, "summary", "Summarize the hospital course.")
+    ctx.log.add_rating(qa.run_id, "alice", 4)
+    ctx.log.add_rating(qa.run_id, "bob", 2)
+    ctx.log.add_rating(summ.run_id, "alice", 1, comment="too short")
+
+    st = win.stats_tab
+    win.tabs.setCurrentWidget(st)
+    ctx.runs_changed.emit()
+    qtbot.waitUntil(lambda: len(st.chart.means) == 2 and st.task is None, timeout=WAIT_MS)
+    means = {m.task: (m.runs, m.ratings, m.mean) for m in st.chart.means}
+    assert means == {"Question Answering": (1, 2, 3.0), "Summarization": (1, 1, 1.0)}
+    assert st.status.text().startswith("3 current human ratings")
+    assert not st.chart.grab().isNull()
+
+    out = tmp_path / "exports"
+    for fmt in ("csv", "jsonl"):
+        for with_text in (True, False):
+            path = out / f"runs-{with_text}.{fmt}"
+            st.export_to(path, "runs", with_text)
+            qtbot.waitUntil(lambda p=path: f"to {p}." in st.banner.text(), timeout=WAIT_MS)
+            assert _private(path), oct(os.stat(path).st_mode)
+            rows = _read(path)
+            assert {r["run_id"] for r in rows} == {qa.result.run_uuid, summ.result.run_uuid}
+            assert ("note_text" in rows[0]) is with_text
+            assert (MARKER.encode() in path.read_bytes()) is with_text, (fmt, with_text)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [], "no partial files left behind"
+
+    # The buttons reach the same exports (the file dialog answered by the test).
+    target = out / "from-button.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    [_with_text, without_btn, ratings_btn] = st.export_btns
+    without_btn.click()
+    qtbot.waitUntil(lambda: f"to {target}." in st.banner.text(), timeout=WAIT_MS)
+    assert _private(target) and MARKER.encode() not in target.read_bytes()
+    target.unlink()
+    ratings_btn.click()
+    qtbot.waitUntil(lambda: target.exists() and "ratings" in st.banner.text(), timeout=WAIT_MS)
+    rows = _read(target)
+    assert sorted(int(r["score"]) for r in rows) == [1, 2, 4] and _private(target)
+    assert MARKER.encode() not in target.read_bytes()
