@@ -6,12 +6,13 @@ session that read them is gone (a detached ORM object raises on the first lazy a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 
+from app.core.types import SamplingParams
 from app.store.models import Comparison, Model, Note, Rater, Rating, Run
 
 
@@ -190,7 +191,8 @@ RUN_COLUMNS = (
     Run.grounding,
     Run.truncation,
 )
-SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+SAMPLING_KEYS = tuple(f.name for f in fields(SamplingParams))
+"""One column per sampling parameter, named as in SamplingParams (a new parameter must get a column)."""
 
 
 def runs_select(with_note_text: bool = False) -> Select[Any]:
