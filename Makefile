@@ -2,7 +2,7 @@
 #   make run    create .venv, install the app (builds llama-cpp-python once; pip caches the wheel),
 #               prepare the embedded demo model, start the desktop app
 #   make test   create .venv, install the app with the dev and quantize extras, run the whole suite
-# Other targets: selftest, bench, screenshots, lint.
+# Other targets: selftest, bench, screenshots, lint; installer, installer-test, wheelhouse (installer/README.md).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 # Qt's runtime libraries (Debian names); installed only when missing and we are root.
 QT_DEBS := libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
 
-.PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean
+.PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean installer installer-test wheelhouse
 
 sysdeps:
 	@missing=""; for p in $(QT_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -59,3 +59,19 @@ lint: test-env
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# -- air-gapped installer and wheelhouse (installer/README.md). Build caches live outside the repo, in
+# $(INSTALLER_CACHE) (the portable llama.cpp wheel is built once: ~20 min on 2 cores).
+INSTALLER_CACHE ?= /work/installer-cache
+MODEL ?=
+TORCH ?= cpu
+
+installer:
+	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/build_bundle.sh $(if $(MODEL),--model $(MODEL))
+
+# Not part of `make test` (it needs the built archive, root for `unshare -n`, Xvfb and qemu-user; ~10 min).
+installer-test: installer test-env
+	ASCLEPIUS_INSTALLER_DIST=$(CURDIR)/dist QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -p no:cacheprovider tests/installer -v
+
+wheelhouse:
+	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/wheelhouse.sh --torch $(TORCH) --out dist/wheelhouse

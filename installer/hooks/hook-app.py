@@ -1,0 +1,7 @@
+"""PyInstaller hook: Alembic runs the evaluation log's migrations from ``.py`` files it finds by package path
+(``importlib.resources.files("app.store") / "migrations"``), so they ship as files, not only compiled."""
+
+from PyInstaller.utils.hooks import collect_data_files, collect_submodules
+
+datas = collect_data_files("app", include_py_files=True, includes=["store/migrations/**/*.py", "store/**/*.mako", "store/*.ini", "py.typed"])
+hiddenimports = collect_submodules("app") + collect_submodules("alembic") + ["logging.config"]
