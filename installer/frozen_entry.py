@@ -62,5 +62,6 @@ def main() -> int:
         return BUNDLE_BROKEN
     return cli_main(argv)
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -100,7 +100,7 @@ def build_sbom(
             "bom-ref": f"llama.cpp@{llama['llama_cpp_commit']}",
             "name": "llama.cpp",
             "version": llama["llama_cpp_commit"],
-            "description": f"vendored in llama-cpp-python {llama['version']}, built portable by installer/build_llama.sh",
+            "description": f"vendored in llama-cpp-python {llama['version']}; built by installer/build_llama.sh",
             "licenses": [{"license": {"id": "MIT"}}],
             "externalReferences": [{"type": "vcs", "url": "https://github.com/ggml-org/llama.cpp"}],
             "properties": [

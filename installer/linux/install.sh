@@ -3,6 +3,7 @@
 #
 #   ./install.sh                 per user: ~/.local/opt/asclepius-desk, `asclepius` in ~/.local/bin
 #   sudo ./install.sh            system-wide (as root): /opt/asclepius-desk, `asclepius` in /usr/local/bin
+#   ./install.sh --user          per user even as root
 #   ./install.sh --prefix DIR --bin-dir DIR [--no-desktop]
 #
 # Exit codes: 0 installed; 2 usage; 3 the archive's contents fail their checksums (MANIFEST.sha256);
@@ -19,7 +20,13 @@ APP=asclepius-desk
 
 die() { echo "install.sh: error: $2" >&2; exit "$1"; }
 
-if [ "$(id -u)" = 0 ]; then
+MODE=user
+[ "$(id -u)" = 0 ] && MODE=system
+for arg in "$@"; do
+    case "$arg" in --user) MODE=user ;; --system) MODE=system ;; esac
+done
+if [ "$MODE" = system ]; then
+    [ "$(id -u)" = 0 ] || die 4 "a system-wide install needs root (sudo ./install.sh), or install per user: ./install.sh --user"
     PREFIX=/opt/$APP; BIN_DIR=/usr/local/bin; APPS_DIR=/usr/share/applications
     ICON_DIR=/usr/share/icons/hicolor/scalable/apps; SYSTEM=1
 else
@@ -33,7 +40,8 @@ while [ $# -gt 0 ]; do
         --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
         --bin-dir) BIN_DIR="${2:?--bin-dir needs a directory}"; shift 2 ;;
         --no-desktop) DESKTOP=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --user|--system) shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) die 2 "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -74,6 +82,7 @@ mv "$TMP" "$PREFIX/$VERSION"
 ln -sfn "$VERSION" "$PREFIX/.current.new" && mv -T "$PREFIX/.current.new" "$PREFIX/current"
 for old in "$PREFIX"/*/; do
     old="${old%/}"; name="$(basename "$old")"
+    [ -L "$old" ] && continue  # `current`
     if [ "$name" != "$VERSION" ] && [ "$name" != models ] && [ -x "$old/asclepius" ]; then rm -rf "$old"; fi
 done
 cp "$HERE/uninstall.sh" "$PREFIX/uninstall.sh"; chmod 755 "$PREFIX/uninstall.sh"

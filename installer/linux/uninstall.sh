@@ -12,6 +12,7 @@ if [ -f "$PREFIX/installed-files.txt" ]; then
 fi
 for d in "$PREFIX"/*/; do
     d="${d%/}"
+    [ -L "$d" ] && continue  # `current`, removed below
     if [ "$(basename "$d")" != models ] && [ -x "$d/asclepius" ]; then rm -rf -- "$d"; fi
 done
 rm -f -- "$PREFIX/current" "$PREFIX/installed-files.txt" "$PREFIX/uninstall.sh"
