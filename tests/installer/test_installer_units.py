@@ -33,8 +33,8 @@ def test_maps_parser_finds_the_variant_or_the_builtin_library():
         "variant",
         "/opt/a/_internal/llama_cpp/lib/libggml-cpu-haswell.so",
     )
-    builtin = "7f-80 r-xp 0 08:01 3 /v/site-packages/llama_cpp/lib/libggml-cpu.so.0\n"
-    assert llama_backends._mapped_cpu_library(builtin) == ("built-in", "/v/site-packages/llama_cpp/lib/libggml-cpu.so.0")
+    lib = "/v/site-packages/llama_cpp/lib/libggml-cpu.so.0"
+    assert llama_backends._mapped_cpu_library(f"7f-80 r-xp 0 08:01 3 {lib}\n") == ("built-in", lib)
     assert llama_backends._mapped_cpu_library(MAPS.replace("cpu-haswell", "base2")) is None
 
 
@@ -97,7 +97,12 @@ def test_sbom_lists_packages_with_purls_and_the_llama_build():
     names = {sbom.normalise(p.name) for p in pkgs}
     assert {"numpy", "sqlalchemy", "pyside6-essentials"} <= names
     assert "pip" not in names and "asclepius-desk" not in names
-    llama = {"version": "0.3.36", "llama_cpp_commit": "0c1e57098", "cmake_args": ["-DGGML_NATIVE=OFF"], "cpu_variants": ["sse42", "zen4"]}
+    llama = {
+        "version": "0.3.36",
+        "llama_cpp_commit": "0c1e57098",
+        "cmake_args": ["-DGGML_NATIVE=OFF"],
+        "cpu_variants": ["sse42", "zen4"],
+    }
     doc = json.loads(json.dumps(sbom.build_sbom("asclepius-desk", "0.1.0", pkgs, llama, "ab" * 32)))
     assert doc["bomFormat"] == "CycloneDX" and doc["specVersion"] == "1.5"
     comps = {c["name"]: c for c in doc["components"]}
@@ -237,10 +242,11 @@ def test_wheelhouse_lock_is_accepted_by_pip_and_catches_a_changed_wheel(tmp_path
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "t" / "alpha" / "__init__.py").exists()
     _wheel(house, "alpha", "1.0").write_bytes((house / "alpha-1.0-py3-none-any.whl").read_bytes() + b"\0")
-    r = subprocess.run(cmd[:-1] + [str(tmp_path / "t2")], capture_output=True, text=True)
+    r = subprocess.run([*cmd[:-1], str(tmp_path / "t2")], capture_output=True, text=True)
     assert r.returncode != 0 and "do not match the hashes" in r.stderr.lower().replace("don't", "do not")
 
 
 def test_shell_scripts_parse():
-    for script in ("linux/install.sh", "linux/uninstall.sh", "wheelhouse/install.sh", "build_bundle.sh", "build_llama.sh"):
+    scripts = ("linux/install.sh", "linux/uninstall.sh", "wheelhouse/install.sh", "build_bundle.sh", "build_llama.sh")
+    for script in scripts:
         assert subprocess.run(["bash", "-n", str(ROOT / "installer" / script)]).returncode == 0, script
