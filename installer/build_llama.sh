@@ -20,6 +20,8 @@ CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -
 WHEELS="$CACHE/wheels"
 if compgen -G "$WHEELS/llama_cpp_python-${LLAMA_VERSION}-*.whl" >/dev/null \
     && [ -f "$WHEELS/llama-build.json" ]; then
+    [ -f "$WHEELS/llama.cpp-LICENSE" ] || cp "$CACHE/build/llama_cpp_python-${LLAMA_VERSION}/vendor/llama.cpp/LICENSE" \
+        "$WHEELS/llama.cpp-LICENSE"
     echo "build_llama: cached wheel in $WHEELS"
     exit 0
 fi
@@ -91,6 +93,7 @@ CMAKE_ARGS="$CMAKE_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEV
     -C "build-dir=$CACHE/build/cmake" "$SRC"
 END=$(date +%s)
 
+cp "$SRC/vendor/llama.cpp/LICENSE" "$WHEELS/llama.cpp-LICENSE"
 python3 - "$WHEELS/llama-build.json" <<PY
 import json
 import sys
