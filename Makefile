@@ -69,9 +69,11 @@ TORCH ?= cpu
 installer:
 	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/build_bundle.sh $(if $(MODEL),--model $(MODEL))
 
-# Not part of `make test` (it needs the built archive, root for `unshare -n`, Xvfb and qemu-user; ~10 min).
-installer-test: installer test-env
-	ASCLEPIUS_INSTALLER_DIST=$(CURDIR)/dist QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -p no:cacheprovider tests/installer -v
+# Not part of `make test`: it needs the built archive (and the wheelhouse), root for `unshare`, Xvfb,
+# xdotool, strace and qemu-user; ~10 min. Builds the archive/wheelhouse first only when they are missing.
+installer-test: $(if $(wildcard dist/asclepius-desk-*-linux-x86_64.tar.gz),,installer) $(if $(wildcard dist/wheelhouse/requirements.lock),,wheelhouse)
+	ASCLEPIUS_INSTALLER_DIST=$(CURDIR)/dist ASCLEPIUS_WHEELHOUSE=$(CURDIR)/dist/wheelhouse \
+	  $(BIN)/python -m pytest -p no:cacheprovider tests/installer -v -rs
 
 wheelhouse:
 	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/wheelhouse.sh --torch $(TORCH) --out dist/wheelhouse
