@@ -143,21 +143,46 @@ def build_sbom(
     }
 
 
-def licence_texts(packages: list[Package], extra: dict[str, Path]) -> str:
-    """One text file: each package's name, version, declared licence and its shipped licence files."""
+# Standard licence texts for packages that declare a licence but ship no text (PySide6 and shiboken6 wheels
+# carry no LGPL text, which the LGPL requires to accompany the library). Debian's base-files has them.
+COMMON_LICENCES = Path("/usr/share/common-licenses")
+_SPDX_TO_COMMON = {"LGPL-3.0": "LGPL-3", "GPL-3.0": "GPL-3", "GPL-2.0": "GPL-2", "LGPL-2.1": "LGPL-2.1"}
+
+
+def common_licence_names(licence: str) -> list[str]:
+    """Debian common-licences file names for the (L)GPL ids in an SPDX expression, in order."""
+    names = []
+    for spdx, name in _SPDX_TO_COMMON.items():
+        if re.search(rf"(?<![A-Z]){re.escape(spdx)}(-only|-or-later|\+)?\b", licence) and name not in names:
+            names.append(name)
+    return names
+
+
+def licence_texts(packages: list[Package], extra: dict[str, Path], common_dir: Path = COMMON_LICENCES) -> str:
+    """One text file: each package's name, version, declared licence and its shipped licence files; the
+    full (L)GPL texts are appended once for packages that ship none."""
     parts = [
         "Third-party software in Asclepius Desk and its licences.\n"
         "Each section: the component, its declared licence, then the licence files it ships.\n"
     ]
     for name, path in sorted(extra.items()):
         parts.append(f"\n{'=' * 78}\n{name}\n{'=' * 78}\n{path.read_text(encoding='utf-8', errors='replace')}")
+    needed: list[str] = []
     for p in packages:
         head = f"\n{'=' * 78}\n{p.name} {p.version}  (licence: {p.licence})\n{'=' * 78}\n"
         bodies = []
         for f in p.licence_files:
             if f.is_file():
                 bodies.append(f"--- {f.name} ---\n{f.read_text(encoding='utf-8', errors='replace')}")
-        parts.append(head + ("\n".join(bodies) if bodies else "(no licence file shipped; see the declared licence)\n"))
+        if not bodies:
+            wanted = [n for n in common_licence_names(p.licence) if (common_dir / n).is_file()]
+            needed.extend(n for n in wanted if n not in needed)
+            where = f"; full text{'s' if len(wanted) > 1 else ''} at the end: {', '.join(wanted)}" if wanted else ""
+            bodies.append(f"(the package ships no licence file; declared licence: {p.licence}{where})\n")
+        parts.append(head + "\n".join(bodies))
+    for name in needed:
+        text = (common_dir / name).read_text(encoding="utf-8", errors="replace")
+        parts.append(f"\n{'=' * 78}\nLicence text: {name}\n{'=' * 78}\n{text}")
     return "".join(parts)
 
 

@@ -115,10 +115,14 @@ def test_sbom_lists_packages_with_purls_and_the_llama_build():
     assert doc["metadata"]["component"]["hashes"][0]["content"] == "ab" * 32
 
 
-def test_licence_texts_include_shipped_licence_files():
-    pkgs = [p for p in sbom.installed_packages() if sbom.normalise(p.name) == "numpy"]
+def test_licence_texts_include_shipped_files_and_the_lgpl_text_pyside_does_not_ship():
+    pkgs = [p for p in sbom.installed_packages() if sbom.normalise(p.name) in ("numpy", "pyside6-essentials")]
     text = sbom.licence_texts(pkgs, {})
     assert "numpy" in text and "Copyright" in text
+    if (sbom.COMMON_LICENCES / "LGPL-3").is_file():
+        assert "full texts at the end: LGPL-3, GPL-3, GPL-2" in text
+        assert text.count("GNU LESSER GENERAL PUBLIC LICENSE") >= 1
+    assert sbom.common_licence_names("MIT OR Apache-2.0") == []
 
 
 # -- install.sh on a stand-in bundle: the script's own logic (the real bundle: test_bundle.py) ---------------
