@@ -198,7 +198,8 @@ def test_gui_starts_under_a_real_x_server(box, installed):
         "  found=$(xdotool search --name 'Asclepius Desk' 2>/dev/null | head -n1); [ -n \"$found\" ] && break\n"
         "  kill -0 $G 2>/dev/null || break; sleep 0.2; done\n"
         'echo "window=$found"; sleep 3; kill -0 $G && echo alive-after-3s\n'
-        "kill -TERM $G; wait $G; echo gui-exit=$?; kill $X\n"
+        # SIGTERM to the app itself (strace, its parent, would only detach and leave it running)
+        "APP=$(pgrep -P $G); kill -TERM $APP; sleep 1; kill -KILL $APP 2>/dev/null; wait $G; kill $X\n"
     )
     r = box.run(["/bin/bash", str(script)], trace=False, DISPLAY=":77", timeout=180)
     box.traces.append(box.root / "strace-gui.log")
