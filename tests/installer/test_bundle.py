@@ -291,6 +291,7 @@ def _qemu_probe(cpu: str, lib_dir: Path | None, gguf: Path) -> subprocess.Comple
     return subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize(("cpu", "variant"), [("Haswell", "haswell"), ("Nehalem", "sse42")])
 def test_bundled_llama_runs_on_older_cpus_under_qemu(installed, tiny_llama_gguf, cpu, variant):
     lib_dir = (installed / "current").resolve() / "_internal" / "llama_cpp" / "lib"
@@ -303,6 +304,7 @@ def test_bundled_llama_runs_on_older_cpus_under_qemu(installed, tiny_llama_gguf,
     print(f"qemu -cpu {cpu}: {variant}, {out['tokens']} tokens in {time.monotonic() - start:.0f} s")
 
 
+@pytest.mark.timeout(900)
 def test_a_native_build_dies_under_qemu_haswell(tiny_llama_gguf):
     # Positive control: the dev venv's llama.cpp, compiled for this CPU (AVX-512), is killed by SIGILL on
     # an emulated Haswell: qemu really withholds the newer instructions the portable build must avoid.

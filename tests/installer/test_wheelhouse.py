@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 WHEELHOUSE = os.environ.get("ASCLEPIUS_WHEELHOUSE")
-pytestmark = pytest.mark.skipif(
-    not WHEELHOUSE, reason="needs the built wheelhouse: run `make installer-test` (sets ASCLEPIUS_WHEELHOUSE)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not WHEELHOUSE, reason="needs the built wheelhouse: run `make installer-test` (sets ASCLEPIUS_WHEELHOUSE)"
+    ),
+    pytest.mark.timeout(1200),  # installing torch and 70 other wheels from disk
+]
 PYTHON = os.environ.get("ASCLEPIUS_WHEELHOUSE_PYTHON", "/usr/bin/python3")
 
 
