@@ -44,7 +44,28 @@ def check_gui_platform(env: dict[str, str], internal: Path) -> str | None:
                 "(on Debian/Ubuntu: apt-get install libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 "
                 "libxcb-keysyms1 libxcb-shape0 libegl1 libfontconfig1)"
             )
+        if not x_display_reachable(env["DISPLAY"]):
+            return f"cannot connect to the X display {env['DISPLAY']} (is the desktop session running?)"
     return None
+
+
+def x_display_reachable(display: str) -> bool:
+    """Whether an X server answers on ``display`` (libxcb, which the xcb plugin loads anyway). Qt aborts
+    the process (SIGABRT) when it cannot connect; this turns that into a message."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True  # leave it to Qt: the library check above names missing libraries
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(display.encode(), None)
+    try:
+        return bool(conn) and xcb.xcb_connection_has_error(conn) == 0
+    finally:
+        if conn:
+            xcb.xcb_disconnect(conn)
 
 
 def main() -> int:

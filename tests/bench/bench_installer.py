@@ -72,23 +72,31 @@ class XServer:
 
 
 def launch_to_window(argv: list[str], env: dict[str, str], timeout: float = 60) -> float:
-    """Seconds from exec to a mapped window named 'Asclepius Desk' (polled with xdotool every 20 ms)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Seconds from exec to a mapped window named 'Asclepius Desk' (polled with xdotool every 20 ms), on a
+    fresh Xvfb per launch (not timed), so one launch's X server state cannot affect the next."""
+    x = XServer(env["DISPLAY"])
     try:
-        while time.perf_counter() - t0 < timeout:
-            r = subprocess.run(
-                ["xdotool", "search", "--onlyvisible", "--name", "Asclepius Desk"], env=env, capture_output=True
-            )
-            if r.returncode == 0 and r.stdout.strip():
-                return time.perf_counter() - t0
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited with {proc.returncode} before showing a window")
-            time.sleep(0.02)
-        raise RuntimeError(f"{argv}: no window in {timeout} s")
+        with tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                while time.perf_counter() - t0 < timeout:
+                    r = subprocess.run(
+                        ["xdotool", "search", "--onlyvisible", "--name", "Asclepius Desk"], env=env, capture_output=True
+                    )
+                    if r.returncode == 0 and r.stdout.strip():
+                        return time.perf_counter() - t0
+                    if proc.poll() is not None:
+                        err.seek(0)
+                        tail = err.read().decode(errors="replace")[-2000:]
+                        raise RuntimeError(f"{argv} exited with {proc.returncode} before showing a window:\n{tail}")
+                    time.sleep(0.02)
+                raise RuntimeError(f"{argv}: no window in {timeout} s")
+            finally:
+                proc.terminate()
+                proc.wait()
     finally:
-        proc.terminate()
-        proc.wait()
+        x.close()
 
 
 def main() -> int:
@@ -104,36 +112,32 @@ def main() -> int:
     home = work / "home"
     home.mkdir()
     result: dict[str, object] = {"archive": archive.name, "archive_bytes": archive.stat().st_size}
-    x = XServer()
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "DISPLAY": x.display}
-    try:
-        # Archive to running app: unpack, install, first start until the window shows.
-        t0 = time.perf_counter()
-        subprocess.run(["tar", "-xzf", str(archive), "-C", str(work)], check=True)
-        top = next(p for p in work.iterdir() if p.name.startswith("asclepius-desk-"))
-        subprocess.run([str(top / "install.sh"), "--user"], env=env, check=True, capture_output=True)
-        exe = home / ".local/opt/asclepius-desk/current/asclepius"
-        first = launch_to_window([str(exe), "gui"], env)
-        result["archive_to_window_s"] = round(time.perf_counter() - t0, 2)
-        result["first_launch_to_window_s"] = round(first, 2)
-        result["archive_bytes_without_demo_model"] = gz_size_without_demo(work, top.name)
-        result["installed_bytes"] = du(home / ".local/opt/asclepius-desk")
-        demo = home / ".local/share/asclepius-desk/models"
-        result["demo_model_in_data_dir_bytes"] = du(demo) if demo.exists() else 0
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "DISPLAY": ":78"}
+    # Archive to running app: unpack, install, first start until the window shows.
+    t0 = time.perf_counter()
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(work)], check=True)
+    top = next(p for p in work.iterdir() if p.name.startswith("asclepius-desk-"))
+    subprocess.run([str(top / "install.sh"), "--user"], env=env, check=True, capture_output=True)
+    exe = home / ".local/opt/asclepius-desk/current/asclepius"
+    first = launch_to_window([str(exe), "gui"], env)
+    result["archive_to_window_s"] = round(time.perf_counter() - t0, 2)
+    result["first_launch_to_window_s"] = round(first, 2)
+    result["archive_bytes_without_demo_model"] = gz_size_without_demo(work, top.name)
+    result["installed_bytes"] = du(home / ".local/opt/asclepius-desk")
+    demo = home / ".local/share/asclepius-desk/models"
+    result["demo_model_in_data_dir_bytes"] = du(demo) if demo.exists() else 0
 
-        # Frozen vs venv launch to window, interleaved (warm caches for both: one unmeasured start each).
-        venv_env = {**env, "PYTHONPATH": str(ROOT)}
-        venv_argv = [args.native_python, "-m", "app.cli.main", "gui"]
-        launch_to_window(venv_argv, venv_env)
-        frozen, venv = [], []
-        for _ in range(args.repeats):
-            frozen.append(launch_to_window([str(exe), "gui"], env))
-            venv.append(launch_to_window(venv_argv, venv_env))
-        result["launch_frozen_s"] = [round(v, 3) for v in frozen]
-        result["launch_venv_s"] = [round(v, 3) for v in venv]
-        result["launch_ratio_frozen_over_venv"] = round(statistics.median(frozen) / statistics.median(venv), 3)
-    finally:
-        x.close()
+    # Frozen vs venv launch to window, interleaved (warm caches for both: one unmeasured start each).
+    venv_env = {**env, "PYTHONPATH": str(ROOT)}
+    venv_argv = [args.native_python, "-m", "app.cli.main", "gui"]
+    launch_to_window(venv_argv, venv_env)
+    frozen, venv = [], []
+    for _ in range(args.repeats):
+        frozen.append(launch_to_window([str(exe), "gui"], env))
+        venv.append(launch_to_window(venv_argv, venv_env))
+    result["launch_frozen_s"] = [round(v, 3) for v in frozen]
+    result["launch_venv_s"] = [round(v, 3) for v in venv]
+    result["launch_ratio_frozen_over_venv"] = round(statistics.median(frozen) / statistics.median(venv), 3)
 
     # Portable (build venv, the bundle's wheel) vs native (dev venv) llama.cpp decode on the demo model.
     model = next((home / ".local/share/asclepius-desk/models").glob("*.gguf"))

@@ -214,6 +214,9 @@ def test_gui_without_display_is_a_clear_error(box, installed):
     r = box.run(["asclepius", "gui"], trace=False)
     assert r.returncode == 1
     assert r.stderr.strip().startswith("asclepius: error: no display"), r.stderr
+    r = box.run(["asclepius", "gui"], trace=False, DISPLAY=":93")  # no X server there: Qt would abort
+    assert r.returncode == 1
+    assert r.stderr.strip() == "asclepius: error: cannot connect to the X display :93 (is the desktop session running?)"
 
 
 def _older_copy(unpacked: Path, dest: Path, version: str) -> Path:
