@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.core.errors import EXIT_TERMINATED, Cancelled
 from quantize.errors import (
     MissingExtraError,
     NotesError,
@@ -24,8 +25,8 @@ from quantize.errors import (
 )
 
 EXTRA_MESSAGE = "needs the quantize extra: pip install 'asclepius-desk[quantize]'"
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 128 + signal.SIGTERM
-"""Ctrl+C (SIGINT) and SIGTERM; every other code is the app's (``quantize.errors``)."""
+EXIT_INTERRUPTED, EXIT_TERMINATED = Cancelled.exit_code, EXIT_TERMINATED
+"""Ctrl+C (SIGINT) and SIGTERM (128 + 15); every code is in the app's one table (``app.core.errors``)."""
 
 
 class Terminated(BaseException):
@@ -236,9 +237,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             for g in gates:
                 print(g.format())
                 if not g.ok:
-                    failed.append(
-                        f"{g.path.name}: perplexity {g.rel_delta:+.2%} vs its source (limit ±{g.limit:.2%})"
-                    )
+                    failed.append(f"{g.path.name}: perplexity {g.rel_delta:+.2%} vs its source (limit ±{g.limit:.2%})")
             not_checked += [f"{r.path.name}: perplexity gate (no published figure for {r.file_type})" for r in ungated]
     return _verdict(failed, not_checked)
 
