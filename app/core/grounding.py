@@ -1,10 +1,10 @@
 """Grounding: which facts in an answer can be found in its note, and where.
 
-An answer is scanned for quoted phrases, dates, doses and lab values (a number with a unit), ratios such as
-blood pressures, bare numbers, drug names, abbreviations and capitalised terms. Each is searched for in the
-note (case-insensitively, tolerant of spacing and digit grouping) and reported with its character offsets in
-both texts. Anything not found is a possible hallucination for the reader to check; finding it proves
-nothing about the answer's logic.
+An answer is scanned for quoted phrases, dates, doses and lab values (a number with a unit), number pairs
+(blood pressures, scores, month/year), bare numbers, drug names, abbreviations and capitalised terms. Each is
+searched for in the note (case-insensitively, tolerant of spacing and digit grouping) and reported with its
+character offsets in both texts. Anything not found is a possible hallucination for the reader to check;
+finding it proves nothing about the answer's logic.
 
 What is *not* a fact, in the answer or in the note: list numbers ("1.", "2)", "(3)" opening a line, "1) ...
 2) ..." inline), section numbers ("4.2 Medications"), and numbers that name a part of a document ("step 2",
@@ -71,8 +71,9 @@ _ABBREV = re.compile(r"\b[A-Z][A-Z0-9]{1,9}s?\b")
 _CAPWORD = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z]{3,}(?:[- ][A-Z][a-z]{3,})*\b", re.MULTILINE)
 
 _WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z][A-Za-z]+")
-_RATIO = re.compile(r"(?<![\w/.,])(\d{2,3})/(\d{2,3})(?![\w/]|[.,]\d)")
-"""Blood pressures and the like (120/80); a date has three parts and is matched first."""
+_RATIO = re.compile(r"(?<![\w/.,])(\d{1,3})/(\d{1,4})(?![\w/]|[.,]\d)")
+"""Number pairs: blood pressures (120/80), scores (7/10), month/year dates (6/92), fractions (1/2); compared
+as pairs of values (04/10 is 4/10). A full date has three parts and never matches here."""
 
 _STRUCTURAL = re.compile(
     r"^[ \t>*•-]*(?:\(\d{1,2}\)|\d{1,2}[.)])(?=[ \t]+\S)"  # "1. ", "2) ", "(3) " opening a line

@@ -9,9 +9,11 @@ The check set is generated here from ``shared/data/notes`` (aci_bench and MTS-Di
 * **quote-list** answers: two to four such sentences as a numbered list ("1. ", "2) " or "(3) " lines), the
   way models answer "list the ...": the list numbers are not facts, so flagging one is a false positive.
 * **changed** answers: the same kind of sentence with exactly one fact changed: a bare **number**, the number
-  of a **dose** (mg, mcg, g, mL, units), a **date** (the day moved), or a **drug** replaced by another common
-  drug the note does not name. The changed span is the label: a flag overlapping it is a true positive,
-  any other flag a false positive, no flag on it a false negative.
+  of a **dose** (mg, mcg, g, mL, units), of a lab **value** or measurement (mg/dL, mmHg, bpm, kg, %, ...),
+  the first number of a **pair** (a blood pressure, a 7/10 score, a 6/92 month and year), a **date** (the
+  day moved), or a **drug** replaced by another common drug the note does not name. The changed span is the
+  label: a flag overlapping it is a true positive, any other flag a false positive, no flag on it a false
+  negative.
 * **drug (unlisted)**: a drug replaced by a real drug that is *not* in the grounding lexicon (lower case), to
   show honestly what the lexicon does not cover; reported apart, not in the headline recall.
 
@@ -88,7 +90,11 @@ UNLISTED_DRUGS = [
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _NUM = re.compile(r"(?<=[A-Za-z,:;(] )(\d+(?:\.\d+)?)(?![\w/%]|[.,]\d|\s?(?:mg|mcg|g|ml|mL|units?)\b)")
 """A bare number inside a sentence (after a word and a space): never a list marker, a date part or a dose."""
-_DOSE = re.compile(r"(?<![\w./])(\d+(?:\.\d+)?)(\s?)(mg|mcg|g|mL|ml|units)\b")
+_DOSE = re.compile(r"(?<![\w./])(\d+(?:\.\d+)?)(\s?)(mg|mcg|g|mL|ml|units)\b(?!/)")
+_VALUE = re.compile(r"(?<![\w./])(\d+(?:\.\d+)?)(\s?)(mg/dL|mmol/L|mEq/L|g/dL|mmHg|bpm|kg|cm|%)(?![\w/])")
+"""A lab value or measurement: a number with a unit that is not a dose."""
+_PAIR = re.compile(r"(?<![\w/.,])(\d{1,3})/(\d{1,4})(?![\w/]|[.,]\d)")
+"""Two numbers with a slash: a blood pressure (132/84), a score (7/10), a month and year (6/92)."""
 _DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
 _ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[A-Za-z]+")
@@ -143,7 +149,14 @@ def _replace(sentence: str, start: int, end: int, new: str) -> tuple[str, tuple[
 
 
 def _has_fact(s: str) -> bool:
-    return bool(_NUM.search(s) or _DOSE.search(s) or _DATE.search(s) or any(is_drug(w) for w in _WORD.findall(s)))
+    return bool(
+        _NUM.search(s)
+        or _DOSE.search(s)
+        or _VALUE.search(s)
+        or _PAIR.search(s)
+        or _DATE.search(s)
+        or any(is_drug(w) for w in _WORD.findall(s))
+    )
 
 
 def _change(kind: str, s: str, note: str, rng: random.Random) -> Item | None:
@@ -165,6 +178,23 @@ def _change(kind: str, s: str, note: str, rng: random.Random) -> Item | None:
             if new:
                 answer, (a, _) = _replace(s, m.start(1), m.end(1), new)
                 return Item(-1, kind, answer, (a, a + len(new) + len(m.group(2)) + len(m.group(3))), m.group(0), new)
+    elif kind == "value":
+        ms = list(_VALUE.finditer(s))
+        if ms:
+            m = rng.choice(ms)
+            new = _new_number(m.group(1), taken, rng)
+            if new:
+                answer, (a, _) = _replace(s, m.start(1), m.end(1), new)
+                return Item(-1, kind, answer, (a, a + len(new) + len(m.group(2)) + len(m.group(3))), m.group(0), new)
+    elif kind == "pair":
+        ms = list(_PAIR.finditer(s))
+        if ms:
+            m = rng.choice(ms)
+            new_top = _new_number(m.group(1), taken, rng)
+            if new_top:
+                new = f"{new_top}/{m.group(2)}"
+                answer, span = _replace(s, m.start(), m.end(), new)
+                return Item(-1, kind, answer, span, m.group(0), new)
     elif kind == "date":
         ms = list(_DATE.finditer(s))
         if ms:
@@ -189,7 +219,7 @@ def _change(kind: str, s: str, note: str, rng: random.Random) -> Item | None:
     return None
 
 
-CHANGE_KINDS = ("number", "dose", "date", "drug", "drug-unlisted")
+CHANGE_KINDS = ("number", "dose", "value", "pair", "date", "drug", "drug-unlisted")
 
 
 def make_items(notes: list[str], seed: int = 20261124) -> list[Item]:
@@ -269,7 +299,7 @@ def overall(tallies: dict[str, Tally], kinds: tuple[str, ...]) -> Tally:
     return total
 
 
-HEADLINE = ("quote", "quote-list", "number", "dose", "date", "drug")
+HEADLINE = ("quote", "quote-list", "number", "dose", "value", "pair", "date", "drug")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {k} | {r['items']} | {r['tp']} | {r['fp']} | {r['fn']} | {r['precision']:.3f} | {r['recall']:.3f} |"
             )
         print(
-            f"headline (quotes, quote lists, number, dose, date, drug): precision {head.precision:.3f}, "
+            f"headline (quotes, quote lists and every change but unlisted drugs): precision {head.precision:.3f}, "
             f"recall {head.recall:.3f}"
         )
     for it, wrong in errors[: args.show_errors]:

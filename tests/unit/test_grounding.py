@@ -90,10 +90,11 @@ def test_drug_names_come_from_the_lexicon_not_word_endings():
     assert drugs == {"Metformin": True, "lasix": False}
 
 
-def test_blood_pressure_ratios_are_checked():
-    note = "BP 132/84 on arrival, HR 88."
-    r = _by_text(check_grounding("BP was 132/84, later 150/90.", note))
-    assert r["132/84"].found and not r["150/90"].found
+def test_number_pairs_are_checked_as_pairs():
+    note = "BP 132/84 on arrival, HR 88. Pain 7/10. Symptoms since 06/92."
+    r = _by_text(check_grounding("BP was 132/84, later 150/90; pain 7/10, then 4/10; since 6/92, not 6/93.", note))
+    assert r["132/84"].found and r["7/10"].found and r["6/92"].found  # 6/92 is 06/92
+    assert not r["150/90"].found and not r["4/10"].found and not r["6/93"].found
 
 
 def test_each_span_and_note_offset_is_reported_once():
