@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import socket
 import stat
@@ -265,6 +264,8 @@ def _map_own_ids(uid: int, gid: int) -> None:
 
 
 def _loopback_up() -> None:
+    import fcntl  # not on Windows: imported only where a namespace is being made
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         # struct ifreq: a 16-byte name, then a 24-byte union whose first member is the short ifr_flags.
         got = fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
