@@ -19,18 +19,16 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 import llama_cpp
 
 from app import __version__
+from app.core.backend import InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import Cancelled, GenerationError, ModelError, UsageError
-from app.core.grounding import check_grounding
 from app.core.kvstate import CachedState, StateCache, prefix_key
 from app.core.notes import validate_note
 from app.core.types import (
@@ -48,7 +46,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_NAME = f"llama-cpp-python {llama_cpp.__version__}"
 
-TokenCallback = Callable[[str], None]
+__all__ = ["ENGINE_NAME", "InferenceEngine", "LlamaCppEngine", "PromptTokens", "TokenCallback"]
 
 _llama_log = logging.getLogger("llama.cpp")
 
@@ -64,23 +62,6 @@ def _route_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
 
 def _quiet_llama_cpp() -> None:
     llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
-
-
-class InferenceEngine(Protocol):
-    """What the CLI, the batch runner and the desktop app need from an engine."""
-
-    model: ModelInfo
-
-    def ask(
-        self,
-        request: AskRequest,
-        on_token: TokenCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> RunResult: ...
-
-    def budget(self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None) -> Budget: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -340,7 +321,6 @@ class LlamaCppEngine:
         ttft = (t_first - t0) if t_first is not None else t_end - t0
         decode_s = t_end - t_first if t_first is not None else 0.0
         tps = (n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0
-        grounding = check_grounding(answer, note).summary() if answer else None
         return RunResult(
             run_uuid=request.run_uuid,
             task=task,
@@ -369,7 +349,7 @@ class LlamaCppEngine:
             started_at=started_at.isoformat(),
             finished_at=datetime.now(UTC).isoformat(),
             truncation=truncation,
-            grounding=grounding,
+            grounding=None,  # computed once by the ask service, for every backend alike
             error=error,
         )
 
