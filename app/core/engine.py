@@ -28,7 +28,7 @@ from app import __version__
 from app.core.backend import InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
-from app.core.errors import Cancelled, GenerationError, ModelError, UsageError
+from app.core.errors import ModelError, UsageError
 from app.core.kvstate import CachedState, StateCache, prefix_key
 from app.core.notes import validate_note
 from app.core.types import (
@@ -437,11 +437,3 @@ class LlamaCppEngine:
         if on_token is not None and len(text) > emitted:
             on_token(text[emitted:])
         return text, finish, n_out, t_first, error
-
-
-def raise_if_cancelled(result: RunResult) -> RunResult:
-    if result.finish_reason is FinishReason.CANCELLED:
-        raise Cancelled("cancelled")
-    if result.finish_reason is FinishReason.ERROR:
-        raise GenerationError(result.error or "generation failed")
-    return result
