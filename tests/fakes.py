@@ -12,10 +12,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from app.cli.context import CliContext
 from app.core.budget import Budget
+from app.core.config import AppConfig, Paths
 from app.core.errors import ModelError, UsageError
 from app.core.notes import validate_note
+from app.core.registry import Registry
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, Truncation, note_sha256
 from resources import PRESETS_VERSION, get_task
 
@@ -134,3 +138,19 @@ def _pieces(text: str) -> list[str]:
     if word:
         out.append(word)
     return out
+
+
+class FakeContext(CliContext):
+    """A CLI context whose every model is the fake engine's (re-"loaded" on each ``engine()`` call)."""
+
+    def __init__(self, tmp: Path, engine: FakeEngine, config: AppConfig | None = None) -> None:
+        paths = Paths(tmp / "data", tmp / "config")
+        super().__init__(paths, config or AppConfig(), Registry(paths))
+        self.fake = engine
+
+    def model(self, ref: str | None) -> ModelInfo:
+        return self.fake.model
+
+    def engine(self, model: ModelInfo) -> FakeEngine:  # type: ignore[override]
+        self.fake.closed = False  # "loaded" again; the command must close it when done
+        return self.fake

@@ -36,12 +36,14 @@ from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_
 from app.store import db
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Batch, Comparison, Model, Note, Rater, Rating, Run, utcnow
 from app.store.queries import (
+    AnswerView,
     ComparisonView,
     ModelView,
     RaterView,
     RatingView,
     RunFilter,
     RunView,
+    answered_by_key_select,
     comparisons_select,
     models_select,
     raters_select,
@@ -50,6 +52,9 @@ from app.store.queries import (
     run_view,
     runs_select,
 )
+
+_MAX_PARAMS = 500
+"""Keys per IN (...) query: SQLite caps the bound parameters of one statement (999 in older builds)."""
 
 RunRef = int | str
 """A run's integer id or its uuid."""
@@ -243,20 +248,16 @@ class EvalLog:
 
     def finished_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these resume keys already have a run that produced an answer."""
+        return set(self.finished_answers(keys))
+
+    def finished_answers(self, keys: Iterable[str]) -> dict[str, AnswerView]:
+        """The latest answered run for each of these resume keys that has one."""
         wanted = list(keys)
-        found: set[str] = set()
+        found: dict[str, AnswerView] = {}
         with db.translated(self.path), self._read() as s:
-            for i in range(0, len(wanted), 500):  # SQLite caps bound parameters per statement
-                chunk = wanted[i : i + 500]
-                found.update(
-                    s.scalars(
-                        select(Run.resume_key).where(
-                            Run.resume_key.in_(chunk),
-                            Run.status == "finished",
-                            Run.finish_reason.in_(("stop", "length")),
-                        )
-                    )
-                )
+            for i in range(0, len(wanted), _MAX_PARAMS):
+                for r in s.execute(answered_by_key_select(wanted[i : i + _MAX_PARAMS])):
+                    found[r.resume_key] = AnswerView(**dict(r._mapping))
         return found
 
     def start_batch(self, input_name: str, input_sha256: str) -> int:

@@ -207,6 +207,39 @@ def run_view(row: Any) -> RunView:
     return RunView(**base, sampling=sampling)
 
 
+@dataclass(frozen=True)
+class AnswerView:
+    """The answer a resumable batch wrote for one resume key (what ``batch --output`` exports)."""
+
+    resume_key: str
+    uuid: str
+    answer: str | None
+    finish_reason: str | None
+    completion_tokens: int | None
+    model_file: str
+
+
+ANSWERED = ("stop", "length")
+"""Finish reasons of a run that produced an answer; a batch item with one is done."""
+
+
+def answered_by_key_select(keys: list[str]) -> Select[Any]:
+    """Finished, answered runs with these resume keys, oldest first (so the latest wins in a dict)."""
+    return (
+        select(
+            Run.resume_key,
+            Run.uuid,
+            Run.answer,
+            Run.finish_reason,
+            Run.completion_tokens,
+            Model.file_name.label("model_file"),
+        )
+        .join(Model, Run.model_id == Model.id)
+        .where(Run.resume_key.in_(keys), Run.status == "finished", Run.finish_reason.in_(ANSWERED))
+        .order_by(Run.id)
+    )
+
+
 def rating_select() -> Select[Any]:
     return select(
         Rating.id,

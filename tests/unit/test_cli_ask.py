@@ -11,27 +11,12 @@ import pytest
 from app.cli.ask import ask
 from app.cli.context import CliContext
 from app.cli.main import build_parser, run_cancellable
-from app.core.config import AppConfig, GenerationDefaults, Paths
+from app.core.config import AppConfig, GenerationDefaults
 from app.core.errors import Cancelled, ContextOverflowError, GenerationError
-from app.core.registry import Registry
 from app.store import EvalLog
-from tests.fakes import FakeEngine, Script, fake_model
+from tests.fakes import FakeContext, FakeEngine, Script, fake_model
 
 NOTE = "Admitted with pneumonia. Creatinine 1.4 mg/dL on admission."
-
-
-class FakeContext(CliContext):
-    def __init__(self, tmp: Path, engine: FakeEngine, config: AppConfig | None = None) -> None:
-        paths = Paths(tmp / "data", tmp / "config")
-        super().__init__(paths, config or AppConfig(), Registry(paths))
-        self.fake = engine
-
-    def model(self, ref):  # type: ignore[no-untyped-def]
-        return self.fake.model
-
-    def engine(self, model):  # type: ignore[no-untyped-def]
-        self.fake.closed = False  # "loaded" again; ask must close it when done
-        return self.fake
 
 
 @pytest.fixture
