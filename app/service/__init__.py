@@ -35,6 +35,7 @@ from app.service.asking import (
     EngineFor,
     IndexedTokenCallback,
     RunSink,
+    ground,
     raise_for_finish,
 )
 from app.service.sampling import SamplingOverrides, resolve_sampling
@@ -46,6 +47,7 @@ __all__ = [
     "IndexedTokenCallback",
     "RunSink",
     "SamplingOverrides",
+    "ground",
     "raise_for_finish",
     "resolve_sampling",
 ]

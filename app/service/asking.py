@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from app.core.backend import InferenceEngine, TokenCallback
+from app.core.budget import Budget
 from app.core.config import GenerationDefaults
 from app.core.errors import AsclepiusError, Cancelled, GenerationError, StoreError, UsageError
 from app.core.grounding import check_grounding
@@ -75,6 +76,19 @@ class _LeadingWhitespaceStripper:
                 return
             self.started = True
         self.sink(piece)
+
+
+def ground(answer: str, note: str, kept_chars: int | None = None) -> GroundingReport:
+    """The grounding report of ``answer`` against the note the model saw (the one place it is computed).
+
+    Offsets in the note are relative to the validated note (outer whitespace removed); ``kept_chars`` is
+    where the run cut it, if it did. A logged run shown again (History) passes its stored note and
+    truncation, so its highlights match the live run's.
+    """
+    if not answer.strip():
+        return GroundingReport(())
+    note = validate_note(note)  # a no-op on the service's own requests; older logs stored raw text
+    return check_grounding(answer, note[:kept_chars] if kept_chars is not None else note)
 
 
 def _describe(exc: BaseException) -> str:
@@ -147,6 +161,15 @@ class AskService:
     def engine(self, model: ModelInfo | None = None) -> InferenceEngine:
         return self._engine_for(model)
 
+    def budget(self, note: str, task: str, instruction: str, *, model: ModelInfo | None = None) -> Budget:
+        """How the prompt for this note, task and instruction fits the model's context (a worker call).
+
+        The answer reserve is the ``max_tokens`` the sampling rule gives this task; NoteError for a bad note.
+        """
+        engine = self._engine_for(model)
+        max_tokens = resolve_sampling(task, self.generation).max_tokens
+        return engine.budget(validate_note(note), instruction.strip() or " ", max_tokens)
+
     # -- asking -----------------------------------------------------------------------------------
     def ask(
         self,
@@ -184,8 +207,9 @@ class AskService:
                 self._record_failure(run_id, exc)
             raise
         answer = raw.answer.lstrip()
-        used = request.note[: raw.truncation.kept_chars] if raw.truncation else request.note
-        report = check_grounding(answer, used) if answer else GroundingReport(())
+        kept = raw.truncation.kept_chars if raw.truncation else None
+        used = request.note[:kept] if kept is not None else request.note
+        report = ground(answer, request.note, kept)
         result = replace(raw, answer=answer, grounding=report.summary() if answer else None)
         log_error = None if self.log is not None else self.log_unavailable
         if run_id is not None and self.log is not None:
