@@ -38,13 +38,16 @@ from app.store.models import CHOICES, RATER_KINDS, SIDES, Batch, Comparison, Mod
 from app.store.queries import (
     AnswerView,
     ComparisonView,
+    HistoryRow,
     ModelView,
     RaterView,
     RatingView,
     RunFilter,
+    RunQuery,
     RunView,
     answered_by_key_select,
     comparisons_select,
+    history_row,
     models_select,
     raters_select,
     rating_select,
@@ -406,6 +409,15 @@ class EvalLog:
         stmt = stmt.order_by(Run.started_at.desc(), Run.id.desc()).offset(offset).limit(limit)
         with db.translated(self.path), self._read() as s:
             return [run_view(r) for r in s.execute(stmt)]
+
+    def history_page(self, query: RunQuery, offset: int = 0, limit: int = 100) -> list[HistoryRow]:
+        """A page of the History list: runs newest first with their mean current score and rating count."""
+        with db.translated(self.path), self._read() as s:
+            return [history_row(r) for r in s.execute(query.page_select(offset, limit))]
+
+    def count_history(self, query: RunQuery) -> int:
+        with db.translated(self.path), self._read() as s:
+            return int(s.scalar(query.count_select()) or 0)
 
     def latest_runs(self, task: str, limit: int = 100) -> list[RunView]:
         return self.list_runs(RunFilter(task=task), 0, limit)
