@@ -1,15 +1,12 @@
 """The evaluation log's public API: one object per open database, handed to whoever needs it.
 
-Typical use (``asclepius ask``, a batch, the desktop app)::
+Front ends do not drive a run themselves: ``app.service.AskService`` does, with one exception policy::
 
     log = EvalLog.open(database_path(paths, config), store_note_text=config.store_note_text)
-    run_id = log.start_run(request, model_info)        # row inserted as "started"
-    try:
-        result = engine.ask(request, on_token=..., cancel=...)
-    except AsclepiusError as e:
-        log.fail_run(run_id, str(e))                   # finished, finish reason "error"
-        raise
-    log.finish_run(run_id, result)                     # finished, with full provenance
+    outcome = AskService.for_engine(engine, log, config.generation).ask(request)
+    # inside: run_id = log.start_run(request, model)   row inserted as "started"
+    #         engine.ask(...)                          raised -> log.fail_run(run_id, message, reason)
+    #         log.finish_run(run_id, result)           finished, with full provenance and grounding
     log.close()
 
 Note text is patient data: it is stored only when ``store_note_text`` is true, is never written to a
