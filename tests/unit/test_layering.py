@@ -41,8 +41,9 @@ EXEMPTIONS = {
 
 RULES = (
     Rule("resources", ("app", "training", "quantize", "PySide6")),
-    Rule("app/core", ("app.store", "app.qt", "app.cli", "training", "PySide6", *HEAVY)),
-    Rule("app/store", ("app.qt", "app.cli", "training", "PySide6", *HEAVY)),
+    Rule("app/core", ("app.store", "app.service", "app.qt", "app.cli", "training", "PySide6", *HEAVY)),
+    Rule("app/store", ("app.service", "app.qt", "app.cli", "training", "PySide6", *HEAVY)),
+    Rule("app/service", ("app.qt", "app.cli", "training", "PySide6", *HEAVY)),
     Rule("app/qt", ("app.cli", "training", *HEAVY)),
     Rule("app/cli", ("training",), exempt=("app/cli/main.py",)),
     Rule("quantize", ("app.qt", "app.cli", "training", "PySide6")),
@@ -141,7 +142,8 @@ def _modules(package: str) -> list[str]:
 
 
 def test_core_store_and_cli_import_no_qt_and_no_training_stack():
-    loaded = _imported(_modules("app/core") + _modules("app/store") + ["app.cli.main", "app.cli.ask"])
+    modules = _modules("app/core") + _modules("app/store") + _modules("app/service")
+    loaded = _imported([*modules, "app.cli.main", "app.cli.ask", "app.cli.batch"])
     assert not loaded & {*HEAVY, "PySide6", "training"}, loaded & {*HEAVY, "PySide6", "training"}
 
 
