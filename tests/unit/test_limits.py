@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 import pytest
@@ -96,3 +97,33 @@ def test_tasks_command_shows_each_tasks_cap_under_a_global_setting(tmp_path, mon
     assert main(["tasks", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert all(r["answer_cap"] == min(100, r["max_tokens"]) for r in rows)
+
+
+def test_ask_says_the_cap_and_warns_beyond_the_trained_context(tmp_path, capsys):
+    from app.cli.ask import ask
+    from app.cli.main import build_parser
+    from app.core.config import AppConfig, GenerationDefaults
+    from resources import get_task
+    from tests.fakes import FakeContext, FakeEngine, fake_model
+
+    note = tmp_path / "note.txt"
+    note.write_text("Admitted with pneumonia. Creatinine 1.4 mg/dL on admission.")
+    mistral = fake_model("Asclepius-Mistral-7B-v0.3", context_length=32768)
+    engine = FakeEngine(model=mistral, n_ctx=16384)
+    cfg = replace(AppConfig(), generation=GenerationDefaults(max_tokens=7))
+    ctx = FakeContext(tmp_path, engine, cfg)
+
+    def run(*extra: str) -> str:
+        args = build_parser().parse_args(["ask", "--note", str(note), "--task", "qa", "--no-log", *extra, "Cr?"])
+        assert ask(args, ctx, lambda work: work(threading.Event())) == 0
+        return capsys.readouterr().err
+
+    err = run()
+    preset = get_task("qa").max_tokens
+    assert f"-- answer cap: 7 answer tokens (your global setting; the task's preset allows {preset})" in err
+    assert engine.requests[-1].sampling.max_tokens == 7  # what is said is what the service applied
+    assert "-- warning: context 16384 is beyond what Asclepius-Mistral-7B-v0.3 was trained on" in err
+    err = run("--max-tokens", "5")
+    assert f"-- answer cap: 5 answer tokens (given explicitly; the task's preset is {preset})" in err
+    engine.n_ctx = 8192
+    assert "-- warning" not in run()
