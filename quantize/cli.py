@@ -68,10 +68,10 @@ def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) ->
             print(f"asclepius quantize {args.quantize_command} {EXTRA_MESSAGE} ({exc})", file=sys.stderr)
             return MissingExtraError.exit_code
         except KeyboardInterrupt:
-            print("interrupted (SIGINT); the partial output was removed", file=sys.stderr)
+            print("interrupted (SIGINT); nothing was left half-written", file=sys.stderr)
             return EXIT_INTERRUPTED
         except Terminated:
-            print("terminated (SIGTERM); the partial output was removed", file=sys.stderr)
+            print("terminated (SIGTERM); nothing was left half-written", file=sys.stderr)
             return EXIT_TERMINATED
         finally:
             signal.signal(signal.SIGTERM, previous)
