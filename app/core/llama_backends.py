@@ -97,7 +97,7 @@ def ensure_cpu_backend() -> CpuBackend:
     Raises ModelError when the build ships variants but none runs on this processor (the oldest one needs
     SSE4.2), so a user gets one clear line rather than llama.cpp's "no backends are loaded".
     """
-    import llama_cpp.llama_cpp as bindings  # loads libllama.so and, through it, libggml.so.0
+    from app.core.llama_adapter import shared_library  # loads libllama.so and, through it, libggml.so.0
 
     lib_dir = library_dir()
     available = variant_names(lib_dir)
@@ -106,7 +106,7 @@ def ensure_cpu_backend() -> CpuBackend:
     # The symbols must come from the libggml that libllama uses. The wheel (and the bundle) hold copies,
     # not links, of libggml.so / .so.0: dlopen of another copy's path maps a second ggml with its own,
     # empty backend registry. dlsym through libllama's handle searches libllama's own dependencies.
-    ggml = bindings._lib
+    ggml = shared_library()
     ggml.ggml_backend_reg_by_name.argtypes = [ctypes.c_char_p]
     ggml.ggml_backend_reg_by_name.restype = ctypes.c_void_p
     ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
