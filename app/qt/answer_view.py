@@ -199,7 +199,7 @@ class AnswerView(QWidget):
                     else f" … <a href='#all'>show all {len(missing)}</a>"
                 )
             self.flags.setText(
-                f"<span style='color:#b3261e'>⚠ {len(missing)} not found in the note — check: {items}</span>{more}"
+                f"<span style='color:#b3261e'>⚠ Not found in the note ({len(missing)}) — check: {items}</span>{more}"
                 f"<br><span style='color:#555'>{len(report.supported)} of {len(report.spans)} checked facts "
                 "found (highlighted green in the note).</span>"
             )

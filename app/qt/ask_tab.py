@@ -286,7 +286,8 @@ class AskTab(QWidget):
             return engine.budget(validate_note(note), instr.strip() or " ", max_tokens)
 
         task = Task(work, "count tokens")
-        task.signals.finished.connect(lambda b: gen == self._budget_gen and self.meter.set_budget(b))
+        truncate = self.truncate.isChecked()
+        task.signals.finished.connect(lambda b: gen == self._budget_gen and self.meter.set_budget(b, truncate))
         task.signals.errored.connect(lambda e: gen == self._budget_gen and self.meter.set_message(describe_error(e)))
         self._budget_task = self.ctx.tasks.start(task)
         return task

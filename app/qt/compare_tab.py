@@ -243,8 +243,9 @@ class CompareTab(QWidget):
         self.vote_id, self._vote_ratings = None, []
         self.undo_btn.hide()
         self.show_note()
-        for v in self.views:
+        for v, label in zip(self.views, "AB", strict=True):
             v.clear()
+            v.parent().setTitle(f"Answer {label}")
         for s in self.scores:
             s.setCurrentIndex(0)
         self.reveal.setText("Running both models…")
@@ -292,12 +293,12 @@ class CompareTab(QWidget):
             self.banner.show_error(f"The log is unavailable, so a vote cannot be stored: {self.ctx.log_error}")
         a, b = outcomes  # already in the drawn A/B order
         self.pair = (a, b)
-        for view, o in zip(self.views, self.pair, strict=True):
+        for view, o, label in zip(self.views, self.pair, "AB", strict=True):
             r = o.result
-            text = r.answer or "(empty answer)"
-            if str(r.finish_reason) in ("length", "cancelled"):
-                text += f"\n\n[incomplete: {r.finish_reason}]"
-            view.setPlainText(text)
+            view.setPlainText(r.answer or "(empty answer)")
+            finish = str(r.finish_reason)
+            incomplete = {"length": " · incomplete: length limit", "cancelled": " · incomplete: stopped"}
+            view.parent().setTitle(f"Answer {label}{incomplete.get(finish, '')}")
         self.reveal.setText("Identities are hidden until you vote.")
         self._set_votable(all(o.run_id is not None for o in outcomes))
         self.answers_ready.emit()

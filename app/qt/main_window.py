@@ -47,9 +47,7 @@ class MainWindow(QMainWindow):
         geo = self.ui_state.geometry()
         if geo is None or not self.restoreGeometry(geo):
             self.resize(initial_size(available_size(self)))
-        split = self.ui_state.splitter()
-        if split is not None:
-            self.ask_tab.split.restoreState(split)
+        self._split_state = self.ui_state.splitter()
         self.tabs.setCurrentIndex(min(self.ui_state.last_tab(), self.tabs.count() - 1))
         self._tab = self.tabs.currentIndex()
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -74,6 +72,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.models_tab, "Mo&dels")
         self.tabs.addTab(self.stats_tab, "S&tatistics")
         self.tabs.addTab(self.settings_tab, "Settin&gs")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        # Column widths are restored once the window has its size, or the first resize would redistribute them.
+        if self._split_state is not None:
+            state, self._split_state = self._split_state, None
+            self.layout().activate()
+            self.ask_tab.split.restoreState(state)
 
     def _tab_changed(self, index: int) -> None:
         """Leaving Settings with unsaved changes asks: save, discard, or stay."""

@@ -137,7 +137,7 @@ class ModelsTab(QWidget):
         self.default_btn.clicked.connect(self.set_default_selected)
         self.rename_btn = QPushButton("Re&name…")
         self.rename_btn.clicked.connect(self.rename_dialog)
-        self.remove_btn = QPushButton("Remo&ve")
+        self.remove_btn = QPushButton("Rem&ove")
         self.remove_btn.setToolTip("Forget the model (a copy in the app's library is deleted; other files stay)")
         self.remove_btn.clicked.connect(self.remove_selected)
         self.cancel_btn = QPushButton("Cancel")

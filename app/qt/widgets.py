@@ -178,7 +178,8 @@ class ContextMeter(QWidget):
         self.label.setStyleSheet("")
         self.bar.update()
 
-    def set_budget(self, b: Budget) -> None:
+    def set_budget(self, b: Budget, truncate: bool = False) -> None:
+        """Show ``b``; with ``truncate`` a note that does not fit is described as what will happen to it."""
         self.budget = b
         parts = (
             f"template {b.template_tokens:,} · note {b.note_tokens:,} · instruction {b.instruction_tokens:,} · "
@@ -187,6 +188,12 @@ class ContextMeter(QWidget):
         if b.fits:
             self.label.setText(f"Context: {parts}")
             self.label.setStyleSheet("")
+        elif truncate:
+            self.label.setText(
+                f"<b>Will be truncated:</b> the note's last {b.overflow:,} tokens are cut to fit (the cut is "
+                f"reported with the answer). {parts}"
+            )
+            self.label.setStyleSheet("color:#8a4b00;")
         else:
             self.label.setText(
                 f"<b>Does not fit: {b.overflow:,} tokens over.</b> {parts}. Shorten the note by about "
