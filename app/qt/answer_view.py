@@ -12,7 +12,7 @@ import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QLabel, QProgressBar, QTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QTextEdit, QVBoxLayout, QWidget
 
 from app.core.types import GroundingReport
 from app.qt.fit import scrolled
@@ -64,6 +64,7 @@ class AnswerView(QWidget):
         self.flags_area = scrolled(self.flags)
         self.flags_area.setMaximumHeight(FLAGS_EXPANDED_MAX_PX)
         self.flags_area.setSizeAdjustPolicy(self.flags_area.SizeAdjustPolicy.AdjustToContents)
+        self.flags_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.metrics = QLabel()
         self.metrics.setWordWrap(True)
         self.metrics.setStyleSheet("color:#444;")

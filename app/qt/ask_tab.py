@@ -144,7 +144,9 @@ class AskTab(QWidget):
 
         self.rate = RatePanel(self.ctx)
         self.rate_area = scrolled(self.rate)
-        self.rate_area.setMinimumWidth(200)
+        # Wide enough for the panel and a vertical scroll bar: the panel scrolls down, never sideways.
+        bar = self.rate_area.style().pixelMetric(self.rate_area.style().PixelMetric.PM_ScrollBarExtent)
+        self.rate_area.setMinimumWidth(self.rate.minimumSizeHint().width() + bar + 4)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.setChildrenCollapsible(False)
         self.split.addWidget(left)
@@ -159,10 +161,14 @@ class AskTab(QWidget):
         lay.addWidget(self.banner)
         lay.addWidget(self.split, 1)
 
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.ask)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, self.ask)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
-        QShortcut(QKeySequence.StandardKey.Open, self, self.open_note_dialog)
+        # Window-wide, but Qt ignores the shortcuts of a hidden screen: Compare's own Esc does not clash.
+        for keys, slot in (
+            (QKeySequence("Ctrl+Return"), self.ask),
+            (QKeySequence("Ctrl+Enter"), self.ask),
+            (QKeySequence(Qt.Key.Key_Escape), self.stop),
+            (QKeySequence(QKeySequence.StandardKey.Open), self.open_note_dialog),
+        ):
+            QShortcut(keys, self, slot)
         self.setTabOrder(self.editor, self.task_box)
         self.setTabOrder(self.task_box, self.examples)
         self.setTabOrder(self.examples, self.instruction)

@@ -150,8 +150,8 @@ class CompareTab(QWidget):
         lay.addWidget(answers, 1)
         lay.addWidget(vote)
         lay.addWidget(self.reveal)
-        sc = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
-        sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        # Window-wide like the Ask screen's: Qt ignores shortcuts of hidden screens, so they never clash.
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
         self._set_votable(False)
         ctx.models_changed.connect(self.fill_models)
         ctx.engine_changed.connect(self.fill_models)

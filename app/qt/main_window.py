@@ -172,6 +172,9 @@ class MainWindow(QMainWindow):
             self.db_label.setText(f"<span style='color:#b3261e'>Log unavailable: {ctx.log_error}</span>")
         else:
             self.db_label.setText(f"Log: {ctx.database_path.name}")
+            self.db_label.setMinimumWidth(
+                min(320, self.db_label.fontMetrics().horizontalAdvance(self.db_label.text()) + 8)
+            )
         self.db_label.setToolTip(str(ctx.database_path))
 
     def apply_font(self) -> None:

@@ -153,10 +153,10 @@ class SettingsTab(QWidget):
         if self.n_ctx.value():
             text = f"{self.n_ctx.value():,} tokens for every model."
             if m is not None and self.n_ctx.value() > m.context_length:
-                text += f" More than {m.display_name} was trained on ({m.context_length:,}): answers may degrade."
+                text += f" More than {m.name} was trained on ({m.context_length:,}): answers may degrade."
         elif m is not None:
             used = min(m.context_length, cfg.max_ctx)
-            text = f"Model default: {used:,} tokens for {m.display_name} (trained on {m.context_length:,}"
+            text = f"Model default: {used:,} tokens for {m.name} (trained on {m.context_length:,}"
             text += f"; capped at {cfg.max_ctx:,} to bound memory)." if used < m.context_length else ")."
         else:
             text = f"Model default: the model's trained context, capped at {cfg.max_ctx:,} tokens."
