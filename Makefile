@@ -57,8 +57,10 @@ bench: test-env
 	$(BIN)/python tests/bench/bench_store.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
 
+# Under a real X server (Xvfb + openbox, 1024x700 and scale 2) when xvfb is installed, else offscreen.
 screenshots: app-env
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.qt.screenshots docs/screenshots
+	if command -v Xvfb >/dev/null && command -v openbox >/dev/null; then PYTHON=$(BIN)/python tools/screenshots.sh docs/screenshots; \
+	else QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.qt.screenshots docs/screenshots; fi
 
 lint: test-env
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

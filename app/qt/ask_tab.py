@@ -444,6 +444,10 @@ class AskTab(QWidget):
             self.run_finished.emit(outcomes)
             return
         last = outcomes[-1]
+        if self.view is not None or last.request.note != self.editor.toPlainText():
+            # A run was opened from History while this one was stopping: its answer belongs to another note.
+            self.run_finished.emit(outcomes)
+            return
         if len(outcomes) == 1:
             self._show_outcome(last)
         else:

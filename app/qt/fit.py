@@ -171,9 +171,13 @@ class FocusRing(QWidget):
                 w.removeEventFilter(self)
         self.target = new if new is not None and new.window() is self.window_ and new is not self else None
         # Watch the widget and its ancestors: scrolling moves the scroll area's content, not the widget.
+        # A widget focused inside a scroll area (by Tab or by code) is scrolled into view.
         self._watched = []
         w = self.target
         while w is not None and w is not self.window_:
+            parent = w.parentWidget()
+            if isinstance(parent, QWidget) and isinstance(parent.parentWidget(), QScrollArea):
+                parent.parentWidget().ensureWidgetVisible(self.target, 8, 8)
             w.installEventFilter(self)
             self._watched.append(w)
             w = w.parentWidget()
