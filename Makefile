@@ -55,6 +55,7 @@ selftest: app-env
 bench: test-env
 	$(BIN)/python tests/bench/bench_engine.py --bandwidth
 	$(BIN)/python tests/bench/bench_store.py
+	$(BIN)/python tests/bench/bench_netns.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
 
 # Under a real X server (Xvfb + openbox, 1024x700 and scale 2) when xvfb is installed, else offscreen.

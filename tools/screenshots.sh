@@ -13,11 +13,15 @@ shoot() {  # $1 screen geometry, $2 scale factor, $3 file suffix, $4 screens to 
   wm=$!
   sleep 1
   status=0
-  DISPLAY=$disp QT_QPA_PLATFORM=xcb QT_SCALE_FACTOR=$2 "$py" -m app.qt.screenshots "$out" --suffix "$3" --only "$4" \
+  DISPLAY=$disp QT_QPA_PLATFORM=xcb QT_SCALE_FACTOR=$2 "$py" -m app.qt.screenshots "$out" --suffix="$3" --only="$4" \
     || status=$?
   kill "$wm" "$xvfb" 2>/dev/null || true
   wait "$wm" "$xvfb" 2>/dev/null || true
   return "$status"
 }
-shoot 1024x700x24 1 "" ""
-shoot 2048x1400x24 2 "-2x" "ask,compare-blind,settings"
+case "${SHOTS:-both}" in
+  both|1x) shoot 1024x700x24 1 "" "" ;;
+esac
+case "${SHOTS:-both}" in
+  both|2x) shoot 2048x1400x24 2 "-2x" "ask,compare-blind,settings" ;;
+esac

@@ -209,4 +209,6 @@ class AnswerView(QWidget):
                 f"<span style='color:#1e6b2a'>✓ All {len(report.spans)} checked facts appear in the note "
                 "(highlighted green).</span>"
             )
-        self.flags_area.updateGeometry()
+        # As tall as the text (no empty band under the answer), at most FLAGS_EXPANDED_MAX_PX: then it scrolls.
+        width = max(self.answer.width() - 4, 200)  # the column's width (the area may not be laid out yet)
+        self.flags_area.setFixedHeight(min(self.flags.heightForWidth(width) + 4, FLAGS_EXPANDED_MAX_PX))

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 
 from app.qt.appstate import AppContext
 from app.qt.fit import flow
-from app.qt.history_model import PAGE_SIZE, RunQuery, RunTableModel
+from app.qt.history_model import PAGE_SIZE, RunTableModel
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Task, describe_error
-from app.store import RunFilter, RunView
+from app.store import RunFilter, RunQuery, RunView
 from resources import TASK_NAMES
 
 SEARCH_DEBOUNCE_MS = 250
@@ -48,7 +48,7 @@ class AsyncRunTableModel(RunTableModel):
         gen = self._gen
 
         def work(_job) -> tuple[int, list]:
-            return query.count(log), query.page(log, 0, PAGE_SIZE)
+            return log.count_history(query), log.history_page(query, 0, PAGE_SIZE)
 
         def show(res: tuple[int, list]) -> None:
             if gen != self._gen:
@@ -69,7 +69,7 @@ class AsyncRunTableModel(RunTableModel):
             return
         self._fetching = True
         gen, log, query, offset = self._gen, self.log, self.query, len(self.rows)
-        task = Task(lambda _job: query.page(log, offset, PAGE_SIZE), "read history page")
+        task = Task(lambda _job: log.history_page(query, offset, PAGE_SIZE), "read history page")
 
         def add(more: list) -> None:
             self._fetching = False

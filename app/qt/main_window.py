@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSizePolicy, QTabWidget, QToolButton, QWidget
 
+from app.core import netns
 from app.core.config import Paths
 from app.qt.appstate import AppContext, State
 from app.qt.ask_tab import AskTab
@@ -130,18 +131,23 @@ class MainWindow(QMainWindow):
         self.cancel_load.setToolTip("Stop loading the model")
         self.cancel_load.clicked.connect(self.ctx.cancel_load)
         self.cancel_load.hide()
-        self.offline = QLabel("offline")
-        self.offline.setStyleSheet(BADGE + "background:#1e6b2a; color:white;")
-        self.offline.setToolTip("Asclepius Desk makes no network connections: everything runs on this computer")
+        self.offline = QLabel()
+        self.show_protection(netns.protection())
         self.db_label = QLabel()
         self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.db_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.db_label.setMinimumWidth(80)
-        self.db_label.setMaximumWidth(320)
+        self.db_label.setMaximumWidth(320)  # the file name only; the full path is in the tooltip
         sb.addWidget(self.model_label, 1)
         sb.addWidget(self.cancel_load)
         sb.addPermanentWidget(self.db_label)
         sb.addPermanentWidget(self.offline)
+
+    def show_protection(self, shield: netns.Protection) -> None:
+        """The badge says which network protection is in force, not a constant "offline"."""
+        colour = "#1e6b2a" if shield.isolation.namespace else "#8a5a00"
+        self.offline.setText(shield.badge)
+        self.offline.setStyleSheet(BADGE + f"background:{colour}; color:white;")
+        notes = "".join(f"\n{n}" for n in shield.isolation.notes)
+        self.offline.setToolTip(f"Network protection: {shield.label}{notes}")
 
     def _update_status(self) -> None:
         ctx = self.ctx
@@ -172,9 +178,6 @@ class MainWindow(QMainWindow):
             self.db_label.setText(f"<span style='color:#b3261e'>Log unavailable: {ctx.log_error}</span>")
         else:
             self.db_label.setText(f"Log: {ctx.database_path.name}")
-            self.db_label.setMinimumWidth(
-                min(320, self.db_label.fontMetrics().horizontalAdvance(self.db_label.text()) + 8)
-            )
         self.db_label.setToolTip(str(ctx.database_path))
 
     def apply_font(self) -> None:

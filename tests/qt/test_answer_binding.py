@@ -168,21 +168,21 @@ def test_progress_counts_per_batch_from_the_engine(qtbot):
 
 
 def test_history_and_rating_reads_run_off_the_gui_thread(open_window, qtbot, sample_note, monkeypatch):
-    from app.qt.history_model import RunQuery
     from app.store import EvalLog
 
     _ctx, win = open_window()
     o = ask_and_wait(qtbot, win.ask_tab, sample_note, "qa", QUESTION)
-    threads: dict[str, set[str]] = {"count": set(), "page": set(), "rating_history": set(), "get_run": set()}
+    names = ("count_history", "history_page", "rating_history", "get_run")
+    threads: dict[str, set[str]] = {n: set() for n in names}
     main = threading.current_thread().name
-    for cls, name in ((RunQuery, "count"), (RunQuery, "page"), (EvalLog, "rating_history"), (EvalLog, "get_run")):
-        orig = getattr(cls, name)
+    for name in names:
+        orig = getattr(EvalLog, name)
 
         def spy(*a, _orig=orig, _name=name, **k):
             threads[_name].add(threading.current_thread().name)
             return _orig(*a, **k)
 
-        monkeypatch.setattr(cls, name, spy)
+        monkeypatch.setattr(EvalLog, name, spy)
     hist = win.history_tab
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         win.tabs.setCurrentWidget(hist)
