@@ -20,7 +20,7 @@ from app.core.registry import (
     remove_model,
     rename_model,
 )
-from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401, F811  (the fixture: a tiny real GGUF)
+from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401  (the fixture: a tiny real GGUF)
 
 
 def test_add_copy_rename_remove_and_missing(tmp_path, tiny_llama_gguf):  # noqa: F811
