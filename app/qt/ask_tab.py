@@ -189,8 +189,9 @@ class AskTab(QWidget):
 
     def replace_note(self, text: str, what: str) -> bool:
         """Put ``text`` in the editor (undoable with Ctrl+Z), asking first if it would replace the user's text."""
-        if text == self.editor.toPlainText():
-            return True
+        current = self.editor.toPlainText()
+        if text == current or (text and text.strip() == current.strip()):
+            return True  # the same note (the log keeps it without outer whitespace): nothing to replace
         if self.note_is_users() and not self.confirm(
             f"{what} replaces the note in the editor, which you typed or pasted. Replace it? "
             "(Ctrl+Z in the note brings it back.)"
