@@ -100,7 +100,7 @@ class StatsTab(QWidget):
         self.views = QStackedWidget()
         self.views.addWidget(self.chart)
         self.views.addWidget(self.table)
-        self.as_table = QCheckBox("Show as a &table")
+        self.as_table = QCheckBox("Show as a ta&ble")
         self.as_table.setToolTip("The same numbers as the chart, readable by a screen reader and by keyboard")
         self.as_table.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
         self.agree = QLabel()
