@@ -180,18 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list[Callable[[Any], None]]:
     """Subcommand groups that live beside the core (evaluation log, batch, quantize)."""
-    from app.cli import batch, log_cmds
+    from app.cli import batch, data_cmds, log_cmds
     from quantize import cli as quantize_cli
 
-    return [log_cmds.register, batch.register, quantize_cli.register]
+    return [log_cmds.register, batch.register, quantize_cli.register, data_cmds.register]
+
+
+NETWORK_COMMANDS = frozenset({"data", "judge"})
+"""Commands that talk to the one endpoint the user names (``--base-url``); they restrict themselves to it."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from app.core import netguard
 
-    netguard.install(block=True)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in NETWORK_COMMANDS:
+        netguard.install(block=True)
     try:
         return int(args.func(args) or 0)
     except AsclepiusError as exc:
