@@ -81,6 +81,7 @@ class ResultLog:
                 elif rec["id"] not in self.done:
                     self.failed.add(rec["id"])
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # a log that exists already (copied in, restored) is made private too
         self._fh: TextIO = os.fdopen(fd, "a", encoding="utf-8")
 
     def _repair(self) -> None:

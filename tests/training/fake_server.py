@@ -48,6 +48,9 @@ class FaultServer:
         self.completed: Counter[str] = Counter()
         """Prompts answered 200 OK (a well-formed reply was written)."""
         self.max_in_flight = 0
+        self.authorization: Counter[str] = Counter()
+        self.arrivals: list[tuple[float, str]] = []
+        """(loop time, prompt) of every request, in arrival order."""
         self._in_flight = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -99,6 +102,7 @@ class FaultServer:
                 lines = head.decode("latin-1").split("\r\n")
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.authorization[headers.get("authorization", "")] += 1
                 keep = await self._respond(body, writer)
                 if not keep:
                     break
@@ -118,6 +122,7 @@ class FaultServer:
             return True
         with self._lock:
             self.seen[prompt] += 1
+            self.arrivals.append((asyncio.get_running_loop().time(), prompt))
             n = self.seen[prompt]
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
