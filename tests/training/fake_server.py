@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import threading
+from http import HTTPStatus
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -189,7 +190,7 @@ class FaultServer:
     def _raw(
         writer: asyncio.StreamWriter, status: int, data: bytes, ctype: str, extra: dict[str, str] | None = None
     ) -> None:
-        reason = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}[status]
+        reason = HTTPStatus(status).phrase
         hdrs = {"Content-Type": ctype, "Content-Length": str(len(data)), **(extra or {})}
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
         writer.write(head.encode() + data)
