@@ -96,8 +96,12 @@ def run_notes(opts: StageOptions, src: NotesInput) -> StageResult:
             continue
         seen[rid] = rep.source_id
         meta = {"source_id": rep.source_id, "source_sha256": rep.sha256}
-        req = ChatRequest(rid, prompt, limit, NOTE.temperature, meta, opts.seed)
-        planned.append(Planned(rid, lambda r=req: r, plan_estimate(prompt, limit)))
+
+        def build(rep: Any = rep, rid: str = rid, limit: int = limit, meta: dict[str, Any] = meta) -> ChatRequest:
+            # built when sent, so pending prompts are not all held in memory at once
+            return ChatRequest(rid, NOTE.render({"pmc": rep.text}), limit, NOTE.temperature, meta, opts.seed)
+
+        planned.append(Planned(rid, build, plan_estimate(prompt, limit)))
     state = check_state(
         opts, "notes", NOTE, {"source": reports.source_name, "source_sha256": reports.source_sha256}
     )
@@ -239,9 +243,13 @@ def run_answers(opts: StageOptions) -> StageResult:
     planned = []
     for row in rows_in:
         rid = request_id("answers", ANSWER.key, row["id"])
-        prompt = ANSWER.render({"note": row["note"], "question": row["question"]})
-        req = ChatRequest(rid, prompt, limit, ANSWER.temperature, {"instruction_id": row["id"]}, opts.seed)
-        planned.append(Planned(rid, lambda r=req: r, plan_estimate(prompt, limit)))
+        est = plan_estimate(row["note"] + row["question"], limit) + estimate_tokens(ANSWER.template)
+
+        def build(row: dict[str, Any] = row, rid: str = rid) -> ChatRequest:
+            prompt = ANSWER.render({"note": row["note"], "question": row["question"]})
+            return ChatRequest(rid, prompt, limit, ANSWER.temperature, {"instruction_id": row["id"]}, opts.seed)
+
+        planned.append(Planned(rid, build, est))
     log, result = execute(opts, "answers", planned)
     report: dict[str, Any] = {"instructions_failed_upstream": previous_failures(opts, "answers")}
     if log is not None:
