@@ -199,9 +199,7 @@ class Completion:
 class RateLimiter:
     """Token buckets for requests and tokens per minute, plus an endpoint-wide pause (Retry-After)."""
 
-    def __init__(
-        self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rpm, self.tpm, self.clock = rpm, tpm, clock
         now = clock()
         self._req = rpm or 0.0

@@ -127,7 +127,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"  ... {len(rep['skipped']) - 20} more skipped (see {res.stage}.report.json)", file=sys.stderr)
     failed = (rep.get("counts") or {}).get("failed", 0)
     if failed and not args.dry_run:
-        print(f"  {failed:,} requests failed and were recorded; run the same command again to retry them", file=sys.stderr)
+        print(
+            f"  {failed:,} requests failed and were recorded; run the same command again to retry them", file=sys.stderr
+        )
     return 0
 
 
@@ -137,7 +139,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from training.judge.run import JudgeOptions, run_judge
 
     cfg = _endpoint(args)
-    opts = JudgeOptions(Path(args.out), cfg, args.seed, args.orders, args.max_tokens, args.dry_run, not args.no_progress)
+    opts = JudgeOptions(
+        Path(args.out), cfg, args.seed, args.orders, args.max_tokens, args.dry_run, not args.no_progress
+    )
     if args.answers:
         if args.task or args.run_model or args.batch is not None:
             raise UsageError("--task, --run-model and --batch filter runs in the log; not with --answers")

@@ -140,7 +140,8 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
         print("Mean judge score per judge, model and task (95% bootstrap interval; judge ratings only)", file=out)
     for jm in res.get("judge_means", []):
         print(
-            f"  {jm.judge}  {jm.model}  {jm.task}: {_f(jm.mean)} [{_f(jm.low)}, {_f(jm.high)}]  runs {jm.runs}", file=out
+            f"  {jm.judge}  {jm.model}  {jm.task}: {_f(jm.mean)} [{_f(jm.low)}, {_f(jm.high)}]  runs {jm.runs}",
+            file=out,
         )
     for c in res["judges"]:
         print(

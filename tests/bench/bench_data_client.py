@@ -99,7 +99,8 @@ def resume(server: Server, n: int, out: Path) -> dict:
         w.writerows([f"Case {i}: a patient admitted with fever, treated, and discharged."] for i in range(n))
     dest = out / f"resume-{n}"
     argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--base-url", server.base_url,
-            "--model", "bench", "--out", str(dest), "--concurrency", "32", "--max-tokens", "16", "--no-progress"]  # fmt: skip
+            "--model", "bench", "--out", str(dest), "--concurrency", "32", "--max-tokens", "16",
+            "--no-progress"]  # fmt: skip
     server.ask("reset")
     proc = subprocess.Popen(argv, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = dest / "notes.results.jsonl"

@@ -16,9 +16,9 @@ import contextlib
 import hashlib
 import json
 import threading
-from http import HTTPStatus
 from collections import Counter
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 Plan = Callable[[str, int], str]
@@ -183,7 +183,9 @@ class FaultServer:
         await writer.drain()
         return True
 
-    def _send(self, writer: asyncio.StreamWriter, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, writer: asyncio.StreamWriter, status: int, payload: Any, extra: dict[str, str] | None = None
+    ) -> None:
         self._raw(writer, status, json.dumps(payload).encode(), "application/json", extra)
 
     @staticmethod

@@ -181,8 +181,22 @@ def test_cli_uses_the_key_but_never_shows_or_stores_it(tmp_path: Path):
     out = tmp_path / "out"
     with FaultServer() as srv:
         r = _cli(
-            ["data", "notes", str(cases), "--base-url", srv.base_url, "--model", "m", "--api-key-env", "MY_KEY",
-             "--out", str(out), "--max-tokens", "16", "--no-progress"],
+            [
+                "data",
+                "notes",
+                str(cases),
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "m",
+                "--api-key-env",
+                "MY_KEY",
+                "--out",
+                str(out),
+                "--max-tokens",
+                "16",
+                "--no-progress",
+            ],
             {"MY_KEY": secret},
         )
         assert r.returncode == 0, r.stderr
@@ -205,8 +219,20 @@ def test_cli_refused_key_is_a_clear_error(tmp_path: Path):
             return True
 
     with Refuse() as srv:
-        r = _cli(["data", "notes", str(cases), "--base-url", srv.base_url, "--model", "m", "--out",
-                  str(tmp_path / "o"), "--no-progress"])
+        r = _cli(
+            [
+                "data",
+                "notes",
+                str(cases),
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "m",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
     assert r.returncode == 2
     assert "refused the request (HTTP 401" in r.stderr and "$OPENAI_API_KEY" in r.stderr
     assert "Traceback" not in r.stderr
@@ -225,7 +251,8 @@ def test_data_commands_reach_only_the_base_url(tmp_path: Path):
     code = (
         "import socket, sys\n"
         "from app.cli.data_cmds import restrict_network\n"
-        "a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen(); b = socket.socket(); b.bind(('127.0.0.1', 0)); b.listen()\n"
+        "a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen()\n"
+        "b = socket.socket(); b.bind(('127.0.0.1', 0)); b.listen()\n"
         "restrict_network(f'http://127.0.0.1:{a.getsockname()[1]}/v1')\n"
         "socket.create_connection(a.getsockname(), timeout=2).close()\n"
         "try:\n"
@@ -233,7 +260,13 @@ def test_data_commands_reach_only_the_base_url(tmp_path: Path):
         "except PermissionError as e:\n"
         "    print('refused:', e)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "refused: asclepius data/judge connect only to 127.0.0.1" in r.stdout

@@ -59,7 +59,8 @@ def test_judge_blocks_and_labels():
     assert [P.agent_label(i) for i in (0, 1, 25, 26, 27)] == ["A", "B", "Z", "AA", "AB"]
     blocks = P.judge_answer_blocks(["one", "two"])
     assert blocks == (
-        "[Agent A's Answer Begin]\none\n[Agent A's Answer End]\n\n[Agent B's Answer Begin]\ntwo\n[Agent B's Answer End]\n\n"
+        "[Agent A's Answer Begin]\none\n[Agent A's Answer End]\n\n"
+        "[Agent B's Answer Begin]\ntwo\n[Agent B's Answer End]\n\n"
     )
     text = P.JUDGE.render({"note": "N", "question": "Q", "answers": blocks, "num_samples": 2})
     assert "[Instruction End]\n\n[Agent A's Answer Begin]\none\n" in text

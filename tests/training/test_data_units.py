@@ -17,7 +17,10 @@ from training.runner import ResultLog, request_id
 
 def test_lcs_and_rouge_l():
     assert lcs_length(list("abcbdab"), list("bdcaba")) == 4
-    assert rouge_l("What medications was the patient discharged on?", "What medications was the patient discharged on?") == 1.0
+    assert (
+        rouge_l("What medications was the patient discharged on?", "What medications was the patient discharged on?")
+        == 1.0
+    )
     assert rouge_l("alpha beta", "gamma delta") == 0.0
     assert rouge_l("", "anything") == 0.0
     # LCS "the patient", |a| = 3, |b| = 4: P = 2/4, R = 2/3, F = 4/7
@@ -113,7 +116,7 @@ def test_rate_limiter_acquire_paces_real_time():
 def test_case_report_inputs_fail_clearly(tmp_path: Path):
     csv_file = tmp_path / "c.csv"
     csv_file.write_text("id,text\n1,hello\n", encoding="utf-8")
-    with pytest.raises(UsageError, match="no column 'patient'.*--text-column"):
+    with pytest.raises(UsageError, match=r"no column 'patient'.*--text-column"):
         read_case_reports(csv_file)
     empty = tmp_path / "e.csv"
     empty.write_text("", encoding="utf-8")

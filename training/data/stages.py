@@ -102,9 +102,7 @@ def run_notes(opts: StageOptions, src: NotesInput) -> StageResult:
             return ChatRequest(rid, NOTE.render({"pmc": rep.text}), limit, NOTE.temperature, meta, opts.seed)
 
         planned.append(Planned(rid, build, plan_estimate(prompt, limit)))
-    state = check_state(
-        opts, "notes", NOTE, {"source": reports.source_name, "source_sha256": reports.source_sha256}
-    )
+    state = check_state(opts, "notes", NOTE, {"source": reports.source_name, "source_sha256": reports.source_sha256})
     log, result = execute(opts, "notes", planned)
     report: dict[str, Any] = {
         "source": {"name": reports.source_name, "sha256": reports.source_sha256},
@@ -190,7 +188,10 @@ def run_instructions(opts: StageOptions, rouge_threshold: float = ROUGE_THRESHOL
             live[req.meta["task"]].append(q)
 
     log, result = execute(opts, "instructions", planned, on_result)
-    report: dict[str, Any] = {"rouge_threshold": rouge_threshold, "notes_failed_upstream": previous_failures(opts, "instructions")}
+    report: dict[str, Any] = {
+        "rouge_threshold": rouge_threshold,
+        "notes_failed_upstream": previous_failures(opts, "instructions"),
+    }
     if log is not None:
         # The output is rebuilt deterministically from the log: log order, a fresh pool seeded with the seeds.
         by_id = {n["id"]: n for n in notes}

@@ -175,7 +175,9 @@ def run_judge(opts: JudgeOptions, items: Items, log: Any | None = None) -> Judge
     rlog = ResultLog(results_path)
     pending = [r for r in reqs if r.id not in rlog.done]
     summary.requests = len(reqs)
-    summary.usage = run_requests(opts.endpoint, iter(pending), rlog, total=len(pending), stage=STAGE, progress=opts.progress)
+    summary.usage = run_requests(
+        opts.endpoint, iter(pending), rlog, total=len(pending), stage=STAGE, progress=opts.progress
+    )
     wanted = {r.id for r in reqs}
     judged = [_judgement(rec) for rec in rlog.records() if rec["id"] in wanted]
     summary.failed = sum(1 for rec in rlog.records("failed") if rec["id"] in wanted)
