@@ -6,6 +6,9 @@ any moment (SIGKILL included) loses at most the replies still in flight; a torn 
 the log is opened again. Starting again skips every id with an ``ok`` line and sends the rest, failed ones
 included. Requests are produced lazily by the caller's iterator and pulled by ``concurrency`` workers, so
 memory does not grow with the number of requests (only the set of finished ids does).
+
+Ctrl+C or SIGTERM stops sending new requests and waits for those in flight, so their replies are recorded
+and nothing is sent twice on resume (a second Ctrl+C abandons them); the run then ends with exit code 130.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.core.errors import Cancelled
 from training.endpoint import ChatRequest, Completion, Endpoint, EndpointConfig, Usage
 
 FILE_MODE = 0o600
@@ -174,11 +180,34 @@ async def _run(
 ) -> None:
     it = iter(requests)
     in_flight: set[str] = set()
+    stop = asyncio.Event()
+    workers: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            print(
+                f"\nasclepius: stopping: waiting for {len(in_flight)} requests in flight so none is lost "
+                "(press Ctrl+C again to abandon them)",
+                file=sys.stderr,
+            )
+        else:
+            for w in workers:
+                w.cancel()
+
+    loop = asyncio.get_running_loop()
+    handled = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+            handled.append(sig)
 
     async with Endpoint(cfg, usage) as ep:
 
         async def worker() -> None:
             for req in it:  # workers share one lazy iterator: requests are built as they are sent
+                if stop.is_set():
+                    return
                 if req.id in log.done or req.id in in_flight:
                     continue
                 in_flight.add(req.id)
@@ -212,14 +241,23 @@ async def _run(
                     on_result(req, res)
                 progress.update()
 
-        workers = [asyncio.create_task(worker()) for _ in range(cfg.concurrency)]
+        workers.extend(asyncio.create_task(worker()) for _ in range(cfg.concurrency))
         try:
             await asyncio.gather(*workers)
-        except BaseException:
+        except BaseException as exc:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if isinstance(exc, asyncio.CancelledError) and stop.is_set():
+                raise Cancelled("cancelled; requests in flight were abandoned (they are sent again next run)") from None
             raise
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+    if stop.is_set():
+        raise Cancelled(
+            f"stopped after {usage.requests:,} requests, every reply recorded; run the same command to go on"
+        )
 
 
 def run_requests(

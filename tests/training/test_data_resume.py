@@ -73,3 +73,30 @@ def test_sigkill_then_resume_sends_only_what_is_missing(tmp_path: Path):
     report = json.loads((out / "notes.report.json").read_text(encoding="utf-8"))
     assert len(report["runs"]) == 1  # the killed run never reached its report; the resumed one did
     assert report["runs"][0]["usage"]["requests"] == N - len(recorded)
+
+
+def test_sigterm_waits_for_requests_in_flight_so_resume_duplicates_nothing(tmp_path: Path):
+    cases = write_cases(tmp_path / "cases.csv", N)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with FaultServer(delay_s=0.1) as srv:
+        argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--base-url", srv.base_url,
+                "--model", "m", "--out", str(out), "--concurrency", "8", "--max-tokens", "16",
+                "--no-progress"]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        results = out / "notes.results.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and len(_ok_lines(results)) >= N // 3:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "waiting for" in err and "every reply recorded" in err
+        recorded = len(_ok_lines(results))
+        assert N // 3 <= recorded < N
+        again = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert sum(srv.seen.values()) == N and set(srv.seen.values()) == {1}  # not one request sent twice
+    assert len(_ok_lines(results)) == N
