@@ -125,6 +125,13 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"  skipped {s}", file=sys.stderr)
     if len(rep.get("skipped", [])) > 20:
         print(f"  ... {len(rep['skipped']) - 20} more skipped (see {res.stage}.report.json)", file=sys.stderr)
+    for key in ("notes_failed_upstream", "instructions_failed_upstream"):
+        if rep.get(key):
+            prev = key.split("_")[0]
+            print(
+                f"  note: {rep[key]:,} {prev} requests failed earlier and are not here; rerun `data {prev}`",
+                file=sys.stderr,
+            )
     failed = (rep.get("counts") or {}).get("failed", 0)
     if failed and not args.dry_run:
         print(

@@ -76,7 +76,7 @@ def _judge_server(unparseable_question: str | None = None) -> FaultServer:
     return FaultServer(responder=responder)
 
 
-def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: Path):
+def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: Path, app_home, capsys):
     log, ids = _log_with_runs(tmp_path / "log.db")
     try:
         items = items_from_log(log, RunFilter())
@@ -120,6 +120,13 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
         assert corr[rater].runs == 4
         means = store_stats.judge_mean_scores(log)
         assert {m.judge for m in means} == {rater} and sum(m.runs for m in means) == 4
+        from tests.store.cli_runner import main as log_cli
+
+        capsys.readouterr()
+        assert log_cli(["log", "stats", "--db", str(tmp_path / "log.db")]) == 0
+        shown = capsys.readouterr().out
+        assert "Mean judge score per judge, model and task" in shown and f"  {rater}  " in shown
+        assert f"Judge {rater} vs human mean on 4 runs" in shown
     finally:
         log.close()
 
