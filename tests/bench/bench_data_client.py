@@ -8,7 +8,8 @@ Measures, each client run in a fresh process (so its peak RSS is its own) agains
    extrapolated to N; sides are interleaved over ``--repeats`` and the medians compared;
 2. peak RSS (VmHWM) of the client at N and at ``--big`` requests (0 skips it);
 3. resume: a real ``asclepius data notes`` run over N case reports at concurrency 32, SIGKILLed once half
-   the results are recorded, then started again; duplicates = requests the server received more than once.
+   the results are recorded, then started again; duplicates = requests the server received more than once
+   (the same with SIGTERM, which lets the requests in flight finish first).
 Nothing here reaches any address but 127.0.0.1. Prints a JSON summary at the end.
 """
 
@@ -91,13 +92,13 @@ def run_client(server: Server, n: int, concurrency: int, out: Path) -> dict:
     return res
 
 
-def resume(server: Server, n: int, out: Path) -> dict:
+def resume(server: Server, n: int, out: Path, sig: int = signal.SIGKILL) -> dict:
     cases = out / f"cases-{n}.csv"
     with cases.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["patient"])
         w.writerows([f"Case {i}: a patient admitted with fever, treated, and discharged."] for i in range(n))
-    dest = out / f"resume-{n}"
+    dest = out / f"resume-{n}-{sig}"
     argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--base-url", server.base_url,
             "--model", "bench", "--out", str(dest), "--concurrency", "32", "--max-tokens", "16",
             "--no-progress"]  # fmt: skip
@@ -108,7 +109,7 @@ def resume(server: Server, n: int, out: Path) -> dict:
         if results.exists() and sum(1 for _ in results.open(encoding="utf-8")) >= n // 2:
             break
         time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, sig)
     proc.wait()
     recorded = sum(1 for line in results.read_text(encoding="utf-8").splitlines(keepends=True) if line.endswith("\n"))
     time.sleep(0.5)
@@ -116,8 +117,8 @@ def resume(server: Server, n: int, out: Path) -> dict:
     st = server.ask("stats")
     ok = sum(1 for line in results.open(encoding="utf-8") if '"status": "ok"' in line)
     dup = st["received"] - st["distinct"]
-    return {"n": n, "recorded_at_kill": recorded, "received": st["received"], "distinct": st["distinct"],
-            "duplicates": dup, "duplicate_rate": dup / n, "ok_records": ok}  # fmt: skip
+    return {"n": n, "signal": signal.Signals(sig).name, "recorded_at_kill": recorded, "received": st["received"],
+            "distinct": st["distinct"], "duplicates": dup, "duplicate_rate": dup / n, "ok_records": ok}  # fmt: skip
 
 
 def main() -> None:
@@ -165,7 +166,7 @@ def main() -> None:
             if a.big:
                 rss[a.big] = run_client(server, a.big, 32, out)["peak_rss_mib"]
             summary["peak_rss_mib"] = rss
-            summary["resume"] = [resume(server, a.n, out)]
+            summary["resume"] = [resume(server, a.n, out), resume(server, a.n, out, signal.SIGTERM)]
             if a.resume_big and a.big:
                 summary["resume"].append(resume(server, a.big, out))
         finally:
