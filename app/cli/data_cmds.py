@@ -145,6 +145,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from training.judge.items import items_from_jsonl, items_from_log
     from training.judge.run import JudgeOptions, run_judge
 
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
     cfg = _endpoint(args)
     opts = JudgeOptions(
         Path(args.out), cfg, args.seed, args.orders, args.max_tokens, args.dry_run, not args.no_progress
