@@ -1,21 +1,21 @@
 """``asclepius data notes|instructions|answers|build`` and ``asclepius judge`` (need the ``train`` extra).
 
-These are the only commands that open network connections, and only to the ``--base-url`` given: each says
-so when it starts, and an audit hook (:func:`restrict_network`) refuses any other destination. Nothing here
-imports ``training`` (or ``openai``/``datasets``) until a handler runs, so the rest of the CLI and the
-desktop app never load them.
+These are the only commands that open network connections, and only to the ``--base-url`` given: the
+handlers are marked ``@netns.calls_endpoint``, so ``app.cli.main`` keeps them out of the network namespace,
+says so on stderr, and lets the audit hook admit that host and port only. A ``--dry-run`` and ``data build``
+name no endpoint and are isolated like every other command. Nothing here imports ``training`` (or
+``openai``/``datasets``) until a handler runs, so the rest of the CLI and the desktop app never load them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from app.core import netns
 from app.core.errors import UsageError
 
 TRAIN_EXTRA = "needs the train extra: pip install 'asclepius-desk[train]'"
@@ -29,30 +29,6 @@ def _require(*modules: str) -> None:
             importlib.import_module(m)
         except ImportError as exc:
             raise UsageError(f"{TRAIN_EXTRA} ({exc})") from None
-
-
-def restrict_network(base_url: str) -> None:
-    """Allow this process to reach only ``base_url``'s host and port (audit hooks last for the process)."""
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        allowed = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
-    except OSError as exc:
-        raise UsageError(f"cannot resolve {host!r} from --base-url: {exc}") from None
-
-    def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event == "socket.getaddrinfo":
-            if args[0] not in (host, host.encode()) and args[0] not in allowed:
-                raise PermissionError(f"asclepius data/judge connect only to {host}:{port}, not {args[0]!r}")
-        elif event == "socket.connect":
-            sock, addr = args[0], args[1]
-            if getattr(sock, "family", None) == socket.AF_UNIX:
-                return
-            if not (isinstance(addr, tuple) and addr[0] in allowed and addr[1] == port):
-                raise PermissionError(f"asclepius data/judge connect only to {host}:{port}, not {addr!r}")
-
-    sys.addaudithook(hook)
 
 
 def _endpoint(args: argparse.Namespace) -> Any:
@@ -71,19 +47,23 @@ def _endpoint(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def endpoint_url(args: argparse.Namespace) -> str | None:
+    """The one URL a data or judge command calls; None for a dry run or ``data build`` (they send nothing)."""
+    if getattr(args, "dry_run", False):
+        return None
+    return getattr(args, "base_url", None)
+
+
 def _start(args: argparse.Namespace, cfg: Any) -> None:
     os.umask(0o077)  # every file and directory written (datasets' Arrow files too) is the user's alone
     if args.dry_run:
         print(f"asclepius: dry run: nothing is sent to {cfg.public_url}", file=sys.stderr)
         return
-    restrict_network(cfg.base_url)
     key = "set" if os.environ.get(cfg.api_key_env) else "not set (no key sent)"
-    print(
-        f"asclepius: connecting only to {cfg.public_url} (model {cfg.model}; ${cfg.api_key_env} {key})",
-        file=sys.stderr,
-    )
+    print(f"asclepius: model {cfg.model} at {cfg.public_url}; ${cfg.api_key_env} {key}", file=sys.stderr)
 
 
+@netns.calls_endpoint(endpoint_url)
 def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "build":
         _require("datasets")
@@ -140,6 +120,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+@netns.calls_endpoint(endpoint_url)
 def cmd_judge(args: argparse.Namespace) -> int:
     _require("openai", "tqdm")
     from training.judge.items import items_from_jsonl, items_from_log

@@ -201,7 +201,7 @@ def test_cli_uses_the_key_but_never_shows_or_stores_it(tmp_path: Path):
         )
         assert r.returncode == 0, r.stderr
         assert srv.authorization == {f"Bearer {secret}": 2}
-    assert f"connecting only to {srv.base_url}" in r.stderr and "$MY_KEY set" in r.stderr
+    assert f"data connects to {srv.base_url} only" in r.stderr and "$MY_KEY set" in r.stderr
     assert secret not in r.stdout + r.stderr
     for p in out.rglob("*"):
         assert secret.encode() not in p.read_bytes(), p
@@ -248,25 +248,37 @@ def test_cli_bad_input_fails_before_any_request(tmp_path: Path):
 
 
 def test_data_commands_reach_only_the_base_url(tmp_path: Path):
+    cases = write_cases(tmp_path / "cases.csv", 1)
     code = (
         "import socket, sys\n"
-        "from app.cli.data_cmds import restrict_network\n"
-        "a = socket.socket(); a.bind(('127.0.0.1', 0)); a.listen()\n"
-        "b = socket.socket(); b.bind(('127.0.0.1', 0)); b.listen()\n"
-        "restrict_network(f'http://127.0.0.1:{a.getsockname()[1]}/v1')\n"
-        "socket.create_connection(a.getsockname(), timeout=2).close()\n"
-        "try:\n"
-        "    socket.create_connection(b.getsockname(), timeout=2)\n"
-        "except PermissionError as e:\n"
-        "    print('refused:', e)\n"
+        "import training.data.stages as st\n"
+        "other = socket.socket(); other.bind(('127.0.0.1', 0)); other.listen()\n"
+        "def probe(opts, src):\n"
+        "    socket.create_connection(('127.0.0.1', int(sys.argv[2].split(':')[2].split('/')[0])), 2).close()\n"
+        "    print('base url reached')\n"
+        "    try:\n"
+        "        socket.create_connection(other.getsockname(), timeout=2)\n"
+        "    except PermissionError as e:\n"
+        "        print('refused:', e)\n"
+        "    raise SystemExit(0)\n"
+        "st.run_notes = probe\n"
+        "from app.cli.main import main\n"
+        "main(['data', 'notes', sys.argv[1], '--base-url', sys.argv[2], '--model', 'm', '--out', sys.argv[3]])\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
+    with FaultServer() as srv:
+        r = subprocess.run(
+            [sys.executable, "-c", code, str(cases), srv.base_url, str(tmp_path / "out")],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
+        )  # fmt: skip
+    assert "base url reached" in r.stdout, r.stderr
+    assert f"may reach {srv.base_url} only" in r.stdout and "refused: network access is disabled" in r.stdout
+
+
+def test_dry_run_names_no_endpoint_and_stays_offline(tmp_path: Path):
+    cases = write_cases(tmp_path / "cases.csv", 3)
+    with FaultServer() as srv:
+        r = _cli(["data", "notes", str(cases), "--base-url", srv.base_url, "--model", "m", "--out",
+                  str(tmp_path / "o"), "--dry-run"])  # fmt: skip
+        assert not srv.seen
     assert r.returncode == 0, r.stderr
-    assert "refused: asclepius data/judge connect only to 127.0.0.1" in r.stdout
+    assert "3 requests planned" in r.stdout and "connects to" not in r.stderr

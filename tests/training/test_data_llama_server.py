@@ -105,7 +105,7 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
 
     r = _cli("data", "notes", str(cases), "--text-column", "section_text", "--id-column", "ID",
              "--context-tokens", "1024", "--max-tokens", "40", "--concurrency", "2", *common)  # fmt: skip
-    assert f"connecting only to {llama_server}" in r.stderr
+    assert f"data connects to {llama_server} only" in r.stderr
     notes = _rows(out / "notes.jsonl")
     notes_report = json.loads((out / "notes.report.json").read_text())
     assert notes_report["counts"]["failed"] == 0

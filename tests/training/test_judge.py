@@ -154,7 +154,7 @@ def test_judge_jsonl_answers_and_cli(tmp_path: Path):
     assert "replies: 4 parsed, 0 unparseable" in r.stdout
     assert "position bias: 4/4 candidates (100%)" in r.stdout
     assert "mean judge score a: 2.50" in r.stdout and "mean judge score b: 2.50" in r.stdout
-    assert f"connecting only to {srv.base_url}" in r.stderr
+    assert f"judge connects to {srv.base_url} only" in r.stderr
     report = json.loads((tmp_path / "out" / "judge.report.json").read_text())
     assert report["prompt"] == "judge-pointwise@1" and report["orders"] == 2 and report["skipped"]
 
