@@ -144,13 +144,13 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
     assert ds.column_names == ["id", "note_id", "note", "task", "question", "answer"]
     assert ds.num_rows == len(ans) and ds[0]["answer"] == ans[0]["answer"]
 
-    # The judge over the generated answers and a fixed weak answer, in two orders.
+    # The judge over a generated answer and a fixed weak answer, in two orders.
     judge_in = tmp_path / "judge.jsonl"
     judge_in.write_text(
         "".join(
             json.dumps({"note": a["note"], "question": a["question"],
                         "answers": {"generated": a["answer"], "weak": "I do not know."}}) + "\n"
-            for a in ans[:2]
+            for a in ans[:1]
         ),
         encoding="utf-8",
     )  # fmt: skip
@@ -158,7 +158,7 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
     r = _cli("judge", "--answers", str(judge_in), "--base-url", llama_server, "--model", "demo", "--orders", "2",
              "--max-tokens", "8", "--out", str(jout), "--no-progress")  # fmt: skip
     report = json.loads((jout / "judge.report.json").read_text())
-    n_items = min(2, len(ans))
+    n_items = 1
     assert report["requests"] == 2 * n_items and report["failed"] == 0
     assert report["parsed"] + report["unparseable"] == 2 * n_items
     judged = _rows(jout / "judge.jsonl")
