@@ -257,8 +257,6 @@ def _write_report(opts: JudgeOptions, summary: JudgeSummary) -> None:
 
 def store_ratings(log: Any, opts: JudgeOptions, items: list[Item], judged: list[dict[str, Any]]) -> int:
     """Ratings for items whose every order has a reply; skips judgements already stored (by request id)."""
-    from app.store.log import NewRating
-
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for j in judged:
         by_item[j["item"]].append(j)
@@ -275,7 +273,7 @@ def store_ratings(log: Any, opts: JudgeOptions, items: list[Item], judged: list[
                 for r in log.rating_history(c.run_id, rater):
                     if r.comment and r.comment.startswith("{"):
                         already.add(json.loads(r.comment).get("request", ""))
-        new = []
+        new: list[tuple[int | None, int, str]] = []
         for j in js:
             if j["scores"] is None or j["request"] in already:
                 continue
@@ -289,10 +287,8 @@ def store_ratings(log: Any, opts: JudgeOptions, items: list[Item], judged: list[
                     "order": j["order"],
                     "prompt": JUDGE.key,
                 }
-                new.append(NewRating(c.run_id, rater, score, comment=json.dumps(comment), rater_kind="judge"))
-        if new:
-            with log.write_session() as s:
-                for nr in new:
-                    log.add_rating_in(s, nr)
-            stored += len(new)
+                new.append((c.run_id, score, json.dumps(comment)))
+        for run_id, score, comment_json in new:  # in order: the last order's rating ends up current
+            log.add_rating(run_id, rater, score, comment=comment_json, rater_kind="judge")
+        stored += len(new)
     return stored

@@ -3,8 +3,10 @@
 These are the only commands that open network connections, and only to the ``--base-url`` given: the
 handlers are marked ``@netns.calls_endpoint``, so ``app.cli.main`` keeps them out of the network namespace,
 says so on stderr, and lets the audit hook admit that host and port only. A ``--dry-run`` and ``data build``
-name no endpoint and are isolated like every other command. Nothing here imports ``training`` (or
-``openai``/``datasets``) until a handler runs, so the rest of the CLI and the desktop app never load them.
+name no endpoint and are isolated like every other command. This module imports only argparse and
+``app.core`` at the top; the pipeline (and ``openai``/``datasets``) loads when a handler runs, so the rest of
+the CLI and the desktop app never load them. ``app.cli.main`` registers both groups from here, as it does
+``quantize``'s.
 """
 
 from __future__ import annotations
@@ -138,10 +140,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
         items = items_from_jsonl(Path(args.answers), args.limit)
         log = None
     else:
-        from app.cli.log_cmds import open_log
         from app.store import RunFilter
 
-        log = open_log(args)
+        log = _open_log(args)
         items = items_from_log(log, RunFilter(task=args.task, model=args.run_model, batch_id=args.batch), args.limit)
         if not items.items:
             log.close()
@@ -209,6 +210,23 @@ def register(subparsers: Any) -> None:
 
 
 def _task(value: str) -> str:
-    from app.cli.log_cmds import task_name
+    from resources import get_task
 
-    return task_name(value)
+    try:
+        return get_task(value).name
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0])) from None
+
+
+def _open_log(args: argparse.Namespace) -> Any:
+    """The evaluation log named by --db, or the configured one (as ``asclepius log`` opens it)."""
+    from app.core.config import Paths, database_path, load_config
+    from app.store import EvalLog
+
+    paths = Paths.default()
+    try:
+        config = load_config(paths)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = Path(args.db) if args.db else database_path(paths, config)
+    return EvalLog.open(path, store_note_text=config.store_note_text)
