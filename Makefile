@@ -56,6 +56,8 @@ bench: test-env
 	$(BIN)/python tests/bench/bench_engine.py --bandwidth
 	$(BIN)/python tests/bench/bench_store.py
 	$(BIN)/python tests/bench/bench_netns.py
+	$(BIN)/python tests/bench/bench_grounding.py
+	$(BIN)/python tests/bench/bench_verify_gate.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
 
 # Under a real X server (Xvfb + openbox, 1024x700 and scale 2) when xvfb is installed, else offscreen.
