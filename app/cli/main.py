@@ -194,7 +194,12 @@ def _plugins() -> list[Callable[[Any], None]]:
     from app.cli import batch, log_cmds
     from quantize import cli as quantize_cli
 
-    return [log_cmds.register, batch.register, quantize_cli.register]
+    plugins = [log_cmds.register, batch.register, quantize_cli.register]
+    try:
+        from training.data import cli as data_cli  # the `data` and `judge` groups (argparse only until run)
+    except ImportError:  # a desktop bundle without training/
+        return plugins
+    return [*plugins, data_cli.register]
 
 
 def protect(args: argparse.Namespace, isolate: bool) -> netns.Protection:
