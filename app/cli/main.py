@@ -179,11 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside the core (evaluation log, batch, quantize)."""
+    """Subcommand groups that live beside the core (evaluation log, batch, quantize, train)."""
     from app.cli import batch, log_cmds
     from quantize import cli as quantize_cli
 
-    return [log_cmds.register, batch.register, quantize_cli.register]
+    plugins = [log_cmds.register, batch.register, quantize_cli.register]
+    try:  # argparse only: torch is imported when a train command runs (the desktop bundle may lack training/)
+        from training.trainer import cli as train_cli
+    except ImportError:
+        return plugins
+    return [*plugins, train_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,8 @@ class ModelDirError(Exception):
     """The --model directory, its config or its tokenizer is missing or unreadable."""
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any, via_app: bool = True) -> None:
+    """Add the ``train`` group; ``via_app`` is False for ``python -m training.trainer``."""
     p = subparsers.add_parser("train", help="domain pretraining, instruction fine-tuning, memory plan (train extra)")
     sub = p.add_subparsers(dest="train_command", metavar="COMMAND", required=True)
     for stage, text in (
@@ -59,7 +60,7 @@ def register(subparsers: Any) -> None:
     pl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(train_func=run_plan)
-    p.set_defaults(func=handle)
+    p.set_defaults(func=handle, via_app=via_app)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -71,6 +72,14 @@ def handle(args: argparse.Namespace) -> int:
     from training.trainer.data import DataError
     from training.trainer.recipe import RecipeError
 
+    if args.via_app and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # The asclepius command blocks every network socket (app.core.netguard); torch.distributed needs them.
+        print(
+            "asclepius train: error: for a distributed run launch `-m training.trainer` "
+            "(e.g. torchrun --nproc_per_node 8 -m training.trainer sft ...), not the asclepius command",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         return int(args.train_func(args) or 0)
     except (RecipeError, DataError) as exc:
@@ -191,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training.trainer", description="Asclepius trainer (accelerate/torchrun entry point)"
     )
     sub = p.add_subparsers(dest="command", required=True)
-    register(sub)
+    register(sub, via_app=False)
     # `python -m training.trainer sft ...` is `asclepius train sft ...`: lift the train group's commands up.
     train_parser = sub.choices["train"]
     return _Lifted(train_parser)  # type: ignore[return-value]

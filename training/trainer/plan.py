@@ -199,7 +199,6 @@ def format_plan(plan: Plan) -> str:
         f"  total with checkpointing   {plan.total_with_checkpointing_gb:8.2f} GB",
         f"  total without              {plan.total_without_checkpointing_gb:8.2f} GB",
         f"  recipe uses checkpointing: {'yes' if plan.gradient_checkpointing else 'no'} -> "
-        f"{plan.total_gb:.2f} GB per GPU: "
-        + ("fits" if plan.fits else f"does NOT fit in {plan.gpu_mem_gb:g} GB"),
+        f"{plan.total_gb:.2f} GB per GPU: " + ("fits" if plan.fits else f"does NOT fit in {plan.gpu_mem_gb:g} GB"),
     ]
     return "\n".join(rows)
