@@ -32,7 +32,8 @@ def test_loss_tokens_are_exactly_answer_plus_eos(tokenizers, family, style):
     for row in rows:
         ex = d.sft_example(tok, style, row["note"], row["question"], row["answer"])
         ids, labels = ex["input_ids"], ex["labels"]
-        answer = tok(row["answer"], add_special_tokens=False)["input_ids"]
+        answer = d.tokens_after(tok, "\n", row["answer"], user=True)
+        assert answer and tok.decode(answer) == row["answer"]
         n_loss = sum(1 for x in labels if x != d.IGNORE)
         assert n_loss == len(answer) + 1
         # The loss tokens are the tail, equal to the inputs there, ending in EOS; nothing before has a loss.

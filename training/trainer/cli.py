@@ -135,7 +135,9 @@ def run_stage(args: argparse.Namespace) -> int:
     model_dir, data_path, out = Path(args.model), Path(args.data), Path(args.out)
     tokenizer = load_tokenizer(model_dir)
     d.data_files(data_path)
-    state = PartialState()
+    import torch
+
+    state = PartialState(cpu=not torch.cuda.is_available())
     extra: dict[str, Any] = {"base_model": {"recipe": recipe.base_model, **base_model_info(model_dir)}}
     if recipe.stage == "pretrain":
         with state.main_process_first():

@@ -5,9 +5,10 @@ a second one), the stream is written once to ``tokens.bin`` (uint16/uint32) and 
 of ``max_length`` tokens; the remainder is dropped and counted.
 
 SFT: the source is the variant's training prompt from ``resources.prompts`` and the target is
-``answer + EOS``; prompt and answer are tokenized separately (so the label boundary cannot drift by one
-token), the labels are -100 on the prompt, and every real token, BOS included, is attended. An example
-whose prompt + answer + EOS exceeds ``max_length`` is dropped and counted, never cut.
+``answer + EOS``; the prompt is tokenized segment by segment as the app's engine does and the answer on its
+own (so the label boundary cannot drift by one token), the labels are -100 on the prompt, and every real
+token, BOS included, is attended. An example whose prompt + answer + EOS exceeds ``max_length`` is
+dropped and counted, never cut.
 """
 
 from __future__ import annotations
@@ -227,18 +228,60 @@ class SftStats:
     tokens: int = 0
 
 
+def _tok(tokenizer: Any, text: str, user: bool) -> list[int]:
+    # User text (note, question, answer) never produces a control token, even if it spells "</s>".
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=user)["input_ids"]
+
+
+def tokens_after(tokenizer: Any, context: str, text: str, user: bool) -> list[int]:
+    """Tokens of ``text`` as they come out after ``context`` in one string (without the SentencePiece
+    dummy-prefix space a fragment tokenized alone gets). Where the real context merges with the text (a
+    ``".\n"`` piece), neutral contexts are tried. The same rule as the app's engine
+    (``app/core/engine.py``, ``_tok_after``), so a trained model sees at inference the tokens it trained on."""
+    if not text:
+        return []
+    for ctx in dict.fromkeys((context, "\n", "a", "0")):
+        if not ctx:
+            continue
+        base = _tok(tokenizer, ctx, user=True)
+        full = _tok(tokenizer, ctx + text, user)
+        if full[: len(base)] == base:
+            return full[len(base) :]
+    return _tok(tokenizer, text, user)
+
+
+def prompt_ids(tokenizer: Any, style_id: str, note: str, question: str) -> list[int]:
+    """``BOS + prompt`` tokenized segment by segment exactly as the app's engine does at inference:
+    user text stripped, a template's trailing spaces given to the user segment after it, every segment
+    after the first tokenized in the context of the previous character."""
+    from resources.prompts import Segment, get_style
+
+    bos, _ = special_ids(tokenizer)
+    segments = list(get_style(style_id).segments(note.strip(), question.strip()))
+    for i in range(len(segments) - 1):
+        a, b = segments[i], segments[i + 1]
+        if a.kind == "template" and b.kind != "template" and a.text.endswith(" "):
+            kept = a.text.rstrip(" ")
+            segments[i], segments[i + 1] = Segment(a.kind, kept), Segment(b.kind, a.text[len(kept) :] + b.text)
+    ids, prev = [bos], ""
+    for i, seg in enumerate(segments):
+        user = seg.kind != "template"
+        ids += _tok(tokenizer, seg.text, user) if i == 0 else tokens_after(tokenizer, prev[-1:], seg.text, user)
+        prev = seg.text or prev
+    return ids
+
+
 def sft_example(tokenizer: Any, style_id: str, note: str, question: str, answer: str) -> dict[str, list[int]]:
-    """One example: ``BOS + prompt`` (labels -100) then ``answer + EOS`` (labels = the tokens)."""
+    """One example: ``BOS + prompt`` (labels -100) then ``answer + EOS`` (labels = the tokens). The answer
+    is tokenized on its own, in the context of the prompt's last character (what a whole-string
+    tokenization of prompt + answer gives it, as in the reference), so no off-by-one can arise."""
     from resources.prompts import get_style
 
-    bos, eos = special_ids(tokenizer)
-    prompt = get_style(style_id).render(note.strip(), question.strip())
-    # The template holds no control tokens; note and question must never produce one either.
-    src = tokenizer(prompt, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    tgt = tokenizer(answer.strip(), add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    input_ids = [bos, *src, *tgt, eos]
-    labels = [IGNORE] * (1 + len(src)) + [*tgt, eos]
-    return {"input_ids": input_ids, "labels": labels}
+    _, eos = special_ids(tokenizer)
+    src = prompt_ids(tokenizer, style_id, note, question)
+    tail = get_style(style_id).tail
+    tgt = tokens_after(tokenizer, tail[-1:], answer.strip(), user=True)
+    return {"input_ids": [*src, *tgt, eos], "labels": [IGNORE] * len(src) + [*tgt, eos]}
 
 
 def build_sft(

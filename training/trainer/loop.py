@@ -162,7 +162,8 @@ def train(
 
     cuda = torch.cuda.is_available()
     mp = {"fp32": "no", "bf16": "bf16", "auto": "bf16" if cuda else "no"}[recipe.precision]
-    acc = Accelerator(mixed_precision=os.environ.get("ACCELERATE_MIXED_PRECISION", mp))
+    # cpu=True on a machine without CUDA: accelerate then sets up gloo (MULTI_CPU) under torchrun.
+    acc = Accelerator(mixed_precision=os.environ.get("ACCELERATE_MIXED_PRECISION", mp), cpu=not cuda)
     world = acc.num_processes
     accum = recipe.grad_accum(world)
     set_seed(recipe.seed)
@@ -180,7 +181,8 @@ def train(
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model.config.use_cache = False
-    if recipe.gradient_checkpointing:
+    fsdp = getattr(acc.state, "fsdp_plugin", None)
+    if recipe.gradient_checkpointing and not (fsdp is not None and fsdp.activation_checkpointing):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     sampler = EpochBatches(len(dataset), recipe.per_device_batch_size, recipe.global_batch_size, recipe.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -252,7 +254,8 @@ def train(
     seconds = time.perf_counter() - t0
     model_out = out_dir / "model"
     run_info = {"world_size": world, "grad_accum": accum, "total_steps": total, "resumed_from": resumed_from}
-    save_final(acc, model, tokenizer, recipe, model_out, state, {**(manifest_extra or {}), **run_info}, seconds)
+    extra = {**(manifest_extra or {}), **run_info}
+    save_final(acc, model, tokenizer, recipe, model_out, state, extra, seconds, tokenizer_src=Path(model_dir))
     acc.end_training()
     return RunResult(state, model_out, world, accum, total, seconds, resumed_from)
 

@@ -64,6 +64,7 @@ def save_final(
     state: Any,
     extra: dict[str, Any],
     seconds: float,
+    tokenizer_src: Path,
 ) -> Path | None:
     import torch
 
@@ -76,11 +77,37 @@ def save_final(
     full = {k: v.detach().to("cpu", dtype) if v.is_floating_point() else v.cpu() for k, v in full.items()}
     unwrapped = acc.unwrap_model(model)
     unwrapped.config.use_cache = True
+    # Original LLaMA-1 configs carry wrong BOS/EOS ids (0/1); the tokenizer's are the ones trained on.
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    for cfg in (unwrapped.config, getattr(unwrapped, "generation_config", None)):
+        if cfg is not None and bos is not None and eos is not None:
+            cfg.bos_token_id, cfg.eos_token_id = bos, eos
     unwrapped.config.dtype = dtype
     unwrapped.save_pretrained(out, state_dict=full, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    copy_tokenizer(tokenizer, tokenizer_src, out)
     write_manifest(out, recipe, state, extra, seconds)
     return out
+
+
+TOKENIZER_FILES = (
+    "tokenizer.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
+
+
+def copy_tokenizer(tokenizer: Any, src: Path, out: Path) -> None:
+    """The base model's tokenizer files, byte for byte (training does not change the tokenizer, and
+    transformers >= 5 would not re-save the SentencePiece ``tokenizer.model`` that GGUF conversion reads)."""
+    import shutil
+
+    copied = [n for n in TOKENIZER_FILES if (Path(src) / n).is_file()]
+    for name in copied:
+        shutil.copyfile(Path(src) / name, out / name)
+    if not copied:
+        tokenizer.save_pretrained(out)
 
 
 def write_manifest(out: Path, recipe: Recipe, state: Any, extra: dict[str, Any], seconds: float) -> Path:
