@@ -57,6 +57,12 @@ def register(subparsers: Any, via_app: bool = True) -> None:
     pl.add_argument(
         "--strategy", choices=("fsdp", "ddp"), default="fsdp", help="full-shard FSDP/ZeRO-3 or replicated DDP"
     )
+    pl.add_argument(
+        "--attention",
+        choices=("flash", "math"),
+        default="flash",
+        help="flash: fused GPU kernels (no s x s scores kept); math: the fallback kernel that keeps them",
+    )
     pl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(train_func=run_plan)
@@ -192,7 +198,9 @@ def run_plan(args: argparse.Namespace) -> int:
         if args.model
         else ModelShape.for_base(recipe.base_model)
     )
-    plan = estimate(recipe, shape, gpus=args.gpus, gpu_mem_gb=args.gpu_mem, strategy=args.strategy)
+    plan = estimate(
+        recipe, shape, gpus=args.gpus, gpu_mem_gb=args.gpu_mem, strategy=args.strategy, attention=args.attention
+    )
     print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
     return 0
 

@@ -11,6 +11,8 @@ Per GPU, for a model of P parameters on W GPUs with per-device micro-batch b of 
   grouped-query k/v are expanded to all heads; SwiGLU keeps gate, up, silu(gate) and their product).
   With activation checkpointing only each layer's input is kept, plus one layer's full set during its
   recomputation. The logits add (compute dtype + fp32 upcast + fp32 log-softmax) x vocab per token.
+* ``attention="math"`` (PyTorch's fallback SDPA kernel: CPU with a mask, old GPUs) also keeps the
+  heads x s x s softmax of every layer; the flash / memory-efficient kernels of a GPU run do not.
 * A fixed allowance for the CUDA context, NCCL buffers and allocator fragmentation (``overhead_gb``).
 """
 
@@ -150,6 +152,7 @@ def estimate(
     strategy: str = "fsdp",
     compute_dtype_bytes: int | None = None,
     overhead_gb: float | None = None,
+    attention: str = "flash",
 ) -> Plan:
     if gpus <= 0 or gpu_mem_gb <= 0:
         raise ValueError("--gpus and --gpu-mem must be > 0")
@@ -160,8 +163,11 @@ def estimate(
     tokens = recipe.per_device_batch_size * recipe.max_length
     per_tok_layer = activation_bytes_per_token_layer(shape, a)
     logits = (a + 8) * shape.vocab + a * shape.hidden
-    full = tokens * (shape.layers * per_tok_layer + logits)
-    ckpt = tokens * (shape.layers * a * shape.hidden + per_tok_layer + logits)
+    if attention not in ("flash", "math"):
+        raise ValueError(f"attention must be flash or math, not {attention!r}")
+    scores = recipe.per_device_batch_size * shape.heads * recipe.max_length**2 * a if attention == "math" else 0
+    full = tokens * (shape.layers * per_tok_layer + logits) + shape.layers * scores
+    ckpt = tokens * (shape.layers * a * shape.hidden + per_tok_layer + logits) + scores
     if strategy == "fsdp" and gpus > 1:
         gathered = 2 * shape.layer_params * a + shape.layer_params * 4 + shape.root_params * (a + 4)
     else:
