@@ -31,6 +31,9 @@ from tests.training.train_fixtures import (
     write_jsonl,
 )
 
+# Several trainer processes per test; on a loaded 2-core machine one test can pass the default 300 s.
+pytestmark = pytest.mark.timeout(900)
+
 ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
 QUICK = ["--set", "gradient_checkpointing=false", "--set", "logging_steps=1"]
 
