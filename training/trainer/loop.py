@@ -151,7 +151,7 @@ def train(
     """Run the recipe over ``dataset`` (a sequence of dicts for ``data.collate``) and write
     ``out_dir/model`` (merged checkpoint + manifest)."""
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, PartialState
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -163,9 +163,16 @@ def train(
     cuda = torch.cuda.is_available()
     mp = {"fp32": "no", "bf16": "bf16", "auto": "bf16" if cuda else "no"}[recipe.precision]
     # cpu=True on a machine without CUDA: accelerate then sets up gloo (MULTI_CPU) under torchrun.
-    acc = Accelerator(mixed_precision=os.environ.get("ACCELERATE_MIXED_PRECISION", mp), cpu=not cuda)
-    world = acc.num_processes
+    world = PartialState(cpu=not cuda).num_processes
     accum = recipe.grad_accum(world)
+    # DeepSpeed applies the update itself at accumulation boundaries, so it must know the steps; FSDP/DDP
+    # accumulate in this loop (no_sync) and accelerate's own counter stays at 1.
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    acc = Accelerator(
+        mixed_precision=os.environ.get("ACCELERATE_MIXED_PRECISION", mp),
+        cpu=not cuda,
+        gradient_accumulation_steps=accum if deepspeed else 1,
+    )
     set_seed(recipe.seed)
     if cuda and recipe.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -270,14 +277,23 @@ def _step(acc: Any, model: Any, optimizer: Any, micro: list[dict[str, Any]], max
     # Labels are shifted inside the model: a token has a loss iff the label one to its right is not -100.
     local = sum(int((m["labels"][:, 1:] != -100).sum()) for m in micro)
     n_tok = int(acc.reduce(torch.tensor(local, device=acc.device), "sum"))
+    from accelerate.utils import DistributedType
+
+    deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
+    # DDP/FSDP average gradients over ranks; x world turns that into the global token sum / n_tok. The
+    # DeepSpeed engine also divides by its accumulation steps: x len(micro) undoes it.
+    scale = world * (len(micro) if deepspeed else 1)
     loss_sum = torch.zeros((), device=acc.device)
     for i, batch in enumerate(micro):
-        sync = i == len(micro) - 1
-        ctx = contextlib.nullcontext() if sync else acc.no_sync(model)
+        if deepspeed:  # accumulate() tells the engine which micro-batch ends the step
+            ctx: Any = acc.accumulate(model)
+        elif i == len(micro) - 1:
+            ctx = contextlib.nullcontext()
+        else:
+            ctx = acc.no_sync(model)
         with ctx:
             out = model(**batch, use_cache=False, num_items_in_batch=n_tok)
-            # DDP/FSDP average gradients over ranks; x world turns that into the global token sum / n_tok.
-            acc.backward(out.loss * world)
+            acc.backward(out.loss * scale)
         loss_sum += out.loss.detach() * n_tok
     grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm) if max_norm > 0 else None
     optimizer.step()
