@@ -146,7 +146,7 @@ def run_stage(args: argparse.Namespace) -> int:
     state = PartialState(cpu=not torch.cuda.is_available())
     extra: dict[str, Any] = {"base_model": {"recipe": recipe.base_model, **base_model_info(model_dir)}}
     if recipe.stage == "pretrain":
-        with state.main_process_first():
+        with state.local_main_process_first():  # one tokenization per node; the others reuse its file
             bin_path, info = d.tokenize_corpus(data_path, tokenizer, out / "data")
         dataset: Any = d.PretrainBlocks(bin_path, info.dtype, recipe.max_length)
         extra["data"] = {

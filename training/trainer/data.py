@@ -17,6 +17,8 @@ import bisect
 import csv
 import hashlib
 import json
+import os
+import socket
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -157,7 +159,9 @@ def tokenize_corpus(path: Path, tokenizer: Any, cache_dir: Path, batch: int = 25
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32
     info = TokenFileInfo(documents=0, tokens=0, dtype=np.dtype(dtype).name, key=key, data_sha256=data_sha)
-    tmp = bin_path.with_suffix(".partial")
+    # Unique per process: on a multi-node run each node's first rank may tokenize into a shared folder at once;
+    # the results are identical and the rename is atomic, so the race is harmless.
+    tmp = out_dir / f"tokens.{socket.gethostname()}.{os.getpid()}.partial"
     with tmp.open("wb") as fh:
         for texts in _batched(_documents(path), batch):
             kept = [t for t in texts if t.strip()]
@@ -172,7 +176,9 @@ def tokenize_corpus(path: Path, tokenizer: Any, cache_dir: Path, batch: int = 25
         tmp.unlink()
         raise DataError(f"the corpus {path} holds no non-empty documents")
     tmp.replace(bin_path)
-    meta_path.write_text(json.dumps(asdict(info), indent=2))
+    tmp_meta = tmp.with_suffix(".json")
+    tmp_meta.write_text(json.dumps(asdict(info), indent=2))
+    tmp_meta.replace(meta_path)
     return bin_path, info
 
 
