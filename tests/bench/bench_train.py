@@ -71,13 +71,15 @@ def run_side(model_dir: Path, data: Path, side: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from training.trainer.attention import register
     from training.trainer.data import build_sft, collate, pack_examples
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(model_dir)
     examples, stats = build_sft(data, tok, "asclepius-train", MAX_LENGTH)
     base_rss = rss_mb()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    # What the trainer's attn_implementation=auto picks on CPU; unpacked batches fall back to plain SDPA.
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=register())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
     if side == "packed":
         rows = pack_examples(examples, MAX_LENGTH)

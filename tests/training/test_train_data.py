@@ -140,13 +140,20 @@ def _per_example_losses(model, batch, spans):
     return out
 
 
-def test_packed_loss_equals_unpacked_loss_per_example(tmp_path_factory):
+@pytest.mark.parametrize("family", ["llama1", "mistral"])
+@pytest.mark.parametrize("attention", ["sdpa", "asclepius_packed_sdpa"])
+def test_packed_loss_equals_unpacked_loss_per_example(tmp_path_factory, family, attention):
+    """transformers' SDPA with the block-diagonal mask it builds from position ids, and the trainer's
+    per-example SDPA; Mistral for grouped-query attention."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = tiny_model(tmp_path_factory, "llama1")
+    from training.trainer.attention import register
+
+    register()
+    path = tiny_model(tmp_path_factory, family)
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attention).eval()
     examples = [d.sft_example(tok, "asclepius-train", **{k: r[k] for k in d.SFT_COLUMNS}) for r in SFT_ROWS * 2]
     lengths = [len(e["input_ids"]) for e in examples]
     packed = d.pack_examples(examples, max_length=max(lengths) * 3)

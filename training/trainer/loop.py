@@ -69,6 +69,17 @@ class EpochBatches:
         return (self.n // self.per_step) * self.per_step // self.per_device
 
 
+def resolve_attention(requested: str, cuda: bool) -> str:
+    import importlib.util
+
+    from training.trainer.attention import register
+
+    name = register()
+    if requested != "auto":
+        return requested
+    return "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else name
+
+
 def schedule_steps(recipe: Recipe, n_items: int, world: int) -> tuple[int, int]:
     """(optimizer steps per epoch, total optimizer steps)."""
     per_step = recipe.global_batch_size
@@ -186,7 +197,8 @@ def train(
         _check_same_recipe(out_dir, recipe)
     acc.wait_for_everyone()
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    attn = resolve_attention(recipe.attn_implementation, cuda)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
     model.config.use_cache = False
     fsdp = getattr(acc.state, "fsdp_plugin", None)
     if recipe.gradient_checkpointing and not (fsdp is not None and fsdp.activation_checkpointing):

@@ -19,6 +19,7 @@ Stage = Literal["pretrain", "sft"]
 Family = Literal["llama1", "llama2", "llama3", "mistral"]
 Precision = Literal["auto", "bf16", "fp32"]
 SaveDtype = Literal["float32", "bfloat16"]
+Attention = Literal["auto", "sdpa", "eager", "flash_attention_2", "asclepius_packed_sdpa"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -63,6 +64,9 @@ class Recipe:
     ``[Instruction End]``, LLaMA-1/2 variants) or ``asclepius`` (with it, Llama-3/Mistral variants)."""
     packing: bool = False
     """SFT only: pack several examples per sequence (per-example attention and position ids)."""
+    attn_implementation: Attention = "auto"
+    """``auto``: FlashAttention-2 on CUDA when ``flash_attn`` is installed, else ``asclepius_packed_sdpa``
+    (SDPA per packed example: no attention work across examples; plain SDPA for unpacked batches)."""
     precision: Precision = "auto"
     """``auto``: bf16 mixed precision on GPU, fp32 on CPU."""
     tf32: bool = True
