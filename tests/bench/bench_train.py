@@ -155,13 +155,14 @@ def main() -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[side].append(res)
+            (work / "results.json").write_text(json.dumps(results, indent=1))
             print(
-                f"repeat {r} {side}: {res['tokens_per_s']:.0f} tok/s, peak +{res['peak_delta_mb']:.0f} MB", flush=True
+                f"repeat {r} {side}: {res['tokens_per_s']:.0f} tok/s wall, {res['tokens_per_cpu_s']:.0f} tok/CPU-s, "
+                f"peak +{res['peak_delta_mb']:.0f} MB",
+                flush=True,
             )
-    med = {
-        s: {k: statistics.median(x[k] for x in v) for k in ("tokens_per_s", "peak_delta_mb")}
-        for s, v in results.items()
-    }
+    keys = ("tokens_per_s", "tokens_per_cpu_s", "peak_delta_mb")
+    med = {s: {k: statistics.median(x[k] for x in v) for k in keys} for s, v in results.items()}
     first = results["packed"][0]
     pad0 = results["padded"][0]
     print(f"\nmodel: {first['params'] / 1e6:.2f} M parameters, {SHAPE}; threads {env['OMP_NUM_THREADS']}")
