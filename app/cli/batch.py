@@ -8,7 +8,7 @@
 - Resumable: a run is recorded as started before the engine runs and finished after; an item whose
   resume key (model sha256, sampling parameters, note, task, instruction, id) already has a finished run
   is skipped, so a batch killed at any moment and started again finishes the rest, with no duplicates.
-- Progress (done / total, rate, ETA) goes to stderr; answers go to the log, and to ``--output`` if given.
+- Progress (done / total, rate, ETA; tqdm) goes to stderr; answers go to the log, and to ``--output`` if given.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,36 +124,14 @@ def group_by_note(items: list[Item]) -> list[Item]:
     return sorted(items, key=lambda it: order[it.note])
 
 
-class Progress:
-    """``done/total`` with rate and ETA on stderr: redrawn in place on a terminal, a line a second in a log."""
+def progress_bar(total: int, out: Any = None) -> Any:
+    """done/total with rate and ETA on stderr (tqdm): redrawn in place on a terminal, a line every few
+    seconds when stderr is a file, so a log of a long batch stays readable."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str, out: Any = sys.stderr) -> None:
-        self.total, self.label, self.out = total, label, out
-        self.done = 0
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.tty = hasattr(out, "isatty") and out.isatty()
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.done == self.total or now - self.last >= (0.1 if self.tty else 1.0):
-            self.last = now
-            elapsed = max(now - self.t0, 1e-9)
-            rate = self.done / elapsed
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            msg = (
-                f"{self.label}: {self.done}/{self.total} items, {rate:.2f} items/s, "
-                f"elapsed {_hms(elapsed)}, ETA {_hms(eta)}"
-            )
-            print(("\r" + msg) if self.tty else msg, end="" if self.tty else "\n", file=self.out, flush=True)
-            if self.tty and self.done == self.total:
-                print(file=self.out)
-
-
-def _hms(s: float) -> str:
-    s = int(s + 0.5)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    out = out or sys.stderr
+    tty = hasattr(out, "isatty") and out.isatty()
+    return tqdm(total=total, desc="batch", unit="item", file=out, mininterval=0.1 if tty else 5.0, dynamic_ncols=tty)
 
 
 @dataclass
@@ -170,22 +147,6 @@ class Summary:
         return dict(self.__dict__)
 
 
-def _request(item: Item, args: argparse.Namespace, default_seed: int) -> Any:
-    from app.core.types import AskRequest, SamplingParams
-    from resources import get_task
-
-    preset = get_task(item.task)
-    try:
-        sp = SamplingParams(
-            max_tokens=preset.max_tokens if args.max_tokens is None else args.max_tokens,
-            temperature=preset.temperature if args.temperature is None else args.temperature,
-            seed=default_seed if args.seed is None else args.seed,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return AskRequest(item.note, item.task, item.instruction, sp, args.prompt_style)
-
-
 def _key(model_sha: str, req: Any, item: Item) -> str:
     from app.core.types import note_sha256
     from app.store import params_hash, resume_key
@@ -194,55 +155,40 @@ def _key(model_sha: str, req: Any, item: Item) -> str:
 
 
 def run_model(
-    log: Any, engine: Any, model: Any, work: list[tuple[Item, Any, str]], batch_id: int, cancel: threading.Event,
-    summary: Summary, progress: Progress,
+    service: Any, work: list[tuple[Item, Any, str]], batch_id: int, cancel: threading.Event, summary: Summary,
+    progress: Any,
 ) -> None:  # fmt: skip
+    """Ask each item through the ask service (which logs it); a failing item is reported and skipped."""
+    from app.core.errors import StoreError
     from app.core.types import FinishReason
 
     for item, req, key in work:
         if cancel.is_set():
             summary.cancelled = True
             return
-        run_id = log.start_run(req, model, batch_id=batch_id, resume=key)
         try:
-            result = engine.ask(req, on_token=None, cancel=cancel)
-        except AsclepiusError as e:
-            reason = FinishReason.CANCELLED if isinstance(e, Cancelled) else FinishReason.ERROR
-            log.fail_run(run_id, str(e), reason)
+            out = service.ask(req, cancel=cancel, batch_id=batch_id, resume_key=key)
+        except StoreError:
+            raise  # the log is unusable: stop the batch (exit 6), nothing is lost
+        except AsclepiusError as e:  # the service has logged the run as failed
             summary.failed += 1
-            print(f"\nline {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
-            progress.step()
+            progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
+            progress.update()
             continue
-        log.finish_run(run_id, result)
-        if result.finish_reason == FinishReason.CANCELLED:
+        if out.result.finish_reason == FinishReason.CANCELLED:
             summary.cancelled = True
             return
-        if result.finish_reason == FinishReason.ERROR:
+        if out.result.finish_reason == FinishReason.ERROR or out.log_error:
             summary.failed += 1
+            progress.write(f"line {item.line}: {out.result.error or out.log_error}", file=sys.stderr)
         else:
             summary.ran += 1
-        progress.step()
+        progress.update()
 
 
 def write_output(log: Any, path: Path, keys: dict[str, tuple[Item, str]]) -> int:
     """One row per item and model that has a finished answer (skipped items included)."""
-    from sqlalchemy import select
-
-    from app.store.models import Model, Run
-
-    rows = []
-    with log.read_session() as s:
-        chunks = list(keys)
-        for i in range(0, len(chunks), 500):
-            stmt = (
-                select(Run.resume_key, Run.uuid, Run.answer, Run.finish_reason, Run.completion_tokens, Model.file_name)
-                .join(Model, Run.model_id == Model.id)
-                .where(Run.resume_key.in_(chunks[i : i + 500]), Run.status == "finished")
-                .where(Run.finish_reason.in_(("stop", "length")))
-                .order_by(Run.id)
-            )
-            rows.extend(s.execute(stmt))
-    latest = {r.resume_key: r for r in rows}  # ordered by id: the last one wins
+    latest = log.finished_answers(keys)
     fields = ["line", "id", "model_file", "task", "instruction", "answer", "finish_reason", "run_id", "tokens"]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # answers quote patient data
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -286,6 +232,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
+    from app.cli.ask import overrides_from_args
+
     parsed = parse_input(path)
     for line, problem in parsed.errors:
         print(f"{path.name}: line {line}: {problem}", file=sys.stderr)
@@ -295,10 +243,13 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
     batch_id = log.start_batch(path.name, hashlib.sha256(path.read_bytes()).hexdigest())
     all_keys: dict[str, tuple[Item, str]] = {}
     plans = []
+    explicit = overrides_from_args(args)
+    requests = ctx.service(None, None)
     for model in models:
         work = []
         for it in items:
-            req = _request(it, args, ctx.config.generation.seed)
+            # The service's one sampling rule: a flag > the user's settings > the task preset.
+            req = requests.request(it.note, it.task, it.instruction, explicit=explicit, prompt_style=args.prompt_style)
             key = _key(model.sha256, req, it)
             all_keys[key] = (it, model.file_name)
             work.append((it, req, key))
@@ -311,17 +262,19 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
         f"{total} to run; {len(parsed.errors)} rows rejected",
         file=sys.stderr,
     )
-    progress = Progress(total, "batch")
-    for model, work in plans:
-        if not work or cancel.is_set():
-            continue
-        if model.is_demo:
-            print("-- note: the demo model (Gemma 3 270M) is not trained for clinical tasks", file=sys.stderr)
-        engine = ctx.engine(model)
-        try:
-            run_model(log, engine, model, work, batch_id, cancel, summary, progress)
-        finally:
-            engine.close()
+    with progress_bar(total) as progress:
+        for model, work in plans:
+            if not work or cancel.is_set():
+                continue
+            if model.is_demo:
+                progress.write(
+                    "-- note: the demo model (Gemma 3 270M) is not trained for clinical tasks", file=sys.stderr
+                )
+            engine = ctx.engine(model)
+            try:
+                run_model(ctx.service(engine, log), work, batch_id, cancel, summary, progress)
+            finally:
+                engine.close()
     log.finish_batch(batch_id, summary.as_dict())
     if args.output:
         n = write_output(log, Path(args.output), all_keys)
@@ -343,9 +296,11 @@ def register(subparsers: Any) -> None:
     b.add_argument("input", help=".csv or .jsonl with note or note_path, task, instruction, optional id")
     b.add_argument("--model", action="append", help="model (repeat for several); default: the default model")
     b.add_argument("--output", help="also write answers to this .csv or .jsonl (mode 0600)")
-    b.add_argument("--max-tokens", type=int, help="override the task presets' max new tokens")
-    b.add_argument("--temperature", type=float)
-    b.add_argument("--seed", type=int)
+    b.add_argument(
+        "--max-tokens", type=int, help="answer token limit (default: the Settings cap or the task's, the lower)"
+    )
+    b.add_argument("--temperature", type=float, help="0 = greedy (default: the Settings value)")
+    b.add_argument("--seed", type=int, help="default: the Settings value")
     b.add_argument("--prompt-style", help="prompt style id (default: each model's own)")
     b.add_argument("--threads", type=int)
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
