@@ -1,3 +1,1 @@
-"""Model building for the Asclepius models: synthetic data, corpus preparation, domain pretraining,
-instruction fine-tuning (accelerate / torchrun / FSDP) and LLM-judge evaluation. Needs the ``train`` extra;
-nothing under ``app/`` imports this package at module level."""
+"""Rebuilding the Asclepius models: synthetic data, training and the LLM judge (needs the ``train`` extra)."""
