@@ -1,7 +1,7 @@
 # Asclepius Desk: the two commands for a fresh machine are `make run` and `make test`.
 #   make run    create .venv, install the app (builds llama-cpp-python once; pip caches the wheel),
 #               prepare the embedded demo model, start the desktop app
-#   make test   create .venv, install the app with the dev and quantize extras, run the whole suite
+#   make test   create .venv, install the app with the dev, quantize and train extras, run the whole suite
 # Other targets: selftest, bench, screenshots, lint.
 
 PYTHON ?= python3
@@ -34,7 +34,7 @@ $(VENV)/.app-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev,quantize]'
+	$(BIN)/pip install -e '.[dev,quantize,train]'
 	touch $@ $(VENV)/.app-installed
 
 app-env: sysdeps $(VENV)/.app-installed
@@ -59,6 +59,7 @@ bench: test-env
 	$(BIN)/python tests/bench/bench_grounding.py
 	$(BIN)/python tests/bench/bench_verify_gate.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
+	OMP_NUM_THREADS=1 $(BIN)/python tests/bench/bench_train.py
 
 # Under a real X server (Xvfb + openbox, 1024x700 and scale 2) when xvfb is installed, else offscreen.
 screenshots: app-env

@@ -53,9 +53,32 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("quantize", ["quantize", "inspect", "{tmp}/none.gguf"], 4, "no such file"),
     ("gui", ["gui", "--bogus"], 2, "unrecognized"),
     ("selftest", ["selftest", "--threads", "many"], 2, "invalid int"),
-    # Groups other branches add (exit 2 whether or not the group is registered yet): placeholders until their
-    # engineers list their typical failures here.
-    ("train", ["train", "--no-such-option"], 2, ""),
+    # train: a recipe name that does not exist, a missing model directory or config (4), missing data, bad --set.
+    (
+        "train",
+        ["train", "sft", "no-such-recipe", "--model", "{ckpt}", "--data", "{tmp}/note.txt", "--out", "{tmp}/t"],
+        2,
+        "no recipe",
+    ),
+    (
+        "train",
+        ["train", "sft", "asclepius-7b-sft", "--model", "{tmp}/none", "--data", "{tmp}/note.txt", "--out", "{tmp}/t"],
+        4,
+        "does not exist",
+    ),
+    (
+        "train",
+        ["train", "sft", "asclepius-7b-sft", "--model", "{tmp}", "--data", "{tmp}/note.txt", "--out", "{tmp}/t"],
+        4,
+        "config.json",
+    ),
+    (
+        "train",
+        ["train", "sft", "asclepius-7b-sft", "--model", "{ckpt}", "--data", "{tmp}/none.jsonl", "--out", "{tmp}/t"],
+        2,
+        "does not exist",
+    ),
+    ("train", ["train", "plan", "asclepius-7b-sft", "--set", "learning_rat=1"], 2, "unknown field"),
     # data and judge: every row fails before any request (the URL is a closed port on loopback)
     ("data", [*_DATA, "notes", "{tmp}/none.csv", *_EP, "--out", "{tmp}/d1"], 2, "not found"),
     ("data", [*_DATA, "notes", "{tmp}/items.csv", *_EP, "--out", "{tmp}/d1"], 2, "no column 'patient'"),
