@@ -2,7 +2,7 @@
 #   make run    create .venv, install the app (builds llama-cpp-python once; pip caches the wheel),
 #               prepare the embedded demo model, start the desktop app
 #   make test   create .venv, install the app with the dev, quantize and train extras, run the whole suite
-# Other targets: selftest, bench, screenshots, lint.
+# Other targets: selftest, bench, screenshots, lint; installer, installer-test, wheelhouse (installer/README.md).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,7 +16,7 @@ QT_DEBS := libdbus-1-3 libegl1 libfontconfig1 libfreetype6 libgl1 libglib2.0-0 l
            libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 \
            libxcb1 libxkbcommon-x11-0 libxkbcommon0 libzstd1 zlib1g libstdc++6 libgcc-s1 libc6
 
-.PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean
+.PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean installer installer-test wheelhouse
 
 sysdeps:
 	@missing=""; for p in $(QT_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -71,3 +71,21 @@ lint: test-env
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# -- air-gapped installer and wheelhouse (installer/README.md). Build caches live outside the repo, in
+# $(INSTALLER_CACHE) (the portable llama.cpp wheel is built once: ~20 min on 2 cores).
+INSTALLER_CACHE ?= /work/installer-cache
+MODEL ?=
+TORCH ?= cpu
+
+installer:
+	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/build_bundle.sh $(if $(MODEL),--model $(MODEL))
+
+# Not part of `make test`: it needs the built archive (and the wheelhouse), root for `unshare`, Xvfb,
+# xdotool, strace and qemu-user; ~10 min. Builds the archive/wheelhouse first only when they are missing.
+installer-test: $(if $(wildcard dist/asclepius-desk-*-linux-x86_64.tar.gz),,installer) $(if $(wildcard dist/wheelhouse/requirements.lock),,wheelhouse)
+	ASCLEPIUS_INSTALLER_DIST=$(CURDIR)/dist ASCLEPIUS_WHEELHOUSE=$(CURDIR)/dist/wheelhouse \
+	  $(BIN)/python -m pytest -p no:cacheprovider tests/installer -v -rs
+
+wheelhouse:
+	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/wheelhouse.sh --torch $(TORCH) --out dist/wheelhouse

@@ -15,6 +15,7 @@ from app import __version__
 from app.cli.context import CliContext
 from app.core import netguard, netns
 from app.core.errors import GenerationError
+from app.core.llama_backends import ensure_cpu_backend
 from app.core.types import AskRequest, FinishReason, SamplingParams
 from resources import load_sample
 
@@ -29,6 +30,7 @@ def selftest(
         f"llama-cpp-python {llama_cpp.__version__}; CPU threads available {os.cpu_count()}, "
         f"using {ctx.config.engine.n_threads}"
     )
+    print(ensure_cpu_backend().describe())
     print(f"llama.cpp system info: {llama_cpp.llama_print_system_info().decode().strip()}")
     print(f"data directory: {ctx.paths.data_dir}")
     model = ctx.model(None)

@@ -31,6 +31,7 @@ from app.core.config import EngineConfig
 from app.core.errors import ModelError, UsageError
 from app.core.kvstate import CachedState, StateCache, prefix_key
 from app.core.llama_adapter import LlamaInternals
+from app.core.llama_backends import ensure_cpu_backend
 from app.core.notes import validate_note
 from app.core.types import (
     AskRequest,
@@ -107,6 +108,7 @@ class LlamaCppEngine:
         self._closed = False
         self.n_ctx = self.config.n_ctx or min(model.context_length, self.config.max_ctx)
         _quiet_llama_cpp()
+        ensure_cpu_backend()
         try:
             self._llm = llama_cpp.Llama(
                 model_path=model.path,

@@ -68,3 +68,14 @@ class LlamaInternals:
         # The restored state has no logits: make Llama evaluate at least the last token before sampling.
         self.llm._requires_eval = True
         return True
+
+
+def shared_library() -> ctypes.CDLL:
+    """llama-cpp-python's ctypes handle on ``libllama.so`` (private ``llama_cpp.llama_cpp._lib``).
+
+    Symbols looked up through it resolve in libllama's own dependencies, i.e. the very ``libggml`` llama.cpp
+    uses (app.core.llama_backends loads the portable build's CPU variants into that ggml's registry).
+    """
+    import llama_cpp.llama_cpp as bindings
+
+    return bindings._lib

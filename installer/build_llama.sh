@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Build a portable llama-cpp-python wheel (CPU backends loaded at run time, one per x86-64 level).
+#
+# Output: $CACHE/wheels/llama_cpp_python-<ver>-*.whl and $CACHE/wheels/llama-build.json (flags, commit,
+# variants), used by the SBOM. Cached: does nothing when the wheel exists (delete it to rebuild).
+#
+# Environment:
+#   ASCLEPIUS_INSTALLER_CACHE  cache dir (default /work/installer-cache; never inside the repo)
+#   LLAMA_CPU_VARIANTS         space-separated ggml CPU variants to build, or "all" for upstream's full
+#                              x86 list (default: "sse42 haswell skylakex zen4", see installer/README.md)
+set -euo pipefail
+
+LLAMA_VERSION="0.3.36"
+# The llama.cpp commit vendored in llama-cpp-python 0.3.36 (its CHANGELOG: "update llama.cpp to ...").
+LLAMA_CPP_COMMIT="0c1e57098"
+CACHE="${ASCLEPIUS_INSTALLER_CACHE:-/work/installer-cache}"
+VARIANTS="${LLAMA_CPU_VARIANTS:-sse42 haswell skylakex zen4}"
+CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF"
+
+WHEELS="$CACHE/wheels"
+if compgen -G "$WHEELS/llama_cpp_python-${LLAMA_VERSION}-*.whl" >/dev/null \
+    && [ -f "$WHEELS/llama-build.json" ]; then
+    [ -f "$WHEELS/llama.cpp-LICENSE" ] || cp "$CACHE/build/llama_cpp_python-${LLAMA_VERSION}/vendor/llama.cpp/LICENSE" \
+        "$WHEELS/llama.cpp-LICENSE"
+    echo "build_llama: cached wheel in $WHEELS"
+    exit 0
+fi
+
+mkdir -p "$CACHE/src" "$WHEELS"
+SDIST="$CACHE/src/llama_cpp_python-${LLAMA_VERSION}.tar.gz"
+if [ ! -f "$SDIST" ]; then
+    python3 -m pip download --no-deps --no-binary :all: "llama-cpp-python==${LLAMA_VERSION}" -d "$CACHE/src"
+fi
+
+SRC="$CACHE/build/llama_cpp_python-${LLAMA_VERSION}"
+rm -rf "$SRC"
+mkdir -p "$CACHE/build"
+tar -xzf "$SDIST" -C "$CACHE/build"
+
+GGML_SRC="$SRC/vendor/llama.cpp/ggml/src/CMakeLists.txt"
+if [ "$VARIANTS" != "all" ]; then
+    # Keep only the chosen x86 variants: each one is a full compile of ggml-cpu.
+    python3 - "$GGML_SRC" "$VARIANTS" <<'PY'
+import re
+import sys
+
+path, keep = sys.argv[1], set(sys.argv[2].split())
+text = open(path, encoding="utf-8").read()
+start = text.index('if (GGML_SYSTEM_ARCH STREQUAL "x86")', text.index("if (GGML_CPU_ALL_VARIANTS)"))
+end = text.index('elseif(GGML_SYSTEM_ARCH STREQUAL "ARM")', start)
+block = text[start:end]
+found = set(re.findall(r"ggml_add_cpu_backend_variant\((\w+)", block))
+missing = keep - found
+if missing:
+    sys.exit(f"unknown ggml CPU variants: {sorted(missing)}; known: {sorted(found)}")
+lines = [
+    ln for ln in block.splitlines(keepends=True)
+    if "ggml_add_cpu_backend_variant(" not in ln
+    or re.search(r"ggml_add_cpu_backend_variant\((\w+)", ln).group(1) in keep
+]
+open(path, "w", encoding="utf-8").write(text[:start] + "".join(lines) + text[end:])
+PY
+    VARIANT_LIST="$VARIANTS"
+else
+    VARIANT_LIST="$(grep -A30 'if (GGML_SYSTEM_ARCH STREQUAL "x86")' "$GGML_SRC" \
+        | grep -o 'ggml_add_cpu_backend_variant(\w*' | sed 's/.*(//' | sort -u | tr '\n' ' ')"
+fi
+
+# llama-cpp-python installs the target "ggml-cpu" only; the variants are "ggml-cpu-<tag>": install them too.
+python3 - "$SRC/CMakeLists.txt" <<'PY'
+import sys
+
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read()
+anchor = "    llama_cpp_python_install_target(ggml-cpu)\n"
+extra = (
+    "    get_directory_property(_asc_targets DIRECTORY vendor/llama.cpp/ggml/src BUILDSYSTEM_TARGETS)\n"
+    "    foreach(_asc_t ${_asc_targets})\n"
+    "        if (_asc_t MATCHES \"^ggml-cpu-\")\n"
+    "            llama_cpp_python_install_target(${_asc_t})\n"
+    "        endif()\n"
+    "    endforeach()\n"
+)
+if anchor not in text:
+    sys.exit("llama-cpp-python CMakeLists.txt changed: cannot add the CPU variant install rule")
+open(path, "w", encoding="utf-8").write(text.replace(anchor, anchor + extra, 1))
+PY
+
+echo "build_llama: variants: $VARIANT_LIST"
+START=$(date +%s)
+CMAKE_ARGS="$CMAKE_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
+    nice -n 10 python3 -m pip wheel --no-deps -w "$WHEELS" \
+    -C "build-dir=$CACHE/build/cmake" "$SRC"
+END=$(date +%s)
+
+cp "$SRC/vendor/llama.cpp/LICENSE" "$WHEELS/llama.cpp-LICENSE"
+python3 - "$WHEELS/llama-build.json" <<PY
+import json
+import sys
+
+json.dump(
+    {
+        "package": "llama-cpp-python",
+        "version": "$LLAMA_VERSION",
+        "llama_cpp_commit": "$LLAMA_CPP_COMMIT",
+        "cmake_args": "$CMAKE_FLAGS".split(),
+        "cpu_variants": "$VARIANT_LIST".split(),
+        "build_seconds": $((END - START)),
+    },
+    open(sys.argv[1], "w"),
+    indent=2,
+)
+PY
+echo "build_llama: built in $((END - START)) s"
+ls -la "$WHEELS"
