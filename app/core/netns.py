@@ -266,7 +266,10 @@ def _map_own_ids(uid: int, gid: int) -> None:
 def _loopback_up() -> None:
     import fcntl  # not on Windows: imported only where a namespace is being made
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    # An AF_UNIX socket serves the interface ioctls as well as an AF_INET one would (the kernel passes
+    # SIOC[GS]IFFLAGS on to the device layer for any family), and creates no internet socket at all: an
+    # audit of the process (strace -e trace=network) then sees no AF_INET socket from start-up.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         # struct ifreq: a 16-byte name, then a 24-byte union whose first member is the short ifr_flags.
         got = fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
         flags = struct.unpack("16sh22x", got)[1]
