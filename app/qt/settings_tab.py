@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+from app.core.limits import answer_cap, context_warning, trained_context
 from app.qt.appstate import AppContext
 from app.qt.fit import scrolled
 from app.qt.widgets import Banner
 from app.qt.workers import describe_error
+from resources import TASKS
 
 
 def _spin(lo: int, hi: int, step: int = 1, special: str = "") -> QSpinBox:
@@ -49,6 +51,10 @@ class SettingsTab(QWidget):
         self.kv_cache.setSuffix(" MB")
         self.kv_cache.setToolTip("Memory for saved note states, so returning to a note skips reprocessing it")
         self.max_tokens = _spin(1, 32768, 16)
+        self.caps_info = QLabel()
+        self.caps_info.setWordWrap(True)
+        self.caps_info.setStyleSheet("color:#555;")
+        self.caps_info.setObjectName("answer-caps")
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 5.0)
         self.temperature.setSingleStep(0.1)
@@ -72,6 +78,7 @@ class SettingsTab(QWidget):
         gen = QGroupBox("Answers")
         f2 = QFormLayout(gen)
         f2.addRow("Maximum answer tokens", self.max_tokens)
+        f2.addRow("", self.caps_info)
         f2.addRow("Temperature", self.temperature)
         f2.addRow("Seed", self.seed)
         data = QGroupBox("Evaluation log")
@@ -136,6 +143,8 @@ class SettingsTab(QWidget):
         self.database.textChanged.connect(self._form_changed)
         self.note_text.toggled.connect(self._form_changed)
         self.n_ctx.valueChanged.connect(self._show_context)
+        self.max_tokens.valueChanged.connect(self._show_caps)
+        self._show_caps()
 
     # -- unsaved changes and the real context size -------------------------------------------------
     def is_dirty(self) -> bool:
@@ -152,18 +161,34 @@ class SettingsTab(QWidget):
         m, cfg = self.ctx.model, self.ctx.config.engine
         if self.n_ctx.value():
             text = f"{self.n_ctx.value():,} tokens for every model."
-            if m is not None and self.n_ctx.value() > m.context_length:
-                text += f" More than {m.name} was trained on ({m.context_length:,}): answers may degrade."
+            if m is not None and (warning := context_warning(m, self.n_ctx.value())):
+                text += f" Warning: {warning}."
         elif m is not None:
             used = min(m.context_length, cfg.max_ctx)
-            text = f"Model default: {used:,} tokens for {m.name} (trained on {m.context_length:,}"
+            text = f"Model default: {used:,} tokens for {m.name} (its file says {m.context_length:,}"
             text += f"; capped at {cfg.max_ctx:,} to bound memory)." if used < m.context_length else ")."
+            if warning := context_warning(m, used):
+                text += f" Warning: {warning}."
+            elif trained_context(m) < m.context_length:
+                text += f" It was trained on {trained_context(m):,}-token sequences."
         else:
             text = f"Model default: the model's trained context, capped at {cfg.max_ctx:,} tokens."
         self.n_ctx_info.setText(text)
         self.n_ctx.setSpecialValueText(
             f"model default ({min(m.context_length, cfg.max_ctx):,})" if m is not None else "model default"
         )
+
+    def _show_caps(self) -> None:
+        """The global setting caps each task's own answer limit (the ask service's rule): show what applies."""
+        setting = self.max_tokens.value()
+        parts = [f"{t.name} {answer_cap(t.max_tokens, setting).tokens}" for t in TASKS]
+        capped = sum(answer_cap(t.max_tokens, setting).source == "setting" for t in TASKS)
+        head = (
+            f"A cap on each task's own limit; {capped} of {len(TASKS)} tasks are cut to {setting}."
+            if capped
+            else "A cap on each task's own limit; every task keeps its own."
+        )
+        self.caps_info.setText(head + " Per task: " + ", ".join(parts) + ".")
 
     def load(self) -> None:
         c = self.ctx.config

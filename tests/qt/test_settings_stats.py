@@ -39,7 +39,13 @@ def test_settings_are_saved_to_the_config_file_and_take_effect(open_window, qtbo
     ctx, win = open_window(cfg, app_paths=app_paths)
     s = win.settings_tab
     assert s.threads.value() == 2 and s.max_tokens.value() == 64 and s.note_text.isChecked()
+    # The global maximum caps each task's own limit; the screen says which limit applies per task.
+    assert "every task keeps its own" in s.caps_info.text() or "are cut to 64" in s.caps_info.text()
     s.threads.setValue(1)
+    s.max_tokens.setValue(4)
+    assert "8 of 8 tasks are cut to 4" in s.caps_info.text() and "Summarization 4" in s.caps_info.text()
+    s.max_tokens.setValue(32768)
+    assert "every task keeps its own" in s.caps_info.text() and "Question Answering 256" in s.caps_info.text()
     s.max_tokens.setValue(4)
     s.note_text.setChecked(False)
     assert s.save(), s.banner.text()
