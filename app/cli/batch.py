@@ -17,7 +17,6 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import AsclepiusError, Cancelled, UsageError
-from app.core.records import Row, read_records
+from app.core.records import Row, check_file, read_records, type_problems
 
 MAX_INPUT_BYTES = 1024 * 1024 * 1024
 MAX_INSTRUCTION_CHARS = 4000
@@ -73,11 +72,8 @@ def parse_input(path: Path) -> Parsed:
         if isinstance(rec, str):
             out.errors.append((line, rec))
             continue
-        problems = []
+        problems = type_problems(rec, COLUMNS, numbers_ok=("id",))
         cell = {k: rec.get(k) for k in COLUMNS}
-        for k, v in cell.items():
-            if v is not None and not isinstance(v, str | int):
-                problems.append(f"{k} must be text")
         cell = {k: "" if v is None else str(v) for k, v in cell.items()}
         item_id = cell["id"].strip()
         if item_id:
@@ -198,12 +194,18 @@ def run_model(
     summary: Summary, progress: Progress,
 ) -> None:  # fmt: skip
     from app.core.types import FinishReason
+    from app.store.claims import ItemClaimed
 
     for item, req, key in work:
         if cancel.is_set():
             summary.cancelled = True
             return
-        run_id = log.start_run(req, model, batch_id=batch_id, resume=key)
+        try:
+            run_id = log.start_run(req, model, batch_id=batch_id, resume=key)
+        except ItemClaimed:  # another batch on this log has it (done or running): never run it twice
+            summary.skipped += 1
+            progress.step()
+            continue
         try:
             result = engine.ask(req, on_token=None, cancel=cancel)
         except AsclepiusError as e:
@@ -224,7 +226,7 @@ def run_model(
         progress.step()
 
 
-def write_output(log: Any, path: Path, keys: dict[str, tuple[Item, str]]) -> int:
+def write_output(log: Any, path: Path, keys: dict[str, tuple[Item, str]], follow_symlinks: bool = False) -> int:
     """One row per item and model that has a finished answer (skipped items included)."""
     from sqlalchemy import select
 
@@ -244,8 +246,10 @@ def write_output(log: Any, path: Path, keys: dict[str, tuple[Item, str]]) -> int
             rows.extend(s.execute(stmt))
     latest = {r.resume_key: r for r in rows}  # ordered by id: the last one wins
     fields = ["line", "id", "model_file", "task", "instruction", "answer", "finish_reason", "run_id", "tokens"]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # answers quote patient data
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+    from app.core.privatefile import private_file
+
+    # Answers quote patient data: a new 0600 file renamed over the target, never through a link.
+    with private_file(path, follow_symlinks=follow_symlinks, what="--output") as fh:
         w = csv.DictWriter(fh, fields, lineterminator="\n") if path.suffix.lower() == ".csv" else None
         if w:
             w.writeheader()
@@ -268,12 +272,14 @@ def write_output(log: Any, path: Path, keys: dict[str, tuple[Item, str]]) -> int
 def cmd_batch(args: argparse.Namespace) -> int:
     from app.cli.context import CliContext
     from app.cli.log_cmds import open_log
+    from app.core.privatefile import check_output
 
     path = Path(args.input)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    check_file(path, MAX_INPUT_BYTES, "batch input")
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
         raise UsageError("--output must end in .csv or .jsonl")
+    if args.output:  # before any model runs: `--output dir.csv` must not fail after an hour of work
+        check_output(args.output, follow_symlinks=args.follow_symlinks, what="--output")
     ctx = CliContext.create(threads=args.threads)
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first
     cancel = threading.Event()
@@ -324,7 +330,7 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
             engine.close()
     log.finish_batch(batch_id, summary.as_dict())
     if args.output:
-        n = write_output(log, Path(args.output), all_keys)
+        n = write_output(log, Path(args.output), all_keys, args.follow_symlinks)
         print(f"-- wrote {n} answers to {args.output}", file=sys.stderr)
     print(
         f"-- summary: {summary.ran} run, {summary.skipped} skipped (already done), {summary.failed} failed, "
@@ -339,14 +345,17 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
 
 
 def register(subparsers: Any) -> None:
+    from app.cli import validators as v
+
     b = subparsers.add_parser("batch", help="run a CSV/JSONL of questions through one or more models (resumable)")
     b.add_argument("input", help=".csv or .jsonl with note or note_path, task, instruction, optional id")
     b.add_argument("--model", action="append", help="model (repeat for several); default: the default model")
     b.add_argument("--output", help="also write answers to this .csv or .jsonl (mode 0600)")
-    b.add_argument("--max-tokens", type=int, help="override the task presets' max new tokens")
-    b.add_argument("--temperature", type=float)
-    b.add_argument("--seed", type=int)
+    b.add_argument("--follow-symlinks", action="store_true", help="write to the target if --output is a link")
+    b.add_argument("--max-tokens", type=v.max_tokens, help="override the task presets' max new tokens")
+    b.add_argument("--temperature", type=v.temperature)
+    b.add_argument("--seed", type=v.seed)
     b.add_argument("--prompt-style", help="prompt style id (default: each model's own)")
-    b.add_argument("--threads", type=int)
+    b.add_argument("--threads", type=v.threads)
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
     b.set_defaults(func=cmd_batch)
