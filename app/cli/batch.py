@@ -124,8 +124,8 @@ def group_by_note(items: list[Item]) -> list[Item]:
 class Progress:
     """``done/total`` with rate and ETA on stderr: redrawn in place on a terminal, a line a second in a log."""
 
-    def __init__(self, total: int, label: str, out: Any = sys.stderr) -> None:
-        self.total, self.label, self.out = total, label, out
+    def __init__(self, total: int, label: str, out: Any = None) -> None:
+        self.total, self.label, self.out = total, label, out or sys.stderr  # the stream now, not at import
         self.done = 0
         self.t0 = time.monotonic()
         self.last = 0.0
