@@ -60,8 +60,12 @@ CASES: tuple[Case, ...] = (
     Case("ask-seed-negative", (*ASK, "{note}", "--seed", "-1"), USAGE, "seed must be 0.."),
     Case("ask-seed-2^63", (*ASK, "{note}", "--seed", str(2**63)), USAGE, "seed must be 0.."),
     Case("ask-seed-2^32-1", (*ASK, "{note}", "--seed", str(2**32 - 1)), USAGE, "seed must be 0.."),
-    Case("ask-instruction-not-utf8", ("ask", "bad \udcff byte", "--task", "qa", "--note", "{note}"), USAGE,
-         "not valid UTF-8"),  # fmt: skip
+    Case(
+        "ask-instruction-not-utf8",
+        ("ask", "bad \udcff byte", "--task", "qa", "--note", "{note}"),
+        USAGE,
+        "not valid UTF-8",
+    ),
     Case("ask-instruction-empty", ("ask", "  ", "--task", "qa", "--note", "{note}"), USAGE, "instruction is empty"),
     Case("ask-task-unknown", ("ask", "q?", "--task", "nosuch", "--note", "{note}"), USAGE, "nosuch"),
     # -- ask: notes --------------------------------------------------------------------------------
@@ -69,121 +73,337 @@ CASES: tuple[Case, ...] = (
     Case("ask-note-directory", (*ASK, "{tmp}"), NOTE, "is a directory"),
     Case("ask-note-binary", (*ASK, "{tmp}/n.bin"), NOTE, "binary", setup=(_w("n.bin", b"\x00\x01\x02" * 100),)),
     Case("ask-note-empty", (*ASK, "{tmp}/n.txt"), NOTE, "empty", setup=(_w("n.txt", b"  \n"),)),
-    Case("ask-note-latin1", (*ASK, "{tmp}/n.txt"), NOTE, "not valid UTF-8",
-         setup=(_w("n.txt", "Patient: Müller, 70 y".encode("latin-1")),)),  # fmt: skip
+    Case(
+        "ask-note-latin1",
+        (*ASK, "{tmp}/n.txt"),
+        NOTE,
+        "not valid UTF-8",
+        setup=(_w("n.txt", "Patient: Müller, 70 y".encode("latin-1")),),
+    ),
     Case("ask-note-huge", (*ASK, "{tmp}/n.txt"), NOTE, "over the", setup=(_w("n.txt", b"word " * 200_000),)),
-    Case("ask-note-unreadable", (*ASK, "{tmp}/n.txt"), NOTE, "permission denied",
-         setup=(_w("n.txt", "A note."), ("chmod", "n.txt", 0o000)), drop_root=True),  # fmt: skip
+    Case(
+        "ask-note-unreadable",
+        (*ASK, "{tmp}/n.txt"),
+        NOTE,
+        "permission denied",
+        setup=(_w("n.txt", "A note."), ("chmod", "n.txt", 0o000)),
+        drop_root=True,
+    ),
     # -- ask: models -------------------------------------------------------------------------------
     Case("ask-model-missing", (*ASK, "{note}", "--model", "{tmp}/nope.gguf"), MODEL, "model file not found"),
     Case("ask-model-directory", (*ASK, "{note}", "--model", "{tmp}"), MODEL, "is a directory"),
-    Case("ask-model-text", (*ASK, "{note}", "--model", "{tmp}/m.gguf"), MODEL, "not a GGUF file",
-         setup=(_w("m.gguf", "not a model"),)),  # fmt: skip
-    Case("ask-model-no-vocab", (*ASK, "{note}", "--model", "{tmp}/toy.gguf"), MODEL, "llama.cpp cannot load",
-         setup=(("toy_gguf", "toy.gguf"),)),  # fmt: skip
+    Case(
+        "ask-model-text",
+        (*ASK, "{note}", "--model", "{tmp}/m.gguf"),
+        MODEL,
+        "not a GGUF file",
+        setup=(_w("m.gguf", "not a model"),),
+    ),
+    Case(
+        "ask-model-no-vocab",
+        (*ASK, "{note}", "--model", "{tmp}/toy.gguf"),
+        MODEL,
+        "llama.cpp cannot load",
+        setup=(("toy_gguf", "toy.gguf"),),
+    ),
     # -- config.json (issue 9.7) -------------------------------------------------------------------
-    Case("config-bool-as-text", ("models", "list"), USAGE, "store_note_text must be true or false",
-         setup=(("config", '{"store_note_text": "no"}'),)),  # fmt: skip
-    Case("config-threads-text", ("models", "list"), USAGE, "engine.n_threads must be a whole number",
-         setup=(("config", '{"engine": {"n_threads": "four"}}'),)),  # fmt: skip
-    Case("config-threads-huge", ("models", "list"), USAGE, "n_threads must be 1..",
-         setup=(("config", '{"engine": {"n_threads": 100000}}'),)),  # fmt: skip
-    Case("config-temperature-nan", ("models", "list"), USAGE, "generation.temperature must be a number",
-         setup=(("config", '{"generation": {"temperature": NaN}}'),)),  # fmt: skip
-    Case("config-seed-huge", ("models", "list"), USAGE, "seed must be 0..",
-         setup=(("config", '{"generation": {"seed": 18446744073709551616}}'),)),  # fmt: skip
-    Case("config-engine-not-object", ("models", "list"), USAGE, "engine must be an object",
-         setup=(("config", '{"engine": 4}'),)),  # fmt: skip
-    Case("config-unknown-key", ("models", "list"), USAGE, "unknown setting store_notes",
-         setup=(("config", '{"store_notes": false}'),)),  # fmt: skip
+    Case(
+        "config-bool-as-text",
+        ("models", "list"),
+        USAGE,
+        "store_note_text must be true or false",
+        setup=(("config", '{"store_note_text": "no"}'),),
+    ),
+    Case(
+        "config-threads-text",
+        ("models", "list"),
+        USAGE,
+        "engine.n_threads must be a whole number",
+        setup=(("config", '{"engine": {"n_threads": "four"}}'),),
+    ),
+    Case(
+        "config-threads-huge",
+        ("models", "list"),
+        USAGE,
+        "n_threads must be 1..",
+        setup=(("config", '{"engine": {"n_threads": 100000}}'),),
+    ),
+    Case(
+        "config-temperature-nan",
+        ("models", "list"),
+        USAGE,
+        "generation.temperature must be a number",
+        setup=(("config", '{"generation": {"temperature": NaN}}'),),
+    ),
+    Case(
+        "config-seed-huge",
+        ("models", "list"),
+        USAGE,
+        "seed must be 0..",
+        setup=(("config", '{"generation": {"seed": 18446744073709551616}}'),),
+    ),
+    Case(
+        "config-engine-not-object",
+        ("models", "list"),
+        USAGE,
+        "engine must be an object",
+        setup=(("config", '{"engine": 4}'),),
+    ),
+    Case(
+        "config-unknown-key",
+        ("models", "list"),
+        USAGE,
+        "unknown setting store_notes",
+        setup=(("config", '{"store_notes": false}'),),
+    ),
     Case("config-not-json", ("models", "list"), USAGE, "config file", setup=(("config", "{not json"),)),
     # -- models ------------------------------------------------------------------------------------
     Case("import-missing", ("models", "import", "{tmp}/nope.gguf"), MODEL, "model file not found"),
     Case("import-directory", ("models", "import", "{tmp}"), MODEL, "is a directory"),
-    Case("import-no-vocab", ("models", "import", "{tmp}/toy.gguf"), MODEL, "llama.cpp cannot load",
-         setup=(("toy_gguf", "toy.gguf"),)),  # fmt: skip
-    Case("import-bad-style", ("models", "import", "{tmp}/toy.gguf", "--prompt-style", "nosuch"), USAGE,
-         "unknown prompt style 'nosuch'", setup=(("toy_gguf", "toy.gguf"),)),  # fmt: skip
+    Case(
+        "import-no-vocab",
+        ("models", "import", "{tmp}/toy.gguf"),
+        MODEL,
+        "llama.cpp cannot load",
+        setup=(("toy_gguf", "toy.gguf"),),
+    ),
+    Case(
+        "import-bad-style",
+        ("models", "import", "{tmp}/toy.gguf", "--prompt-style", "nosuch"),
+        USAGE,
+        "unknown prompt style 'nosuch'",
+        setup=(("toy_gguf", "toy.gguf"),),
+    ),
     Case("verify-unknown", ("models", "verify", "0123456789abcdef"), MODEL, "no registered model"),
     # -- log export (issue 9.2, 9.13) --------------------------------------------------------------
-    Case("export-db-typo", ("log", "export", "--db", "{tmp}/typo/x.db"), LOG_, "no evaluation log",
-         absent=("{tmp}/typo",)),  # fmt: skip
+    Case(
+        "export-db-typo",
+        ("log", "export", "--db", "{tmp}/typo/x.db"),
+        LOG_,
+        "no evaluation log",
+        absent=("{tmp}/typo",),
+    ),
     Case("export-db-directory", ("log", "export", "--db", "{tmp}"), LOG_, "is not a file"),
-    Case("export-db-not-sqlite", ("log", "export", "--db", "{tmp}/x.db"), LOG_, "not a SQLite database",
-         setup=(_w("x.db", b"PK\x03\x04 a zip" * 50),)),  # fmt: skip
-    Case("export-output-directory", ("log", "export", "--db", "{db}", "-o", "{tmp}"), USAGE, "is a directory",
-         setup=(LOG,)),  # fmt: skip
-    Case("export-output-missing-dir", ("log", "export", "--db", "{db}", "-o", "{tmp}/no/x.csv"), USAGE,
-         "does not exist", setup=(LOG,), absent=("{tmp}/no",)),  # fmt: skip
-    Case("export-output-symlink", ("log", "export", "--db", "{db}", "-o", "{tmp}/link.csv"), USAGE,
-         "symbolic link", setup=(LOG, _w("target.csv", "keep"), ("symlink", "link.csv", "target.csv"))),  # fmt: skip
-    Case("export-output-read-only-dir", ("log", "export", "--db", "{db}", "-o", "{tmp}/ro/x.csv"), USAGE,
-         "permission denied", setup=(LOG, ("mkdir", "ro"), ("chmod", "ro", 0o555)), drop_root=True,
-         absent=("{tmp}/ro/x.csv",)),  # fmt: skip
-    Case("export-output-read-only-file", ("log", "export", "--db", "{db}", "-o", "{tmp}/x.csv"), USAGE,
-         "permission denied", setup=(LOG, _w("x.csv", "old"), ("chmod", "x.csv", 0o444)), drop_root=True),  # fmt: skip
-    Case("export-format", ("log", "export", "--db", "{db}", "--format", "xml"), USAGE, "invalid choice",
-         setup=(LOG,)),  # fmt: skip
-    Case("export-since", ("log", "export", "--db", "{db}", "--since", "yesterday"), USAGE, "not a date",
-         setup=(LOG,)),  # fmt: skip
-    Case("export-model-unknown", ("log", "export", "--db", "{db}", "--model", "nosuch.gguf"), USAGE,
-         "no model 'nosuch.gguf' in this log", setup=(LOG,)),  # fmt: skip
+    Case(
+        "export-db-not-sqlite",
+        ("log", "export", "--db", "{tmp}/x.db"),
+        LOG_,
+        "not a SQLite database",
+        setup=(_w("x.db", b"PK\x03\x04 a zip" * 50),),
+    ),
+    Case(
+        "export-output-directory",
+        ("log", "export", "--db", "{db}", "-o", "{tmp}"),
+        USAGE,
+        "is a directory",
+        setup=(LOG,),
+    ),
+    Case(
+        "export-output-missing-dir",
+        ("log", "export", "--db", "{db}", "-o", "{tmp}/no/x.csv"),
+        USAGE,
+        "does not exist",
+        setup=(LOG,),
+        absent=("{tmp}/no",),
+    ),
+    Case(
+        "export-output-symlink",
+        ("log", "export", "--db", "{db}", "-o", "{tmp}/link.csv"),
+        USAGE,
+        "symbolic link",
+        setup=(LOG, _w("target.csv", "keep"), ("symlink", "link.csv", "target.csv")),
+    ),
+    Case(
+        "export-output-read-only-dir",
+        ("log", "export", "--db", "{db}", "-o", "{tmp}/ro/x.csv"),
+        USAGE,
+        "permission denied",
+        setup=(LOG, ("mkdir", "ro"), ("chmod", "ro", 0o555)),
+        drop_root=True,
+        absent=("{tmp}/ro/x.csv",),
+    ),
+    Case(
+        "export-output-read-only-file",
+        ("log", "export", "--db", "{db}", "-o", "{tmp}/x.csv"),
+        USAGE,
+        "permission denied",
+        setup=(LOG, _w("x.csv", "old"), ("chmod", "x.csv", 0o444)),
+        drop_root=True,
+    ),
+    Case("export-format", ("log", "export", "--db", "{db}", "--format", "xml"), USAGE, "invalid choice", setup=(LOG,)),
+    Case("export-since", ("log", "export", "--db", "{db}", "--since", "yesterday"), USAGE, "not a date", setup=(LOG,)),
+    Case(
+        "export-model-unknown",
+        ("log", "export", "--db", "{db}", "--model", "nosuch.gguf"),
+        USAGE,
+        "no model 'nosuch.gguf' in this log",
+        setup=(LOG,),
+    ),
     # -- log stats (issue 9.13) --------------------------------------------------------------------
-    Case("stats-db-typo", ("log", "stats", "--db", "{tmp}/typo/x.db"), LOG_, "no evaluation log",
-         absent=("{tmp}/typo",)),  # fmt: skip
-    Case("stats-compare-unknown", ("log", "stats", "--db", "{db}", "--compare", "a.gguf", "b.gguf"), USAGE,
-         "no model 'a.gguf' in this log", setup=(LOG,)),  # fmt: skip
-    Case("stats-task-unknown", ("log", "stats", "--db", "{db}", "--task", "nosuch"), USAGE, "nosuch",
-         setup=(LOG,)),  # fmt: skip
+    Case(
+        "stats-db-typo", ("log", "stats", "--db", "{tmp}/typo/x.db"), LOG_, "no evaluation log", absent=("{tmp}/typo",)
+    ),
+    Case(
+        "stats-compare-unknown",
+        ("log", "stats", "--db", "{db}", "--compare", "a.gguf", "b.gguf"),
+        USAGE,
+        "no model 'a.gguf' in this log",
+        setup=(LOG,),
+    ),
+    Case("stats-task-unknown", ("log", "stats", "--db", "{db}", "--task", "nosuch"), USAGE, "nosuch", setup=(LOG,)),
     # -- log import-ratings (issue 9.8, 9.10) ------------------------------------------------------
-    Case("ratings-missing", ("log", "import-ratings", "{tmp}/nope.csv", "--db", "{db}"), USAGE, "not found",
-         setup=(LOG,)),  # fmt: skip
-    Case("ratings-directory", ("log", "import-ratings", "{tmp}/d.csv", "--db", "{db}"), USAGE, "is a directory",
-         setup=(LOG, ("mkdir", "d.csv"))),  # fmt: skip
-    Case("ratings-binary", ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"), USAGE, "binary",
-         setup=(LOG, _w("r.csv", b"\x00\xff" * 64))),  # fmt: skip
-    Case("ratings-latin1", ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"), USAGE, "not valid UTF-8",
-         setup=(LOG, _w("r.csv", "run_id,rater,score\n1,Dr Müller,3\n".encode("latin-1")))),  # fmt: skip
-    Case("ratings-xlsx", ("log", "import-ratings", "{tmp}/r.xlsx", "--db", "{db}"), USAGE, "must be .csv or .jsonl",
-         setup=(LOG, _w("r.xlsx", b"PK\x03\x04"))),  # fmt: skip
-    Case("ratings-bad-rows", ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"), USAGE,
-         "line 2: rated_at is out of range", setup=(LOG, _w("r.csv", BAD_RATINGS)),
-         hidden=("PATIENT-SECRET-COMMENT", "DROP TABLE", "INSERT", "SELECT", "Traceback")),  # fmt: skip
-    Case("ratings-huge-run-id", ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"), USAGE,
-         "line 3: run_id is not a run id (too large)", setup=(LOG, _w("r.csv", BAD_RATINGS)),
-         hidden=("PATIENT-SECRET-COMMENT",)),  # fmt: skip
-    Case("ratings-json-types", ("log", "import-ratings", "{tmp}/r.jsonl", "--db", "{db}"), USAGE,
-         "line 1: rater must be text", setup=(LOG, _w("r.jsonl", '{"run_id": 1, "score": 3, "rater": {"n": "x"}}\n'))),  # fmt: skip
-    Case("ratings-unreadable", ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"), USAGE,
-         "permission denied", setup=(LOG, _w("r.csv", "run_id,score\n"), ("chmod", "r.csv", 0o000)),
-         drop_root=True),  # fmt: skip
+    Case(
+        "ratings-missing", ("log", "import-ratings", "{tmp}/nope.csv", "--db", "{db}"), USAGE, "not found", setup=(LOG,)
+    ),
+    Case(
+        "ratings-directory",
+        ("log", "import-ratings", "{tmp}/d.csv", "--db", "{db}"),
+        USAGE,
+        "is a directory",
+        setup=(LOG, ("mkdir", "d.csv")),
+    ),
+    Case(
+        "ratings-binary",
+        ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"),
+        USAGE,
+        "binary",
+        setup=(LOG, _w("r.csv", b"\x00\xff" * 64)),
+    ),
+    Case(
+        "ratings-latin1",
+        ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"),
+        USAGE,
+        "not valid UTF-8",
+        setup=(LOG, _w("r.csv", "run_id,rater,score\n1,Dr Müller,3\n".encode("latin-1"))),
+    ),
+    Case(
+        "ratings-xlsx",
+        ("log", "import-ratings", "{tmp}/r.xlsx", "--db", "{db}"),
+        USAGE,
+        "must be .csv or .jsonl",
+        setup=(LOG, _w("r.xlsx", b"PK\x03\x04")),
+    ),
+    Case(
+        "ratings-bad-rows",
+        ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"),
+        USAGE,
+        "line 2: rated_at is out of range",
+        setup=(LOG, _w("r.csv", BAD_RATINGS)),
+        hidden=("PATIENT-SECRET-COMMENT", "DROP TABLE", "INSERT", "SELECT", "Traceback"),
+    ),
+    Case(
+        "ratings-huge-run-id",
+        ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"),
+        USAGE,
+        "line 3: run_id is not a run id (too large)",
+        setup=(LOG, _w("r.csv", BAD_RATINGS)),
+        hidden=("PATIENT-SECRET-COMMENT",),
+    ),
+    Case(
+        "ratings-json-types",
+        ("log", "import-ratings", "{tmp}/r.jsonl", "--db", "{db}"),
+        USAGE,
+        "line 1: rater must be text",
+        setup=(LOG, _w("r.jsonl", '{"run_id": 1, "score": 3, "rater": {"n": "x"}}\n')),
+    ),
+    Case(
+        "ratings-unreadable",
+        ("log", "import-ratings", "{tmp}/r.csv", "--db", "{db}"),
+        USAGE,
+        "permission denied",
+        setup=(LOG, _w("r.csv", "run_id,score\n"), ("chmod", "r.csv", 0o000)),
+        drop_root=True,
+    ),
     # -- batch (issue 9.5, 9.10, 9.11, 9.14) -------------------------------------------------------
-    Case("batch-missing", ("batch", "{tmp}/nope.csv", "--db", "{tmp}/b.db"), USAGE, "not found",
-         absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-directory", ("batch", "{tmp}/d.csv", "--db", "{tmp}/b.db"), USAGE, "is a directory",
-         setup=(("mkdir", "d.csv"),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-output-directory", ("batch", "{tmp}/in.csv", "--output", "{tmp}/out.csv", "--db", "{tmp}/b.db"),
-         USAGE, "is a directory", setup=(("batch_input", "in.csv"), ("mkdir", "out.csv")),
-         absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-output-missing-dir", ("batch", "{tmp}/in.csv", "--output", "{tmp}/no/o.csv", "--db", "{tmp}/b.db"),
-         USAGE, "does not exist", setup=(("batch_input", "in.csv"),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-output-symlink", ("batch", "{tmp}/in.csv", "--output", "{tmp}/l.csv", "--db", "{tmp}/b.db"),
-         USAGE, "symbolic link", setup=(("batch_input", "in.csv"), ("symlink", "l.csv", "elsewhere.csv")),
-         absent=("{tmp}/b.db", "{tmp}/elsewhere.csv")),  # fmt: skip
-    Case("batch-output-suffix", ("batch", "{tmp}/in.csv", "--output", "{tmp}/o.txt", "--db", "{tmp}/b.db"),
-         USAGE, ".csv or .jsonl", setup=(("batch_input", "in.csv"),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-threads-huge", ("batch", "{tmp}/in.csv", "--threads", "100000", "--db", "{tmp}/b.db"), USAGE,
-         "threads must be 1..", setup=(("batch_input", "in.csv"),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-seed-2^64", ("batch", "{tmp}/in.csv", "--seed", str(2**64), "--db", "{tmp}/b.db"), USAGE,
-         "seed must be 0..", setup=(("batch_input", "in.csv"),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-temp-nan", ("batch", "{tmp}/in.csv", "--temperature", "nan", "--db", "{tmp}/b.db"), USAGE,
-         "temperature must be a finite number", setup=(("batch_input", "in.csv"),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-binary", ("batch", "{tmp}/in.csv", "--db", "{tmp}/b.db"), USAGE, "binary",
-         setup=(_w("in.csv", b"\x00" * 100),), absent=("{tmp}/b.db",)),  # fmt: skip
-    Case("batch-json-types", ("batch", "{tmp}/in.jsonl", "--db", "{tmp}/b.db"), USAGE,
-         "line 1: note must be text, not true/false",
-         setup=(_w("in.jsonl", '{"note": true, "task": "qa", "instruction": "q?"}\n'),)),  # fmt: skip
-    Case("batch-unreadable", ("batch", "{tmp}/in.csv", "--db", "{tmp}/b.db"), USAGE, "permission denied",
-         setup=(("batch_input", "in.csv"), ("chmod", "in.csv", 0o000)), drop_root=True,
-         absent=("{tmp}/b.db",)),  # fmt: skip
+    Case(
+        "batch-missing", ("batch", "{tmp}/nope.csv", "--db", "{tmp}/b.db"), USAGE, "not found", absent=("{tmp}/b.db",)
+    ),
+    Case(
+        "batch-directory",
+        ("batch", "{tmp}/d.csv", "--db", "{tmp}/b.db"),
+        USAGE,
+        "is a directory",
+        setup=(("mkdir", "d.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-output-directory",
+        ("batch", "{tmp}/in.csv", "--output", "{tmp}/out.csv", "--db", "{tmp}/b.db"),
+        USAGE,
+        "is a directory",
+        setup=(("batch_input", "in.csv"), ("mkdir", "out.csv")),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-output-missing-dir",
+        ("batch", "{tmp}/in.csv", "--output", "{tmp}/no/o.csv", "--db", "{tmp}/b.db"),
+        USAGE,
+        "does not exist",
+        setup=(("batch_input", "in.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-output-symlink",
+        ("batch", "{tmp}/in.csv", "--output", "{tmp}/l.csv", "--db", "{tmp}/b.db"),
+        USAGE,
+        "symbolic link",
+        setup=(("batch_input", "in.csv"), ("symlink", "l.csv", "elsewhere.csv")),
+        absent=("{tmp}/b.db", "{tmp}/elsewhere.csv"),
+    ),
+    Case(
+        "batch-output-suffix",
+        ("batch", "{tmp}/in.csv", "--output", "{tmp}/o.txt", "--db", "{tmp}/b.db"),
+        USAGE,
+        ".csv or .jsonl",
+        setup=(("batch_input", "in.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-threads-huge",
+        ("batch", "{tmp}/in.csv", "--threads", "100000", "--db", "{tmp}/b.db"),
+        USAGE,
+        "threads must be 1..",
+        setup=(("batch_input", "in.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-seed-2^64",
+        ("batch", "{tmp}/in.csv", "--seed", str(2**64), "--db", "{tmp}/b.db"),
+        USAGE,
+        "seed must be 0..",
+        setup=(("batch_input", "in.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-temp-nan",
+        ("batch", "{tmp}/in.csv", "--temperature", "nan", "--db", "{tmp}/b.db"),
+        USAGE,
+        "temperature must be a finite number",
+        setup=(("batch_input", "in.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-binary",
+        ("batch", "{tmp}/in.csv", "--db", "{tmp}/b.db"),
+        USAGE,
+        "binary",
+        setup=(_w("in.csv", b"\x00" * 100),),
+        absent=("{tmp}/b.db",),
+    ),
+    Case(
+        "batch-json-types",
+        ("batch", "{tmp}/in.jsonl", "--db", "{tmp}/b.db"),
+        USAGE,
+        "line 1: note must be text, not true/false",
+        setup=(_w("in.jsonl", '{"note": true, "task": "qa", "instruction": "q?"}\n'),),
+    ),
+    Case(
+        "batch-unreadable",
+        ("batch", "{tmp}/in.csv", "--db", "{tmp}/b.db"),
+        USAGE,
+        "permission denied",
+        setup=(("batch_input", "in.csv"), ("chmod", "in.csv", 0o000)),
+        drop_root=True,
+        absent=("{tmp}/b.db",),
+    ),
 )

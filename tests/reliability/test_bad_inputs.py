@@ -45,9 +45,9 @@ STEPS: dict[str, Any] = {
     "mkdir": lambda tmp, name: (tmp / name).mkdir(),
     "chmod": lambda tmp, name, mode: (tmp / name).chmod(mode),
     "symlink": lambda tmp, name, target: (tmp / name).symlink_to(tmp / target),
-    "config": lambda tmp, text: (tmp / "home" / "config").mkdir(parents=True) or (
-        tmp / "home" / "config" / "config.json"
-    ).write_text(text),
+    "config": lambda tmp, text: (
+        (tmp / "home" / "config").mkdir(parents=True) or (tmp / "home" / "config" / "config.json").write_text(text)
+    ),
     "toy_gguf": lambda tmp, name: _toy_gguf(tmp / name),
     "log": lambda tmp: _ready_log(tmp / "log" / "asclepius.db"),
     "batch_input": lambda tmp, name: (tmp / name).write_text(
