@@ -105,7 +105,8 @@ def check_existing(path: Path, timeout_s: float, integrity: bool) -> None:
         )
     try:
         # Read-only: a check must never create, convert or write anything (nor need write access).
-        con = sqlite3.connect(_uri(path, read_only=True), timeout=timeout_s, isolation_level=None, uri=True)
+        uri = _uri(path, read_only=True, immutable=not _writable(path))
+        con = sqlite3.connect(uri, timeout=timeout_s, isolation_level=None, uri=True)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if integrity:
@@ -131,6 +132,11 @@ def check_existing(path: Path, timeout_s: float, integrity: bool) -> None:
             f"{path} is a SQLite database but not an Asclepius evaluation log (tables: "
             f"{', '.join(sorted(tables)[:5])}); it was left untouched"
         )
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can make the -shm/-wal files a WAL database needs even to be read."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
 
 def _uri(path: Path, *, read_only: bool, immutable: bool = False) -> str:
@@ -338,8 +344,7 @@ def open_engine_readonly(path: Path, options: OpenOptions) -> Engine:
     check_existing(path, options.timeout_s, options.check_integrity)
     # A WAL log needs its -shm file even to read; where we may not create it (read-only file or directory),
     # SQLite can read the file as immutable, since then no process of this user can be changing it.
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-    engine = make_engine(path, options.timeout_s, read_only=True, immutable=not writable)
+    engine = make_engine(path, options.timeout_s, read_only=True, immutable=not _writable(path))
     try:
         with translated(path), engine.connect() as conn:
             current = current_revision(conn)
