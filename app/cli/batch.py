@@ -406,7 +406,7 @@ def register(subparsers: Any) -> None:
     b.add_argument("--max-tokens", type=v.max_tokens, help="override the task presets' max new tokens")
     b.add_argument("--temperature", type=v.temperature)
     b.add_argument("--seed", type=v.seed)
-    b.add_argument("--prompt-style", help="prompt style id (default: each model's own)")
+    b.add_argument("--prompt-style", type=v.prompt_style, help="prompt style id (default: each model's own)")
     b.add_argument("--threads", type=v.threads)
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
     b.set_defaults(func=cmd_batch)

@@ -43,9 +43,7 @@ def check_models(log: Any, refs: list[str]) -> None:
     models = log.models()
     for ref in refs:
         r = ref.strip()
-        hit = any(
-            r == m.file_name or (len(r) >= 6 and m.sha256.startswith(r.lower())) for m in models
-        )
+        hit = any(r == m.file_name or (len(r) >= 6 and m.sha256.startswith(r.lower())) for m in models)
         if not hit:
             known = ", ".join(sorted({m.file_name for m in models})[:10]) or "none"
             raise UsageError(f"no model {r[:80]!r} in this log (models: {known})")
@@ -218,9 +216,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--history", action="store_true", help="with --kind ratings: superseded ratings too")
     e.add_argument("--no-note-text", action="store_true", help="leave note text out (hash and length stay)")
     e.add_argument("-o", "--output", help="output file (default: standard output); written mode 0600")
-    e.add_argument(
-        "--follow-symlinks", action="store_true", help="write to the target if --output is a symbolic link"
-    )
+    e.add_argument("--follow-symlinks", action="store_true", help="write to the target if --output is a symbolic link")
     _filter_args(e)
     e.set_defaults(func=cmd_export)
 

@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-tokens", type=v.max_tokens, help="answer token limit (default: the task's)")
     a.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the task's)")
     a.add_argument("--seed", type=v.seed, default=None)
-    a.add_argument("--prompt-style", help="override the model's prompt style (asclepius, plain-qa, ...)")
+    a.add_argument(
+        "--prompt-style", type=v.prompt_style, help="override the model's prompt style (asclepius, plain-qa, ...)"
+    )
     a.add_argument("--truncate", action="store_true", help="cut the note to fit the context, and say where")
     a.add_argument("--threads", type=v.threads, help="CPU threads (default: from the config)")
     a.add_argument("--json", action="store_true", help="print the run result as JSON to stdout at the end")
@@ -159,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="registered models").add_argument("--json", action="store_true")
     mi = msub.add_parser("import", help="register a GGUF file (checked, sha256 computed once)")
     mi.add_argument("path")
-    mi.add_argument("--prompt-style", help="prompt style to use with this model")
+    mi.add_argument("--prompt-style", type=v.prompt_style, help="prompt style to use with this model")
     mi.add_argument("--set-default", action="store_true")
     info = msub.add_parser("info", help="metadata of a registered model or a GGUF path")
     info.add_argument("model", nargs="?", help="sha256 prefix, file name or path (default: the default model)")

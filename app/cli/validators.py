@@ -61,9 +61,19 @@ def text(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise argparse.ArgumentTypeError(
-            f"not valid UTF-8 text (a byte that is not UTF-8 at character {exc.start}); check the terminal's "
-            "encoding"
+            f"not valid UTF-8 text (a byte that is not UTF-8 at character {exc.start}); check the terminal's encoding"
         ) from None
+    return value
+
+
+def prompt_style(value: str) -> str:
+    """A known prompt style id (an unknown one would break every later ask of a model)."""
+    from resources import get_style
+
+    try:
+        get_style(value)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0]) if exc.args else f"unknown prompt style {value!r}") from None
     return value
 
 

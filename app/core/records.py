@@ -100,7 +100,8 @@ def iter_records(path: Path, *, max_bytes: int, what: str) -> tuple[list[str], I
     if suffix in JSONL_SUFFIXES:
         return [], _jsonl_rows(path)
     # A huge cell must become a row error, not abort the reader at Python's default 128 KB field limit.
-    csv.field_size_limit(max_bytes)
+    # The limit is process-wide: raise it, never lower it under another reader (the file size is checked above).
+    csv.field_size_limit(max(csv.field_size_limit(), max_bytes))
     fh = path.open(encoding="utf-8-sig", newline="")
     reader = csv.DictReader(fh)
     try:

@@ -68,6 +68,15 @@ CASES: tuple[Case, ...] = (
     ),
     Case("ask-instruction-empty", ("ask", "  ", "--task", "qa", "--note", "{note}"), USAGE, "instruction is empty"),
     Case("ask-task-unknown", ("ask", "q?", "--task", "nosuch", "--note", "{note}"), USAGE, "nosuch"),
+    Case("ask-prompt-style-unknown", (*ASK, "{note}", "--prompt-style", "nosuch"), USAGE, "unknown prompt style"),
+    Case(
+        "batch-prompt-style-unknown",
+        ("batch", "{tmp}/in.csv", "--prompt-style", "nosuch", "--db", "{tmp}/b.db"),
+        USAGE,
+        "unknown prompt style",
+        setup=(("batch_input", "in.csv"),),
+        absent=("{tmp}/b.db",),
+    ),
     # -- ask: notes --------------------------------------------------------------------------------
     Case("ask-note-missing", (*ASK, "{tmp}/nope.txt"), NOTE, "note file not found"),
     Case("ask-note-directory", (*ASK, "{tmp}"), NOTE, "is a directory"),
