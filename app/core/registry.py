@@ -210,6 +210,10 @@ class Registry:
             "style_override": style or _known_style(old.get("style_override", "")),
             "verified": True,
         }
+        # Content hashed earlier at this path is no longer there: its entry would name the wrong file.
+        stale = [k for k, e in self._entries.items() if e["path"] == entry["path"] and k != sha]
+        for k in stale:
+            del self._entries[k]
         self._entries[sha] = entry
         self._save()
         return self._info(entry)
@@ -245,8 +249,8 @@ class Registry:
         sha = sha256_file(p)
         if sha != info.sha256:
             style = entry.get("style_override") or None
-            del self._entries[info.sha256]  # that content is no longer at this path
-            return self._register(p, sha, style=style, name=entry["name"] if entry["is_demo"] else None)
+            demo = bool(entry["is_demo"])
+            return self._register(p, sha, style=style, name=entry["name"] if demo else None, demo=demo)
         self._entries[sha].update(fp.as_entry(), mtime=p.stat().st_mtime)
         self._save()
         return self._info(self._entries[sha])

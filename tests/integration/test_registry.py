@@ -135,6 +135,17 @@ def test_model_changed_in_place_is_rehashed_before_use(tmp_path, tiny_llama_gguf
     assert used.sha256 == sha256_file(model) != info.sha256
     assert Registry(paths).find(info.sha256) is None, "the old content is no longer registered at that path"
     assert Registry(paths).resolve(str(model)).sha256 == used.sha256
+    assert [m.sha256 for m in Registry(paths).list()] == [used.sha256], "one entry per file"
+
+
+def test_reimporting_a_changed_file_leaves_one_entry(tmp_path, tiny_llama_gguf):  # noqa: F811
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    model = _loadable(tmp_path, tiny_llama_gguf)
+    Registry(paths).import_model(model)
+    _rewrite_in_place(model, model.stat().st_size - 1)
+    os.utime(model)  # a copy tool that does set the time
+    again = Registry(paths).import_model(model)
+    assert [m.sha256 for m in Registry(paths).list()] == [again.sha256] == [sha256_file(model)]
 
 
 def test_touched_model_keeps_its_sha256_and_is_not_rehashed_twice(tmp_path, tiny_llama_gguf, monkeypatch):  # noqa: F811
