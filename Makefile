@@ -49,6 +49,7 @@ selftest: app-env
 bench: test-env
 	$(BIN)/python tests/bench/bench_engine.py --bandwidth
 	$(BIN)/python tests/bench/bench_store.py
+	$(BIN)/python tests/bench/bench_netns.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
 
 screenshots: app-env

@@ -1,4 +1,9 @@
-"""``asclepius ask``: stream one answer to stdout; grounding and metrics to stderr."""
+"""``asclepius ask``: stream one answer to stdout; grounding and metrics to stderr.
+
+The run goes through ``app.service.AskService`` like every other front end: the sampling settings follow
+its one rule (a flag > the user's settings > the task preset), so what the Settings screen saves applies
+here too.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,13 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from app.cli.context import CliContext
-from app.core.engine import raise_if_cancelled
-from app.core.errors import ContextOverflowError, UsageError
+from app.core.errors import ContextOverflowError, StoreError
 from app.core.notes import decode_note_bytes, read_note_file
-from app.core.types import AskRequest, RunResult, SamplingParams
-from resources import get_task
+from app.core.types import RunResult
+from app.service import AskOutcome, SamplingOverrides, raise_for_finish
 
 
 def read_note_arg(note: str) -> str:
@@ -24,18 +27,17 @@ def read_note_arg(note: str) -> str:
     return read_note_file(note)
 
 
-def sampling_from_args(args: argparse.Namespace, task_max: int, task_temp: float, seed: int) -> SamplingParams:
-    try:
-        return SamplingParams(
-            max_tokens=args.max_tokens if args.max_tokens is not None else task_max,
-            temperature=args.temperature if args.temperature is not None else task_temp,
-            seed=args.seed if args.seed is not None else seed,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+def overrides_from_args(args: argparse.Namespace) -> SamplingOverrides:
+    """The sampling values given on the command line (None: not given)."""
+    return SamplingOverrides(
+        max_tokens=getattr(args, "max_tokens", None),
+        temperature=getattr(args, "temperature", None),
+        seed=getattr(args, "seed", None),
+    )
 
 
-def print_metrics(result: RunResult, model_label: str, out: Any = sys.stderr) -> None:
+def print_metrics(result: RunResult, model_label: str, out: Any = None) -> None:
+    out = out or sys.stderr  # looked up at call time: a redirected stderr is honoured
     g = result.grounding or {}
     print("", file=out)
     print(f"-- model: {model_label}", file=out)
@@ -54,62 +56,47 @@ def print_metrics(result: RunResult, model_label: str, out: Any = sys.stderr) ->
 
 
 def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]) -> int:
-    try:
-        task = get_task(args.task)
-    except KeyError as exc:
-        raise UsageError(str(exc.args[0])) from None
-    if not args.instruction.strip():
-        raise UsageError("the instruction is empty")
-    note = read_note_arg(args.note)
+    # Every input is checked before the log is opened or a model is loaded.
+    probe = ctx.service(None, None)
+    request = probe.request(
+        read_note_arg(args.note),
+        args.task,
+        args.instruction,
+        explicit=overrides_from_args(args),
+        prompt_style=args.prompt_style,
+        truncate=args.truncate,
+    )
     model = ctx.model(args.model)
-    sampling = sampling_from_args(args, task.max_tokens, task.temperature, ctx.config.generation.seed)
-    request = AskRequest(note, task.name, args.instruction, sampling, args.prompt_style, args.truncate)
     if model.is_demo:
         print("-- note: using the demo model (Gemma 3 270M), not trained for clinical tasks", file=sys.stderr)
-
-    log = None if args.no_log else _open_log(ctx)
-    engine = ctx.engine(model)
+    log = None if args.no_log else ctx.open_log()  # a read-only or locked log is reported before loading
     try:
-
-        def on_token(piece: str) -> None:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-
-        def work(cancel: threading.Event) -> RunResult:
-            if log is not None:
-                log.start_run(request, model)
-            try:
-                result = engine.ask(request, on_token=None if args.json else on_token, cancel=cancel)
-            except BaseException as exc:
-                if log is not None:
-                    log.fail_run(request.run_uuid, str(exc) or type(exc).__name__)
-                raise
-            if log is not None:
-                log.finish_run(result)
-            return result
-
+        engine = ctx.engine(model)
         try:
-            result = runner(work)
-        except ContextOverflowError as exc:
-            raise ContextOverflowError(f"{exc} (pass --truncate to cut it, reported)") from None
+            service = ctx.service(engine, log)
+
+            def on_token(piece: str) -> None:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+
+            def work(cancel: threading.Event) -> AskOutcome:
+                return service.ask(request, on_token=None if args.json else on_token, cancel=cancel)
+
+            try:
+                outcome: AskOutcome = runner(work)
+            except ContextOverflowError as exc:
+                raise ContextOverflowError(f"{exc} (pass --truncate to cut it, reported)") from None
+        finally:
+            engine.close()
     finally:
-        engine.close()
         if log is not None:
             log.close()
     if args.json:
-        d = replace(result).to_dict()
-        print(json.dumps(d, indent=2, default=str))
+        print(json.dumps(outcome.result.to_dict(), indent=2, default=str))
     else:
         sys.stdout.write("\n")
-    print_metrics(result, model.display_name)
-    raise_if_cancelled(result)
+    print_metrics(outcome.result, model.display_name)
+    if outcome.log_error and log is not None:
+        raise StoreError(f"the answer above was not recorded: {outcome.log_error}")
+    raise_for_finish(outcome)
     return 0
-
-
-def _open_log(ctx: CliContext) -> Any:
-    """The evaluation log, if this installation has it (wired by app.store)."""
-    try:
-        from app.store.runlog import open_run_log
-    except ModuleNotFoundError:
-        return None
-    return open_run_log(ctx.paths, ctx.config)

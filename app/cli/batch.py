@@ -1,14 +1,17 @@
 """``asclepius batch INPUT``: run many (note, task, instruction) items through one or more models.
 
 - Input: CSV (header line) or JSON Lines with ``note`` or ``note_path`` (relative to the input file),
-  ``task`` (name or short name), ``instruction`` and an optional ``id``. Every row is checked first and
-  every problem reported with its line number; the valid rows still run.
-- Work is grouped by note, so each note's KV state is reused across its questions (the engine reuses it
+  ``task`` (name or short name), ``instruction`` and an optional ``id``. The input is streamed in windows
+  of ``WINDOW_ROWS`` rows; every problem is reported with its line number as its window is reached; the
+  valid rows still run.
+- Work is grouped by note within a window, so each note's KV state is reused across its questions (the engine reuses it
   when consecutive asks share a note).
 - Resumable: a run is recorded as started before the engine runs and finished after; an item whose
   resume key (model sha256, sampling parameters, note, task, instruction, id) already has a finished run
   is skipped, so a batch killed at any moment and started again finishes the rest, with no duplicates.
-- Progress (done / total, rate, ETA) goes to stderr; answers go to the log, and to ``--output`` if given.
+  Each item is claimed in the log as its run starts (app/store/claims.py): two batches on one log share
+  the work and never run an item twice.
+- Progress (done / total, rate, ETA; tqdm) goes to stderr; answers go to the log, and to ``--output`` if given.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,36 +153,14 @@ def group_by_note(items: list[Item]) -> list[Item]:
     return sorted(items, key=lambda it: order[it.note])
 
 
-class Progress:
-    """``done/total`` with rate and ETA on stderr: redrawn in place on a terminal, a line a second in a log."""
+def progress_bar(total: int, out: Any = None) -> Any:
+    """done/total with rate and ETA on stderr (tqdm): redrawn in place on a terminal, a line every few
+    seconds when stderr is a file, so a log of a long batch stays readable."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str, out: Any = None) -> None:
-        self.total, self.label, self.out = total, label, out or sys.stderr  # the stream now, not at import
-        self.done = 0
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.tty = hasattr(out, "isatty") and out.isatty()
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.done == self.total or now - self.last >= (0.1 if self.tty else 1.0):
-            self.last = now
-            elapsed = max(now - self.t0, 1e-9)
-            rate = self.done / elapsed
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            msg = (
-                f"{self.label}: {self.done}/{self.total} items, {rate:.2f} items/s, "
-                f"elapsed {_hms(elapsed)}, ETA {_hms(eta)}"
-            )
-            print(("\r" + msg) if self.tty else msg, end="" if self.tty else "\n", file=self.out, flush=True)
-            if self.tty and self.done == self.total:
-                print(file=self.out)
-
-
-def _hms(s: float) -> str:
-    s = int(s + 0.5)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    out = out or sys.stderr
+    tty = hasattr(out, "isatty") and out.isatty()
+    return tqdm(total=total, desc="batch", unit="item", file=out, mininterval=0.1 if tty else 5.0, dynamic_ncols=tty)
 
 
 @dataclass
@@ -196,22 +176,6 @@ class Summary:
         return dict(self.__dict__)
 
 
-def _request(item: Item, args: argparse.Namespace, default_seed: int) -> Any:
-    from app.core.types import AskRequest, SamplingParams
-    from resources import get_task
-
-    preset = get_task(item.task)
-    try:
-        sp = SamplingParams(
-            max_tokens=preset.max_tokens if args.max_tokens is None else args.max_tokens,
-            temperature=preset.temperature if args.temperature is None else args.temperature,
-            seed=default_seed if args.seed is None else args.seed,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return AskRequest(item.note, item.task, item.instruction, sp, args.prompt_style)
-
-
 def _key(model_sha: str, req: Any, item: Item) -> str:
     from app.core.types import note_sha256
     from app.store import params_hash, resume_key
@@ -220,9 +184,11 @@ def _key(model_sha: str, req: Any, item: Item) -> str:
 
 
 def run_model(
-    log: Any, engine: Any, model: Any, work: list[tuple[Item, Any, str]], batch_id: int, cancel: threading.Event,
-    summary: Summary, progress: Progress,
+    service: Any, work: list[tuple[Item, Any, str]], batch_id: int, cancel: threading.Event, summary: Summary,
+    progress: Any,
 ) -> None:  # fmt: skip
+    """Ask each item through the ask service (which logs it); a failing item is reported and skipped."""
+    from app.core.errors import StoreError
     from app.core.types import FinishReason
     from app.store.claims import ItemClaimed
 
@@ -231,29 +197,27 @@ def run_model(
             summary.cancelled = True
             return
         try:
-            run_id = log.start_run(req, model, batch_id=batch_id, resume=key)
+            out = service.ask(req, cancel=cancel, batch_id=batch_id, resume_key=key)
         except ItemClaimed:  # another batch on this log has it (done or running): never run it twice
             summary.skipped += 1
-            progress.step()
+            progress.update()
             continue
-        try:
-            result = engine.ask(req, on_token=None, cancel=cancel)
-        except AsclepiusError as e:
-            reason = FinishReason.CANCELLED if isinstance(e, Cancelled) else FinishReason.ERROR
-            log.fail_run(run_id, str(e), reason)
+        except StoreError:
+            raise  # the log is unusable: stop the batch (exit 6), nothing is lost
+        except AsclepiusError as e:  # the service has logged the run as failed
             summary.failed += 1
-            print(f"\nline {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
-            progress.step()
+            progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
+            progress.update()
             continue
-        log.finish_run(run_id, result)
-        if result.finish_reason == FinishReason.CANCELLED:
+        if out.result.finish_reason == FinishReason.CANCELLED:
             summary.cancelled = True
             return
-        if result.finish_reason == FinishReason.ERROR:
+        if out.result.finish_reason == FinishReason.ERROR or out.log_error:
             summary.failed += 1
+            progress.write(f"line {item.line}: {out.result.error or out.log_error}", file=sys.stderr)
         else:
             summary.ran += 1
-        progress.step()
+        progress.update()
 
 
 def write_output(
@@ -262,7 +226,6 @@ def write_output(
     """One row per item and model that has a finished answer (skipped items included), streamed: the input
     is read again window by window, so memory does not grow with it. ``plan``: (model, request maker)."""
     from app.core.privatefile import private_file
-    from app.store.claims import answers_for_keys
 
     fields = ["line", "id", "model_file", "task", "instruction", "answer", "finish_reason", "run_id", "tokens"]
     n = 0
@@ -274,7 +237,7 @@ def write_output(
         for model, make in plan:
             for items, _errors in windows(path):
                 keys = {_key(model.sha256, make(it), it): it for it in group_by_note(items)}
-                answers = answers_for_keys(log, keys)
+                answers = log.finished_answers(keys)
                 for key, item in keys.items():
                     r = answers.get(key)
                     if r is None:
@@ -331,30 +294,62 @@ def _count_lines(path: Path) -> int:
     return max(0, n - (1 if path.suffix.lower() == ".csv" else 0))
 
 
+def _requests(ctx: Any, args: argparse.Namespace) -> Any:
+    """Item -> request, by the service's one sampling rule: a flag > the user's settings > the task preset."""
+    from app.cli.ask import overrides_from_args
+
+    explicit = overrides_from_args(args)
+    requests = ctx.service(None, None)
+    return lambda it: requests.request(
+        it.note, it.task, it.instruction, explicit=explicit, prompt_style=args.prompt_style
+    )
+
+
 def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
     models = [ctx.model(m) for m in (args.model or [None])]
     batch_id = log.start_batch(path.name, _file_sha256(path))
-    seed = ctx.config.generation.seed
+    make = _requests(ctx, args)
     summary = Summary()
-    progress = Progress(_count_lines(path) * len(models), "batch")
+    with progress_bar(_count_lines(path) * len(models)) as progress:
+        _run_windows(args, ctx, log, path, cancel, models, make, batch_id, summary, progress)
+    log.finish_batch(batch_id, summary.as_dict())
+    if args.output:
+        n_out = write_output(log, path, Path(args.output), [(m, make) for m in models], args.follow_symlinks)
+        print(f"-- wrote {n_out} answers to {args.output}", file=sys.stderr)
+    print(
+        f"-- summary: {summary.ran} run, {summary.skipped} skipped (already done), {summary.failed} failed, "
+        f"{summary.invalid} rows rejected{', cancelled' if summary.cancelled else ''}",
+        file=sys.stderr,
+    )
+    if summary.cancelled:
+        return Cancelled.exit_code
+    if summary.failed:
+        return 7
+    return UsageError.exit_code if summary.invalid else 0
+
+
+def _run_windows(
+    args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, models: list[Any],
+    make: Any, batch_id: int, summary: Summary, progress: Any,
+) -> None:  # fmt: skip
+    """model -> window of rows -> grouped by note -> what is not done yet -> run through the ask service."""
     for n, model in enumerate(models):
         engine = None
         try:
             for items, errors in windows(path):
                 if n == 0:  # rows are checked (and reported) on the first model's pass
                     for line, problem in errors:
-                        print(f"{path.name}: line {line}: {problem}", file=sys.stderr)
+                        progress.write(f"{path.name}: line {line}: {problem}", file=sys.stderr)
                     summary.valid += len(items)
                     summary.invalid += len(errors)
-                progress.step(len(errors))
-                work = [(it, req, _key(model.sha256, req, it)) for it in group_by_note(items) for req in
-                        [_request(it, args, seed)]]  # fmt: skip
+                progress.update(len(errors))
+                work = [(it, req, _key(model.sha256, req, it)) for it in group_by_note(items) for req in [make(it)]]
                 done = log.finished_keys(k for _, _, k in work)
                 todo = [w for w in work if w[2] not in done]
                 summary.skipped += len(done)
-                progress.step(len(done))
+                progress.update(len(done))
                 lines = f"lines {items[0].line}-{items[-1].line}" if items else "rows"
-                print(
+                progress.write(
                     f"-- batch {lines}: {len(items)} valid items, model {model.file_name}; {len(done)} already done, "
                     f"{len(todo)} to run; {len(errors)} rows rejected",
                     file=sys.stderr,
@@ -378,21 +373,6 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
                 engine.close()
         if summary.cancelled:
             break
-    log.finish_batch(batch_id, summary.as_dict())
-    if args.output:
-        plan = [(m, lambda it: _request(it, args, seed)) for m in models]
-        n_out = write_output(log, path, Path(args.output), plan, args.follow_symlinks)
-        print(f"-- wrote {n_out} answers to {args.output}", file=sys.stderr)
-    print(
-        f"-- summary: {summary.ran} run, {summary.skipped} skipped (already done), {summary.failed} failed, "
-        f"{summary.invalid} rows rejected{', cancelled' if summary.cancelled else ''}",
-        file=sys.stderr,
-    )
-    if summary.cancelled:
-        return Cancelled.exit_code
-    if summary.failed:
-        return 7
-    return UsageError.exit_code if summary.invalid else 0
 
 
 def register(subparsers: Any) -> None:
@@ -403,9 +383,13 @@ def register(subparsers: Any) -> None:
     b.add_argument("--model", action="append", help="model (repeat for several); default: the default model")
     b.add_argument("--output", help="also write answers to this .csv or .jsonl (mode 0600)")
     b.add_argument("--follow-symlinks", action="store_true", help="write to the target if --output is a link")
-    b.add_argument("--max-tokens", type=v.max_tokens, help="override the task presets' max new tokens")
-    b.add_argument("--temperature", type=v.temperature)
-    b.add_argument("--seed", type=v.seed)
+    b.add_argument(
+        "--max-tokens",
+        type=v.max_tokens,
+        help="answer token limit (default: the lower of the Settings cap and the task's)",
+    )
+    b.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the Settings value)")
+    b.add_argument("--seed", type=v.seed, help="default: the Settings value")
     b.add_argument("--prompt-style", type=v.prompt_style, help="prompt style id (default: each model's own)")
     b.add_argument("--threads", type=v.threads)
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")

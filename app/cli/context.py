@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.core.config import AppConfig, Paths, load_config
-from app.core.engine import LlamaCppEngine
+from app.core.backend import InferenceEngine
+from app.core.config import AppConfig, Paths, database_path, load_config
 from app.core.errors import UsageError
 from app.core.registry import Registry
 from app.core.types import ModelInfo
+
+if TYPE_CHECKING:
+    from app.service import AskService
+    from app.store import EvalLog
 
 
 @dataclass
@@ -31,5 +37,26 @@ class CliContext:
     def model(self, ref: str | None) -> ModelInfo:
         return self.registry.resolve(ref)
 
-    def engine(self, model: ModelInfo) -> LlamaCppEngine:
+    def engine(self, model: ModelInfo) -> InferenceEngine:
+        from app.core.engine import LlamaCppEngine  # loads llama.cpp: only when a command needs a model
+
         return LlamaCppEngine(model, self.config.engine)
+
+    def open_log(self, path: str | Path | None = None) -> EvalLog:
+        """The evaluation log (the configured one unless ``path`` is given); StoreError if unusable."""
+        from app.store import EvalLog
+
+        where = Path(path) if path else database_path(self.paths, self.config)
+        return EvalLog.open(where, store_note_text=self.config.store_note_text)
+
+    def service(self, engine: InferenceEngine | None, log: EvalLog | None) -> AskService:
+        """The ask service over ``engine`` with the user's settings (``engine`` None: requests only)."""
+        from app.service import AskService
+
+        if engine is None:
+
+            def no_engine(_model: ModelInfo | None) -> InferenceEngine:
+                raise UsageError("no model is loaded")
+
+            return AskService(no_engine, log, self.config.generation)
+        return AskService.for_engine(engine, log, self.config.generation)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app import __version__
+from app.core import netns
 from app.core.errors import AsclepiusError, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -120,6 +121,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return selftest(args, _context(args), run_cancellable)
 
 
+@netns.uses_display
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from app.qt.main import run_gui
@@ -140,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--note", required=True, help="note file, or - for standard input")
     a.add_argument("--task", required=True, help="task name or slug (see `asclepius tasks`)")
     a.add_argument("--model", help="GGUF path or registered sha256/file name (default: the default model)")
-    a.add_argument("--max-tokens", type=v.max_tokens, help="answer token limit (default: the task's)")
-    a.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the task's)")
-    a.add_argument("--seed", type=v.seed, default=None)
+    a.add_argument("--max-tokens", type=v.max_tokens, help="answer token limit (default: min(Settings cap, task's))")
+    a.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the Settings value)")
+    a.add_argument("--seed", type=v.seed, default=None, help="default: the Settings value")
     a.add_argument(
         "--prompt-style", type=v.prompt_style, help="override the model's prompt style (asclepius, plain-qa, ...)"
     )
@@ -190,13 +192,44 @@ def _plugins() -> list[Callable[[Any], None]]:
     return [log_cmds.register, batch.register, quantize_cli.register]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def protect(args: argparse.Namespace, isolate: bool) -> netns.Protection:
+    """Fence the network for the parsed command, before it loads llama.cpp or Qt or starts a thread.
+
+    Every command enters the network namespace (when ``isolate``) and gets the blocking audit hook, except
+    a handler marked ``@netns.calls_endpoint(...)`` whose URL is set: it stays in the host namespace, the
+    hook lets it reach that URL's host and port only, and it says so on stderr.
+    """
     from app.core import netguard
 
-    netguard.install(block=True)
+    endpoint = netns.endpoint_of(args.func, args)
+    guard = netguard.install(block=True)
+    if endpoint:
+        try:
+            allowed = netguard.Endpoint.parse(endpoint)
+            guard.allow_only(endpoint)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        netns.record_exempt(endpoint, args.command)
+        print(
+            f"asclepius: {args.command} connects to {endpoint} only (host {allowed.host}, port {allowed.port}); "
+            "it runs outside the network namespace and every other address is blocked",
+            file=sys.stderr,
+        )
+    else:
+        guard.allow_only(None)
+        if isolate:
+            netns.enter(needs_display=netns.needs_display(args.func))
+    return netns.protection()
+
+
+def main(argv: Sequence[str] | None = None, *, isolate: bool | None = None) -> int:
+    """Run one command. ``isolate`` (default: True when ``argv`` is None, i.e. this process is the
+    ``asclepius`` program) moves the process into the network namespace first; tests that call
+    ``main([...])`` inside their own process leave it where it is."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        protect(args, isolate=argv is None if isolate is None else isolate)
         return int(args.func(args) or 0)
     except AsclepiusError as exc:
         _err(str(exc))

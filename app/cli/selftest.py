@@ -13,7 +13,7 @@ import llama_cpp
 
 from app import __version__
 from app.cli.context import CliContext
-from app.core import netguard
+from app.core import netguard, netns
 from app.core.errors import GenerationError
 from app.core.types import AskRequest, FinishReason, SamplingParams
 from resources import load_sample
@@ -23,6 +23,7 @@ def selftest(
     args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]
 ) -> int:
     guard = netguard.install(block=True)
+    shield = netns.protection()
     print(f"asclepius-desk {__version__}, Python {platform.python_version()}, {platform.platform()}")
     print(
         f"llama-cpp-python {llama_cpp.__version__}; CPU threads available {os.cpu_count()}, "
@@ -45,10 +46,17 @@ def selftest(
         problems.append(f"the run ended with {result.finish_reason}: {result.error}")
     if not result.answer.strip():
         problems.append("the model produced an empty answer")
+    print(f"network protection: {shield.label}")
+    for note in shield.isolation.notes:
+        print(f"  note: {note}")
+    seen = netns.interfaces()
+    print(f"network interfaces visible: {', '.join(seen) or 'none'}")
+    if shield.isolation.namespace and seen != ["lo"]:
+        problems.append(f"the network namespace should hold only lo, yet the process sees {seen}")
     if guard.attempts:
         problems.append("network access was attempted: " + "; ".join(guard.attempts))
     else:
-        print("network: no connection or DNS lookup was attempted")
+        print("network: no connection or DNS lookup was attempted from Python code")
     if problems:
         raise GenerationError("selftest failed: " + " | ".join(problems))
     print("selftest passed")

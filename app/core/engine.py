@@ -19,19 +19,18 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 import llama_cpp
 
 from app import __version__
+from app.core.backend import InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
-from app.core.errors import Cancelled, GenerationError, ModelError, UsageError
-from app.core.grounding import check_grounding
+from app.core.errors import ModelError, UsageError
 from app.core.kvstate import CachedState, StateCache, prefix_key
+from app.core.llama_adapter import LlamaInternals
 from app.core.notes import validate_note
 from app.core.types import (
     AskRequest,
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_NAME = f"llama-cpp-python {llama_cpp.__version__}"
 
-TokenCallback = Callable[[str], None]
+__all__ = ["ENGINE_NAME", "InferenceEngine", "LlamaCppEngine", "PromptTokens", "TokenCallback"]
 
 _llama_log = logging.getLogger("llama.cpp")
 
@@ -64,23 +63,6 @@ def _route_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
 
 def _quiet_llama_cpp() -> None:
     llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
-
-
-class InferenceEngine(Protocol):
-    """What the CLI, the batch runner and the desktop app need from an engine."""
-
-    model: ModelInfo
-
-    def ask(
-        self,
-        request: AskRequest,
-        on_token: TokenCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> RunResult: ...
-
-    def budget(self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None) -> Budget: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -138,6 +120,7 @@ class LlamaCppEngine:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model.path}: {exc}") from None
+        self._internals = LlamaInternals(self._llm)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         # The abort callback runs on llama.cpp's compute thread between graph nodes; it only reads an Event.
         # It is armed only while the prompt is processed: during decoding it would cost a Python call (and a
@@ -167,7 +150,7 @@ class LlamaCppEngine:
     @property
     def evaluated_tokens(self) -> int:
         """Tokens whose KV state is in the context now (a cancelled prompt leaves fewer than it had)."""
-        return self._llm.n_tokens
+        return self._internals.n_tokens
 
     def is_control_token(self, token: int) -> bool:
         """True for BOS/EOS/EOT and other control tokens (what user text must never produce)."""
@@ -242,29 +225,17 @@ class LlamaCppEngine:
 
     # -- KV state management ----------------------------------------------------------------------
     def _live_prefix_len(self, prefix: list[int]) -> int:
-        n = min(self._llm.n_tokens, len(prefix))
-        live = self._llm.input_ids[:n]
-        i = 0
-        while i < n and live[i] == prefix[i]:
-            i += 1
-        return i
+        return self._internals.live_prefix_len(prefix)
 
     def _save_loaded_prefix(self) -> None:
         """Keep the note prefix now in the context so a later return to that note is fast."""
         p = self._loaded_prefix
         if not p or self._states.budget_bytes == 0 or self._live_prefix_len(list(p)) < len(p):
             return
-        ctx = self._llm.ctx
         # Drop the question and answer after the prefix: only [BOS + head + note] is worth keeping.
-        self._llm._ctx.kv_cache_seq_rm(-1, len(p), -1)
-        self._llm.n_tokens = len(p)
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        # Copied straight into a bytearray that the cache keeps: slicing a ctypes array (buf[:n]) would build a
-        # Python list of ints, which took ~20 s for a 7B note's 800 MB state.
-        data = bytearray(size)
-        n = llama_cpp.llama_state_seq_get_data(ctx, (ctypes.c_uint8 * size).from_buffer(data), size, 0)
-        if n:
-            del data[n:]
+        self._internals.keep_first(len(p))
+        data = self._internals.save_sequence()
+        if data is not None:
             self._states.put(prefix_key(self.model.sha256, p), CachedState(p, data))
 
     def _prepare_prefix(self, prefix: list[int]) -> None:
@@ -277,17 +248,10 @@ class LlamaCppEngine:
         if cached is None:
             self.last_prefix_source = "eval"
             return
-        llm = self._llm
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        llm.n_tokens = 0
-        src = (ctypes.c_uint8 * len(cached.data)).from_buffer(cached.data)  # no copy
-        if llama_cpp.llama_state_seq_set_data(llm.ctx, src, len(cached.data), 0) == 0:
+        if not self._internals.restore_sequence(cached.data, prefix):
             log.warning("restoring a cached note state failed; evaluating the note again")
             self.last_prefix_source = "eval"
             return
-        llm.input_ids[: len(prefix)] = prefix
-        llm.n_tokens = len(prefix)
-        llm._requires_eval = True
         self.last_prefix_source = "cache"
 
     # -- generation -------------------------------------------------------------------------------
@@ -340,7 +304,6 @@ class LlamaCppEngine:
         ttft = (t_first - t0) if t_first is not None else t_end - t0
         decode_s = t_end - t_first if t_first is not None else 0.0
         tps = (n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0
-        grounding = check_grounding(answer, note).summary() if answer else None
         return RunResult(
             run_uuid=request.run_uuid,
             task=task,
@@ -369,7 +332,7 @@ class LlamaCppEngine:
             started_at=started_at.isoformat(),
             finished_at=datetime.now(UTC).isoformat(),
             truncation=truncation,
-            grounding=grounding,
+            grounding=None,  # computed once by the ask service, for every backend alike
             error=error,
         )
 
@@ -438,7 +401,7 @@ class LlamaCppEngine:
                 if on_token is not None and safe > emitted:
                     on_token(text[emitted:safe])
                     emitted = safe
-                if n_out >= sp.max_tokens or llm.n_tokens >= self.n_ctx - 1:
+                if n_out >= sp.max_tokens or self._internals.n_tokens >= self.n_ctx - 1:
                     finish = FinishReason.LENGTH
                     break
         except RuntimeError as exc:
@@ -457,11 +420,3 @@ class LlamaCppEngine:
         if on_token is not None and len(text) > emitted:
             on_token(text[emitted:])
         return text, finish, n_out, t_first, error
-
-
-def raise_if_cancelled(result: RunResult) -> RunResult:
-    if result.finish_reason is FinishReason.CANCELLED:
-        raise Cancelled("cancelled")
-    if result.finish_reason is FinishReason.ERROR:
-        raise GenerationError(result.error or "generation failed")
-    return result

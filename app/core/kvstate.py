@@ -35,8 +35,6 @@ class StateCache:
         self.budget_bytes = budget_bytes
         self._items: OrderedDict[str, CachedState] = OrderedDict()
         self._bytes = 0
-        self.hits = 0
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -48,10 +46,8 @@ class StateCache:
     def get(self, key: str) -> CachedState | None:
         item = self._items.get(key)
         if item is None:
-            self.misses += 1
             return None
         self._items.move_to_end(key)
-        self.hits += 1
         return item
 
     def put(self, key: str, state: CachedState) -> bool:

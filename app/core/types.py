@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -207,3 +207,7 @@ class AskRequest:
     """Cut the note to fit the context instead of refusing (reported in the result)."""
     run_uuid: str = field(default_factory=_new_uuid)
     """Assigned before the run so the log can record it as started."""
+
+    def renewed(self) -> AskRequest:
+        """The same request as a new run (its own uuid): asking it again, or of another model."""
+        return replace(self, run_uuid=_new_uuid())

@@ -14,12 +14,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.backend import InferenceEngine
 from app.core.config import AppConfig, Paths, database_path, load_config, save_config
 from app.core.engine import LlamaCppEngine
 from app.core.errors import ModelError
 from app.core.registry import Registry
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
+from app.service import AskService
 from app.store import EvalLog
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,19 @@ class AppContext(QObject):
                 eng = LlamaCppEngine(info, self.config.engine)
                 self._extra[info.sha256] = eng
             return eng
+
+    def service(self) -> AskService:
+        """The ask service over this app's engines, log and settings (build it when asking: they change)."""
+
+        def engine_for(info: ModelInfo | None) -> InferenceEngine:
+            if info is None:
+                if self.engine is None:
+                    raise ModelError(f"the model is not ready: {self.engine_message or 'not loaded'}")
+                return self.engine
+            return self.engine_for(info)
+
+        why = self.log_error or "the evaluation log is not open yet"
+        return AskService(engine_for, self.log, self.config.generation, log_unavailable=why)
 
     # -- config -----------------------------------------------------------------------------------
     def update_config(self, new: AppConfig) -> None:

@@ -18,15 +18,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import NoteError
-from app.core.grounding import check_grounding
-from app.core.notes import validate_note
-from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParams
+from app.core.errors import AsclepiusError
+from app.core.types import GroundingReport, ModelInfo, SamplingParams
 from app.qt.appstate import AppContext, State
 from app.qt.asking import Outcome, ask_all, leading_offset, metrics_line, provenance_footer
 from app.qt.rate_panel import RatePanel
 from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
+from app.service import SamplingOverrides, ground, resolve_sampling
 from app.store import RunView
 from resources import TASKS, get_task, list_samples, load_sample
 
@@ -212,11 +211,11 @@ class AskTab(QWidget):
         self.task_box.setCurrentIndex(max(i, 0))
 
     def max_tokens(self) -> int:
-        return min(get_task(self.task_box.currentData()).max_tokens, self.ctx.config.generation.max_tokens)
+        return self.sampling().max_tokens
 
     def sampling(self) -> SamplingParams:
-        g = self.ctx.config.generation
-        return SamplingParams(max_tokens=self.max_tokens(), temperature=g.temperature, seed=g.seed)
+        """This task's settings under the service's one rule (the Settings screen's values, the task's cap)."""
+        return resolve_sampling(self.task_box.currentData(), self.ctx.config.generation)
 
     # -- context meter ----------------------------------------------------------------------------
     def _schedule_budget(self) -> None:
@@ -228,15 +227,17 @@ class AskTab(QWidget):
         if engine is None:
             self.meter.set_message(f"Context: {self.ctx.engine_message or 'waiting for the model'}")
             return None
-        note, instr, max_tokens = self.editor.toPlainText(), self.instruction.toPlainText(), self.max_tokens()
+        note, instr, task_name = self.editor.toPlainText(), self.instruction.toPlainText(), self.task_box.currentData()
         if not note.strip():
             self.meter.set_message(f"Context: empty note · the model's context is {engine.n_ctx:,} tokens")
             return None
         self._budget_gen += 1
         gen = self._budget_gen
 
+        service = self.ctx.service()
+
         def work(_job):
-            return engine.budget(validate_note(note), instr.strip() or " ", max_tokens)
+            return service.budget(note, task_name, instr)
 
         task = Task(work, "count tokens")
         task.signals.finished.connect(lambda b: gen == self._budget_gen and self.meter.set_budget(b))
@@ -257,46 +258,36 @@ class AskTab(QWidget):
         self.all_btn.setEnabled(ready and not running)
         self.stop_btn.setEnabled(running)
 
-    def ask(self, *, sampling: SamplingParams | None = None, model: ModelInfo | None = None) -> Task | None:
-        note, instr = self.editor.toPlainText(), self.instruction.toPlainText()
-        try:
-            task = get_task(self.task_box.currentData())
-            req = AskRequest(note, task.name, instr, sampling or self.sampling(), None, self.truncate.isChecked())
-        except ValueError as exc:
-            self.banner.show_error(str(exc))
+    def ask(self, *, explicit: SamplingOverrides | None = None, model: ModelInfo | None = None) -> Task | None:
+        """Ask the instruction about the note; ``explicit`` sampling values win over the Settings (re-run)."""
+        if not self.instruction.toPlainText().strip():
+            self.banner.show_error("Write an instruction first (or pick an example).")
             return None
-        return self._start([req], model=model)
+        return self._start([(self.task_box.currentData(), self.instruction.toPlainText())], explicit, model)
 
     def run_all(self) -> Task | None:
-        note, sp = self.editor.toPlainText(), self.sampling()
-        g = self.ctx.config.generation
-        reqs = [
-            AskRequest(
-                note,
-                t.name,
-                t.standard_instruction,
-                SamplingParams(min(t.max_tokens, g.max_tokens), g.temperature, seed=g.seed),
-                None,
-                self.truncate.isChecked(),
-            )
-            for t in TASKS
-        ]
-        del sp
-        return self._start(reqs, headers=True)
+        return self._start([(t.name, t.standard_instruction) for t in TASKS], headers=True)
 
-    def _start(self, requests: list[AskRequest], *, headers: bool = False, model: ModelInfo | None = None):
+    def _start(
+        self,
+        questions: list[tuple[str, str]],
+        explicit: SamplingOverrides | None = None,
+        model: ModelInfo | None = None,
+        *,
+        headers: bool = False,
+    ) -> Task | None:
         if self.task is not None:
             return None
         if self.ctx.engine_state is not State.READY or self.ctx.engine is None:
             self.banner.show_error(f"The model is not ready yet: {self.ctx.engine_message}")
             return None
-        try:
-            validate_note(requests[0].note)
-        except NoteError as exc:
+        note, truncate, service = self.editor.toPlainText(), self.truncate.isChecked(), self.ctx.service()
+        try:  # the service checks the note, task, instruction and sampling once, before any work
+            requests = [
+                service.request(note, task, instr, explicit=explicit, truncate=truncate) for task, instr in questions
+            ]
+        except AsclepiusError as exc:
             self.banner.show_error(str(exc))
-            return None
-        if not requests[0].instruction.strip():
-            self.banner.show_error("Write an instruction first (or pick an example).")
             return None
         self.banner.hide()
         self.rate.set_run(None)
@@ -305,13 +296,8 @@ class AskTab(QWidget):
         self.flags.clear()
         self.outcome, self.view = None, None
         self.copy_btn.setEnabled(False)
-        log, ctx = self.ctx.log, self.ctx
-        target = model
-
-        def engine_for(info: ModelInfo | None):
-            return ctx.engine_for(info) if info is not None else ctx.engine
-
-        task = Task(lambda job: ask_all(job, requests, engine_for, target, log, headers), "ask")
+        offset = leading_offset(note)
+        task = Task(lambda job: ask_all(job, service, requests, model, headers=headers, note_offset=offset), "ask")
         task.signals.token.connect(self._append)
         task.signals.progress.connect(
             lambda d, n: self.metrics.setText(f"Running all tasks: {d} of {n} done…" if d < n else "")
@@ -322,8 +308,8 @@ class AskTab(QWidget):
         self.task = task
         self._set_running(True)
         self.metrics.setText("Processing the note…")
-        if log is None:
-            self.banner.show_error(f"This run will not be saved: {ctx.log_error or 'the log is not open yet'}")
+        if service.log is None:
+            self.banner.show_error(f"This run will not be saved: {service.log_unavailable}")
         return self.ctx.tasks.start(task)
 
     def stop(self) -> None:
@@ -433,9 +419,8 @@ class AskTab(QWidget):
         note = self.editor.toPlainText()
         report = GroundingReport(())
         if view.answer and view.note_text is not None:
-            trunc = view.truncation or {}
-            used = validate_note(note)[: trunc.get("kept_chars", len(note))]
-            report = check_grounding(view.answer, used)
+            # The log stores the validated note, so it is the text the model saw (cut where it was cut).
+            report = ground(view.answer, view.note_text, (view.truncation or {}).get("kept_chars"))
         self._show_grounding(report, leading_offset(note))
         self.copy_btn.setEnabled(bool(view.answer))
         self.rate.set_run(view.id if view.status == "finished" else None)
@@ -447,7 +432,7 @@ class AskTab(QWidget):
         if info is None:
             self.banner.show_error(f"The model of this run ({view.model_file}) is not in the registry: import it.")
             return None
-        return self.ask(sampling=SamplingParams(**view.sampling), model=info)
+        return self.ask(explicit=SamplingOverrides.of(SamplingParams(**view.sampling)), model=info)
 
     def copy_answer(self) -> str:
         if self.outcome is not None:

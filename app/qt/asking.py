@@ -1,16 +1,17 @@
-"""Qt-free helpers of the Ask screen: the ask work function, provenance footer, metrics line."""
+"""Qt-free helpers of the Ask screen: the ask work function, provenance footer, metrics line.
+
+Asking goes through ``app.service.AskService`` (validation, sampling, logging, grounding); this module only
+adapts its outcomes to what the screens show.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.engine import LlamaCppEngine
-from app.core.grounding import check_grounding
-from app.core.notes import validate_note
 from app.core.types import AskRequest, GroundingReport, ModelInfo, RunResult
-from app.qt.workers import Job, describe_error
-from app.store import EvalLog
+from app.qt.workers import Job
+from app.service import AskOutcome, AskService
 
 
 @dataclass(frozen=True)
@@ -19,53 +20,45 @@ class Outcome:
     result: RunResult
     model: ModelInfo
     run_id: int | None
-    """None when the log was unavailable (the answer is still shown)."""
+    """None when the log was unavailable (the answer is still shown; ``log_error`` says why)."""
     report: GroundingReport
+    """The service's grounding report (offsets in the answer and in the validated note)."""
     note_offset: int
     """Where the validated note starts in the editor text (leading whitespace is stripped)."""
+    log_error: str | None = None
+
+    @classmethod
+    def of(cls, o: AskOutcome, note_offset: int = 0) -> Outcome:
+        return cls(o.request, o.result, o.model, o.run_id, o.grounding, note_offset, o.log_error)
 
 
 def leading_offset(text: str) -> int:
     return len(text) - len(text.lstrip())
 
 
-def grounded_note(request: AskRequest, result: RunResult) -> str:
-    """The note text the model actually saw (validated, and cut where the engine truncated it)."""
-    note = validate_note(request.note)
-    return note[: result.truncation.kept_chars] if result.truncation else note
-
-
 def ask_all(
     job: Job,
+    service: AskService,
     requests: list[AskRequest],
-    engine_for: Any,
-    model: ModelInfo | None,
-    log: EvalLog | None,
+    model: ModelInfo | None = None,
+    *,
     headers: bool = False,
+    note_offset: int = 0,
 ) -> list[Outcome]:
-    """Run requests in order on one engine (the note's KV state is reused between them); log each run."""
-    engine: LlamaCppEngine = engine_for(model)
-    out = []
-    for i, req in enumerate(requests):
-        if job.cancel.is_set():
-            break
+    """Several questions about one note, in order, streamed to the job (with a header per task)."""
+    n = len(requests)
+
+    def on_start(i: int, req: AskRequest) -> None:
         if headers:
-            job.progress(i, len(requests))
+            job.progress(i, n)
             job.token(("\n\n" if i else "") + f"## {req.task}\n{req.instruction}\n\n")
-        run_id = log.start_run(req, engine.model) if log is not None else None
-        try:
-            result = engine.ask(req, on_token=job.token, cancel=job.cancel)
-        except Exception as exc:
-            if run_id is not None and log is not None:
-                log.fail_run(run_id, describe_error(exc))
-            raise
-        if run_id is not None and log is not None:
-            log.finish_run(run_id, result)
-        report = check_grounding(result.answer, grounded_note(req, result))
-        out.append(Outcome(req, result, engine.model, run_id, report, leading_offset(req.note)))
+
+    outs = service.ask_many(
+        requests, model=model, on_start=on_start, on_token=lambda _i, piece: job.token(piece), cancel=job.cancel
+    )
     if headers:
-        job.progress(len(out), len(requests))
-    return out
+        job.progress(len(outs), n)
+    return [Outcome.of(o, note_offset) for o in outs]
 
 
 def metrics_line(model: ModelInfo | str, r: Any) -> str:

@@ -19,14 +19,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import NoteError
-from app.core.notes import validate_note
-from app.core.types import AskRequest, ModelInfo, SamplingParams
+from app.core.errors import AsclepiusError
+from app.core.types import ModelInfo
 from app.qt.appstate import AppContext
-from app.qt.asking import Outcome, ask_all
+from app.qt.asking import Outcome, leading_offset
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
-from resources import RUBRIC, TASKS, get_task
+from resources import RUBRIC, TASKS
 
 VOTES = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both_bad"))
 
@@ -164,28 +163,27 @@ class CompareTab(QWidget):
             problem = "Choose two different models (or two quantizations of one model)."
         elif not instruction:
             problem = "Write an instruction."
-        else:
-            try:
-                validate_note(note)
-            except NoteError as exc:
+        service = self.ctx.service()
+        if not problem:
+            try:  # the service checks the note and resolves the sampling settings (one rule everywhere)
+                req = service.request(note, self.task_box.currentData(), instruction)
+            except AsclepiusError as exc:
                 problem = f"{exc} (the note comes from the Ask screen)"
         if problem:
             self.banner.show_error(problem)
             return None
         self.banner.hide()
-        t = get_task(self.task_box.currentData())
-        g = self.ctx.config.generation
-        sp = SamplingParams(min(t.max_tokens, g.max_tokens), g.temperature, seed=g.seed)
-        req = AskRequest(note, t.name, instruction, sp)
-        log, ctx = self.ctx.log, self.ctx
+        offset = leading_offset(note)
 
         def work(job: Job) -> list[Outcome]:
             out = []
             for i, info in enumerate((first, second)):
+                if job.cancel.is_set():
+                    break
                 job.progress(i, 2)
-                # Two runs, one request each: a fresh run uuid for the second.
-                r = req if i == 0 else AskRequest(req.note, req.task, req.instruction, req.sampling)
-                out += ask_all(job, [r], ctx.engine_for, info, log)
+                # Two runs of one question: the second gets its own run uuid.
+                o = service.ask(req if i == 0 else req.renewed(), model=info, cancel=job.cancel)
+                out.append(Outcome.of(o, offset))
             return out
 
         self.pair = None

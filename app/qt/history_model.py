@@ -1,59 +1,21 @@
 """The History table: a paged Qt model over the evaluation log.
 
-``RunQuery`` adds the two things the History screen needs beyond ``app.store.RunFilter``: a text search
-(instruction or answer) and "rated or not". It is built on the store's own ``runs_select``/``run_view``
-so rows are the store's ``RunView``; it belongs in app.store.queries (asked of its owner) and lives here
-until then.
+Its query (``app.store.RunQuery``: filters, text search, rated or not) and the reads live in the store
+(``EvalLog.history_page`` / ``count_history``); this module only shows the rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from sqlalchemy import exists, func, or_, select
 
-from app.store import EvalLog, RunFilter, RunView
-from app.store.models import Rating, Run
-from app.store.queries import run_view, runs_select
+from app.store import EvalLog, RunQuery, RunView
+
+__all__ = ["COLUMNS", "PAGE_SIZE", "RunQuery", "RunTableModel"]
 
 PAGE_SIZE = 100
 """Rows fetched per page as the table scrolls: one short query, never the whole log."""
-
-
-@dataclass(frozen=True)
-class RunQuery:
-    filters: RunFilter = field(default_factory=RunFilter)
-    search: str = ""
-    """Case-insensitive substring of the instruction or the answer."""
-    rated: bool | None = None
-    """True: runs with a current rating; False: runs without; None: both."""
-
-    def _apply(self, stmt: Any) -> Any:
-        stmt = self.filters.apply(stmt)
-        if self.search.strip():
-            pat = "%" + self.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(or_(Run.instruction.ilike(pat, escape="\\"), Run.answer.ilike(pat, escape="\\")))
-        if self.rated is not None:
-            has = exists().where(Rating.run_id == Run.id, Rating.is_current.is_(True))
-            stmt = stmt.where(has if self.rated else ~has)
-        return stmt
-
-    def page(self, log: EvalLog, offset: int, limit: int) -> list[tuple[RunView, float | None, int]]:
-        """Runs newest first, each with its mean current score and number of current ratings."""
-        mean = (
-            select(func.avg(Rating.score)).where(Rating.run_id == Run.id, Rating.is_current.is_(True))
-        ).scalar_subquery()
-        n = (select(func.count()).where(Rating.run_id == Run.id, Rating.is_current.is_(True))).scalar_subquery()
-        stmt = self._apply(runs_select().add_columns(mean.label("mean_score"), n.label("n_ratings")))
-        stmt = stmt.order_by(Run.started_at.desc(), Run.id.desc()).offset(offset).limit(limit)
-        with log.read_session() as s:
-            return [(run_view(r), r.mean_score, r.n_ratings) for r in s.execute(stmt)]
-
-    def count(self, log: EvalLog) -> int:
-        with log.read_session() as s:
-            return int(s.scalar(self._apply(select(func.count()).select_from(Run))) or 0)
 
 
 COLUMNS = ("Run", "Started", "Task", "Model", "Instruction", "Finish", "Tokens", "Score")
@@ -75,8 +37,8 @@ class RunTableModel(QAbstractTableModel):
         try:
             self.log, self.query, self.rows, self.total = log, query, [], 0
             if log is not None:
-                self.total = query.count(log)
-                self.rows = query.page(log, 0, PAGE_SIZE)
+                self.total = log.count_history(query)
+                self.rows = log.history_page(query, 0, PAGE_SIZE)
         finally:
             self.endResetModel()
 
@@ -92,7 +54,7 @@ class RunTableModel(QAbstractTableModel):
     def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> None:  # noqa: B008
         if not self.canFetchMore(parent) or self.log is None:
             return
-        more = self.query.page(self.log, len(self.rows), PAGE_SIZE)
+        more = self.log.history_page(self.query, len(self.rows), PAGE_SIZE)
         if not more:
             self.total = len(self.rows)
             return

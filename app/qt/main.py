@@ -1,4 +1,9 @@
-"""``asclepius gui``: start the desktop app (offline: network access is blocked for the whole process)."""
+"""``asclepius gui``: start the desktop app (offline: network access is blocked for the whole process).
+
+On Linux the process first moves into a network namespace holding only loopback (app.core.netns), before
+Qt or any thread starts, unless the display is only reachable through the host's network; the audit hook
+is the second layer. The desktop app is never exempt.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import sys
 
 
 def run_gui(argv: list[str] | None = None) -> int:
-    from app.core import netguard
+    from app.core import netguard, netns
 
-    netguard.install(block=True)
+    netns.enter(needs_display=True)  # a no-op when `asclepius gui` already entered it
+    guard = netguard.install(block=True)
+    guard.allow_only(None)
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication

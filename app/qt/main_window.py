@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
 
+from app.core import netns
 from app.core.config import Paths
 from app.qt.appstate import AppContext, State
 from app.qt.ask_tab import AskTab
@@ -74,14 +75,21 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.model_label = QLabel()
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.offline = QLabel("offline")
-        self.offline.setStyleSheet(BADGE + "background:#1e6b2a; color:white;")
-        self.offline.setToolTip("Asclepius Desk makes no network connections: everything runs on this computer")
+        self.offline = QLabel()
+        self.show_protection(netns.protection())
         self.db_label = QLabel()
         self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         sb.addWidget(self.model_label, 1)
         sb.addPermanentWidget(self.db_label)
         sb.addPermanentWidget(self.offline)
+
+    def show_protection(self, shield: netns.Protection) -> None:
+        """The badge says which network protection is in force, not a constant "offline"."""
+        colour = "#1e6b2a" if shield.isolation.namespace else "#8a5a00"
+        self.offline.setText(shield.badge)
+        self.offline.setStyleSheet(BADGE + f"background:{colour}; color:white;")
+        notes = "".join(f"\n{n}" for n in shield.isolation.notes)
+        self.offline.setToolTip(f"Network protection: {shield.label}{notes}")
 
     def _update_status(self) -> None:
         ctx = self.ctx

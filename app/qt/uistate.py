@@ -13,8 +13,6 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from app.core.config import private_dir
 
-KEYS = ("geometry", "state", "last_tab")
-
 
 class UiState:
     def __init__(self, config_dir: Path) -> None:

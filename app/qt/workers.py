@@ -106,10 +106,6 @@ class TaskRunner(QObject):
         self.pool.start(task)
         return task
 
-    def submit(self, fn: Callable[[Job], Any], name: str = "task") -> Task:
-        """Create a task; connect its signals, then pass it to :meth:`start`."""
-        return Task(fn, name)
-
     @property
     def active(self) -> int:
         return len(self._active)

@@ -6,7 +6,7 @@ export / import / statistics functions in ``app.store.export``, ``app.store.rati
 """
 
 from app.store.log import EvalLog, params_hash, resume_key
-from app.store.queries import ComparisonView, ModelView, RaterView, RatingView, RunFilter, RunView
+from app.store.queries import ComparisonView, ModelView, RaterView, RatingView, RunFilter, RunQuery, RunView
 
 __all__ = [
     "ComparisonView",
@@ -15,6 +15,7 @@ __all__ = [
     "RaterView",
     "RatingView",
     "RunFilter",
+    "RunQuery",
     "RunView",
     "params_hash",
     "resume_key",

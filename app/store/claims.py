@@ -15,8 +15,6 @@ interrupted hold no claim: a resumed batch tries them again.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -68,19 +66,3 @@ def check_unclaimed(s: Session, key: str, host: str, pid: int) -> None:
             continue
         raise ItemClaimed(key, done=False)
 
-
-def answers_for_keys(log: Any, keys: Iterable[str]) -> dict[str, Any]:
-    """The latest answered run (uuid, answer, finish_reason, completion_tokens) for each key that has one."""
-    wanted = list(keys)
-    found: dict[str, Any] = {}
-    with log.read_session() as s:
-        for i in range(0, len(wanted), 500):  # SQLite caps bound parameters per statement
-            stmt = (
-                select(Run.resume_key, Run.uuid, Run.answer, Run.finish_reason, Run.completion_tokens)
-                .where(Run.resume_key.in_(wanted[i : i + 500]), Run.status == "finished")
-                .where(Run.finish_reason.in_(ANSWERED))
-                .order_by(Run.id)
-            )
-            for r in s.execute(stmt):
-                found[r.resume_key] = r  # ordered by id: the last one wins
-    return found

@@ -1,15 +1,12 @@
 """The evaluation log's public API: one object per open database, handed to whoever needs it.
 
-Typical use (``asclepius ask``, a batch, the desktop app)::
+Front ends do not drive a run themselves: ``app.service.AskService`` does, with one exception policy::
 
     log = EvalLog.open(database_path(paths, config), store_note_text=config.store_note_text)
-    run_id = log.start_run(request, model_info)        # row inserted as "started"
-    try:
-        result = engine.ask(request, on_token=..., cancel=...)
-    except AsclepiusError as e:
-        log.fail_run(run_id, str(e))                   # finished, finish reason "error"
-        raise
-    log.finish_run(run_id, result)                     # finished, with full provenance
+    outcome = AskService.for_engine(engine, log, config.generation).ask(request)
+    # inside: run_id = log.start_run(request, model)   row inserted as "started"
+    #         engine.ask(...)                          raised -> log.fail_run(run_id, message, reason)
+    #         log.finish_run(run_id, result)           finished, with full provenance and grounding
     log.close()
 
 Note text is patient data: it is stored only when ``store_note_text`` is true, is never written to a
@@ -37,13 +34,18 @@ from app.store import db
 from app.store.claims import check_unclaimed
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Batch, Comparison, Model, Note, Rater, Rating, Run, utcnow
 from app.store.queries import (
+    AnswerView,
     ComparisonView,
+    HistoryRow,
     ModelView,
     RaterView,
     RatingView,
     RunFilter,
+    RunQuery,
     RunView,
+    answered_by_key_select,
     comparisons_select,
+    history_row,
     models_select,
     raters_select,
     rating_select,
@@ -51,6 +53,9 @@ from app.store.queries import (
     run_view,
     runs_select,
 )
+
+_MAX_PARAMS = 500
+"""Keys per IN (...) query: SQLite caps the bound parameters of one statement (999 in older builds)."""
 
 RunRef = int | str
 """A run's integer id or its uuid."""
@@ -246,20 +251,16 @@ class EvalLog:
 
     def finished_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these resume keys already have a run that produced an answer."""
+        return set(self.finished_answers(keys))
+
+    def finished_answers(self, keys: Iterable[str]) -> dict[str, AnswerView]:
+        """The latest answered run for each of these resume keys that has one."""
         wanted = list(keys)
-        found: set[str] = set()
+        found: dict[str, AnswerView] = {}
         with db.translated(self.path), self._read() as s:
-            for i in range(0, len(wanted), 500):  # SQLite caps bound parameters per statement
-                chunk = wanted[i : i + 500]
-                found.update(
-                    s.scalars(
-                        select(Run.resume_key).where(
-                            Run.resume_key.in_(chunk),
-                            Run.status == "finished",
-                            Run.finish_reason.in_(("stop", "length")),
-                        )
-                    )
-                )
+            for i in range(0, len(wanted), _MAX_PARAMS):
+                for r in s.execute(answered_by_key_select(wanted[i : i + _MAX_PARAMS])):
+                    found[r.resume_key] = AnswerView(**dict(r._mapping))
         return found
 
     def start_batch(self, input_name: str, input_sha256: str) -> int:
@@ -408,6 +409,15 @@ class EvalLog:
         stmt = stmt.order_by(Run.started_at.desc(), Run.id.desc()).offset(offset).limit(limit)
         with db.translated(self.path), self._read() as s:
             return [run_view(r) for r in s.execute(stmt)]
+
+    def history_page(self, query: RunQuery, offset: int = 0, limit: int = 100) -> list[HistoryRow]:
+        """A page of the History list: runs newest first with their mean current score and rating count."""
+        with db.translated(self.path), self._read() as s:
+            return [history_row(r) for r in s.execute(query.page_select(offset, limit))]
+
+    def count_history(self, query: RunQuery) -> int:
+        with db.translated(self.path), self._read() as s:
+            return int(s.scalar(query.count_select()) or 0)
 
     def latest_runs(self, task: str, limit: int = 100) -> list[RunView]:
         return self.list_runs(RunFilter(task=task), 0, limit)

@@ -207,6 +207,86 @@ def run_view(row: Any) -> RunView:
     return RunView(**base, sampling=sampling)
 
 
+HistoryRow = tuple[RunView, float | None, int]
+"""A History line: the run, its mean current score (None when unrated) and its number of current ratings."""
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """What the History screen lists: ``RunFilter`` plus a text search and "rated or not"."""
+
+    filters: RunFilter = field(default_factory=RunFilter)
+    search: str = ""
+    """Case-insensitive substring of the instruction or the answer."""
+    rated: bool | None = None
+    """True: runs with a current rating; False: runs without; None: both."""
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        stmt = self.filters.apply(stmt)
+        if self.search.strip():
+            pat = "%" + self.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(or_(Run.instruction.ilike(pat, escape="\\"), Run.answer.ilike(pat, escape="\\")))
+        if self.rated is not None:
+            has = exists().where(Rating.run_id == Run.id, Rating.is_current.is_(True))
+            stmt = stmt.where(has if self.rated else ~has)
+        return stmt
+
+    def page_select(self, offset: int, limit: int) -> Select[Any]:
+        """Runs newest first, each with ``mean_score`` and ``n_ratings`` over current ratings."""
+        current = (Rating.run_id == Run.id, Rating.is_current.is_(True))
+        mean = select(func.avg(Rating.score)).where(*current).scalar_subquery()
+        n = select(func.count()).where(*current).scalar_subquery()
+        stmt = self.apply(runs_select().add_columns(mean.label("mean_score"), n.label("n_ratings")))
+        return stmt.order_by(Run.started_at.desc(), Run.id.desc()).offset(offset).limit(limit)
+
+    def count_select(self) -> Select[Any]:
+        return self.apply(select(func.count()).select_from(Run))
+
+    def page(self, log: Any, offset: int, limit: int) -> list[HistoryRow]:
+        """``log.history_page(self, offset, limit)`` (kept for callers holding a query)."""
+        return log.history_page(self, offset, limit)
+
+    def count(self, log: Any) -> int:
+        return log.count_history(self)
+
+
+def history_row(row: Any) -> HistoryRow:
+    return run_view(row), row.mean_score, row.n_ratings
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    """The answer a resumable batch wrote for one resume key (what ``batch --output`` exports)."""
+
+    resume_key: str
+    uuid: str
+    answer: str | None
+    finish_reason: str | None
+    completion_tokens: int | None
+    model_file: str
+
+
+ANSWERED = ("stop", "length")
+"""Finish reasons of a run that produced an answer; a batch item with one is done."""
+
+
+def answered_by_key_select(keys: list[str]) -> Select[Any]:
+    """Finished, answered runs with these resume keys, oldest first (so the latest wins in a dict)."""
+    return (
+        select(
+            Run.resume_key,
+            Run.uuid,
+            Run.answer,
+            Run.finish_reason,
+            Run.completion_tokens,
+            Model.file_name.label("model_file"),
+        )
+        .join(Model, Run.model_id == Model.id)
+        .where(Run.resume_key.in_(keys), Run.status == "finished", Run.finish_reason.in_(ANSWERED))
+        .order_by(Run.id)
+    )
+
+
 def rating_select() -> Select[Any]:
     return select(
         Rating.id,

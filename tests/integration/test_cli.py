@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from resources import load_sample
+from tests.integration.netns_probe import kernel_allows_netns
 
 
 def run(*args, stdin=None, env_extra=None, timeout=240):
@@ -229,4 +230,10 @@ def test_selftest_passes_offline(demo_model):
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr.decode()
     assert "no connection or DNS lookup was attempted" in out and "selftest passed" in out
+    # selftest says which protection is in force, and checked the namespace from inside.
+    if kernel_allows_netns():
+        assert "network protection: network namespace + audit hook" in out
+        assert "network interfaces visible: lo\n" in out
+    else:
+        assert "network protection: audit hook only (" in out
     assert "AVX" in out or "NEON" in out or "CPU" in out

@@ -35,7 +35,7 @@ def test_streams_an_answer_with_full_provenance(demo_engine, demo_model):
     assert r.engine.startswith("llama-cpp-python ")
     assert 0 < r.completion_tokens <= 24 and r.prompt_tokens > 400
     assert r.ttft_s > 0 and r.total_s >= r.ttft_s
-    assert r.grounding is not None and r.grounding["checked"] >= 1
+    assert r.grounding is None  # grounding is the ask service's job, done once for every backend
 
 
 def test_greedy_answers_are_reproducible(demo_engine):

@@ -38,7 +38,7 @@ def test_ask_streams_an_answer_grounds_it_and_logs_the_run(open_window, qtbot, s
         assert s.text in tab.flags.text()
     # The run is in the log with full provenance, and the rate panel points at it.
     run = ctx.log.get_run(outcome.run_id)
-    assert run.status == "finished" and run.answer == answer and run.note_text == sample_note
+    assert run.status == "finished" and run.answer == answer and run.note_text == sample_note.strip()
     assert tab.rate.run_id == outcome.run_id and tab.rate.isEnabled()
     # The context meter counted this note against the model's context.
     qtbot.waitUntil(lambda: tab.meter.budget is not None, timeout=WAIT_MS)

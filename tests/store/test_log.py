@@ -181,3 +181,34 @@ def test_rater_filter(log: EvalLog) -> None:
 def test_naive_dates_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         RunFilter(since=datetime(2026, 11, 1))
+
+
+def test_history_queries_search_rated_and_scores_live_in_the_store(tmp_path: Path) -> None:
+    from app.store import RunQuery
+
+    with EvalLog.open(tmp_path / "h.db") as log:
+        a = logged(log, request(instruction="List 100% of the meds_now"), answer="amoxicillin")
+        b = logged(log, request(instruction="Summarize."), answer="A short summary")
+        log.add_rating(a, "dr-lee", 2)
+        log.add_rating(a, "dr-kim", 3)
+        assert [(v.id, mean, n) for v, mean, n in log.history_page(RunQuery())] == [(b, None, 0), (a, 2.5, 2)]
+        # LIKE wildcards in the search are literal: "100%" and "_" match themselves only.
+        assert [v.id for v, _, _ in log.history_page(RunQuery(search="100% of"))] == [a]
+        assert log.count_history(RunQuery(search="meds_now")) == 1 and log.count_history(RunQuery(search="of_the")) == 0
+        assert [v.id for v, _, _ in log.history_page(RunQuery(rated=False))] == [b]
+        assert log.count_history(RunQuery(rated=True)) == 1
+        assert [v.id for v, _, _ in log.history_page(RunQuery(), offset=1, limit=1)] == [a]
+
+
+def test_finished_answers_keeps_the_latest_answered_run_per_resume_key(tmp_path: Path) -> None:
+    from app.core.types import FinishReason
+
+    with EvalLog.open(tmp_path / "k.db") as log:
+        m = model()
+        for answer, reason in (("old", FinishReason.STOP), ("new", FinishReason.LENGTH), ("x", FinishReason.ERROR)):
+            req = request()
+            rid = log.start_run(req, m, resume="key-1")
+            log.finish_run(rid, result(req, m, answer=answer, reason=reason))
+        got = log.finished_answers(["key-1", "key-2"])
+        assert list(got) == ["key-1"] and got["key-1"].answer == "new" and got["key-1"].model_file == m.file_name
+        assert log.finished_keys(["key-1", "key-2"]) == {"key-1"}

@@ -33,7 +33,8 @@ def _modules(package: str) -> list[str]:
 
 
 def test_core_store_and_cli_import_no_qt_and_no_training_stack():
-    loaded = _imported(_modules("app/core") + _modules("app/store") + ["app.cli.main", "app.cli.ask"])
+    modules = _modules("app/core") + _modules("app/store") + _modules("app/service")
+    loaded = _imported([*modules, "app.cli.main", "app.cli.ask", "app.cli.batch"])
     assert not loaded & {*HEAVY, "PySide6"}, loaded & {*HEAVY, "PySide6"}
 
 
@@ -49,8 +50,9 @@ def test_desktop_app_imports_no_training_stack():
     ("package", "forbidden"),
     [
         ("resources", ("app", "training", "quantize", "PySide6")),
-        ("app/core", ("app.store", "app.qt", "app.cli", "PySide6", *HEAVY)),
-        ("app/store", ("app.qt", "app.cli", "PySide6", *HEAVY)),
+        ("app/core", ("app.store", "app.service", "app.qt", "app.cli", "PySide6", *HEAVY)),
+        ("app/store", ("app.service", "app.qt", "app.cli", "PySide6", *HEAVY)),
+        ("app/service", ("app.qt", "app.cli", "PySide6", *HEAVY)),
         ("quantize", ("app.qt",)),
         ("training", ("app.qt",)),
     ],

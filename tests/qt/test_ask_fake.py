@@ -1,0 +1,122 @@
+"""The Ask and Compare screens' control flow through the ask service, on a fake engine (no model file)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from app.core.config import GenerationDefaults
+from app.qt.appstate import AppContext, State
+from app.qt.ask_tab import AskTab
+from app.store import EvalLog
+from resources import TASKS
+from tests.fakes import FakeEngine, Script
+from tests.qt.conftest import WAIT_MS, qt_config
+
+pytestmark = pytest.mark.qt
+
+NOTE = "\n  Admitted with pneumonia. Creatinine 1.4 mg/dL on admission.\n"
+
+
+@pytest.fixture
+def fake_app(qtbot, paths, tmp_path):
+    made = []
+
+    def make(engine: FakeEngine, *, with_log: bool = True, **gen):
+        ctx = AppContext(paths, qt_config(tmp_path, generation=GenerationDefaults(**gen)))
+        ctx.engine, ctx.model, ctx.engine_state = engine, engine.model, State.READY
+        if with_log:
+            ctx.log = EvalLog.open(ctx.database_path)
+        tab = AskTab(ctx)
+        qtbot.addWidget(tab)
+        tab.editor.setPlainText(NOTE)
+        tab.set_task("qa")
+        tab.instruction.setPlainText("What was the creatinine?")
+        made.append(ctx)
+        return ctx, tab
+
+    yield make
+    for ctx in made:
+        ctx.close()
+
+
+def test_the_answer_is_streamed_stripped_grounded_and_logged_with_the_settings(fake_app, qtbot):
+    engine = FakeEngine(script=Script(answer="\n  Creatinine 1.4 mg/dL; potassium 6.2."))
+    ctx, tab = fake_app(engine, max_tokens=9, temperature=0.4, seed=8)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        tab.ask()
+    [o] = done.args[0]
+    assert tab.answer.toPlainText() == o.result.answer == "Creatinine 1.4 mg/dL; potassium 6.2."
+    sp = engine.requests[0].sampling
+    assert (sp.max_tokens, sp.temperature, sp.seed) == (9, 0.4, 8)
+    # Highlights come from the service's report, mapped through the editor's leading whitespace.
+    [sel] = tab.editor.extraSelections()
+    assert sel.cursor.selectedText() == "1.4 mg/dL"
+    assert "6.2" in tab.flags.text()
+    assert ctx.log.get_run(o.run_id).note_text == NOTE.strip()
+    assert tab.rate.run_id == o.run_id
+
+
+def test_an_error_mid_stream_is_shown_and_logged(fake_app, qtbot):
+    ctx, tab = fake_app(FakeEngine(script=Script(error_after=1)))
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        tab.ask()
+    [o] = done.args[0]
+    assert str(o.result.finish_reason) == "error" and "finish: error" in tab.metrics.text()
+    assert ctx.log.get_run(o.run_id).error == "llama.cpp failed: fake decode error"
+
+
+def test_without_a_log_the_answer_is_shown_and_the_banner_says_it_is_not_saved(fake_app, qtbot):
+    _ctx, tab = fake_app(FakeEngine(), with_log=False)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        tab.ask()
+        assert "will not be saved" in tab.banner.text()
+    [o] = done.args[0]
+    assert o.run_id is None and o.log_error and tab.answer.toPlainText() == o.result.answer
+
+
+def test_overflow_is_refused_with_the_checkbox_hint_and_logged(fake_app, qtbot):
+    ctx, tab = fake_app(FakeEngine(n_ctx=34), max_tokens=16)
+    with qtbot.waitSignal(tab.run_failed, timeout=WAIT_MS) as failed:
+        tab.ask()
+    assert "does not fit" in failed.args[0] and "Truncate the note to fit" in failed.args[0]
+    assert [v.finish_reason for v in ctx.log.list_runs()] == ["error"]
+
+
+def test_stop_cancels_a_stalled_run(fake_app, qtbot):
+    engine = FakeEngine(script=Script(stall_after=1))
+    ctx, tab = fake_app(engine)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        tab.ask()
+        qtbot.waitUntil(engine.stalled.is_set, timeout=WAIT_MS)
+        tab.stop()
+    [o] = done.args[0]
+    assert str(o.result.finish_reason) == "cancelled"
+    assert ctx.log.get_run(o.run_id).finish_reason == "cancelled"
+
+
+def test_run_all_tasks_asks_each_task_once_about_one_note(fake_app, qtbot):
+    engine = FakeEngine()
+    ctx, tab = fake_app(engine, max_tokens=300)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        tab.run_all()
+    outs = done.args[0]
+    assert [o.request.task for o in outs] == [t.name for t in TASKS]
+    assert [r.sampling.max_tokens for r in engine.requests] == [min(t.max_tokens, 300) for t in TASKS]
+    assert {r.note for r in engine.requests} == {NOTE.strip()}
+    assert "## Summarization" in tab.answer.toPlainText() and ctx.log.count_runs() == len(TASKS)
+
+
+def test_rerun_from_history_reuses_the_recorded_settings_over_the_current_ones(fake_app, qtbot):
+    engine = FakeEngine()
+    ctx, tab = fake_app(engine, max_tokens=5, temperature=0.9)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        tab.ask()
+    [o] = done.args[0]
+    ctx.config = replace(ctx.config, generation=GenerationDefaults(max_tokens=50, temperature=0.0))
+    ctx.registry.find = lambda sha: engine.model  # the fake model is not in the registry
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
+        tab.rerun(ctx.log.get_run(o.run_id))
+    first, again = engine.requests
+    assert again.sampling == first.sampling and again.run_uuid != first.run_uuid

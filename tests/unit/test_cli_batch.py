@@ -1,0 +1,58 @@
+"""``asclepius batch`` through the ask service with a fake engine: settings, failures, resume, progress."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from app.cli.batch import _run
+from app.cli.main import build_parser
+from app.core.config import AppConfig, GenerationDefaults
+from tests.fakes import FakeContext, FakeEngine, Script
+
+NOTE = "Admitted with pneumonia. Creatinine 1.4 mg/dL on admission."
+
+
+def write_items(path: Path) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "note", "task", "instruction"])
+        w.writerow(["a", NOTE, "qa", "What was the creatinine?"])
+        w.writerow(["b", NOTE, "abbrev", "Expand the abbreviations."])
+        w.writerow(["c", " ".join(["long"] * 400), "qa", "Why?"])  # does not fit the fake's context
+    return path
+
+
+def run_batch(ctx: FakeContext, inp: Path, *extra: str) -> int:
+    args = build_parser().parse_args(["batch", str(inp), *extra])
+    with ctx.open_log() as log:
+        return _run(args, ctx, log, inp, threading.Event())
+
+
+def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
+    engine = FakeEngine(n_ctx=300, script=Script(answer="  Creatinine 1.4 mg/dL."))
+    cfg = replace(AppConfig(), generation=GenerationDefaults(max_tokens=12, temperature=0.2, seed=3))
+    ctx = FakeContext(tmp_path, engine, cfg)
+    inp = write_items(tmp_path / "items.csv")
+    out = tmp_path / "answers.jsonl"
+    assert run_batch(ctx, inp, "--output", str(out)) == 7  # one item failed
+    err = capsys.readouterr().err
+    assert "line 4: ContextOverflowError" in err and "3/3" in err  # tqdm's count reached the total
+    assert {(r.task, r.sampling.max_tokens, r.sampling.temperature, r.sampling.seed) for r in engine.requests} == {
+        ("Question Answering", 12, 0.2, 3),
+        ("Abbreviation Expansion", 12, 0.2, 3),
+    }
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["answer"]) for r in rows] == [("a", "Creatinine 1.4 mg/dL."), ("b", "Creatinine 1.4 mg/dL.")]
+    with ctx.open_log() as log:
+        assert sorted((v.finish_reason, v.batch_id is not None) for v in log.list_runs()) == [
+            ("error", True), ("stop", True), ("stop", True)
+        ]  # fmt: skip
+    engine.requests.clear()
+    assert run_batch(ctx, inp, "--max-tokens", "12") == 7  # same settings: a and b are done, c fails again
+    assert "2 already done, 1 to run" in capsys.readouterr().err
+    assert [r.instruction for r in engine.requests] == ["Why?"]
+    assert engine.closed
