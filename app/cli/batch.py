@@ -361,11 +361,9 @@ def _run_windows(
                     break
                 if engine is None:
                     if model.is_demo:
-                        print(
-                            "-- note: the demo model (Gemma 3 270M) is not trained for clinical tasks", file=sys.stderr
-                        )
+                        progress.write(DEMO_NOTE, file=sys.stderr)
                     engine = ctx.engine(model)
-                run_model(log, engine, model, todo, batch_id, cancel, summary, progress)
+                run_model(ctx.service(engine, log), todo, batch_id, cancel, summary, progress)
                 if summary.cancelled:
                     break
         finally:
