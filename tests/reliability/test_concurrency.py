@@ -213,3 +213,20 @@ def test_import_ratings_under_an_exclusive_lock_is_a_log_error(tmp_path: Path) -
         log.close()
         holder.kill()
         holder.communicate()
+
+
+def test_an_answered_item_is_not_claimed_again_but_a_failed_one_is(tmp_path: Path) -> None:
+    from app.core.types import FinishReason
+    from app.store.claims import ItemClaimed
+    from tests.store.helpers import model, request, result
+
+    m = model()
+    with EvalLog.open(tmp_path / "log.db") as log:
+        req = request()
+        log.finish_run(log.start_run(req, m, resume="done"), result(req, m))
+        with pytest.raises(ItemClaimed, match="already done") as err:
+            log.start_run(request(), m, resume="done")
+        assert err.value.done is True
+        req = request()
+        log.finish_run(log.start_run(req, m, resume="failed"), result(req, m, reason=FinishReason.ERROR))
+        assert log.start_run(request(), m, resume="failed") > 0, "a failed run holds no claim: it is retried"
