@@ -141,11 +141,14 @@ def _norm(s: str) -> str:
     return "".join(ch for ch in s.lower() if ch.isalnum())
 
 
+_BY_KEY: dict[str, TaskPreset] = {_norm(k): t for t in TASKS for k in (t.name, t.slug)}
+"""Normalised name and slug -> preset, built once (a million-row batch looks a task up per row)."""
+
+
 def get_task(name: str) -> TaskPreset:
     """Look a task up by its full name or slug, ignoring case, spaces and punctuation."""
-    key = _norm(name)
-    for t in TASKS:
-        if key in (_norm(t.name), _norm(t.slug)):
-            return t
+    found = _BY_KEY.get(_norm(name)) if len(name) <= 200 else None
+    if found is not None:
+        return found
     choices = ", ".join(f"{t.slug} ({t.name})" for t in TASKS)
     raise KeyError(f"unknown task {name!r}; choose one of: {choices}")

@@ -1,13 +1,16 @@
 """``asclepius batch INPUT``: run many (note, task, instruction) items through one or more models.
 
 - Input: CSV (header line) or JSON Lines with ``note`` or ``note_path`` (relative to the input file),
-  ``task`` (name or short name), ``instruction`` and an optional ``id``. Every row is checked first and
-  every problem reported with its line number; the valid rows still run.
-- Work is grouped by note, so each note's KV state is reused across its questions (the engine reuses it
+  ``task`` (name or short name), ``instruction`` and an optional ``id``. The input is streamed in windows
+  of ``WINDOW_ROWS`` rows; every problem is reported with its line number as its window is reached; the
+  valid rows still run.
+- Work is grouped by note within a window, so each note's KV state is reused across its questions (the engine reuses it
   when consecutive asks share a note).
 - Resumable: a run is recorded as started before the engine runs and finished after; an item whose
   resume key (model sha256, sampling parameters, note, task, instruction, id) already has a finished run
   is skipped, so a batch killed at any moment and started again finishes the rest, with no duplicates.
+  Each item is claimed in the log as its run starts (app/store/claims.py): two batches on one log share
+  the work and never run an item twice.
 - Progress (done / total, rate, ETA; tqdm) goes to stderr; answers go to the log, and to ``--output`` if given.
 """
 
@@ -17,24 +20,31 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.core.errors import AsclepiusError, Cancelled, UsageError
-from app.core.records import Row, read_records
+from app.core.records import Row, check_file, iter_records, type_problems
 
 MAX_INPUT_BYTES = 1024 * 1024 * 1024
 MAX_INSTRUCTION_CHARS = 4000
 """Far more than any real instruction; a longer cell is a pasted note in the wrong column."""
 COLUMNS = ("id", "note", "note_path", "task", "instruction")
+WINDOW_ROWS = 2000
+"""Rows read, grouped by note, checked against the log and run at a time. The first answer starts after one
+window, not after the whole file (a 1e6-row input took 87 s and 1.86 GB before its first item), and memory
+stays flat however long the input is. Notes are grouped within a window: put a note's rows together."""
+DEMO_NOTE = "-- note: the demo model (Gemma 3 270M) is not trained for clinical tasks"
+MAX_SHARED_NOTES = 10_000
+"""Distinct inline notes kept as one shared string each (a repeated note costs one copy, not one a row)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     line: int
     item_id: str
@@ -49,9 +59,9 @@ class Parsed:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _records(path: Path) -> list[Row]:
-    """(line number, record or a problem) for each data row."""
-    names, rows = read_records(path, max_bytes=MAX_INPUT_BYTES, what="batch input")
+def _records(path: Path) -> Iterator[Row]:
+    """(line number, record or a problem) for each data row, streamed."""
+    names, rows = iter_records(path, max_bytes=MAX_INPUT_BYTES, what="batch input")
     if path.suffix.lower() == ".csv":
         missing = [c for c in ("task", "instruction") if c not in names]
         if not set(names) & {"note", "note_path"}:
@@ -62,21 +72,40 @@ def _records(path: Path) -> list[Row]:
 
 
 def parse_input(path: Path) -> Parsed:
+    """Every row of a (small) input at once: the items and the problems with their line numbers."""
+    out = Parsed()
+    for x in iter_input(path):
+        (out.items if isinstance(x, Item) else out.errors).append(x)  # type: ignore[arg-type]
+    return out
+
+
+def windows(path: Path, size: int = WINDOW_ROWS) -> Iterator[tuple[list[Item], list[tuple[int, str]]]]:
+    """The input in windows of ``size`` rows: (valid items, row problems), streamed."""
+    items: list[Item] = []
+    errors: list[tuple[int, str]] = []
+    for x in iter_input(path):
+        (items if isinstance(x, Item) else errors).append(x)  # type: ignore[arg-type]
+        if len(items) + len(errors) >= size:
+            yield items, errors
+            items, errors = [], []
+    if items or errors:
+        yield items, errors
+
+
+def iter_input(path: Path) -> Iterator[Item | tuple[int, str]]:
+    """Each data row as an Item, or (line, problem): streamed, so memory does not grow with the file."""
     from app.core.errors import NoteError
     from app.core.notes import read_note_file, validate_note
     from resources import get_task
 
-    out = Parsed()
     seen_ids: dict[str, int] = {}
+    notes: dict[str, str] = {}  # one string per distinct note, however many rows repeat it
     for line, rec in _records(path):
         if isinstance(rec, str):
-            out.errors.append((line, rec))
+            yield (line, rec)
             continue
-        problems = []
+        problems = type_problems(rec, COLUMNS, numbers_ok=("id",))
         cell = {k: rec.get(k) for k in COLUMNS}
-        for k, v in cell.items():
-            if v is not None and not isinstance(v, str | int):
-                problems.append(f"{k} must be text")
         cell = {k: "" if v is None else str(v) for k, v in cell.items()}
         item_id = cell["id"].strip()
         if item_id:
@@ -103,6 +132,7 @@ def parse_input(path: Path) -> Parsed:
                 problems.append("give note or note_path, not both")
             elif cell["note"].strip():
                 note = validate_note(cell["note"], "note")
+                note = notes.setdefault(note, note) if len(notes) < MAX_SHARED_NOTES else note
             elif cell["note_path"].strip():
                 note = read_note_file(path.parent / cell["note_path"].strip())
             else:
@@ -110,10 +140,9 @@ def parse_input(path: Path) -> Parsed:
         except NoteError as e:
             problems.append(str(e))
         if problems:
-            out.errors.append((line, "; ".join(problems)))
+            yield (line, "; ".join(problems))
         else:
-            out.items.append(Item(line, item_id, note, task, instruction))
-    return out
+            yield Item(line, item_id, note, task, instruction)
 
 
 def group_by_note(items: list[Item]) -> list[Item]:
@@ -161,6 +190,7 @@ def run_model(
     """Ask each item through the ask service (which logs it); a failing item is reported and skipped."""
     from app.core.errors import StoreError
     from app.core.types import FinishReason
+    from app.store.claims import ItemClaimed
 
     for item, req, key in work:
         if cancel.is_set():
@@ -168,6 +198,10 @@ def run_model(
             return
         try:
             out = service.ask(req, cancel=cancel, batch_id=batch_id, resume_key=key)
+        except ItemClaimed:  # another batch on this log has it (done or running): never run it twice
+            summary.skipped += 1
+            progress.update()
+            continue
         except StoreError:
             raise  # the log is unusable: stop the batch (exit 6), nothing is lost
         except AsclepiusError as e:  # the service has logged the run as failed
@@ -186,40 +220,52 @@ def run_model(
         progress.update()
 
 
-def write_output(log: Any, path: Path, keys: dict[str, tuple[Item, str]]) -> int:
-    """One row per item and model that has a finished answer (skipped items included)."""
-    latest = log.finished_answers(keys)
+def write_output(
+    log: Any, path: Path, out_path: Path, plan: list[tuple[Any, Any]], follow_symlinks: bool = False
+) -> int:
+    """One row per item and model that has a finished answer (skipped items included), streamed: the input
+    is read again window by window, so memory does not grow with it. ``plan``: (model, request maker)."""
+    from app.core.privatefile import private_file
+
     fields = ["line", "id", "model_file", "task", "instruction", "answer", "finish_reason", "run_id", "tokens"]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # answers quote patient data
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fields, lineterminator="\n") if path.suffix.lower() == ".csv" else None
+    n = 0
+    # Answers quote patient data: a new 0600 file renamed over the target, never through a link.
+    with private_file(out_path, follow_symlinks=follow_symlinks, what="--output") as fh:
+        w = csv.DictWriter(fh, fields, lineterminator="\n") if out_path.suffix.lower() == ".csv" else None
         if w:
             w.writeheader()
-        for key, (item, model_file) in keys.items():
-            r = latest.get(key)
-            if r is None:
-                continue
-            rec = {
-                "line": item.line, "id": item.item_id, "model_file": model_file, "task": item.task,
-                "instruction": item.instruction, "answer": r.answer, "finish_reason": r.finish_reason,
-                "run_id": r.uuid, "tokens": r.completion_tokens,
-            }  # fmt: skip
-            if w:
-                w.writerow(rec)
-            else:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    return len(latest)
+        for model, make in plan:
+            for items, _errors in windows(path):
+                keys = {_key(model.sha256, make(it), it): it for it in group_by_note(items)}
+                answers = log.finished_answers(keys)
+                for key, item in keys.items():
+                    r = answers.get(key)
+                    if r is None:
+                        continue
+                    rec = {
+                        "line": item.line, "id": item.item_id, "model_file": model.file_name, "task": item.task,
+                        "instruction": item.instruction, "answer": r.answer, "finish_reason": r.finish_reason,
+                        "run_id": r.uuid, "tokens": r.completion_tokens,
+                    }  # fmt: skip
+                    if w:
+                        w.writerow(rec)
+                    else:
+                        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    n += 1
+    return n
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from app.cli.context import CliContext
     from app.cli.log_cmds import open_log
+    from app.core.privatefile import check_output
 
     path = Path(args.input)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    check_file(path, MAX_INPUT_BYTES, "batch input")
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
         raise UsageError("--output must end in .csv or .jsonl")
+    if args.output:  # before any model runs: `--output dir.csv` must not fail after an hour of work
+        check_output(args.output, follow_symlinks=args.follow_symlinks, what="--output")
     ctx = CliContext.create(threads=args.threads)
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first
     cancel = threading.Event()
@@ -231,54 +277,45 @@ def cmd_batch(args: argparse.Namespace) -> int:
         log.close()
 
 
-def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _count_lines(path: Path) -> int:
+    """Data lines (an estimate of rows for the progress total: a quoted cell may span lines)."""
+    n = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            n += block.count(b"\n")
+    return max(0, n - (1 if path.suffix.lower() == ".csv" else 0))
+
+
+def _requests(ctx: Any, args: argparse.Namespace) -> Any:
+    """Item -> request, by the service's one sampling rule: a flag > the user's settings > the task preset."""
     from app.cli.ask import overrides_from_args
 
-    parsed = parse_input(path)
-    for line, problem in parsed.errors:
-        print(f"{path.name}: line {line}: {problem}", file=sys.stderr)
-    summary = Summary(valid=len(parsed.items), invalid=len(parsed.errors))
-    items = group_by_note(parsed.items)
-    models = [ctx.model(m) for m in (args.model or [None])]
-    batch_id = log.start_batch(path.name, hashlib.sha256(path.read_bytes()).hexdigest())
-    all_keys: dict[str, tuple[Item, str]] = {}
-    plans = []
     explicit = overrides_from_args(args)
     requests = ctx.service(None, None)
-    for model in models:
-        work = []
-        for it in items:
-            # The service's one sampling rule: a flag > the user's settings > the task preset.
-            req = requests.request(it.note, it.task, it.instruction, explicit=explicit, prompt_style=args.prompt_style)
-            key = _key(model.sha256, req, it)
-            all_keys[key] = (it, model.file_name)
-            work.append((it, req, key))
-        done = log.finished_keys(k for _, _, k in work)
-        summary.skipped += len(done)
-        plans.append((model, [w for w in work if w[2] not in done]))
-    total = sum(len(w) for _, w in plans)
-    print(
-        f"-- batch: {len(items)} valid items x {len(models)} model(s); {summary.skipped} already done, "
-        f"{total} to run; {len(parsed.errors)} rows rejected",
-        file=sys.stderr,
+    return lambda it: requests.request(
+        it.note, it.task, it.instruction, explicit=explicit, prompt_style=args.prompt_style
     )
-    with progress_bar(total) as progress:
-        for model, work in plans:
-            if not work or cancel.is_set():
-                continue
-            if model.is_demo:
-                progress.write(
-                    "-- note: the demo model (Gemma 3 270M) is not trained for clinical tasks", file=sys.stderr
-                )
-            engine = ctx.engine(model)
-            try:
-                run_model(ctx.service(engine, log), work, batch_id, cancel, summary, progress)
-            finally:
-                engine.close()
+
+
+def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
+    models = [ctx.model(m) for m in (args.model or [None])]
+    batch_id = log.start_batch(path.name, _file_sha256(path))
+    make = _requests(ctx, args)
+    summary = Summary()
+    with progress_bar(_count_lines(path) * len(models)) as progress:
+        _run_windows(args, ctx, log, path, cancel, models, make, batch_id, summary, progress)
     log.finish_batch(batch_id, summary.as_dict())
     if args.output:
-        n = write_output(log, Path(args.output), all_keys)
-        print(f"-- wrote {n} answers to {args.output}", file=sys.stderr)
+        n_out = write_output(log, path, Path(args.output), [(m, make) for m in models], args.follow_symlinks)
+        print(f"-- wrote {n_out} answers to {args.output}", file=sys.stderr)
     print(
         f"-- summary: {summary.ran} run, {summary.skipped} skipped (already done), {summary.failed} failed, "
         f"{summary.invalid} rows rejected{', cancelled' if summary.cancelled else ''}",
@@ -291,17 +328,67 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
     return UsageError.exit_code if summary.invalid else 0
 
 
+def _run_windows(
+    args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, models: list[Any],
+    make: Any, batch_id: int, summary: Summary, progress: Any,
+) -> None:  # fmt: skip
+    """model -> window of rows -> grouped by note -> what is not done yet -> run through the ask service."""
+    for n, model in enumerate(models):
+        engine = None
+        try:
+            for items, errors in windows(path):
+                if n == 0:  # rows are checked (and reported) on the first model's pass
+                    for line, problem in errors:
+                        progress.write(f"{path.name}: line {line}: {problem}", file=sys.stderr)
+                    summary.valid += len(items)
+                    summary.invalid += len(errors)
+                progress.update(len(errors))
+                work = [(it, req, _key(model.sha256, req, it)) for it in group_by_note(items) for req in [make(it)]]
+                done = log.finished_keys(k for _, _, k in work)
+                todo = [w for w in work if w[2] not in done]
+                summary.skipped += len(done)
+                progress.update(len(done))
+                lines = f"lines {items[0].line}-{items[-1].line}" if items else "rows"
+                progress.write(
+                    f"-- batch {lines}: {len(items)} valid items, model {model.file_name}; {len(done)} already done, "
+                    f"{len(todo)} to run; {len(errors)} rows rejected",
+                    file=sys.stderr,
+                )
+                if not todo:
+                    continue
+                if cancel.is_set():
+                    summary.cancelled = True
+                    break
+                if engine is None:
+                    if model.is_demo:
+                        progress.write(DEMO_NOTE, file=sys.stderr)
+                    engine = ctx.engine(model)
+                run_model(ctx.service(engine, log), todo, batch_id, cancel, summary, progress)
+                if summary.cancelled:
+                    break
+        finally:
+            if engine is not None:
+                engine.close()
+        if summary.cancelled:
+            break
+
+
 def register(subparsers: Any) -> None:
+    from app.cli import validators as v
+
     b = subparsers.add_parser("batch", help="run a CSV/JSONL of questions through one or more models (resumable)")
     b.add_argument("input", help=".csv or .jsonl with note or note_path, task, instruction, optional id")
     b.add_argument("--model", action="append", help="model (repeat for several); default: the default model")
     b.add_argument("--output", help="also write answers to this .csv or .jsonl (mode 0600)")
+    b.add_argument("--follow-symlinks", action="store_true", help="write to the target if --output is a link")
     b.add_argument(
-        "--max-tokens", type=int, help="answer token limit (default: the Settings cap or the task's, the lower)"
+        "--max-tokens",
+        type=v.max_tokens,
+        help="answer token limit (default: the lower of the Settings cap and the task's)",
     )
-    b.add_argument("--temperature", type=float, help="0 = greedy (default: the Settings value)")
-    b.add_argument("--seed", type=int, help="default: the Settings value")
-    b.add_argument("--prompt-style", help="prompt style id (default: each model's own)")
-    b.add_argument("--threads", type=int)
+    b.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the Settings value)")
+    b.add_argument("--seed", type=v.seed, help="default: the Settings value")
+    b.add_argument("--prompt-style", type=v.prompt_style, help="prompt style id (default: each model's own)")
+    b.add_argument("--threads", type=v.threads)
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
     b.set_defaults(func=cmd_batch)

@@ -1,7 +1,9 @@
 """``asclepius log``: export, import-ratings, stats.
 
 The log is opened before anything else happens, so an unusable location is reported at once (exit 6).
-Exported files may hold note text (patient data): they are created readable by the user alone.
+``export`` and ``stats`` only read: they open an existing log read-only (a mistyped ``--db`` is an error,
+never a new empty log; a read-only log works). Exported files may hold note text (patient data): they are
+written through ``app.core.privatefile`` (a new 0600 file renamed over the target; links refused).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -20,17 +21,32 @@ from typing import Any, TextIO
 from app.core.errors import UsageError
 
 
-def open_log(args: argparse.Namespace) -> Any:
+def open_log(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     from app.core.config import Paths, database_path, load_config
     from app.store import EvalLog
+    from app.store import db as store_db
 
     paths = Paths.default()
     try:
         config = load_config(paths)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    path = Path(args.db) if getattr(args, "db", None) else database_path(paths, config)
+    path = Path(args.db).expanduser().absolute() if getattr(args, "db", None) else database_path(paths, config)
+    if read_only:
+        engine = store_db.open_engine_readonly(path, store_db.OpenOptions())
+        return EvalLog(path, engine, store_note_text=config.store_note_text)
     return EvalLog.open(path, store_note_text=config.store_note_text)
+
+
+def check_models(log: Any, refs: list[str]) -> None:
+    """UsageError for a model reference that matches no model in the log (a typo must not give empty stats)."""
+    models = log.models()
+    for ref in refs:
+        r = ref.strip()
+        hit = any(r == m.file_name or (len(r) >= 6 and m.sha256.startswith(r.lower())) for m in models)
+        if not hit:
+            known = ", ".join(sorted({m.file_name for m in models})[:10]) or "none"
+            raise UsageError(f"no model {r[:80]!r} in this log (models: {known})")
 
 
 def parse_time(value: str) -> datetime:
@@ -58,19 +74,25 @@ def filters_from(args: argparse.Namespace) -> Any:
 
 
 @contextmanager
-def private_output(path: str | None) -> Any:
+def private_output(path: str | None, follow_symlinks: bool = False) -> Any:
+    from app.core.privatefile import private_file
+
     if path is None or path == "-":
         yield sys.stdout
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+    with private_file(path, follow_symlinks=follow_symlinks, what="export file") as fh:
         yield fh
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from app.core.privatefile import check_output
     from app.store.export import export
 
-    with open_log(args) as log, private_output(args.output) as out:
+    if args.output not in (None, "-"):  # before the log is read: a bad path is reported at once
+        check_output(args.output, follow_symlinks=args.follow_symlinks, what="export file")
+    with open_log(args, read_only=True) as log, private_output(args.output, args.follow_symlinks) as out:
+        if args.model:
+            check_models(log, [args.model])
         n = export(
             log,
             out,
@@ -88,10 +110,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from app.store.ratings_import import import_ratings
 
     path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
     with open_log(args) as log:
-        report = import_ratings(log, path, default_rater=args.rater)
+        report = import_ratings(log, path, default_rater=args.rater, all_or_nothing=args.all_or_nothing)
     for line, problem in report.errors:
         print(f"{path.name}: line {line}: {problem}", file=sys.stderr)
     print(
@@ -155,7 +175,8 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
 def cmd_stats(args: argparse.Namespace) -> int:
     from app.store import stats
 
-    with open_log(args) as log:
+    with open_log(args, read_only=True) as log:
+        check_models(log, ([args.model] if args.model else []) + list(args.compare or []))
         f = filters_from(args)
         res = {
             "means": stats.mean_scores(log, f),
@@ -203,13 +224,17 @@ def register(subparsers: Any) -> None:
     e.add_argument("--kind", choices=("runs", "ratings"), default="runs", help="one row per run, or per rating")
     e.add_argument("--history", action="store_true", help="with --kind ratings: superseded ratings too")
     e.add_argument("--no-note-text", action="store_true", help="leave note text out (hash and length stay)")
-    e.add_argument("-o", "--output", help="output file (default: standard output); created mode 0600")
+    e.add_argument("-o", "--output", help="output file (default: standard output); written mode 0600")
+    e.add_argument("--follow-symlinks", action="store_true", help="write to the target if --output is a symbolic link")
     _filter_args(e)
     e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("import-ratings", help="read ratings made outside the app, matched by run id")
     i.add_argument("file", help="CSV (header line) or .jsonl with run_id, score and optionally rater, ...")
     i.add_argument("--rater", help="rater for rows without a rater column")
+    i.add_argument(
+        "--all-or-nothing", action="store_true", help="import nothing if any row is rejected (default: the good rows)"
+    )
     _db_arg(i)
     i.set_defaults(func=cmd_import)
 

@@ -140,21 +140,25 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.cli import validators as v
+
     p = _Parser(prog="asclepius", description="Offline clinical-note assistant (Asclepius models, llama.cpp).")
     p.add_argument("--version", action="version", version=f"asclepius-desk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     a = sub.add_parser("ask", help="answer one instruction about one discharge summary (streamed)")
-    a.add_argument("instruction", help="the instruction or question")
+    a.add_argument("instruction", type=v.text, help="the instruction or question")
     a.add_argument("--note", required=True, help="note file, or - for standard input")
     a.add_argument("--task", required=True, help="task name or slug (see `asclepius tasks`)")
     a.add_argument("--model", help="GGUF path or registered sha256/file name (default: the default model)")
-    a.add_argument("--max-tokens", type=int, help="answer token limit (default: min(Settings cap, task's))")
-    a.add_argument("--temperature", type=float, help="0 = greedy (default: the Settings value)")
-    a.add_argument("--seed", type=int, default=None, help="default: the Settings value")
-    a.add_argument("--prompt-style", help="override the model's prompt style (asclepius, plain-qa, ...)")
+    a.add_argument("--max-tokens", type=v.max_tokens, help="answer token limit (default: min(Settings cap, task's))")
+    a.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the Settings value)")
+    a.add_argument("--seed", type=v.seed, default=None, help="default: the Settings value")
+    a.add_argument(
+        "--prompt-style", type=v.prompt_style, help="override the model's prompt style (asclepius, plain-qa, ...)"
+    )
     a.add_argument("--truncate", action="store_true", help="cut the note to fit the context, and say where")
-    a.add_argument("--threads", type=int, help="CPU threads (default: from the config)")
+    a.add_argument("--threads", type=v.threads, help="CPU threads (default: from the config)")
     a.add_argument("--json", action="store_true", help="print the run result as JSON to stdout at the end")
     a.add_argument("--no-log", action="store_true", help="do not record this run in the evaluation log")
     a.set_defaults(func=cmd_ask)
@@ -168,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="registered models").add_argument("--json", action="store_true")
     mi = msub.add_parser("import", help="register a GGUF file (checked, sha256 computed once)")
     mi.add_argument("path")
-    mi.add_argument("--prompt-style", help="prompt style to use with this model")
+    mi.add_argument("--prompt-style", type=v.prompt_style, help="prompt style to use with this model")
     mi.add_argument("--set-default", action="store_true")
     info = msub.add_parser("info", help="metadata of a registered model or a GGUF path")
     info.add_argument("model", nargs="?", help="sha256 prefix, file name or path (default: the default model)")
@@ -178,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     s = sub.add_parser("selftest", help="offline end-to-end check on the default model")
-    s.add_argument("--threads", type=int)
+    s.add_argument("--threads", type=v.threads)
     s.set_defaults(func=cmd_selftest)
 
     g = sub.add_parser("gui", help="start the desktop app")

@@ -7,15 +7,33 @@ creates is readable by the user alone (0600 / 0700): notes are patient data.
 from __future__ import annotations
 
 import json
+import math
 import os
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from app.core.privatefile import private_dir as private_dir  # re-exported: older callers import it here
+from app.core.privatefile import write_private
+
 CONFIG_VERSION = 1
 APP_NAME = "asclepius-desk"
+SEED_MAX = 2**32 - 2
+"""llama.cpp takes a 32-bit seed and reads 0xFFFFFFFF (LLAMA_DEFAULT_SEED) as "pick one at random", which
+would make the recorded seed a lie; so 0..2^32-2."""
+MAX_TOKENS_LIMIT = 32768
+
+
+def max_threads() -> int:
+    """The most CPU threads any setting or flag may ask for.
+
+    llama.cpp allocates per-thread state up front: 100,000 threads aborted with std::bad_alloc and 8,192
+    hung (issue 9). Four per logical CPU is already far past the point of any speed-up; 512 caps big hosts.
+    """
+    return max(4, min(512, 4 * (os.cpu_count() or 1)))
 
 
 def default_threads() -> int:
@@ -39,8 +57,8 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.n_threads < 1:
-            problems.append(f"n_threads must be >= 1, not {self.n_threads}")
+        if not 1 <= self.n_threads <= max_threads():
+            problems.append(f"n_threads must be 1..{max_threads()} on this machine, not {self.n_threads}")
         if self.n_ctx < 0 or (self.n_ctx and self.n_ctx < 256):
             problems.append(f"n_ctx must be 0 (model default) or >= 256, not {self.n_ctx}")
         if self.max_ctx < 256:
@@ -59,6 +77,17 @@ class GenerationDefaults:
     """Reference generation: up to 400 new tokens (a task preset may ask for fewer)."""
     temperature: float = 0.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.max_tokens <= MAX_TOKENS_LIMIT:
+            problems.append(f"max_tokens must be 1..{MAX_TOKENS_LIMIT}, not {self.max_tokens}")
+        if not (math.isfinite(self.temperature) and 0.0 <= self.temperature <= 5.0):
+            problems.append(f"temperature must be a number from 0 to 5, not {self.temperature}")
+        if not 0 <= self.seed <= SEED_MAX:
+            problems.append(f"seed must be 0..{SEED_MAX}, not {self.seed}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -112,32 +141,40 @@ class AppConfig:
         return replace(self, engine=replace(self.engine, **changes))
 
 
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) readable by the user alone."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
+def _type_problem(key: str, value: Any, expected: Any) -> str | None:
+    """None if ``value`` has the declared type; JSON has no int/bool distinction we may blur, so none is."""
+    kind = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}.get(expected)
+    if kind is None:
+        return None
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = isinstance(value, str)
+    return None if ok else f"{key} must be {kind}, not {json.dumps(value)[:40]}"
 
 
-def write_private(path: Path, data: str | bytes) -> None:
-    """Write a file atomically, readable by the user alone."""
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(tmp, flags, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build ``cls`` from a JSON object, checking every key's type first (a string "no" is not False)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{prefix.rstrip('.') or 'the top level'} must be an object, not {json.dumps(data)[:40]}")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
-    return cls(**data)
+    problems = [f"unknown setting {prefix}{k}" for k in sorted(unknown)]
+    hints = typing.get_type_hints(cls)
+    for k in sorted(set(data) & known):
+        problem = _type_problem(prefix + k, data[k], hints[k])
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        return cls(**data)
+    except ValueError as exc:
+        raise ValueError(f"{prefix.rstrip('.') or 'settings'}: {exc}") from None
 
 
 def load_config(paths: Paths) -> AppConfig:
@@ -149,14 +186,21 @@ def load_config(paths: Paths) -> AppConfig:
         raw = json.loads(f.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("top level is not an object")
-        if raw.get("version", CONFIG_VERSION) > CONFIG_VERSION:
-            raise ValueError(f"written by a newer version (config version {raw['version']})")
-        engine = _from_dict(EngineConfig, raw.pop("engine", {}))
-        gen = _from_dict(GenerationDefaults, raw.pop("generation", {}))
+        version = raw.get("version", CONFIG_VERSION)
+        if problem := _type_problem("version", version, int):
+            raise ValueError(problem)
+        if version > CONFIG_VERSION:
+            raise ValueError(f"written by a newer version (config version {version})")
+        engine = _from_dict(EngineConfig, raw.pop("engine", {}), "engine.")
+        gen = _from_dict(GenerationDefaults, raw.pop("generation", {}), "generation.")
         raw["version"] = CONFIG_VERSION
         return _from_dict(AppConfig, {**raw, "engine": engine, "generation": gen})
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {f} is invalid: not UTF-8 text") from None
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"config file {f} is invalid: {exc}") from exc
+        raise ValueError(f"config file {f} is invalid: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"config file {f} cannot be read: {exc.strerror or exc}") from None
 
 
 def save_config(paths: Paths, config: AppConfig) -> None:

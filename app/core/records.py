@@ -7,9 +7,10 @@ beside their line number so the caller can report them and keep the good rows.
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,56 +23,144 @@ CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
-def _text(path: Path, max_bytes: int, what: str) -> str:
+def check_file(path: Path, max_bytes: int, what: str) -> None:
+    """Refuse the whole file up front (missing, a directory, unreadable, too big, binary, not UTF-8).
+
+    UTF-8 is checked in one streamed pass (an incremental decoder, 1 MiB at a time) so a bad byte is
+    reported with its offset before any row is used, without holding the file in memory.
+    """
     if not path.exists():
         raise UsageError(f"{what} not found: {path}")
     if path.is_dir():
         raise UsageError(f"{path} is a directory, not a {what}")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file (a device or a pipe?); give a {what} file")
     if path.stat().st_size > max_bytes:
         raise UsageError(f"{path.name}: over {max_bytes // 2**20:,} MB; that is too large for a {what}")
-    data = path.read_bytes()
-    if b"\x00" in data[:65536]:
-        raise UsageError(f"{path.name}: a binary file, not a CSV or JSON Lines {what}")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{path.name}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8 CSV and try again"
-        ) from None
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+            if b"\x00" in head:
+                raise UsageError(f"{path.name}: a binary file, not a CSV or JSON Lines {what}")
+            decoder = codecs.getincrementaldecoder("utf-8")("strict")
+            offset, block = 0, head
+            while True:
+                try:
+                    decoder.decode(block, final=not block)
+                except UnicodeDecodeError as exc:
+                    at = offset + exc.start - len(decoder.getstate()[0]) if exc.start >= 0 else offset
+                    bad = block[exc.start] if 0 <= exc.start < len(block) else 0
+                    raise UsageError(
+                        f"{path.name}: not valid UTF-8 (byte 0x{bad:02x} at offset {max(at, 0)}); "
+                        "save it as UTF-8 CSV and try again"
+                    ) from None
+                if not block:
+                    break
+                offset += len(block)
+                block = fh.read(1 << 20)
+    except PermissionError:
+        raise UsageError(f"cannot read {what} {path}: permission denied") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def read_records(path: Path, *, max_bytes: int, what: str) -> tuple[list[str], list[Row]]:
-    """Column names (CSV header, or every key seen in JSON Lines) and the rows."""
-    suffix = path.suffix.lower()
-    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
-        raise UsageError(f"{path.name}: a {what} must be .csv or .jsonl")
-    text = _text(path, max_bytes, what)
-    rows: list[Row] = []
-    if suffix in JSONL_SUFFIXES:
-        names: dict[str, None] = {}
-        for i, line in enumerate(text.splitlines(), start=1):
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    with path.open("rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            line = raw.decode("utf-8")
+            if i == 1:
+                line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                rows.append((i, f"not valid JSON ({e.msg})"))
+                yield (i, f"not valid JSON ({e.msg})")
                 continue
-            if isinstance(rec, dict):
-                names.update(dict.fromkeys(rec))
-                rows.append((i, rec))
-            else:
-                rows.append((i, "not a JSON object"))
-        return list(names), rows
-    # A huge cell must become a row error, not abort the reader at Python's default 128 KB field limit.
-    csv.field_size_limit(max_bytes)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        raise UsageError(f"{path.name}: empty file (expected a header line)")
+            yield (i, rec) if isinstance(rec, dict) else (i, "not a JSON object")
+
+
+def _csv_rows(reader: Any) -> Iterator[Row]:
     # line_num counts physical lines, so a quoted cell spanning lines still reports the row's first line.
     start = 2
     for rec in reader:
-        rows.append((start, rec))
+        if None in rec:
+            yield (start, f"more cells than the {len(reader.fieldnames)} columns of the header")
+        else:
+            yield (start, rec)
         start = reader.line_num + 1
-    return list(reader.fieldnames), rows
+
+
+def iter_records(path: Path, *, max_bytes: int, what: str) -> tuple[list[str], Iterator[Row]]:
+    """Column names (the CSV header; empty for JSON Lines) and the rows, streamed: memory stays flat."""
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
+        raise UsageError(f"{path.name}: a {what} must be .csv or .jsonl")
+    check_file(path, max_bytes, what)
+    if suffix in JSONL_SUFFIXES:
+        return [], _jsonl_rows(path)
+    # A huge cell must become a row error, not abort the reader at Python's default 128 KB field limit.
+    # The limit is process-wide: raise it, never lower it under another reader (the file size is checked above).
+    csv.field_size_limit(max(csv.field_size_limit(), max_bytes))
+    fh = path.open(encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(fh)
+    try:
+        names = reader.fieldnames
+    except csv.Error as exc:
+        fh.close()
+        raise UsageError(f"{path.name}: the header line is not valid CSV ({exc})") from None
+    if not names:
+        fh.close()
+        raise UsageError(f"{path.name}: empty file (expected a header line)")
+
+    def rows() -> Iterator[Row]:
+        with fh:
+            try:
+                yield from _csv_rows(reader)
+            except csv.Error as exc:
+                yield (reader.line_num, f"not valid CSV ({exc}); the rest of the file was not read")
+
+    return list(names), rows()
+
+
+def read_records(path: Path, *, max_bytes: int, what: str) -> tuple[list[str], list[Row]]:
+    """Column names (CSV header, or every key seen in JSON Lines) and the rows, as lists."""
+    names, rows = iter_records(path, max_bytes=max_bytes, what=what)
+    listed = list(rows)
+    if not names:
+        seen: dict[str, None] = {}
+        for _, rec in listed:
+            if isinstance(rec, dict):
+                seen.update(dict.fromkeys(rec))
+        names = list(seen)
+    return names, listed
+
+
+def type_problems(rec: dict[str, Any], text_fields: Iterable[str], *, numbers_ok: Iterable[str] = ()) -> list[str]:
+    """One problem per field whose JSON type is wrong: text must be a string (a whole number where allowed).
+
+    JSON ``true`` must not become the note "True", nor an object the text "{'n': 'x'}" (issue 9, item 11).
+    """
+    allowed_numbers = set(numbers_ok)
+    problems = []
+    for k in text_fields:
+        v = rec.get(k)
+        if v is None or isinstance(v, str):
+            continue
+        if k in allowed_numbers and isinstance(v, int) and not isinstance(v, bool):
+            continue
+        kind = "a whole number or text" if k in allowed_numbers else "text"
+        problems.append(f"{k} must be {kind}, not {_json_kind(v)}")
+    return problems
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "a list"
+    return type(v).__name__

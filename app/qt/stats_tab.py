@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,18 +46,13 @@ def compute(log: EvalLog) -> Stats:
 
 def export_file(log: EvalLog, path: Path, kind: str, include_note_text: bool) -> int:
     """Write an export readable by the user alone (it can hold patient text)."""
+    from app.core.privatefile import private_file
+
     fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "csv"
-    private_dir(path.parent) if not path.parent.exists() else None
-    tmp = path.with_name(f".{path.name}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            n = export(log, fh, fmt=fmt, kind=kind, include_note_text=include_note_text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return n
+    if not path.parent.exists():
+        private_dir(path.parent)
+    with private_file(path, what="export file") as fh:  # the one private writer (0600, links refused)
+        return export(log, fh, fmt=fmt, kind=kind, include_note_text=include_note_text)
 
 
 def model_labels(labels: set[str], registry: Registry) -> dict[str, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,8 +37,8 @@ from sqlalchemy import Engine, create_engine, event, exc, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import QueuePool
 
-from app.core.config import private_dir
 from app.core.errors import StoreError
+from app.core.privatefile import private_dir
 from app.store.models import Run
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -103,7 +104,9 @@ def check_existing(path: Path, timeout_s: float, integrity: bool) -> None:
             "untouched. Move it aside or choose another database location."
         )
     try:
-        con = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+        # Read-only: a check must never create, convert or write anything (nor need write access).
+        uri = _uri(path, read_only=True, immutable=not _writable(path))
+        con = sqlite3.connect(uri, timeout=timeout_s, isolation_level=None, uri=True)
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if integrity:
@@ -131,11 +134,21 @@ def check_existing(path: Path, timeout_s: float, integrity: bool) -> None:
         )
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite can make the -shm/-wal files a WAL database needs even to be read."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _uri(path: Path, *, read_only: bool, immutable: bool = False) -> str:
+    query = "mode=ro" + ("&immutable=1" if immutable else "") if read_only else "mode=rwc"
+    return f"file:{urllib.parse.quote(str(path))}?{query}"
+
+
 def _create_private_file(path: Path) -> None:
     try:
         # Directories we create are private; an existing one (the user's home, say) keeps its mode.
         if not path.parent.exists():
-            private_dir(path.parent)
+            private_dir(path.parent)  # every missing parent 0700, not only the last
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         os.close(fd)
         # SQLite gives the -wal and -shm files the main file's permissions.
@@ -144,9 +157,11 @@ def _create_private_file(path: Path) -> None:
         raise StoreError(f"cannot create the evaluation log {path}: {e.strerror}") from e
 
 
-def make_engine(path: Path, timeout_s: float) -> Engine:
+def make_engine(path: Path, timeout_s: float, *, read_only: bool = False, immutable: bool = False) -> Engine:
+    # A URI even for read-write, so an odd file name (spaces, "?", "#") is taken literally.
+    url = f"sqlite:///{_uri(path, read_only=read_only, immutable=immutable)}&uri=true"
     engine = create_engine(
-        f"sqlite:///{path}",
+        url,
         # Autocommit at the driver so that the "begin" hook below decides how transactions start.
         connect_args={"timeout": timeout_s, "isolation_level": None, "check_same_thread": False},
         poolclass=QueuePool,
@@ -175,6 +190,14 @@ def writer(engine: Engine) -> Engine:
 
 def translate(path: Path, e: Exception) -> StoreError:
     msg = str(getattr(e, "orig", e))
+    code = getattr(getattr(e, "orig", e), "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "database or disk is full" in msg:
+        return StoreError(
+            f"the disk holding the evaluation log {path} is full; nothing of the failed step was saved "
+            "(earlier runs are safe). Free some space and try again"
+        )
+    if code == sqlite3.SQLITE_IOERR and _disk_full(path):
+        return StoreError(f"the disk holding the evaluation log {path} is full (SQLite reported: {msg})")
     if "locked" in msg or "busy" in msg:
         return StoreError(
             f"the evaluation log {path} is locked by another process and stayed locked past the timeout; "
@@ -185,6 +208,15 @@ def translate(path: Path, e: Exception) -> StoreError:
     if "readonly" in msg or "read-only" in msg:
         return StoreError(f"the evaluation log {path} is read-only ({msg})")
     return StoreError(f"evaluation log error on {path}: {msg}")
+
+
+def _disk_full(path: Path) -> bool:
+    """SQLite sometimes says "disk I/O error" when a write hit ENOSPC; ask the file system."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 @contextmanager
@@ -294,6 +326,40 @@ def mark_interrupted(engine: Engine) -> int:
             .values(status="interrupted", error="the process running it ended before it finished")
         )
     return len(dead)
+
+
+def open_engine_readonly(path: Path, options: OpenOptions) -> Engine:
+    """Open an EXISTING log for reading only: nothing is created, migrated or written.
+
+    For commands that only read (export, stats): a mistyped ``--db`` is an error, not a new empty log, and
+    a log the user may not write (a colleague's, on read-only media) still opens.
+    """
+    path = Path(path).expanduser().absolute()
+    if not path.exists():
+        raise StoreError(f"no evaluation log at {path} (nothing was created); check --db or the settings")
+    if not path.is_file():
+        raise StoreError(f"evaluation log {path} is not a file")
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"the evaluation log {path} is not readable by this user")
+    check_existing(path, options.timeout_s, options.check_integrity)
+    # A WAL log needs its -shm file even to read; where we may not create it (read-only file or directory),
+    # SQLite can read the file as immutable, since then no process of this user can be changing it.
+    engine = make_engine(path, options.timeout_s, read_only=True, immutable=not _writable(path))
+    try:
+        with translated(path), engine.connect() as conn:
+            current = current_revision(conn)
+        if current is None:
+            raise StoreError(f"{path} is empty or not an Asclepius evaluation log")
+        check_not_newer(engine, path)
+        if current != head_revision():
+            raise StoreError(
+                f"the evaluation log {path} uses an older schema ({current}); open it once with a command that "
+                "writes (the desktop app, ask) to upgrade it, then try again"
+            )
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def open_engine(path: Path, options: OpenOptions) -> Engine:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.errors import StoreError, UsageError
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
 from app.store import db
+from app.store.claims import check_unclaimed
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Batch, Comparison, Model, Note, Rater, Rating, Run, utcnow
 from app.store.queries import (
     AnswerView,
@@ -165,6 +166,8 @@ class EvalLog:
         """Insert the run as ``started`` (before the engine runs) and return its id."""
         sp = request.sampling
         with db.translated(self.path), self._write.begin() as s:
+            if resume is not None:  # a batch item: claim it or raise ItemClaimed (app/store/claims.py)
+                check_unclaimed(s, resume, self._host, self._pid)
             try:
                 run = Run(
                     uuid=request.run_uuid,

@@ -40,8 +40,8 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("models", ["models", "verify", "0123456789abcdef"], 4, "no registered model"),
     ("log", ["log", "stats", "--since", "yesterday-ish"], 2, "not a date"),
     ("log", ["log", "stats", "--db", "{tmp}/corrupt.db"], 6, ""),
-    ("log", ["log", "import-ratings", "{tmp}/none.csv"], 2, "no such file"),
-    ("batch", ["batch", "{tmp}/none.csv"], 2, "no such file"),
+    ("log", ["log", "import-ratings", "{tmp}/none.csv"], 2, "not found"),
+    ("batch", ["batch", "{tmp}/none.csv"], 2, "not found"),
     ("batch", ["batch", "{tmp}/items.csv", "--output", "{tmp}/out.txt"], 2, "--output"),
     ("quantize", ["quantize", "convert", "{tmp}"], 4, "config.json"),
     ("quantize", ["quantize", "convert", "{ckpt}", "-o", "{tiny}"], 2, "already exists"),
@@ -52,7 +52,7 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("quantize", ["quantize", "verify", "{tiny}", "--notes", "{tmp}/emptydir"], 3, "no notes"),
     ("quantize", ["quantize", "inspect", "{tmp}/none.gguf"], 4, "no such file"),
     ("gui", ["gui", "--bogus"], 2, "unrecognized"),
-    ("selftest", ["selftest", "--threads", "many"], 2, "invalid int"),
+    ("selftest", ["selftest", "--threads", "many"], 2, "must be a whole number"),
     # train: a recipe name that does not exist, a missing model directory or config (4), missing data, bad --set.
     (
         "train",

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 
 import numpy as np
 import pytest
 
 from app.core.config import Paths
-from app.core.errors import ModelError
-from app.core.registry import Registry, read_gguf
+from app.core.errors import ModelError, UsageError
+from app.core.registry import Registry, read_gguf, sha256_file
+from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401 - a fixture
 
 
 def _write_gguf(path, arch="gpt2", ctx=1024):
@@ -40,14 +42,19 @@ def test_demo_model_is_registered_with_metadata_and_label(demo_model, paths):
     assert again == demo_model
 
 
-def test_import_hashes_once_and_verify_detects_changes(tmp_path):
+def _loadable(tmp_path, tiny_llama_gguf, name="toy.gguf"):  # noqa: F811
+    """A private copy of the tiny LLaMA GGUF (llama.cpp loads it; the test may change it)."""
+    return shutil.copyfile(tiny_llama_gguf, tmp_path / name)
+
+
+def test_import_hashes_once_and_verify_detects_changes(tmp_path, tiny_llama_gguf):  # noqa: F811
     paths = Paths(tmp_path / "d", tmp_path / "c")
-    model = _write_gguf(tmp_path / "toy.gguf", arch="llama")
+    model = _loadable(tmp_path, tiny_llama_gguf)
     reg = Registry(paths)
     calls = []
     info = reg.import_model(model, progress=lambda d, t: calls.append(d))
     assert calls, "the sha256 is computed with progress"
-    assert info.prompt_style == "asclepius" and info.context_length == 1024
+    assert info.prompt_style == "asclepius"
     calls.clear()
     assert reg.import_model(model, progress=lambda d, t: calls.append(d)) == info
     assert calls == [], "unchanged (path, size, mtime) reuses the cached sha256"
@@ -63,9 +70,9 @@ def test_import_hashes_once_and_verify_detects_changes(tmp_path):
     assert saved["models"][0]["verified"] is False
 
 
-def test_prompt_style_override_persists(tmp_path):
+def test_prompt_style_override_persists(tmp_path, tiny_llama_gguf):  # noqa: F811
     paths = Paths(tmp_path / "d", tmp_path / "c")
-    info = Registry(paths).import_model(_write_gguf(tmp_path / "m.gguf", arch="llama"))
+    info = Registry(paths).import_model(_loadable(tmp_path, tiny_llama_gguf))
     Registry(paths).set_prompt_style(info.sha256, "plain-qa")
     assert Registry(paths).find(info.sha256).prompt_style == "plain-qa"
 
@@ -100,3 +107,79 @@ def test_damaged_registry_file_is_reported(tmp_path):
     paths.registry_file.write_text("[]")
     with pytest.raises(ModelError, match="damaged"):
         Registry(paths)
+
+
+def _rewrite_in_place(path, offset: int) -> None:
+    """Change one byte, keeping the size and the mtime (what a careless copy tool can do)."""
+    st = os.stat(path)
+    with path.open("r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("where", ["first-tensor", "middle", "end"])
+def test_model_changed_in_place_is_rehashed_before_use(tmp_path, tiny_llama_gguf, where):  # noqa: F811
+    """Issue 9.1: the sha256 a run is logged with is always the file's current one."""
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    model = _loadable(tmp_path, tiny_llama_gguf)
+    info = Registry(paths).import_model(model)
+    size = model.stat().st_size
+    import gguf
+
+    first = min(t.data_offset for t in gguf.GGUFReader(str(model), "r").tensors)
+    _rewrite_in_place(model, {"first-tensor": first + 3, "middle": size // 2, "end": size - 1}[where])
+    used = Registry(paths).resolve(info.sha256[:12])
+    assert used.sha256 == sha256_file(model) != info.sha256
+    assert Registry(paths).find(info.sha256) is None, "the old content is no longer registered at that path"
+    assert Registry(paths).resolve(str(model)).sha256 == used.sha256
+    assert [m.sha256 for m in Registry(paths).list()] == [used.sha256], "one entry per file"
+
+
+def test_reimporting_a_changed_file_leaves_one_entry(tmp_path, tiny_llama_gguf):  # noqa: F811
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    model = _loadable(tmp_path, tiny_llama_gguf)
+    Registry(paths).import_model(model)
+    _rewrite_in_place(model, model.stat().st_size - 1)
+    os.utime(model)  # a copy tool that does set the time
+    again = Registry(paths).import_model(model)
+    assert [m.sha256 for m in Registry(paths).list()] == [again.sha256] == [sha256_file(model)]
+
+
+def test_touched_model_keeps_its_sha256_and_is_not_rehashed_twice(tmp_path, tiny_llama_gguf, monkeypatch):  # noqa: F811
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    model = _loadable(tmp_path, tiny_llama_gguf)
+    info = Registry(paths).import_model(model)
+    os.utime(model, ns=(1, 1))
+    assert Registry(paths).resolve(info.sha256[:12]).sha256 == info.sha256
+    import app.core.registry as registry
+
+    monkeypatch.setattr(registry, "sha256_file", lambda *a, **k: pytest.fail("re-hashed an unchanged file"))
+    assert Registry(paths).resolve(info.sha256[:12]).sha256 == info.sha256
+
+
+def test_import_refuses_a_gguf_llama_cpp_cannot_load(tmp_path):
+    """Issue 9.14: gguf-py reads this header, but it has no vocabulary: llama.cpp cannot load it."""
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    toy = _write_gguf(tmp_path / "toy.gguf", arch="llama")
+    read_gguf(toy)
+    with pytest.raises(ModelError, match=r"llama\.cpp cannot load"):
+        Registry(paths).import_model(toy)
+    assert Registry(paths).list() == []
+
+
+def test_unknown_prompt_style_is_refused_and_reimport_repairs_a_stored_one(tmp_path, tiny_llama_gguf):  # noqa: F811
+    """Issue 9.6."""
+    paths = Paths(tmp_path / "d", tmp_path / "c")
+    model = _loadable(tmp_path, tiny_llama_gguf)
+    with pytest.raises(UsageError, match="unknown prompt style 'nosuch'; known styles: "):
+        Registry(paths).import_model(model, prompt_style="nosuch")
+    assert not paths.registry_file.exists()
+    info = Registry(paths).import_model(model)
+    saved = json.loads(paths.registry_file.read_text())
+    saved["models"][0]["style_override"] = "nosuch"  # what an older version let in
+    paths.registry_file.write_text(json.dumps(saved))
+    assert Registry(paths).import_model(model).prompt_style == info.prompt_style == "asclepius"
+    assert json.loads(paths.registry_file.read_text())["models"][0]["style_override"] == ""

@@ -76,8 +76,24 @@ def test_jsonl_rows(tmp_path: Path) -> None:
     ]
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
     parsed = parse_input(f)
-    assert [(i.line, i.item_id, i.instruction) for i in parsed.items] == [(1, "1", "Meds?"), (4, "", "5")]
-    assert [line for line, _ in parsed.errors] == [2, 3]
+    assert [(i.line, i.item_id, i.instruction) for i in parsed.items] == [(1, "1", "Meds?")]
+    assert [line for line, _ in parsed.errors] == [2, 3, 4]
+    assert "instruction must be text, not a number" in parsed.errors[2][1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [("note", True, "true/false"), ("task", {"n": "x"}, "an object"), ("instruction", ["q"], "a list"),
+     ("note_path", 3.5, "a number"), ("id", False, "true/false")],
+)  # fmt: skip
+def test_wrong_json_types_are_row_errors_not_text(tmp_path: Path, field: str, value: object, kind: str) -> None:
+    """Issue 9.11: ``"note": true`` must not become the note "True"."""
+    rec = {"note": SHORT_NOTES[0], "task": "qa", "instruction": "Meds?", field: value}
+    f = tmp_path / "in.jsonl"
+    f.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    parsed = parse_input(f)
+    assert parsed.items == []
+    assert parsed.errors[0][0] == 1 and f"{field} must be" in parsed.errors[0][1] and kind in parsed.errors[0][1]
 
 
 def test_items_are_grouped_by_note_in_first_seen_order() -> None:

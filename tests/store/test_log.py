@@ -205,10 +205,18 @@ def test_finished_answers_keeps_the_latest_answered_run_per_resume_key(tmp_path:
 
     with EvalLog.open(tmp_path / "k.db") as log:
         m = model()
+        from sqlalchemy import update
+
+        from app.store.models import Run
+
+        # Two answered runs of one key: what a log written before items were claimed can hold (start_run
+        # now refuses the second), so the key is set directly.
         for answer, reason in (("old", FinishReason.STOP), ("new", FinishReason.LENGTH), ("x", FinishReason.ERROR)):
             req = request()
-            rid = log.start_run(req, m, resume="key-1")
+            rid = log.start_run(req, m)
             log.finish_run(rid, result(req, m, answer=answer, reason=reason))
+            with log.write_session() as s:
+                s.execute(update(Run).where(Run.id == rid).values(resume_key="key-1"))
         got = log.finished_answers(["key-1", "key-2"])
         assert list(got) == ["key-1"] and got["key-1"].answer == "new" and got["key-1"].model_file == m.file_name
         assert log.finished_keys(["key-1", "key-2"]) == {"key-1"}

@@ -1,0 +1,89 @@
+"""argparse ``type=`` validators shared by every command, so a bad flag is refused before any work.
+
+A value out of range is a usage error (exit 2) raised by argparse itself: nothing is loaded, no log is
+opened, no batch record is created. The ranges are those the engine can honour:
+- threads: 1..``max_threads()`` (llama.cpp aborted with std::bad_alloc at 100,000 and hung at 8,192);
+- max tokens: 1..32,768 (the longest context of a supported model);
+- temperature: a finite number 0..5 (``nan`` and ``inf`` parse as floats but mean nothing here);
+- seed: 0..2^32-2 (llama.cpp's seed is 32-bit and 2^32-1 means "random", which would not reproduce).
+Text arguments that came from a non-UTF-8 terminal (Python keeps the bad bytes as lone surrogates) are
+refused too: they cannot be stored or shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+from app.core.config import MAX_TOKENS_LIMIT, SEED_MAX, max_threads
+
+MAX_TEMPERATURE = 5.0
+
+
+def _int(value: str, what: str) -> int:
+    try:
+        return int(value.strip(), 10)
+    except (ValueError, AttributeError):
+        raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {value[:40]!r}") from None
+
+
+def bounded_int(what: str, low: int, high: Callable[[], int] | int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        top = high() if callable(high) else high
+        n = _int(value, what)
+        if not low <= n <= top:
+            raise argparse.ArgumentTypeError(f"{what} must be {low}..{top:,}, not {value[:40]}")
+        return n
+
+    parse.__name__ = what.replace(" ", "_")  # argparse names the type in its messages
+    return parse
+
+
+threads = bounded_int("threads", 1, max_threads)
+max_tokens = bounded_int("max tokens", 1, MAX_TOKENS_LIMIT)
+seed = bounded_int("seed", 0, SEED_MAX)
+
+
+def temperature(value: str) -> float:
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"temperature must be a number, not {value[:40]!r}") from None
+    if not math.isfinite(t) or not 0.0 <= t <= MAX_TEMPERATURE:
+        raise argparse.ArgumentTypeError(f"temperature must be a finite number from 0 to {MAX_TEMPERATURE:g}")
+    return t
+
+
+def text(value: str) -> str:
+    """A text argument that is valid Unicode (argv bytes that were not UTF-8 are refused)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not valid UTF-8 text (a byte that is not UTF-8 at character {exc.start}); check the terminal's encoding"
+        ) from None
+    return value
+
+
+def prompt_style(value: str) -> str:
+    """A known prompt style id (an unknown one would break every later ask of a model)."""
+    from resources import get_style
+
+    try:
+        get_style(value)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0]) if exc.args else f"unknown prompt style {value!r}") from None
+    return value
+
+
+def add_sampling_flags(p: argparse.ArgumentParser, *, threads_help: str = "CPU threads") -> None:
+    """--max-tokens, --temperature, --seed, --threads, validated the same way for every command."""
+    p.add_argument("--max-tokens", type=max_tokens, help=f"answer token limit 1..{MAX_TOKENS_LIMIT}")
+    p.add_argument("--temperature", type=temperature, help="0 = greedy; up to 5")
+    p.add_argument("--seed", type=seed, default=None, help=f"0..{SEED_MAX}")
+    add_threads_flag(p, threads_help)
+
+
+def add_threads_flag(p: argparse.ArgumentParser, help_text: str = "CPU threads") -> None:
+    p.add_argument("--threads", type=threads, help=f"{help_text} (1..{max_threads()} on this machine)")
