@@ -74,7 +74,7 @@ clean:
 
 # -- air-gapped installer and wheelhouse (installer/README.md). Build caches live outside the repo, in
 # $(INSTALLER_CACHE) (the portable llama.cpp wheel is built once: ~20 min on 2 cores).
-INSTALLER_CACHE ?= /work/installer-cache
+INSTALLER_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/asclepius-desk-installer
 MODEL ?=
 TORCH ?= cpu
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE="${ASCLEPIUS_INSTALLER_CACHE:-/work/installer-cache}"
+CACHE="${ASCLEPIUS_INSTALLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer}"
 PY="${PYTHON:-python3}"
 MODEL=""
 while [ $# -gt 0 ]; do

@@ -5,7 +5,7 @@
 # variants), used by the SBOM. Cached: does nothing when the wheel exists (delete it to rebuild).
 #
 # Environment:
-#   ASCLEPIUS_INSTALLER_CACHE  cache dir (default /work/installer-cache; never inside the repo)
+#   ASCLEPIUS_INSTALLER_CACHE  cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer; never inside the repo)
 #   LLAMA_CPU_VARIANTS         space-separated ggml CPU variants to build, or "all" for upstream's full
 #                              x86 list (default: "sse42 haswell skylakex zen4", see installer/README.md)
 set -euo pipefail
@@ -13,7 +13,7 @@ set -euo pipefail
 LLAMA_VERSION="0.3.36"
 # The llama.cpp commit vendored in llama-cpp-python 0.3.36 (its CHANGELOG: "update llama.cpp to ...").
 LLAMA_CPP_COMMIT="0c1e57098"
-CACHE="${ASCLEPIUS_INSTALLER_CACHE:-/work/installer-cache}"
+CACHE="${ASCLEPIUS_INSTALLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer}"
 VARIANTS="${LLAMA_CPU_VARIANTS:-sse42 haswell skylakex zen4}"
 CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF"
 

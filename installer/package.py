@@ -1,7 +1,7 @@
 """Turn the PyInstaller bundle into the release: archive, SHA256SUMS, SBOM, licence texts, VERIFY.md.
 
     python -m installer.package --bundle build/installer/dist/asclepius-desk \
-        --llama-build /work/installer-cache/wheels/llama-build.json --out dist [--model FILE.gguf]
+        --llama-build ~/.cache/asclepius-desk-installer/wheels/llama-build.json --out dist [--model FILE.gguf]
 
 Run with the build venv's Python (the SBOM lists the distributions installed there). Writes into ``--out``:
 ``asclepius-desk-<v>-linux-x86_64.tar.gz``, ``asclepius-desk-<v>.cdx.json``, ``THIRD-PARTY-LICENSES.txt``,

@@ -11,7 +11,7 @@
 # DIR/install.sh, DIR/SHA256SUMS and DIR/README.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE="${ASCLEPIUS_INSTALLER_CACHE:-/work/installer-cache}"
+CACHE="${ASCLEPIUS_INSTALLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer}"
 PY="${PYTHON:-python3}"
 TORCH=cpu
 OUT="$ROOT/dist/wheelhouse"
