@@ -14,11 +14,11 @@ Three properties matter more than anything else here:
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,8 +30,9 @@ from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import ModelError, UsageError
 from app.core.kvstate import CachedState, StateCache, prefix_key
-from app.core.llama_adapter import LlamaInternals
+from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.notes import validate_note
+from app.core.parallel import AnswerText, AnyEvent, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
 from app.core.types import (
     AskRequest,
     FinishReason,
@@ -108,7 +109,8 @@ class LlamaCppEngine:
         self.n_ctx = self.config.n_ctx or min(model.context_length, self.config.max_ctx)
         _quiet_llama_cpp()
         try:
-            self._llm = llama_cpp.Llama(
+            self._llm = open_llama(
+                n_seq_max=self.config.parallel + 1,  # sequence 0 holds the note prefix (app/core/parallel.py)
                 model_path=model.path,
                 n_ctx=self.n_ctx,
                 n_batch=self.config.n_batch,
@@ -121,6 +123,7 @@ class LlamaCppEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model.path}: {exc}") from None
         self._internals = LlamaInternals(self._llm)
+        self._memory = SequenceMemory(self._llm)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         # The abort callback runs on llama.cpp's compute thread between graph nodes; it only reads an Event.
         # It is armed only while the prompt is processed: during decoding it would cost a Python call (and a
@@ -130,6 +133,8 @@ class LlamaCppEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
         self._states = StateCache(self.config.kv_cache_mb * 1024 * 1024)
         self._loaded_prefix: tuple[int, ...] = ()
+        self.last_parallel = 0
+        """How many sequences the last :meth:`ask_many` decoded together."""
         self.last_prefix_source = "none"
         """How the last run got its note prefix: ``live`` (still in context), ``cache``, or ``eval``."""
 
@@ -268,28 +273,14 @@ class LlamaCppEngine:
         """
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
-        note = validate_note(request.note)
-        instruction = request.instruction.strip()
-        if not instruction:
-            raise UsageError("the instruction is empty")
-        try:
-            task = get_task(request.task).name
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
-        style = self.style_for(request.prompt_style)
+        note, instruction, task, style = self._check(request)
         sp = request.sampling
         cancel = cancel or threading.Event()
 
         with self._lock:
             if self._closed:
                 raise ModelError("the engine was closed")
-            pt = self.tokenize_prompt(style, note, instruction)
-            budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens, sp.max_tokens)
-            truncation = None
-            if not budget.fits:
-                if not request.truncate:
-                    raise budget.refusal()
-                truncation, note, pt = self._truncate(style, note, instruction, pt, budget, sp.max_tokens)
+            pt, note, truncation = self._fit(request, style, note, instruction)
             self._prepare_prefix(pt.prefix)
             reused = self._live_prefix_len(pt.prefix)
             self._cancel = cancel
@@ -299,8 +290,150 @@ class LlamaCppEngine:
                 self._cancel = None
             if self._live_prefix_len(pt.prefix) == len(pt.prefix):
                 self._loaded_prefix = tuple(pt.prefix)
+        out = SeqOutput(answer, finish, n_out, t0, t_first, time.perf_counter(), error)
+        return self._result(request, task, instruction, style, pt, reused, truncation, out, started_at)
 
-        t_end = time.perf_counter()
+    def ask_many(
+        self,
+        requests: Sequence[AskRequest],
+        on_token: IndexedToken | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        cancels: Sequence[threading.Event] | None = None,
+        parallel: int | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> list[RunResult | None]:
+        """Answer several requests about one note, decoding up to ``parallel`` of them together.
+
+        Every request is checked first (as :meth:`ask` does, raising before any evaluation). The note
+        prefix is evaluated once and shared (app/core/parallel.py); a request that never started (all
+        cancelled first) gives None. ``cancels[i]`` stops request ``i`` alone, ``cancel`` stops them all.
+        ``parallel`` 1 (or a request whose note must be cut) answers one at a time through :meth:`ask`.
+        """
+        started_at = datetime.now(UTC)
+        cancel = cancel or threading.Event()
+        own = [AnyEvent(cancel, cancels[i]) if cancels else cancel for i in range(len(requests))]
+        checked = [self._check(r) for r in requests]
+        cap = max(1, min(parallel or self.config.parallel, self.config.parallel))
+        with self._lock:
+            if self._closed:
+                raise ModelError("the engine was closed")
+            fitted = [self._fit(r, c[3], c[0], c[1]) for r, c in zip(requests, checked, strict=True)]
+            prefix = fitted[0][0].prefix if fitted else []
+            one_by_one = cap == 1 or len(requests) < 2 or any(f[2] is not None or f[0].prefix != prefix for f in fitted)
+            if not one_by_one:
+                return self._ask_parallel(requests, checked, fitted, own, cancel, cap, on_token, on_start, started_at)
+        out: list[RunResult | None] = []
+        for i, req in enumerate(requests):
+            if cancel.is_set():
+                out.append(None)
+                continue
+            if on_start is not None:
+                on_start(i)
+            sink = (lambda piece, i=i: on_token(i, piece)) if on_token is not None else None
+            out.append(self.ask(req, sink, own[i]))
+        return out
+
+    def _ask_parallel(
+        self,
+        requests: Sequence[AskRequest],
+        checked: list[tuple[str, str, str, PromptStyle]],
+        fitted: list[tuple[PromptTokens, str, Truncation | None]],
+        cancels: list[threading.Event],
+        cancel: threading.Event,
+        cap: int,
+        on_token: IndexedToken | None,
+        on_start: Callable[[int], None] | None,
+        started_at: datetime,
+    ) -> list[RunResult | None]:
+        prefix = fitted[0][0].prefix
+        t0 = time.perf_counter()
+        self._prepare_prefix(prefix)
+        live = self._live_prefix_len(prefix)
+        self._internals.keep_first(live)
+        if live < len(prefix):
+            self._cancel = cancel
+            self._arm_abort(True)
+            try:
+                self._llm.eval(prefix[live:])
+            except RuntimeError as exc:
+                self._internals.keep_first(self._live_prefix_len(prefix))
+                if not cancel.is_set():
+                    raise ModelError(f"llama.cpp failed evaluating the note: {exc}") from None
+                out = SeqOutput(finish=FinishReason.CANCELLED, t_start=t0, t_end=time.perf_counter())
+                first = checked[0]
+                res = self._result(requests[0], first[2], first[1], first[3], fitted[0][0], live, None, out, started_at)
+                return [res] + [None] * (len(requests) - 1)
+            finally:
+                self._arm_abort(False)
+                self._cancel = None
+        jobs = [
+            SeqJob(i, f[0].suffix, r.sampling, cancels[i])
+            for i, (r, f) in enumerate(zip(requests, fitted, strict=True))
+        ]
+        n = plan(len(prefix), jobs, self.n_ctx, cap).n_parallel
+        decoder = ParallelDecoder(
+            self._memory,
+            lambda tok: self._llm.detokenize([tok], special=False),
+            lambda tok: bool(llama_cpp.llama_vocab_is_eog(self._vocab, tok)),
+            self.n_ctx,
+        )
+        try:
+            outs = decoder.run(len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, on_start, cancel)
+        finally:
+            self._memory.set_single(prefix)  # sequence 0 still holds exactly the note prefix
+            self._loaded_prefix = tuple(prefix)
+        self.last_parallel = n
+        results: list[RunResult | None] = []
+        for i, (req, out) in enumerate(zip(requests, outs, strict=True)):
+            if not out.t_start:
+                results.append(None)
+                continue
+            out.t_start = t0  # time to first token counts from the call, as a user waits for it
+            _, instruction, task, style = checked[i]
+            reused = live if i == 0 else len(prefix)
+            results.append(self._result(req, task, instruction, style, fitted[i][0], reused, None, out, started_at))
+        return results
+
+    def _check(self, request: AskRequest) -> tuple[str, str, str, PromptStyle]:
+        """Validate a request's inputs (NoteError, UsageError) before any evaluation."""
+        note = validate_note(request.note)
+        instruction = request.instruction.strip()
+        if not instruction:
+            raise UsageError("the instruction is empty")
+        try:
+            task = get_task(request.task).name
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        return note, instruction, task, self.style_for(request.prompt_style)
+
+    def _fit(
+        self, request: AskRequest, style: PromptStyle, note: str, instruction: str
+    ) -> tuple[PromptTokens, str, Truncation | None]:
+        """Tokenize the prompt; refuse it (ContextOverflowError) or cut the note when it does not fit."""
+        max_tokens = request.sampling.max_tokens
+        pt = self.tokenize_prompt(style, note, instruction)
+        budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens, max_tokens)
+        if budget.fits:
+            return pt, note, None
+        if not request.truncate:
+            raise budget.refusal()
+        truncation, note, pt = self._truncate(style, note, instruction, pt, budget, max_tokens)
+        return pt, note, truncation
+
+    def _result(
+        self,
+        request: AskRequest,
+        task: str,
+        instruction: str,
+        style: PromptStyle,
+        pt: PromptTokens,
+        reused: int,
+        truncation: Truncation | None,
+        out: SeqOutput,
+        started_at: datetime,
+    ) -> RunResult:
+        t0, t_first, t_end, n_out = out.t_start, out.t_first, out.t_end, out.n_out
         ttft = (t_first - t0) if t_first is not None else t_end - t0
         decode_s = t_end - t_first if t_first is not None else 0.0
         tps = (n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0
@@ -308,8 +441,8 @@ class LlamaCppEngine:
             run_uuid=request.run_uuid,
             task=task,
             instruction=instruction,
-            answer=answer,
-            finish_reason=finish,
+            answer=out.text,
+            finish_reason=out.finish,
             model_sha256=self.model.sha256,
             model_file=self.model.file_name,
             model_quant=self.model.file_type,
@@ -318,7 +451,7 @@ class LlamaCppEngine:
             app_version=__version__,
             presets_version=PRESETS_VERSION,
             prompt_style=style.key,
-            sampling=sp,
+            sampling=request.sampling,
             n_ctx=self.n_ctx,
             n_threads=self.config.n_threads,
             note_sha256=note_sha256(request.note),
@@ -333,7 +466,7 @@ class LlamaCppEngine:
             finished_at=datetime.now(UTC).isoformat(),
             truncation=truncation,
             grounding=None,  # computed once by the ask service, for every backend alike
-            error=error,
+            error=out.error,
         )
 
     def _truncate(
@@ -360,10 +493,7 @@ class LlamaCppEngine:
     ) -> tuple[str, FinishReason, int, float | None, str | None]:
         llm = self._llm
         llm.set_seed(sp.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = ""
-        emitted = 0
-        hold = max((len(s) for s in style.stop), default=0)
+        stream = AnswerText(style.stop)
         n_out = 0
         t_first: float | None = None
         finish = FinishReason.LENGTH
@@ -390,17 +520,12 @@ class LlamaCppEngine:
                     finish = FinishReason.STOP
                     break
                 n_out += 1
-                text += decoder.decode(llm.detokenize([tok], special=False))
-                cut = min((i for i in (text.find(s) for s in style.stop) if i >= 0), default=-1)
-                if cut >= 0:
-                    text = text[:cut]
+                if stream.push(llm.detokenize([tok], special=False)):
                     finish = FinishReason.STOP
                     break
-                # Hold back what could be the start of a stop string.
-                safe = len(text) - (hold - 1) if hold else len(text)
-                if on_token is not None and safe > emitted:
-                    on_token(text[emitted:safe])
-                    emitted = safe
+                piece = stream.ready()  # what could be the start of a stop string is held back
+                if on_token is not None and piece:
+                    on_token(piece)
                 if n_out >= sp.max_tokens or self._internals.n_tokens >= self.n_ctx - 1:
                     finish = FinishReason.LENGTH
                     break
@@ -414,9 +539,7 @@ class LlamaCppEngine:
         finally:
             self._arm_abort(False)
             gen.close()
-        if finish is not FinishReason.CANCELLED:
-            text += decoder.decode(b"", final=True)
-        text = text.rstrip() if finish is FinishReason.STOP else text
-        if on_token is not None and len(text) > emitted:
-            on_token(text[emitted:])
-        return text, finish, n_out, t_first, error
+        rest = stream.finish(finish)
+        if on_token is not None and rest:
+            on_token(rest)
+        return stream.text, finish, n_out, t_first, error
