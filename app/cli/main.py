@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"asclepius-desk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    a = sub.add_parser("ask", help="answer one instruction about one discharge summary (streamed)")
-    a.add_argument("instruction", help="the instruction or question")
+    a = sub.add_parser("ask", help="answer instructions about one discharge summary (streamed)")
+    a.add_argument("instruction", nargs="+", help="the instruction or question (several: answered together)")
     a.add_argument("--note", required=True, help="note file, or - for standard input")
     a.add_argument("--task", required=True, help="task name or slug (see `asclepius tasks`)")
     a.add_argument("--model", help="GGUF path or registered sha256/file name (default: the default model)")
@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=int, help="CPU threads (default: from the config)")
     a.add_argument("--json", action="store_true", help="print the run result as JSON to stdout at the end")
     a.add_argument("--no-log", action="store_true", help="do not record this run in the evaluation log")
+    a.add_argument(
+        "--parallel", type=int, help="answers decoded together (default: chosen from the context; 1 = in turn)"
+    )
     a.set_defaults(func=cmd_ask)
 
     t = sub.add_parser("tasks", help="list the eight task presets with example instructions")

@@ -25,14 +25,14 @@ from datetime import UTC, datetime
 import llama_cpp
 
 from app import __version__
-from app.core.backend import InferenceEngine, TokenCallback
+from app.core.backend import AnyEvent, InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import ModelError, UsageError
 from app.core.kvstate import CachedState, StateCache, prefix_key
 from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.notes import validate_note
-from app.core.parallel import AnswerText, AnyEvent, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
+from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
 from app.core.types import (
     AskRequest,
     FinishReason,
@@ -302,6 +302,7 @@ class LlamaCppEngine:
         cancels: Sequence[threading.Event] | None = None,
         parallel: int | None = None,
         on_start: Callable[[int], None] | None = None,
+        on_finish: Callable[[int], None] | None = None,
     ) -> list[RunResult | None]:
         """Answer several requests about one note, decoding up to ``parallel`` of them together.
 
@@ -322,7 +323,9 @@ class LlamaCppEngine:
             prefix = fitted[0][0].prefix if fitted else []
             one_by_one = cap == 1 or len(requests) < 2 or any(f[2] is not None or f[0].prefix != prefix for f in fitted)
             if not one_by_one:
-                return self._ask_parallel(requests, checked, fitted, own, cancel, cap, on_token, on_start, started_at)
+                return self._ask_parallel(
+                    requests, checked, fitted, own, cancel, cap, on_token, (on_start, on_finish), started_at
+                )
         out: list[RunResult | None] = []
         for i, req in enumerate(requests):
             if cancel.is_set():
@@ -332,6 +335,8 @@ class LlamaCppEngine:
                 on_start(i)
             sink = (lambda piece, i=i: on_token(i, piece)) if on_token is not None else None
             out.append(self.ask(req, sink, own[i]))
+            if on_finish is not None:
+                on_finish(i)
         return out
 
     def _ask_parallel(
@@ -343,7 +348,7 @@ class LlamaCppEngine:
         cancel: threading.Event,
         cap: int,
         on_token: IndexedToken | None,
-        on_start: Callable[[int], None] | None,
+        hooks: tuple[Callable[[int], None] | None, Callable[[int], None] | None],
         started_at: datetime,
     ) -> list[RunResult | None]:
         prefix = fitted[0][0].prefix
@@ -360,10 +365,7 @@ class LlamaCppEngine:
                 self._internals.keep_first(self._live_prefix_len(prefix))
                 if not cancel.is_set():
                     raise ModelError(f"llama.cpp failed evaluating the note: {exc}") from None
-                out = SeqOutput(finish=FinishReason.CANCELLED, t_start=t0, t_end=time.perf_counter())
-                first = checked[0]
-                res = self._result(requests[0], first[2], first[1], first[3], fitted[0][0], live, None, out, started_at)
-                return [res] + [None] * (len(requests) - 1)
+                return [None] * len(requests)  # cancelled while the note was read: nothing started
             finally:
                 self._arm_abort(False)
                 self._cancel = None
@@ -379,7 +381,7 @@ class LlamaCppEngine:
             self.n_ctx,
         )
         try:
-            outs = decoder.run(len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, on_start, cancel)
+            outs = decoder.run(len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, hooks, cancel)
         finally:
             self._memory.set_single(prefix)  # sequence 0 still holds exactly the note prefix
             self._loaded_prefix = tuple(prefix)

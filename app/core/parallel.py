@@ -29,17 +29,6 @@ IndexedToken = Callable[[int, str], None]
 """``(index of the request, piece of its answer)``."""
 
 
-class AnyEvent(threading.Event):
-    """Set when any of the given events is set (a request's own cancel or the cancel of all)."""
-
-    def __init__(self, *events: threading.Event) -> None:
-        super().__init__()
-        self._events = events
-
-    def is_set(self) -> bool:
-        return super().is_set() or any(e.is_set() for e in self._events)
-
-
 class AnswerText:
     """Turns sampled tokens into answer text: incremental UTF-8, stop strings, held-back tails.
 
@@ -146,6 +135,7 @@ class ParallelDecoder:
         self.detok = detok
         self.is_eog = is_eog
         self.n_ctx = n_ctx
+        self._on_finish: Callable[[int], None] | None = None
 
     def run(
         self,
@@ -155,9 +145,11 @@ class ParallelDecoder:
         n_parallel: int,
         n_batch: int,
         on_token: IndexedToken | None,
-        on_start: Callable[[int], None] | None,
+        hooks: tuple[Callable[[int], None] | None, Callable[[int], None] | None],
         cancel: threading.Event,
     ) -> list[SeqOutput]:
+        """Answer ``jobs`` over the prefix; ``hooks`` = (on_start(index), on_finish(index))."""
+        on_start, self._on_finish = hooks
         reserve = {j.index: len(j.suffix) + j.sampling.max_tokens for j in jobs}
         waiting = list(jobs)
         outputs = {j.index: SeqOutput() for j in jobs}
@@ -278,3 +270,5 @@ class ParallelDecoder:
             self.memory.free_sampler(s.chain)
             s.chain = None
         self.memory.drop(s.seq)
+        if self._on_finish is not None:
+            self._on_finish(s.job.index)
