@@ -185,10 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list[Callable[[Any], None]]:
     """Subcommand groups that live beside the core (evaluation log, batch, quantize)."""
-    from app.cli import batch, log_cmds
+    from app.cli import batch, cache, log_cmds
     from quantize import cli as quantize_cli
 
-    return [log_cmds.register, batch.register, quantize_cli.register]
+    return [log_cmds.register, batch.register, cache.register, quantize_cli.register]
 
 
 def protect(args: argparse.Namespace, isolate: bool) -> netns.Protection:

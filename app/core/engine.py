@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import llama_cpp
 
@@ -29,7 +30,7 @@ from app.core.backend import AnyEvent, InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import ModelError, UsageError
-from app.core.kvstate import CachedState, StateCache, prefix_key
+from app.core.kvstate import CachedState, DiskKey, DiskStateStore, StateCache, prefix_key
 from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.notes import validate_note
 from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
@@ -101,7 +102,7 @@ def _move_trailing_spaces(segments: list[Segment]) -> list[Segment]:
 class LlamaCppEngine:
     """One loaded GGUF model. Thread-safe: one lock per model serialises runs; close() frees it."""
 
-    def __init__(self, model: ModelInfo, config: EngineConfig | None = None) -> None:
+    def __init__(self, model: ModelInfo, config: EngineConfig | None = None, *, state_dir: Path | None = None) -> None:
         self.model = model
         self.config = config or EngineConfig()
         self._lock = threading.Lock()
@@ -133,6 +134,10 @@ class LlamaCppEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
         self._states = StateCache(self.config.kv_cache_mb * 1024 * 1024)
         self._loaded_prefix: tuple[int, ...] = ()
+        self._loaded_key: DiskKey | None = None
+        self._disk = DiskStateStore(state_dir, self.config.kv_disk_mb * 1024 * 1024) if state_dir else None
+        """Note states kept across restarts (None: off, e.g. the user chose hash-only note storage)."""
+        self._on_disk: set[DiskKey] = set()
         self.last_parallel = 0
         """How many sequences the last :meth:`ask_many` decoded together."""
         self.last_prefix_source = "none"
@@ -142,6 +147,10 @@ class LlamaCppEngine:
     def close(self) -> None:
         with self._lock:
             if not self._closed:
+                try:
+                    self._save_loaded_prefix(to_memory=False)  # warm after a restart
+                except Exception as exc:  # closing must not fail over a cache
+                    log.warning("the current note state was not kept: %s", exc)
                 self._closed = True
                 self._states.clear()
                 self._llm.close()
@@ -232,32 +241,49 @@ class LlamaCppEngine:
     def _live_prefix_len(self, prefix: list[int]) -> int:
         return self._internals.live_prefix_len(prefix)
 
-    def _save_loaded_prefix(self) -> None:
-        """Keep the note prefix now in the context so a later return to that note is fast."""
-        p = self._loaded_prefix
-        if not p or self._states.budget_bytes == 0 or self._live_prefix_len(list(p)) < len(p):
+    def _save_loaded_prefix(self, *, to_memory: bool = True) -> None:
+        """Keep the note prefix now in the context so a later return to that note is fast.
+
+        In the memory LRU, and on disk (when the engine has a disk store) so it survives a restart; a
+        state already written this session is not written again.
+        """
+        p, key = self._loaded_prefix, self._loaded_key
+        keep_memory = to_memory and self._states.budget_bytes > 0
+        keep_disk = self._disk is not None and key is not None and key not in self._on_disk
+        if not p or not (keep_memory or keep_disk) or self._live_prefix_len(list(p)) < len(p):
             return
         # Drop the question and answer after the prefix: only [BOS + head + note] is worth keeping.
         self._internals.keep_first(len(p))
         data = self._internals.save_sequence()
-        if data is not None:
+        if data is None:
+            return
+        if keep_memory:
             self._states.put(prefix_key(self.model.sha256, p), CachedState(p, data))
+        if keep_disk and self._disk is not None and key is not None and self._disk.save(key, p, data):
+            self._on_disk.add(key)
 
-    def _prepare_prefix(self, prefix: list[int]) -> None:
-        """Make the context start with ``prefix`` evaluated if it is live or cached; else leave it to eval."""
+    def _prepare_prefix(self, prefix: list[int], key: DiskKey | None = None) -> None:
+        """Make the context start with ``prefix`` evaluated if it is live or kept; else leave it to eval."""
         if self._live_prefix_len(prefix) == len(prefix):
             self.last_prefix_source = "live"
             return
         self._save_loaded_prefix()
         cached = self._states.get(prefix_key(self.model.sha256, prefix))
+        source = "cache"
+        if cached is None and self._disk is not None and key is not None:
+            data = self._disk.load(key, prefix)
+            if data is not None:
+                cached, source = CachedState(tuple(prefix), data), "disk"
+                self._on_disk.add(key)
+                self._states.put(prefix_key(self.model.sha256, prefix), cached)
         if cached is None:
             self.last_prefix_source = "eval"
             return
         if not self._internals.restore_sequence(cached.data, prefix):
-            log.warning("restoring a cached note state failed; evaluating the note again")
+            log.warning("restoring a kept note state failed; evaluating the note again")
             self.last_prefix_source = "eval"
             return
-        self.last_prefix_source = "cache"
+        self.last_prefix_source = source
 
     # -- generation -------------------------------------------------------------------------------
     def ask(
@@ -281,7 +307,8 @@ class LlamaCppEngine:
             if self._closed:
                 raise ModelError("the engine was closed")
             pt, note, truncation = self._fit(request, style, note, instruction)
-            self._prepare_prefix(pt.prefix)
+            key = DiskKey(self.model.sha256, style.key, note_sha256(note))
+            self._prepare_prefix(pt.prefix, key)
             reused = self._live_prefix_len(pt.prefix)
             self._cancel = cancel
             try:
@@ -289,7 +316,7 @@ class LlamaCppEngine:
             finally:
                 self._cancel = None
             if self._live_prefix_len(pt.prefix) == len(pt.prefix):
-                self._loaded_prefix = tuple(pt.prefix)
+                self._loaded_prefix, self._loaded_key = tuple(pt.prefix), key
         out = SeqOutput(answer, finish, n_out, t0, t_first, time.perf_counter(), error)
         return self._result(request, task, instruction, style, pt, reused, truncation, out, started_at)
 
@@ -353,7 +380,8 @@ class LlamaCppEngine:
     ) -> list[RunResult | None]:
         prefix = fitted[0][0].prefix
         t0 = time.perf_counter()
-        self._prepare_prefix(prefix)
+        key = DiskKey(self.model.sha256, checked[0][3].key, note_sha256(fitted[0][1]))
+        self._prepare_prefix(prefix, key)
         live = self._live_prefix_len(prefix)
         self._internals.keep_first(live)
         if live < len(prefix):
@@ -384,7 +412,7 @@ class LlamaCppEngine:
             outs = decoder.run(len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, hooks, cancel)
         finally:
             self._memory.set_single(prefix)  # sequence 0 still holds exactly the note prefix
-            self._loaded_prefix = tuple(prefix)
+            self._loaded_prefix, self._loaded_key = tuple(prefix), key
         self.last_parallel = n
         results: list[RunResult | None] = []
         for i, (req, out) in enumerate(zip(requests, outs, strict=True)):

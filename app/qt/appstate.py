@@ -18,6 +18,7 @@ from app.core.backend import InferenceEngine
 from app.core.config import AppConfig, Paths, database_path, load_config, save_config
 from app.core.engine import LlamaCppEngine
 from app.core.errors import ModelError
+from app.core.kvstate import state_dir
 from app.core.registry import Registry
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
@@ -117,7 +118,7 @@ class AppContext(QObject):
             job.message("preparing the model file…")
             info = self.registry.resolve(ref)
             job.message(f"loading {info.display_name}…")
-            return LlamaCppEngine(info, cfg)
+            return LlamaCppEngine(info, cfg, state_dir=self.kv_state_dir())
 
         task = Task(work, "load model")
         task.signals.message.connect(self._engine_message)
@@ -147,6 +148,10 @@ class AppContext(QObject):
         self.engine_changed.emit()
 
     # -- engines for other models (compare, re-run) ------------------------------------------------
+    def kv_state_dir(self) -> Path | None:
+        """Note states kept across restarts (app/core/kvstate.py); None with hash-only note storage."""
+        return state_dir(self.paths.data_dir, self.config.store_note_text)
+
     def engine_for(self, info: ModelInfo) -> LlamaCppEngine:
         """The engine for ``info``, loading it if needed. Call from a worker: loading takes seconds."""
         with self._engine_lock:
@@ -157,7 +162,7 @@ class AppContext(QObject):
                 # Keep at most one extra model loaded: comparing needs two at once, not more.
                 for sha in list(self._extra):
                     self._extra.pop(sha).close()
-                eng = LlamaCppEngine(info, self.config.engine)
+                eng = LlamaCppEngine(info, self.config.engine, state_dir=self.kv_state_dir())
                 self._extra[info.sha256] = eng
             return eng
 
