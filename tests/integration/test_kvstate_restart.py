@@ -19,7 +19,7 @@ def _ask(engine: LlamaCppEngine, note: str):
 
 def test_a_restarted_engine_restores_the_note_from_disk(demo_model, tmp_path):
     note = load_sample("pneumonia").text
-    cfg = EngineConfig(n_threads=2, max_ctx=2048)
+    cfg = EngineConfig(n_threads=2, max_ctx=1024)
     kept = tmp_path / STATE_DIR_NAME
     with LlamaCppEngine(demo_model, cfg, state_dir=kept) as first:
         cold = _ask(first, note)
@@ -39,10 +39,6 @@ def test_a_restarted_engine_restores_the_note_from_disk(demo_model, tmp_path):
     with LlamaCppEngine(demo_model, cfg, state_dir=kept) as third:
         again = _ask(third, note)
         assert third.last_prefix_source == "eval" and again.answer == cold.answer
-    # Without a state directory (hash-only storage) nothing is written.
-    with LlamaCppEngine(demo_model, cfg) as off:
-        _ask(off, note)
-    assert len(list(kept.iterdir())) == 1  # only the one re-kept by `third`
 
 
 def test_cache_clear_command_removes_kept_states(tmp_path):
