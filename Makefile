@@ -50,6 +50,8 @@ bench: test-env
 	$(BIN)/python tests/bench/bench_engine.py --bandwidth
 	$(BIN)/python tests/bench/bench_store.py
 	$(BIN)/python tests/bench/bench_netns.py
+	$(BIN)/python tests/bench/bench_grounding.py
+	$(BIN)/python tests/bench/bench_verify_gate.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
 
 screenshots: app-env

@@ -10,15 +10,27 @@ import argparse
 import importlib.util
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantize.errors import QuantizeError
+from app.core.errors import EXIT_TERMINATED, Cancelled
+from quantize.errors import (
+    MissingExtraError,
+    NotesError,
+    NotVerifiedError,
+    QuantizeError,
+    QuantizeUsageError,
+    VerificationFailed,
+)
 
 EXTRA_MESSAGE = "needs the quantize extra: pip install 'asclepius-desk[quantize]'"
-EXIT_ERROR, EXIT_MISSING_EXTRA, EXIT_FAILED_CHECK = 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = Cancelled.exit_code, EXIT_TERMINATED
+"""Ctrl+C (SIGINT) and SIGTERM (128 + 15); every code is in the app's one table (``app.core.errors``)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup (partial files, the quantize child) runs."""
 
 
 def _missing(modules: tuple[str, ...]) -> list[str]:
@@ -32,6 +44,10 @@ def _missing(modules: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         missing = _missing(needs)
@@ -40,21 +56,23 @@ def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) ->
                 f"asclepius quantize {args.quantize_command} {EXTRA_MESSAGE} (missing: {', '.join(missing)})",
                 file=sys.stderr,
             )
-            return EXIT_MISSING_EXTRA
+            return MissingExtraError.exit_code
         previous = signal.getsignal(signal.SIGTERM)
-        # SIGTERM (a killed job, a closed session) becomes SystemExit, so temp files are removed on the way out.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(args)
         except QuantizeError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+            return exc.exit_code
         except ImportError as exc:
             print(f"asclepius quantize {args.quantize_command} {EXTRA_MESSAGE} ({exc})", file=sys.stderr)
-            return EXIT_MISSING_EXTRA
+            return MissingExtraError.exit_code
         except KeyboardInterrupt:
-            print("interrupted; nothing was left half-written", file=sys.stderr)
-            return 130
+            print("interrupted (SIGINT); nothing was left half-written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Terminated:
+            print("terminated (SIGTERM); nothing was left half-written", file=sys.stderr)
+            return EXIT_TERMINATED
         finally:
             signal.signal(signal.SIGTERM, previous)
 
@@ -63,18 +81,39 @@ def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) ->
 
 
 class _Progress:
-    """One line per ~5% on stderr: readable in a log file as well as a terminal."""
+    """A tqdm bar on stderr (created on the first report); ``unit`` names what ``done``/``total`` count."""
 
-    def __init__(self, label: str, quiet: bool = False):
-        self.label, self.quiet, self.last, self.t0 = label, quiet, -1, time.perf_counter()
+    def __init__(self, label: str, quiet: bool = False, unit: str = "B"):
+        self.label, self.quiet, self.unit = label, quiet, unit
+        self.bar: Any = None
 
     def __call__(self, msg: str, done: int, total: int) -> None:
         if self.quiet or total <= 0:
             return
-        pct = int(100 * done / total)
-        if pct // 5 != self.last // 5 or done == total:
-            self.last = pct
-            print(f"{self.label}: {pct:3d}%  {msg}  ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr)
+        if self.bar is None:
+            from tqdm import tqdm
+
+            scale = self.unit == "B"
+            self.bar = tqdm(
+                total=total, desc=self.label, unit=self.unit, unit_scale=scale, file=sys.stderr, mininterval=0.5
+            )
+        self.bar.set_postfix_str(msg, refresh=False)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _clean_partials(directories: list[Path]) -> None:
+    from quantize.gguf_io import clean_stale_partials
+
+    for d in dict.fromkeys(p.resolve() for p in directories):
+        for stale in clean_stale_partials(d):
+            print(f"note: {stale.describe()}", file=sys.stderr)
 
 
 TORCH_NEEDS = ("torch", "safetensors", "numpy", "gguf")
@@ -86,6 +125,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     ckpt = Path(args.checkpoint)
     out = Path(args.output) if args.output else ckpt.parent / f"{ckpt.name}-{args.outtype}.gguf"
+    _clean_partials([out.parent])
+    bar = _Progress("convert", args.quiet)
     opts = ConvertOptions(
         ckpt,
         out,
@@ -95,9 +136,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         license=args.license,
         force=args.force,
-        progress=_Progress("convert", args.quiet),
+        progress=bar,
     )
-    r = convert_checkpoint(opts)
+    try:
+        r = convert_checkpoint(opts)
+    finally:
+        bar.close()
     for note in r.notes:
         print(f"note: {note}", file=sys.stderr)
     gb = r.tensor_bytes / 1e9
@@ -111,16 +155,21 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     inp = Path(args.input)
     types = args.type or ["Q4_K_M"]
     if args.output and len(types) > 1:
-        raise QuantizeError("--output names one file; with several --type values use --out-dir")
-    results = []
+        raise QuantizeUsageError("--output names one file; with several --type values use --out-dir")
+    outputs = []
     for q in types:
         out = Path(args.output) if args.output else default_output(inp, q)
-        if args.out_dir:
-            out = Path(args.out_dir) / out.name
+        outputs.append(Path(args.out_dir) / out.name if args.out_dir else out)
+    for out in outputs:
         out.parent.mkdir(parents=True, exist_ok=True)
-        r = quantize_gguf(
-            inp, out, q, threads=args.threads, force=args.force, progress=_Progress(f"quantize {q}", args.quiet)
-        )
+    _clean_partials([o.parent for o in outputs])
+    results = []
+    for q, out in zip(types, outputs, strict=True):
+        bar = _Progress(f"quantize {q}", args.quiet, unit="tensor")
+        try:
+            r = quantize_gguf(inp, out, q, threads=args.threads, force=args.force, progress=bar)
+        finally:
+            bar.close()
         print(f"wrote {r.output} ({r.qtype}, {r.size / 1e6:,.1f} MB, {r.seconds:.1f} s)")
         results.append(r)
     manifest = write_manifest(inp, results)
@@ -128,19 +177,30 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_notes(path: Path) -> list[tuple[str, str]]:
+    from quantize.notes import load_notes
+
+    try:
+        notes = load_notes(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NotesError(f"cannot read held-out notes from {path}: {exc}") from None
+    if not notes:
+        raise NotesError(f"no notes found in {path}")
+    return notes
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Run every check the arguments allow; PASS only when each file got each check that applies to it."""
     from quantize import verify as v
-    from quantize.notes import default_notes_dir, load_notes
+    from quantize.notes import default_notes_dir
 
     files = [Path(p) for p in args.gguf]
     notes_path = Path(args.notes) if args.notes else default_notes_dir()
-    notes = load_notes(notes_path)
-    if not notes:
-        raise QuantizeError(f"no notes found in {notes_path}")
-    ok = True
+    notes = _load_notes(notes_path)
+    failed: list[str] = []
+    not_checked: list[str] = []
     full = [f for f in files if v.file_type_name(f) in v.TOLERANCES]
     quantized = [f for f in files if f not in full]
-    tok = None
     if args.checkpoint:
         model, tok = v.load_hf(Path(args.checkpoint), args.hf_dtype)
         prompts = _prompts(notes, args.prompts)
@@ -151,28 +211,50 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 Path(args.checkpoint), f, prompts, max_tokens=args.max_tokens, hf=(model, tok), tolerance=tol
             )
             print(rep.format())
-            ok &= rep.ok
+            if not rep.ok:
+                failed.append(f"{f.name}: logits or greedy text differ from the checkpoint")
         parity = v.tokenizer_parity(tok, (full or files)[0], notes)
         print(parity.format(tok))
-        ok &= parity.ok
-    elif full:
-        print("note: no --checkpoint given: skipping logits and tokenizer checks", file=sys.stderr)
+        if not parity.ok:
+            failed.append(f"{(full or files)[0].name}: tokenizer differs from the checkpoint's")
+    else:
+        not_checked += [f"{f.name}: logits, greedy text and tokenizer (no --checkpoint given)" for f in full]
     if quantized:
         ref = Path(args.reference) if args.reference else (full[0] if full else None)
         if ref is None:
-            raise QuantizeError("perplexity needs a reference: pass the F16/F32 GGUF with --reference")
-        held_out = load_notes(Path(args.notes)) if args.notes else _held_out(notes_path)
-        rows = v.perplexity_table(
-            ref,
-            quantized,
-            held_out,
-            n_ctx=args.ctx,
-            max_tokens=args.ppl_tokens,
-            log=lambda m: print(m, file=sys.stderr),
-        )
-        print(v.format_ppl_table(rows))
-    print("verify: PASS" if ok else "verify: FAIL")
-    return 0 if ok else EXIT_FAILED_CHECK
+            not_checked += [
+                f"{f.name}: perplexity gate (no F16/F32 source: pass --reference or list the source GGUF too)"
+                for f in quantized
+            ]
+        else:
+            if v.file_type_name(ref) not in v.TOLERANCES:
+                raise QuantizeUsageError(f"--reference {ref.name} is quantized; give the F32/F16/BF16 source GGUF")
+            held_out = notes if args.notes else _held_out(notes_path)
+            log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
+            rows = v.perplexity_table(ref, quantized, held_out, n_ctx=args.ctx, max_tokens=args.ppl_tokens, log=log)
+            print(v.format_ppl_table(rows))
+            gates, ungated = v.ppl_gates(rows)
+            for g in gates:
+                print(g.format())
+                if not g.ok:
+                    failed.append(f"{g.path.name}: perplexity {g.rel_delta:+.2%} vs its source (limit ±{g.limit:.2%})")
+            not_checked += [f"{r.path.name}: perplexity gate (no published figure for {r.file_type})" for r in ungated]
+    return _verdict(failed, not_checked)
+
+
+def _verdict(failed: list[str], not_checked: list[str]) -> int:
+    for line in failed:
+        print(f"failed: {line}")
+    for line in not_checked:
+        print(f"not checked: {line}")
+    if failed:
+        print("verify: FAIL")
+        return VerificationFailed.exit_code
+    if not_checked:
+        print("verify: INCOMPLETE (nothing failed, but the checks listed above were not run)")
+        return NotVerifiedError.exit_code
+    print("verify: PASS")
+    return 0
 
 
 def _prompts(notes: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
@@ -258,7 +340,13 @@ def register(subparsers: Any) -> None:
     q.add_argument("-q", "--quiet", action="store_true")
     q.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_quantize))
 
-    v = sub.add_parser("verify", help="logits, greedy text and tokenizer vs HF; perplexity of quantized files")
+    v = sub.add_parser(
+        "verify",
+        help="logits, greedy text and tokenizer vs HF; perplexity gate of quantized files vs their source",
+        description="PASS only when every file got every check that applies to it: F32/F16/BF16 files need "
+        "--checkpoint, quantized files need their source (--reference or listed too). Exit 0 pass, 4 a check "
+        "failed, 2 something could not be checked (listed), 3 no usable notes.",
+    )
     v.add_argument("gguf", nargs="+", help="GGUF files: F32/F16/BF16 ones get numerics, quantized ones perplexity")
     v.add_argument("--checkpoint", help="the HF checkpoint the files came from (for logits and tokenizer)")
     v.add_argument("--reference", help="F16/F32 GGUF that perplexity deltas are measured against")
@@ -273,6 +361,7 @@ def register(subparsers: Any) -> None:
     )
     v.add_argument("--ctx", type=int, default=512, help="perplexity window")
     v.add_argument("--ppl-tokens", type=int, default=4096, help="held-out tokens scored per file")
+    v.add_argument("-q", "--quiet", action="store_true", help="no per-file perplexity lines on stderr")
     v.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_verify))
 
     i = sub.add_parser("inspect", help="metadata and tensor summary of a GGUF")

@@ -19,7 +19,7 @@ from typing import Any
 from quantize import CONVERTER_VERSION
 from quantize.arch import HParams, read_hparams
 from quantize.checkpoint import Checkpoint, TensorMeta, hash_sources, load_tensor, open_checkpoint
-from quantize.errors import QuantizeError
+from quantize.errors import QuantizeError, QuantizeUsageError
 from quantize.gguf_io import (
     KEY_CONVERTER,
     KEY_PROMPT_STYLE,
@@ -70,7 +70,7 @@ class ConvertOptions:
         if self.output.suffix != ".gguf":
             problems.append(f"output {self.output} should end in .gguf")
         if problems:
-            raise QuantizeError("; ".join(problems))
+            raise QuantizeUsageError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
     t0 = time.perf_counter()
     report = opts.progress or (lambda msg, done, total: None)
     if opts.output.exists() and not opts.force:
-        raise QuantizeError(f"{opts.output} already exists; pass --force to replace it")
+        raise QuantizeUsageError(f"{opts.output} already exists; pass --force to replace it")
     ckpt = open_checkpoint(opts.checkpoint)
     hp = read_hparams(ckpt.config)
     out_type = resolve_out_type(ckpt, opts.out_type)

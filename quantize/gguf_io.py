@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,21 +36,62 @@ def partial_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.partial-{os.getpid()}")
 
 
-def _remove_stale(output: Path) -> None:
-    for p in output.parent.glob(f".{output.name}.partial-*"):
+_PARTIAL_RE = re.compile(r"^\..+\.partial-(\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+@dataclass(frozen=True)
+class StalePartial:
+    path: Path
+    size: int
+    pid: int
+
+    def describe(self) -> str:
+        return (
+            f"removed {self.path.name} ({self.size / 1e6:,.1f} MB), a partial file left by process {self.pid}, "
+            "which is no longer running (a killed convert or quantize)"
+        )
+
+
+def clean_stale_partials(directory: Path) -> list[StalePartial]:
+    """Remove ``.NAME.partial-PID`` files in ``directory`` whose process is gone; return what was removed.
+
+    A live process's partial file (this one's, another run's) is never touched. Only the hidden names
+    ``partial_path`` makes are considered, so nothing else in the folder can match."""
+    removed: list[StalePartial] = []
+    if not directory.is_dir():
+        return removed
+    for p in sorted(directory.iterdir()):
+        m = _PARTIAL_RE.match(p.name)
+        if not m or not p.is_file() or _alive(int(m.group(1))):
+            continue
         try:
-            os.kill(int(p.name.rsplit("-", 1)[1]), 0)
-        except (ValueError, ProcessLookupError):
-            p.unlink(missing_ok=True)
-        except PermissionError:
-            pass
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            continue  # another run cleaned it first
+        except OSError:
+            continue  # not ours to remove (read-only folder): leave it, the run itself will say what fails
+        removed.append(StalePartial(p, size, int(m.group(1))))
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_output(output: Path, expected: Expected, required_keys: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a temporary path to write to; on success check it with GGUFReader and rename it to ``output``.
     On any failure (including Ctrl-C) the temporary file is removed and ``output`` is untouched."""
-    _remove_stale(output)
+    clean_stale_partials(output.parent)
     tmp = partial_path(output)
     try:
         yield tmp

@@ -4,7 +4,6 @@ and a manifest of what was made from what."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import json
 import os
@@ -17,14 +16,14 @@ from typing import Any
 
 from quantize import CONVERTER_VERSION
 from quantize.checkpoint import sha256_file
-from quantize.errors import QuantizeError
+from quantize.errors import QuantizeError, QuantizeUsageError
 from quantize.gguf_io import KEY_SOURCE_FILES, KEY_SOURCE_SHA256, atomic_output, inspect_gguf
+from quantize.worker import run_quantize
 
 QUANT_TYPES = ("Q4_0", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0")
 """Types offered; each maps to ``llama_cpp.LLAMA_FTYPE_MOSTLY_<type>``."""
 SOURCE_TYPES = ("ALL_F32", "MOSTLY_F16", "MOSTLY_BF16")
 Progress = Callable[[str, int, int], None]
-_PROGRESS_RE = re.compile(r"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 MANIFEST_NAME = "manifest.json"
 
 
@@ -41,7 +40,7 @@ def ftype_of(qtype: str) -> int:
 
     q = qtype.upper()
     if q not in QUANT_TYPES:
-        raise QuantizeError(f"unknown quantization type {qtype!r}; supported: {', '.join(QUANT_TYPES)}")
+        raise QuantizeUsageError(f"unknown quantization type {qtype!r}; supported: {', '.join(QUANT_TYPES)}")
     return int(getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{q}"))
 
 
@@ -64,40 +63,6 @@ def _source_ftype(path: Path) -> str:
     return name
 
 
-class _LogCapture:
-    """Route llama.cpp's log to a progress callback while quantizing, then restore llama-cpp-python's
-    own handler (the log callback is process-global)."""
-
-    def __init__(self, progress: Progress | None):
-        import llama_cpp
-
-        self.progress = progress
-        self.errors: list[str] = []
-
-        @llama_cpp.llama_log_callback
-        def _cb(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            msg = text.decode("utf-8", "replace")
-            if level == 3:  # GGML_LOG_LEVEL_ERROR
-                self.errors.append(msg.strip())
-            m = _PROGRESS_RE.search(msg)
-            if m and self.progress:
-                self.progress(m.group(3), int(m.group(1)), int(m.group(2)))
-
-        self._cb = _cb  # keep a reference: ctypes does not, and a collected callback crashes the process
-
-    def __enter__(self) -> _LogCapture:
-        import llama_cpp
-
-        llama_cpp.llama_log_set(self._cb, ctypes.c_void_p(0))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import llama_cpp
-        from llama_cpp import _logger
-
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
-
-
 def quantize_gguf(
     input_path: Path,
     output: Path,
@@ -106,8 +71,7 @@ def quantize_gguf(
     force: bool = False,
     progress: Progress | None = None,
 ) -> QuantResult:
-    import llama_cpp
-
+    """Quantize in a child process (see ``quantize.worker``): SIGINT/SIGTERM stop it and leave no file."""
     input_path, output = Path(input_path), Path(output)
     ftype = ftype_of(qtype)
     if not input_path.is_file():
@@ -115,20 +79,18 @@ def quantize_gguf(
     src = inspect_gguf(input_path)  # raises a clear error for a non-GGUF input
     _source_ftype(input_path)
     if output.exists() and not force:
-        raise QuantizeError(f"{output} already exists; pass --force to replace it")
+        raise QuantizeUsageError(f"{output} already exists; pass --force to replace it")
     if output.resolve() == input_path.resolve():
-        raise QuantizeError("the output would overwrite the input; choose another output path")
+        raise QuantizeUsageError("the output would overwrite the input; choose another output path")
     expected = {name: (shape, None) for name, _, shape, _ in src.tensors}
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
     # 0 means "all hardware threads" to llama.cpp; pass the CPU count explicitly so the log says what ran.
-    params.nthread = threads if threads > 0 else (os.cpu_count() or 1)
+    nthread = threads if threads > 0 else (os.cpu_count() or 1)
     t0 = time.perf_counter()
-    with atomic_output(output, expected) as tmp, _LogCapture(progress) as log:
-        rc = llama_cpp.llama_model_quantize(str(input_path).encode(), str(tmp).encode(), ctypes.byref(params))
+    with atomic_output(output, expected) as tmp:
+        rc, errors = run_quantize(input_path, tmp, ftype, nthread, progress)
         if rc != 0:
-            detail = "; ".join(log.errors[-3:]) or f"return code {rc}"
-            if not tmp.exists() or _disk_full(tmp):
+            detail = "; ".join(errors[-3:]) or f"exit status {rc}"
+            if _disk_full(output):
                 detail += " (is the disk full?)"
             raise QuantizeError(f"llama.cpp could not quantize {input_path.name} to {qtype}: {detail}")
     return QuantResult(output, qtype.upper(), time.perf_counter() - t0, output.stat().st_size)

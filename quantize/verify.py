@@ -14,6 +14,17 @@ Tolerances are on ``max |logit_gguf - logit_hf| / max |logit_hf|`` over every po
 
 Greedy continuations (32 tokens) must be identical at both precisions. When they are not, the report gives
 the step and HF's top-1/top-2 margin there, so a near-tie can be told from a real divergence.
+
+Quantized files are held to a perplexity gate against their F16/F32/BF16 source, on held-out notes (the same
+token windows for both). The limit on the relative change ``ppl_quant / ppl_source - 1`` (either way) per type is
+``max(GATE_FLOOR, GATE_FACTOR * published delta / published F16 perplexity)``, from llama.cpp's own published
+figures: the deltas its ``llama-quantize`` lists per type ("+0.1754 ppl @ Llama-3-8B" for Q4_K_M; wikitext-2,
+context 512) over the F16 perplexity of that model in llama.cpp's perplexity scoreboard (6.233160). So Q4_K_M
+may lose up to 3 x 2.8% = 8.4%, Q4_0 3 x 7.5% = 22.5%, Q8_0 (0.04% published) the 1% floor. The factor of 3
+leaves room for what differs here: a few thousand tokens of clinical notes instead of the whole wikitext test
+set (sampling noise), and 7B LLaMA-1/2 models, which lose somewhat more to quantization than Llama-3-8B per
+the same tables. A broken quantization (a wrong block layout, corrupted scales, a swapped tensor) moves
+perplexity by far more than that, or to NaN, which always fails.
 """
 
 from __future__ import annotations
@@ -24,10 +35,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantize.errors import QuantizeError
+from quantize.errors import NotesError, QuantizeUsageError
 
 TOLERANCES = {"ALL_F32": 1e-4, "MOSTLY_F16": 2e-2, "MOSTLY_BF16": 4e-2}
 """BF16 keeps 8 significant bits (2^-8 = 3.9e-3 relative per weight): twice F16's tolerance."""
+
+PUBLISHED_PPL_DELTA = {
+    "Q4_0": 0.4685,
+    "Q4_K_S": 0.2689,
+    "Q4_K_M": 0.1754,
+    "Q5_0": 0.1316,
+    "Q5_K_S": 0.1049,
+    "Q5_K_M": 0.0569,
+    "Q6_K": 0.0217,
+    "Q8_0": 0.0026,
+}
+"""Perplexity increase over F16 that llama.cpp's ``llama-quantize`` publishes per type (Llama-3-8B, wikitext-2)."""
+PUBLISHED_F16_PPL = 6.233160
+"""Llama-3-8B F16 perplexity on wikitext-2 in llama.cpp's perplexity scoreboard: the base of those deltas."""
+GATE_FACTOR = 3.0
+GATE_FLOOR = 0.01
+"""1%: below this, a few thousand tokens cannot tell a real loss from noise."""
 GREEDY_TOKENS = 32
 GGML_TYPE_F32 = 0
 Log = Callable[[str], None]
@@ -176,7 +204,7 @@ def verify_numerics(
     ftype = file_type_name(gguf_path)
     tol = tolerance if tolerance is not None else TOLERANCES.get(ftype)
     if tol is None:
-        raise QuantizeError(
+        raise QuantizeUsageError(
             f"{gguf_path.name} is {ftype}: numerics are checked on F32/F16/BF16 files; "
             "use perplexity for quantized ones"
         )
@@ -253,6 +281,49 @@ class PplRow:
     n_tokens: int
 
 
+def ppl_limit(file_type: str) -> float | None:
+    """The largest relative perplexity increase a file of this type may show, or None (no published figure)."""
+    delta = PUBLISHED_PPL_DELTA.get(file_type.removeprefix("MOSTLY_"))
+    if delta is None:
+        return None
+    return max(GATE_FLOOR, GATE_FACTOR * delta / PUBLISHED_F16_PPL)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    path: Path
+    file_type: str
+    rel_delta: float
+    limit: float
+
+    @property
+    def ok(self) -> bool:
+        # Two-sided: quantization rounds weights, it does not make a model better by whole percents; a
+        # file far below its source computes something else (a zeroed output tensor gives the uniform
+        # distribution's perplexity, the vocabulary size). NaN and inf fail.
+        return math.isfinite(self.rel_delta) and abs(self.rel_delta) <= self.limit
+
+    def format(self) -> str:
+        verdict = "PASS" if self.ok else "FAIL"
+        return (
+            f"perplexity gate: {self.path.name} ({self.file_type}) {self.rel_delta:+.2%} vs the reference, "
+            f"limit ±{self.limit:.2%} => {verdict}"
+        )
+
+
+def ppl_gates(rows: Sequence[PplRow]) -> tuple[list[GateResult], list[PplRow]]:
+    """Gate every quantized row against the reference row (the first); also return rows no gate covers."""
+    ref, gated, ungated = rows[0], [], []
+    for r in rows[1:]:
+        limit = ppl_limit(r.file_type)
+        if limit is None:
+            ungated.append(r)
+            continue
+        rel = r.ppl / ref.ppl - 1 if math.isfinite(ref.ppl) and ref.ppl > 0 else math.nan
+        gated.append(GateResult(r.path, r.file_type, rel, limit))
+    return gated, ungated
+
+
 def perplexity(gguf_path: Path, token_chunks: Sequence[Sequence[int]], n_ctx: int) -> tuple[float, int]:
     """exp(mean NLL) of every token after the first in each chunk (each chunk evaluated from scratch)."""
     import numpy as np
@@ -261,12 +332,15 @@ def perplexity(gguf_path: Path, token_chunks: Sequence[Sequence[int]], n_ctx: in
     nll, count = 0.0, 0
     for chunk in token_chunks:
         logits = gguf_logits(llm, chunk).astype(np.float64)
+        if not np.isfinite(logits).all():
+            return math.nan, sum(len(c) - 1 for c in token_chunks)
         logits -= logits.max(-1, keepdims=True)
         logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         targets = np.asarray(chunk[1:])
         nll -= float(logp[np.arange(len(targets)), targets].sum())
         count += len(targets)
-    return math.exp(nll / max(count, 1)), count
+    mean = nll / max(count, 1)
+    return (math.exp(mean) if mean < 700 else math.inf), count  # exp(700) is near float's limit
 
 
 def make_chunks(reference: Path, notes: Sequence[tuple[str, str]], n_ctx: int, max_tokens: int) -> list[list[int]]:
@@ -292,7 +366,7 @@ def perplexity_table(
 ) -> list[PplRow]:
     chunks = make_chunks(reference, notes, n_ctx, max_tokens)
     if not chunks:
-        raise QuantizeError("no held-out text to measure perplexity on")
+        raise NotesError("no held-out text to measure perplexity on")
     rows = []
     for p in [reference, *others]:
         ppl, n = perplexity(p, chunks, n_ctx)

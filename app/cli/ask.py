@@ -20,10 +20,12 @@ from typing import Any
 
 from app.cli.context import CliContext
 from app.core.errors import Cancelled, ContextOverflowError, StoreError, UsageError
+from app.core.limits import answer_cap, context_warning
 from app.core.notes import decode_note_bytes, read_note_file
 from app.core.types import RunResult
 from app.service import AskOutcome, SamplingOverrides, raise_for_finish
 from app.service.streams import OrderedStream
+from resources import get_task
 
 
 def read_note_arg(note: str) -> str:
@@ -87,9 +89,14 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
     model = ctx.model(args.model)
     if model.is_demo:
         print("-- note: using the demo model (Gemma 3 270M), not trained for clinical tasks", file=sys.stderr)
+    cap = answer_cap(get_task(requests[0].task).max_tokens, ctx.config.generation.max_tokens, args.max_tokens)
+    if cap.source != "preset":  # the task's own cap stays visible when a setting or flag replaces it
+        print(f"-- answer cap: {cap.describe()}", file=sys.stderr)
     log = None if args.no_log else ctx.open_log()  # a read-only or locked log is reported before loading
     try:
         engine = ctx.engine(model)
+        if warning := context_warning(model, engine.n_ctx):
+            print(f"-- warning: {warning}", file=sys.stderr)
         try:
             service = ctx.service(engine, log)
 

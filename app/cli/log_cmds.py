@@ -117,7 +117,7 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
     ag = res["agreement"]
     print(
         f"Inter-rater agreement (Krippendorff's alpha, ordinal): {_f(ag.alpha, 3)} over {ag.runs} doubly rated "
-        f"runs, {ag.raters} raters",
+        f"runs, {ag.raters} raters" + (f" ({ag.reason})" if ag.reason else ""),
         file=out,
     )
     if res["paired"] is not None:
@@ -125,7 +125,8 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
         print(
             f"Paired comparison on {p.items} shared items: {p.model_a} {_f(p.mean_a)} vs {p.model_b} {_f(p.mean_b)}, "
             f"difference {_f(p.mean_diff)}; paired t = {_f(p.t_stat, 3)} (p = {_f(p.t_p, 4)}), "
-            f"Wilcoxon W = {_f(p.wilcoxon_stat, 1)} (p = {_f(p.wilcoxon_p, 4)})",
+            f"Wilcoxon W = {_f(p.wilcoxon_stat, 1)} (p = {_f(p.wilcoxon_p, 4)})"
+            + (f" ({p.reason})" if p.reason else ""),
             file=out,
         )
     print("Win rates from blinded comparisons ((wins + ties/2) / decided; 'both bad' not counted)", file=out)

@@ -77,8 +77,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 # -- tasks ------------------------------------------------------------------------------------------
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from app.core.config import Paths, load_config
+    from app.core.limits import answer_cap
     from resources import PRESETS_VERSION, TASKS
 
+    try:
+        setting = load_config(Paths.default()).generation.max_tokens
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    caps = {t.name: answer_cap(t.max_tokens, setting) for t in TASKS}
     if args.json:
         print(
             json.dumps(
@@ -89,6 +96,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                         "description": t.description,
                         "examples": list(t.examples),
                         "max_tokens": t.max_tokens,
+                        "answer_cap": caps[t.name].tokens,
+                        "answer_cap_source": caps[t.name].source,
                         "temperature": t.temperature,
                     }
                     for t in TASKS
@@ -99,7 +108,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         return 0
     print(f"Task presets (version {PRESETS_VERSION})\n")
     for t in TASKS:
-        print(f"{t.name}  [--task {t.slug}]  (max {t.max_tokens} answer tokens)")
+        print(f"{t.name}  [--task {t.slug}]  (up to {caps[t.name].describe()})")
         print(f"  {t.description}")
         for ex in t.examples:
             print(f"    - {ex}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from app.cli.context import CliContext
 from app.core.config import save_config
 from app.core.errors import ModelError
+from app.core.limits import allocated_context
 from app.core.registry import describe, read_gguf
 from app.core.types import ModelInfo
 
@@ -59,7 +60,8 @@ def models_command(args: argparse.Namespace, ctx: CliContext) -> int:
             print(json.dumps(meta, indent=2, default=str))
             return 0
         info = ctx.model(ref)
-        d = describe(info)
+        eng = ctx.config.engine
+        d = describe(info, n_ctx=allocated_context(info, eng.n_ctx, eng.max_ctx))
         if args.json:
             print(json.dumps(d, indent=2))
         else:

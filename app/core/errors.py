@@ -1,10 +1,8 @@
 """Errors the core raises, each with the CLI exit code it maps to.
 
-Exit codes (documented in the README):
-  0 success; 1 unexpected internal error; 2 usage error (bad arguments, unknown task);
-  3 bad input note (empty, too large, binary, not UTF-8); 4 model problem (missing, not GGUF, truncated,
-  unsupported architecture, checksum mismatch); 5 the prompt does not fit the model's context;
-  6 evaluation-log (database) problem; 7 generation failed; 130 cancelled by the user (Ctrl+C).
+``EXIT_CODES`` is the one table of exit codes for every command group (``ask``, ``tasks``, ``models``,
+``log``, ``batch``, ``quantize``, ...): the README's table is printed from it (``python -m app.core.errors``)
+and tests/integration/test_exit_codes.py runs each group's typical failures against it.
 """
 
 from __future__ import annotations
@@ -42,3 +40,36 @@ class GenerationError(AsclepiusError):
 
 class Cancelled(AsclepiusError):
     exit_code = 130
+
+
+EXIT_TERMINATED = 143
+"""128 + SIGTERM: a long job stopped by ``kill`` or a closed session (partial outputs removed)."""
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "unexpected internal error, a bug (set `ASCLEPIUS_DEBUG=1` for a traceback)",
+    UsageError.exit_code: "usage error: bad arguments or option values, unknown task, prompt style or command; "
+    "an output that exists (without `--force`) or cannot be written; a missing optional extra "
+    "(`quantize`); `quantize verify` with nothing to compare a file against",
+    NoteError.exit_code: "bad input text: a note that is empty, over 200,000 characters, binary, not UTF-8 or "
+    "unreadable; the held-out notes of `quantize verify`",
+    ModelError.exit_code: "model problem: missing, not GGUF, truncated, unsupported architecture, checksum "
+    "mismatch; a checkpoint that cannot be converted or a GGUF that cannot be quantized; "
+    "`quantize verify` found a difference (logits, tokenizer or the perplexity gate)",
+    ContextOverflowError.exit_code: "the prompt does not fit the model's context (use `--truncate` to cut the note "
+    "explicitly)",
+    StoreError.exit_code: "evaluation-log problem: read-only location, locked, corrupt, from a newer version",
+    GenerationError.exit_code: "generation failed inside llama.cpp",
+    Cancelled.exit_code: "cancelled (Ctrl+C, SIGINT); partial outputs are removed",
+    EXIT_TERMINATED: "terminated (SIGTERM); partial outputs are removed",
+}
+
+
+def exit_code_table() -> str:
+    """EXIT_CODES as the README's markdown table."""
+    rows = ["| code | meaning |", "|---|---|"] + [f"| {code} | {text} |" for code, text in EXIT_CODES.items()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(exit_code_table())

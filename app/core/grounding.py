@@ -1,9 +1,18 @@
 """Grounding: which facts in an answer can be found in its note, and where.
 
-An answer is scanned for quoted phrases, dates, doses and lab values (a number with a unit), bare numbers,
-and abbreviations or capitalised terms. Each is searched for in the note (case-insensitively, tolerant of
-spacing and digit grouping) and reported with its character offsets in both texts. Anything not found is
-a possible hallucination for the reader to check; finding it proves nothing about the answer's logic.
+An answer is scanned for quoted phrases, dates, doses and lab values (a number with a unit), number pairs
+(blood pressures, scores, month/year), bare numbers, drug names, abbreviations and capitalised terms. Each is
+searched for in the note (case-insensitively, tolerant of spacing and digit grouping) and reported with its
+character offsets in both texts. Anything not found is a possible hallucination for the reader to check;
+finding it proves nothing about the answer's logic.
+
+What is *not* a fact, in the answer or in the note: list numbers ("1.", "2)", "(3)" opening a line, "1) ...
+2) ..." inline), section numbers ("4.2 Medications"), and numbers that name a part of a document ("step 2",
+"problem #3", "page 4"). Drug names come from a curated lexicon (``app.core.druglex``), never from word
+endings. Each answer span is reported once, and each note offset once per span.
+
+Measured on a labelled check set built from the shared notes (``tests/bench/bench_grounding.py``): see the
+benchmarks for precision and recall of the "not in the note" flags.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from app.core.druglex import is_drug
 from app.core.types import GroundingReport, GroundingSpan
 
 _MONTHS = {
@@ -60,12 +70,22 @@ _QUOTED = re.compile(r"[\"“”]([^\"“”\n]{3,200})[\"“”]|(?<!\w)['‘](
 _ABBREV = re.compile(r"\b[A-Z][A-Z0-9]{1,9}s?\b")
 _CAPWORD = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-z]{3,}(?:[- ][A-Z][a-z]{3,})*\b", re.MULTILINE)
 
-# Common drug-name stems (USAN), so lower-case medication names in an answer are checked too.
-_DRUG = re.compile(
-    r"\b(?:cef|ceph)[a-z]{3,}\b|\b[a-z]{2,}(?:pril|sartan|olol|dipine|statin|mycin|micin|cillin|floxacin|azole|parin|farin|"
-    r"xaban|gatran|afil|tidine|prazole|semide|thiazide|lukast|terol|sone|olone|mab|nib|vir|cycline|"
-    r"oxetine|pine|done|zepam|zolam|formin|gliptin|gliflozin|glutide|triptan|barb[a-z]*|phylline)\b"
+_WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z][A-Za-z]+")
+_RATIO = re.compile(r"(?<![\w/.,])(\d{1,3})/(\d{1,4})(?![\w/]|[.,]\d)")
+"""Number pairs: blood pressures (120/80), scores (7/10), month/year dates (6/92), fractions (1/2); compared
+as pairs of values (04/10 is 4/10). A full date has three parts and never matches here."""
+
+_STRUCTURAL = re.compile(
+    r"^[ \t>*•-]*(?:\(\d{1,2}\)|\d{1,2}[.)])(?=[ \t]+\S)"  # "1. ", "2) ", "(3) " opening a line
+    r"|^[ \t]*\d{1,2}(?:\.\d{1,2})+\.?(?=[ \t]+[A-Z])"  # "4.2 Medications", "1.3. Plan"
+    r"|(?<![\w(/.,])\d{1,2}\)(?=[ \t]+\S)"  # inline "1) aspirin 2) metformin"
+    r"|(?<![\w])\(\d{1,2}\)(?=[ \t]+[A-Za-z])"  # inline "(1) aspirin (2) metformin"
+    r"|#\s?\d{1,3}\b"  # "problem #2"
+    r"|\b(?:section|step|item|question|part|point|option|table|figure|page|line|chapter|appendix|problem|"
+    r"issue|no\.)\s+\d{1,3}\b",  # "step 2", "problem 3"
+    re.IGNORECASE | re.MULTILINE,
 )
+"""Numbers that order or label a document's parts, not facts about the patient."""
 
 # Capitalised words that say nothing about the note.
 _COMMON = {
@@ -109,6 +129,20 @@ def _dates_in(text: str) -> Iterator[tuple[int, int, tuple[int, int, int]]]:
         yield m.start(), m.end(), key
 
 
+def _structural(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _STRUCTURAL.finditer(text)]
+
+
+def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(s <= start and end <= e for s, e in spans)
+
+
+def _numbers_in(text: str) -> Iterator[re.Match[str]]:
+    """Bare-number matches that are facts (structural numbers left out)."""
+    skip = _structural(text)
+    return (m for m in _NUMBER.finditer(text) if not _inside(skip, m.start(1), m.end(1)))
+
+
 def _find_literal(phrase: str) -> Callable[[str], list[tuple[int, int]]]:
     words = phrase.split()
     pattern = re.compile(r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
@@ -117,11 +151,16 @@ def _find_literal(phrase: str) -> Callable[[str], list[tuple[int, int]]]:
 
 def _find_number(value: float) -> Callable[[str], list[tuple[int, int]]]:
     def find(note: str) -> list[tuple[int, int]]:
-        return [(m.start(1), m.end(1)) for m in _NUMBER.finditer(note) if _norm_num(m.group(1)) == value] + [
-            (m.start(1), m.end(1)) for m in _MEASURE.finditer(note) if _norm_num(m.group(1)) == value
-        ]
+        hits = {(m.start(1), m.end(1)) for m in _numbers_in(note) if _norm_num(m.group(1)) == value}
+        hits |= {(m.start(1), m.end(1)) for m in _MEASURE.finditer(note) if _norm_num(m.group(1)) == value}
+        return sorted(hits)
 
     return find
+
+
+def _find_ratio(a: str, b: str) -> Callable[[str], list[tuple[int, int]]]:
+    key = (int(a), int(b))
+    return lambda note: [(m.start(), m.end()) for m in _RATIO.finditer(note) if (int(m[1]), int(m[2])) == key]
 
 
 def _find_measure(value: str, unit: str) -> Callable[[str], list[tuple[int, int]]]:
@@ -155,14 +194,20 @@ def _candidates(answer: str) -> list[_Candidate]:
         unit = m.group(3)
         kind = "dose" if unit.lower() in _DOSE_UNITS else "value"
         out.append(_Candidate(kind, m.group(0), m.start(), m.end(), _find_measure(m.group(1), unit)))
-    for m in _NUMBER.finditer(answer):
+    for m in _RATIO.finditer(answer):
+        out.append(_Candidate("value", m.group(0), m.start(), m.end(), _find_ratio(m.group(1), m.group(2))))
+    for m in _numbers_in(answer):
         out.append(_Candidate("number", m.group(1), m.start(1), m.end(1), _find_number(_norm_num(m.group(1)))))
     for m in _ABBREV.finditer(answer):
         out.append(_Candidate("abbreviation", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
-    for m in _DRUG.finditer(answer):
-        out.append(_Candidate("drug", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
+    for m in _WORD.finditer(answer):
+        if is_drug(m.group(0)):
+            out.append(_Candidate("drug", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
+    markers = _structural(answer)
     for m in _CAPWORD.finditer(answer):
-        if m.group(0) not in _COMMON:
+        # A list item's first word is capitalised like a sentence's: "2) Stop warfarin".
+        after_marker = any(e <= m.start() and not answer[e : m.start()].strip() for _, e in markers)
+        if m.group(0) not in _COMMON and not after_marker:
             out.append(_Candidate("term", m.group(0), m.start(), m.end(), _find_literal(m.group(0))))
     return out
 
@@ -180,16 +225,20 @@ def _drop_overlaps(cands: list[_Candidate]) -> list[_Candidate]:
         "term": 5,
     }
     kept: list[_Candidate] = []
+    seen: set[tuple[int, int]] = set()
     for c in sorted(cands, key=lambda c: (rank[c.kind], c.start)):
+        if (c.start, c.end) in seen:
+            continue  # one report per answer span
         if c.kind == "quote" or not any(k.start < c.end and c.start < k.end for k in kept):
             kept.append(c)
-    return sorted(kept, key=lambda c: c.start)
+            seen.add((c.start, c.end))
+    return sorted(kept, key=lambda c: (c.start, c.end))
 
 
 def check_grounding(answer: str, note: str) -> GroundingReport:
     """Report which facts of ``answer`` occur in ``note``, with offsets for highlighting."""
     spans = []
     for c in _drop_overlaps(_candidates(answer)):
-        found = tuple(c.finder(note))
+        found = tuple(sorted(set(c.finder(note))))
         spans.append(GroundingSpan(c.kind, c.text, c.start, c.end, bool(found), found))
     return GroundingReport(tuple(spans))

@@ -277,9 +277,18 @@ class Registry:
         return info, ok
 
 
-def describe(info: ModelInfo) -> dict[str, Any]:
+def describe(info: ModelInfo, n_ctx: int | None = None) -> dict[str, Any]:
+    """A model as plain data, with its Asclepius variant and trained context (``app.core.limits``); with
+    ``n_ctx``, a ``context_warning`` when that context is beyond what the model was trained on."""
+    from app.core.limits import context_warning, trained_context, variant_of
+
     d = asdict(info)
     d["label"] = info.display_name
+    variant = variant_of(info)
+    d["variant"] = variant.family if variant else None
+    d["trained_context"] = trained_context(info)
+    if n_ctx is not None and (warning := context_warning(info, n_ctx)):
+        d["context_warning"] = warning
     if info.is_demo:
         d["warning"] = DEMO_LABEL
     return d

@@ -2,13 +2,19 @@
 
 Conventions (each is a choice; all are stated in the CLI output and docs):
 - A run's human score is the mean of its raters' *current* ratings; superseded ratings are history.
-- Means come with a 95% percentile bootstrap interval over runs (2,000 resamples, fixed seed, so the
-  same log gives the same interval every time).
+- Means come with a 95% percentile bootstrap interval over runs (``scipy.stats.bootstrap``, 2,000
+  resamples, fixed seed, so the same log gives the same interval every time); one run has no interval.
 - Paired comparisons match items (same note, task and instruction) rated for both models; an item's
   score for a model is the mean over its rated runs. Paired t-test and Wilcoxon signed-rank (scipy).
 - Inter-rater agreement: Krippendorff's alpha, ordinal, over runs with two or more human raters.
+- Where the data cannot support a number, there is none: fewer than ``MIN_PAIRED_ITEMS`` shared items, no
+  differences at all, or differences all equal (zero variance: t is undefined) give NaN statistics and a
+  ``reason`` ("not enough data: ..."); so does agreement when every rating is the same value (alpha is
+  0/0 there, not 1) or when fewer than two runs were rated twice.
 - Win rate from blinded comparisons: (wins + ties / 2) / (wins + losses + ties); "both bad" verdicts are
-  counted but left out of the rate (neither answer is usable, so neither model won).
+  counted but left out of the rate (neither answer is usable, so neither model won). The run filters
+  apply as elsewhere: ``task``, ``since``/``until`` to both runs of a comparison, ``model`` keeps the
+  comparisons that model took part in and reports that model only, ``rater`` the comparisons they made.
 - Human vs automated judge: per judge, Spearman and Pearson correlation and exact agreement on runs
   scored by both.
 """
@@ -21,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.store.log import EvalLog
 from app.store.models import Comparison, Model, Rater, Rating, Run
@@ -30,6 +36,9 @@ from app.store.queries import RunFilter
 BOOTSTRAP_RESAMPLES = 2000
 """Enough for a stable 95% percentile interval (the 2.5% tail holds 50 resamples)."""
 SEED = 20261124
+MIN_PAIRED_ITEMS = 3
+"""A paired t-test on two items has one degree of freedom: its p-value says nothing a reader can use."""
+NOT_ENOUGH = "not enough data"
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class PairedTest:
     t_p: float
     wilcoxon_stat: float
     wilcoxon_p: float
+    reason: str | None = None
+    """Why a statistic is missing ("not enough data: ..."), or None when both tests ran."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,8 @@ class Agreement:
     runs: int
     raters: int
     alpha: float
+    reason: str | None = None
+    """Why alpha is missing ("not enough data: ..."), or None."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,24 @@ class JudgeCorrelation:
 
 
 def bootstrap_ci(values: Any, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean; (nan, nan) for fewer than two values."""
+    from scipy import stats as sps
+
     x = np.asarray(values, dtype=float)
-    if x.size == 0:
+    if x.size < 2:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+    if np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))  # every resample has the same mean; scipy warns on this case
+    res = sps.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=0.95,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _model_label(sha: str, file_name: str) -> str:
@@ -164,18 +188,19 @@ def paired_test(log: EvalLog, model_a: str, model_b: str, filters: RunFilter | N
     b = np.array([np.mean(per_model[model_b][k]) for k in common])
     t_stat = t_p = w_stat = w_p = math.nan
     d = a - b
-    if len(common) >= 2 and np.any(d != 0) and np.all(d == d[0]):
-        # Every item differs by the same amount: zero variance, so t is infinite and p is 0.
-        t_stat, t_p = math.copysign(math.inf, float(d[0])), 0.0
+    reason = None
+    if len(common) < MIN_PAIRED_ITEMS:
+        reason = f"{NOT_ENOUGH}: {len(common)} shared rated items (at least {MIN_PAIRED_ITEMS} needed)"
+    elif not np.any(d != 0):
+        reason = f"{NOT_ENOUGH}: the two models scored the same on every shared item (no differences to test)"
+    else:
         w = sps.wilcoxon(a, b)
         w_stat, w_p = float(w.statistic), float(w.pvalue)
-    elif len(common) >= 2 and np.any(d != 0):
-        t = sps.ttest_rel(a, b)
-        t_stat, t_p = float(t.statistic), float(t.pvalue)
-        w = sps.wilcoxon(a, b)
-        w_stat, w_p = float(w.statistic), float(w.pvalue)
-    elif len(common) >= 2:
-        t_stat, t_p, w_stat, w_p = 0.0, 1.0, 0.0, 1.0  # identical scores: no difference at all
+        if np.all(d == d[0]):
+            reason = f"{NOT_ENOUGH} for the t-test: every item differs by the same amount (zero variance)"
+        else:
+            t = sps.ttest_rel(a, b)
+            t_stat, t_p = float(t.statistic), float(t.pvalue)
     return PairedTest(
         model_a,
         model_b,
@@ -188,6 +213,7 @@ def paired_test(log: EvalLog, model_a: str, model_b: str, filters: RunFilter | N
         t_p,
         w_stat,
         w_p,
+        reason,
     )
 
 
@@ -210,14 +236,15 @@ def agreement(log: EvalLog, filters: RunFilter | None = None) -> Agreement:
     import krippendorff
 
     raters, runs, m = reliability_matrix(log, filters)
-    if not runs:
-        return Agreement(0, len(raters), math.nan)
+    if len(runs) < 2:
+        return Agreement(len(runs), len(raters), math.nan, f"{NOT_ENOUGH}: {len(runs)} runs rated by two raters")
     values = m[~np.isnan(m)]
     if np.all(values == values[0]):
-        alpha = 1.0  # every rating identical: perfect agreement (the formula would divide 0 by 0)
-    else:
-        alpha = float(krippendorff.alpha(reliability_data=m, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4]))
-    return Agreement(len(runs), len(raters), alpha)
+        # Alpha is 1 - observed/expected disagreement, and with one value both are zero: 0/0, not agreement.
+        return Agreement(len(runs), len(raters), math.nan, f"{NOT_ENOUGH}: every rating has the same value")
+    alpha = float(krippendorff.alpha(reliability_data=m, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4]))
+    reason = None if math.isfinite(alpha) else f"{NOT_ENOUGH}: alpha is undefined on these ratings"
+    return Agreement(len(runs), len(raters), alpha, reason)
 
 
 def win_rates(log: EvalLog, filters: RunFilter | None = None) -> list[WinRate]:
@@ -233,14 +260,25 @@ def win_rates(log: EvalLog, filters: RunFilter | None = None) -> list[WinRate]:
         .join(mb, rb.c.model_id == mb.c.id)
     )
     f = filters or RunFilter()
-    if f.task is not None:
-        stmt = stmt.where(ra.c.task == f.task)
+    scope = replace(f, rater=None, model=None)
+    if scope != RunFilter():
+        runs_in_scope = scope.apply(select(Run.id))
+        stmt = stmt.where(ra.c.id.in_(runs_in_scope), rb.c.id.in_(runs_in_scope))
+    if f.model is not None:
+        mine = replace(scope, model=f.model).apply(select(Run.id))
+        a_mine, b_mine = ra.c.id.in_(mine), rb.c.id.in_(mine)
+        stmt = stmt.add_columns(a_mine.label("a_mine"), b_mine.label("b_mine")).where(or_(a_mine, b_mine))
     if f.rater is not None:
         stmt = stmt.join(Rater, Comparison.rater_id == Rater.id).where(Rater.name == f.rater)
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # wins, losses, ties, both bad
+    shown: set[str] = set()
     with log.read_session() as s:
         for r in s.execute(stmt):
             a, b = _model_label(r.sa, r.fa), _model_label(r.sb, r.fb)
+            if f.model is None or r.a_mine:
+                shown.add(a)
+            if f.model is None or r.b_mine:
+                shown.add(b)
             if r.choice == "A":
                 tally[a][0] += 1
                 tally[b][1] += 1
@@ -253,6 +291,8 @@ def win_rates(log: EvalLog, filters: RunFilter | None = None) -> list[WinRate]:
                 tally[b][idx] += 1
     out = []
     for model, (w, lo, t, bb) in sorted(tally.items()):
+        if model not in shown:
+            continue
         decided = w + lo + t
         out.append(WinRate(model, decided + bb, w, lo, t, bb, (w + t / 2) / decided if decided else math.nan))
     return out

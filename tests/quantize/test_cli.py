@@ -9,6 +9,7 @@ import json
 import pytest
 
 from quantize import cli
+from quantize.errors import MissingExtraError, VerificationFailed
 
 
 def run(argv: list[str]) -> int:
@@ -40,7 +41,7 @@ def test_convert_quantize_inspect_verify(tiny_checkpoint, tmp_path, capsys):
         == 0
     )
     assert "wrote" in capsys.readouterr().out
-    assert run(["quantize", "convert", str(ckpt), "-o", str(f16)]) == 1
+    assert run(["quantize", "convert", str(ckpt), "-o", str(f16)]) == 2  # usage: the output exists
     assert "already exists; pass --force" in capsys.readouterr().err
 
     assert run(["quantize", "quantize", str(f16), "-t", "q8_0", "-t", "Q4_K_M", "--threads", "2", "-q"]) == 0
@@ -84,7 +85,7 @@ def test_convert_quantize_inspect_verify(tiny_checkpoint, tmp_path, capsys):
     assert "verify: PASS" in out
 
 
-def test_verify_fails_with_exit_3_on_the_wrong_checkpoint(tiny_checkpoint, tmp_path, capsys):
+def test_verify_fails_with_exit_4_on_the_wrong_checkpoint(tiny_checkpoint, tmp_path, capsys):
     run(["quantize", "convert", str(tiny_checkpoint("llama1")), "-o", str(tmp_path / "a.gguf"), "--outtype", "f32"])
     notes = tmp_path / "n.txt"
     notes.write_text("BP 120/80, HR 72.")
@@ -103,22 +104,23 @@ def test_verify_fails_with_exit_3_on_the_wrong_checkpoint(tiny_checkpoint, tmp_p
             "16",
         ]
     )
-    assert rc == cli.EXIT_FAILED_CHECK
-    assert "verify: FAIL" in capsys.readouterr().out
+    assert rc == VerificationFailed.exit_code == 4
+    out = capsys.readouterr().out
+    assert "verify: FAIL" in out and "PASS" not in out.splitlines()[-1]
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
-    assert run(["quantize", "convert", str(tmp_path), "-o", str(tmp_path / "x.gguf")]) == 1
+    assert run(["quantize", "convert", str(tmp_path), "-o", str(tmp_path / "x.gguf")]) == 4  # model problem
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "config.json is missing" in err
-    assert run(["quantize", "inspect", str(tmp_path / "nothing.gguf")]) == 1
+    assert run(["quantize", "inspect", str(tmp_path / "nothing.gguf")]) == 4
     assert "no such file" in capsys.readouterr().err
 
 
 def test_missing_extra_is_reported_with_exit_2(tmp_path, capsys, monkeypatch):
     real_find = cli.importlib.util.find_spec
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda m: None if m == "torch" else real_find(m))
-    assert run(["quantize", "convert", str(tmp_path)]) == cli.EXIT_MISSING_EXTRA
+    assert run(["quantize", "convert", str(tmp_path)]) == MissingExtraError.exit_code
     err = capsys.readouterr().err
     assert "needs the quantize extra: pip install 'asclepius-desk[quantize]'" in err and "torch" in err
 
@@ -134,7 +136,7 @@ def test_import_error_inside_a_handler_is_the_same_message(tiny_llama_gguf, tmp_
     monkeypatch.setattr(builtins, "__import__", no_transformers)
     monkeypatch.setattr(cli, "_missing", lambda needs: [])
     rc = run(["quantize", "verify", str(tiny_llama_gguf), "--checkpoint", str(tmp_path)])
-    assert rc == cli.EXIT_MISSING_EXTRA
+    assert rc == MissingExtraError.exit_code
     assert "needs the quantize extra" in capsys.readouterr().err
 
 

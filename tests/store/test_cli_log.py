@@ -70,7 +70,9 @@ def test_stats_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     means = {m["model"].split(" ")[0]: m["mean"] for m in res["means"]}
     assert means == {model(0).file_name: 3.5, model(1).file_name: 1.5}
     assert res["paired"]["items"] == 4 and res["paired"]["mean_diff"] == 2.0
-    assert res["paired"]["t_p"] == 0.0 and res["paired"]["t_stat"] is None  # constant difference: t infinite
+    # Every item differs by the same amount: t is undefined (zero variance), said so instead of p = 0.
+    assert res["paired"]["t_p"] is None and res["paired"]["t_stat"] is None
+    assert "not enough data for the t-test" in res["paired"]["reason"]
     assert {w["model"].split(" ")[0]: w["win_rate"] for w in res["wins"]} == {
         model(0).file_name: 1.0,
         model(1).file_name: 0.0,

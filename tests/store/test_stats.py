@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import krippendorff
 import numpy as np
@@ -119,3 +120,80 @@ def test_judge_correlation(log: EvalLog) -> None:
     assert c.pearson == pytest.approx(float(np.corrcoef(human, judge)[0, 1]))
     # Spearman = Pearson on ranks: human ranks 1,2,3,4.5,4.5; judge ranks 1,2.5,2.5,4.5,4.5.
     assert c.spearman == pytest.approx(float(np.corrcoef([1, 2, 3, 4.5, 4.5], [1, 2.5, 2.5, 4.5, 4.5])[0, 1]))
+
+
+def test_bootstrap_is_scipys_percentile_interval() -> None:
+    from scipy import stats as sps
+
+    x = np.array([1, 2, 2, 3, 4, 4, 4, 3, 2, 1, 3, 4], dtype=float)
+    ref = sps.bootstrap(
+        (x,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(20261124)
+    ).confidence_interval
+    assert bootstrap_ci(x) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert all(math.isnan(v) for v in bootstrap_ci([4]))  # one run: no interval, not [4, 4]
+
+
+def test_paired_test_says_not_enough_data_instead_of_a_number(log: EvalLog) -> None:
+    two = items(log, 2)
+    for (a, b), (sa, sb) in zip(two, [(4, 2), (3, 1)], strict=True):
+        log.add_rating(a, "dr-lee", sa)
+        log.add_rating(b, "dr-lee", sb)
+    t = paired_test(log, A.file_name, B.file_name)
+    assert t.items == 2 and t.mean_diff == pytest.approx(2.0)
+    assert math.isnan(t.t_p) and math.isnan(t.wilcoxon_p) and "not enough data: 2 shared rated items" in t.reason
+
+
+def test_paired_test_without_differences_or_with_equal_ones(log: EvalLog) -> None:
+    pairs = items(log, 5)
+    for a, b in pairs:  # identical scores everywhere
+        log.add_rating(a, "dr-lee", 3)
+        log.add_rating(b, "dr-lee", 3)
+    t = paired_test(log, A.file_name, B.file_name)
+    assert t.items == 5 and math.isnan(t.t_p) and math.isnan(t.wilcoxon_p)
+    assert "no differences" in t.reason
+    for a, _ in pairs:  # every item now differs by exactly +1: zero variance
+        log.add_rating(a, "dr-lee", 4)
+    t = paired_test(log, A.file_name, B.file_name)
+    assert math.isnan(t.t_stat) and math.isnan(t.t_p) and "zero variance" in t.reason
+    assert t.wilcoxon_p == pytest.approx(0.0625, abs=1e-3)  # five positive ranks: the exact two-sided p
+
+
+def test_agreement_with_one_value_or_one_run_is_not_enough_data(log: EvalLog) -> None:
+    runs = [logged(log, request(instruction=f"q{i}")) for i in range(3)]
+    log.add_rating(runs[0], "dr-lee", 2)
+    log.add_rating(runs[0], "dr-kim", 3)
+    ag = agreement(log)
+    assert ag.runs == 1 and math.isnan(ag.alpha) and "not enough data" in ag.reason
+    for r in runs:
+        log.add_rating(r, "dr-lee", 3)
+        log.add_rating(r, "dr-kim", 3)
+    ag = agreement(log)
+    assert ag.runs == 3 and math.isnan(ag.alpha) and "every rating has the same value" in ag.reason
+
+
+def test_win_rates_honour_model_and_time_filters(log: EvalLog) -> None:
+    from datetime import UTC, datetime
+
+    C = model(2)
+    early, late = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
+    moved = []
+    for i, (other, when, choice) in enumerate([(B, early, "A"), (B, late, "B"), (C, late, "A"), (C, late, "tie")]):
+        ra = logged(log, request(instruction=f"q{i}"), A)
+        rb = logged(log, request(instruction=f"q{i}"), other)
+        log.add_comparison(ra, rb, "dr-lee", choice)
+        moved += [(when.isoformat(timespec="microseconds"), ra), (when.isoformat(timespec="microseconds"), rb)]
+    con = sqlite3.connect(log.path)  # the log stamps runs with the time they were logged: move them
+    con.executemany("UPDATE runs SET started_at = ? WHERE id = ?", moved)
+    con.commit()
+    con.close()
+    by = {w.model.split(" ")[0]: w for w in win_rates(log)}
+    assert (by[A.file_name].wins, by[A.file_name].losses, by[A.file_name].ties) == (2, 1, 1)
+    late_only = {w.model.split(" ")[0]: w for w in win_rates(log, RunFilter(since=datetime(2026, 11, 10, tzinfo=UTC)))}
+    assert (late_only[A.file_name].wins, late_only[A.file_name].losses) == (1, 1)
+    assert (late_only[B.file_name].wins, late_only[B.file_name].comparisons) == (1, 1)
+    early_only = win_rates(log, RunFilter(until=datetime(2026, 11, 10, tzinfo=UTC)))
+    assert {w.model.split(" ")[0]: w.win_rate for w in early_only} == {A.file_name: 1.0, B.file_name: 0.0}
+    (only_c,) = win_rates(log, RunFilter(model=C.file_name))  # C's record only: one loss and one tie vs A
+    assert only_c.model.startswith(C.file_name) and (only_c.wins, only_c.losses, only_c.ties) == (0, 1, 1)
+    (b_late,) = win_rates(log, RunFilter(model=B.sha256[:12], since=datetime(2026, 11, 10, tzinfo=UTC)))
+    assert (b_late.wins, b_late.losses, b_late.comparisons) == (1, 0, 1)

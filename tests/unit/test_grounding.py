@@ -58,3 +58,51 @@ def test_quoted_phrases_are_checked_verbatim_modulo_spacing_and_case():
 def test_answer_without_checkable_facts_has_an_empty_report():
     r = check_grounding("the patient improved and went home.", NOTE)
     assert r.spans == () and r.summary() == {"checked": 0, "supported": 0, "unsupported": []}
+
+
+def test_list_section_and_reference_numbers_are_not_facts():
+    answer = (
+        "1. Start aspirin\n2) Stop warfarin\n(3) Recheck labs\n4.2 Medications reviewed\n"
+        "Plan: 1) metoprolol 2) lisinopril; see step 4 and problem #2."
+    )
+    r = check_grounding(answer, "Patient on aspirin, warfarin, metoprolol and lisinopril.")
+    assert not [s for s in r.spans if s.kind == "number"], r.spans
+    assert r.unsupported == []
+
+
+def test_structural_numbers_in_the_note_do_not_support_a_fact():
+    note = "Plan:\n1. Follow up in clinic.\n2. Continue metformin 500 mg."
+    r = _by_text(check_grounding("He had 2 admissions", note))
+    assert not r["2"].found  # "2." in the note is a list number, not a value
+
+
+def test_a_value_opening_a_line_is_still_a_fact():
+    r = _by_text(check_grounding("1.9 mg/dL on admission\n14200 WBC", NOTE))
+    assert r["1.9 mg/dL"].found and r["14200"].found
+    r = _by_text(check_grounding("3 days of ceftriaxone", NOTE))
+    assert "3 days" in r and not r["3 days"].found
+
+
+def test_drug_names_come_from_the_lexicon_not_word_endings():
+    answer = "High cholesterol; supine films; the repair was undone; dose done. Metformin and lasix started."
+    r = check_grounding(answer, "Started metformin.")
+    drugs = {s.text: s.found for s in r.spans if s.kind == "drug"}
+    assert drugs == {"Metformin": True, "lasix": False}
+
+
+def test_number_pairs_are_checked_as_pairs():
+    note = "BP 132/84 on arrival, HR 88. Pain 7/10. Symptoms since 06/92."
+    r = _by_text(check_grounding("BP was 132/84, later 150/90; pain 7/10, then 4/10; since 6/92, not 6/93.", note))
+    assert r["132/84"].found and r["7/10"].found and r["6/92"].found  # 6/92 is 06/92
+    assert not r["150/90"].found and not r["4/10"].found and not r["6/93"].found
+
+
+def test_each_span_and_note_offset_is_reported_once():
+    note = "Creatinine 1.9 mg/dL. Repeat creatinine 1.9 mg/dL."
+    r = check_grounding("creatinine 1.9 and 1.9 mg/dL", note)
+    keys = [(s.answer_start, s.answer_end) for s in r.spans]
+    assert len(keys) == len(set(keys))
+    for s in r.spans:
+        assert len(s.note_spans) == len(set(s.note_spans)) and list(s.note_spans) == sorted(s.note_spans)
+    bare = next(s for s in r.spans if s.text == "1.9")
+    assert len(bare.note_spans) == 2  # two places in the note, each once (it used to list each twice)
