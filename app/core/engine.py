@@ -329,7 +329,7 @@ class LlamaCppEngine:
         cancels: Sequence[threading.Event] | None = None,
         parallel: int | None = None,
         on_start: Callable[[int], None] | None = None,
-        on_finish: Callable[[int], None] | None = None,
+        on_finish: Callable[[int, RunResult], None] | None = None,
     ) -> list[RunResult | None]:
         """Answer several requests about one note, decoding up to ``parallel`` of them together.
 
@@ -363,7 +363,7 @@ class LlamaCppEngine:
             sink = (lambda piece, i=i: on_token(i, piece)) if on_token is not None else None
             out.append(self.ask(req, sink, own[i]))
             if on_finish is not None:
-                on_finish(i)
+                on_finish(i, out[-1])
         return out
 
     def _ask_parallel(
@@ -375,7 +375,7 @@ class LlamaCppEngine:
         cancel: threading.Event,
         cap: int,
         on_token: IndexedToken | None,
-        hooks: tuple[Callable[[int], None] | None, Callable[[int], None] | None],
+        hooks: tuple[Callable[[int], None] | None, Callable[[int, RunResult], None] | None],
         started_at: datetime,
     ) -> list[RunResult | None]:
         prefix = fitted[0][0].prefix
@@ -408,21 +408,27 @@ class LlamaCppEngine:
             lambda tok: bool(llama_cpp.llama_vocab_is_eog(self._vocab, tok)),
             self.n_ctx,
         )
+        on_start, on_finish = hooks
+        results: list[RunResult | None] = [None] * len(requests)
+
+        def finished(i: int, out: SeqOutput) -> None:
+            # Built as each answer ends, so the service can record it before the others are done.
+            out.t_start = t0  # time to first token counts from the call, as a user waits for it
+            _, instruction, task, style = checked[i]
+            reused = live if i == 0 else len(prefix)
+            res = self._result(requests[i], task, instruction, style, fitted[i][0], reused, None, out, started_at)
+            results[i] = res
+            if on_finish is not None:
+                on_finish(i, res)
+
         try:
-            outs = decoder.run(len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, hooks, cancel)
+            decoder.run(
+                len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, (on_start, finished), cancel
+            )
         finally:
             self._memory.set_single(prefix)  # sequence 0 still holds exactly the note prefix
             self._loaded_prefix, self._loaded_key = tuple(prefix), key
         self.last_parallel = n
-        results: list[RunResult | None] = []
-        for i, (req, out) in enumerate(zip(requests, outs, strict=True)):
-            if not out.t_start:
-                results.append(None)
-                continue
-            out.t_start = t0  # time to first token counts from the call, as a user waits for it
-            _, instruction, task, style = checked[i]
-            reused = live if i == 0 else len(prefix)
-            results.append(self._result(req, task, instruction, style, fitted[i][0], reused, None, out, started_at))
         return results
 
     def _check(self, request: AskRequest) -> tuple[str, str, str, PromptStyle]:

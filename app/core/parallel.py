@@ -135,7 +135,7 @@ class ParallelDecoder:
         self.detok = detok
         self.is_eog = is_eog
         self.n_ctx = n_ctx
-        self._on_finish: Callable[[int], None] | None = None
+        self._on_finish: Callable[[int, SeqOutput], None] | None = None
 
     def run(
         self,
@@ -145,10 +145,10 @@ class ParallelDecoder:
         n_parallel: int,
         n_batch: int,
         on_token: IndexedToken | None,
-        hooks: tuple[Callable[[int], None] | None, Callable[[int], None] | None],
+        hooks: tuple[Callable[[int], None] | None, Callable[[int, SeqOutput], None] | None],
         cancel: threading.Event,
     ) -> list[SeqOutput]:
-        """Answer ``jobs`` over the prefix; ``hooks`` = (on_start(index), on_finish(index))."""
+        """Answer ``jobs`` over the prefix; ``hooks`` = (on_start(index), on_finish(index, output))."""
         on_start, self._on_finish = hooks
         reserve = {j.index: len(j.suffix) + j.sampling.max_tokens for j in jobs}
         waiting = list(jobs)
@@ -271,4 +271,4 @@ class ParallelDecoder:
             s.chain = None
         self.memory.drop(s.seq)
         if self._on_finish is not None:
-            self._on_finish(s.job.index)
+            self._on_finish(s.job.index, s.out)

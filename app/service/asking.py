@@ -289,20 +289,26 @@ class AskService:
             if sink is not None:
                 sink(text)
 
+        outcomes: dict[int, AskOutcome] = {}
+
+        def finished(i: int, raw: RunResult) -> None:
+            # Recorded as each answer ends: a crash later loses none of the answers already made.
+            outcomes[i] = self._complete(requests[i], raw, engine.model, run_ids[i])
+            if on_done is not None:
+                on_done(i)
+
         try:
-            raws = many(
-                requests, piece, cancel, cancels=cancels, parallel=parallel, on_start=started, on_finish=on_done
-            )
+            many(requests, piece, cancel, cancels=cancels, parallel=parallel, on_start=started, on_finish=finished)
         except BaseException as exc:
-            for run_id in run_ids:
-                if run_id is not None:
+            for i, run_id in enumerate(run_ids):
+                if run_id is not None and i not in outcomes:
                     self._record_failure(run_id, exc)
             raise
         out = []
-        for i, raw in enumerate(raws):
-            if raw is None:
+        for i in range(len(requests)):
+            if i not in outcomes:
                 break
-            out.append(self._complete(requests[i], raw, engine.model, run_ids[i]))
+            out.append(outcomes[i])
         return out
 
     def _ask_in_turn(

@@ -34,7 +34,7 @@ def test_parallel_answers_match_the_one_at_a_time_path(demo_engine, note, sequen
         _requests(note),
         on_token=lambda i, p: pieces.setdefault(i, []).append(p),
         on_start=lambda i: order.append(("start", i)),
-        on_finish=lambda i: order.append(("done", i)),
+        on_finish=lambda i, _result: order.append(("done", i)),
     )
     assert demo_engine.last_parallel == 8
     # All eight were in flight at once: every start comes before the first finish.
