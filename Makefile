@@ -1,14 +1,20 @@
 # Asclepius Desk: the two commands for a fresh machine are `make run` and `make test`.
 #   make run    create .venv, install the app (builds llama-cpp-python once; pip caches the wheel),
 #               prepare the embedded demo model, start the desktop app
-#   make test   create .venv, install the app with the dev and quantize extras, run the whole suite
+#   make test   create .venv, install the app with the dev, quantize and train extras, run the whole suite
 # Other targets: selftest, bench, screenshots, lint.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Qt's runtime libraries (Debian names); installed only when missing and we are root.
-QT_DEBS := libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
+# Qt's runtime libraries (Debian names); installed only when missing and we are root. QT_DEBS is every
+# package owning a system library that the xcb platform plugin (PySide6/Qt/plugins/platforms/libqxcb.so)
+# or the Qt libraries it pulls link against, as printed by `python tools/qt_sysdeps.py` (ELF NEEDED walk +
+# dpkg -S); tests/unit/test_sysdeps.py fails when a PySide6 upgrade needs one that is not listed here.
+QT_DEBS := libdbus-1-3 libegl1 libfontconfig1 libfreetype6 libgl1 libglib2.0-0 libx11-6 libx11-xcb1 \
+           libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
+           libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 \
+           libxcb1 libxkbcommon-x11-0 libxkbcommon0 libzstd1 zlib1g libstdc++6 libgcc-s1 libc6
 
 .PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean
 
@@ -28,7 +34,7 @@ $(VENV)/.app-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev,quantize]'
+	$(BIN)/pip install -e '.[dev,quantize,train]'
 	touch $@ $(VENV)/.app-installed
 
 app-env: sysdeps $(VENV)/.app-installed
@@ -55,9 +61,12 @@ bench: test-env
 	$(BIN)/python tests/bench/bench_grounding.py
 	$(BIN)/python tests/bench/bench_verify_gate.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/bench/bench_gui.py
+	OMP_NUM_THREADS=1 $(BIN)/python tests/bench/bench_train.py
 
+# Under a real X server (Xvfb + openbox, 1024x700 and scale 2) when xvfb is installed, else offscreen.
 screenshots: app-env
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.qt.screenshots docs/screenshots
+	if command -v Xvfb >/dev/null && command -v openbox >/dev/null; then PYTHON=$(BIN)/python tools/screenshots.sh docs/screenshots; \
+	else QT_QPA_PLATFORM=offscreen $(BIN)/python -m app.qt.screenshots docs/screenshots; fi
 
 lint: test-env
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

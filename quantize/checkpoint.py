@@ -173,3 +173,19 @@ def hash_sources(ckpt: Checkpoint, on_file: Callable[[Path], None] | None = None
             on_file(f)
         out[f.name] = sha256_file(f)
     return out
+
+
+TRAIN_MANIFEST = "asclepius-train-manifest.json"
+"""Written by ``training.trainer`` beside the checkpoint it trained (``training.trainer.MANIFEST_NAME``)."""
+
+
+def manifest_prompt_style(ckpt_dir: Path) -> str | None:
+    """The prompt style a trained checkpoint records in its manifest, or None when there is none."""
+    path = Path(ckpt_dir) / TRAIN_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        style = json.loads(path.read_text(encoding="utf-8")).get("prompt_style")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise QuantizeError(f"{path} is not a readable training manifest: {exc}") from None
+    return style if isinstance(style, str) else None

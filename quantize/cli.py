@@ -316,7 +316,10 @@ def register(subparsers: Any) -> None:
         "--outtype", choices=OUT_TYPES, default="auto", help="auto: F16 for fp32/fp16 sources, BF16 for bf16 sources"
     )
     c.add_argument("--name", help="general.name (default: the checkpoint directory's name)")
-    c.add_argument("--prompt-style", default="asclepius", help="prompt style id recorded for the app")
+    c.add_argument(
+        "--prompt-style",
+        help="prompt style id recorded for the app (default: the training manifest's, else asclepius)",
+    )
     c.add_argument("--base-model", help="base model name recorded as provenance")
     c.add_argument("--license", help="licence recorded in the GGUF")
     c.add_argument("--force", action="store_true", help="replace an existing output")

@@ -48,8 +48,9 @@ class ConvertOptions:
     """``auto`` (F16 for fp32/fp16 sources, BF16 for bf16 sources), ``f32``, ``f16`` or ``bf16``."""
     name: str | None = None
     """``general.name``; defaults to the checkpoint directory's name."""
-    prompt_style: str = "asclepius"
-    """Prompt style id from ``resources.prompts``, written as ``asclepius.prompt_style``."""
+    prompt_style: str | None = None
+    """Prompt style id from ``resources.prompts``, written as ``asclepius.prompt_style``; None: the one the
+    checkpoint's training manifest records, else ``asclepius``."""
     base_model: str | None = None
     license: str | None = None
     force: bool = False
@@ -57,9 +58,12 @@ class ConvertOptions:
     progress: Progress | None = None
 
     def __post_init__(self) -> None:
+        from quantize.checkpoint import manifest_prompt_style
         from resources.prompts import get_style
 
         self.checkpoint, self.output = Path(self.checkpoint), Path(self.output)
+        if self.prompt_style is None:
+            self.prompt_style = manifest_prompt_style(self.checkpoint) or "asclepius"
         problems = []
         if self.out_type not in OUT_TYPES:
             problems.append(f"output type {self.out_type!r} is not one of {', '.join(OUT_TYPES)}")

@@ -137,6 +137,13 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
         )
     if not res["wins"]:
         print("  (no comparisons match)", file=out)
+    if res.get("judge_means"):
+        print("Mean judge score per judge, model and task (95% bootstrap interval; judge ratings only)", file=out)
+    for jm in res.get("judge_means", []):
+        print(
+            f"  {jm.judge}  {jm.model}  {jm.task}: {_f(jm.mean)} [{_f(jm.low)}, {_f(jm.high)}]  runs {jm.runs}",
+            file=out,
+        )
     for c in res["judges"]:
         print(
             f"Judge {c.judge} vs human mean on {c.runs} runs: Spearman {_f(c.spearman, 3)} "
@@ -156,6 +163,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             "paired": stats.paired_test(log, args.compare[0], args.compare[1], f) if args.compare else None,
             "wins": stats.win_rates(log, f),
             "judges": stats.judge_correlation(log, f),
+            "judge_means": stats.judge_mean_scores(log, f),
         }
     if args.json:
 

@@ -193,11 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside the core (evaluation log, batch, quantize)."""
+    """Subcommand groups that live beside the core (evaluation log, batch, cache, quantize, data, judge, train)."""
     from app.cli import batch, cache, log_cmds
     from quantize import cli as quantize_cli
 
-    return [log_cmds.register, batch.register, cache.register, quantize_cli.register]
+    plugins = [log_cmds.register, batch.register, cache.register, quantize_cli.register]
+    try:
+        from training.data import cli as data_cli  # the `data` and `judge` groups (argparse only until run)
+    except ImportError:  # a desktop bundle without training/
+        return plugins
+    plugins.append(data_cli.register)
+    try:  # argparse only: torch is imported when a train command runs
+        from training.trainer import cli as train_cli
+    except ImportError:
+        return plugins
+    return [*plugins, train_cli.register]
 
 
 def protect(args: argparse.Namespace, isolate: bool) -> netns.Protection:

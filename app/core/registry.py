@@ -292,3 +292,119 @@ def describe(info: ModelInfo, n_ctx: int | None = None) -> dict[str, Any]:
     if info.is_demo:
         d["warning"] = DEMO_LABEL
     return d
+
+
+# -- the model manager (desktop Models screen) ----------------------------------------------------
+# Kept as functions over a Registry so the import/lookup code above stays as the CLI uses it.
+
+REMOVABLE_ROOTS = ("/media/", "/run/media/", "/mnt/", "/Volumes/")
+"""Where Linux desktops (and macOS) mount USB sticks and card readers: a model there is copied by default,
+so unplugging the stick does not take the model away."""
+
+
+def is_removable(path: str | Path) -> bool:
+    p = str(Path(path).expanduser().resolve())
+    return p.startswith(REMOVABLE_ROOTS)
+
+
+def is_missing(info: ModelInfo) -> bool:
+    """The registered file is gone (a removed USB stick, a deleted or moved file)."""
+    return not Path(info.path).is_file()
+
+
+def copy_into_library(
+    reg: Registry, src: Path, progress: ProgressFn | None = None, chunk: int = 8 << 20
+) -> tuple[Path, str]:
+    """Copy ``src`` into the app's model library (0600, via a partial file), hashing while copying.
+
+    Returns (the copy's path, its sha256). An existing library file of that name is never overwritten:
+    the copy gets a numbered name instead.
+    """
+    lib = reg.paths.models_dir
+    private_dir(lib)
+    target = lib / src.name
+    n = 1
+    while target.exists():
+        target = lib / f"{src.stem}-{n}{src.suffix}"
+        n += 1
+    tmp = target.with_name(f".{target.name}.partial")
+    h = hashlib.sha256()
+    total, done = src.stat().st_size, 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, src.open("rb") as fh:
+            while block := fh.read(chunk):
+                out.write(block)
+                h.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target, h.hexdigest()
+
+
+def add_model(
+    reg: Registry, path: str | Path, *, copy: bool = False, progress: ProgressFn | None = None
+) -> tuple[ModelInfo, str]:
+    """Import a GGUF for the model manager; returns (the entry, a note for the user, possibly empty).
+
+    * ``copy``: copy the file into the library first and register the copy.
+    * A file whose sha256 is already registered at another path that still exists is not registered
+      again: the existing entry (the demo model's included) is kept unchanged and the note says so.
+      If the registered file is gone, the entry moves to the new path.
+    """
+    p = Path(path).expanduser()
+    read_gguf(p)  # fail fast, before hashing or copying gigabytes
+    if copy:
+        p, sha = copy_into_library(reg, p, progress)
+    else:
+        sha = sha256_file(p, progress)
+    old = reg._entries.get(sha)
+    if old is not None and Path(old["path"]).is_file() and Path(old["path"]) != p.resolve():
+        if copy:
+            p.unlink(missing_ok=True)
+        return reg._info(old), f"this file is identical (same sha256) to {old['name']} at {old['path']}: kept that one"
+    keep = {k: old[k] for k in ("name", "is_demo") if old is not None}
+    info = reg._register(p, sha, name=keep.get("name"), demo=bool(keep.get("is_demo")))
+    return info, (f"copied into the model library: {p}" if copy else "")
+
+
+def remove_model(reg: Registry, sha: str) -> ModelInfo:
+    """Forget a model (the file is left where it is, unless it is a copy in the app's library)."""
+    info = reg.find(sha)
+    if info is None:
+        raise ModelError(f"no registered model {sha!r}")
+    if info.is_demo:
+        raise ModelError("the demo model is built in and cannot be removed")
+    reg._entries.pop(info.sha256)
+    reg._save()
+    p = Path(info.path)
+    if p.parent == reg.paths.models_dir and p.is_file():
+        p.unlink()
+    return info
+
+
+def rename_model(reg: Registry, sha: str, name: str) -> ModelInfo:
+    """Change the name shown for a model (runs keep the file name and sha256 they were logged with)."""
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ModelError("a model name is 1 to 120 characters")
+    info = reg.find(sha)
+    if info is None:
+        raise ModelError(f"no registered model {sha!r}")
+    if info.is_demo:
+        raise ModelError("the demo model's name stays as it is, so it is always recognisable as the demo")
+    reg._entries[info.sha256]["name"] = name
+    reg._save()
+    return reg._info(reg._entries[info.sha256])
+
+
+def mark_missing(reg: Registry, sha: str) -> None:
+    """Record that a model's file is gone: it is no longer "verified"."""
+    e = reg._entries.get(sha)
+    if e is not None and e.get("verified", True):
+        e["verified"] = False
+        reg._save()

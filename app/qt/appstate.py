@@ -17,9 +17,9 @@ from PySide6.QtCore import QObject, Signal
 from app.core.backend import InferenceEngine
 from app.core.config import AppConfig, Paths, database_path, load_config, save_config
 from app.core.engine import LlamaCppEngine
-from app.core.errors import ModelError
+from app.core.errors import Cancelled, ModelError
 from app.core.kvstate import state_dir
-from app.core.registry import Registry
+from app.core.registry import Registry, is_missing, mark_missing
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
 from app.service import AskService
@@ -44,6 +44,8 @@ class AppContext(QObject):
     """A run, rating or comparison was written: views over the log refresh."""
     models_changed = Signal()
     config_changed = Signal()
+    notice = Signal(str)
+    """Something the user must know that is not an error (the default model is missing: the demo is used)."""
     error = Signal(str)
     """A problem no single screen owns (config file, registry): shown in the window."""
 
@@ -76,6 +78,10 @@ class AppContext(QObject):
         self._engine_lock = threading.Lock()
         self._extra: dict[str, LlamaCppEngine] = {}
         self._closed = False
+        self.load_task: Task | None = None
+        self.engine_notice = ""
+        self.blinded_runs: set[int] = set()
+        """Runs of a Compare whose vote is still open: History shows no model name for them."""
 
     # -- startup ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,21 +120,49 @@ class AppContext(QObject):
         self.engine_message = "loading the model…"
         self.engine_changed.emit()
 
+        registry = self.registry
+        kv_dir = self.kv_state_dir()  # read here, on the GUI thread
+
         def work(job: Job) -> LlamaCppEngine:
-            job.message("preparing the model file…")
-            info = self.registry.resolve(ref)
+            job.message("preparing the model file (the first start assembles the demo model)…")
+            try:
+                info = registry.resolve(ref)
+            except ModelError:
+                wanted = ref or registry.default_model
+                found = registry.find(wanted) if wanted else None
+                if found is None or not is_missing(found):
+                    raise
+                # The default model's file is gone (a removed USB stick): carry on with the demo model.
+                mark_missing(registry, found.sha256)
+                job.message(f"notice:{found.display_name} is missing ({found.path}); using the demo model instead")
+                info = registry.ensure_demo()
+            if job.cancel.is_set():
+                raise Cancelled("loading the model was cancelled")
             job.message(f"loading {info.display_name}…")
-            return LlamaCppEngine(info, cfg, state_dir=self.kv_state_dir())
+            engine = LlamaCppEngine(info, cfg, state_dir=kv_dir)
+            if job.cancel.is_set():
+                engine.close()
+                raise Cancelled("loading the model was cancelled")
+            return engine
 
         task = Task(work, "load model")
+        self.load_task = task
         task.signals.message.connect(self._engine_message)
         task.signals.finished.connect(self._engine_loaded)
         task.signals.errored.connect(self._engine_failed)
         return self.tasks.start(task)
 
     def _engine_message(self, text: str) -> None:
+        if text.startswith("notice:"):
+            self.engine_notice = text.removeprefix("notice:")
+            self.notice.emit(self.engine_notice)
+            return
         self.engine_message = text
         self.engine_changed.emit()
+
+    def cancel_load(self) -> None:
+        if self.load_task is not None and not self.load_task.finished_flag.is_set():
+            self.load_task.cancel.set()
 
     def _engine_loaded(self, engine: LlamaCppEngine) -> None:
         if self._closed:

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.errors import AsclepiusError
-from app.core.types import GroundingReport, ModelInfo, SamplingParams
+from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParams
+from app.qt.answer_view import AnswerView
 from app.qt.appstate import AppContext, State
 from app.qt.asking import Outcome, ask_all, leading_offset, metrics_line, provenance_footer
+from app.qt.fit import flow, scrolled
 from app.qt.rate_panel import RatePanel
 from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
@@ -46,12 +48,17 @@ class AskTab(QWidget):
         self.view: RunView | None = None
         self._budget_gen = 0
         self._budget_task: Task | None = None
+        self._loaded_text = ""
+        """The note text last put in the editor by the app (sample, file, run): replacing it needs no question."""
+        self._restoring = False
+        self._note_banner = False
+        self._asked_note = ""
         self._build()
         self._budget_timer = QTimer(self)
         self._budget_timer.setSingleShot(True)
         self._budget_timer.timeout.connect(self.update_budget)
-        self.editor.textChanged.connect(self._schedule_budget)
-        self.instruction.textChanged.connect(self._schedule_budget)
+        self.editor.textChanged.connect(self._note_changed)
+        self.instruction.textChanged.connect(self._instruction_changed)
         self.task_box.currentIndexChanged.connect(self._task_changed)
         self.truncate.toggled.connect(self._schedule_budget)
         ctx.engine_changed.connect(self._engine_changed)
@@ -66,40 +73,39 @@ class AskTab(QWidget):
         self.editor.setAccessibleName("Discharge summary")
         self.editor.load_failed.connect(self.banner.show_error)
         self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}"))
+        self.editor.setMinimumWidth(220)
+        self.editor.replace_hook = self.replace_note
         open_btn = QPushButton("&Open note…")
         open_btn.setToolTip("Open a plain-text note (.txt) (Ctrl+O)")
         open_btn.clicked.connect(self.open_note_dialog)
-        self.samples = combo()
+        self.samples = combo(12)
         self.samples.addItem("Sample notes…")
         for name in list_samples():
             self.samples.addItem(load_sample(name).title, name)
         self.samples.activated.connect(self._load_sample)
-        clear_btn = QPushButton("Clear")
-        clear_btn.clicked.connect(self.editor.clear)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("<b>Discharge summary</b>"))
-        top.addStretch(1)
-        top.addWidget(self.samples)
-        top.addWidget(open_btn)
-        top.addWidget(clear_btn)
+        self.clear_btn = QPushButton("Clear")
+        self.clear_btn.clicked.connect(self.clear_note)
         self.meter = ContextMeter()
-        self.truncate = QCheckBox("Truncate the note to fit (the cut is reported)")
-        self.truncate.setToolTip("Otherwise a note that does not fit is refused: shorten it or lower the answer length")
+        self.truncate = QCheckBox("Truncate the note to fit")
+        self.truncate.setToolTip(
+            "The cut is reported. Otherwise a note that does not fit is refused: shorten it or lower the answer length"
+        )
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addLayout(top)
+        ll.addWidget(QLabel("<b>Discharge summary</b>"))
+        ll.addWidget(flow(self.samples, open_btn, self.clear_btn))
         ll.addWidget(self.editor, 1)
         ll.addWidget(self.meter)
         ll.addWidget(self.truncate)
 
-        self.task_box = combo()
+        self.task_box = combo(12)
         for t in TASKS:
             self.task_box.addItem(t.name, t.name)
         self.task_desc = QLabel()
         self.task_desc.setWordWrap(True)
         self.task_desc.setStyleSheet("color:#555;")
-        self.examples = combo()
+        self.examples = combo(12)
         self.examples.setToolTip("Example instructions for this task")
         self.examples.activated.connect(self._use_example)
         self.instruction = QPlainTextEdit()
@@ -120,23 +126,9 @@ class AskTab(QWidget):
         self.copy_btn.setToolTip("Copy the answer with a provenance footer")
         self.copy_btn.clicked.connect(self.copy_answer)
         self.copy_btn.setEnabled(False)
-        btns = QHBoxLayout()
-        for b in (self.ask_btn, self.stop_btn, self.all_btn):
-            btns.addWidget(b)
-        btns.addStretch(1)
-        btns.addWidget(self.copy_btn)
-        self.answer = QTextEdit()
-        self.answer.setReadOnly(True)
-        self.answer.setAcceptRichText(False)
-        self.answer.setPlaceholderText("The answer streams in here.")
-        self.answer.setAccessibleName("Answer")
-        self.flags = QLabel()
-        self.flags.setWordWrap(True)
-        self.flags.setTextFormat(Qt.TextFormat.RichText)
-        self.metrics = QLabel()
-        self.metrics.setWordWrap(True)
-        self.metrics.setStyleSheet("color:#444;")
-        self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.answer_view = AnswerView()
+        av = self.answer_view
+        self.answer, self.flags, self.metrics = av.answer, av.flags, av.metrics
         mid = QWidget()
         ml = QVBoxLayout(mid)
         ml.setContentsMargins(0, 0, 0, 0)
@@ -147,33 +139,95 @@ class AskTab(QWidget):
         ml.addWidget(self.task_desc)
         ml.addWidget(self.examples)
         ml.addWidget(self.instruction)
-        ml.addLayout(btns)
-        ml.addWidget(QLabel("<b>Answer</b>"))
-        ml.addWidget(self.answer, 1)
-        ml.addWidget(self.flags)
-        ml.addWidget(self.metrics)
+        ml.addWidget(flow(self.ask_btn, self.stop_btn, self.all_btn, self.copy_btn))
+        ml.addWidget(self.answer_view, 1)
 
         self.rate = RatePanel(self.ctx)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(mid)
-        split.addWidget(self.rate)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 5)
-        split.setStretchFactor(2, 3)
-        split.setSizes([560, 560, 320])
+        self.rate_area = scrolled(self.rate)
+        # Wide enough for the panel and a vertical scroll bar: the panel scrolls down, never sideways.
+        bar = self.rate_area.style().pixelMetric(self.rate_area.style().PixelMetric.PM_ScrollBarExtent)
+        self.rate_area.setMinimumWidth(self.rate.minimumSizeHint().width() + bar + 4)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(left)
+        self.split.addWidget(mid)
+        self.split.addWidget(self.rate_area)
+        self.split.setCollapsible(2, True)
+        self.split.setStretchFactor(0, 5)
+        self.split.setStretchFactor(1, 5)
+        self.split.setStretchFactor(2, 3)
+        self.split.setSizes([560, 560, 320])
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner)
-        lay.addWidget(split, 1)
+        lay.addWidget(self.split, 1)
 
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.ask)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, self.ask)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
-        QShortcut(QKeySequence.StandardKey.Open, self, self.open_note_dialog)
+        # Window-wide, but Qt ignores the shortcuts of a hidden screen: Compare's own Esc does not clash.
+        for keys, slot in (
+            (QKeySequence("Ctrl+Return"), self.ask),
+            (QKeySequence("Ctrl+Enter"), self.ask),
+            (QKeySequence(Qt.Key.Key_Escape), self.stop),
+            (QKeySequence(QKeySequence.StandardKey.Open), self.open_note_dialog),
+        ):
+            QShortcut(keys, self, slot)
         self.setTabOrder(self.editor, self.task_box)
         self.setTabOrder(self.task_box, self.examples)
         self.setTabOrder(self.examples, self.instruction)
         self.setTabOrder(self.instruction, self.ask_btn)
+
+    # -- the note: never replaced without asking, an answer never outlives it -----------------------
+    def confirm(self, question: str) -> bool:
+        """Ask before something replaces text the user typed or pasted (a modal Yes/No, default No)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Replace the note?", question, parent=self)
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def note_is_users(self) -> bool:
+        """True when the editor holds text the user typed or pasted (not a sample, file or run as loaded)."""
+        text = self.editor.toPlainText()
+        return bool(text.strip()) and text != self._loaded_text
+
+    def replace_note(self, text: str, what: str) -> bool:
+        """Put ``text`` in the editor (undoable with Ctrl+Z), asking first if it would replace the user's text."""
+        current = self.editor.toPlainText()
+        if text == current or (text and text.strip() == current.strip()):
+            return True  # the same note (the log keeps it without outer whitespace): nothing to replace
+        if self.note_is_users() and not self.confirm(
+            f"{what} replaces the note in the editor, which you typed or pasted. Replace it? "
+            "(Ctrl+Z in the note brings it back.)"
+        ):
+            return False
+        cur = QTextCursor(self.editor.document())
+        cur.select(QTextCursor.SelectionType.Document)
+        cur.insertText(text)
+        self._loaded_text = self.editor.toPlainText()
+        return True
+
+    def clear_note(self) -> bool:
+        return self.replace_note("", "Clear")
+
+    def _note_changed(self) -> None:
+        if self._note_banner:
+            self._note_banner = False
+            self.banner.hide()
+        self._detach_answer("The note changed: ask again for an answer about this note.")
+        self._schedule_budget()
+
+    def _instruction_changed(self) -> None:
+        self._detach_answer("The instruction changed: ask again.")
+        self._schedule_budget()
+
+    def _detach_answer(self, reason: str) -> None:
+        """An answer is only shown with the note, task and instruction it belongs to."""
+        if self._restoring or self.task is not None:
+            return
+        if self.outcome is None and self.view is None and not self.answer.toPlainText():
+            return
+        self.outcome, self.view = None, None
+        self.answer_view.clear(reason)
+        self.editor.clear_highlights()
+        self.rate.set_run(None)
+        self.copy_btn.setEnabled(False)
 
     # -- inputs -----------------------------------------------------------------------------------
     def open_note_dialog(self) -> None:
@@ -183,9 +237,9 @@ class AskTab(QWidget):
 
     def _load_sample(self, index: int) -> None:
         name = self.samples.itemData(index)
-        if name:
-            self.editor.setPlainText(load_sample(name).text)
         self.samples.setCurrentIndex(0)
+        if name:
+            self.replace_note(load_sample(name).text, "Loading a sample note")
 
     def _task_changed(self) -> None:
         t = get_task(self.task_box.currentData())
@@ -195,6 +249,7 @@ class AskTab(QWidget):
         self.examples.addItems(list(t.examples))
         if not self.instruction.toPlainText().strip() or self._instruction_is_example():
             self.instruction.setPlainText(t.standard_instruction)
+        self._detach_answer("The task changed: ask again.")
         self._schedule_budget()
 
     def _instruction_is_example(self) -> bool:
@@ -240,7 +295,8 @@ class AskTab(QWidget):
             return service.budget(note, task_name, instr)
 
         task = Task(work, "count tokens")
-        task.signals.finished.connect(lambda b: gen == self._budget_gen and self.meter.set_budget(b))
+        truncate = self.truncate.isChecked()
+        task.signals.finished.connect(lambda b: gen == self._budget_gen and self.meter.set_budget(b, truncate))
         task.signals.errored.connect(lambda e: gen == self._budget_gen and self.meter.set_message(describe_error(e)))
         self._budget_task = self.ctx.tasks.start(task)
         return task
@@ -257,6 +313,11 @@ class AskTab(QWidget):
         self.ask_btn.setEnabled(ready and not running)
         self.all_btn.setEnabled(ready and not running)
         self.stop_btn.setEnabled(running)
+        # The answer being written belongs to this note, task and instruction: they stay as they are.
+        self.editor.setReadOnly(running)
+        for w in (self.task_box, self.examples, self.samples, self.clear_btn):
+            w.setEnabled(not running)
+        self.instruction.setReadOnly(running)
 
     def ask(self, *, explicit: SamplingOverrides | None = None, model: ModelInfo | None = None) -> Task | None:
         """Ask the instruction about the note; ``explicit`` sampling values win over the Settings (re-run)."""
@@ -288,36 +349,63 @@ class AskTab(QWidget):
             ]
         except AsclepiusError as exc:
             self.banner.show_error(str(exc))
+            self._note_banner = True  # goes away as soon as the note changes
             return None
         self.banner.hide()
         self.rate.set_run(None)
         self.editor.clear_highlights()
-        self.answer.clear()
-        self.flags.clear()
+        self.answer_view.clear()
+        if not headers:
+            self.answer_view.set_header(requests[0].task, requests[0].instruction)
         self.outcome, self.view = None, None
         self.copy_btn.setEnabled(False)
         offset = leading_offset(note)
         task = Task(lambda job: ask_all(job, service, requests, model, headers=headers, note_offset=offset), "ask")
         task.signals.token.connect(self._append)
-        task.signals.progress.connect(
-            lambda d, n: self.metrics.setText(f"Running all tasks: {d} of {n} done…" if d < n else "")
-        )
+        task.signals.progress.connect(lambda d, n: self.answer_view.set_phase(f"Running all tasks: {d} of {n} done"))
         task.signals.finished.connect(self._finished)
         task.signals.errored.connect(self._failed)
         task.signals.done.connect(self._done)
         self.task = task
         self._set_running(True)
-        self.metrics.setText("Processing the note…")
+        self._first_token = True
+        self._asked_note = note
+        self._start_progress(requests[0], model, headers)
         if service.log is None:
             self.banner.show_error(f"This run will not be saved: {service.log_unavailable}")
         return self.ctx.tasks.start(task)
 
+    def _start_progress(self, req: AskRequest, model: ModelInfo | None, headers: bool) -> None:
+        """Percent and elapsed time while the note is processed, from the engine's evaluated-token count
+        (llama.cpp advances it after each batch); elapsed time alone where that count is not ours to read."""
+        engine = self.ctx.engine
+        b = self.meter.budget
+        same_engine = engine is not None and (model is None or model.sha256 == engine.model.sha256)
+        prompt = None
+        if b is not None and self._budget_current():
+            prompt = min(b.total, b.n_ctx) - b.reserved_answer_tokens
+        if headers:
+            self.answer_view.start_progress(f"Running all tasks: 0 of {len(TASKS)} done")
+        elif same_engine and prompt:
+            self.answer_view.start_progress("Processing the note", lambda: engine.evaluated_tokens, prompt)
+        else:
+            self.answer_view.start_progress("Processing the note")
+
+    def _budget_current(self) -> bool:
+        return not self._budget_timer.isActive() and (
+            self._budget_task is None or self._budget_task.finished_flag.is_set()
+        )
+
     def stop(self) -> None:
         if self.task is not None:
             self.task.cancel.set()
-            self.metrics.setText("Stopping…")
+            self.answer_view.set_phase("Stopping")
 
     def _append(self, text: str) -> None:
+        if self._first_token and self.answer_view.progress.isVisible():
+            self._first_token = False
+            if not self.task or "Running all" not in self.metrics.text():
+                self.answer_view.set_phase("Writing the answer")
         cur = self.answer.textCursor()
         cur.movePosition(QTextCursor.MoveOperation.End)
         cur.insertText(text)
@@ -325,13 +413,14 @@ class AskTab(QWidget):
 
     def _done(self) -> None:
         self.task = None
+        self.answer_view.stop_progress()
         self._set_running(False)
 
     def _failed(self, exc: BaseException) -> None:
         self._done()  # before anyone hears of it, so a listener may ask again at once
         # The core's refusal names the CLI flag; here the same choice is a checkbox.
         msg = describe_error(exc).replace("truncate the note explicitly", "tick “Truncate the note to fit”")
-        self.metrics.setText("")
+        self.answer_view.clear()
         self.banner.show_error(msg)
         self.run_failed.emit(msg)
         self.ctx.runs_changed.emit()
@@ -340,10 +429,14 @@ class AskTab(QWidget):
         self._done()
         self.ctx.runs_changed.emit()
         if not outcomes:
-            self.metrics.setText("Stopped before the first answer.")
+            self.answer_view.clear("Stopped before the first answer.")
             self.run_finished.emit(outcomes)
             return
         last = outcomes[-1]
+        if self.view is not None or self._asked_note != self.editor.toPlainText():
+            # A run was opened from History while this one was stopping: its answer belongs to another note.
+            self.run_finished.emit(outcomes)
+            return
         if len(outcomes) == 1:
             self._show_outcome(last)
         else:
@@ -357,60 +450,42 @@ class AskTab(QWidget):
 
     def _show_outcome(self, o: Outcome) -> None:
         self.outcome = o
-        self.answer.setPlainText(o.result.answer)
-        self.metrics.setText(metrics_line(o.model, o.result))
+        r = o.result
+        self.answer_view.set_header(r.task, r.instruction)
+        self.answer.setPlainText(r.answer)
+        self.metrics.setText(metrics_line(o.model, r))
         self._show_grounding(o.report, o.note_offset)
-        self.rate.set_run(o.run_id)
-        self.copy_btn.setEnabled(bool(o.result.answer))
+        finish = str(r.finish_reason)
+        self.answer_view.mark_incomplete(finish, r.sampling.max_tokens, empty=not r.answer.strip())
+        self.rate.set_run(o.run_id if ratable(finish, r.answer) else None, why_not=why_not_ratable(finish, r.answer))
+        self.copy_btn.setEnabled(bool(r.answer))
 
     # -- grounding --------------------------------------------------------------------------------
     def _show_grounding(self, report: GroundingReport, offset: int) -> None:
         spans = [sp for s in report.supported for sp in s.note_spans]
         self.editor.highlight(spans, offset)
-        found_fmt, missing_fmt = QTextCharFormat(), QTextCharFormat()
-        found_fmt.setBackground(QColor("#c8ecc9"))
-        missing_fmt.setBackground(QColor("#ffd6d1"))
-        missing_fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
-        missing_fmt.setUnderlineColor(QColor("#b3261e"))
-        sels = []
-        for s in report.spans:
-            sel = QTextEdit.ExtraSelection()
-            cur = QTextCursor(self.answer.document())
-            cur.setPosition(s.answer_start)
-            cur.setPosition(s.answer_end, QTextCursor.MoveMode.KeepAnchor)
-            sel.cursor, sel.format = cur, found_fmt if s.found else missing_fmt
-            sels.append(sel)
-        self.answer.setExtraSelections(sels)
-        missing = report.unsupported
-        if not report.spans:
-            self.flags.setText("<span style='color:#555'>No numbers, dates, doses or terms to check.</span>")
-        elif missing:
-            items = ", ".join(f"<b>{_esc(s.text)}</b> ({s.kind})" for s in missing)
-            self.flags.setText(
-                f"<span style='color:#b3261e'>⚠ Not found in the note — check these: {items}</span>"
-                f"<br><span style='color:#555'>{len(report.supported)} of {len(report.spans)} checked facts "
-                "found (highlighted green in the note).</span>"
-            )
-        else:
-            self.flags.setText(
-                f"<span style='color:#1e6b2a'>✓ All {len(report.spans)} checked facts appear in the note "
-                "(highlighted green).</span>"
-            )
+        self.answer_view.show_grounding(report)
 
     # -- history ----------------------------------------------------------------------------------
-    def show_run(self, view: RunView) -> None:
+    def show_run(self, view: RunView) -> bool:
         """Restore a logged run: note (when the log kept it), task, instruction, answer, metrics, rating."""
         self.stop()
+        if view.note_text is not None and not self.replace_note(view.note_text, "Opening a run from History"):
+            return False
         self.banner.hide()
-        if view.note_text is not None:
-            self.editor.setPlainText(view.note_text)
-        else:
+        self._restoring = True
+        if view.note_text is None:
             self.banner.show_info(
                 f"The log keeps only this note's sha256 ({view.note_sha256[:12]}…), not its text: paste the "
                 "note to see the highlights."
             )
-        self.set_task(view.task)
-        self.instruction.setPlainText(view.instruction)
+        try:
+            self.set_task(view.task)
+            self.instruction.setPlainText(view.instruction)
+        finally:
+            self._restoring = False
+        self.answer_view.clear()
+        self.answer_view.set_header(view.task, view.instruction)
         self.answer.setPlainText(view.answer or "")
         self.outcome, self.view = None, view
         self.metrics.setText(metrics_line(f"{view.model_name} [{view.model_sha256[:8]}]", view))
@@ -423,11 +498,17 @@ class AskTab(QWidget):
             report = ground(view.answer, view.note_text, (view.truncation or {}).get("kept_chars"))
         self._show_grounding(report, leading_offset(note))
         self.copy_btn.setEnabled(bool(view.answer))
-        self.rate.set_run(view.id if view.status == "finished" else None)
+        finish = view.finish_reason or ("error" if view.error else "")
+        self.answer_view.mark_incomplete(finish, (view.sampling or {}).get("max_tokens"), empty=not view.answer)
+        ok = view.status == "finished" and ratable(finish, view.answer or "")
+        why = why_not_ratable(finish, view.answer or "") if view.status == "finished" else f"this run {view.status}"
+        self.rate.set_run(view.id if ok else None, why_not=why)
+        return True
 
     def rerun(self, view: RunView) -> Task | None:
         """Ask again with the run's model and sampling settings."""
-        self.show_run(view)
+        if not self.show_run(view):
+            return None
         info = self.ctx.registry.find(view.model_sha256)
         if info is None:
             self.banner.show_error(f"The model of this run ({view.model_file}) is not in the registry: import it.")
@@ -448,5 +529,16 @@ class AskTab(QWidget):
         return text
 
 
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def ratable(finish_reason: str, answer: str) -> bool:
+    """Only finished runs with an answer are rated; one cut at the length limit is rated (marked incomplete)."""
+    return finish_reason in ("stop", "length") and bool(answer.strip())
+
+
+def why_not_ratable(finish_reason: str, answer: str) -> str:
+    if finish_reason == "cancelled":
+        return "this run was stopped before the answer ended"
+    if finish_reason == "error":
+        return "this run failed"
+    if not answer.strip():
+        return "the answer is empty"
+    return ""

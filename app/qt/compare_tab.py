@@ -1,11 +1,17 @@
 """The Compare screen: two models (or two quantizations) answer the same note and instruction; the rater
-sees them as A and B in random order, votes (and may score each), and only then learns which was which."""
+sees them as A and B in random order, votes (and may score each), and only then learns which was which.
+
+Which model is A is drawn before the runs start; A's answer streams first, then B's, so streaming reveals
+nothing the final screen does not. Until the vote both runs are listed in History without model names.
+A vote can be undone (and cast again) until the next comparison starts.
+"""
 
 from __future__ import annotations
 
 import random
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -13,7 +19,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
+    QSplitter,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -23,6 +31,7 @@ from app.core.errors import AsclepiusError
 from app.core.types import ModelInfo
 from app.qt.appstate import AppContext
 from app.qt.asking import Outcome, leading_offset
+from app.qt.fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
 from resources import RUBRIC, TASKS
@@ -34,6 +43,7 @@ class CompareTab(QWidget):
     answers_ready = Signal()
     voted = Signal(int)
     """The comparison's id."""
+    undone = Signal()
 
     def __init__(self, ctx: AppContext, ask_tab, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,19 +53,29 @@ class CompareTab(QWidget):
         self.pair: tuple[Outcome, Outcome] | None = None
         """(shown as A, shown as B)."""
         self.task: Task | None = None
+        self.order: tuple[int, int] = (0, 1)
+        """Which of (first, second model) is shown as A and as B, drawn before each run."""
+        self._stream_to = 0
+        self.vote_id: int | None = None
+        self._vote_ratings: list[int] = []
         self.banner = Banner()
-        self.model_a, self.model_b = combo(24), combo(24)
-        self.task_box = combo()
+        self.model_a, self.model_b = combo(16), combo(16)
+        self.task_box = combo(12)
         for t in TASKS:
             self.task_box.addItem(t.name, t.name)
         self.instruction = QLineEdit()
         self.instruction.setPlaceholderText("Instruction (the same for both models)")
         self.note_info = QLabel()
+        self.note_info.setWordWrap(True)
+        self.note_view = QPlainTextEdit()
+        self.note_view.setReadOnly(True)
+        self.note_view.setAccessibleName("The note both models answer (edit it on the Ask screen)")
+        self.note_view.setTabChangesFocus(True)
         self.run_btn = QPushButton("&Run both models")
         self.run_btn.clicked.connect(self.run)
-        self.stop_btn = QPushButton("Stop")
+        self.stop_btn = QPushButton("Stop  (Esc)")
         self.stop_btn.setEnabled(False)
-        self.stop_btn.clicked.connect(lambda: self.task and self.task.cancel.set())
+        self.stop_btn.clicked.connect(self.stop)
         setup = QGroupBox("Setup")
         g = QGridLayout(setup)
         g.addWidget(QLabel("First model"), 0, 0)
@@ -66,31 +86,32 @@ class CompareTab(QWidget):
         g.addWidget(self.task_box, 1, 1)
         g.addWidget(QLabel("Instruction"), 1, 2)
         g.addWidget(self.instruction, 1, 3)
-        g.addWidget(self.note_info, 2, 0, 1, 2)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.run_btn)
-        row.addWidget(self.stop_btn)
-        g.addLayout(row, 2, 2, 1, 2)
+        g.addWidget(flow(self.run_btn, self.stop_btn), 2, 0, 1, 4)
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 2)
 
         self.views: list[QTextEdit] = []
         self.scores: list[QComboBox] = []
-        answers = QHBoxLayout()
+        answers = QSplitter(Qt.Orientation.Horizontal)
+        answers.setChildrenCollapsible(False)
+        note_box = QGroupBox("Note")
+        nl = QVBoxLayout(note_box)
+        nl.addWidget(self.note_info)
+        nl.addWidget(self.note_view, 1)
+        answers.addWidget(note_box)
         for label in ("A", "B"):
             box = QGroupBox(f"Answer {label}")
             v = QVBoxLayout(box)
             te = QTextEdit()
             te.setReadOnly(True)
             te.setAccessibleName(f"Answer {label}")
-            sc = combo()
+            sc = combo(10)
             sc.addItem("no score", None)
             for lv in RUBRIC:
                 sc.addItem(f"{lv.score} {lv.label}", lv.score)
             sc.setToolTip("Optional: a rubric score for this answer")
             srow = QHBoxLayout()
-            srow.addWidget(QLabel("Score (optional)"))
+            srow.addWidget(QLabel("Score"))
             srow.addWidget(sc, 1)
             v.addWidget(te, 1)
             v.addLayout(srow)
@@ -99,25 +120,37 @@ class CompareTab(QWidget):
             self.scores.append(sc)
         self.rater = QLineEdit()
         self.rater.setPlaceholderText("rater name")
+        self.rater.setMinimumWidth(100)
         self.vote_btns: dict[str, QPushButton] = {}
-        vote = QHBoxLayout()
-        vote.addWidget(QLabel("Rater"))
-        vote.addWidget(self.rater)
-        vote.addStretch(1)
+        rater_row = QWidget()
+        rl = QHBoxLayout(rater_row)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(QLabel("Rater"))
+        rl.addWidget(self.rater)
+        buttons: list[QWidget] = [rater_row]
         for text, choice in VOTES:
             b = QPushButton(text)
             b.clicked.connect(lambda _c=False, ch=choice: self.vote(ch))
             self.vote_btns[choice] = b
-            vote.addWidget(b)
+            buttons.append(b)
+        self.undo_btn = QPushButton("&Undo vote")
+        self.undo_btn.setToolTip("Withdraw this vote (and the scores given with it) to vote again")
+        self.undo_btn.clicked.connect(self.undo_vote)
+        self.undo_btn.hide()
+        buttons.append(self.undo_btn)
+        vote = flow(*buttons)
         self.reveal = QLabel("Identities are hidden until you vote.")
         self.reveal.setWordWrap(True)
         self.reveal.setTextFormat(Qt.TextFormat.RichText)
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner)
         lay.addWidget(setup)
-        lay.addLayout(answers, 1)
-        lay.addLayout(vote)
+        answers.setSizes([300, 360, 360])
+        lay.addWidget(answers, 1)
+        lay.addWidget(vote)
         lay.addWidget(self.reveal)
+        # Window-wide like the Ask screen's: Qt ignores shortcuts of hidden screens, so they never clash.
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
         self._set_votable(False)
         ctx.models_changed.connect(self.fill_models)
         ctx.engine_changed.connect(self.fill_models)
@@ -130,7 +163,14 @@ class CompareTab(QWidget):
             self.instruction.setText(self.ask_tab.instruction.toPlainText().strip())
         if not self.rater.text():
             self.rater.setText(self.ask_tab.rate.rater_name)
-        self.note_info.setText(f"Note: the note on the Ask screen ({len(self.ask_tab.editor.toPlainText()):,} chars)")
+        if self.task is None:
+            self.show_note()
+
+    def show_note(self) -> None:
+        note = self.ask_tab.editor.toPlainText()
+        self.note_info.setText(f"From the Ask screen ({len(note):,} characters); edit it there.")
+        if note != self.note_view.toPlainText():
+            self.note_view.setPlainText(note)
 
     def fill_models(self) -> None:
         models = sorted(self.ctx.registry.list(), key=lambda m: (not m.is_demo, m.name))
@@ -141,6 +181,9 @@ class CompareTab(QWidget):
                 box.addItem(m.display_name, m.sha256)
             idx = box.findData(keep)
             box.setCurrentIndex(idx if idx >= 0 else min(i, len(models) - 1))
+        # Never the same model on both sides by default (a second model, if there is one).
+        if len(models) > 1 and self.model_a.currentData() == self.model_b.currentData():
+            self.model_b.setCurrentIndex(1 if self.model_a.currentIndex() != 1 else 0)
 
     def _set_votable(self, on: bool) -> None:
         for b in self.vote_btns.values():
@@ -175,26 +218,38 @@ class CompareTab(QWidget):
         self.banner.hide()
         offset = leading_offset(note)
 
+        # Draw which model is A before running; A runs (and streams) first.
+        self.order = (0, 1) if self.rng.random() < 0.5 else (1, 0)
+        shown = [(first, second)[i] for i in self.order]
+
         def work(job: Job) -> list[Outcome]:
             out = []
-            for i, info in enumerate((first, second)):
+            for i, info in enumerate(shown):
                 if job.cancel.is_set():
                     break
                 job.progress(i, 2)
                 # Two runs of one question: the second gets its own run uuid.
-                o = service.ask(req if i == 0 else req.renewed(), model=info, cancel=job.cancel)
+                o = service.ask(req if i == 0 else req.renewed(), model=info, on_token=job.token, cancel=job.cancel)
+                if o.run_id is not None:
+                    job.message(str(o.run_id))
                 out.append(Outcome.of(o, offset))
             return out
 
         self.pair = None
-        for v in self.views:
+        self.vote_id, self._vote_ratings = None, []
+        self.undo_btn.hide()
+        self.show_note()
+        for v, label in zip(self.views, "AB", strict=True):
             v.clear()
+            v.parent().setTitle(f"Answer {label}")
         for s in self.scores:
             s.setCurrentIndex(0)
         self.reveal.setText("Running both models…")
         self._set_votable(False)
         task = Task(work, "compare")
-        task.signals.progress.connect(lambda d, n: self.reveal.setText(f"Running model {d + 1} of {n}…"))
+        task.signals.progress.connect(self._next_side)
+        task.signals.token.connect(self._stream)
+        task.signals.message.connect(lambda rid: self.ctx.blinded_runs.add(int(rid)))
         task.signals.finished.connect(self._answers)
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
         task.signals.done.connect(self._done)
@@ -202,6 +257,22 @@ class CompareTab(QWidget):
         self.run_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         return self.ctx.tasks.start(task)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel.set()
+            self.reveal.setText("Stopping…")
+
+    def _next_side(self, i: int, n: int) -> None:
+        self._stream_to = i
+        self.reveal.setText(f"Writing answer {'AB'[i]} ({i + 1} of {n})… · Esc stops")
+
+    def _stream(self, text: str) -> None:
+        view = self.views[self._stream_to]
+        cur = view.textCursor()
+        cur.movePosition(QTextCursor.MoveOperation.End)
+        cur.insertText(text)
+        view.setTextCursor(cur)
 
     def _done(self) -> None:
         self.task = None
@@ -216,12 +287,14 @@ class CompareTab(QWidget):
             return
         if any(o.run_id is None for o in outcomes):
             self.banner.show_error(f"The log is unavailable, so a vote cannot be stored: {self.ctx.log_error}")
-        a, b = outcomes
-        if self.rng.random() < 0.5:
-            a, b = b, a
+        a, b = outcomes  # already in the drawn A/B order
         self.pair = (a, b)
-        for view, o in zip(self.views, self.pair, strict=True):
-            view.setPlainText(o.result.answer or "(empty answer)")
+        for view, o, label in zip(self.views, self.pair, "AB", strict=True):
+            r = o.result
+            view.setPlainText(r.answer or "(empty answer)")
+            finish = str(r.finish_reason)
+            incomplete = {"length": " · incomplete: length limit", "cancelled": " · incomplete: stopped"}
+            view.parent().setTitle(f"Answer {label}{incomplete.get(finish, '')}")
         self.reveal.setText("Identities are hidden until you vote.")
         self._set_votable(all(o.run_id is not None for o in outcomes))
         self.answers_ready.emit()
@@ -236,27 +309,54 @@ class CompareTab(QWidget):
         scores = [s.currentData() for s in self.scores]
         a, b = pair
 
-        def work(_job: Job) -> int:
+        def work(_job: Job) -> tuple[int, list[int]]:
             cid = log.add_comparison(a.run_id, b.run_id, rater, choice, a_side="left")
-            for o, score in zip(pair, scores, strict=True):
-                if score is not None:
-                    log.add_rating(o.run_id, rater, score)
-            return cid
+            rids = [log.add_rating(o.run_id, rater, score) for o, score in zip(pair, scores, strict=True) if score]
+            return cid, rids
 
         task = Task(work, "save vote")
-        task.signals.finished.connect(lambda cid: self._voted(cid, choice))
+        task.signals.finished.connect(lambda res: self._voted(res, choice))
         task.signals.errored.connect(lambda e: self.banner.show_error(f"Vote not saved: {describe_error(e)}"))
         self._set_votable(False)
         return self.ctx.tasks.start(task)
 
-    def _voted(self, cid: int, choice: str) -> None:
+    def _voted(self, res: tuple[int, list[int]], choice: str) -> None:
+        cid, self._vote_ratings = res
+        self.vote_id = cid
         a, b = self.pair or (None, None)
+        for o in (a, b):
+            if o is not None and o.run_id is not None:
+                self.ctx.blinded_runs.discard(o.run_id)
+        self.undo_btn.show()
         label = dict((c, t) for t, c in VOTES)[choice]
         self.reveal.setText(
             f"Saved ({label}). <b>A</b> was <b>{a.model.display_name}</b>; <b>B</b> was <b>{b.model.display_name}</b>."
         )
         self.ctx.runs_changed.emit()
         self.voted.emit(cid)
+
+    def undo_vote(self) -> Task | None:
+        """Withdraw the vote just cast (and its scores); the answers stay, hidden again, to vote anew."""
+        log, cid, rids = self.ctx.log, self.vote_id, list(self._vote_ratings)
+        if log is None or cid is None or self.pair is None:
+            return None
+        task = Task(lambda _job: log.undo_vote(cid, rids), "undo vote")
+        task.signals.finished.connect(lambda _r: self._undone())
+        task.signals.errored.connect(lambda e: self.banner.show_error(f"Vote not withdrawn: {describe_error(e)}"))
+        self.undo_btn.setEnabled(False)
+        return self.ctx.tasks.start(task)
+
+    def _undone(self) -> None:
+        self.vote_id, self._vote_ratings = None, []
+        self.undo_btn.setEnabled(True)
+        self.undo_btn.hide()
+        for o in self.pair or ():
+            if o.run_id is not None:
+                self.ctx.blinded_runs.add(o.run_id)
+        self.reveal.setText("Vote withdrawn. Identities are hidden again: vote anew.")
+        self._set_votable(True)
+        self.ctx.runs_changed.emit()
+        self.undone.emit()
 
     def flush(self) -> None:
         if self.task is not None:

@@ -1,8 +1,15 @@
-"""The History screen: runs from the log, filtered and searched; open one, or re-run it."""
+"""The History screen: runs from the log, filtered and searched; open one, or re-run it.
+
+Every read of the log runs in a worker (counting, each page as the table scrolls, the filter choices, the
+run to open), so a large log or a slow disk never freezes the window; only the latest request's answer is
+shown. Runs of a Compare whose vote is still open show no model name (the comparison is blind).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -15,26 +22,89 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import AsclepiusError
 from app.qt.appstate import AppContext
-from app.qt.history_model import RunQuery, RunTableModel
+from app.qt.fit import flow
+from app.qt.history_model import PAGE_SIZE, RunTableModel
 from app.qt.widgets import Banner, combo
-from app.store import RunFilter, RunView
+from app.qt.workers import Task, describe_error
+from app.store import RunFilter, RunQuery, RunView
 from resources import TASK_NAMES
 
 SEARCH_DEBOUNCE_MS = 250
+BLINDED = "hidden until the vote"
+
+
+class AsyncRunTableModel(RunTableModel):
+    """The History rows, read in workers: :meth:`load` for the first page, ``fetchMore`` for the next."""
+
+    def __init__(self, ctx: AppContext, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self._gen = 0
+        self._fetching = False
+
+    def load(self, log: Any, query: RunQuery, on_done, on_error) -> Task:
+        self._gen += 1
+        gen = self._gen
+
+        def work(_job) -> tuple[int, list]:
+            return log.count_history(query), log.history_page(query, 0, PAGE_SIZE)
+
+        def show(res: tuple[int, list]) -> None:
+            if gen != self._gen:
+                return
+            self.beginResetModel()
+            self.log, self.query, (self.total, self.rows) = log, query, res
+            self._fetching = False
+            self.endResetModel()
+            on_done()
+
+        task = Task(work, "read history")
+        task.signals.finished.connect(show)
+        task.signals.errored.connect(lambda e: gen == self._gen and on_error(e))
+        return self.ctx.tasks.start(task)
+
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> None:  # noqa: B008
+        if self._fetching or not self.canFetchMore(parent) or self.log is None:
+            return
+        self._fetching = True
+        gen, log, query, offset = self._gen, self.log, self.query, len(self.rows)
+        task = Task(lambda _job: log.history_page(query, offset, PAGE_SIZE), "read history page")
+
+        def add(more: list) -> None:
+            self._fetching = False
+            if gen != self._gen or offset != len(self.rows):
+                return
+            if not more:
+                self.total = len(self.rows)
+                return
+            self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(more) - 1)
+            self.rows.extend(more)
+            self.endInsertRows()
+
+        task.signals.finished.connect(add)
+        task.signals.errored.connect(lambda _e: setattr(self, "_fetching", False))
+        self.ctx.tasks.start(task)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        blind = index.isValid() and index.column() == 3 and role == Qt.ItemDataRole.DisplayRole
+        if blind and self.rows[index.row()][0].id in self.ctx.blinded_runs:
+            return BLINDED
+        return super().data(index, role)
 
 
 class HistoryTab(QWidget):
     open_run = Signal(object)
     """A RunView with its note text."""
     rerun = Signal(object)
+    refreshed = Signal()
+    """The table shows the latest query's rows."""
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
         self.banner = Banner()
-        self.model = RunTableModel(self)
+        self.model = AsyncRunTableModel(ctx, self)
         self.table = QTableView()
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -45,7 +115,7 @@ class HistoryTab(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
-        for col, w in enumerate((60, 130, 210, 230, 420, 80, 70, 80)):
+        for col, w in enumerate((60, 130, 180, 200, 300, 80, 70, 80)):
             self.table.setColumnWidth(col, w)
         hh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         for col in (0, 1, 5, 6, 7):
@@ -70,19 +140,24 @@ class HistoryTab(QWidget):
         rerun_btn = QPushButton("&Re-run with the same settings")
         rerun_btn.clicked.connect(self._rerun)
         self.count = QLabel()
-        filters = QHBoxLayout()
-        for label, w in (("Task", self.task), ("Model", self.model_box), ("Rater", self.rater), ("", self.rated)):
-            if label:
-                filters.addWidget(QLabel(label))
-            filters.addWidget(w)
-        filters.addWidget(self.search, 1)
+        pairs = []
+        for label, w in (("Task", self.task), ("Model", self.model_box), ("Rater", self.rater)):
+            lab = QLabel(label)
+            lab.setBuddy(w)
+            pair = QWidget()
+            pl = QHBoxLayout(pair)
+            pl.setContentsMargins(0, 0, 0, 0)
+            pl.addWidget(lab)
+            pl.addWidget(w)
+            pairs.append(pair)
+        self.search.setMinimumWidth(180)
         actions = QHBoxLayout()
         actions.addWidget(self.count, 1)
-        actions.addWidget(open_btn)
-        actions.addWidget(rerun_btn)
+        actions.addWidget(flow(open_btn, rerun_btn))
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner)
-        lay.addLayout(filters)
+        lay.addWidget(flow(*pairs, self.rated))
+        lay.addWidget(self.search)
         lay.addWidget(self.table, 1)
         lay.addLayout(actions)
 
@@ -109,15 +184,17 @@ class HistoryTab(QWidget):
             self._fill_choices()
             self.refresh()
 
-    def _fill_choices(self) -> None:
+    def _fill_choices(self) -> Task | None:
         log = self.ctx.log
         if log is None:
-            return
-        try:
-            models, raters = log.models(), log.raters()
-        except AsclepiusError as exc:
-            self.banner.show_error(str(exc))
-            return
+            return None
+        task = Task(lambda _job: (log.models(), log.raters()), "read history filters")
+        task.signals.finished.connect(self._set_choices)
+        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
+        return self.ctx.tasks.start(task)
+
+    def _set_choices(self, res: tuple[list, list]) -> None:
+        models, raters = res
         for box, items, first in (
             (self.model_box, [(f"{m.name} ({m.quant})", m.sha256) for m in models], "All models"),
             (self.rater, [(r.name, r.name) for r in raters], "Any rater"),
@@ -135,48 +212,57 @@ class HistoryTab(QWidget):
         f = RunFilter(task=self.task.currentData(), model=self.model_box.currentData(), rater=self.rater.currentData())
         return RunQuery(f, self.search.text(), self.rated.currentData())
 
-    def refresh(self) -> None:
+    def refresh(self) -> Task | None:
+        """Re-read the runs in a worker; :attr:`refreshed` is emitted when the table shows them."""
         log = self.ctx.log
         if log is None:
             self.count.setText(self.ctx.log_error or "Opening the evaluation log…")
-            return
-        try:
-            self.model.reset(log, self.query())
-        except AsclepiusError as exc:
-            self.banner.show_error(f"Could not read the log: {exc}")
-            return
+            return None
         self._stale = False
+        self.count.setText("Reading the log…")
+        return self.model.load(log, self.query(), self._loaded, self._load_failed)
+
+    def _loaded(self) -> None:
         self.count.setText(f"{self.model.total:,} runs")
+        self.refreshed.emit()
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self._stale = True
+        self.count.setText("")
+        self.banner.show_error(f"Could not read the log: {describe_error(exc)}")
 
     def selected_run(self) -> RunView | None:
+        """The selected row's run as listed (without its note text: :meth:`_with_run` reads the full run)."""
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             idx = self.table.currentIndex()
             if not idx.isValid():
                 return None
             rows = [idx]
-        log = self.ctx.log
-        if log is None:
-            return None
-        try:
-            return log.get_run(self.model.run_at(rows[0].row()).id)
-        except AsclepiusError as exc:
-            self.banner.show_error(str(exc))
-            return None
+        return self.model.run_at(rows[0].row())
 
     def select_row(self, row: int) -> None:
         self.table.selectRow(row)
         self.table.setCurrentIndex(self.model.index(row, 0))
 
-    def _open(self) -> None:
-        v = self.selected_run()
-        if v is not None:
-            self.open_run.emit(v)
+    def _with_run(self, signal) -> Task | None:
+        """Read the selected run in full (note text included) in a worker, then emit ``signal`` with it."""
+        v, log = self.selected_run(), self.ctx.log
+        if v is None or log is None:
+            return None
+        if v.id in self.ctx.blinded_runs:
+            self.banner.show_error("This run is part of a blind comparison: vote on the Compare screen first.")
+            return None
+        task = Task(lambda _job: log.get_run(v.id), "read run")
+        task.signals.finished.connect(signal.emit)
+        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
+        return self.ctx.tasks.start(task)
 
-    def _rerun(self) -> None:
-        v = self.selected_run()
-        if v is not None:
-            self.rerun.emit(v)
+    def _open(self) -> Task | None:
+        return self._with_run(self.open_run)
+
+    def _rerun(self) -> Task | None:
+        return self._with_run(self.rerun)
 
     def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):

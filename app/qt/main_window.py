@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import time
+
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSizePolicy, QTabWidget, QToolButton, QWidget
 
 from app.core import netns
 from app.core.config import Paths
 from app.qt.appstate import AppContext, State
 from app.qt.ask_tab import AskTab
+from app.qt.fit import FocusRing, available_size, initial_size
 from app.qt.uistate import UiState
 
 BADGE = "border-radius:3px; padding:1px 6px; font-weight:bold;"
@@ -36,11 +39,20 @@ class MainWindow(QMainWindow):
         ctx.log_changed.connect(self._update_status)
         ctx.config_changed.connect(self._update_status)
         ctx.config_changed.connect(self.apply_font)
+        ctx.notice.connect(self.ask_tab.banner.show_info)
+        self._load_t0 = time.monotonic()
+        self._load_timer = QTimer(self)
+        self._load_timer.setInterval(500)
+        self._load_timer.timeout.connect(self._update_status)
         self._update_status()
         geo = self.ui_state.geometry()
         if geo is None or not self.restoreGeometry(geo):
-            self.resize(1440, 900)
+            self.resize(initial_size(available_size(self)))
+        self._split_state = self.ui_state.splitter()
         self.tabs.setCurrentIndex(min(self.ui_state.last_tab(), self.tabs.count() - 1))
+        self._tab = self.tabs.currentIndex()
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.focus_ring = FocusRing(self)
 
     def _add_screens(self) -> None:
         from app.qt.compare_tab import CompareTab
@@ -62,6 +74,42 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.stats_tab, "S&tatistics")
         self.tabs.addTab(self.settings_tab, "Settin&gs")
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        # Column widths are restored once the window has its size, or the first resize would redistribute them.
+        if self._split_state is not None:
+            state, self._split_state = self._split_state, None
+            self.layout().activate()
+            self.ask_tab.split.restoreState(state)
+
+    def _tab_changed(self, index: int) -> None:
+        """Leaving Settings with unsaved changes asks: save, discard, or stay."""
+        prev, self._tab = self._tab, index
+        if self.tabs.widget(prev) is not self.settings_tab or not self.settings_tab.is_dirty():
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Unsaved settings",
+            "The settings have changes that are not saved.",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        if answer == QMessageBox.StandardButton.Save:
+            if not self.settings_tab.save():
+                self._back_to(prev)
+        elif answer == QMessageBox.StandardButton.Discard:
+            self.settings_tab.load()
+        else:
+            self._back_to(prev)
+
+    def _back_to(self, index: int) -> None:
+        self.tabs.blockSignals(True)
+        self.tabs.setCurrentIndex(index)
+        self.tabs.blockSignals(False)
+        self._tab = index
+
     def _open_run(self, view) -> None:
         self.ask_tab.show_run(view)
         self.tabs.setCurrentWidget(self.ask_tab)
@@ -75,11 +123,21 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.model_label = QLabel()
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Long labels must not set the window's minimum width: they are cut, the tooltip has it all.
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.model_label.setMinimumWidth(120)
+        self.cancel_load = QToolButton()
+        self.cancel_load.setText("Cancel")
+        self.cancel_load.setToolTip("Stop loading the model")
+        self.cancel_load.clicked.connect(self.ctx.cancel_load)
+        self.cancel_load.hide()
         self.offline = QLabel()
         self.show_protection(netns.protection())
         self.db_label = QLabel()
         self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.db_label.setMaximumWidth(320)  # the file name only; the full path is in the tooltip
         sb.addWidget(self.model_label, 1)
+        sb.addWidget(self.cancel_load)
         sb.addPermanentWidget(self.db_label)
         sb.addPermanentWidget(self.offline)
 
@@ -105,11 +163,21 @@ class MainWindow(QMainWindow):
             text = f"<span style='color:#b3261e'>Model failed to load: {ctx.engine_message}</span>"
         else:
             text = f"Model: {ctx.engine_message or 'not loaded'}"
+        loading = ctx.engine_state is State.LOADING
+        if loading and not self._load_timer.isActive():
+            self._load_t0 = time.monotonic()
+            self._load_timer.start()
+        elif not loading:
+            self._load_timer.stop()
+        if loading:
+            text += f" · {time.monotonic() - self._load_t0:.0f} s"
+        self.cancel_load.setVisible(loading)
         self.model_label.setText(text)
+        self.model_label.setToolTip(text)
         if ctx.log_state is State.FAILED:
             self.db_label.setText(f"<span style='color:#b3261e'>Log unavailable: {ctx.log_error}</span>")
         else:
-            self.db_label.setText(f"Log: {ctx.database_path}")
+            self.db_label.setText(f"Log: {ctx.database_path.name}")
         self.db_label.setToolTip(str(ctx.database_path))
 
     def apply_font(self) -> None:
@@ -122,7 +190,7 @@ class MainWindow(QMainWindow):
         self.ask_tab.rate.flush()
         self.ask_tab.stop()
         self.compare_tab.flush()
-        self.ui_state.save(self.saveGeometry(), self.tabs.currentIndex())
+        self.ui_state.save(self.saveGeometry(), self.tabs.currentIndex(), self.ask_tab.split.saveState())
         super().closeEvent(event)
 
 

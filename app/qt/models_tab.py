@@ -8,10 +8,13 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -20,8 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.errors import Cancelled, ModelError
+from app.core.registry import add_model, is_missing, is_removable, mark_missing, remove_model, rename_model
 from app.core.types import ModelInfo
 from app.qt.appstate import AppContext
+from app.qt.fit import flow
 from app.qt.widgets import Banner
 from app.qt.workers import Job, Task, describe_error
 
@@ -129,6 +135,19 @@ class ModelsTab(QWidget):
         self.verify_btn.clicked.connect(self.verify_selected)
         self.default_btn = QPushButton("Set as de&fault")
         self.default_btn.clicked.connect(self.set_default_selected)
+        self.rename_btn = QPushButton("Re&name…")
+        self.rename_btn.clicked.connect(self.rename_dialog)
+        self.remove_btn = QPushButton("Rem&ove")
+        self.remove_btn.setToolTip("Forget the model (a copy in the app's library is deleted; other files stay)")
+        self.remove_btn.clicked.connect(self.remove_selected)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.cancel_btn.hide()
+        self.copy_box = QCheckBox("Copy imported models into the app's library")
+        self.copy_box.setToolTip(
+            "Models on removable media (a USB stick) are always copied, so they stay usable when it is unplugged"
+        )
+        self.buttons = (self.import_btn, self.verify_btn, self.default_btn, self.rename_btn, self.remove_btn)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.hide()
@@ -137,18 +156,18 @@ class ModelsTab(QWidget):
         self.detail.setWordWrap(True)
         self.detail.setStyleSheet("color:#444;")
         btns = QHBoxLayout()
-        for b in (self.import_btn, self.verify_btn, self.default_btn):
-            btns.addWidget(b)
         btns.addWidget(self.progress_label)
         btns.addWidget(self.progress, 1)
+        btns.addWidget(self.cancel_btn)
         note = QLabel(
             "Models are GGUF files produced by <i>asclepius quantize</i> or brought on removable media. Importing "
-            "reads the header, checks the file is complete and computes its sha256; the file is not copied."
+            "reads the header, checks the file is complete and computes its sha256."
         )
         note.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner)
         lay.addWidget(note)
+        lay.addWidget(flow(*self.buttons, self.copy_box))
         lay.addLayout(btns)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.detail)
@@ -174,7 +193,7 @@ class ModelsTab(QWidget):
                 _size(m.size_bytes),
                 f"{m.context_length:,}",
                 m.short_sha,
-                "yes" if m.verified else "NO",
+                "MISSING" if is_missing(m) else ("yes" if m.verified else "NO"),
                 _size(ram[0]) if ram else "…",
                 "● in use" if m.sha256 == default else "",
             )
@@ -183,11 +202,14 @@ class ModelsTab(QWidget):
                 if col == 1 and m.is_demo:
                     item.setBackground(Qt.GlobalColor.yellow)
                     item.setToolTip("Demo model: not trained for clinical tasks")
+                if col == 7 and is_missing(m):
+                    item.setForeground(Qt.GlobalColor.red)
+                    item.setToolTip(f"The file is gone: {m.path} (a removed USB stick?)")
                 self.table.setItem(row, col, item)
         self._estimate_ram()
 
     def _estimate_ram(self) -> None:
-        todo = [m for m in self.models if m.sha256 not in self._ram]
+        todo = [m for m in self.models if m.sha256 not in self._ram and not is_missing(m)]
         if not todo:
             return
         cfg = self.ctx.config.engine
@@ -232,9 +254,26 @@ class ModelsTab(QWidget):
         self.progress_label.setText(label + "…")
         self.progress.setRange(0, 0)
         self.progress.show()
-        for b in (self.import_btn, self.verify_btn, self.default_btn):
+        self.cancel_btn.show()
+        for b in self.buttons:
             b.setEnabled(False)
         return self.ctx.tasks.start(task)
+
+    def cancel(self) -> None:
+        if self.busy is not None:
+            self.busy.cancel.set()
+            self.progress_label.setText("Cancelling…")
+
+    @staticmethod
+    def _checked_progress(job: Job):
+        """A progress callback that also ends the work when Cancel is pressed."""
+
+        def progress(done: int, total: int) -> None:
+            if job.cancel.is_set():
+                raise Cancelled("cancelled")
+            job.progress(done, total)
+
+        return progress
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
@@ -243,8 +282,9 @@ class ModelsTab(QWidget):
     def _idle(self) -> None:
         self.busy = None
         self.progress.hide()
+        self.cancel_btn.hide()
         self.progress_label.clear()
-        for b in (self.import_btn, self.verify_btn, self.default_btn):
+        for b in self.buttons:
             b.setEnabled(True)
 
     def import_dialog(self) -> None:
@@ -252,12 +292,20 @@ class ModelsTab(QWidget):
         if path:
             self.import_file(path)
 
-    def import_file(self, path: str | Path) -> Task | None:
+    def import_file(self, path: str | Path, copy: bool | None = None) -> Task | None:
+        """Import ``path``; ``copy`` None: as the checkbox says, and always for removable media."""
         reg = self.ctx.registry
-        return self._run(lambda job: reg.import_model(path, progress=job.progress), "Importing", self._imported)
+        copy = (self.copy_box.isChecked() or is_removable(path)) if copy is None else copy
+        label = "Copying into the library" if copy else "Importing"
+        return self._run(
+            lambda job: add_model(reg, path, copy=copy, progress=self._checked_progress(job)), label, self._imported
+        )
 
-    def _imported(self, info: ModelInfo) -> None:
-        self.banner.show_info(f"Imported {info.display_name} (sha256 {info.short_sha}).")
+    def _imported(self, res: tuple[ModelInfo, str]) -> None:
+        info, note = res
+        self.banner.show_info(
+            f"Imported {info.display_name} (sha256 {info.short_sha})." + (f" {note}." if note else "")
+        )
         self.ctx.models_changed.emit()
 
     def verify_selected(self) -> Task | None:
@@ -266,7 +314,12 @@ class ModelsTab(QWidget):
             self.banner.show_error("Select a model to verify.")
             return None
         reg = self.ctx.registry
-        return self._run(lambda job: reg.verify(m.sha256, job.progress), "Verifying", self._verified)
+        if is_missing(m):
+            mark_missing(reg, m.sha256)
+            self.banner.show_error(f"{m.display_name}: the file is missing ({m.path}).")
+            self.refresh()
+            return None
+        return self._run(lambda job: reg.verify(m.sha256, self._checked_progress(job)), "Verifying", self._verified)
 
     def _verified(self, res: tuple[ModelInfo, bool]) -> None:
         info, ok = res
@@ -275,6 +328,56 @@ class ModelsTab(QWidget):
         else:
             self.banner.show_error(f"{info.display_name}: the file's sha256 no longer matches; it has changed.")
         self.refresh()
+
+    def rename_dialog(self) -> None:
+        m = self.selected()
+        if m is None:
+            self.banner.show_error("Select a model to rename.")
+            return
+        name, ok = QInputDialog.getText(self, "Rename model", "Name shown for this model:", text=m.name)
+        if ok:
+            self.rename(m, name)
+
+    def rename(self, m: ModelInfo, name: str) -> bool:
+        try:
+            info = rename_model(self.ctx.registry, m.sha256, name)
+        except ModelError as exc:
+            self.banner.show_error(str(exc))
+            return False
+        self.banner.show_info(f"Renamed to {info.display_name}.")
+        self.ctx.models_changed.emit()
+        return True
+
+    def remove_selected(self, confirm: bool = True) -> bool:
+        m = self.selected()
+        if m is None:
+            self.banner.show_error("Select a model to remove.")
+            return False
+        if m.is_demo:
+            self.banner.show_error("The demo model is built in and cannot be removed.")
+            return False
+        if confirm:
+            q = QMessageBox.question(
+                self,
+                "Remove model",
+                f"Forget {m.display_name}? Its runs stay in the log.",
+                defaultButton=QMessageBox.StandardButton.No,
+            )
+            if q != QMessageBox.StandardButton.Yes:
+                return False
+        in_use = self.ctx.model is not None and self.ctx.model.sha256 == m.sha256
+        try:
+            remove_model(self.ctx.registry, m.sha256)
+        except (ModelError, OSError) as exc:
+            self.banner.show_error(describe_error(exc))
+            return False
+        self.banner.show_info(f"Removed {m.display_name}.")
+        if self.ctx.config.default_model and m.sha256.startswith(self.ctx.config.default_model):
+            self.ctx.set_default_model("")  # back to the demo model
+        elif in_use:
+            self.ctx.load_engine()
+        self.ctx.models_changed.emit()
+        return True
 
     def set_default_selected(self) -> None:
         m = self.selected()

@@ -37,6 +37,8 @@ class RatePanel(QGroupBox):
     saved = Signal(int)
     """The new rating's id."""
     failed = Signal(str)
+    loaded = Signal()
+    """The current run's rating (or rater list) was read from the log and shown."""
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__("Rate this answer", parent)
@@ -44,6 +46,9 @@ class RatePanel(QGroupBox):
         self.run_id: int | None = None
         self._loading = False
         self._dirty = False
+        self._why_not = ""
+        self._read_gen = 0
+        """Reads of the log run in workers; only the latest one's answer is shown."""
         self.rater = combo()
         self.rater.setEditable(True)
         self.rater.setToolTip("Your rater profile: ratings are stored under this name")
@@ -61,7 +66,8 @@ class RatePanel(QGroupBox):
             d.setStyleSheet("color:#555; margin-left:22px; margin-bottom:4px;")
             box.addWidget(rb)
             box.addWidget(d)
-        self.hallucination = QCheckBox("Ha&llucination (unsupported by the note)")
+        self.hallucination = QCheckBox("Ha&llucination")
+        self.hallucination.setToolTip("The answer states something the note does not support")
         self.comment = QLineEdit()
         self.comment.setPlaceholderText("optional")
         self.corrected = QPlainTextEdit()
@@ -70,6 +76,7 @@ class RatePanel(QGroupBox):
         self.corrected.setMaximumHeight(110)
         self.status = QLabel("Ask a question or open a run to rate it.")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
 
         form = QFormLayout()
         form.addRow("Rater", self.rater)
@@ -98,35 +105,72 @@ class RatePanel(QGroupBox):
         self.set_run(None)
 
     # -- run and rater ----------------------------------------------------------------------------
-    def _fill_raters(self) -> None:
+    def _fill_raters(self) -> Task | None:
+        """Read the rater profiles from the log in a worker (a slow disk must not freeze the window)."""
+        log = self.ctx.log
+        if log is None:
+            self._set_raters([])
+            return None
+        task = Task(lambda _job: [r.name for r in log.raters() if r.kind == "human"], "read raters")
+        task.signals.finished.connect(self._set_raters)
+        task.signals.errored.connect(lambda e: self.status.setText(f"Could not read raters: {describe_error(e)}"))
+        return self.ctx.tasks.start(task)
+
+    def _set_raters(self, names: list[str]) -> None:
         current = self.rater.currentText().strip()
-        names = [r.name for r in self.ctx.log.raters() if r.kind == "human"] if self.ctx.log else []
         self.rater.blockSignals(True)
         self.rater.clear()
         self.rater.addItems(names)
         self.rater.setEditText(current or (names[0] if names else _os_user()))
         self.rater.blockSignals(False)
 
-    def set_run(self, run_id: int | None) -> None:
+    def set_run(self, run_id: int | None, why_not: str = "") -> None:
+        """Rate ``run_id``; None disables the panel (``why_not`` says why, e.g. the run was stopped)."""
         self.flush()
         self.run_id = run_id
+        self._why_not = why_not
         self.setEnabled(run_id is not None)
         self._load_current()
 
-    def _load_current(self) -> None:
+    def _clear_form(self) -> None:
+        self.scores.setExclusive(False)
+        for b in self.scores.buttons():
+            b.setChecked(False)
+        self.scores.setExclusive(True)
+        self.hallucination.setChecked(False)
+        self.comment.clear()
+        self.corrected.clear()
+
+    def _load_current(self) -> Task | None:
+        """Clear the form now; fill it from the log in a worker (the latest request wins)."""
+        self._read_gen += 1
+        gen, run_id, rater, log = self._read_gen, self.run_id, self.rater_name, self.ctx.log
         self._loading = True
         try:
-            self.scores.setExclusive(False)
-            for b in self.scores.buttons():
-                b.setChecked(False)
-            self.scores.setExclusive(True)
-            self.hallucination.setChecked(False)
-            self.comment.clear()
-            self.corrected.clear()
-            if self.run_id is None or self.ctx.log is None:
-                self.status.setText("Ask a question or open a run to rate it.")
-                return
-            mine = [r for r in self.ctx.log.rating_history(self.run_id, self.rater_name) if r.is_current]
+            self._clear_form()
+        finally:
+            self._loading = False
+            self._dirty = False
+        if run_id is None or log is None:
+            self.status.setText(
+                f"Not rateable: {self._why_not}." if self._why_not else "Ask a question or open a run to rate it."
+            )
+            self.loaded.emit()
+            return None
+        self.status.setText(f"Run {run_id}: reading its rating…")
+        task = Task(lambda _job: [r for r in log.rating_history(run_id, rater) if r.is_current], "read rating")
+        task.signals.finished.connect(lambda mine: gen == self._read_gen and self._show_rating(run_id, mine))
+        task.signals.errored.connect(
+            lambda e: gen == self._read_gen and self.status.setText(f"Could not read the rating: {describe_error(e)}")
+        )
+        return self.ctx.tasks.start(task)
+
+    def _show_rating(self, run_id: int, mine: list) -> None:
+        if self._dirty:  # the rater started rating while the old one was read: keep what they did
+            self.loaded.emit()
+            return
+        self._loading = True
+        try:
             if mine:
                 r = mine[-1]
                 self.scores.button(r.score).setChecked(True)
@@ -135,10 +179,11 @@ class RatePanel(QGroupBox):
                 self.corrected.setPlainText(r.corrected_answer or "")
                 self.status.setText(f"Rated {r.score} by {r.rater} at {_local(r.created_at)}")
             else:
-                self.status.setText(f"Run {self.run_id}: not rated by {self.rater_name or 'you'} yet")
+                self.status.setText(f"Run {run_id}: not rated by {self.rater_name or 'you'} yet")
         finally:
             self._loading = False
             self._dirty = False
+        self.loaded.emit()
 
     @property
     def rater_name(self) -> str:

@@ -1,4 +1,9 @@
-"""Render every screen at 1440x900 with a sample note and real answers: ``python -m app.qt.screenshots DIR``.
+"""Render every screen with a sample note and real answers: ``python -m app.qt.screenshots DIR``.
+
+Meant to run under a real X server with a window manager (``tools/screenshots.sh`` starts Xvfb and
+openbox at 1024x700 and at 2048x1400 with ``QT_SCALE_FACTOR=2``): the window is maximized by the window
+manager and the whole screen is captured from the X server, frame and all, so what is off-screen or cut is
+visible in the picture. Under the offscreen platform it falls back to grabbing the window at 1024x700.
 
 Runs in a temporary ASCLEPIUS_HOME (the user's own data is never touched) on the demo model. The Compare
 screen needs a second model: a tiny random-weight LLaMA GGUF is built with the test helpers when the
@@ -15,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SIZE = (1440, 900)
+SIZE = (1024, 700)
+"""The window size under the offscreen platform (under X the window manager maximizes it)."""
 
 
 def wait_until(app, cond: Callable[[], bool], timeout_s: float = 300.0, what: str = "") -> None:
@@ -30,8 +36,11 @@ def wait_until(app, cond: Callable[[], bool], timeout_s: float = 300.0, what: st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
+    ap.add_argument("--suffix", default="", help="added to each file name, e.g. -2x")
+    ap.add_argument("--only", default="", help="comma-separated screen names to save (default: all)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = Path(tempfile.mkdtemp(prefix="asclepius-shots-"))
     os.environ["ASCLEPIUS_HOME"] = str(home)
     from app.core import netguard
@@ -40,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    shoot(app, home, args.out)
+    only = {n for n in args.only.split(",") if n}
+    shoot(app, home, args.out, suffix=args.suffix, only=only)
     return 0
 
 
@@ -52,7 +62,7 @@ def _second_model(home: Path) -> Path | None:
     return build_tiny_llama_gguf(home / "tiny")
 
 
-def shoot(app, home: Path, out: Path) -> list[Path]:
+def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = None) -> list[Path]:
     from dataclasses import replace
 
     from app.core.config import AppConfig, GenerationDefaults, Paths
@@ -66,21 +76,38 @@ def shoot(app, home: Path, out: Path) -> list[Path]:
     cfg = replace(AppConfig(), generation=GenerationDefaults(max_tokens=64))
     ctx = AppContext(paths, cfg)
     win = MainWindow(ctx, UiState(home / "ui"))
-    win.resize(*SIZE)
+    offscreen = app.platformName() == "offscreen"
     ctx.start()
-    win.show()
+    if offscreen:
+        win.resize(*SIZE)
+        win.show()
+    else:
+        win.showMaximized()
     wait_until(app, lambda: ctx.engine_state is State.READY and ctx.log is not None, what="the model")
     saved: list[Path] = []
+    screen = win.screen()
 
     def snap(name: str) -> None:
-        for _ in range(20):
+        if only and name not in only:
+            return
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
             app.processEvents()
-        p = out / f"{name}.png"
-        if (win.width(), win.height()) != SIZE:
-            raise RuntimeError(f"the window is {win.width()}x{win.height()}, not {SIZE}: {win.minimumSizeHint()}")
-        win.grab().save(str(p))
+            time.sleep(0.02)
+        p = out / f"{name}{suffix}.png"
+        if offscreen:
+            if (win.width(), win.height()) != SIZE:
+                raise RuntimeError(f"the window is {win.width()}x{win.height()}, not {SIZE}")
+            win.grab().save(str(p))
+        else:
+            # The whole screen from the X server: the window manager's frame and anything off-screen show.
+            screen.grabWindow(0).save(str(p))
         saved.append(p)
-        print(p)
+        print(
+            p,
+            f"window {win.width()}x{win.height()}, minimum {win.minimumSizeHint().width()}x"
+            f"{win.minimumSizeHint().height()}, screen {screen.size().width()}x{screen.size().height()}",
+        )
 
     tab = win.ask_tab
     note = load_sample("pneumonia").text

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.qt.appstate import AppContext
+from app.qt.fit import scrolled
 from app.qt.widgets import Banner
 from app.qt.workers import describe_error
 
@@ -42,7 +43,9 @@ class SettingsTab(QWidget):
         self.banner = Banner()
         self.threads = _spin(1, 256)
         self.n_ctx = _spin(0, 131072, 256, "model default")
-        self.n_ctx.setToolTip("0 uses the model's trained context (capped at 8,192 tokens)")
+        self.n_ctx_info = QLabel()
+        self.n_ctx_info.setWordWrap(True)
+        self.n_ctx_info.setStyleSheet("color:#555;")
         self.kv_cache = _spin(0, 65536, 64, "off")
         self.kv_cache.setSuffix(" MB")
         self.kv_cache.setToolTip("Memory for saved note states, so returning to a note skips reprocessing it")
@@ -56,7 +59,8 @@ class SettingsTab(QWidget):
         self.database.setPlaceholderText(str(ctx.paths.database))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_db)
-        self.note_text = QCheckBox("Store note text in the log (off: only each note's sha256 and length)")
+        self.note_text = QCheckBox("Store note text in the log")
+        self.note_text.setToolTip("Off: the log keeps only each note's sha256 and length")
         self.font_size = _spin(7, 32)
         self.font_size.setSuffix(" pt")
 
@@ -64,6 +68,7 @@ class SettingsTab(QWidget):
         f1 = QFormLayout(eng)
         f1.addRow("CPU threads", self.threads)
         f1.addRow("Context window", self.n_ctx)
+        f1.addRow("", self.n_ctx_info)
         f1.addRow("Note-state (KV) cache budget", self.kv_cache)
         purge = QPushButton("Delete kept note states")
         purge.setToolTip("Note states kept on disk so notes stay warm after a restart (they encode note text)")
@@ -76,11 +81,17 @@ class SettingsTab(QWidget):
         f2.addRow("Seed", self.seed)
         data = QGroupBox("Evaluation log")
         f3 = QFormLayout(data)
+        f3.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         row = QHBoxLayout()
         row.addWidget(self.database, 1)
         row.addWidget(browse)
+        self.database.setMinimumWidth(120)
         f3.addRow("Database location", row)
         f3.addRow("", self.note_text)
+        hint = QLabel("Off: only each note's sha256 and length are kept.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color:#555;")
+        f3.addRow("", hint)
         disp = QGroupBox("Display")
         f4 = QFormLayout(disp)
         f4.addRow("Font size", self.font_size)
@@ -98,7 +109,11 @@ class SettingsTab(QWidget):
         )
         where.setWordWrap(True)
         where.setStyleSheet("color:#555;")
-        lay = QVBoxLayout(self)
+        self.dirty_label = QLabel()
+        self.dirty_label.setStyleSheet("color:#8a4b00; font-weight:bold;")
+        btns.insertWidget(0, self.dirty_label, 1)
+        content = QWidget()
+        lay = QVBoxLayout(content)
         lay.addWidget(self.banner)
         top = QHBoxLayout()
         col1, col2 = QVBoxLayout(), QVBoxLayout()
@@ -114,8 +129,46 @@ class SettingsTab(QWidget):
         lay.addWidget(where)
         lay.addLayout(btns)
         lay.addStretch(1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolled(content))
         ctx.config_changed.connect(self.load)
+        ctx.engine_changed.connect(self._show_context)
         self.load()
+        for w in (self.threads, self.n_ctx, self.kv_cache, self.max_tokens, self.seed, self.font_size):
+            w.valueChanged.connect(self._form_changed)
+        self.temperature.valueChanged.connect(self._form_changed)
+        self.database.textChanged.connect(self._form_changed)
+        self.note_text.toggled.connect(self._form_changed)
+        self.n_ctx.valueChanged.connect(self._show_context)
+
+    # -- unsaved changes and the real context size -------------------------------------------------
+    def is_dirty(self) -> bool:
+        try:
+            return self.config_from_form() != self.ctx.config
+        except ValueError:
+            return True
+
+    def _form_changed(self) -> None:
+        self.dirty_label.setText("Unsaved changes" if self.is_dirty() else "")
+
+    def _show_context(self) -> None:
+        """Say the number the engine will really use, not just "model default"."""
+        m, cfg = self.ctx.model, self.ctx.config.engine
+        if self.n_ctx.value():
+            text = f"{self.n_ctx.value():,} tokens for every model."
+            if m is not None and self.n_ctx.value() > m.context_length:
+                text += f" More than {m.name} was trained on ({m.context_length:,}): answers may degrade."
+        elif m is not None:
+            used = min(m.context_length, cfg.max_ctx)
+            text = f"Model default: {used:,} tokens for {m.name} (trained on {m.context_length:,}"
+            text += f"; capped at {cfg.max_ctx:,} to bound memory)." if used < m.context_length else ")."
+        else:
+            text = f"Model default: the model's trained context, capped at {cfg.max_ctx:,} tokens."
+        self.n_ctx_info.setText(text)
+        self.n_ctx.setSpecialValueText(
+            f"model default ({min(m.context_length, cfg.max_ctx):,})" if m is not None else "model default"
+        )
 
     def load(self) -> None:
         c = self.ctx.config
@@ -128,6 +181,9 @@ class SettingsTab(QWidget):
         self.database.setText(c.database)
         self.note_text.setChecked(c.store_note_text)
         self.font_size.setValue(c.font_size)
+        self._show_context()
+        if hasattr(self, "dirty_label"):
+            self._form_changed()
 
     def _browse_db(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

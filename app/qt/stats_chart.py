@@ -19,6 +19,8 @@ class MeanScoreChart(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.means: list[MeanCI] = []
+        self.names: dict[str, str] = {}
+        """Log label -> the label shown (the model's name with the DEMO mark)."""
         self.setMinimumHeight(260)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Mean score per task and model")
@@ -26,8 +28,9 @@ class MeanScoreChart(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(900, 340)
 
-    def set_data(self, means: list[MeanCI]) -> None:
+    def set_data(self, means: list[MeanCI], names: dict[str, str] | None = None) -> None:
         self.means = means
+        self.names = names or {}
         self.update()
 
     def models(self) -> list[str]:
@@ -40,8 +43,19 @@ class MeanScoreChart(QWidget):
         fm = QFontMetrics(self.font())
         models = self.models()
         tasks = [t for t in TASK_NAMES if any(m.task == t for m in self.means)] or list(TASK_NAMES)
-        legend_h = (fm.height() + 6) * max(1, math.ceil(len(models) / 3))
-        plot = QRectF(48, 12 + legend_h, self.width() - 64, self.height() - 12 - legend_h - 2.4 * fm.height() - 12)
+        # Legend entries wrap onto as many lines as the names need.
+        lines, lx = 1, 0.0
+        for model in models:
+            w = 14 + fm.horizontalAdvance(self.names.get(model, model)) + 24
+            if lx and lx + w > self.width() - 60:
+                lines, lx = lines + 1, 0.0
+            lx += w
+        legend_h = (fm.height() + 6) * lines
+        # The y labels get their own column left of the axis, so no label touches it.
+        axis_x = fm.horizontalAdvance("4") + 16
+        plot = QRectF(
+            axis_x, 12 + legend_h, self.width() - axis_x - 16, self.height() - 12 - legend_h - 2.4 * fm.height() - 12
+        )
         if plot.width() < 50 or plot.height() < 50:
             return
 
@@ -54,7 +68,7 @@ class MeanScoreChart(QWidget):
             p.drawLine(QPointF(plot.left(), y(s)), QPointF(plot.right(), y(s)))
         p.setPen(QColor("#444444"))
         for s in (1, 2, 3, 4):
-            p.drawText(QRectF(0, y(s) - fm.height() / 2, 40, fm.height()), Qt.AlignmentFlag.AlignRight, str(s))
+            p.drawText(QRectF(0, y(s) - fm.height() / 2, axis_x - 8, fm.height()), Qt.AlignmentFlag.AlignRight, str(s))
         p.drawLine(QPointF(plot.left(), plot.top()), QPointF(plot.left(), plot.bottom()))
         if not self.means:
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "No rated runs yet: rate answers on the Ask screen.")
@@ -67,7 +81,7 @@ class MeanScoreChart(QWidget):
             label = get_task(task).slug.upper() if fm.horizontalAdvance(task) > gw - 6 else task
             p.setPen(QColor("#333333"))
             p.drawText(
-                QRectF(gx, plot.bottom() + 4, gw, fm.height() * 2.2),
+                QRectF(gx + 3, plot.bottom() + 4, gw - 6, fm.height() * 2.2),
                 Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
                 label,
             )
@@ -89,12 +103,14 @@ class MeanScoreChart(QWidget):
         # Legend.
         lx, ly = plot.left(), 6.0
         for mi, model in enumerate(models):
+            w = 14 + fm.horizontalAdvance(self.names.get(model, model)) + 24
+            if lx > plot.left() and lx + w > self.width() - 60 + plot.left():
+                lx, ly = plot.left(), ly + fm.height() + 6
             color = QColor(PALETTE[mi % len(PALETTE)])
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(color)
             p.drawEllipse(QPointF(lx + 5, ly + fm.height() / 2), 5, 5)
             p.setPen(QColor("#222222"))
-            p.drawText(QPointF(lx + 14, ly + fm.ascent()), model)
-            lx += 14 + fm.horizontalAdvance(model) + 24
-            if lx > plot.right() - 200:
-                lx, ly = plot.left(), ly + fm.height() + 6
+            name = self.names.get(model, model)
+            p.drawText(QPointF(lx + 14, ly + fm.ascent()), name)
+            lx += 14 + fm.horizontalAdvance(name) + 24

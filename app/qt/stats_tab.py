@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -21,7 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config import private_dir
+from app.core.registry import Registry
 from app.qt.appstate import AppContext
+from app.qt.fit import flow, scrolled
 from app.qt.stats_chart import MeanScoreChart
 from app.qt.widgets import Banner
 from app.qt.workers import Job, Task, describe_error
@@ -57,6 +61,22 @@ def export_file(log: EvalLog, path: Path, kind: str, include_note_text: bool) ->
     return n
 
 
+def model_labels(labels: set[str], registry: Registry) -> dict[str, str]:
+    """The log's "file [sha8]" model labels as the app names models elsewhere, with the DEMO mark."""
+    out = {}
+    for label in labels:
+        sha = label.rsplit("[", 1)[-1].rstrip("]") if label.endswith("]") else ""
+        try:
+            m = registry.find(sha) if len(sha) >= 8 else None
+        except ValueError:
+            m = None
+        if m is None:
+            out[label] = label
+        else:
+            out[label] = f"{m.name} {m.file_type} [{sha}]" + (" · DEMO" if m.is_demo else "")
+    return out
+
+
 def _fmt(v: float, pct: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -69,6 +89,20 @@ class StatsTab(QWidget):
         self.ctx = ctx
         self.banner = Banner()
         self.chart = MeanScoreChart()
+        self.chart.setMinimumHeight(200)
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["Model", "Task", "Mean", "95% interval", "Runs", "Ratings"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setAccessibleName("Mean score per task and model, as a table")
+        self.views = QStackedWidget()
+        self.views.addWidget(self.chart)
+        self.views.addWidget(self.table)
+        self.as_table = QCheckBox("Show as a ta&ble")
+        self.as_table.setToolTip("The same numbers as the chart, readable by a screen reader and by keyboard")
+        self.as_table.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
         self.agree = QLabel()
         self.agree.setWordWrap(True)
         self.wins = QTableWidget(0, 7)
@@ -80,7 +114,7 @@ class StatsTab(QWidget):
         refresh = QPushButton("&Refresh")
         refresh.clicked.connect(self.refresh)
         self.export_btns = []
-        exp = QHBoxLayout()
+        exp_btns = []
         for label, kind, text in (
             ("Export runs with note text…", "runs", True),
             ("Export runs without note text…", "runs", False),
@@ -88,24 +122,29 @@ class StatsTab(QWidget):
         ):
             b = QPushButton(label)
             b.clicked.connect(lambda _c=False, k=kind, t=text: self.export_dialog(k, t))
-            exp.addWidget(b)
+            exp_btns.append(b)
             self.export_btns.append(b)
-        exp.addStretch(1)
-        exp.addWidget(refresh)
+        exp = flow(*exp_btns, refresh)
         self.status = QLabel()
         self.status.setStyleSheet("color:#555;")
         chart_box = QGroupBox("Mean human score per task (95% bootstrap interval over runs)")
-        QVBoxLayout(chart_box).addWidget(self.chart)
+        cl = QVBoxLayout(chart_box)
+        cl.addWidget(self.as_table)
+        cl.addWidget(self.views, 1)
         win_box = QGroupBox("Blinded comparisons: win rate = (wins + ties/2) / decided; 'both bad' not counted")
         wl = QVBoxLayout(win_box)
         wl.addWidget(self.wins)
-        lay = QVBoxLayout(self)
+        content = QWidget()
+        lay = QVBoxLayout(content)
         lay.addWidget(self.banner)
         lay.addWidget(chart_box, 3)
         lay.addWidget(self.agree)
         lay.addWidget(win_box, 1)
-        lay.addLayout(exp)
+        lay.addWidget(exp)
         lay.addWidget(self.status)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolled(content))
         self._stale = True
         self.task: Task | None = None
         ctx.runs_changed.connect(self._runs_changed)
@@ -134,7 +173,13 @@ class StatsTab(QWidget):
         return self.ctx.tasks.start(task)
 
     def _show(self, st: Stats) -> None:
-        self.chart.set_data(st.means)
+        names = model_labels({m.model for m in st.means} | {w.model for w in st.wins}, self.ctx.registry)
+        self.chart.set_data(st.means, names)
+        self.table.setRowCount(len(st.means))
+        for r, m in enumerate(st.means):
+            interval = "–" if math.isnan(m.low) else f"{m.low:.2f} – {m.high:.2f}"
+            for c, v in enumerate((names[m.model], m.task, _fmt(m.mean), interval, m.runs, m.ratings)):
+                self.table.setItem(r, c, QTableWidgetItem(str(v)))
         a = st.agreement
         if a.runs:
             self.agree.setText(
@@ -145,7 +190,15 @@ class StatsTab(QWidget):
             self.agree.setText("<b>Inter-rater agreement</b>: needs runs rated by at least two raters.")
         self.wins.setRowCount(len(st.wins))
         for r, w in enumerate(st.wins):
-            vals = (w.model, w.comparisons, w.wins, w.losses, w.ties, w.both_bad, _fmt(w.win_rate, pct=True))
+            vals = (
+                names.get(w.model, w.model),
+                w.comparisons,
+                w.wins,
+                w.losses,
+                w.ties,
+                w.both_bad,
+                _fmt(w.win_rate, pct=True),
+            )
             for c, v in enumerate(vals):
                 self.wins.setItem(r, c, QTableWidgetItem(str(v)))
         n = sum(m.ratings for m in st.means)
@@ -171,5 +224,7 @@ class StatsTab(QWidget):
         task = Task(work, "export")
         task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}."))
         task.signals.errored.connect(lambda e: self.banner.show_error(f"Export failed: {describe_error(e)}"))
+        before = self.status.text()
+        task.signals.done.connect(lambda: self.status.setText(before))
         self.status.setText(f"Exporting {kind}…")
         return self.ctx.tasks.start(task)

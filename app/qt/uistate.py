@@ -24,14 +24,21 @@ class UiState:
         v = self._s.value("geometry")
         return v if isinstance(v, QByteArray) and not v.isEmpty() else None
 
+    def splitter(self) -> QByteArray | None:
+        """The Ask screen's column widths."""
+        v = self._s.value("ask_splitter")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
     def last_tab(self) -> int:
         try:
             return int(self._s.value("last_tab", 0))
         except (TypeError, ValueError):
             return 0
 
-    def save(self, geometry: QByteArray, last_tab: int) -> None:
+    def save(self, geometry: QByteArray, last_tab: int, splitter: QByteArray | None = None) -> None:
         self._s.setValue("geometry", geometry)
+        if splitter is not None:
+            self._s.setValue("ask_splitter", splitter)
         self._s.setValue("last_tab", int(last_tab))
         self._s.sync()
         if self.path.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QRectF, QSize, Qt, Signal
@@ -74,6 +75,8 @@ class NoteEditor(QPlainTextEdit):
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.setPlaceholderText("Paste a discharge summary here, drop a .txt file, or use Open note… (Ctrl+O)")
         self.setTabChangesFocus(True)
+        self.replace_hook: Callable[[str, str], bool] | None = None
+        """``(text, what) -> replaced?``: lets the screen ask before a file replaces the user's text."""
 
     def insertFromMimeData(self, source: QMimeData) -> None:
         # Plain text only: rich text from a browser or word processor would carry hidden markup.
@@ -116,7 +119,11 @@ class NoteEditor(QPlainTextEdit):
         except NoteError as exc:
             self.load_failed.emit(str(exc))
             return False
-        self.setPlainText(text)
+        if self.replace_hook is not None:
+            if not self.replace_hook(text, f"Opening {Path(path).name}"):
+                return False
+        else:
+            self.setPlainText(text)
         self.file_loaded.emit(Path(path).name)
         return True
 
@@ -171,7 +178,8 @@ class ContextMeter(QWidget):
         self.label.setStyleSheet("")
         self.bar.update()
 
-    def set_budget(self, b: Budget) -> None:
+    def set_budget(self, b: Budget, truncate: bool = False) -> None:
+        """Show ``b``; with ``truncate`` a note that does not fit is described as what will happen to it."""
         self.budget = b
         parts = (
             f"template {b.template_tokens:,} · note {b.note_tokens:,} · instruction {b.instruction_tokens:,} · "
@@ -180,6 +188,12 @@ class ContextMeter(QWidget):
         if b.fits:
             self.label.setText(f"Context: {parts}")
             self.label.setStyleSheet("")
+        elif truncate:
+            self.label.setText(
+                f"<b>Will be truncated:</b> the note's last {b.overflow:,} tokens are cut to fit (the cut is "
+                f"reported with the answer). {parts}"
+            )
+            self.label.setStyleSheet("color:#8a4b00;")
         else:
             self.label.setText(
                 f"<b>Does not fit: {b.overflow:,} tokens over.</b> {parts}. Shorten the note by about "

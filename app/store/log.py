@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import StoreError, UsageError
@@ -397,6 +397,30 @@ class EvalLog:
             s.add(c)
             s.flush()
             return c.id
+
+    def undo_vote(self, comparison_id: int, rating_ids: Iterable[int] = ()) -> None:
+        """Withdraw a comparison and the ratings given with it (the Compare screen's Undo): each rater's
+        previous rating of those runs, if any, becomes current again."""
+        with db.translated(self.path), self._write.begin() as s:
+            if s.get(Comparison, comparison_id) is None:
+                raise UsageError(f"no comparison {comparison_id}")
+            s.execute(delete(Comparison).where(Comparison.id == comparison_id))
+            for rid in rating_ids:
+                row = s.get(Rating, rid)
+                if row is None:
+                    continue
+                run_id, rater_id, was_current = row.run_id, row.rater_id, row.is_current
+                s.delete(row)
+                s.flush()
+                if was_current:
+                    prev = s.scalar(
+                        select(Rating.id)
+                        .where(Rating.run_id == run_id, Rating.rater_id == rater_id)
+                        .order_by(Rating.created_at.desc(), Rating.id.desc())
+                        .limit(1)
+                    )
+                    if prev is not None:
+                        s.execute(update(Rating).where(Rating.id == prev).values(is_current=True))
 
     # -- queries ----------------------------------------------------------------------------------
 

@@ -320,3 +320,27 @@ def judge_correlation(log: EvalLog, filters: RunFilter | None = None) -> list[Ju
         exact = float(np.mean(np.rint(h) == j)) if runs else math.nan
         out.append(JudgeCorrelation(judge, len(runs), rho, rho_p, pr, exact))
     return out
+
+
+@dataclass(frozen=True)
+class JudgeMean:
+    judge: str
+    model: str
+    task: str
+    runs: int
+    mean: float
+    low: float
+    high: float
+
+
+def judge_mean_scores(log: EvalLog, filters: RunFilter | None = None) -> list[JudgeMean]:
+    """Mean score per automated judge, model and task (current judge ratings), with a bootstrap 95% interval."""
+    f = filters or RunFilter()
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for r in _human_ratings(log, replace(f, rater=None), kind="judge"):
+        groups[(r.rater, _model_label(r.sha256, r.file_name), r.task)].append(float(r.score))
+    out = []
+    for (judge, model, task), scores in sorted(groups.items()):
+        low, high = bootstrap_ci(scores)
+        out.append(JudgeMean(judge, model, task, len(scores), float(np.mean(scores)), low, high))
+    return out

@@ -155,7 +155,38 @@ def bench_stalls(home: Path) -> dict:
     paste_call = time.perf_counter() - t0
     wait(lambda: tab.meter.budget is not None and tab.meter.budget.note_tokens > 10_000)
     paste_stall = max(meter.stop(), paste_call)
+    # Prompt processing of a ~6,000-token note with the progress display ticking (llama.cpp batches of 512).
+    long_note = ((note + "\n") * 40)[:22_000]
+    tab.replace_note(long_note, "bench")
+    wait(lambda: tab.meter.budget is not None and tab._budget_current() and tab.meter.budget.note_tokens > 3000)
+    prompt_tokens = tab.meter.budget.total - tab.meter.budget.reserved_answer_tokens
+    tab.instruction.setPlainText("What was the creatinine on admission?")
+    wait(lambda: tab._budget_current())
+    shown: list[str] = []
+    got.clear()
+    meter.start()
+    t0 = time.perf_counter()
+    tab.ask()
+
+    def first_token_or_done() -> bool:
+        text = tab.metrics.text()
+        if "tokens (" in text and (not shown or shown[-1] != text):
+            shown.append(text)
+        return bool(got) or "Writing the answer" in text
+
+    wait(first_token_or_done)
+    prompt_s = time.perf_counter() - t0
+    prompt_stall = meter.stop()
+    wait(lambda: bool(got))
     out = {
+        "prompt_progress": {
+            "prompt_tokens": prompt_tokens,
+            "prompt_s": round(prompt_s, 2),
+            "distinct_progress_texts": len(shown),
+            "first": shown[0] if shown else None,
+            "last": shown[-1] if shown else None,
+            "longest_stall_ms": round(prompt_stall * 1000, 1),
+        },
         "stream": {
             "longest_stall_ms": round(stream_stall * 1000, 1),
             "completion_tokens": res.completion_tokens,

@@ -22,6 +22,8 @@ from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_DATA = ["data"]
+_EP = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--no-progress"]
 # (group, argv with {tmp} / {tiny} placeholders, expected code, message fragment)
 ROWS: list[tuple[str, list[str], int, str]] = [
     ("ask", ["ask", "--task", "qa", "q"], 2, "--note"),
@@ -51,11 +53,47 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("quantize", ["quantize", "inspect", "{tmp}/none.gguf"], 4, "no such file"),
     ("gui", ["gui", "--bogus"], 2, "unrecognized"),
     ("selftest", ["selftest", "--threads", "many"], 2, "invalid int"),
-    # Groups other branches add (exit 2 whether or not the group is registered yet): placeholders until their
-    # engineers list their typical failures here.
-    ("train", ["train", "--no-such-option"], 2, ""),
-    ("data", ["data", "--no-such-option"], 2, ""),
-    ("judge", ["judge", "--no-such-option"], 2, ""),
+    # train: a recipe name that does not exist, a missing model directory or config (4), missing data, bad --set.
+    (
+        "train",
+        ["train", "sft", "no-such-recipe", "--model", "{ckpt}", "--data", "{tmp}/note.txt", "--out", "{tmp}/t"],
+        2,
+        "no recipe",
+    ),
+    (
+        "train",
+        ["train", "sft", "asclepius-7b-sft", "--model", "{tmp}/none", "--data", "{tmp}/note.txt", "--out", "{tmp}/t"],
+        4,
+        "does not exist",
+    ),
+    (
+        "train",
+        ["train", "sft", "asclepius-7b-sft", "--model", "{tmp}", "--data", "{tmp}/note.txt", "--out", "{tmp}/t"],
+        4,
+        "config.json",
+    ),
+    (
+        "train",
+        ["train", "sft", "asclepius-7b-sft", "--model", "{ckpt}", "--data", "{tmp}/none.jsonl", "--out", "{tmp}/t"],
+        2,
+        "does not exist",
+    ),
+    ("train", ["train", "plan", "asclepius-7b-sft", "--set", "learning_rat=1"], 2, "unknown field"),
+    # data and judge: every row fails before any request (the URL is a closed port on loopback)
+    ("data", [*_DATA, "notes", "{tmp}/none.csv", *_EP, "--out", "{tmp}/d1"], 2, "not found"),
+    ("data", [*_DATA, "notes", "{tmp}/items.csv", *_EP, "--out", "{tmp}/d1"], 2, "no column 'patient'"),
+    ("data", [*_DATA, "notes", "{tmp}/binary.txt", *_EP, "--out", "{tmp}/d1"], 2, ".csv or .jsonl"),
+    (
+        "data",
+        [*_DATA, "notes", "{tmp}/items.csv", "--base-url", "ftp://x", "--model", "m", "--out", "{tmp}/d1"],
+        2,
+        "http",
+    ),
+    ("data", [*_DATA, "instructions", *_EP, "--out", "{tmp}/emptydir"], 2, "asclepius data notes"),
+    ("data", [*_DATA, "build", "--out", "{tmp}/emptydir"], 2, "no finished notes stage"),
+    ("judge", ["judge", "--answers", "{tmp}/none.jsonl", *_EP], 2, "not found"),
+    ("judge", ["judge", "--answers", "{tmp}/items.csv", *_EP], 2, ".jsonl"),
+    ("judge", ["judge", "--orders", "0", "--answers", "{tmp}/none.jsonl", *_EP], 2, "--orders"),
 ]
 """Groups whose other failures need a real generation or a broken llama.cpp (7) are covered elsewhere."""
 

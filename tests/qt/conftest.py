@@ -10,7 +10,7 @@ import pytest
 
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
 
-WAIT_MS = 60_000
+WAIT_MS = 180_000
 """Generous: the test machine is shared with heavy jobs; waits end on a signal, not on this."""
 
 

@@ -47,7 +47,8 @@ def test_rating_is_saved_at_once_and_is_still_there_after_reopening_the_window(o
     assert tab2.answer.toPlainText() == o.result.answer
     assert tab2.rate.run_id == o.run_id
     tab2.rate.rater.setEditText("dr-test")
-    tab2.rate._load_current()
+    with qtbot.waitSignal(tab2.rate.loaded, timeout=WAIT_MS):
+        tab2.rate._load_current()  # read in a worker
     assert tab2.rate.score == 3 and tab2.rate.hallucination.isChecked()
     assert tab2.rate.comment.text() == "creatinine value not in note"
 

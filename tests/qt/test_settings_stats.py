@@ -123,6 +123,15 @@ def test_statistics_shows_per_task_means_and_exports_private_files(
     rows = _read(target)
     assert sorted(int(r["score"]) for r in rows) == [1, 2, 4] and _private(target)
     assert MARKER.encode() not in target.read_bytes()
+    # The export message does not stay once the export is done.
+    qtbot.waitUntil(lambda: "Exporting" not in st.status.text(), timeout=WAIT_MS)
+    # The chart names the model as the app does, with the DEMO mark; a table gives the same numbers.
+    assert all("DEMO" in name for name in st.chart.names.values()), st.chart.names
+    st.as_table.setChecked(True)
+    assert st.views.currentWidget() is st.table and st.table.rowCount() == 2
+    cells = {st.table.item(r, 1).text(): st.table.item(r, 2).text() for r in range(2)}
+    assert cells == {"Question Answering": "3.00", "Summarization": "1.00"}
+    assert "DEMO" in st.table.item(0, 0).text()
 
 
 def test_settings_purge_button_deletes_kept_note_states(qtbot, tmp_path):

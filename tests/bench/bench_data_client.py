@@ -1,0 +1,178 @@
+"""Benchmark of the data-generation client against a fault-free loopback server with a fixed reply delay.
+
+    PYTHONPATH=. .venv/bin/python tests/bench/bench_data_client.py [--n 2000] [--big 20000] [--repeats 3]
+
+Measures, each client run in a fresh process (so its peak RSS is its own) against one server process:
+1. throughput: N requests at concurrency 32 vs one request after another (the reference's approach). The
+   sequential side is measured on a subset (``--seq-subset``, default 100 requests) and its rate is
+   extrapolated to N; sides are interleaved over ``--repeats`` and the medians compared;
+2. peak RSS (VmHWM) of the client at N and at ``--big`` requests (0 skips it);
+3. resume: a real ``asclepius data notes`` run over N case reports at concurrency 32, SIGKILLed once half
+   the results are recorded, then started again; duplicates = requests the server received more than once
+   (the same with SIGTERM, which lets the requests in flight finish first).
+Nothing here reaches any address but 127.0.0.1. Prints a JSON summary at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def serve(delay: float) -> None:
+    """Server mode: print the port, then answer 'stats' lines on stdin with the server's counts."""
+    from tests.training.fake_server import FaultServer
+
+    with FaultServer(delay_s=delay) as srv:
+        print(srv.port, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "stats":
+                seen = list(srv.seen.values())
+                print(json.dumps({"received": sum(seen), "distinct": len(seen), "max_in_flight": srv.max_in_flight}),
+                      flush=True)  # fmt: skip
+            elif line.strip() == "reset":
+                srv.seen.clear()
+                srv.max_in_flight = 0
+                print("{}", flush=True)
+
+
+def client(n: int, base_url: str, concurrency: int, out: Path) -> None:
+    """Client mode: send n requests (built lazily) through the real runner; print timing and peak RSS."""
+    from training.endpoint import ChatRequest, EndpointConfig
+    from training.runner import ResultLog, request_id, run_requests
+
+    cfg = EndpointConfig(base_url, "bench", concurrency=concurrency, timeout_s=30)
+    log = ResultLog(out / f"bench-{n}-{concurrency}-{time.time_ns()}.results.jsonl")
+    reqs = (ChatRequest(request_id("bench", "p@1", i), f"bench prompt number {i} " + "x" * 200, 16, 1.0,
+                        {"i": i}) for i in range(n))  # fmt: skip
+    t0 = time.perf_counter()
+    usage = run_requests(cfg, reqs, log, total=n, stage="bench", progress=False)
+    elapsed = time.perf_counter() - t0
+    log.close()
+    hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))  # fmt: skip
+    print(json.dumps({"n": n, "concurrency": concurrency, "elapsed_s": elapsed, "succeeded": usage.succeeded,
+                      "failed": usage.failed, "peak_rss_mib": hwm / 1024}))  # fmt: skip
+
+
+class Server:
+    def __init__(self, delay: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(delay)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)  # fmt: skip
+        self.base_url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}/v1"  # type: ignore[union-attr]
+
+    def ask(self, what: str) -> dict:
+        self.proc.stdin.write(what + "\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.wait(30)
+
+
+def run_client(server: Server, n: int, concurrency: int, out: Path) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--client", str(n), "--base-url", server.base_url, "--concurrency",
+                        str(concurrency), "--out", str(out)], capture_output=True, text=True, env=ENV, cwd=ROOT,
+                       check=True)  # fmt: skip
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["succeeded"] == n and res["failed"] == 0, res
+    return res
+
+
+def resume(server: Server, n: int, out: Path, sig: int = signal.SIGKILL) -> dict:
+    cases = out / f"cases-{n}.csv"
+    with cases.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["patient"])
+        w.writerows([f"Case {i}: a patient admitted with fever, treated, and discharged."] for i in range(n))
+    dest = out / f"resume-{n}-{sig}"
+    argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--base-url", server.base_url,
+            "--model", "bench", "--out", str(dest), "--concurrency", "32", "--max-tokens", "16",
+            "--no-progress"]  # fmt: skip
+    server.ask("reset")
+    proc = subprocess.Popen(argv, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = dest / "notes.results.jsonl"
+    while proc.poll() is None:
+        if results.exists() and sum(1 for _ in results.open(encoding="utf-8")) >= n // 2:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, sig)
+    proc.wait()
+    recorded = sum(1 for line in results.read_text(encoding="utf-8").splitlines(keepends=True) if line.endswith("\n"))
+    time.sleep(0.5)
+    subprocess.run(argv, env=ENV, cwd=ROOT, check=True, capture_output=True)
+    st = server.ask("stats")
+    ok = sum(1 for line in results.open(encoding="utf-8") if '"status": "ok"' in line)
+    dup = st["received"] - st["distinct"]
+    return {"n": n, "signal": signal.Signals(sig).name, "recorded_at_kill": recorded, "received": st["received"],
+            "distinct": st["distinct"], "duplicates": dup, "duplicate_rate": dup / n, "ok_records": ok}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--serve", type=float)
+    ap.add_argument("--client", type=int)
+    ap.add_argument("--base-url")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--out")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--big", type=int, default=20000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seq-subset", type=int, default=100)
+    ap.add_argument("--delay", type=float, default=0.2)
+    ap.add_argument("--resume-big", action="store_true", help="also run the kill/resume case at --big requests")
+    a = ap.parse_args()
+    if a.serve is not None:
+        return serve(a.serve)
+    if a.client is not None:
+        return client(a.client, a.base_url, a.concurrency, Path(a.out))
+
+    server = Server(a.delay)
+    summary: dict = {"delay_s": a.delay, "n": a.n}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        try:
+            conc, seq = [], []
+            for rep in range(a.repeats):  # interleaved: sequential subset, then concurrent, each repeat
+                s = run_client(server, a.seq_subset, 1, out)
+                c = run_client(server, a.n, 32, out)
+                seq.append(a.seq_subset / s["elapsed_s"])
+                conc.append(a.n / c["elapsed_s"])
+                print(f"repeat {rep + 1}: sequential {seq[-1]:.2f} req/s, concurrency 32 {conc[-1]:.1f} req/s, "
+                      f"client peak RSS {c['peak_rss_mib']:.1f} MiB", file=sys.stderr)  # fmt: skip
+            summary["throughput"] = {
+                "sequential_req_per_s_median": statistics.median(seq),
+                "sequential_measured_on": a.seq_subset,
+                "sequential_extrapolated_s_for_n": a.n / statistics.median(seq),
+                "concurrent_req_per_s_median": statistics.median(conc),
+                "concurrent_s_for_n_median": a.n / statistics.median(conc),
+                "speedup_median": statistics.median(conc) / statistics.median(seq),
+                "repeats": a.repeats,
+            }
+            rss = {a.n: run_client(server, a.n, 32, out)["peak_rss_mib"]}
+            if a.big:
+                rss[a.big] = run_client(server, a.big, 32, out)["peak_rss_mib"]
+            summary["peak_rss_mib"] = rss
+            summary["resume"] = [resume(server, a.n, out), resume(server, a.n, out, signal.SIGTERM)]
+            if a.resume_big and a.big:
+                summary["resume"].append(resume(server, a.big, out))
+        finally:
+            server.close()
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""A small real HTTP/1.1 server on 127.0.0.1 speaking the chat-completions API, with injected faults.
+
+Used by the fault tests and by tests/bench/bench_data_client.py. It runs its own asyncio loop in a
+thread, binds a free loopback port, and records every request it receives (by prompt) so tests can count
+duplicates. ``plan(prompt, seen)`` picks what the n-th arrival of a prompt gets:
+
+``ok``, ``429`` (Retry-After), ``500``, ``drop`` (close without a reply), ``timeout`` (reply after the
+client gave up), ``malformed`` (200 with a body that is not JSON), ``truncated`` (Content-Length larger
+than the body sent, then close), ``empty`` (200 with no choices), ``400`` (a client error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+Plan = Callable[[str, int], str]
+Responder = Callable[[str], str]
+
+
+def _ok_plan(prompt: str, seen: int) -> str:
+    return "ok"
+
+
+def _default_responder(prompt: str) -> str:
+    return "reply " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+
+
+class FaultServer:
+    def __init__(
+        self,
+        plan: Plan = _ok_plan,
+        responder: Responder = _default_responder,
+        delay_s: float = 0.0,
+        retry_after: str = "1",
+        hang_s: float = 30.0,
+    ) -> None:
+        self.plan, self.responder, self.delay_s = plan, responder, delay_s
+        self.retry_after, self.hang_s = retry_after, hang_s
+        self.seen: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.completed: Counter[str] = Counter()
+        """Prompts answered 200 OK (a well-formed reply was written)."""
+        self.max_in_flight = 0
+        self.authorization: Counter[str] = Counter()
+        self.arrivals: list[tuple[float, str]] = []
+        """(loop time, prompt) of every request, in arrival order."""
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="fault-server", daemon=True)
+        self.port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fault server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+        self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self._conns: set[asyncio.Task[None]] = set()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+            server.close()
+            for t in list(self._conns):
+                t.cancel()
+            await asyncio.gather(*self._conns, return_exceptions=True)
+
+    # -- one connection ----------------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.authorization[headers.get("authorization", "")] += 1
+                keep = await self._respond(body, writer)
+                if not keep:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            self._conns.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _respond(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        try:
+            req = json.loads(body)
+            prompt = req["messages"][-1]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            self._send(writer, 400, {"error": {"message": "bad request body"}})
+            return True
+        with self._lock:
+            self.seen[prompt] += 1
+            self.arrivals.append((asyncio.get_running_loop().time(), prompt))
+            n = self.seen[prompt]
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        fault = self.plan(prompt, n)
+        self.faults[fault] += 1
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            return await self._fault(fault, prompt, req, writer)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _fault(self, fault: str, prompt: str, req: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        if fault == "ok":
+            text = self.responder(prompt)
+            payload = {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 0,
+                "model": req.get("model", "test"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": len(prompt.split()) + len(text.split()),
+                },
+            }
+            self._send(writer, 200, payload)
+            await writer.drain()
+            with self._lock:
+                self.completed[prompt] += 1
+            return True
+        if fault == "429":
+            self._send(writer, 429, {"error": {"message": "rate limited"}}, {"Retry-After": self.retry_after})
+        elif fault == "500":
+            self._send(writer, 500, {"error": {"message": "internal error"}})
+        elif fault == "400":
+            self._send(writer, 400, {"error": {"message": "context length exceeded"}})
+        elif fault == "drop":
+            return False
+        elif fault == "timeout":
+            await asyncio.sleep(self.hang_s)
+            return False
+        elif fault == "malformed":
+            self._raw(writer, 200, b'{"choices": [ this is not json', "application/json")
+        elif fault == "empty":
+            self._send(writer, 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []})
+        elif fault == "truncated":
+            data = json.dumps({"id": "x", "choices": [{"message": {"content": "cut"}}]}).encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data) + 500}\r\n\r\n"
+            writer.write(head.encode() + data[: len(data) // 2])
+            await writer.drain()
+            return False
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+        await writer.drain()
+        return True
+
+    def _send(
+        self, writer: asyncio.StreamWriter, status: int, payload: Any, extra: dict[str, str] | None = None
+    ) -> None:
+        self._raw(writer, status, json.dumps(payload).encode(), "application/json", extra)
+
+    @staticmethod
+    def _raw(
+        writer: asyncio.StreamWriter, status: int, data: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
+        reason = HTTPStatus(status).phrase
+        hdrs = {"Content-Type": ctype, "Content-Length": str(len(data)), **(extra or {})}
+        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        writer.write(head.encode() + data)

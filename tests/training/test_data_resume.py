@@ -1,0 +1,102 @@
+"""A real ``asclepius data notes`` process killed with SIGKILL mid-run, then started again: only the missing
+requests are sent, nothing recorded is sent again, no result is duplicated or lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.training.fake_server import FaultServer
+from tests.training.test_data_faults import case_no, write_cases
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 120
+CONCURRENCY = 4
+
+
+def _ok_lines(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.endswith("\n"):
+            rec = json.loads(line)
+            if rec["status"] == "ok":
+                out.append(rec)
+    return out
+
+
+def test_sigkill_then_resume_sends_only_what_is_missing(tmp_path: Path):
+    cases = write_cases(tmp_path / "cases.csv", N)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with FaultServer(delay_s=0.05) as srv:
+        argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--id-column", "patient_id",
+                "--base-url", srv.base_url, "--model", "m", "--out", str(out), "--concurrency", str(CONCURRENCY),
+                "--max-tokens", "16", "--no-progress"]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        results = out / "notes.results.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and len(_ok_lines(results)) >= N // 3:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        proc.stderr.close()  # type: ignore[union-attr]
+        time.sleep(0.3)  # let the server finish replies that were in flight
+        seen_at_kill = Counter(srv.seen)
+        recorded = {r["meta"]["source_id"] for r in _ok_lines(results)}
+        assert N // 3 <= len(recorded) < N
+
+        again = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        seen_final = Counter(srv.seen)
+
+    resent = {case_no(p): seen_final[p] - seen_at_kill[p] for p in seen_final if seen_final[p] > seen_at_kill[p]}
+    # Nothing that was recorded is sent again; everything not recorded is sent exactly once more.
+    assert not {f"p{i}" for i in resent} & recorded
+    assert {f"p{i}" for i in resent} == {f"p{i}" for i in range(N)} - recorded
+    assert set(resent.values()) == {1}
+    # Duplicates at the server are only the requests in flight at the kill (their replies were lost).
+    duplicates = sum(seen_final.values()) - N
+    assert 0 <= duplicates <= CONCURRENCY
+    ok = _ok_lines(results)
+    assert len(ok) == N and len({r["id"] for r in ok}) == N
+    rows = [json.loads(line) for line in (out / "notes.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["source_id"] for r in rows) == sorted(f"p{i}" for i in range(N))
+    report = json.loads((out / "notes.report.json").read_text(encoding="utf-8"))
+    assert len(report["runs"]) == 1  # the killed run never reached its report; the resumed one did
+    assert report["runs"][0]["usage"]["requests"] == N - len(recorded)
+
+
+def test_sigterm_waits_for_requests_in_flight_so_resume_duplicates_nothing(tmp_path: Path):
+    cases = write_cases(tmp_path / "cases.csv", N)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with FaultServer(delay_s=0.1) as srv:
+        argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--base-url", srv.base_url,
+                "--model", "m", "--out", str(out), "--concurrency", "8", "--max-tokens", "16",
+                "--no-progress"]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        results = out / "notes.results.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and len(_ok_lines(results)) >= N // 3:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "waiting for" in err and "every reply recorded" in err
+        recorded = len(_ok_lines(results))
+        assert N // 3 <= recorded < N
+        again = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert sum(srv.seen.values()) == N and set(srv.seen.values()) == {1}  # not one request sent twice
+    assert len(_ok_lines(results)) == N

@@ -1,0 +1,81 @@
+"""Shared pieces of the trainer tests: tiny checkpoints (built once per session), SFT rows, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Short, distinct answers: a tiny model can learn them exactly, and greedy decoding then shows it did.
+SFT_ROWS = [
+    {
+        "note": "Patient admitted with community acquired pneumonia.\nTreated with ceftriaxone and azithromycin.",
+        "question": "What antibiotics were given?",
+        "answer": "Ceftriaxone and azithromycin.",
+        "task": "Question Answering",
+    },
+    {
+        "note": "Creatinine 1.8 mg/dL on admission, 1.1 mg/dL at discharge.",
+        "question": "What was the creatinine at discharge?",
+        "answer": "1.1 mg/dL at discharge.",
+        "task": "Question Answering",
+    },
+    {
+        "note": "History of atrial fibrillation on apixaban 5 mg twice daily.",
+        "question": "Which anticoagulant does the patient take?",
+        "answer": "Apixaban 5 mg twice daily.",
+        "task": "Named Entity Recognition",
+    },
+    {
+        "note": "Laparoscopic appendectomy on hospital day 2 without complications.",
+        "question": "When was the appendectomy done?",
+        "answer": "On hospital day 2.",
+        "task": "Temporal Information Extraction",
+    },
+]
+
+_CACHE: dict[str, Path] = {}
+
+
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, style: str = "llama1") -> Path:
+    """A random tiny LLaMA/Mistral/Llama-3 checkpoint with a tokenizer trained on shared notes (cached)."""
+    for module in ("torch", "transformers", "accelerate", "sentencepiece", "safetensors", "yaml"):
+        pytest.importorskip(module, reason="the trainer tests need the train extra")
+    if style not in _CACHE:
+        from tests.fixtures_llama import build_tiny_checkpoint
+
+        _CACHE[style] = build_tiny_checkpoint(tmp_path_factory.mktemp(f"tiny-{style}") / "model", style)
+    return _CACHE[style]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def trainer_cmd(*args: str, app: bool = False) -> list[str]:
+    module = "app.cli.main" if app else "training.trainer"
+    return [sys.executable, "-m", module, *(["train"] if app else []), *args]
+
+
+def run_trainer(*args: str, app: bool = False, env: dict | None = None, timeout: int = 600):
+    return subprocess.run(
+        trainer_cmd(*args, app=app),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def load_weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))

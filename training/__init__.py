@@ -1,0 +1,1 @@
+"""Rebuilding the Asclepius models: synthetic data, training and the LLM judge (needs the ``train`` extra)."""

@@ -1,0 +1,1 @@
+"""Synthetic data over an OpenAI-compatible endpoint: notes, instructions, answers, and the built dataset."""

@@ -1,0 +1,385 @@
+"""One client for every OpenAI-compatible chat-completions endpoint (OpenAI, Azure, vLLM, TGI, llama.cpp).
+
+Built on the ``openai`` package's ``AsyncOpenAI`` (its connection pool, timeouts, typed errors and response
+parsing), plus what it lacks for bulk generation:
+
+- bounded concurrency (the caller runs ``concurrency`` workers; see ``training.runner``);
+- a requests-per-minute and tokens-per-minute limiter shared by every worker (:class:`RateLimiter`);
+- backoff on 429 / 5xx / dropped connections / timeouts / malformed bodies that honours ``Retry-After``
+  (``retry-after-ms`` too). The client's own per-request retries are switched off (``max_retries=0``) and
+  this loop does them instead, because a 429 means the *endpoint* is over its limit: every worker must pause,
+  not only the one that was refused; and because each retry has to be counted for the stage's summary;
+- usage accounting per stage (:class:`Usage`).
+
+The API key is read from the environment variable the user names (``--api-key-env``) and goes only into the
+client's ``Authorization`` header: it is never stored on a config object, printed, logged or written to a
+manifest (:func:`public_url` strips any credentials from the URL that is recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from app.core.errors import UsageError
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+"""Transient by HTTP's own definition (and 409, which OpenAI documents as a retryable lock conflict)."""
+FATAL_STATUS = frozenset({401, 403, 404})
+"""Every request would fail the same way (bad key, no access, wrong URL or model): stop the stage."""
+NO_KEY = "no-key"
+"""Sent when the key variable is unset: local servers (llama.cpp, vLLM) need no key, and the client needs one."""
+
+
+class EndpointFatalError(UsageError):
+    """The endpoint refuses every request (authentication, permission, unknown model or URL)."""
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Where to send requests and how hard to push."""
+
+    base_url: str
+    """``http(s)://host[:port]/v1``: the only address these commands connect to."""
+    model: str
+    """Model name as the endpoint knows it."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the key (the key itself is never stored here)."""
+    concurrency: int = 8
+    """Requests in flight at once."""
+    requests_per_minute: float | None = None
+    """None: no request-rate limit (the endpoint's 429s still slow us down)."""
+    tokens_per_minute: float | None = None
+    """Prompt + completion tokens per minute (prompt estimated before sending, corrected after)."""
+    timeout_s: float = 600.0
+    """Per attempt. Long generations on a slow server are normal; a hung connection is not."""
+    max_attempts: int = 6
+    """Attempts per request in one run; a request still failing is recorded as failed (retried next run)."""
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    """Exponential backoff with full jitter: uniform(0, min(max, base * 2**attempt))."""
+    retry_after_max_s: float = 300.0
+    """A longer Retry-After is capped to this (and the cap is counted in the summary)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"--base-url must be an http(s) URL, not {public_url(self.base_url)!r}")
+        if not self.model.strip():
+            problems.append("--model must name the endpoint's model")
+        if not self.api_key_env.strip() or "=" in self.api_key_env:
+            problems.append("--api-key-env names an environment variable (not the key itself)")
+        if self.concurrency < 1 or self.concurrency > 4096:
+            problems.append("--concurrency must be 1 to 4096")
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                problems.append(f"{name} must be positive")
+        if not self.timeout_s > 0 or self.max_attempts < 1:
+            problems.append("timeout must be positive and max_attempts at least 1")
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            problems.append("backoff: 0 <= base <= max")
+        if problems:
+            raise UsageError("; ".join(problems))
+
+    @property
+    def public_url(self) -> str:
+        return public_url(self.base_url)
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password, query or fragment: what may be printed and recorded."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        netloc = host + (f":{p.port}" if p.port else "")
+    except ValueError:
+        netloc = host
+    return urlunsplit((p.scheme, netloc, p.path.rstrip("/"), "", ""))
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate without the endpoint's tokenizer: one token per 3 UTF-8 bytes.
+
+    BPE tokenizers average about 4 characters per token on English clinical text; 3 bytes errs on the
+    side of "does not fit", which is the safe side for a context check (and the server's usage report
+    corrects the token accounting after each reply).
+    """
+    return math.ceil(len(text.encode("utf-8")) / 3)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One request as data: its id (content-derived, see training.runner.request_id) and its body."""
+
+    id: str
+    prompt: str
+    max_tokens: int
+    temperature: float
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Carried into the result record (source ids, task...): results are matched by id, never by prompt."""
+    seed: int | None = None
+
+
+def request_body(model: str, req: ChatRequest) -> dict[str, Any]:
+    """The chat-completions body: one user message, as the reference sends."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": req.prompt}],
+        "max_tokens": req.max_tokens,
+        "temperature": req.temperature,
+    }
+    if req.seed is not None:
+        body["seed"] = req.seed
+    return body
+
+
+@dataclass
+class Usage:
+    """What one stage cost and what went wrong on the way."""
+
+    requests: int = 0
+    """Items attempted in this run."""
+    succeeded: int = 0
+    failed: int = 0
+    attempts: int = 0
+    """HTTP requests sent (first tries + retries)."""
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    connection_errors: int = 0
+    timeouts: int = 0
+    malformed: int = 0
+    client_errors: int = 0
+    retry_after_capped: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+    def line(self) -> str:
+        return (
+            f"{self.succeeded:,} done, {self.failed:,} failed of {self.requests:,}; {self.attempts:,} HTTP requests "
+            f"({self.retries:,} retries: {self.rate_limited} rate-limited, {self.server_errors} server errors, "
+            f"{self.connection_errors} connection errors, {self.timeouts} timeouts, {self.malformed} malformed); "
+            f"tokens {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion; {self.elapsed_s:.1f} s"
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The outcome of one request after all its attempts."""
+
+    ok: bool
+    text: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    error: str | None = None
+
+
+class RateLimiter:
+    """Token buckets for requests and tokens per minute, plus an endpoint-wide pause (Retry-After)."""
+
+    def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rpm, self.tpm, self.clock = rpm, tpm, clock
+        now = clock()
+        self._req = rpm or 0.0
+        self._tok = tpm or 0.0
+        self._last = now
+        self.paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def _refill(self, now: float) -> None:
+        dt = max(0.0, now - self._last)
+        self._last = now
+        if self.rpm:
+            self._req = min(self.rpm, self._req + dt * self.rpm / 60.0)
+        if self.tpm:
+            self._tok = min(self.tpm, self._tok + dt * self.tpm / 60.0)
+
+    def wait_time(self, tokens: int) -> float:
+        """Seconds until a request of ``tokens`` may go (0 = now). Refills but consumes nothing."""
+        now = self.clock()
+        self._refill(now)
+        wait = max(0.0, self.paused_until - now)
+        if self.rpm and self._req < 1:
+            wait = max(wait, (1 - self._req) * 60.0 / self.rpm)
+        if self.tpm:
+            need = min(tokens, self.tpm)  # a request larger than a minute's budget waits for a full bucket
+            if self._tok < need:
+                wait = max(wait, (need - self._tok) * 60.0 / self.tpm)
+        return wait
+
+    async def acquire(self, tokens: int) -> None:
+        async with self._lock:  # FIFO: one waiter at a time takes from the buckets
+            while (wait := self.wait_time(tokens)) > 0:
+                await asyncio.sleep(wait)
+            if self.rpm:
+                self._req -= 1
+            if self.tpm:
+                self._tok -= min(tokens, self.tpm)
+
+    def correct(self, estimated: int, actual: int) -> None:
+        """After a reply: charge the difference between the real token count and the estimate."""
+        if self.tpm:
+            self._tok -= actual - min(estimated, self.tpm)
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), or None."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    ra = headers.get("retry-after")
+    if not ra:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+class Endpoint:
+    """An open client. Use ``async with Endpoint(cfg, usage) as ep: await ep.complete(req)``."""
+
+    def __init__(self, cfg: EndpointConfig, usage: Usage, rng: random.Random | None = None) -> None:
+        self.cfg = cfg
+        self.usage = usage
+        self.limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
+        self._rng = rng or random.Random()
+        self._client: Any = None
+
+    async def __aenter__(self) -> Endpoint:
+        import openai
+        from openai.types.chat import ChatCompletion
+
+        self._openai = openai
+        self._completion_type = ChatCompletion
+        self._client = openai.AsyncOpenAI(
+            api_key=os.environ.get(self.cfg.api_key_env) or NO_KEY,
+            base_url=self.cfg.base_url,
+            timeout=self.cfg.timeout_s,
+            max_retries=0,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0, min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt))
+
+    async def complete(self, req: ChatRequest) -> Completion:
+        """Send ``req`` until it succeeds, fails for good, or runs out of attempts. Never raises for a
+        request-level problem (the error is in the Completion); raises EndpointFatalError on 401/403/404."""
+        oa, u = self._openai, self.usage
+        body = request_body(self.cfg.model, req)
+        estimate = estimate_tokens(req.prompt) + req.max_tokens
+        error = "no attempt made"
+        for attempt in range(1, self.cfg.max_attempts + 1):
+            if attempt > 1:
+                u.retries += 1
+            await self.limiter.acquire(estimate)
+            u.attempts += 1
+            wait: float | None = None
+            try:
+                # The client's generic POST (its documented way to send a body as-is) skips the per-request
+                # transform of typed parameters, about 30% of the client's CPU per request, measured; the
+                # reply is still parsed into the package's ChatCompletion type, errors are still typed.
+                resp = await self._client.post("/chat/completions", body=body, cast_to=self._completion_type)
+                text, finish, pt, ct = _parse(resp)
+            except oa.APIStatusError as e:
+                status = e.status_code
+                error = f"HTTP {status}: {_short(e)}"
+                if status in FATAL_STATUS:
+                    raise EndpointFatalError(
+                        f"{self.cfg.public_url} refused the request ({error}); check --base-url, --model and the "
+                        f"key in ${self.cfg.api_key_env}"
+                    ) from None
+                if status not in RETRYABLE_STATUS and status < 500:
+                    u.client_errors += 1
+                    return Completion(False, None, None, 0, 0, attempt, error)
+                ra = retry_after_s(e.response.headers)
+                if status == 429:
+                    u.rate_limited += 1
+                else:
+                    u.server_errors += 1
+                if ra is not None:
+                    if ra > self.cfg.retry_after_max_s:
+                        u.retry_after_capped += 1
+                        ra = self.cfg.retry_after_max_s
+                    self.limiter.pause(ra)  # the endpoint asked everyone to wait, not only this request
+                    wait = 0.0
+            except oa.APITimeoutError:
+                u.timeouts += 1
+                error = f"timed out after {self.cfg.timeout_s:g} s"
+            except oa.APIConnectionError as e:
+                u.connection_errors += 1
+                error = f"connection error: {_short(e)}"
+            except (oa.APIResponseValidationError, MalformedReply, ValueError) as e:
+                u.malformed += 1
+                error = f"malformed reply: {_short(e)}"
+            else:
+                self.limiter.correct(estimate, pt + ct)
+                u.prompt_tokens += pt
+                u.completion_tokens += ct
+                return Completion(True, text, finish, pt, ct, attempt)
+            if attempt < self.cfg.max_attempts:
+                await asyncio.sleep(self._backoff(attempt) if wait is None else wait)
+        return Completion(False, None, None, 0, 0, self.cfg.max_attempts, error)
+
+
+class MalformedReply(ValueError):
+    """A 200 reply that is not a chat completion with text."""
+
+
+def _parse(resp: Any) -> tuple[str, str | None, int, int]:
+    choices = getattr(resp, "choices", None)
+    if not choices:
+        raise MalformedReply("no choices in the reply")
+    msg = getattr(choices[0], "message", None)
+    text = getattr(msg, "content", None)
+    if not isinstance(text, str):
+        raise MalformedReply("the reply's message has no text")
+    usage = getattr(resp, "usage", None)
+    pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    ct = int(getattr(usage, "completion_tokens", 0) or 0)
+    return text, getattr(choices[0], "finish_reason", None), pt, ct
+
+
+def _short(e: BaseException) -> str:
+    s = str(e).replace("\n", " ")
+    return s[:300] + ("..." if len(s) > 300 else "")

@@ -1,0 +1,282 @@
+"""Running a stage's requests: content-derived ids, an append-only result log, resume, progress.
+
+The result log (``<stage>.results.jsonl`` under the output directory) gets one JSON line per finished
+request, ``ok`` or ``failed``, flushed to the operating system as soon as the reply is in. A run killed at
+any moment (SIGKILL included) loses at most the replies still in flight; a torn last line is cut off when
+the log is opened again. Starting again skips every id with an ``ok`` line and sends the rest, failed ones
+included. Requests are produced lazily by the caller's iterator and pulled by ``concurrency`` workers, so
+memory does not grow with the number of requests (only the set of finished ids does).
+
+Ctrl+C or SIGTERM stops sending new requests and waits for those in flight, so their replies are recorded
+and nothing is sent twice on resume (a second Ctrl+C abandons them); the run then ends with exit code 130.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from app.core.errors import Cancelled
+from training.endpoint import ChatRequest, Completion, Endpoint, EndpointConfig, Usage
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def request_id(stage: str, prompt_key: str, *content: Any) -> str:
+    """sha256 of the stage, the prompt version and the request's content (first 32 hex digits)."""
+    payload = json.dumps([stage, prompt_key, *content], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` atomically (temporary file, then rename), readable by the user alone."""
+    tmp = path.with_name(path.name + ".partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL file this package wrote (a torn last line, from a kill, is skipped)."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                return
+            yield json.loads(line)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ResultLog:
+    """The append-only record of one stage's requests in one output directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self.repaired_bytes = 0
+        if path.exists():
+            self._repair()
+            for rec in read_jsonl(path):
+                if rec["status"] == "ok":
+                    self.done.add(rec["id"])
+                    self.failed.discard(rec["id"])
+                elif rec["id"] not in self.done:
+                    self.failed.add(rec["id"])
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # a log that exists already (copied in, restored) is made private too
+        self._fh: TextIO = os.fdopen(fd, "a", encoding="utf-8")
+
+    def _repair(self) -> None:
+        """Cut a torn last line (the process was killed mid-write) so appends start on a fresh line."""
+        size = self.path.stat().st_size
+        if size == 0:
+            return
+        with self.path.open("rb+") as fh:
+            fh.seek(max(0, size - 1))
+            if fh.read(1) == b"\n":
+                return
+            # Walk back to the last newline; lines are short, so read the tail in blocks.
+            pos = size
+            while pos > 0:
+                start = max(0, pos - 65536)
+                fh.seek(start)
+                chunk = fh.read(pos - start)
+                nl = chunk.rfind(b"\n")
+                if nl >= 0:
+                    cut = start + nl + 1
+                    break
+                pos = start
+            else:
+                cut = 0
+            fh.truncate(cut)
+            self.repaired_bytes = size - cut
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()  # in the OS page cache now: survives a SIGKILL of this process
+        if record["status"] == "ok":
+            self.done.add(record["id"])
+            self.failed.discard(record["id"])
+        else:
+            self.failed.add(record["id"])
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def records(self, status: str = "ok") -> Iterator[dict[str, Any]]:
+        """The latest record of each id with this status, in log order (first appearance)."""
+        self._fh.flush()
+        seen: set[str] = set()
+        for rec in read_jsonl(self.path):
+            if rec["status"] == status and rec["id"] not in seen:
+                if status == "failed" and rec["id"] in self.done:
+                    continue
+                seen.add(rec["id"])
+                yield rec
+
+
+@dataclass
+class Progress:
+    """A tqdm bar on stderr: count, rate, ETA, and tokens spent so far."""
+
+    total: int
+    desc: str
+    usage: Usage
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        self._bar: Any = None
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.desc, unit="req", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self) -> None:
+        if self._bar is not None:
+            u = self.usage
+            self._bar.set_postfix_str(f"tokens {u.total_tokens:,} failed {u.failed} retries {u.retries}", refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+OnResult = Callable[[ChatRequest, Completion], None]
+
+
+async def _run(
+    cfg: EndpointConfig,
+    requests: Iterable[ChatRequest],
+    log: ResultLog,
+    usage: Usage,
+    progress: Progress,
+    on_result: OnResult | None,
+    stage: str,
+) -> None:
+    it = iter(requests)
+    in_flight: set[str] = set()
+    stop = asyncio.Event()
+    workers: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            print(
+                f"\nasclepius: stopping: waiting for {len(in_flight)} requests in flight so none is lost "
+                "(press Ctrl+C again to abandon them)",
+                file=sys.stderr,
+            )
+        else:
+            for w in workers:
+                w.cancel()
+
+    loop = asyncio.get_running_loop()
+    handled = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+            handled.append(sig)
+
+    async with Endpoint(cfg, usage) as ep:
+
+        async def worker() -> None:
+            for req in it:  # workers share one lazy iterator: requests are built as they are sent
+                if stop.is_set():
+                    return
+                if req.id in log.done or req.id in in_flight:
+                    continue
+                in_flight.add(req.id)
+                usage.requests += 1
+                try:
+                    res = await ep.complete(req)
+                finally:
+                    in_flight.discard(req.id)
+                rec = {
+                    "id": req.id,
+                    "stage": stage,
+                    "status": "ok" if res.ok else "failed",
+                    "attempts": res.attempts,
+                    "model": cfg.model,
+                    "at": utc_now(),
+                    "meta": req.meta,
+                }
+                if res.ok:
+                    usage.succeeded += 1
+                    rec.update(
+                        text=res.text,
+                        finish_reason=res.finish_reason,
+                        prompt_tokens=res.prompt_tokens,
+                        completion_tokens=res.completion_tokens,
+                    )
+                else:
+                    usage.failed += 1
+                    rec["error"] = res.error
+                log.append(rec)
+                if on_result is not None:
+                    on_result(req, res)
+                progress.update()
+
+        workers.extend(asyncio.create_task(worker()) for _ in range(cfg.concurrency))
+        try:
+            await asyncio.gather(*workers)
+        except BaseException as exc:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if isinstance(exc, asyncio.CancelledError) and stop.is_set():
+                raise Cancelled("cancelled; requests in flight were abandoned (they are sent again next run)") from None
+            raise
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+    if stop.is_set():
+        raise Cancelled(
+            f"stopped after {usage.requests:,} requests, every reply recorded; run the same command to go on"
+        )
+
+
+def run_requests(
+    cfg: EndpointConfig,
+    requests: Iterable[ChatRequest],
+    log: ResultLog,
+    *,
+    total: int,
+    stage: str,
+    on_result: OnResult | None = None,
+    progress: bool = True,
+) -> Usage:
+    """Send every request whose id is not done yet, ``cfg.concurrency`` at a time; return the usage."""
+    usage = Usage()
+    bar = Progress(total, stage, usage, enabled=progress)
+    t0 = time.perf_counter()
+    try:
+        asyncio.run(_run(cfg, requests, log, usage, bar, on_result, stage))
+    finally:
+        usage.elapsed_s = time.perf_counter() - t0
+        bar.close()
+    return usage

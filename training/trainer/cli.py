@@ -1,0 +1,233 @@
+"""``asclepius train pretrain|sft|plan`` and ``python -m training.trainer`` (the same parser and code).
+
+This module imports nothing heavy at module level: ``register`` only builds argparse parsers, so the app's
+CLI can list ``train`` without torch. Distributed runs start the same entry point under a launcher:
+``accelerate launch --config_file training/configs/fsdp-1x8.yaml -m training.trainer sft ...`` or
+``torchrun --nproc_per_node 8 -m training.trainer sft ...``.
+
+Exit codes: 0 ok; 1 unexpected error; 2 bad recipe, arguments or data, or the train extra missing;
+4 model or tokenizer missing/unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_ERROR, EXIT_USAGE, EXIT_MODEL = 1, 2, 4
+NEEDS = ("torch", "transformers", "accelerate", "yaml", "numpy")
+EXTRA_MESSAGE = "needs the train extra: pip install 'asclepius-desk[train]'"
+
+
+class ModelDirError(Exception):
+    """The --model directory, its config or its tokenizer is missing or unreadable."""
+
+
+def register(subparsers: Any, via_app: bool = True) -> None:
+    """Add the ``train`` group; ``via_app`` is False for ``python -m training.trainer``."""
+    p = subparsers.add_parser("train", help="domain pretraining, instruction fine-tuning, memory plan (train extra)")
+    sub = p.add_subparsers(dest="train_command", metavar="COMMAND", required=True)
+    for stage, text in (
+        ("pretrain", "causal-LM pretraining on a notes corpus (text/JSONL/CSV/Arrow) in fixed blocks"),
+        ("sft", "instruction fine-tuning on {note, question, answer} rows; loss on answer + EOS only"),
+    ):
+        s = sub.add_parser(stage, help=text)
+        s.add_argument("recipe", help="recipe YAML path, or a name under training/recipes/ (e.g. asclepius-7b-sft)")
+        s.add_argument(
+            "--model", required=True, help="HF checkpoint directory to start from (config, weights, tokenizer)"
+        )
+        s.add_argument("--data", required=True, help="data file or folder")
+        s.add_argument("--out", required=True, help="output directory (checkpoints/, logs/, model/)")
+        s.add_argument("--max-steps", type=int, help="stop after N optimizer steps (sets the recipe's max_steps)")
+        s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field")
+        s.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out (default: resume)")
+        s.set_defaults(train_func=run_stage, stage=stage)
+    pl = sub.add_parser("plan", help="memory per GPU (weights, grads, optimizer, activations) and whether it fits")
+    pl.add_argument("recipe")
+    pl.add_argument("--gpus", type=int, default=8, help="GPUs in total (all nodes)")
+    pl.add_argument("--gpu-mem", type=float, default=80.0, help="memory per GPU in GB")
+    pl.add_argument(
+        "--model", help="checkpoint directory whose config.json gives the shape (default: the recipe's base)"
+    )
+    pl.add_argument(
+        "--strategy", choices=("fsdp", "ddp"), default="fsdp", help="full-shard FSDP/ZeRO-3 or replicated DDP"
+    )
+    pl.add_argument(
+        "--attention",
+        choices=("flash", "math"),
+        default="flash",
+        help="flash: fused GPU kernels (no s x s scores kept); math: the fallback kernel that keeps them",
+    )
+    pl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(train_func=run_plan)
+    p.set_defaults(func=handle, via_app=via_app)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run a train command: checks the extra, turns known errors into one line and an exit code."""
+    missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"asclepius train {EXTRA_MESSAGE} (missing: {', '.join(missing)})", file=sys.stderr)
+        return EXIT_USAGE
+    from training.trainer.data import DataError
+    from training.trainer.recipe import RecipeError
+
+    if args.via_app and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # The asclepius command blocks every network socket (app.core.netguard); torch.distributed needs them.
+        print(
+            "asclepius train: error: for a distributed run launch `-m training.trainer` "
+            "(e.g. torchrun --nproc_per_node 8 -m training.trainer sft ...), not the asclepius command",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        return int(args.train_func(args) or 0)
+    except (RecipeError, DataError) as exc:
+        print(f"asclepius train: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModelDirError as exc:
+        print(f"asclepius train: error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except ValueError as exc:
+        print(f"asclepius train: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _recipe(args: argparse.Namespace) -> Any:
+    from training.trainer.recipe import load_recipe, parse_overrides
+
+    overrides = parse_overrides(args.set)
+    if getattr(args, "max_steps", None) is not None:
+        overrides["max_steps"] = args.max_steps
+    return load_recipe(args.recipe, overrides)
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    if not model_dir.is_dir():
+        raise ModelDirError(f"model directory {model_dir} does not exist")
+    if not (model_dir / "config.json").exists():
+        raise ModelDirError(f"{model_dir} has no config.json: not a Hugging Face checkpoint directory")
+    names = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+    if not any((model_dir / n).exists() for n in names):
+        raise ModelDirError(
+            f"{model_dir} has no tokenizer (none of {', '.join(names)}); copy the base model's tokenizer there"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except Exception as exc:
+        raise ModelDirError(f"cannot load the tokenizer in {model_dir}: {exc}") from None
+
+
+def run_stage(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    from training.trainer import data as d
+    from training.trainer.loop import train
+    from training.trainer.output import base_model_info
+
+    recipe = _recipe(args)
+    if recipe.stage != args.stage:
+        raise ValueError(f"recipe {recipe.name} is a {recipe.stage} recipe; run `asclepius train {recipe.stage}`")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    recipe.grad_accum(world)  # a global batch that does not divide fails here, before anything loads
+    model_dir, data_path, out = Path(args.model), Path(args.data), Path(args.out)
+    tokenizer = load_tokenizer(model_dir)
+    d.data_files(data_path)
+    import torch
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    extra: dict[str, Any] = {"base_model": {"recipe": recipe.base_model, **base_model_info(model_dir)}}
+    if recipe.stage == "pretrain":
+        with state.local_main_process_first():  # one tokenization per node; the others reuse its file
+            bin_path, info = d.tokenize_corpus(data_path, tokenizer, out / "data")
+        dataset: Any = d.PretrainBlocks(bin_path, info.dtype, recipe.max_length)
+        extra["data"] = {
+            "path": str(data_path),
+            "sha256": info.data_sha256,
+            "documents": info.documents,
+            "empty_documents": info.empty_documents,
+            "tokens": info.tokens,
+            "blocks": len(dataset),
+            "dropped_tail_tokens": dataset.dropped_tokens,
+            "token_file": str(bin_path),
+        }
+        counts = f"{info.documents} documents, {info.tokens} tokens -> {len(dataset)} blocks of {recipe.max_length}"
+    else:
+        examples, st = d.build_sft(data_path, tokenizer, recipe.prompt_style, recipe.max_length)
+        dataset = d.pack_examples(examples, recipe.max_length) if recipe.packing else examples
+        extra["data"] = {
+            "path": str(data_path),
+            "sha256": d.hash_data(data_path),
+            **vars(st),
+            "sequences": len(dataset),
+        }
+        counts = (
+            f"{st.rows} rows -> {st.examples} examples ({st.dropped_truncated} dropped as longer than "
+            f"{recipe.max_length} tokens, {st.dropped_empty} with an empty field), {st.answer_tokens} loss tokens"
+            + (f", packed into {len(dataset)} sequences" if recipe.packing else "")
+        )
+    if state.is_main_process:
+        print(f"{recipe.name}: {counts}", file=sys.stderr)
+    result = train(recipe, model_dir, dataset, out, tokenizer, resume=not args.no_resume, manifest_extra=extra)
+    if state.is_main_process:
+        final = result.state.losses[-1][1] if result.state.losses else float("nan")
+        print(
+            f"wrote {result.model_dir} ({result.state.step} steps, world {result.world_size} x accumulation "
+            f"{result.grad_accum}, final loss {final:.4f}, {result.seconds:.1f} s)"
+        )
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from training.trainer.plan import ModelShape, estimate, format_plan
+    from training.trainer.recipe import load_recipe, parse_overrides
+
+    recipe = load_recipe(args.recipe, parse_overrides(args.set))
+    shape = (
+        ModelShape.from_config(Path(args.model) / "config.json")
+        if args.model
+        else ModelShape.for_base(recipe.base_model)
+    )
+    plan = estimate(
+        recipe, shape, gpus=args.gpus, gpu_mem_gb=args.gpu_mem, strategy=args.strategy, attention=args.attention
+    )
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m training.trainer", description="Asclepius trainer (accelerate/torchrun entry point)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    register(sub, via_app=False)
+    # `python -m training.trainer sft ...` is `asclepius train sft ...`: lift the train group's commands up.
+    train_parser = sub.choices["train"]
+    return _Lifted(train_parser)  # type: ignore[return-value]
+
+
+class _Lifted:
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.parser = parser
+
+    def parse_args(self, argv: Sequence[str] | None) -> argparse.Namespace:
+        return self.parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return handle(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

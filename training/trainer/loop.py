@@ -1,0 +1,346 @@
+"""The training loop on accelerate: one code path for 1 CPU process, DDP, FSDP and DeepSpeed ZeRO-3.
+
+What accelerate decides (from ``accelerate launch --config_file``, or torchrun's environment): the
+distributed backend, FSDP wrapping/sharding, mixed precision, state-dict layout. What this loop does:
+
+* The data order is a seeded permutation per epoch cut into per-device micro-batches; accelerate's
+  sharded loader gives micro-batch ``i`` to rank ``i % world``, so the sequences of optimizer step ``s``
+  are the same whatever the world size (8 GPUs x 8 accumulation or 16 x 4).
+* The loss of a step is the sum of token losses over the whole global batch divided by its number of
+  loss tokens (counted first, all-reduced), not a mean of micro-batch means: a micro-batch of short answers
+  weighs what its tokens weigh, and 2 processes give the gradient of 1 process with 2x accumulation.
+* A resumable checkpoint (accelerate ``save_state``: model, optimizer, scheduler, RNG, plus the step/epoch
+  counters registered here) is written to ``<name>.partial`` and renamed, so a kill leaves only complete ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.trainer.recipe import Recipe
+
+CKPT_PREFIX = "step-"
+
+
+@dataclass
+class TrainState:
+    """Counters saved with every checkpoint (accelerate ``register_for_checkpointing``)."""
+
+    step: int = 0
+    epoch: int = 0
+    tokens: int = 0
+    losses: list[list[float]] = field(default_factory=list)
+    """``[step, loss]`` at every logging step."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "tokens": self.tokens, "losses": self.losses}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.step, self.epoch, self.tokens, self.losses = d["step"], d["epoch"], d["tokens"], list(d["losses"])
+
+
+class EpochBatches:
+    """Per-device micro-batches of one epoch: a permutation seeded by (seed, epoch), cut into full global
+    batches (the last incomplete one is dropped: its size would change the step's loss normalisation)."""
+
+    def __init__(self, n: int, per_device: int, per_step: int, seed: int):
+        self.n, self.per_device, self.per_step, self.seed, self.epoch = n, per_device, per_step, seed, 0
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        usable = (self.n // self.per_step) * self.per_step
+        for i in range(0, usable, self.per_device):
+            yield order[i : i + self.per_device]
+
+    def __len__(self) -> int:
+        return (self.n // self.per_step) * self.per_step // self.per_device
+
+
+def resolve_attention(requested: str, cuda: bool) -> str:
+    import importlib.util
+
+    from training.trainer.attention import register
+
+    name = register()
+    if requested != "auto":
+        return requested
+    return "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else name
+
+
+def schedule_steps(recipe: Recipe, n_items: int, world: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps)."""
+    per_step = recipe.global_batch_size
+    per_epoch = n_items // per_step
+    if per_epoch == 0:
+        raise ValueError(
+            f"the data holds {n_items} sequences, fewer than one global batch of {per_step} "
+            "(lower global_batch_size with --set, or add data)"
+        )
+    total = math.ceil(per_epoch * recipe.epochs)
+    if recipe.max_steps:
+        total = min(total, recipe.max_steps)
+    return per_epoch, total
+
+
+def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
+    if not ckpt_dir.is_dir():
+        return []
+    found = [p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith(CKPT_PREFIX) and p.suffix != ".partial"]
+    return sorted(found, key=lambda p: int(p.name[len(CKPT_PREFIX) :]))
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+class Logger:
+    """stdout + ``logs/train.jsonl`` (+ TensorBoard only when installed); main process only; no cloud."""
+
+    def __init__(self, log_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = log_dir / "train.jsonl"
+        self.tb = None
+        if enabled:
+            log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(log_dir / "tensorboard"))
+            except ImportError:
+                self.tb = None
+
+    def log(self, record: dict[str, Any], echo: Any = print) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, int | float) and k != "step":
+                    self.tb.add_scalar(k, v, record["step"])
+            self.tb.flush()
+
+
+@dataclass
+class RunResult:
+    state: TrainState
+    model_dir: Path
+    world_size: int
+    grad_accum: int
+    total_steps: int
+    seconds: float
+    resumed_from: str | None
+
+
+def train(
+    recipe: Recipe,
+    model_dir: Path,
+    dataset: Any,
+    out_dir: Path,
+    tokenizer: Any,
+    resume: bool = True,
+    manifest_extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run the recipe over ``dataset`` (a sequence of dicts for ``data.collate``) and write
+    ``out_dir/model`` (merged checkpoint + manifest)."""
+    import torch
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
+
+    from training.trainer.data import collate
+    from training.trainer.output import save_final
+
+    cuda = torch.cuda.is_available()
+    mp = {"fp32": "no", "bf16": "bf16", "auto": "bf16" if cuda else "no"}[recipe.precision]
+    # cpu=True on a machine without CUDA: accelerate then sets up gloo (MULTI_CPU) under torchrun.
+    world = PartialState(cpu=not cuda).num_processes
+    accum = recipe.grad_accum(world)
+    # DeepSpeed applies the update itself at accumulation boundaries, so it must know the steps; FSDP/DDP
+    # accumulate in this loop (no_sync) and accelerate's own counter stays at 1.
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    acc = Accelerator(
+        mixed_precision=os.environ.get("ACCELERATE_MIXED_PRECISION", mp),
+        cpu=not cuda,
+        gradient_accumulation_steps=accum if deepspeed else 1,
+    )
+    set_seed(recipe.seed)
+    if cuda and recipe.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    per_epoch, total = schedule_steps(recipe, len(dataset), world)
+
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    if acc.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_same_recipe(out_dir, recipe)
+    acc.wait_for_everyone()
+
+    attn = resolve_attention(recipe.attn_implementation, cuda)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
+    model.config.use_cache = False
+    fsdp = getattr(acc.state, "fsdp_plugin", None)
+    if recipe.gradient_checkpointing and not (fsdp is not None and fsdp.activation_checkpointing):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    sampler = EpochBatches(len(dataset), recipe.per_device_batch_size, recipe.global_batch_size, recipe.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id))
+    model = acc.prepare(model)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.learning_rate,
+        betas=(recipe.adam_beta1, recipe.adam_beta2),
+        eps=recipe.adam_epsilon,
+    )
+    optimizer, loader = acc.prepare(optimizer, loader)
+    # Not prepared: accelerate would step it once per process; it is stepped once per optimizer step here.
+    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
+    state = TrainState()
+    acc.register_for_checkpointing(scheduler, state)
+
+    resumed_from = None
+    existing = complete_checkpoints(ckpt_dir) if resume else []
+    if existing:
+        acc.load_state(str(existing[-1]))
+        resumed_from = existing[-1].name
+        acc.print(f"resumed from {existing[-1]} (step {state.step}, epoch {state.epoch})")
+
+    logger = Logger(out_dir / "logs", acc.is_main_process)
+    bar = tqdm(total=total, initial=state.step, disable=not acc.is_main_process, desc=recipe.name, file=sys.stderr)
+    t0 = time.perf_counter()
+    window_tokens, window_t = 0, time.perf_counter()
+    model.train()
+    while state.step < total:
+        sampler.epoch = state.epoch
+        done_in_epoch = state.step - state.epoch * per_epoch
+        epoch_loader = acc.skip_first_batches(loader, done_in_epoch * accum) if done_in_epoch else loader
+        it = iter(epoch_loader)
+        while state.step < total and state.step < (state.epoch + 1) * per_epoch:
+            micro = [next(it) for _ in range(accum)]
+            loss_sum, n_tok, real_tokens, grad_norm = _step(acc, model, optimizer, micro, recipe.max_grad_norm, world)
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            window_tokens += real_tokens
+            bar.update(1)
+            if state.step % recipe.logging_steps == 0 or state.step == total:
+                now = time.perf_counter()
+                loss = loss_sum / max(n_tok, 1)
+                state.losses.append([state.step, loss])
+                record = {
+                    "step": state.step,
+                    "epoch": state.epoch,
+                    "loss": loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": grad_norm,
+                    "loss_tokens": n_tok,
+                    "tokens_per_s": window_tokens / max(now - window_t, 1e-9),
+                    "peak_mem_mb": peak_memory_mb(),
+                }
+                state.tokens += window_tokens
+                window_tokens, window_t = 0, now
+                logger.log(record, echo=bar.write)
+            if recipe.save_steps and state.step % recipe.save_steps == 0 and state.step < total:
+                _save_checkpoint(acc, ckpt_dir, state.step, recipe.save_total_limit)
+        if state.step >= (state.epoch + 1) * per_epoch:
+            state.epoch += 1
+    bar.close()
+    state.tokens += window_tokens
+    seconds = time.perf_counter() - t0
+    model_out = out_dir / "model"
+    run_info = {"world_size": world, "grad_accum": accum, "total_steps": total, "resumed_from": resumed_from}
+    extra = {**(manifest_extra or {}), **run_info}
+    save_final(acc, model, tokenizer, recipe, model_out, state, extra, seconds, tokenizer_src=Path(model_dir))
+    acc.end_training()
+    return RunResult(state, model_out, world, accum, total, seconds, resumed_from)
+
+
+def _step(acc: Any, model: Any, optimizer: Any, micro: list[dict[str, Any]], max_norm: float, world: int):
+    """One optimizer step over ``micro``: returns (summed token loss, loss tokens, real tokens, grad norm),
+    all summed over processes."""
+    import torch
+
+    real = sum(int(m.pop("real_tokens")) for m in micro)
+
+    # Labels are shifted inside the model: a token has a loss iff the label one to its right is not -100.
+    local = sum(int((m["labels"][:, 1:] != -100).sum()) for m in micro)
+    n_tok = int(acc.reduce(torch.tensor(local, device=acc.device), "sum"))
+    from accelerate.utils import DistributedType
+
+    deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
+    # DDP/FSDP average gradients over ranks; x world turns that into the global token sum / n_tok. The
+    # DeepSpeed engine also divides by its accumulation steps: x len(micro) undoes it.
+    scale = world * (len(micro) if deepspeed else 1)
+    loss_sum = torch.zeros((), device=acc.device)
+    for i, batch in enumerate(micro):
+        if deepspeed:  # accumulate() tells the engine which micro-batch ends the step
+            ctx: Any = acc.accumulate(model)
+        elif i == len(micro) - 1:
+            ctx = contextlib.nullcontext()
+        else:
+            ctx = acc.no_sync(model)
+        with ctx:
+            out = model(**batch, use_cache=False, num_items_in_batch=n_tok)
+            acc.backward(out.loss * scale)
+        loss_sum += out.loss.detach() * n_tok
+    grad_norm = acc.clip_grad_norm_(model.parameters(), max_norm) if max_norm > 0 else None
+    optimizer.step()
+    total = float(acc.reduce(loss_sum, "sum"))
+    real = int(acc.reduce(torch.tensor(real, device=acc.device), "sum"))
+    return total, n_tok, real, float(grad_norm) if grad_norm is not None else float("nan")
+
+
+def _save_checkpoint(acc: Any, ckpt_dir: Path, step: int, keep: int) -> None:
+    final = ckpt_dir / f"{CKPT_PREFIX}{step:07d}"
+    tmp = final.with_suffix(".partial")
+    if acc.is_main_process:
+        ckpt_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.rmtree(tmp, ignore_errors=True)
+    acc.wait_for_everyone()
+    acc.save_state(str(tmp))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        tmp.rename(final)
+        for old in complete_checkpoints(ckpt_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        acc.print(f"saved checkpoint {final}")
+    acc.wait_for_everyone()
+
+
+def _check_same_recipe(out_dir: Path, recipe: Recipe) -> None:
+    """A resumed run must continue the same recipe; the first run records it."""
+    path = out_dir / "recipe.json"
+    current = recipe.to_dict()
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in current if before.get(k) != current[k])
+        if changed and complete_checkpoints(out_dir / "checkpoints"):
+            raise ValueError(
+                f"{out_dir} holds checkpoints of a run with a different recipe ({', '.join(changed)} differ); "
+                "use another --out or remove it"
+            )
+    path.write_text(json.dumps(current, indent=2))

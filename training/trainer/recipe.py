@@ -1,0 +1,250 @@
+"""Training recipes: one typed dataclass, loaded from versioned YAML and validated up front.
+
+A recipe states the global batch once; the gradient-accumulation steps are derived from it, the
+per-device batch and the world size (``grad_accum``), so 8 GPUs or 16 keep the same 128 sequences per
+optimizer step. Every problem in a recipe is reported in one error (unknown fields, wrong types, values out
+of range, cross-field conflicts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+Stage = Literal["pretrain", "sft"]
+Family = Literal["llama1", "llama2", "llama3", "mistral"]
+Precision = Literal["auto", "bf16", "fp32"]
+SaveDtype = Literal["float32", "bfloat16"]
+Attention = Literal["auto", "sdpa", "eager", "flash_attention_2", "asclepius_packed_sdpa"]
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+
+
+class RecipeError(ValueError):
+    """A recipe file or override is invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyperparameters of one training stage for one model variant (REFERENCE.md §2 for the reference)."""
+
+    name: str
+    """Recipe id, e.g. ``asclepius-7b-sft``; recorded in the manifest."""
+    stage: Stage
+    """``pretrain``: causal LM on packed note blocks; ``sft``: instruction fine-tuning, loss on answers only."""
+    family: Family
+    """Base-model family: decides the trained context and, for SFT, the training prompt."""
+    base_model: str
+    """The base checkpoint the reference started from (provenance; ``--model`` gives the actual directory)."""
+    max_length: int
+    """Tokens per sequence: 2048 (LLaMA-1), 4096 (Llama-2), 8192 (Llama-3, Mistral as trained)."""
+    global_batch_size: int = 128
+    """Sequences per optimizer step over all processes and accumulation steps."""
+    per_device_batch_size: int = 2
+    """Sequences per forward pass on one device."""
+    learning_rate: float = 2e-5
+    """Peak learning rate (after warmup)."""
+    epochs: float = 1.0
+    """Passes over the data (1 for pretraining, 3 for SFT in the reference)."""
+    warmup_ratio: float = 0.03
+    """Fraction of the optimizer steps spent in linear warmup before the cosine decay."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (0 in the reference)."""
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global L2 norm; 0 disables it."""
+    prompt_style: str | None = None
+    """SFT training prompt id in ``resources.prompts``: ``asclepius-train`` (no space after
+    ``[Instruction End]``, LLaMA-1/2 variants) or ``asclepius`` (with it, Llama-3/Mistral variants)."""
+    packing: bool = False
+    """SFT only: pack several examples per sequence (per-example attention and position ids)."""
+    attn_implementation: Attention = "auto"
+    """``auto``: FlashAttention-2 on CUDA when ``flash_attn`` is installed, else ``asclepius_packed_sdpa``
+    (SDPA per packed example: no attention work across examples; plain SDPA for unpacked batches)."""
+    precision: Precision = "auto"
+    """``auto``: bf16 mixed precision on GPU, fp32 on CPU."""
+    tf32: bool = True
+    """Allow TF32 matmuls on Ampere+ GPUs (the reference used ``--tf32 True``)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (the reference trained with it)."""
+    save_dtype: SaveDtype = "float32"
+    """Dtype of the merged output checkpoint (the optimizer's master weights are fp32)."""
+    seed: int = 42
+    """Seeds the data order and every RNG."""
+    logging_steps: int = 10
+    """Optimizer steps between log records."""
+    save_steps: int = 200
+    """Optimizer steps between resumable checkpoints; 0 saves only at the end."""
+    save_total_limit: int = 2
+    """Resumable checkpoints kept (oldest deleted)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: run all epochs); the schedule spans the shorter of the two."""
+
+    def __post_init__(self) -> None:
+        problems = _type_problems(self)
+        if not problems:
+            problems = self._value_problems()
+        if problems:
+            raise RecipeError(f"recipe {self.name!r}: " + "; ".join(problems))
+
+    def _value_problems(self) -> list[str]:
+        from resources.prompts import PROMPT_STYLES
+
+        p: list[str] = []
+        positive = ("max_length", "global_batch_size", "per_device_batch_size", "logging_steps", "save_total_limit")
+        p += [f"{f} must be > 0" for f in positive if getattr(self, f) <= 0]
+        p += [
+            f"{f} must be >= 0"
+            for f in ("save_steps", "max_steps", "weight_decay", "max_grad_norm")
+            if getattr(self, f) < 0
+        ]
+        if not self.learning_rate > 0:
+            p.append("learning_rate must be > 0")
+        if not self.epochs > 0:
+            p.append("epochs must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            p.append("warmup_ratio must be in [0, 1)")
+        if self.global_batch_size % self.per_device_batch_size:
+            p.append(
+                f"global_batch_size {self.global_batch_size} is not a multiple of "
+                f"per_device_batch_size {self.per_device_batch_size}"
+            )
+        if self.stage == "sft":
+            if self.prompt_style is None:
+                p.append("an sft recipe needs prompt_style")
+            elif self.prompt_style not in PROMPT_STYLES:
+                p.append(f"unknown prompt_style {self.prompt_style!r} (known: {', '.join(sorted(PROMPT_STYLES))})")
+        elif self.packing:
+            p.append("packing applies to sft only (pretraining blocks are always full)")
+        return p
+
+    def grad_accum(self, world_size: int) -> int:
+        """Accumulation steps so that world_size x per_device x accum == global_batch_size."""
+        per_step = self.per_device_batch_size * world_size
+        if world_size <= 0 or self.global_batch_size % per_step:
+            raise RecipeError(
+                f"global_batch_size {self.global_batch_size} is not divisible by per_device_batch_size "
+                f"{self.per_device_batch_size} x world size {world_size}"
+            )
+        return self.global_batch_size // per_step
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Recipe:
+        """A copy with ``field=value`` overrides (strings from ``--set`` are parsed as YAML scalars)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        typed = {k: _coerce_float(v) if _is_float_field(k) else v for k, v in overrides.items()}
+        return dataclasses.replace(self, **typed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_problems(recipe: Recipe) -> list[str]:
+    hints = typing.get_type_hints(Recipe)
+    problems = []
+    for f in fields(recipe):
+        value = getattr(recipe, f.name)
+        if not _matches(value, hints[f.name]):
+            problems.append(f"{f.name}: expected {_describe(hints[f.name])}, got {type(value).__name__} {value!r}")
+    return problems
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    return "null" if tp is type(None) else tp.__name__
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["learning_rate=1e-3", "packing=true"]`` -> typed values (YAML scalars: 1e-3 is a float)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"--set expects field=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a YAML recipe (a path, or a name under ``training/recipes/``) and validate it."""
+    import yaml
+
+    p = resolve_recipe_path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe {p}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {p} must be a mapping of field: value")
+    data = {**data, **(overrides or {})}
+    known = {f.name for f in fields(Recipe)}
+    problems = [f"unknown field {k!r}" for k in sorted(set(data) - known)]
+    missing = [f.name for f in fields(Recipe) if f.default is dataclasses.MISSING and f.name not in data]
+    problems += [f"missing required field {k!r}" for k in missing]
+    if problems:
+        raise RecipeError(f"recipe {p}: " + "; ".join(problems))
+    data = {k: _coerce_float(v) if _is_float_field(k) else v for k, v in data.items()}
+    try:
+        return Recipe(**data)
+    except RecipeError as exc:
+        raise RecipeError(f"{p}: {exc}") from None
+
+
+def _is_float_field(name: str) -> bool:
+    return typing.get_type_hints(Recipe)[name] is float
+
+
+def _coerce_float(value: Any) -> Any:
+    """YAML 1.1 reads ``2e-5`` as a string; accept it for float fields, leave anything else to validation."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def resolve_recipe_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.exists():
+        return p
+    named = RECIPES_DIR / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+    if named.exists():
+        return named
+    known = ", ".join(sorted(x.stem for x in RECIPES_DIR.glob("*.yaml")))
+    raise RecipeError(f"no recipe {str(path)!r} (a path, or one of: {known})")
+
+
+def all_recipe_paths() -> list[Path]:
+    return sorted(RECIPES_DIR.glob("*.yaml"))
