@@ -54,6 +54,8 @@ selftest: app-env
 # Not run by CI. The quantize benchmarks need a 13 GB fixture: see docs/benchmarks.md.
 bench: test-env
 	$(BIN)/python tests/bench/bench_engine.py --bandwidth
+	$(BIN)/python tests/bench/bench_parallel.py --bandwidth
+	$(BIN)/python tests/bench/bench_restart.py
 	$(BIN)/python tests/bench/bench_store.py
 	$(BIN)/python tests/bench/bench_netns.py
 	$(BIN)/python tests/bench/bench_grounding.py

@@ -1,4 +1,8 @@
-"""``asclepius ask``: stream one answer to stdout; grounding and metrics to stderr.
+"""``asclepius ask``: stream answers to stdout; grounding and metrics to stderr.
+
+Several instructions about the note are answered together (``AskService.ask_many``: the note is read
+once and up to ``--parallel`` answers decode in one batch); they are printed in order, each under a
+``## [n]`` header, with each one's metrics.
 
 The run goes through ``app.service.AskService`` like every other front end: the sampling settings follow
 its one rule (a flag > the user's settings > the task preset), so what the Settings screen saves applies
@@ -15,11 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from app.cli.context import CliContext
-from app.core.errors import ContextOverflowError, StoreError
+from app.core.errors import Cancelled, ContextOverflowError, StoreError, UsageError
 from app.core.limits import answer_cap, context_warning
 from app.core.notes import decode_note_bytes, read_note_file
 from app.core.types import RunResult
 from app.service import AskOutcome, SamplingOverrides, raise_for_finish
+from app.service.streams import OrderedStream
 from resources import get_task
 
 
@@ -57,21 +62,34 @@ def print_metrics(result: RunResult, model_label: str, out: Any = None) -> None:
             print("-- NOT found in the note (check these): " + "; ".join(g["unsupported"]), file=out)
 
 
+def _instructions(args: argparse.Namespace) -> list[str]:
+    value = args.instruction
+    return [value] if isinstance(value, str) else list(value)
+
+
 def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]) -> int:
+    parallel = getattr(args, "parallel", None)
+    if parallel is not None and not 1 <= parallel <= 64:
+        raise UsageError(f"--parallel must be 1..64, not {parallel}")
     # Every input is checked before the log is opened or a model is loaded.
     probe = ctx.service(None, None)
-    request = probe.request(
-        read_note_arg(args.note),
-        args.task,
-        args.instruction,
-        explicit=overrides_from_args(args),
-        prompt_style=args.prompt_style,
-        truncate=args.truncate,
-    )
+    note = read_note_arg(args.note)
+    requests = [
+        probe.request(
+            note,
+            args.task,
+            instruction,
+            explicit=overrides_from_args(args),
+            prompt_style=args.prompt_style,
+            truncate=args.truncate,
+        )
+        for instruction in _instructions(args)
+    ]
+    several = len(requests) > 1
     model = ctx.model(args.model)
     if model.is_demo:
         print("-- note: using the demo model (Gemma 3 270M), not trained for clinical tasks", file=sys.stderr)
-    cap = answer_cap(get_task(request.task).max_tokens, ctx.config.generation.max_tokens, args.max_tokens)
+    cap = answer_cap(get_task(requests[0].task).max_tokens, ctx.config.generation.max_tokens, args.max_tokens)
     if cap.source != "preset":  # the task's own cap stays visible when a setting or flag replaces it
         print(f"-- answer cap: {cap.describe()}", file=sys.stderr)
     log = None if args.no_log else ctx.open_log()  # a read-only or locked log is reported before loading
@@ -82,15 +100,27 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
         try:
             service = ctx.service(engine, log)
 
-            def on_token(piece: str) -> None:
+            def write(piece: str) -> None:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
 
-            def work(cancel: threading.Event) -> AskOutcome:
-                return service.ask(request, on_token=None if args.json else on_token, cancel=cancel)
+            def header(i: int) -> str:
+                return ("\n\n" if i else "") + f"## [{i + 1}] {requests[i].instruction}\n"
+
+            def work(cancel: threading.Event) -> list[AskOutcome]:
+                if not several:
+                    return [service.ask(requests[0], on_token=None if args.json else write, cancel=cancel)]
+                stream = OrderedStream(len(requests), write, header)
+                return service.ask_many(
+                    requests,
+                    on_token=None if args.json else stream.piece,
+                    on_done=None if args.json else stream.done,
+                    cancel=cancel,
+                    parallel=parallel,
+                )
 
             try:
-                outcome: AskOutcome = runner(work)
+                outcomes: list[AskOutcome] = runner(work)
             except ContextOverflowError as exc:
                 raise ContextOverflowError(f"{exc} (pass --truncate to cut it, reported)") from None
         finally:
@@ -99,11 +129,21 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
         if log is not None:
             log.close()
     if args.json:
-        print(json.dumps(outcome.result.to_dict(), indent=2, default=str))
+        payload = [o.result.to_dict() for o in outcomes]
+        print(json.dumps(payload if several else payload[0], indent=2, default=str))
     else:
         sys.stdout.write("\n")
-    print_metrics(outcome.result, model.display_name)
-    if outcome.log_error and log is not None:
-        raise StoreError(f"the answer above was not recorded: {outcome.log_error}")
-    raise_for_finish(outcome)
+    for i, outcome in enumerate(outcomes):
+        if several:
+            print(f"\n-- [{i + 1}] {outcome.request.instruction}", file=sys.stderr)
+        print_metrics(outcome.result, model.display_name)
+    if len(outcomes) < len(requests):
+        print(f"-- {len(requests) - len(outcomes)} instruction(s) not started (cancelled)", file=sys.stderr)
+    failed = [o.log_error for o in outcomes if o.log_error]
+    if failed and log is not None:
+        raise StoreError(f"the answers above were not all recorded: {failed[0]}")
+    for outcome in outcomes:
+        raise_for_finish(outcome)
+    if len(outcomes) < len(requests):
+        raise Cancelled("cancelled")
     return 0

@@ -4,8 +4,8 @@
   ``task`` (name or short name), ``instruction`` and an optional ``id``. The input is streamed in windows
   of ``WINDOW_ROWS`` rows; every problem is reported with its line number as its window is reached; the
   valid rows still run.
-- Work is grouped by note within a window, so each note's KV state is reused across its questions (the engine reuses it
-  when consecutive asks share a note).
+- Work is grouped by note within a window: each note is read once and its questions are decoded together
+  (``AskService.ask_many``; ``--parallel N`` caps how many, 1 = one at a time).
 - Resumable: a run is recorded as started before the engine runs and finished after; an item whose
   resume key (model sha256, sampling parameters, note, task, instruction, id) already has a finished run
   is skipped, so a batch killed at any moment and started again finishes the rest, with no duplicates.
@@ -185,39 +185,86 @@ def _key(model_sha: str, req: Any, item: Item) -> str:
 
 def run_model(
     service: Any, work: list[tuple[Item, Any, str]], batch_id: int, cancel: threading.Event, summary: Summary,
-    progress: Any,
+    progress: Any, parallel: int | None = None,
 ) -> None:  # fmt: skip
-    """Ask each item through the ask service (which logs it); a failing item is reported and skipped."""
+    """Ask each note's items together through the ask service (which logs each run).
+
+    Consecutive items about one note (the work is grouped by note) go to ``AskService.ask_many``, which
+    decodes up to ``parallel`` answers together; a group with an item that cannot run (a prompt over the
+    context, say) is asked item by item so the others still run and that one is reported.
+    """
     from app.core.errors import StoreError
-    from app.core.types import FinishReason
     from app.store.claims import ItemClaimed
 
-    for item, req, key in work:
+    groups: list[list[tuple[Item, Any, str]]] = []
+    for w in work:
+        if groups and groups[-1][0][1].note == w[1].note:
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    for group in groups:
         if cancel.is_set():
             summary.cancelled = True
             return
-        try:
-            out = service.ask(req, cancel=cancel, batch_id=batch_id, resume_key=key)
-        except ItemClaimed:  # another batch on this log has it (done or running): never run it twice
-            summary.skipped += 1
-            progress.update()
-            continue
-        except StoreError:
-            raise  # the log is unusable: stop the batch (exit 6), nothing is lost
-        except AsclepiusError as e:  # the service has logged the run as failed
-            summary.failed += 1
-            progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
-            progress.update()
-            continue
-        if out.result.finish_reason == FinishReason.CANCELLED:
-            summary.cancelled = True
-            return
-        if out.result.finish_reason == FinishReason.ERROR or out.log_error:
-            summary.failed += 1
-            progress.write(f"line {item.line}: {out.result.error or out.log_error}", file=sys.stderr)
-        else:
-            summary.ran += 1
-        progress.update()
+        if len(group) > 1 and parallel != 1:
+            try:
+                outs = service.ask_many(
+                    [r for _, r, _ in group],
+                    cancel=cancel,
+                    parallel=parallel,
+                    batch_id=batch_id,
+                    resume_keys=[k for _, _, k in group],
+                )
+            except StoreError:
+                raise  # the log is unusable: stop the batch (exit 6), nothing is lost
+            except (AsclepiusError, ItemClaimed):
+                # Checked before anything ran, or another batch on this log claimed one of the items: ask them
+                # one by one below, which reports the bad one and skips claimed ones (answers this group's
+                # parallel pass already finished are claimed by their own runs, so they are skipped, not rerun).
+                pass
+            else:
+                for (item, _, _), out in zip(group, outs, strict=False):
+                    if not _count(item, out, summary, progress):
+                        return
+                if len(outs) < len(group):
+                    summary.cancelled = True
+                    return
+                continue
+        for item, req, key in group:
+            if cancel.is_set():
+                summary.cancelled = True
+                return
+            try:
+                out = service.ask(req, cancel=cancel, batch_id=batch_id, resume_key=key)
+            except ItemClaimed:  # another batch on this log has it (done or running): never run it twice
+                summary.skipped += 1
+                progress.update()
+                continue
+            except StoreError:
+                raise
+            except AsclepiusError as e:  # the service has logged the run as failed
+                summary.failed += 1
+                progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
+                progress.update()
+                continue
+            if not _count(item, out, summary, progress):
+                return
+
+
+def _count(item: Item, out: Any, summary: Summary, progress: Any) -> bool:
+    """Add one outcome to the summary; False when it was cancelled (the batch stops)."""
+    from app.core.types import FinishReason
+
+    if out.result.finish_reason == FinishReason.CANCELLED:
+        summary.cancelled = True
+        return False
+    if out.result.finish_reason == FinishReason.ERROR or out.log_error:
+        summary.failed += 1
+        progress.write(f"line {item.line}: {out.result.error or out.log_error}", file=sys.stderr)
+    else:
+        summary.ran += 1
+    progress.update()
+    return True
 
 
 def write_output(
@@ -266,6 +313,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise UsageError("--output must end in .csv or .jsonl")
     if args.output:  # before any model runs: `--output dir.csv` must not fail after an hour of work
         check_output(args.output, follow_symlinks=args.follow_symlinks, what="--output")
+    parallel = getattr(args, "parallel", None)
+    if parallel is not None and not 1 <= parallel <= 64:
+        raise UsageError(f"--parallel must be 1..64, not {parallel}")
     ctx = CliContext.create(threads=args.threads)
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first
     cancel = threading.Event()
@@ -363,7 +413,9 @@ def _run_windows(
                     if model.is_demo:
                         progress.write(DEMO_NOTE, file=sys.stderr)
                     engine = ctx.engine(model)
-                run_model(ctx.service(engine, log), todo, batch_id, cancel, summary, progress)
+                run_model(
+                    ctx.service(engine, log), todo, batch_id, cancel, summary, progress, getattr(args, "parallel", None)
+                )
                 if summary.cancelled:
                     break
         finally:
@@ -390,5 +442,10 @@ def register(subparsers: Any) -> None:
     b.add_argument("--seed", type=v.seed, help="default: the Settings value")
     b.add_argument("--prompt-style", type=v.prompt_style, help="prompt style id (default: each model's own)")
     b.add_argument("--threads", type=v.threads)
+    b.add_argument(
+        "--parallel",
+        type=int,
+        help="answers about one note decoded together (default: from the context; 1 = in turn)",
+    )
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
     b.set_defaults(func=cmd_batch)

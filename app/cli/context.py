@@ -39,8 +39,10 @@ class CliContext:
 
     def engine(self, model: ModelInfo) -> InferenceEngine:
         from app.core.engine import LlamaCppEngine  # loads llama.cpp: only when a command needs a model
+        from app.core.kvstate import state_dir
 
-        return LlamaCppEngine(model, self.config.engine)
+        kept = state_dir(self.paths.data_dir, self.config.store_note_text)
+        return LlamaCppEngine(model, self.config.engine, state_dir=kept)
 
     def open_log(self, path: str | Path | None = None) -> EvalLog:
         """The evaluation log (the configured one unless ``path`` is given); StoreError if unusable."""

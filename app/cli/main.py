@@ -146,8 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"asclepius-desk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    a = sub.add_parser("ask", help="answer one instruction about one discharge summary (streamed)")
-    a.add_argument("instruction", type=v.text, help="the instruction or question")
+    a = sub.add_parser("ask", help="answer instructions about one discharge summary (streamed)")
+    a.add_argument(
+        "instruction", nargs="+", type=v.text, help="the instruction or question (several: answered together)"
+    )
     a.add_argument("--note", required=True, help="note file, or - for standard input")
     a.add_argument("--task", required=True, help="task name or slug (see `asclepius tasks`)")
     a.add_argument("--model", help="GGUF path or registered sha256/file name (default: the default model)")
@@ -161,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=v.threads, help="CPU threads (default: from the config)")
     a.add_argument("--json", action="store_true", help="print the run result as JSON to stdout at the end")
     a.add_argument("--no-log", action="store_true", help="do not record this run in the evaluation log")
+    a.add_argument(
+        "--parallel", type=int, help="answers decoded together (default: chosen from the context; 1 = in turn)"
+    )
     a.set_defaults(func=cmd_ask)
 
     t = sub.add_parser("tasks", help="list the eight task presets with example instructions")
@@ -194,11 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside the core (evaluation log, batch, quantize, data, judge, train)."""
-    from app.cli import batch, log_cmds
+    """Subcommand groups that live beside the core (evaluation log, batch, cache, quantize, data, judge, train)."""
+    from app.cli import batch, cache, log_cmds
     from quantize import cli as quantize_cli
 
-    plugins = [log_cmds.register, batch.register, quantize_cli.register]
+    plugins = [log_cmds.register, batch.register, cache.register, quantize_cli.register]
     try:
         from training.data import cli as data_cli  # the `data` and `judge` groups (argparse only until run)
     except ImportError:  # a desktop bundle without training/

@@ -49,3 +49,17 @@ class InferenceEngine(Protocol):
     def budget(self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None) -> Budget: ...
 
     def close(self) -> None: ...
+
+
+class AnyEvent(threading.Event):
+    """Set when it is set itself or any of the given events is (a request's own cancel, or everyone's).
+
+    Backends only call ``is_set()`` on a cancel event, so this composes a per-request Stop with Stop all.
+    """
+
+    def __init__(self, *events: threading.Event) -> None:
+        super().__init__()
+        self._events = events
+
+    def is_set(self) -> bool:
+        return super().is_set() or any(e.is_set() for e in self._events)

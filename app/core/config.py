@@ -54,6 +54,10 @@ class EngineConfig:
     kv_cache_mb: int = 1024
     """Memory budget of the LRU cache of note KV states (0 disables it). A 1,500-token note costs ~27 MB on
     the demo model and ~790 MB on a 7B LLaMA (F16 KV), so 1 GB keeps one 7B note or dozens of demo ones."""
+    kv_disk_mb: int = 2048
+    """Disk budget of note KV states kept across restarts (0 disables it; never used with hash-only storage)."""
+    parallel: int = 8
+    """Most answers about one note decoded together (sequences in the context besides the note prefix)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,6 +69,10 @@ class EngineConfig:
             problems.append(f"max_ctx must be >= 256, not {self.max_ctx}")
         if not 1 <= self.n_batch <= 8192:
             problems.append(f"n_batch must be 1..8192, not {self.n_batch}")
+        if not 1 <= self.parallel <= 64:
+            problems.append(f"parallel must be 1..64, not {self.parallel}")
+        if self.kv_disk_mb < 0:
+            problems.append(f"kv_disk_mb must be >= 0, not {self.kv_disk_mb}")
         if self.kv_cache_mb < 0:
             problems.append(f"kv_cache_mb must be >= 0, not {self.kv_cache_mb}")
         if problems:

@@ -14,25 +14,27 @@ Three properties matter more than anything else here:
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import llama_cpp
 
 from app import __version__
-from app.core.backend import InferenceEngine, TokenCallback
+from app.core.backend import AnyEvent, InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import ModelError, UsageError
-from app.core.kvstate import CachedState, StateCache, prefix_key
-from app.core.llama_adapter import LlamaInternals
+from app.core.kvstate import CachedState, DiskKey, DiskStateStore, StateCache, prefix_key
+from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.llama_backends import ensure_cpu_backend
 from app.core.notes import validate_note
+from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
 from app.core.types import (
     AskRequest,
     FinishReason,
@@ -101,7 +103,7 @@ def _move_trailing_spaces(segments: list[Segment]) -> list[Segment]:
 class LlamaCppEngine:
     """One loaded GGUF model. Thread-safe: one lock per model serialises runs; close() frees it."""
 
-    def __init__(self, model: ModelInfo, config: EngineConfig | None = None) -> None:
+    def __init__(self, model: ModelInfo, config: EngineConfig | None = None, *, state_dir: Path | None = None) -> None:
         self.model = model
         self.config = config or EngineConfig()
         self._lock = threading.Lock()
@@ -110,7 +112,8 @@ class LlamaCppEngine:
         _quiet_llama_cpp()
         ensure_cpu_backend()
         try:
-            self._llm = llama_cpp.Llama(
+            self._llm = open_llama(
+                n_seq_max=self.config.parallel + 1,  # sequence 0 holds the note prefix (app/core/parallel.py)
                 model_path=model.path,
                 n_ctx=self.n_ctx,
                 n_batch=self.config.n_batch,
@@ -123,6 +126,7 @@ class LlamaCppEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {model.path}: {exc}") from None
         self._internals = LlamaInternals(self._llm)
+        self._memory = SequenceMemory(self._llm)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         # The abort callback runs on llama.cpp's compute thread between graph nodes; it only reads an Event.
         # It is armed only while the prompt is processed: during decoding it would cost a Python call (and a
@@ -132,6 +136,12 @@ class LlamaCppEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
         self._states = StateCache(self.config.kv_cache_mb * 1024 * 1024)
         self._loaded_prefix: tuple[int, ...] = ()
+        self._loaded_key: DiskKey | None = None
+        self._disk = DiskStateStore(state_dir, self.config.kv_disk_mb * 1024 * 1024) if state_dir else None
+        """Note states kept across restarts (None: off, e.g. the user chose hash-only note storage)."""
+        self._on_disk: set[DiskKey] = set()
+        self.last_parallel = 0
+        """How many sequences the last :meth:`ask_many` decoded together."""
         self.last_prefix_source = "none"
         """How the last run got its note prefix: ``live`` (still in context), ``cache``, or ``eval``."""
 
@@ -139,6 +149,10 @@ class LlamaCppEngine:
     def close(self) -> None:
         with self._lock:
             if not self._closed:
+                try:
+                    self._save_loaded_prefix(to_memory=False)  # warm after a restart
+                except Exception as exc:  # closing must not fail over a cache
+                    log.warning("the current note state was not kept: %s", exc)
                 self._closed = True
                 self._states.clear()
                 self._llm.close()
@@ -229,32 +243,49 @@ class LlamaCppEngine:
     def _live_prefix_len(self, prefix: list[int]) -> int:
         return self._internals.live_prefix_len(prefix)
 
-    def _save_loaded_prefix(self) -> None:
-        """Keep the note prefix now in the context so a later return to that note is fast."""
-        p = self._loaded_prefix
-        if not p or self._states.budget_bytes == 0 or self._live_prefix_len(list(p)) < len(p):
+    def _save_loaded_prefix(self, *, to_memory: bool = True) -> None:
+        """Keep the note prefix now in the context so a later return to that note is fast.
+
+        In the memory LRU, and on disk (when the engine has a disk store) so it survives a restart; a
+        state already written this session is not written again.
+        """
+        p, key = self._loaded_prefix, self._loaded_key
+        keep_memory = to_memory and self._states.budget_bytes > 0
+        keep_disk = self._disk is not None and key is not None and key not in self._on_disk
+        if not p or not (keep_memory or keep_disk) or self._live_prefix_len(list(p)) < len(p):
             return
         # Drop the question and answer after the prefix: only [BOS + head + note] is worth keeping.
         self._internals.keep_first(len(p))
         data = self._internals.save_sequence()
-        if data is not None:
+        if data is None:
+            return
+        if keep_memory:
             self._states.put(prefix_key(self.model.sha256, p), CachedState(p, data))
+        if keep_disk and self._disk is not None and key is not None and self._disk.save(key, p, data):
+            self._on_disk.add(key)
 
-    def _prepare_prefix(self, prefix: list[int]) -> None:
-        """Make the context start with ``prefix`` evaluated if it is live or cached; else leave it to eval."""
+    def _prepare_prefix(self, prefix: list[int], key: DiskKey | None = None) -> None:
+        """Make the context start with ``prefix`` evaluated if it is live or kept; else leave it to eval."""
         if self._live_prefix_len(prefix) == len(prefix):
             self.last_prefix_source = "live"
             return
         self._save_loaded_prefix()
         cached = self._states.get(prefix_key(self.model.sha256, prefix))
+        source = "cache"
+        if cached is None and self._disk is not None and key is not None:
+            data = self._disk.load(key, prefix)
+            if data is not None:
+                cached, source = CachedState(tuple(prefix), data), "disk"
+                self._on_disk.add(key)
+                self._states.put(prefix_key(self.model.sha256, prefix), cached)
         if cached is None:
             self.last_prefix_source = "eval"
             return
         if not self._internals.restore_sequence(cached.data, prefix):
-            log.warning("restoring a cached note state failed; evaluating the note again")
+            log.warning("restoring a kept note state failed; evaluating the note again")
             self.last_prefix_source = "eval"
             return
-        self.last_prefix_source = "cache"
+        self.last_prefix_source = source
 
     # -- generation -------------------------------------------------------------------------------
     def ask(
@@ -270,6 +301,140 @@ class LlamaCppEngine:
         """
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
+        note, instruction, task, style = self._check(request)
+        sp = request.sampling
+        cancel = cancel or threading.Event()
+
+        with self._lock:
+            if self._closed:
+                raise ModelError("the engine was closed")
+            pt, note, truncation = self._fit(request, style, note, instruction)
+            key = DiskKey(self.model.sha256, style.key, note_sha256(note))
+            self._prepare_prefix(pt.prefix, key)
+            reused = self._live_prefix_len(pt.prefix)
+            self._cancel = cancel
+            try:
+                answer, finish, n_out, t_first, error = self._generate(pt.all, sp, style, on_token, cancel)
+            finally:
+                self._cancel = None
+            if self._live_prefix_len(pt.prefix) == len(pt.prefix):
+                self._loaded_prefix, self._loaded_key = tuple(pt.prefix), key
+        out = SeqOutput(answer, finish, n_out, t0, t_first, time.perf_counter(), error)
+        return self._result(request, task, instruction, style, pt, reused, truncation, out, started_at)
+
+    def ask_many(
+        self,
+        requests: Sequence[AskRequest],
+        on_token: IndexedToken | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        cancels: Sequence[threading.Event] | None = None,
+        parallel: int | None = None,
+        on_start: Callable[[int], None] | None = None,
+        on_finish: Callable[[int, RunResult], None] | None = None,
+    ) -> list[RunResult | None]:
+        """Answer several requests about one note, decoding up to ``parallel`` of them together.
+
+        Every request is checked first (as :meth:`ask` does, raising before any evaluation). The note
+        prefix is evaluated once and shared (app/core/parallel.py); a request that never started (all
+        cancelled first) gives None. ``cancels[i]`` stops request ``i`` alone, ``cancel`` stops them all.
+        ``parallel`` 1 (or a request whose note must be cut) answers one at a time through :meth:`ask`.
+        """
+        started_at = datetime.now(UTC)
+        cancel = cancel or threading.Event()
+        own = [AnyEvent(cancel, cancels[i]) if cancels else cancel for i in range(len(requests))]
+        checked = [self._check(r) for r in requests]
+        cap = max(1, min(parallel or self.config.parallel, self.config.parallel))
+        with self._lock:
+            if self._closed:
+                raise ModelError("the engine was closed")
+            fitted = [self._fit(r, c[3], c[0], c[1]) for r, c in zip(requests, checked, strict=True)]
+            prefix = fitted[0][0].prefix if fitted else []
+            one_by_one = cap == 1 or len(requests) < 2 or any(f[2] is not None or f[0].prefix != prefix for f in fitted)
+            if not one_by_one:
+                return self._ask_parallel(
+                    requests, checked, fitted, own, cancel, cap, on_token, (on_start, on_finish), started_at
+                )
+        out: list[RunResult | None] = []
+        for i, req in enumerate(requests):
+            if cancel.is_set():
+                out.append(None)
+                continue
+            if on_start is not None:
+                on_start(i)
+            sink = (lambda piece, i=i: on_token(i, piece)) if on_token is not None else None
+            out.append(self.ask(req, sink, own[i]))
+            if on_finish is not None:
+                on_finish(i, out[-1])
+        return out
+
+    def _ask_parallel(
+        self,
+        requests: Sequence[AskRequest],
+        checked: list[tuple[str, str, str, PromptStyle]],
+        fitted: list[tuple[PromptTokens, str, Truncation | None]],
+        cancels: list[threading.Event],
+        cancel: threading.Event,
+        cap: int,
+        on_token: IndexedToken | None,
+        hooks: tuple[Callable[[int], None] | None, Callable[[int, RunResult], None] | None],
+        started_at: datetime,
+    ) -> list[RunResult | None]:
+        prefix = fitted[0][0].prefix
+        t0 = time.perf_counter()
+        key = DiskKey(self.model.sha256, checked[0][3].key, note_sha256(fitted[0][1]))
+        self._prepare_prefix(prefix, key)
+        live = self._live_prefix_len(prefix)
+        self._internals.keep_first(live)
+        if live < len(prefix):
+            self._cancel = cancel
+            self._arm_abort(True)
+            try:
+                self._llm.eval(prefix[live:])
+            except RuntimeError as exc:
+                self._internals.keep_first(self._live_prefix_len(prefix))
+                if not cancel.is_set():
+                    raise ModelError(f"llama.cpp failed evaluating the note: {exc}") from None
+                return [None] * len(requests)  # cancelled while the note was read: nothing started
+            finally:
+                self._arm_abort(False)
+                self._cancel = None
+        jobs = [
+            SeqJob(i, f[0].suffix, r.sampling, cancels[i])
+            for i, (r, f) in enumerate(zip(requests, fitted, strict=True))
+        ]
+        n = plan(len(prefix), jobs, self.n_ctx, cap).n_parallel
+        decoder = ParallelDecoder(
+            self._memory,
+            lambda tok: self._llm.detokenize([tok], special=False),
+            lambda tok: bool(llama_cpp.llama_vocab_is_eog(self._vocab, tok)),
+            self.n_ctx,
+        )
+        on_start, on_finish = hooks
+        results: list[RunResult | None] = [None] * len(requests)
+
+        def finished(i: int, out: SeqOutput) -> None:
+            # Built as each answer ends, so the service can record it before the others are done.
+            out.t_start = t0  # time to first token counts from the call, as a user waits for it
+            _, instruction, task, style = checked[i]
+            reused = live if i == 0 else len(prefix)
+            res = self._result(requests[i], task, instruction, style, fitted[i][0], reused, None, out, started_at)
+            results[i] = res
+            if on_finish is not None:
+                on_finish(i, res)
+
+        try:
+            decoder.run(
+                len(prefix), jobs, checked[0][3], n, self.config.n_batch, on_token, (on_start, finished), cancel
+            )
+        finally:
+            self._memory.set_single(prefix)  # sequence 0 still holds exactly the note prefix
+            self._loaded_prefix, self._loaded_key = tuple(prefix), key
+        self.last_parallel = n
+        return results
+
+    def _check(self, request: AskRequest) -> tuple[str, str, str, PromptStyle]:
+        """Validate a request's inputs (NoteError, UsageError) before any evaluation."""
         note = validate_note(request.note)
         instruction = request.instruction.strip()
         if not instruction:
@@ -278,31 +443,35 @@ class LlamaCppEngine:
             task = get_task(request.task).name
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from None
-        style = self.style_for(request.prompt_style)
-        sp = request.sampling
-        cancel = cancel or threading.Event()
+        return note, instruction, task, self.style_for(request.prompt_style)
 
-        with self._lock:
-            if self._closed:
-                raise ModelError("the engine was closed")
-            pt = self.tokenize_prompt(style, note, instruction)
-            budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens, sp.max_tokens)
-            truncation = None
-            if not budget.fits:
-                if not request.truncate:
-                    raise budget.refusal()
-                truncation, note, pt = self._truncate(style, note, instruction, pt, budget, sp.max_tokens)
-            self._prepare_prefix(pt.prefix)
-            reused = self._live_prefix_len(pt.prefix)
-            self._cancel = cancel
-            try:
-                answer, finish, n_out, t_first, error = self._generate(pt.all, sp, style, on_token, cancel)
-            finally:
-                self._cancel = None
-            if self._live_prefix_len(pt.prefix) == len(pt.prefix):
-                self._loaded_prefix = tuple(pt.prefix)
+    def _fit(
+        self, request: AskRequest, style: PromptStyle, note: str, instruction: str
+    ) -> tuple[PromptTokens, str, Truncation | None]:
+        """Tokenize the prompt; refuse it (ContextOverflowError) or cut the note when it does not fit."""
+        max_tokens = request.sampling.max_tokens
+        pt = self.tokenize_prompt(style, note, instruction)
+        budget = Budget(self.n_ctx, pt.template_tokens, len(pt.note_tokens), pt.instruction_tokens, max_tokens)
+        if budget.fits:
+            return pt, note, None
+        if not request.truncate:
+            raise budget.refusal()
+        truncation, note, pt = self._truncate(style, note, instruction, pt, budget, max_tokens)
+        return pt, note, truncation
 
-        t_end = time.perf_counter()
+    def _result(
+        self,
+        request: AskRequest,
+        task: str,
+        instruction: str,
+        style: PromptStyle,
+        pt: PromptTokens,
+        reused: int,
+        truncation: Truncation | None,
+        out: SeqOutput,
+        started_at: datetime,
+    ) -> RunResult:
+        t0, t_first, t_end, n_out = out.t_start, out.t_first, out.t_end, out.n_out
         ttft = (t_first - t0) if t_first is not None else t_end - t0
         decode_s = t_end - t_first if t_first is not None else 0.0
         tps = (n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0
@@ -310,8 +479,8 @@ class LlamaCppEngine:
             run_uuid=request.run_uuid,
             task=task,
             instruction=instruction,
-            answer=answer,
-            finish_reason=finish,
+            answer=out.text,
+            finish_reason=out.finish,
             model_sha256=self.model.sha256,
             model_file=self.model.file_name,
             model_quant=self.model.file_type,
@@ -320,7 +489,7 @@ class LlamaCppEngine:
             app_version=__version__,
             presets_version=PRESETS_VERSION,
             prompt_style=style.key,
-            sampling=sp,
+            sampling=request.sampling,
             n_ctx=self.n_ctx,
             n_threads=self.config.n_threads,
             note_sha256=note_sha256(request.note),
@@ -335,7 +504,7 @@ class LlamaCppEngine:
             finished_at=datetime.now(UTC).isoformat(),
             truncation=truncation,
             grounding=None,  # computed once by the ask service, for every backend alike
-            error=error,
+            error=out.error,
         )
 
     def _truncate(
@@ -362,10 +531,7 @@ class LlamaCppEngine:
     ) -> tuple[str, FinishReason, int, float | None, str | None]:
         llm = self._llm
         llm.set_seed(sp.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = ""
-        emitted = 0
-        hold = max((len(s) for s in style.stop), default=0)
+        stream = AnswerText(style.stop)
         n_out = 0
         t_first: float | None = None
         finish = FinishReason.LENGTH
@@ -392,17 +558,12 @@ class LlamaCppEngine:
                     finish = FinishReason.STOP
                     break
                 n_out += 1
-                text += decoder.decode(llm.detokenize([tok], special=False))
-                cut = min((i for i in (text.find(s) for s in style.stop) if i >= 0), default=-1)
-                if cut >= 0:
-                    text = text[:cut]
+                if stream.push(llm.detokenize([tok], special=False)):
                     finish = FinishReason.STOP
                     break
-                # Hold back what could be the start of a stop string.
-                safe = len(text) - (hold - 1) if hold else len(text)
-                if on_token is not None and safe > emitted:
-                    on_token(text[emitted:safe])
-                    emitted = safe
+                piece = stream.ready()  # what could be the start of a stop string is held back
+                if on_token is not None and piece:
+                    on_token(piece)
                 if n_out >= sp.max_tokens or self._internals.n_tokens >= self.n_ctx - 1:
                     finish = FinishReason.LENGTH
                     break
@@ -416,9 +577,7 @@ class LlamaCppEngine:
         finally:
             self._arm_abort(False)
             gen.close()
-        if finish is not FinishReason.CANCELLED:
-            text += decoder.decode(b"", final=True)
-        text = text.rstrip() if finish is FinishReason.STOP else text
-        if on_token is not None and len(text) > emitted:
-            on_token(text[emitted:])
-        return text, finish, n_out, t_first, error
+        rest = stream.finish(finish)
+        if on_token is not None and rest:
+            on_token(rest)
+        return stream.text, finish, n_out, t_first, error

@@ -11,7 +11,9 @@ that test by name instead of corrupting a context at run time. Pinned: llama-cpp
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import llama_cpp
 
@@ -79,3 +81,121 @@ def shared_library() -> ctypes.CDLL:
     import llama_cpp.llama_cpp as bindings
 
     return bindings._lib
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+def open_llama(*, n_seq_max: int, **kwargs: Any) -> llama_cpp.Llama:
+    """A ``Llama`` whose context holds ``n_seq_max`` sequences in one unified KV cache.
+
+    ``Llama.__init__`` has no ``n_seq_max``/``kv_unified`` argument (only its embedding mode sets them),
+    and it builds its context inside ``__init__`` from ``llama_context_default_params()``; so the defaults
+    function that module calls is wrapped for the duration of the call (under a lock). A unified cache lets
+    ``llama_memory_seq_cp`` share the note prefix between sequences by tagging cells instead of copying.
+    """
+    if n_seq_max <= 1:
+        return llama_cpp.Llama(**kwargs)
+    module = llama_cpp.llama_cpp
+    original = module.llama_context_default_params
+
+    def with_sequences() -> Any:
+        params = original()
+        params.n_seq_max = n_seq_max
+        params.kv_unified = True
+        return params
+
+    with _PARAMS_LOCK:
+        module.llama_context_default_params = with_sequences
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            module.llama_context_default_params = original
+
+
+class SequenceBatch:
+    """A ``llama_batch`` of tokens from several sequences (one seq id per token), reused across steps."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._batch = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.n = 0
+
+    def clear(self) -> None:
+        self.n = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append a token; returns its index in the batch (where its logits are, if requested)."""
+        if self.n >= self.capacity:
+            raise ValueError("batch is full")
+        b, i = self._batch, self.n
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = 1 if logits else 0
+        self.n += 1
+        return i
+
+    def decode(self, ctx: Any) -> int:
+        """``llama_decode`` the batch; returns llama.cpp's status (0 ok, 1 no KV slot, 2 aborted, <0 error)."""
+        self._batch.n_tokens = self.n
+        return int(llama_cpp.llama_decode(ctx, self._batch))
+
+    def close(self) -> None:
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+
+
+class SequenceMemory:
+    """Per-sequence KV operations on a unified cache (``llama_memory_*``)."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self.llm = llm
+
+    def _mem(self) -> Any:
+        return llama_cpp.llama_get_memory(self.llm.ctx)
+
+    def share(self, src: int, dst: int, n: int) -> None:
+        """Make sequence ``dst`` see the first ``n`` positions of ``src`` (shared cells, no copy)."""
+        llama_cpp.llama_memory_seq_rm(self._mem(), dst, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._mem(), src, dst, 0, n)
+
+    def drop(self, seq: int) -> None:
+        """Forget a whole sequence (cells still used by another sequence stay)."""
+        llama_cpp.llama_memory_seq_rm(self._mem(), seq, -1, -1)
+
+    def sampler(
+        self, *, temp: float, top_k: int, top_p: float, min_p: float, repeat_penalty: float, seed: int, last_n: int
+    ) -> Any:
+        """A sampler chain configured like ``Llama``'s own for these settings (greedy when temp == 0)."""
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        add = llama_cpp.llama_sampler_chain_add
+        # Called exactly as ``Llama._init_sampler`` calls it: the 0.3.36 binding declares an extra leading
+        # n_vocab argument the C function does not have, so the effective window is what Llama's is.
+        n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.llm.model))
+        add(chain, llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, repeat_penalty, 0.0, 0.0))
+        if temp == 0.0:
+            add(chain, llama_cpp.llama_sampler_init_greedy())
+        else:
+            add(chain, llama_cpp.llama_sampler_init_top_k(top_k))
+            add(chain, llama_cpp.llama_sampler_init_typical(1.0, 1))
+            add(chain, llama_cpp.llama_sampler_init_top_p(top_p, 1))
+            add(chain, llama_cpp.llama_sampler_init_min_p(min_p, 1))
+            add(chain, llama_cpp.llama_sampler_init_temp(temp))
+            add(chain, llama_cpp.llama_sampler_init_dist(seed))
+        return chain
+
+    def sample(self, chain: Any, idx: int) -> int:
+        """Sample (and accept) a token from the logits at batch index ``idx``."""
+        return int(llama_cpp.llama_sampler_sample(chain, self.llm.ctx, idx))
+
+    @staticmethod
+    def free_sampler(chain: Any) -> None:
+        llama_cpp.llama_sampler_free(chain)
+
+    def set_single(self, tokens: Sequence[int]) -> None:
+        """Tell ``Llama`` that sequence 0 now holds exactly ``tokens`` (after a multi-sequence run)."""
+        self.llm.input_ids[: len(tokens)] = tokens
+        self.llm.n_tokens = len(tokens)

@@ -18,6 +18,7 @@ from app.core.backend import InferenceEngine
 from app.core.config import AppConfig, Paths, database_path, load_config, save_config
 from app.core.engine import LlamaCppEngine
 from app.core.errors import Cancelled, ModelError
+from app.core.kvstate import state_dir
 from app.core.registry import Registry, is_missing, mark_missing
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
@@ -120,6 +121,7 @@ class AppContext(QObject):
         self.engine_changed.emit()
 
         registry = self.registry
+        kv_dir = self.kv_state_dir()  # read here, on the GUI thread
 
         def work(job: Job) -> LlamaCppEngine:
             job.message("preparing the model file (the first start assembles the demo model)…")
@@ -137,7 +139,7 @@ class AppContext(QObject):
             if job.cancel.is_set():
                 raise Cancelled("loading the model was cancelled")
             job.message(f"loading {info.display_name}…")
-            engine = LlamaCppEngine(info, cfg)
+            engine = LlamaCppEngine(info, cfg, state_dir=kv_dir)
             if job.cancel.is_set():
                 engine.close()
                 raise Cancelled("loading the model was cancelled")
@@ -180,6 +182,10 @@ class AppContext(QObject):
         self.engine_changed.emit()
 
     # -- engines for other models (compare, re-run) ------------------------------------------------
+    def kv_state_dir(self) -> Path | None:
+        """Note states kept across restarts (app/core/kvstate.py); None with hash-only note storage."""
+        return state_dir(self.paths.data_dir, self.config.store_note_text)
+
     def engine_for(self, info: ModelInfo) -> LlamaCppEngine:
         """The engine for ``info``, loading it if needed. Call from a worker: loading takes seconds."""
         with self._engine_lock:
@@ -190,7 +196,7 @@ class AppContext(QObject):
                 # Keep at most one extra model loaded: comparing needs two at once, not more.
                 for sha in list(self._extra):
                     self._extra.pop(sha).close()
-                eng = LlamaCppEngine(info, self.config.engine)
+                eng = LlamaCppEngine(info, self.config.engine, state_dir=self.kv_state_dir())
                 self._extra[info.sha256] = eng
             return eng
 

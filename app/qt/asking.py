@@ -12,6 +12,7 @@ from typing import Any
 from app.core.types import AskRequest, GroundingReport, ModelInfo, RunResult
 from app.qt.workers import Job
 from app.service import AskOutcome, AskService
+from app.service.streams import OrderedStream
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,28 @@ def ask_all(
     headers: bool = False,
     note_offset: int = 0,
 ) -> list[Outcome]:
-    """Several questions about one note, in order, streamed to the job (with a header per task)."""
+    """Several questions about one note, answered together, streamed to the job in order (header per task).
+
+    The service may decode the answers in parallel; ``OrderedStream`` shows request 0's text live and
+    each later answer as soon as the ones before it are done, so one text view stays readable.
+    """
     n = len(requests)
+    finished = [0]
 
-    def on_start(i: int, req: AskRequest) -> None:
+    def header(i: int) -> str:
+        return ("\n\n" if i else "") + f"## {requests[i].task}\n{requests[i].instruction}\n\n"
+
+    stream = OrderedStream(n, job.token, header if headers else None)
+
+    def on_done(i: int) -> None:
+        stream.done(i)
+        finished[0] += 1
         if headers:
-            job.progress(i, n)
-            job.token(("\n\n" if i else "") + f"## {req.task}\n{req.instruction}\n\n")
+            job.progress(finished[0], n)
 
-    outs = service.ask_many(
-        requests, model=model, on_start=on_start, on_token=lambda _i, piece: job.token(piece), cancel=job.cancel
-    )
+    if headers:
+        job.progress(0, n)
+    outs = service.ask_many(requests, model=model, on_token=stream.piece, on_done=on_done, cancel=job.cancel)
     if headers:
         job.progress(len(outs), n)
     return [Outcome.of(o, note_offset) for o in outs]

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.core.limits import answer_cap, context_warning, trained_context
 from app.qt.appstate import AppContext
 from app.qt.fit import scrolled
@@ -75,6 +76,10 @@ class SettingsTab(QWidget):
         f1.addRow("Context window", self.n_ctx)
         f1.addRow("", self.n_ctx_info)
         f1.addRow("Note-state (KV) cache budget", self.kv_cache)
+        purge = QPushButton("Delete kept note states")
+        purge.setToolTip("Note states kept on disk so notes stay warm after a restart (they encode note text)")
+        purge.clicked.connect(self.purge_kept_states)
+        f1.addRow("Kept across restarts", purge)
         gen = QGroupBox("Answers")
         f2 = QFormLayout(gen)
         f2.addRow("Maximum answer tokens", self.max_tokens)
@@ -235,6 +240,15 @@ class SettingsTab(QWidget):
             store_note_text=self.note_text.isChecked(),
             font_size=self.font_size.value(),
         )
+
+    def purge_kept_states(self) -> None:
+        store = DiskStateStore(self.ctx.paths.data_dir / STATE_DIR_NAME, 0)
+        try:
+            n, size = store.clear()
+        except OSError as exc:
+            self.banner.show_error(f"Kept note states not deleted: {describe_error(exc)}")
+            return
+        self.banner.show_info(f"Deleted {n} kept note state(s), {size / 1e6:.1f} MB.")
 
     def save(self) -> bool:
         try:

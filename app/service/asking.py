@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from app.core.backend import InferenceEngine, TokenCallback
+from app.core.backend import AnyEvent, InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import GenerationDefaults
 from app.core.errors import AsclepiusError, Cancelled, GenerationError, StoreError, UsageError
@@ -206,6 +206,10 @@ class AskService:
             if run_id is not None:
                 self._record_failure(run_id, exc)
             raise
+        return self._complete(request, raw, engine.model, run_id)
+
+    def _complete(self, request: AskRequest, raw: RunResult, model: ModelInfo, run_id: int | None) -> AskOutcome:
+        """Strip, ground and record one backend result (the log failing here never loses the answer)."""
         answer = raw.answer.lstrip()
         kept = raw.truncation.kept_chars if raw.truncation else None
         used = request.note[:kept] if kept is not None else request.note
@@ -218,7 +222,7 @@ class AskService:
             except StoreError as exc:
                 log.error("the answer of run %s could not be recorded: %s", result.run_uuid, exc)
                 run_id, log_error = None, str(exc)
-        return AskOutcome(request, result, engine.model, report, used, run_id, log_error)
+        return AskOutcome(request, result, model, report, used, run_id, log_error)
 
     def _record_failure(self, run_id: int, exc: BaseException) -> None:
         assert self.log is not None
@@ -237,21 +241,89 @@ class AskService:
         model: ModelInfo | None = None,
         on_start: Callable[[int, AskRequest], None] | None = None,
         on_token: IndexedTokenCallback | None = None,
+        on_done: Callable[[int], None] | None = None,
         cancel: threading.Event | None = None,
+        cancels: Sequence[threading.Event] | None = None,
+        parallel: int | None = None,
+        batch_id: int | None = None,
+        resume_keys: Sequence[str | None] | None = None,
     ) -> list[AskOutcome]:
-        """Answer several requests about ONE note on one model, in order (the note's KV state is reused).
+        """Answer several requests about ONE note on one model (the note is evaluated once).
 
-        ``on_start(i, request)`` is called before request ``i`` starts and ``on_token(i, piece)`` streams
-        its answer; a parallel backend may later interleave requests, so pieces carry their index. Stops at
-        a cancel (the cancelled outcome is included); an exception from one request is raised as in
-        :meth:`ask`, after the requests before it were logged.
+        A backend with ``ask_many`` (the local engine) decodes up to ``parallel`` answers together
+        (None: its own choice from the context; 1: one at a time), so ``on_start(i, request)`` and
+        ``on_token(i, piece)`` may interleave between requests; ``on_done(i)`` follows request ``i``'s last
+        piece (``app.service.streams.OrderedStream`` puts them back in order for one stream).
+        ``cancels[i]`` stops request ``i``;
+        ``cancel`` stops them all. Outcomes come in request order; requests never started (a cancel
+        came first) are left out, so the list is a prefix of the requests. An exception is raised as in
+        :meth:`ask`, after every run already started was recorded as failed.
         """
         if not requests:
             return []
-        notes = {validate_note(r.note) for r in requests}
-        if len(notes) > 1:
-            raise UsageError(f"ask_many answers questions about one note; got {len(notes)} different notes")
+        if cancels is not None and len(cancels) != len(requests):
+            raise UsageError(f"{len(cancels)} cancel events for {len(requests)} requests")
+        requests = [replace(r, note=validate_note(r.note)) for r in requests]
+        if len({r.note for r in requests}) > 1:
+            raise UsageError(f"ask_many answers questions about one note; got {len({r.note for r in requests})}")
         cancel = cancel or threading.Event()
+        keys = list(resume_keys) if resume_keys is not None else [None] * len(requests)
+        engine = self._engine_for(model)
+        many = getattr(engine, "ask_many", None)
+        if many is None:
+            return self._ask_in_turn(requests, model, on_start, on_token, on_done, cancel, cancels, batch_id, keys)
+        run_ids: list[int | None] = [None] * len(requests)
+        sinks = [
+            _LeadingWhitespaceStripper(lambda piece, i=i: on_token(i, piece)) if on_token is not None else None
+            for i in range(len(requests))
+        ]
+
+        def started(i: int) -> None:
+            if self.log is not None:
+                run_ids[i] = self.log.start_run(requests[i], engine.model, batch_id=batch_id, resume=keys[i])
+            if on_start is not None:
+                on_start(i, requests[i])
+
+        def piece(i: int, text: str) -> None:
+            sink = sinks[i]
+            if sink is not None:
+                sink(text)
+
+        outcomes: dict[int, AskOutcome] = {}
+
+        def finished(i: int, raw: RunResult) -> None:
+            # Recorded as each answer ends: a crash later loses none of the answers already made.
+            outcomes[i] = self._complete(requests[i], raw, engine.model, run_ids[i])
+            if on_done is not None:
+                on_done(i)
+
+        try:
+            many(requests, piece, cancel, cancels=cancels, parallel=parallel, on_start=started, on_finish=finished)
+        except BaseException as exc:
+            for i, run_id in enumerate(run_ids):
+                if run_id is not None and i not in outcomes:
+                    self._record_failure(run_id, exc)
+            raise
+        out = []
+        for i in range(len(requests)):
+            if i not in outcomes:
+                break
+            out.append(outcomes[i])
+        return out
+
+    def _ask_in_turn(
+        self,
+        requests: Sequence[AskRequest],
+        model: ModelInfo | None,
+        on_start: Callable[[int, AskRequest], None] | None,
+        on_token: IndexedTokenCallback | None,
+        on_done: Callable[[int], None] | None,
+        cancel: threading.Event,
+        cancels: Sequence[threading.Event] | None,
+        batch_id: int | None,
+        keys: list[str | None],
+    ) -> list[AskOutcome]:
+        """One request after the other (backends without ``ask_many``); stops at the cancel of all."""
         out: list[AskOutcome] = []
         for i, req in enumerate(requests):
             if cancel.is_set():
@@ -259,10 +331,10 @@ class AskService:
             if on_start is not None:
                 on_start(i, req)
             sink = (lambda piece, i=i: on_token(i, piece)) if on_token is not None else None
-            outcome = self.ask(req, model=model, on_token=sink, cancel=cancel)
-            out.append(outcome)
-            if outcome.result.finish_reason is FinishReason.CANCELLED:
-                break
+            own = AnyEvent(cancel, cancels[i]) if cancels is not None else cancel
+            out.append(self.ask(req, model=model, on_token=sink, cancel=own, batch_id=batch_id, resume_key=keys[i]))
+            if on_done is not None:
+                on_done(i)
         return out
 
 

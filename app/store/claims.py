@@ -65,4 +65,3 @@ def check_unclaimed(s: Session, key: str, host: str, pid: int) -> None:
             )
             continue
         raise ItemClaimed(key, done=False)
-

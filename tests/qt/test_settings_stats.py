@@ -138,3 +138,21 @@ def test_statistics_shows_per_task_means_and_exports_private_files(
     cells = {st.table.item(r, 1).text(): st.table.item(r, 2).text() for r in range(2)}
     assert cells == {"Question Answering": "3.00", "Summarization": "1.00"}
     assert "DEMO" in st.table.item(0, 0).text()
+
+
+def test_settings_purge_button_deletes_kept_note_states(qtbot, tmp_path):
+    from app.core.kvstate import STATE_DIR_NAME
+    from app.qt.appstate import AppContext
+    from app.qt.settings_tab import SettingsTab
+
+    app_paths = Paths(tmp_path / "data", tmp_path / "config")
+    kept = app_paths.data_dir / STATE_DIR_NAME
+    kept.mkdir(parents=True)
+    (kept / "a.kv").write_bytes(b"x" * 2000)
+    (kept / "b.kv").write_bytes(b"x" * 2000)
+    ctx = AppContext(app_paths, qt_config(tmp_path))
+    tab = SettingsTab(ctx)
+    qtbot.addWidget(tab)
+    tab.purge_kept_states()
+    assert not list(kept.iterdir())
+    assert "Deleted 2 kept note state(s)" in tab.banner.text()

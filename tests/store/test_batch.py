@@ -174,8 +174,9 @@ def test_sigkill_then_resume_finishes_the_rest_without_duplicates(home: Path, tm
         statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
         con.close()
         assert len(per_key) == n_items and all(n == 1 for _, n in per_key)  # everything once, nothing twice
-        # The run in flight at the kill (if any) is kept as interrupted, not lost and not re-counted.
-        assert statuses.get("finished") == n_items and statuses.get("interrupted", 0) in (0, 1)
+        # The runs in flight at the kill (a note's questions decode together: up to its 3) are kept as
+        # interrupted, not lost and not re-counted.
+        assert statuses.get("finished") == n_items and statuses.get("interrupted", 0) in (0, 1, 2, 3)
         assert "started" not in statuses
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted(r["id"] for r in out) == sorted(f"i{k}" for k in range(n_items))

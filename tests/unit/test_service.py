@@ -210,3 +210,61 @@ def test_ask_many_stops_at_a_cancel_and_refuses_mixed_notes(log):
     assert len(engine.requests) == 1
     with pytest.raises(UsageError, match="one note"):
         svc.ask_many([reqs[0], svc.request(NOTE + " More.", "qa", "Why?")])
+
+
+class _InterleavingEngine(FakeEngine):
+    """A backend with ``ask_many`` that streams its answers interleaved and finishes them in reverse."""
+
+    def ask_many(self, requests, on_token=None, cancel=None, *, cancels=None, parallel=None, on_start=None,  # type: ignore[no-untyped-def]
+                 on_finish=None):  # fmt: skip
+        streams: list[list[str]] = []
+        results = []
+        for i, req in enumerate(requests):
+            if on_start is not None:
+                on_start(i)
+            pieces: list[str] = []
+            results.append(self.ask(req, pieces.append, cancel))
+            streams.append(pieces)
+        for k in range(max(len(s) for s in streams)):
+            for i, pieces in enumerate(streams):
+                if k < len(pieces) and on_token is not None:
+                    on_token(i, pieces[k])
+        for i in reversed(range(len(requests))):
+            if on_finish is not None:
+                on_finish(i, results[i])
+        return results
+
+
+def test_ask_many_with_a_parallel_backend_logs_each_run_and_keeps_request_order(log):
+    from app.service.streams import OrderedStream
+
+    svc = service(_InterleavingEngine(), log)
+    reqs = [svc.request(NOTE, t, "Why?") for t in ("qa", "summary", "ner")]
+    text: list[str] = []
+    done: list[int] = []
+    stream = OrderedStream(len(reqs), text.append, lambda i: f"[{i}]")
+    outs = svc.ask_many(reqs, on_token=stream.piece, on_done=lambda i: (done.append(i), stream.done(i)))
+    assert done == [2, 1, 0] and [o.request for o in outs] == reqs
+    assert all(o.run_id is not None and o.result.answer == o.result.answer.lstrip() for o in outs)
+    expected = "".join(f"[{i}]" + o.result.answer for i, o in enumerate(outs))
+    assert "".join(text) == expected  # interleaved pieces come out in request order, leading space stripped
+    assert log.count_runs() == 3
+
+
+def test_ordered_stream_holds_later_answers_until_earlier_ones_finish():
+    from app.service.streams import OrderedStream
+
+    out: list[str] = []
+    s = OrderedStream(3, out.append, lambda i: f"<{i}>")
+    s.piece(1, "b1")
+    s.piece(0, "a1")
+    s.piece(2, "c1")
+    assert out == ["<0>", "a1"]
+    s.done(1)  # 1 finished before 0: still held
+    assert out == ["<0>", "a1"]
+    s.piece(0, "a2")
+    s.done(0)
+    assert "".join(out) == "<0>a1a2<1>b1<2>c1"
+    s.piece(2, "c2")
+    s.done(2)
+    assert "".join(out) == "<0>a1a2<1>b1<2>c1c2"
