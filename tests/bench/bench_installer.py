@@ -108,7 +108,12 @@ def launch_to_window(argv: list[str], env: dict[str, str], timeout: float = 60) 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--dist", type=Path, default=ROOT / "dist")
-    p.add_argument("--build-python", default="/work/installer-cache/venv/bin/python")
+    p.add_argument(
+        "--build-python",
+        default=str(
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "asclepius-desk-installer/venv/bin/python"
+        ),
+    )
     p.add_argument("--native-python", default=str(ROOT / ".venv/bin/python"))
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tokens", type=int, default=128)
