@@ -270,7 +270,9 @@ class AskService:
         keys = list(resume_keys) if resume_keys is not None else [None] * len(requests)
         engine = self._engine_for(model)
         many = getattr(engine, "ask_many", None)
-        if many is None:
+        # One question takes the single-ask path, so it follows ``ask``'s policy exactly: the run is started
+        # first, and a prompt refused before generation (over the context, say) is kept as a failed run.
+        if many is None or len(requests) == 1:
             return self._ask_in_turn(requests, model, on_start, on_token, on_done, cancel, cancels, batch_id, keys)
         run_ids: list[int | None] = [None] * len(requests)
         sinks = [
