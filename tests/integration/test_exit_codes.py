@@ -91,6 +91,8 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ),
     ("data", [*_DATA, "instructions", *_EP, "--out", "{tmp}/emptydir"], 2, "asclepius data notes"),
     ("data", [*_DATA, "build", "--out", "{tmp}/emptydir"], 2, "no finished notes stage"),
+    ("cache", ["cache"], 2, "{clear,info}"),
+    ("cache", ["cache", "purge"], 2, "invalid choice"),
     ("judge", ["judge", "--answers", "{tmp}/none.jsonl", *_EP], 2, "not found"),
     ("judge", ["judge", "--answers", "{tmp}/items.csv", *_EP], 2, ".jsonl"),
     ("judge", ["judge", "--orders", "0", "--answers", "{tmp}/none.jsonl", *_EP], 2, "--orders"),
