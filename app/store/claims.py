@@ -14,11 +14,10 @@ interrupted hold no claim: a resumed batch tries them again.
 
 from __future__ import annotations
 
-import os
-
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.store.db import pid_alive
 from app.store.models import Run
 
 ANSWERED = ("stop", "length")
@@ -34,14 +33,7 @@ class ItemClaimed(Exception):
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return pid is not None and pid_alive(pid)
     return True
 
 

@@ -295,7 +295,8 @@ def check_not_newer(engine: Engine, path: Path) -> None:
         ) from None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -316,7 +317,7 @@ def mark_interrupted(engine: Engine) -> int:
         rows = conn.execute(
             Run.__table__.select().with_only_columns(Run.id, Run.pid).where(Run.status == "started", Run.host == host)
         ).all()
-    dead = [r.id for r in rows if r.pid is None or (r.pid != os.getpid() and not _pid_alive(r.pid))]
+    dead = [r.id for r in rows if r.pid is None or (r.pid != os.getpid() and not pid_alive(r.pid))]
     if not dead:
         return 0
     with writer(engine).begin() as conn:
