@@ -58,3 +58,21 @@ def aci_notes(shared: Path, n: int | None = None) -> list[str]:
     with (shared / "notes" / "aci_bench_valid.csv").open(encoding="utf-8", newline="") as fh:
         notes = [row["note"] for row in csv.DictReader(fh)]
     return notes[:n] if n else notes
+
+
+@pytest.fixture(autouse=True)
+def _network_guard_state():
+    """Put the audit hook back as each test found it.
+
+    An in-process ``main([...])`` installs the blocking network guard in the pytest process, and audit hooks
+    cannot be removed; a later test that starts a loopback server here (the fault injector, llama.cpp's
+    server, torchrun's rendezvous) would then be refused. Tests that want the guard install it themselves.
+    """
+    from app.core import netguard
+
+    before = netguard.installed()
+    saved = (before.block, before.allowed) if before is not None else (False, None)
+    yield
+    guard = netguard.installed()
+    if guard is not None:
+        guard.block, guard.allowed = saved
