@@ -56,6 +56,7 @@ bench: test-env
 	$(BIN)/python tests/bench/bench_engine.py --bandwidth
 	$(BIN)/python tests/bench/bench_parallel.py --bandwidth
 	$(BIN)/python tests/bench/bench_restart.py
+	PYTHONPATH=. $(BIN)/python tests/bench/bench_single_in_parallel_ctx.py
 	$(BIN)/python tests/bench/bench_store.py
 	$(BIN)/python tests/bench/bench_netns.py
 	$(BIN)/python tests/bench/bench_grounding.py

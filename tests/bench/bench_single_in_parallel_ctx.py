@@ -9,8 +9,10 @@ and ``parallel=8`` (nine sequences in a unified KV cache, the default), sides al
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from app.core.types import AskRequest, SamplingParams
 NOTES = Path(__file__).resolve().parents[3] / "shared" / "data" / "notes" / "aci_bench_valid.csv"
 
 
-def main(repeats: int = 3) -> int:
+def main(repeats: int = 5) -> int:
+    os.environ.setdefault("ASCLEPIUS_HOME", tempfile.mkdtemp(prefix="bench-single-"))  # never the user's data
     with NOTES.open(encoding="utf-8", newline="") as fh:
         note = next(csv.DictReader(fh))["note"][:3000]
     model = Registry(Paths.default()).ensure_demo()
