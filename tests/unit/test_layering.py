@@ -35,8 +35,8 @@ class Rule:
 
 
 EXEMPTIONS = {
-    "app/cli/main.py": "registers the `train` command group lazily, the same seam as `quantize` (argparse only; "
-    "torch loads when a train command runs)",
+    "app/cli/main.py": "registers the `train`, `data` and `judge` command groups lazily, the same seam as "
+    "`quantize` (argparse only; torch, openai and datasets load when one of those commands runs)",
 }
 
 RULES = (
