@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import signal
 import sys
@@ -327,14 +326,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
         log.close()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _count_lines(path: Path) -> int:
     """Data lines (an estimate of rows for the progress total: a quoted cell may span lines)."""
     n = 0
@@ -357,7 +348,9 @@ def _requests(ctx: Any, args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
     models = [ctx.model(m) for m in (args.model or [None])]
-    batch_id = log.start_batch(path.name, _file_sha256(path))
+    from app.core.registry import sha256_file  # here, not at import: gguf/numpy load no threads at parse time
+
+    batch_id = log.start_batch(path.name, sha256_file(path))
     make = _requests(ctx, args)
     summary = Summary()
     with progress_bar(_count_lines(path) * len(models)) as progress:

@@ -177,9 +177,10 @@ def peak_mb():
 t0 = time.perf_counter()
 from pathlib import Path
 from types import SimpleNamespace
-from app.cli.batch import _count_lines, _file_sha256, _key, _request, group_by_note, windows
+from app.core.registry import sha256_file
+from app.cli.batch import _count_lines, _key, _request, group_by_note, windows
 args = SimpleNamespace(max_tokens=None, temperature=None, seed=None, prompt_style=None)
-_file_sha256(Path(sys.argv[1])), _count_lines(Path(sys.argv[1]))  # what the batch does before its first window
+sha256_file(Path(sys.argv[1])), _count_lines(Path(sys.argv[1]))  # what the batch does before its first window
 stream = windows(Path(sys.argv[1]))
 items, errors = next(stream)
 keys = [_key("0" * 64, _request(it, args, 0), it) for it in group_by_note(items)]

@@ -38,11 +38,9 @@ class CaseReports:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    from app.core.registry import sha256_file  # the app's one streaming file hash
+
+    return sha256_file(path)
 
 
 def _folder(path: Path) -> CaseReports:
