@@ -380,6 +380,7 @@ class Endpoint:
                 on_send = None
             u.attempts += 1
             wait: float | None = None
+            with_options = self.cfg.stream and self._stream_usage
             try:
                 text, finish, pt, ct, reported = await self._send(body, req.prompt)
             except oa.APIStatusError as e:
@@ -390,7 +391,7 @@ class Endpoint:
                         f"{self.cfg.public_url} refused the request ({error}); check --base-url, --model and the "
                         f"key in ${self.cfg.api_key_env}"
                     ) from None
-                if self.cfg.stream and self._stream_usage and status in (400, 422) and "stream_options" in str(e):
+                if with_options and status in (400, 422) and "stream_options" in str(e):
                     # This server rejects the option: ask without it from now on. The attempt does not count
                     # (the same request goes again at once, without the option).
                     self._stream_usage = False

@@ -167,23 +167,15 @@ class ResultLog:
             return
         target = self._written
         while self._synced < target:
-            if self._sync is None:
-                self._start_sync()
-            assert self._sync is not None
-            await self._sync
+            if self._sync is None or self._sync.done():
+                self._sync = asyncio.ensure_future(self._sync_once())
+            await asyncio.shield(self._sync)  # a cancelled caller does not cancel the others' sync
 
-    def _start_sync(self) -> None:
+    async def _sync_once(self) -> None:
         upto = self._written
         sync = getattr(os, "fdatasync", os.fsync)  # an append's new size is data to fdatasync: enough here
-        fut = asyncio.get_running_loop().run_in_executor(None, sync, self._fh.fileno())
-
-        def finished(f: asyncio.Future[None]) -> None:  # runs before any awaiter resumes
-            self._sync = None
-            if not f.cancelled() and f.exception() is None:
-                self._synced = max(self._synced, upto)
-
-        fut.add_done_callback(finished)
-        self._sync = fut
+        await asyncio.get_running_loop().run_in_executor(None, sync, self._fh.fileno())
+        self._synced = max(self._synced, upto)  # set before the task is done, so no waiter sees it stale
 
     def close(self) -> None:
         self._fh.flush()
