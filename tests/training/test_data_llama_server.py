@@ -10,8 +10,8 @@ so the usage of that stage is counted from the stream.
 
 The server uses llama-cpp-python's ``alpaca`` chat format: with the GGUF's own Gemma chat template the base
 model tends to repeat the prompt's first line ("You are an intelligent clinical model."), and the reference
-filter then (rightly) drops every row, leaving nothing to build. Sampling is seeded (``--seed``), so a run
-is repeatable on one machine.
+filter then (rightly) drops every row, leaving nothing to build. Sampling is seeded (``--seed``) and requests go
+one at a time (``--concurrency 1``), so a run is repeatable on one machine.
 """
 
 from __future__ import annotations
@@ -104,10 +104,13 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
         w.writerow(["ID", "section_text"])
         w.writerows([f"mts-{i}", t] for i, t in enumerate(texts))
     out = tmp_path / "out"
-    common = ["--base-url", llama_server, "--model", "demo", "--out", str(out), "--seed", "3", "--no-progress"]
+    # One request at a time: the server is serial anyway, and a fixed order keeps its prompt cache, and so the
+    # seeded samples, the same from run to run (with several in flight the order, and the text, varies).
+    common = ["--base-url", llama_server, "--model", "demo", "--out", str(out), "--seed", "3", "--no-progress",
+              "--concurrency", "1"]  # fmt: skip
 
     r = _cli("data", "notes", str(cases), "--text-column", "section_text", "--id-column", "ID",
-             "--context-tokens", "1024", "--max-tokens", "32", "--concurrency", "1", *common)  # fmt: skip
+             "--context-tokens", "1024", "--max-tokens", "32", *common)  # fmt: skip
     assert f"data connects to {llama_server} only" in r.stderr
     notes = _rows(out / "notes.jsonl")
     notes_report = json.loads((out / "notes.report.json").read_text())
@@ -168,6 +171,7 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
     )  # fmt: skip
     jout = tmp_path / "judge-out"
     r = _cli("judge", "--answers", str(judge_in), "--base-url", llama_server, "--model", "demo", "--orders", "2",
+             "--concurrency", "1",
              "--max-tokens", "6", "--out", str(jout), "--no-progress")  # fmt: skip
     report = json.loads((jout / "judge.report.json").read_text())
     n_items = 1
