@@ -249,3 +249,35 @@ def test_safetensors_conversion_does_not_import_torch(tiny_checkpoint, tmp_path)
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_written_check_reads_what_gguf_reader_reads_and_catches_damage(tiny_checkpoint, tmp_path):
+    import gguf
+
+    from quantize.gguf_io import check_written, scan_layout
+
+    out = tmp_path / "m.gguf"
+    convert_checkpoint(ConvertOptions(tiny_checkpoint("llama3"), out, out_type="f16"))
+    layout = scan_layout(out)
+    reader = gguf.GGUFReader(out)
+    assert layout.keys == {k for k in reader.fields if not k.startswith("GGUF.")}
+    assert {t.name: (tuple(reversed(t.shape.tolist())), int(t.tensor_type)) for t in reader.tensors} == {
+        n: (shape, ttype) for n, (shape, ttype, _) in layout.tensors.items()
+    }
+    assert layout.data_start == reader.data_offset
+    expected = {n: (shape, gguf.GGMLQuantizationType(t).name) for n, (shape, t, _) in layout.tensors.items()}
+    check_written(out, expected, ("asclepius.prompt_style",))
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(out.read_bytes()[:-10])
+    with pytest.raises(QuantizeError, match="the tensor data needs"):
+        check_written(cut, expected)
+    name = next(iter(expected))
+    with pytest.raises(QuantizeError, match=rf"tensor {name}: shape"):
+        check_written(out, {**expected, name: ((1, 2), None)})
+    with pytest.raises(QuantizeError, match=rf"tensor {name}: type"):
+        check_written(out, {**expected, name: (expected[name][0], "Q8_0")})
+    with pytest.raises(QuantizeError, match="metadata key nope missing"):
+        check_written(out, expected, ("nope",))
+    cut.write_bytes(out.read_bytes()[:5000])  # inside the vocabulary
+    with pytest.raises(QuantizeError, match="does not read back as GGUF"):
+        check_written(cut, expected)
