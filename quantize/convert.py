@@ -352,21 +352,24 @@ def _stream_safetensors(
     conv = ChunkConverter()
     digests: dict[str, str] = {}
     nxt, done = 0, 0
-    for msg in stream:
-        if isinstance(msg, FileDone):
-            digests[msg.path.name] = msg.sha256
-            continue
-        if msg.piece.index != nxt:
-            raise QuantizeError(f"internal error: tensor {msg.piece.name} arrived out of plan order")
-        try:
-            data.write(conv.convert(msg.piece, memoryview(msg.buf)[: msg.n]))
-        finally:
-            stream.release(msg)
-        if msg.last:
-            data.end_tensor(msg.piece.out_nbytes)
-            nxt += 1
-            done += plans[msg.piece.index].nbytes
-            report(plans[msg.piece.index].gguf_name, done, total)
+    try:
+        for msg in stream:
+            if isinstance(msg, FileDone):
+                digests[msg.path.name] = msg.sha256
+                continue
+            if msg.piece.index != nxt:
+                raise QuantizeError(f"internal error: tensor {msg.piece.name} arrived out of plan order")
+            try:
+                data.write(conv.convert(msg.piece, memoryview(msg.buf)[: msg.n]))
+            finally:
+                stream.release(msg)
+            if msg.last:
+                data.end_tensor(msg.piece.out_nbytes)
+                nxt += 1
+                done += plans[msg.piece.index].nbytes
+                report(plans[msg.piece.index].gguf_name, done, total)
+    finally:
+        stream.close()  # also when an error or Ctrl-C leaves the loop: the reader thread stops now
     if nxt != len(plans):
         raise QuantizeError(f"internal error: {nxt} of {len(plans)} tensors were written")
     return digests, stream.hash_seconds

@@ -336,58 +336,21 @@ def _to_bf16(f32: Any, tmp: Any, out: Any) -> Any:
 
 # -- writing the GGUF data section ------------------------------------------------------------------------
 class TensorDataWriter:
-    """Writes tensor data after a GGUFWriter has written header, metadata and tensor infos.
-
-    Every ``WRITEBACK_BYTES`` written, the kernel is asked to start writing the previous window to disk
-    (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which does not wait and keeps the pages cached): a
-    multi-gigabyte output then streams to disk as it is produced instead of piling up dirty pages until
-    the kernel throttles the writer."""
+    """Writes tensor data after a GGUFWriter has written header, metadata and tensor infos."""
 
     def __init__(self, fout: IO[bytes], alignment: int):
         self.fout = fout
         self.alignment = alignment
-        self._flushed_to = fout.tell()
-        self._written = self._flushed_to
         self._pad_to_alignment(fout.tell())
 
     def _pad_to_alignment(self, n: int) -> None:
         pad = -n % self.alignment
         if pad:
-            self._emit(b"\0" * pad)
-
-    def _emit(self, data: Any) -> None:
-        self.fout.write(data)
-        self._written += len(data) if isinstance(data, bytes) else data.nbytes
-        if self._written - self._flushed_to >= 2 * WRITEBACK_BYTES and _SYNC_FILE_RANGE is not None:
-            self.fout.flush()
-            end = self._written - WRITEBACK_BYTES
-            _SYNC_FILE_RANGE(self.fout.fileno(), self._flushed_to, end - self._flushed_to, 2)  # SYNC_FILE_RANGE_WRITE
-            self._flushed_to = end
+            self.fout.write(b"\0" * pad)
 
     def write(self, data: memoryview) -> None:
-        self._emit(data)
+        self.fout.write(data)
 
     def end_tensor(self, nbytes: int) -> None:
         """Called once per tensor after its last chunk (tests inject failures here)."""
         self._pad_to_alignment(nbytes)
-
-
-WRITEBACK_BYTES = 64 << 20
-
-
-def _sync_file_range() -> Any:
-    if os.environ.get("ASCLEPIUS_NO_EARLY_WRITEBACK"):
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_SYNC_FILE_RANGE = _sync_file_range()

@@ -281,3 +281,17 @@ def test_the_written_check_reads_what_gguf_reader_reads_and_catches_damage(tiny_
     cut.write_bytes(out.read_bytes()[:5000])  # inside the vocabulary
     with pytest.raises(QuantizeError, match="does not read back as GGUF"):
         check_written(cut, expected)
+
+
+def test_an_interrupt_stops_the_reader_thread(ckpt, tmp_path, monkeypatch):
+    import threading
+
+    def interrupted(self, nbytes):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream_mod, "CHUNK_BYTES", 1000)  # many chunks: the reader is mid-file when it stops
+    monkeypatch.setattr(stream_mod.TensorDataWriter, "end_tensor", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint(ConvertOptions(ckpt, tmp_path / "o.gguf", out_type="f32"))
+    assert [t for t in threading.enumerate() if t.name == "asclepius-convert-reader"] == []
+    assert _leftovers(tmp_path) == []
