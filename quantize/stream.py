@@ -187,6 +187,8 @@ class SourceStream:
     def _skip(self, read_exact: Any, n: int) -> None:
         if n < 0:
             raise QuantizeError("internal error: tensors planned out of file order")
+        if n == 0:
+            return
         buf = self._get_buffer()
         try:
             while n > 0:
