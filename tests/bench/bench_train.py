@@ -7,7 +7,7 @@ long ACI-Bench visit notes: a realistic length mix), a task preset's example ins
 from the note. Each (side, repeat) runs in a fresh process (clean peak RSS), sides interleaved and their
 order alternated per repeat; the figures are medians.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python tests/bench/bench_train.py [--repeats 3] [--examples 48]
+    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python tests/bench/bench_train.py [--repeats 3] [--examples 200]
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def plan_mb(model_dir: Path, batch: int, length: int, attention: str) -> tuple[f
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--examples", type=int, default=48)
+    ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
