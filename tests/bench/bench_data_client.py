@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument("--sequential-n", type=int, help="requests on the sequential side (default: --n, for real)")
     ap.add_argument("--no-durable", action="store_true", help="client mode: result log flushed, not fdatasync-ed")
     ap.add_argument("--no-durability", action="store_true", help="skip the fdatasync on/off comparison")
+    ap.add_argument("--only-resume", action="store_true", help="only the kill/resume cases")
     ap.add_argument("--delay", type=float, default=0.2)
     ap.add_argument("--resume-big", action="store_true", help="also run the kill/resume case at --big requests")
     a = ap.parse_args()
@@ -188,6 +189,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         try:
+            if a.only_resume:
+                summary["resume"] = [resume(server, a.n, out), resume(server, a.n, out, signal.SIGTERM)]
+                if a.resume_big and a.big:
+                    summary["resume"].append(resume(server, a.big, out))
+                return
             conc, seq = [], []
             seq_s = []
             for rep in range(a.repeats):  # interleaved: sequential, then concurrent, each repeat
@@ -235,7 +241,7 @@ def main() -> None:
                 summary["resume"].append(resume(server, a.big, out))
         finally:
             server.close()
-    print(json.dumps(summary, indent=2))
+            print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

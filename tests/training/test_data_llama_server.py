@@ -3,15 +3,17 @@ the embedded demo model. notes -> instructions -> answers -> build, then the jud
 
 The demo model (Gemma 3 270M base) is not instruction-tuned, so what it writes is poor; this checks the
 pipeline's behaviour (every request matched by id, outputs traceable, filters applied, datasets written),
-not the quality of the text. Two notes, a small context and short completion limits (16 to 32 tokens)
-keep it under a minute on 2 cores; one server serves the whole module. The answers stage streams its
-replies (``--stream``): llama.cpp's server sends server-sent events ending in ``[DONE]`` and no usage chunk,
-so the usage of that stage is counted from the stream.
+not the quality of the text. Three notes, a small context and short completion limits (16 to 32 tokens)
+keep it to about half a minute on 2 cores; one server serves the whole module. The server runs on one
+thread: with two on a shared 2-core machine, llama.cpp's threads spin at each step's barrier while the
+other is descheduled, and a token took up to 1.5 s instead of ~20 ms (the server's own timings).
+The answers stage streams its replies (``--stream``): llama.cpp's server sends server-sent events ending
+in ``[DONE]`` and no usage chunk, so the usage of that stage is counted from the stream.
 
 The server uses llama-cpp-python's ``alpaca`` chat format: with the GGUF's own Gemma chat template the base
 model tends to repeat the prompt's first line ("You are an intelligent clinical model."), and the reference
-filter then (rightly) drops every row, leaving nothing to build. Sampling is seeded (``--seed``) and requests go
-one at a time (``--concurrency 1``), so a run is repeatable on one machine.
+filter then (rightly) drops every row, leaving nothing to build. Sampling is seeded (``--seed``) and
+requests go one at a time (``--concurrency 1``), so a run is repeatable on one machine.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def llama_server(demo_model, tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     logf = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", demo_model.path, "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--n_threads_batch", "2",
+            "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1",
             "--chat_format", "alpaca", "--model_alias", "demo", "--seed", "1"]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
