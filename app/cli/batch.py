@@ -12,6 +12,11 @@
   Each item is claimed in the log as its run starts (app/store/claims.py): two batches on one log share
   the work and never run an item twice.
 - Progress (done / total, rate, ETA; tqdm) goes to stderr; answers go to the log, and to ``--output`` if given.
+- ``--endpoint URL --endpoint-model NAME`` sends the same prompts to an OpenAI-compatible server instead
+  (``app.core.remote.RemoteEngine`` behind the same ask service): up to ``--concurrency`` items in flight,
+  each logged as it ends. A server that stays unreachable stops the batch (exit 8) with the items done kept
+  and the failing ones recorded as failed; the same command resumes later. The command then runs outside the
+  network namespace and may reach that URL's host and port only (``netns.calls_endpoint``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core import netns
 from app.core.errors import AsclepiusError, Cancelled, UsageError
 from app.core.records import Row, check_file, iter_records, type_problems
 
@@ -170,6 +176,8 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     cancelled: bool = False
+    stopped: str | None = None
+    """Why the batch stopped early (the server went away), if it did."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -250,6 +258,63 @@ def run_model(
                 return
 
 
+def run_concurrent(
+    service: Any, work: list[tuple[Item, Any, str]], batch_id: int, cancel: threading.Event, summary: Summary,
+    progress: Any, concurrency: int,
+) -> None:  # fmt: skip
+    """Ask items through the ask service with up to ``concurrency`` in flight (a remote backend).
+
+    Each item is one ``service.ask`` (the service starts, finishes or fails its run, claims included); the
+    outcomes are counted here, on the calling thread. When the server stays unreachable (EndpointError) no
+    new item is sent, the ones in flight end (each recorded), and the error is raised: exit 8, resumable.
+    """
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from app.core.errors import StoreError
+    from app.core.remote import EndpointError
+    from app.store.claims import ItemClaimed
+
+    stop: list[BaseException] = []
+    todo = iter(work)
+    pending: dict[Future[Any], Item] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch-remote") as pool:
+        while True:
+            while len(pending) < concurrency and not stop and not cancel.is_set():
+                nxt = next(todo, None)
+                if nxt is None:
+                    break
+                item, req, key = nxt
+                f = pool.submit(service.ask, req, cancel=cancel, batch_id=batch_id, resume_key=key)
+                pending[f] = item
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                item = pending.pop(f)
+                try:
+                    out = f.result()
+                except ItemClaimed:
+                    summary.skipped += 1
+                    progress.update()
+                except (StoreError, EndpointError) as e:  # the log or the server is unusable: stop sending
+                    if isinstance(e, EndpointError):
+                        summary.failed += 1
+                        progress.write(f"line {item.line}: the server failed; recorded as failed", file=sys.stderr)
+                        progress.update()
+                    stop.append(e)
+                except AsclepiusError as e:  # this item only (a prompt over the context, say): logged as failed
+                    summary.failed += 1
+                    progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
+                    progress.update()
+                else:
+                    _count(item, out, summary, progress)
+    if cancel.is_set() and not stop:
+        summary.cancelled = True
+    if stop:
+        store = [e for e in stop if isinstance(e, StoreError)]
+        raise store[0] if store else stop[0]
+
+
 def _count(item: Item, out: Any, summary: Summary, progress: Any) -> bool:
     """Add one outcome to the summary; False when it was cancelled (the batch stops)."""
     from app.core.types import FinishReason
@@ -301,11 +366,13 @@ def write_output(
     return n
 
 
+@netns.calls_endpoint("endpoint")
 def cmd_batch(args: argparse.Namespace) -> int:
     from app.cli.context import CliContext
     from app.cli.log_cmds import open_log
     from app.core.privatefile import check_output
 
+    settings = endpoint_settings(args)  # every flag checked before any file is read or the server is asked
     path = Path(args.input)
     check_file(path, MAX_INPUT_BYTES, "batch input")
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
@@ -319,11 +386,66 @@ def cmd_batch(args: argparse.Namespace) -> int:
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    remote = None
     try:
-        return _run(args, ctx, log, path, cancel)
+        if settings is not None:
+            from app.core.remote import RemoteEngine
+
+            remote = RemoteEngine(settings)  # asks GET /models: an unreachable server is reported now (exit 8)
+            print(
+                f"-- batch on {settings.public_url}, model {settings.served_model!r} (prompt style "
+                f"{settings.prompt_style}), up to {settings.concurrency} requests at once",
+                file=sys.stderr,
+            )
+        return _run(args, ctx, log, path, cancel, remote)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if remote is not None:
+            remote.close()
         log.close()
+
+
+def endpoint_settings(args: argparse.Namespace) -> Any:
+    """``EndpointSettings`` from the flags when ``--endpoint`` is given, else None; UsageError for any mix-up."""
+    endpoint = getattr(args, "endpoint", None)
+    remote_only = {
+        "--endpoint-model": getattr(args, "endpoint_model", None),
+        "--concurrency": getattr(args, "concurrency", None),
+        "--api-key-env": getattr(args, "api_key_env", None),
+        "--endpoint-timeout": getattr(args, "endpoint_timeout", None),
+        "--endpoint-attempts": getattr(args, "endpoint_attempts", None),
+    }
+    if not endpoint:
+        given = [flag for flag, value in remote_only.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --endpoint URL")
+        return None
+    from app.core.remote import DEFAULT_KEY_ENV, EndpointSettings
+
+    problems = []
+    if not args.endpoint_model:
+        problems.append("--endpoint needs --endpoint-model NAME (the model name the server serves)")
+    if args.model:
+        problems.append("--model picks a local model; with --endpoint the server's model is --endpoint-model")
+    if getattr(args, "parallel", None) is not None:
+        problems.append("--parallel is for the local engine; with --endpoint use --concurrency N")
+    if args.threads is not None:
+        problems.append("--threads is for the local engine; with --endpoint use --concurrency N")
+    if problems:
+        raise UsageError("; ".join(problems))
+    kw: dict[str, Any] = {}
+    if args.endpoint_timeout is not None:
+        kw["timeout_s"] = args.endpoint_timeout
+    if args.endpoint_attempts is not None:
+        kw["max_attempts"] = args.endpoint_attempts
+    return EndpointSettings(
+        base_url=args.endpoint,
+        served_model=args.endpoint_model,
+        prompt_style=args.prompt_style or "asclepius",
+        api_key_env=args.api_key_env or DEFAULT_KEY_ENV,
+        concurrency=args.concurrency if args.concurrency is not None else 4,
+        **kw,
+    )
 
 
 def _count_lines(path: Path) -> int:
@@ -346,15 +468,31 @@ def _requests(ctx: Any, args: argparse.Namespace) -> Any:
     )
 
 
-def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
-    models = [ctx.model(m) for m in (args.model or [None])]
+def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, remote: Any = None) -> int:
+    models = [remote.model] if remote is not None else [ctx.model(m) for m in (args.model or [None])]
     from app.core.registry import sha256_file  # here, not at import: gguf/numpy load no threads at parse time
 
     batch_id = log.start_batch(path.name, sha256_file(path))
     make = _requests(ctx, args)
     summary = Summary()
-    with progress_bar(_count_lines(path) * len(models)) as progress:
-        _run_windows(args, ctx, log, path, cancel, models, make, batch_id, summary, progress)
+    open_engine = (lambda _m: remote) if remote is not None else ctx.engine
+    try:
+        with progress_bar(_count_lines(path) * len(models)) as progress:
+            _run_windows(args, ctx, log, path, cancel, models, make, batch_id, summary, progress, open_engine)
+    except AsclepiusError as e:
+        from app.core.errors import StoreError
+
+        if isinstance(e, StoreError):
+            raise
+        # The server went away: keep the record straight, say what is done, then exit with its code.
+        summary.stopped = str(e)
+        log.finish_batch(batch_id, summary.as_dict())
+        print(
+            f"-- summary: {summary.ran} run, {summary.skipped} skipped (already done), {summary.failed} failed; "
+            "stopped: run the same command again to go on",
+            file=sys.stderr,
+        )
+        raise
     log.finish_batch(batch_id, summary.as_dict())
     if args.output:
         n_out = write_output(log, path, Path(args.output), [(m, make) for m in models], args.follow_symlinks)
@@ -373,7 +511,7 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
 
 def _run_windows(
     args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, models: list[Any],
-    make: Any, batch_id: int, summary: Summary, progress: Any,
+    make: Any, batch_id: int, summary: Summary, progress: Any, open_engine: Any,
 ) -> None:  # fmt: skip
     """model -> window of rows -> grouped by note -> what is not done yet -> run through the ask service."""
     for n, model in enumerate(models):
@@ -405,10 +543,13 @@ def _run_windows(
                 if engine is None:
                     if model.is_demo:
                         progress.write(DEMO_NOTE, file=sys.stderr)
-                    engine = ctx.engine(model)
-                run_model(
-                    ctx.service(engine, log), todo, batch_id, cancel, summary, progress, getattr(args, "parallel", None)
-                )
+                    engine = open_engine(model)
+                service = ctx.service(engine, log)
+                concurrency = getattr(engine, "concurrency", None)
+                if concurrency is not None:  # a remote server: items in flight at once, across notes
+                    run_concurrent(service, todo, batch_id, cancel, summary, progress, concurrency)
+                else:
+                    run_model(service, todo, batch_id, cancel, summary, progress, getattr(args, "parallel", None))
                 if summary.cancelled:
                     break
         finally:
@@ -441,4 +582,19 @@ def register(subparsers: Any) -> None:
         help="answers about one note decoded together (default: from the context; 1 = in turn)",
     )
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
+    r = b.add_argument_group("a remote server (OpenAI-compatible: vLLM, llama.cpp's server, TGI)")
+    r.add_argument("--endpoint", type=v.endpoint_url, help="the server's base URL, e.g. http://gpu-host:8000/v1")
+    r.add_argument("--endpoint-model", type=v.text, help="the model name the server serves (vLLM --served-model-name)")
+    r.add_argument(
+        "--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY; unset: no key)"
+    )
+    r.add_argument("--concurrency", type=v.bounded_int("concurrency", 1, 64), help="requests in flight (default 4)")
+    r.add_argument(
+        "--endpoint-timeout", type=v.positive_float("endpoint timeout"), help="seconds per attempt (default 600)"
+    )
+    r.add_argument(
+        "--endpoint-attempts",
+        type=v.bounded_int("endpoint attempts", 1, 100),
+        help="tries per request before the batch stops (default 5; backoff honours Retry-After)",
+    )
     b.set_defaults(func=cmd_batch)

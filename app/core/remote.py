@@ -173,8 +173,9 @@ class EndpointSettings:
 def completion_body(model: str, prompt: str, sp: SamplingParams, stop: tuple[str, ...], stream: bool) -> dict[str, Any]:
     """The ``/v1/completions`` body: every sampling parameter explicit, whatever the server's defaults.
 
-    ``top_k`` 0 (off, ours) is sent as -1, which both vLLM and llama.cpp read as "off"; the repeat penalty
-    goes under both names (llama.cpp ``repeat_penalty``, vLLM ``repetition_penalty``).
+    ``top_k`` 0 means "off" to us, llama.cpp and vLLM >= 0.8 (older vLLM wanted -1, which llama-cpp-python's
+    server refuses); the repeat penalty goes under both names (llama.cpp ``repeat_penalty``, vLLM
+    ``repetition_penalty``).
     """
     body: dict[str, Any] = {
         "model": model,
@@ -182,7 +183,7 @@ def completion_body(model: str, prompt: str, sp: SamplingParams, stop: tuple[str
         "max_tokens": sp.max_tokens,
         "temperature": sp.temperature,
         "top_p": sp.top_p,
-        "top_k": sp.top_k if sp.top_k > 0 else -1,
+        "top_k": sp.top_k,
         "min_p": sp.min_p,
         "repeat_penalty": sp.repeat_penalty,
         "repetition_penalty": sp.repeat_penalty,
@@ -448,7 +449,7 @@ class RemoteEngine:
                         f"the inference server at {cfg.public_url} broke off an answer ({last}); "
                         "the run is recorded as failed"
                     ) from None
-                log.warning("endpoint attempt %d of %d failed: %s", attempt, cfg.max_attempts, last)
+                log.info("endpoint attempt %d of %d failed: %s", attempt, cfg.max_attempts, last)
                 if attempt < cfg.max_attempts:
                     wait = self._backoff(attempt) if r.wait_s is None else r.wait_s
                     if not self._sleep(wait, cancel):

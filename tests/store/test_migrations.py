@@ -118,8 +118,8 @@ def test_upgrade_from_0002_adds_remote_provenance_and_keeps_runs(db_path: Path) 
         assert started is not None and (started.endpoint, started.served_model) == ("http://gpu:8000/v1", "asc-7b")
         from tests.store.helpers import result
 
-        log.finish_run(new, replace(result(req, m), endpoint="http://gpu:8000/v1", served_model="asc-7b",
-                                    reported_model="asc-7b", system_fingerprint="fp_1", usage_reported=True))  # fmt: skip
+        remote = {"endpoint": "http://gpu:8000/v1", "served_model": "asc-7b", "reported_model": "asc-7b"}
+        log.finish_run(new, replace(result(req, m), **remote, system_fingerprint="fp_1", usage_reported=True))
         done = log.get_run(new)
         assert done is not None and (done.reported_model, done.system_fingerprint) == ("asc-7b", "fp_1")
 
