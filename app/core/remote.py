@@ -51,7 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 from app import __version__
 from app.core.backend import TokenCallback
 from app.core.budget import Budget
-from app.core.errors import AsclepiusError, ContextOverflowError, ModelError, UsageError
+from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
 from app.core.notes import validate_note
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, SamplingParams, note_sha256
 from resources import PRESETS_VERSION, PromptStyle, get_style, get_task
@@ -65,12 +65,6 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 FATAL_STATUS = frozenset({401, 403, 404})
 MAX_ERROR_BODY = 2000
 """Bytes of an error reply kept for the message (a server's error text, never our prompt)."""
-
-
-class EndpointError(AsclepiusError):
-    """The inference server could not be reached, refused every request, or kept failing after retries."""
-
-    exit_code = 8
 
 
 def public_url(url: str) -> str:
