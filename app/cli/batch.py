@@ -224,11 +224,18 @@ def run_model(
                 )
             except StoreError:
                 raise  # the log is unusable: stop the batch (exit 6), nothing is lost
-            except (AsclepiusError, ItemClaimed):
+            except (AsclepiusError, ItemClaimed) as e:
                 # Checked before anything ran, or another batch on this log claimed one of the items: ask them
                 # one by one below, which reports the bad one and skips claimed ones (answers this group's
                 # parallel pass already finished are claimed by their own runs, so they are skipped, not rerun).
-                pass
+                # A request the service already logged as refused is reported here, not asked (and logged) again.
+                refused = getattr(e, "request_index", None)
+                if refused is not None:
+                    item = group[refused][0]
+                    summary.failed += 1
+                    progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
+                    progress.update()
+                    group = [w for j, w in enumerate(group) if j != refused]
             else:
                 for (item, _, _), out in zip(group, outs, strict=False):
                     if not _count(item, out, summary, progress):
