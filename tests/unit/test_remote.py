@@ -277,3 +277,10 @@ def test_the_ask_service_logs_a_remote_run_with_its_provenance(serve, tmp_path) 
 def test_completion_body_has_no_chat_fields() -> None:
     b = completion_body("m", "p", SamplingParams(top_k=40, repeat_penalty=1.1), (), stream=False)
     assert b["top_k"] == 40 and b["repetition_penalty"] == 1.1 and "stop" not in b and "stream_options" not in b
+
+
+def test_batch_and_the_judge_record_an_endpoint_the_same_way() -> None:
+    from training.endpoint import public_url as judge_url
+
+    for url in ("https://u:p@h.example:8443/v1/?x=1#f", "http://127.0.0.1:8000/v1", "http://[::1]:80/v1/"):
+        assert public_url(url) == judge_url(url)
