@@ -112,6 +112,8 @@ class RunView:
     served_model: str | None = None
     reported_model: str | None = None
     system_fingerprint: str | None = None
+    usage_reported: bool | None = None
+    """False: the server sent no token usage (prompt tokens unknown, recorded as 0; completion counted)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ RUN_COLUMNS = (
     Run.served_model,
     Run.reported_model,
     Run.system_fingerprint,
+    Run.usage_reported,
 )
 SAMPLING_KEYS = tuple(f.name for f in fields(SamplingParams))
 """One column per sampling parameter, named as in SamplingParams (a new parameter must get a column)."""

@@ -42,6 +42,7 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("log", ["log", "stats", "--since", "yesterday-ish"], 2, "not a date"),
     ("log", ["log", "stats", "--db", "{tmp}/corrupt.db"], 6, ""),
     ("log", ["log", "import-ratings", "{tmp}/none.csv"], 2, "not found"),
+    ("log", ["log", "show", "99999"], 2, "no run"),
     ("batch", ["batch", "{tmp}/none.csv"], 2, "not found"),
     ("batch", ["batch", "{tmp}/items.csv", "--output", "{tmp}/out.txt"], 2, "--output"),
     # batch --endpoint: a closed loopback port (8), a URL carrying a password, a missing or stray remote flag (2)

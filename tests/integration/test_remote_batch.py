@@ -140,6 +140,12 @@ def test_batch_against_the_server_matches_the_local_engine_and_logs_provenance(s
         assert run["engine"] == "openai-compatible /v1/completions" and run["prompt_style"] == "plain-qa@1"
         assert run["grounding"] is not None or not run["answer"]  # the same grounding check as local runs
         assert (run["top_k"], run["temperature"], run["max_tokens"]) == (0, 0.0, int(MAX_TOKENS))
+    show = [sys.executable, "-m", "app.cli.main", "log", "show", str(runs[0]["id"]), "--db", str(db)]
+    shown = subprocess.run(
+        show, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"endpoint:             {server.url}" in shown.stdout and "reported_model:       demo" in shown.stdout
     # The same prompt, greedy, on the same llama.cpp build: the server's answers are the local engine's.
     notes = {r["id"]: r for r in csv.DictReader(items.open(encoding="utf-8"))}
     by_instr = {}
