@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,8 +42,12 @@ Step = str | tuple[str, Any]
 class Server:
     """Scripted completions server; ``script[i]`` answers the i-th POST (the last step repeats)."""
 
-    def __init__(self, script: list[Step], models: list[str] | None = None, usage: bool = True) -> None:
+    def __init__(
+        self, script: list[Step], models: list[str] | None = None, usage: bool = True, delay_s: float = 0.0
+    ) -> None:
         self.script, self.models, self.usage = script, models if models is not None else ["m"], usage
+        self.delay_s, self.in_flight, self.max_in_flight = delay_s, 0, 0
+        self._lock = threading.Lock()
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []
@@ -69,10 +74,21 @@ class Server:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.bodies.append(json.loads(raw))
-                outer.headers.append(dict(self.headers.items()))
-                outer.times.append(time.monotonic())
-                i = len(outer.bodies) - 1
+                with outer._lock:
+                    outer.bodies.append(json.loads(raw))
+                    outer.headers.append(dict(self.headers.items()))
+                    outer.times.append(time.monotonic())
+                    i = len(outer.bodies) - 1
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    time.sleep(outer.delay_s)
+                    self._answer(i)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _answer(self, i: int) -> None:
                 step = outer.script[min(i, len(outer.script) - 1)]
                 kind, extra = (step, None) if isinstance(step, str) else step
                 if kind in ("ok", "cut", "garbage"):
@@ -245,8 +261,6 @@ def test_urls_are_recorded_without_credentials_and_refused_with_them() -> None:
 
 
 def test_truncation_needs_a_tokenizer_and_is_refused(serve) -> None:
-    from dataclasses import replace
-
     with pytest.raises(UsageError, match="truncate"):
         engine(serve(["ok"])).ask(replace(request(), truncate=True))
 
@@ -284,3 +298,58 @@ def test_batch_and_the_judge_record_an_endpoint_the_same_way() -> None:
 
     for url in ("https://u:p@h.example:8443/v1/?x=1#f", "http://127.0.0.1:8000/v1", "http://[::1]:80/v1/"):
         assert public_url(url) == judge_url(url)
+
+
+def _batch_items(path, n: int) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "note", "task", "instruction"])
+        for i in range(n):
+            w.writerow([f"i{i}", NOTE if i % 2 else NOTE + " Afebrile.", "qa", f"Question {i}?"])
+
+
+def _run_remote_batch(tmp_path, srv: Server, items, *extra: str) -> int:  # type: ignore[no-untyped-def]
+    from app.cli.batch import _run, endpoint_settings
+    from app.cli.main import build_parser
+    from tests.fakes import FakeContext, FakeEngine
+
+    argv = ["batch", str(items), "--endpoint", srv.url, "--endpoint-model", "m", *extra]
+    args = build_parser().parse_args(argv)
+    settings = replace(endpoint_settings(args), backoff_base_s=0.01, backoff_max_s=0.02)
+    ctx = FakeContext(tmp_path, FakeEngine())
+    with RemoteEngine(settings) as remote, ctx.open_log() as log:
+        return _run(args, ctx, log, items, threading.Event(), remote)
+
+
+def test_batch_endpoint_keeps_concurrency_bounded_and_resumes(serve, tmp_path, capsys) -> None:
+    srv = serve(["ok"], delay_s=0.3)
+    items = tmp_path / "items.csv"
+    _batch_items(items, 8)
+    assert _run_remote_batch(tmp_path, srv, items, "--concurrency", "3") == 0
+    assert srv.max_in_flight == 3 and len(srv.bodies) == 8  # bounded, and across the two notes
+    assert _run_remote_batch(tmp_path, srv, items, "--concurrency", "3") == 0
+    assert len(srv.bodies) == 8 and "8 skipped (already done)" in capsys.readouterr().err
+
+
+def test_batch_endpoint_stops_when_the_server_fails_and_the_rerun_completes_it(serve, tmp_path, capsys) -> None:
+    from app.store import EvalLog
+
+    srv = serve(["ok", "ok", "ok", "503"])
+    items = tmp_path / "items.csv"
+    _batch_items(items, 8)
+    with pytest.raises(EndpointError, match="failed 1 times"):
+        _run_remote_batch(tmp_path, srv, items, "--concurrency", "1", "--endpoint-attempts", "1")
+    err = capsys.readouterr().err
+    assert "3 run" in err and "run the same command again" in err
+    srv.script = ["ok"]  # the server is back
+    assert _run_remote_batch(tmp_path, srv, items, "--concurrency", "2") == 0
+    assert "3 skipped (already done)" in capsys.readouterr().err
+    db = next((tmp_path / "data").rglob("*.db"))
+    with EvalLog.open(db) as log:
+        runs = log.list_runs(limit=1000)
+    answered = [r for r in runs if r.finish_reason == "stop"]
+    assert sorted(r.instruction for r in answered) == sorted(f"Question {i}?" for i in range(8))  # once each
+    failed = [r for r in runs if r.finish_reason == "error"]
+    assert len(failed) == 1 and failed[0].endpoint == srv.url  # the one that met the failing server, kept
