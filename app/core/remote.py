@@ -249,6 +249,8 @@ class RemoteEngine:
         self._paused_until = 0.0
         self._rng = rng or random.Random()
         self._closed = False
+        self.retries = 0
+        """Attempts that failed and were tried again (all requests together)."""
         self.served: list[str] = []
         """Model ids the server listed (``GET /models``)."""
         n_ctx = settings.context_length
@@ -443,6 +445,8 @@ class RemoteEngine:
                         f"the inference server at {cfg.public_url} broke off an answer ({last}); "
                         "the run is recorded as failed"
                     ) from None
+                with self._lock:
+                    self.retries += 1
                 log.info("endpoint attempt %d of %d failed: %s", attempt, cfg.max_attempts, last)
                 if attempt < cfg.max_attempts:
                     wait = self._backoff(attempt) if r.wait_s is None else r.wait_s
@@ -481,6 +485,7 @@ class RemoteEngine:
                         return
                 if not reply.done:
                     raise _Retry(f"the stream ended before [DONE] after {reply.chunks} chunks")
+                resp.read()  # the rest of the body (the chunked terminator): the connection can serve the next
             else:  # a server that ignores "stream": one JSON body
                 self._chunk(json.loads(resp.read()), reply, on_token)
                 reply.done = True

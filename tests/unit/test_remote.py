@@ -43,8 +43,14 @@ class Server:
     """Scripted completions server; ``script[i]`` answers the i-th POST (the last step repeats)."""
 
     def __init__(
-        self, script: list[Step], models: list[str] | None = None, usage: bool = True, delay_s: float = 0.0
+        self,
+        script: list[Step],
+        models: list[str] | None = None,
+        usage: bool = True,
+        delay_s: float = 0.0,
+        keepalive: bool = False,
     ) -> None:
+        self.keepalive = keepalive
         self.script, self.models, self.usage = script, models if models is not None else ["m"], usage
         self.delay_s, self.in_flight, self.max_in_flight = delay_s, 0, 0
         self._lock = threading.Lock()
@@ -91,6 +97,18 @@ class Server:
             def _answer(self, i: int) -> None:
                 step = outer.script[min(i, len(outer.script) - 1)]
                 kind, extra = (step, None) if isinstance(step, str) else step
+                if kind == "ok" and outer.keepalive:  # HTTP/1.1 chunked, the connection stays open
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for p in PIECES:
+                        data = f"data: {json.dumps({'model': 'm', 'choices': [{'text': p}]})}\n\n".encode()
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    done = b"data: [DONE]\n\n"
+                    self.wfile.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+                    self.wfile.flush()
+                    return
                 if kind in ("ok", "cut", "garbage"):
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
@@ -183,6 +201,14 @@ def test_sends_the_locally_rendered_prompt_byte_for_byte_as_a_completion(serve, 
     assert (res.prompt_tokens, res.completion_tokens, res.usage_reported) == (40, 3, True)
     assert res.endpoint == srv.url and res.served_model == "m" and res.n_ctx == 4096
     assert "sk-secret" not in json.dumps(res.to_dict())
+
+
+def test_a_keep_alive_connection_serves_request_after_request_without_retries(serve) -> None:
+    srv = serve(["ok"], keepalive=True)
+    eng = engine(srv)
+    for _ in range(3):
+        assert eng.ask(request()).answer == "".join(PIECES)
+    assert len(srv.bodies) == 3 and eng.retries == 0  # the stream's end was read: no reconnect-and-retry
 
 
 def test_style_stop_strings_are_sent(serve) -> None:
