@@ -20,8 +20,8 @@ from app.core.model_library import (
     default_setting,
     is_default,
     is_removable,
-    remove_model,
     removable_device,
+    remove_model,
     rename_model,
 )
 from app.core.registry import CHANGED, MISSING, OK, REGISTRY_VERSION, Registry, mark_missing, sha256_file
@@ -218,7 +218,7 @@ def test_remove_deletes_only_a_confirmed_library_copy(tmp_path, tiny_llama_gguf)
     reg = Registry(_paths(tmp_path))
     own = _place(tiny_llama_gguf, tmp_path / "mine" / "tiny.gguf")
     mine, _ = add_model(reg, own)
-    removed, deleted = remove_model(reg, mine.path, delete_copy=True)
+    _, deleted = remove_model(reg, mine.path, delete_copy=True)
     assert deleted is None and own.exists(), "the user's own file is never deleted"
     assert Registry(reg.paths).find(mine.path) is None
     lib, _ = add_model(reg, own, copy=True)
@@ -249,7 +249,10 @@ def test_rename_keeps_the_id_and_refuses_bad_names(tmp_path, tiny_llama_gguf):  
 
 
 def test_builtin_demo_stays_a_copy_of_it_is_its_own_entry_and_a_missing_default_falls_back(
-    tmp_path, demo_paths, demo_model, tiny_llama_gguf  # noqa: F811
+    tmp_path,
+    demo_paths,
+    demo_model,
+    tiny_llama_gguf,  # noqa: F811
 ):
     reg = Registry(demo_paths)
     demo = reg.ensure_demo()
