@@ -338,3 +338,29 @@ def test_removable_mount_roots():
     assert is_removable("/media/alice/STICK/m.gguf") and is_removable("/run/media/alice/S/m.gguf")
     assert is_removable("/mnt/usb/m.gguf")
     assert not is_removable("/nonexistent-dir/m.gguf")
+
+
+def test_runs_keep_their_model_provenance_through_rename_remove_and_new_content(tmp_path, tiny_llama_gguf):  # noqa: F811
+    """The evaluation log keys models by the sha256 a run was made with; the registry's changes never touch it."""
+    from app.store import EvalLog
+    from tests.store.helpers import request, result
+
+    reg = Registry(_paths(tmp_path))
+    f = _place(tiny_llama_gguf, tmp_path / "m" / "tiny.gguf")
+    info, _ = add_model(reg, f)
+    log = EvalLog.open(tmp_path / "log.db")
+    try:
+        req = request()
+        run_id = log.log_run(req, info, result(req, info))
+        rename_model(reg, info.path, "Renamed")
+        with f.open("r+b") as fh:  # new content at the same path: the entry gets the new sha256
+            fh.seek(-1, os.SEEK_END)
+            fh.write(b"\x02")
+        assert reg.resolve(info.path).sha256 != info.sha256
+        remove_model(reg, info.path)
+        run = log.get_run(run_id)
+        assert (run.model_sha256, run.model_file, run.model_name) == (info.sha256, info.file_name, "tiny-llama")
+        [logged] = [m for m in log.models() if m.sha256 == info.sha256]
+        assert logged.name == "tiny-llama", "the name the run was made under"
+    finally:
+        log.close()
