@@ -171,9 +171,11 @@ class Registry:
             return {}
         if version < REGISTRY_VERSION:
             backup = f.with_name(f"{f.name}.v{version}")
-            if not backup.exists():
-                write_private(backup, raw, what="model registry backup")
-            self._write(entries)
+            # A read-only data directory: use the migrated entries now, migrate the file on a later start.
+            with contextlib.suppress(OSError, UsageError):
+                if not backup.exists():
+                    write_private(backup, raw, what="model registry backup")
+                self._write(entries)
         return entries
 
     def _write(self, entries: dict[str, dict[str, Any]]) -> None:
