@@ -107,13 +107,14 @@ def _remove(args: argparse.Namespace, ctx: CliContext) -> int:
         size = f"{info.size_bytes / 1e9:.2f} GB"
         answer = input(f"Also delete the app's library copy {info.path} ({size})? [y/N] ")
         delete = answer.strip().lower() in ("y", "yes")
+    was_default = is_default(reg, info, ctx.config.default_model)
     removed, deleted = remove_model(reg, info.path, delete_copy=delete)
     print(f"removed {removed.display_name} ({removed.short_sha}); its runs stay in the evaluation log")
     if deleted is not None:
         print(f"deleted the library copy {deleted}")
     elif removed.status != MISSING:
         print(f"the file stays where it is: {removed.path}")
-    if is_default(reg, removed, ctx.config.default_model) or ctx.config.default_model == removed.path:
+    if was_default and ctx.config.default_model:
         save_config(ctx.paths, replace(ctx.config, default_model=""))
         print("the default model is now the demo model")
     return 0

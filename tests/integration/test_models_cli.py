@@ -40,7 +40,12 @@ def _listed(run) -> dict[str, dict]:
     return {m["id"]: m for m in json.loads(out)}
 
 
-def test_models_commands_share_the_model_managers_behaviour(cli, tmp_path, tiny_llama_gguf):  # noqa: F811
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_models_commands_share_the_model_managers_behaviour(cli, tmp_path, monkeypatch, tiny_llama_gguf):  # noqa: F811
     paths = Paths.default()
     stick = Path(shutil.copy(tiny_llama_gguf, tmp_path / "tiny.gguf"))
     mine = tmp_path / "mine" / "tiny.gguf"
@@ -88,6 +93,10 @@ def test_models_commands_share_the_model_managers_behaviour(cli, tmp_path, tiny_
     assert code == 0 and str(lib2) in out, "the kept copy is not overwritten"
     code, out, _ = cli("models", "remove", str(lib2), "--delete-copy")
     assert code == 0 and not lib2.exists() and "deleted the library copy" in out and stick.exists()
+    cli("models", "import", str(stick), "--copy")
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))  # a person at a terminal answers the question
+    code, out, _ = cli("models", "remove", str(lib2))
+    assert code == 0 and not lib2.exists() and "deleted the library copy" in out
     code, out, _ = cli("models", "remove", str(mine))  # the default, file gone: back to the demo
     assert code == 0 and "now the demo model" in out and load_config(paths).default_model == ""
     code, _, err = cli("models", "remove", demo["id"])
