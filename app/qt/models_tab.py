@@ -154,8 +154,11 @@ class ModelsTab(QWidget):
         self.rename_btn = QPushButton("Re&name…")
         self.rename_btn.clicked.connect(self.rename_dialog)
         self.remove_btn = QPushButton("Rem&ove")
-        self.remove_btn.setToolTip("Forget the model (a copy in the app's library is deleted; other files stay)")
-        self.remove_btn.clicked.connect(self.remove_selected)
+        self.remove_btn.setToolTip(
+            "Forget the model: your file stays; the app's library copy is deleted only if you say so"
+        )
+        # Not connected directly: clicked(bool) would arrive as ``confirm=False`` and skip the question.
+        self.remove_btn.clicked.connect(lambda: self.remove_selected())
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.cancel)
         self.cancel_btn.hide()

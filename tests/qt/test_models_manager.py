@@ -122,6 +122,9 @@ def test_remove_asks_and_deletes_only_a_library_copy_the_user_chose_to_delete(sc
     assert own.exists() and "stays" in tab.banner.text()
     tab.table.selectRow(_row(tab, lib.path))
     QTimer.singleShot(0, lambda: _answer("Cancel"))
+    tab.remove_btn.click()  # the button asks too (its clicked(bool) must not skip the question)
+    assert ctx.registry.find(lib.path) is not None and os.path.exists(lib.path)
+    QTimer.singleShot(0, lambda: _answer("Cancel"))
     assert not tab.remove_selected() and ctx.registry.find(lib.path) is not None
     QTimer.singleShot(0, lambda: _answer("Remove and delete the copy"))
     assert tab.remove_selected()
