@@ -203,6 +203,11 @@ class ModelsTab(QWidget):
             self.banner.show_error(ctx.registry.notice)
             QTimer.singleShot(0, lambda: ctx.notice.emit(ctx.registry.notice))
 
+    def showEvent(self, event) -> None:
+        # Files come and go outside the app (a USB stick): each visit shows their status as it is now.
+        super().showEvent(event)
+        self.refresh()
+
     def refresh(self) -> None:
         reg = self.ctx.registry
         self.models = sorted(reg.list(), key=lambda m: (not reg.is_builtin(m), m.name.lower(), m.path))

@@ -69,7 +69,7 @@ def test_each_file_has_a_row_with_its_status_and_verified_is_never_yes_for_a_gon
     assert _cell(tab, b.path, "Default") == "default" and _cell(tab, a.path, "Default") == ""
     os.utime(a.path, ns=(1, 1))
     os.unlink(b.path)
-    tab.refresh()
+    tab.show()  # opening the screen shows the files as they are now
     assert _cell(tab, a.path, "Verified") == "changed"
     assert _cell(tab, b.path, "Verified") == "MISSING"
     assert _cell(tab, b.path, "Default") == "default (missing: the demo is used)"
