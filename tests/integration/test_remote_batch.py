@@ -182,7 +182,8 @@ def test_server_killed_mid_batch_stops_with_exit_8_and_resumes_with_nothing_lost
     finally:
         if proc.poll() is None:
             proc.kill()
-        server.start()  # a new server on the same address, for the resume and for later tests
+        if server.proc is None or server.proc.poll() is not None:
+            server.start()  # a new server on the same address, for the resume and for later tests
     first = _runs(db)
     done_first = {r["resume_key"]: r["uuid"] for r in _answered(db)}
     if len(done_first) == 6:
