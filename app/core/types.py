@@ -91,7 +91,13 @@ class ModelInfo:
     is_demo: bool = False
     provenance: dict[str, str] = field(default_factory=dict)
     verified: bool = True
-    """False once ``verify`` found the file's sha256 changed since import."""
+    """The file's sha256 was checked and its size and mtime are as then; False once ``verify`` found it changed,
+    and while the file is missing or changed (``status``)."""
+    status: str = "ok"
+    """``ok``, ``missing`` (the file is gone: a removed USB stick) or ``changed`` (size or mtime differ from
+    when it was hashed), as seen when this was made."""
+    in_library: bool = False
+    """The file is the app's own copy in its model library (removing the model may delete it)."""
 
     @property
     def display_name(self) -> str:
@@ -179,6 +185,17 @@ class RunResult:
     truncation: Truncation | None = None
     grounding: dict[str, Any] | None = None
     error: str | None = None
+    # a remote backend (app/core/remote.py) only: where the answer came from
+    endpoint: str | None = None
+    """The server's base URL, without userinfo, query or fragment."""
+    served_model: str | None = None
+    """The model name the request named (what the server serves it as)."""
+    reported_model: str | None = None
+    """The model the server said answered (its reply's ``model``), where it gives one."""
+    system_fingerprint: str | None = None
+    """The server's ``system_fingerprint`` (its backend configuration), where it gives one."""
+    usage_reported: bool | None = None
+    """False when the server reported no token usage (completion tokens were counted from the stream)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
