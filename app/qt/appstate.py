@@ -124,9 +124,12 @@ class AppContext(QObject):
         kv_dir = self.kv_state_dir()  # read here, on the GUI thread
 
         def work(job: Job) -> LlamaCppEngine:
-            job.message("preparing the model file (the first start assembles the demo model)…")
+            job.message("preparing the model file…")
             try:
-                info = registry.resolve(ref)
+                if ref or registry.default_model:
+                    info = registry.resolve(ref)
+                else:  # the demo model: its first start joins ~250 MB of parts, with a percent and Cancel
+                    info = registry.ensure_demo(progress=_percent_reporter(job), cancel=job.cancel)
             except ModelError:
                 wanted = ref or registry.default_model
                 found = registry.find(wanted) if wanted else None
@@ -135,7 +138,7 @@ class AppContext(QObject):
                 # The default model's file is gone (a removed USB stick): carry on with the demo model.
                 mark_missing(registry, found.sha256)
                 job.message(f"notice:{found.display_name} is missing ({found.path}); using the demo model instead")
-                info = registry.ensure_demo()
+                info = registry.ensure_demo(progress=_percent_reporter(job), cancel=job.cancel)
             if job.cancel.is_set():
                 raise Cancelled("loading the model was cancelled")
             job.message(f"loading {info.display_name}…")
@@ -247,3 +250,16 @@ class AppContext(QObject):
         if self.log is not None:
             self.log.close()
             self.log = None
+
+
+def _percent_reporter(job: Job):
+    """Report the demo model's preparation as "N%" of its bytes (one message per percent, not per block)."""
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        if pct != last[0]:
+            last[0] = pct
+            job.message(f"preparing the demo model (first start): {pct}% of {total / 1e6:.0f} MB")
+
+    return report
