@@ -134,7 +134,7 @@ def test_run_all_stops_one_pane_then_all(fake_app, qtbot):
 
 
 def test_run_all_panes_go_when_the_note_changes(fake_app, qtbot):
-    ctx, tab = fake_app(FakeEngine())
+    _ctx, tab = fake_app(FakeEngine())
     with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
         tab.run_all()
     assert tab.answer_stack.currentWidget() is tab.run_all_view and tab.rate_area.isHidden()
@@ -144,7 +144,7 @@ def test_run_all_panes_go_when_the_note_changes(fake_app, qtbot):
 
 
 def test_open_to_rate_shows_one_pane_run_with_its_rate_panel(fake_app, qtbot):
-    ctx, tab = fake_app(FakeEngine())
+    _ctx, tab = fake_app(FakeEngine())
     with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
         tab.run_all()
     o = done.args[0][2]

@@ -13,9 +13,7 @@ from tests.qt.conftest import WAIT_MS, qt_config
 pytestmark = pytest.mark.qt
 
 
-def test_run_all_streams_side_by_side_with_prompt_percent_and_a_stop_per_pane(
-    open_window, qtbot, tmp_path, sample_note
-):
+def test_run_all_streams_side_by_side_with_prompt_percent_and_stop_per_pane(open_window, qtbot, tmp_path, sample_note):
     ctx, win = open_window(qt_config(tmp_path, generation=GenerationDefaults(max_tokens=40, temperature=0.0, seed=0)))
     tab = win.ask_tab
     note = sample_note + "\n" + sample_note[: len(sample_note) // 2]
