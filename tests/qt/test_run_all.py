@@ -55,3 +55,29 @@ def test_run_all_streams_side_by_side_with_prompt_percent_and_stop_per_pane(open
         assert f"finish: {o.result.finish_reason}" in pane.status.text()
         assert o.result.note_sha256[:12] in pane.provenance.text() and pane.run_id == o.run_id
     assert "Incomplete" in view.panes[3].status.text()
+
+
+def test_an_answer_on_another_model_shows_that_engines_prompt_percent(
+    open_window, qtbot, tmp_path, tiny_llama_gguf, sample_note
+):
+    import shutil
+
+    ctx, win = open_window()
+    tab = win.ask_tab
+    tiny = tmp_path / "tiny-llama.gguf"
+    shutil.copy(tiny_llama_gguf, tiny)
+    info = ctx.registry.import_model(str(tiny))
+    note = sample_note[:600]
+    tab.editor.setPlainText(note)
+    tab.set_task("qa")
+    tab.instruction.setPlainText("What was the creatinine?")
+    shown: list[str] = []
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
+        task = tab.ask(model=info)
+        assert "loading, then processing the note" in tab.metrics.text()
+        task.signals.info.connect(lambda _p: shown.append(tab.metrics.text()))  # after the tab's own slot
+    other = ctx.engine_for(info)
+    assert other is not ctx.engine
+    expected = len(other.tokenize_prompt(other.style_for(None), note, "What was the creatinine?").all)
+    m = re.search(r": ([\d,]+) of ([\d,]+) tokens \((\d+)%\) · \d+ s", shown[0] if shown else "")
+    assert m and int(m.group(2).replace(",", "")) == expected, shown
