@@ -81,7 +81,8 @@ class AppContext(QObject):
         self.load_task: Task | None = None
         self.engine_notice = ""
         self.blinded_runs: set[int] = set()
-        """Runs of a Compare whose vote is still open: History shows no model name for them."""
+        """Runs of a Compare whose vote is still open: History shows no model name for them. A mirror of
+        the log's (``EvalLog.blinded_runs``, read when the log opens), so a restart keeps them hidden."""
 
     # -- startup ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,13 +96,23 @@ class AppContext(QObject):
     def open_log(self) -> Task:
         path, keep_text = self.database_path, self.config.store_note_text
         self.log_state = State.LOADING
-        task = Task(lambda job: EvalLog.open(path, store_note_text=keep_text), "open log")
+
+        def work(_job: Job) -> tuple[EvalLog, set[int]]:
+            log = EvalLog.open(path, store_note_text=keep_text)
+            try:
+                return log, log.blinded_runs()
+            except BaseException:
+                log.close()
+                raise
+
+        task = Task(work, "open log")
         task.signals.finished.connect(self._log_opened)
         task.signals.errored.connect(self._log_failed)
         self.log_changed.emit()
         return self.tasks.start(task)
 
-    def _log_opened(self, new: EvalLog) -> None:
+    def _log_opened(self, opened: tuple[EvalLog, set[int]]) -> None:
+        new, self.blinded_runs = opened
         old, self.log = self.log, new
         self.log_error, self.log_state = None, State.READY
         if old is not None:
