@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
@@ -80,7 +81,7 @@ class AskTab(QWidget):
         self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}"))
         self.editor.setMinimumWidth(220)
         self.editor.replace_hook = self.replace_note
-        open_btn = QPushButton("&Open note…")
+        self.open_btn = open_btn = QPushButton("&Open note…")
         open_btn.setToolTip("Open a plain-text note (.txt) (Ctrl+O)")
         open_btn.clicked.connect(self.open_note_dialog)
         self.samples = combo(12)
@@ -181,10 +182,13 @@ class AskTab(QWidget):
             (QKeySequence(QKeySequence.StandardKey.Open), self.open_note_dialog),
         ):
             QShortcut(keys, self, slot)
-        self.setTabOrder(self.editor, self.task_box)
-        self.setTabOrder(self.task_box, self.examples)
-        self.setTabOrder(self.examples, self.instruction)
-        self.setTabOrder(self.instruction, self.ask_btn)
+        # Reading order: the note column, then the question and its buttons, then the answer (the Rate
+        # panel's controls follow, as created).
+        chain = [self.samples, self.open_btn, self.clear_btn, self.editor, self.truncate, self.task_box]
+        chain += [self.examples, self.instruction, self.ask_btn, self.stop_btn, self.all_btn, self.copy_btn]
+        chain += [self.answer]
+        for a, b in pairwise(chain):
+            self.setTabOrder(a, b)
 
     # -- the note: never replaced without asking, an answer never outlives it -----------------------
     def confirm(self, question: str) -> bool:

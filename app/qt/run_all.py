@@ -32,7 +32,8 @@ from app.qt.fit import scrolled
 
 PANE_MIN_WIDTH = 300
 """Two columns from ~620 px of answer column: a task's answer stays readable (about 40 characters a line)."""
-PANE_TEXT_MIN_HEIGHT = 110
+PANE_TEXT_LINES = 7
+"""Each pane's answer box shows this many lines (it scrolls): a whole pane fits the 1024x700 answer column."""
 
 
 def note_label(note: str) -> str:
@@ -66,7 +67,8 @@ class TaskPane(QFrame):
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setTabChangesFocus(True)
-        self.text.setMinimumHeight(PANE_TEXT_MIN_HEIGHT)
+        lines = self.text.fontMetrics().lineSpacing() * PANE_TEXT_LINES
+        self.text.setFixedHeight(lines + 2 * self.text.frameWidth() + 8)
         self.text.setAccessibleName(f"Answer: {request.task}")
         self.status = QLabel("Waiting")
         self.status.setWordWrap(True)
@@ -158,6 +160,7 @@ class RunAllView(QWidget):
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setAlignment(Qt.AlignmentFlag.AlignTop)  # panes keep their height; the rest stays empty
         self.area = scrolled(self.grid_host)
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
