@@ -80,8 +80,8 @@ class TaskPane(QFrame):
         self.open_btn.setToolTip("Show this run on its own, with the note highlights and the Rate panel")
         self.open_btn.clicked.connect(lambda: self.run_id is not None and self.open_requested.emit(self.run_id))
         self.open_btn.hide()
-        row = QHBoxLayout()
-        row.addWidget(self.status, 1)
+        row = QHBoxLayout()  # under the state line, which gets the pane's whole width (metrics wrap less)
+        row.addStretch(1)
         row.addWidget(self.stop_btn)
         row.addWidget(self.open_btn)
         lay = QVBoxLayout(self)
@@ -89,6 +89,7 @@ class TaskPane(QFrame):
         lay.addWidget(self.header)
         lay.addWidget(self.provenance)
         lay.addWidget(self.text, 1)
+        lay.addWidget(self.status)
         lay.addLayout(row)
         self.state = "waiting"
         self.stopping = False
