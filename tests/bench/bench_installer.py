@@ -52,18 +52,24 @@ def gz_size_without_demo(stage_parent: Path, name: str) -> int:
 
 
 class XServer:
-    """A fresh Xvfb on a display number never used before in this run, ready when a client connects."""
-
-    _next = 80
+    """A fresh Xvfb on a display number the server picks itself (``-displayfd``: never one another process
+    holds, which is how a fixed numbering once sent a launch to a dying server), ready when a client connects."""
 
     def __init__(self) -> None:
-        XServer._next += 1
-        self.display = f":{XServer._next}"
+        read_fd, write_fd = os.pipe()
         self.proc = subprocess.Popen(
-            ["Xvfb", self.display, "-nolisten", "tcp", "-screen", "0", "1280x800x24"],
+            ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", "1280x800x24"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
         )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as fh:
+            number = fh.readline().strip()
+        if not number.isdigit():
+            self.proc.kill()
+            raise RuntimeError("Xvfb did not report a display number")
+        self.display = f":{number}"
         env = {**os.environ, "DISPLAY": self.display}
         for _ in range(200):
             if subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode == 0:
@@ -143,9 +149,13 @@ def main() -> int:
     venv_argv = [args.native_python, "-m", "app.cli.main", "gui"]
     launch_to_window(venv_argv, venv_env)
     frozen, venv = [], []
-    for _ in range(args.repeats):
-        frozen.append(launch_to_window([str(exe), "gui"], env))
-        venv.append(launch_to_window(venv_argv, venv_env))
+    for rep in range(args.repeats):  # interleaved, the order alternating
+        if rep % 2 == 0:
+            frozen.append(launch_to_window([str(exe), "gui"], env))
+            venv.append(launch_to_window(venv_argv, venv_env))
+        else:
+            venv.append(launch_to_window(venv_argv, venv_env))
+            frozen.append(launch_to_window([str(exe), "gui"], env))
     result["launch_frozen_s"] = [round(v, 3) for v in frozen]
     result["launch_venv_s"] = [round(v, 3) for v in venv]
     result["launch_ratio_frozen_over_venv"] = round(statistics.median(frozen) / statistics.median(venv), 3)
@@ -158,8 +168,10 @@ def main() -> int:
     sides = {"portable": args.build_python, "native": args.native_python}
     speeds: dict[str, list[float]] = {k: [] for k in sides}
     backends: dict[str, str] = {}
-    for _ in range(args.repeats):
-        for side, py in sides.items():
+    for rep in range(args.repeats):
+        order = list(sides) if rep % 2 == 0 else list(sides)[::-1]  # alternate who goes first
+        for side in order:
+            py = sides[side]
             r = subprocess.run(
                 [py, "-c", DECODE_PROBE, str(model), str(args.tokens)],
                 capture_output=True,
@@ -174,6 +186,9 @@ def main() -> int:
     result["decode_backends"] = backends
     result["decode_ratio_portable_over_native"] = round(
         statistics.median(speeds["portable"]) / statistics.median(speeds["native"]), 3
+    )
+    result["decode_ratio_median_of_paired"] = round(
+        statistics.median(p / n for p, n in zip(speeds["portable"], speeds["native"], strict=True)), 3
     )
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=2))

@@ -6,7 +6,10 @@
 
 Every measured step runs in its own child process, which reports its own peak RSS
 (``getrusage(RUSAGE_SELF).ru_maxrss``: anonymous and file-backed pages it had resident at the peak), so
-one step's memory never hides in another's. Results are printed as JSON and as markdown rows.
+one step's memory never hides in another's. The 1B decode comparison (GGUF Q4_K_M and F16 against
+transformers fp32) runs ``--repeats`` rounds with the sides interleaved, the order rotating each round, so
+load on the machine hits every side alike; it reports medians and the median of the per-round ratios.
+Results are printed as JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -141,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drop-caches", action="store_true", help="start conversions with a cold page cache")
     ap.add_argument("--skip-7b", action="store_true")
     ap.add_argument("--skip-1b", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of the interleaved 1B decode comparison")
     args = ap.parse_args(argv)
     d: Path = args.dir
     results: dict = {
@@ -160,13 +165,26 @@ def main(argv: list[str] | None = None) -> int:
         results["1b_quantize"] = run_stage(
             "quantize", d / "llama1b-f16.gguf", d / "llama1b-q4_k_m.gguf", "Q4_K_M", args.threads
         )
-        results["1b_gguf_q4_k_m"] = run_stage("gguf_generate", d / "llama1b-q4_k_m.gguf", args.threads)
-        results["1b_gguf_f16"] = run_stage("gguf_generate", d / "llama1b-f16.gguf", args.threads)
-        results["1b_hf_fp32"] = run_stage("hf_generate", d / "llama1b-hf", args.threads)
-        hf, q = results["1b_hf_fp32"], results["1b_gguf_q4_k_m"]
+        sides = {
+            "1b_gguf_q4_k_m": ("gguf_generate", d / "llama1b-q4_k_m.gguf"),
+            "1b_gguf_f16": ("gguf_generate", d / "llama1b-f16.gguf"),
+            "1b_hf_fp32": ("hf_generate", d / "llama1b-hf"),
+        }
+        runs: dict[str, list[dict]] = {k: [] for k in sides}
+        names = list(sides)
+        for r in range(max(1, args.repeats)):
+            for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
+                stage, path = sides[k]
+                runs[k].append(run_stage(stage, path, args.threads))
+        for k, rs in runs.items():
+            results[k] = {
+                key: statistics.median(x[key] for x in rs) for key in rs[0] if isinstance(rs[0][key], (int, float))
+            } | {"repeats": len(rs)}
+        paired = list(zip(runs["1b_gguf_q4_k_m"], runs["1b_hf_fp32"], strict=True))
         results["1b_ratio_q4_k_m_vs_hf"] = {
-            "decode_speedup": q["decode_tok_s"] / hf["decode_tok_s"],
-            "peak_memory_ratio": q["peak_rss_mb"] / hf["peak_rss_mb"],
+            "decode_speedup": statistics.median(q["decode_tok_s"] / h["decode_tok_s"] for q, h in paired),
+            "peak_memory_ratio": statistics.median(q["peak_rss_mb"] / h["peak_rss_mb"] for q, h in paired),
+            "per_round_decode_speedup": [round(q["decode_tok_s"] / h["decode_tok_s"], 2) for q, h in paired],
         }
     print(json.dumps(results, indent=2))
     (d / "bench_quantize.json").write_text(json.dumps(results, indent=2))
