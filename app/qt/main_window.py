@@ -191,7 +191,6 @@ class MainWindow(QMainWindow):
         self.ask_tab.rate.flush()
         self.ask_tab.stop()
         self.compare_tab.flush()
-        self.ask_tab.rate_area.show()  # hidden under Run all tasks' panes: save its width, not 0
         self.ui_state.save(self.saveGeometry(), self.tabs.currentIndex(), self.ask_tab.split.saveState())
         super().closeEvent(event)
 
