@@ -130,6 +130,7 @@ def bench_stalls(home: Path) -> dict:
 
     wait(lambda: ctx.engine_state is State.READY and ctx.log is not None)
     tab = win.ask_tab
+    tab.confirm = lambda _question: True  # the bench replaces the note it pasted itself: no modal question
     note = load_sample("pneumonia").text
     tab.editor.setPlainText(note)
     tab.set_task("summary")
