@@ -41,7 +41,8 @@ class RunAllMixin:
         task.signals.info.connect(lambda p: view.set_prompt_progress(lambda: p.engine.evaluated_tokens, p.tokens))
         task.signals.finished.connect(self._all_finished)
         task.signals.errored.connect(self._all_failed)
-        task.signals.done.connect(self._done)
+        # Only if no newer run started meanwhile (a run_finished listener may ask again at once).
+        task.signals.done.connect(lambda t=task: self.task is t and self._done())
         self.task = task
         self._set_running(True)
         self._asked_note = note
@@ -65,6 +66,7 @@ class RunAllMixin:
             self.run_all_view.tick()
 
     def _all_finished(self: AskTab, outcomes: list[Outcome]) -> None:
+        self._done()  # before anyone hears of it, so a listener may run again at once
         self.ctx.runs_changed.emit()
         self.run_all_view.finish(outcomes)
         if outcomes and outcomes[-1].result.truncation:
@@ -72,6 +74,7 @@ class RunAllMixin:
         self.run_finished.emit(outcomes)
 
     def _all_failed(self: AskTab, exc: BaseException) -> None:
+        self._done()
         msg = describe_error(exc).replace("truncate the note explicitly", "tick “Truncate the note to fit”")
         self.run_all_view.finish(None, f"Run all tasks failed: {msg}")
         self.banner.show_error(msg)

@@ -376,7 +376,8 @@ class AskTab(RunAllMixin, QWidget):
         task.signals.info.connect(self._prompt_info)
         task.signals.finished.connect(self._finished)
         task.signals.errored.connect(self._failed)
-        task.signals.done.connect(self._done)
+        # Only if no newer run started meanwhile (a run_finished listener may ask again at once).
+        task.signals.done.connect(lambda t=task: self.task is t and self._done())
         self.task = task
         self._set_running(True)
         self._first_token = True
