@@ -1,13 +1,15 @@
 """Reading a Hugging Face checkpoint directory without loading it: config, files, tensor metadata.
 
-Tensors are read one at a time. Each read opens its file afresh and drops the mapping afterwards, so
-the pages of a multi-gigabyte shard that one tensor touched do not stay resident (a mapping kept open
-for the whole run would let RSS climb towards the shard size).
+Safetensors headers are parsed here without torch; their data is streamed (read once, hashed as read)
+by ``quantize.stream``. PyTorch ``.bin`` tensors are read one at a time: each read maps its file afresh
+and drops the mapping afterwards, so the pages of a multi-gigabyte shard that one tensor touched do not
+stay resident.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ class TensorMeta:
     dtype: str
     """Source dtype as torch names it without the prefix: ``float32``, ``float16``, ``bfloat16``."""
     file: Path
+    offset: int = -1
+    """Safetensors: absolute byte offset of the data in ``file``; -1 for PyTorch ``.bin`` files."""
+    nbytes: int = 0
 
     @property
     def numel(self) -> int:
@@ -42,6 +47,8 @@ class Checkpoint:
     config: dict[str, Any]
     weight_files: list[Path]
     tensors: dict[str, TensorMeta] = field(default_factory=dict)
+    headers: dict[Path, bytes] = field(default_factory=dict)
+    """Safetensors file -> its header bytes (length prefix + JSON) as read when indexing."""
 
     @property
     def format(self) -> str:
@@ -113,7 +120,11 @@ def open_checkpoint(path: Path) -> Checkpoint:
         raise QuantizeError(f"{config_path}: not valid JSON ({exc})") from None
     ckpt = Checkpoint(path, config, files)
     for f in files:
-        for meta in _read_metas(f):
+        if f.suffix == ".safetensors":
+            ckpt.headers[f], metas = read_safetensors_header(f)
+        else:
+            metas = _read_bin_metas(f)
+        for meta in metas:
             if meta.name in ckpt.tensors:
                 raise QuantizeError(
                     f"tensor {meta.name} appears in both {ckpt.tensors[meta.name].file.name} and {f.name}"
@@ -122,21 +133,53 @@ def open_checkpoint(path: Path) -> Checkpoint:
     return ckpt
 
 
-def _read_metas(f: Path) -> list[TensorMeta]:
-    if f.suffix == ".safetensors":
-        from safetensors import safe_open
+_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64"}
+_ST_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2}
+_ST_ITEMSIZE |= {"I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_ST_MAX_HEADER = 100 << 20  # the safetensors library's own limit
 
-        with safe_open(str(f), framework="pt") as sf:
-            out = []
-            for name in sf.keys():  # noqa: SIM118 - safe_open has keys() but is not a mapping
-                sl = sf.get_slice(name)
-                out.append(TensorMeta(name, tuple(sl.get_shape()), _st_dtype(sl.get_dtype()), f))
-            return out
+
+def read_safetensors_header(f: Path) -> tuple[bytes, list[TensorMeta]]:
+    """Parse a safetensors header without a framework (and without mapping the file): the raw header
+    bytes and each tensor's dtype, shape and absolute data range, checked against the file's size."""
+    size = f.stat().st_size
+    with f.open("rb") as fh:
+        prefix = fh.read(8)
+        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if n < 2 or n > _ST_MAX_HEADER or 8 + n > size:
+            raise QuantizeError(f"{f.name}: not a safetensors file (bad header length; truncated or damaged)")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        start = 8 + n
+        metas, end_max = [], 0
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            code, shape, (begin, end) = info["dtype"], tuple(int(d) for d in info["shape"]), info["data_offsets"]
+            numel = 1
+            for d in shape:
+                numel *= d
+            if code not in _ST_ITEMSIZE or not 0 <= begin <= end or end - begin != numel * _ST_ITEMSIZE[code]:
+                raise ValueError(f"tensor {name}: dtype {code}, shape {list(shape)} and data range disagree")
+            metas.append(TensorMeta(name, shape, _st_dtype(code), f, start + begin, end - begin))
+            end_max = max(end_max, end)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise QuantizeError(f"{f.name}: damaged safetensors header ({exc})") from None
+    if start + end_max > size:
+        raise QuantizeError(f"{f.name}: truncated: its header needs {start + end_max:,} bytes, the file has {size:,}")
+    spans = sorted((m.offset, m.offset + m.nbytes, m.name) for m in metas if m.nbytes)
+    for (_, e0, a), (b1, _, b) in itertools.pairwise(spans):
+        if b1 < e0:
+            raise QuantizeError(f"{f.name}: damaged safetensors header (tensors {a} and {b} overlap)")
+    return prefix + raw, metas
+
+
+def _read_bin_metas(f: Path) -> list[TensorMeta]:
     state = _torch_load(f)
     return [TensorMeta(k, tuple(v.shape), str(v.dtype).removeprefix("torch."), f) for k, v in state.items()]
-
-
-_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64"}
 
 
 def _st_dtype(code: str) -> str:
@@ -154,12 +197,8 @@ def _torch_load(f: Path) -> dict[str, Any]:
 
 
 def load_tensor(meta: TensorMeta) -> Any:
-    """One tensor as a torch tensor owning its memory (the file mapping is dropped on return)."""
-    if meta.file.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(meta.file), framework="pt") as sf:
-            return sf.get_tensor(meta.name).clone()
+    """One tensor of a PyTorch ``.bin`` file as a torch tensor owning its memory (the mapping is dropped on
+    return). Safetensors files are streamed by ``quantize.stream`` instead."""
     state = _torch_load(meta.file)
     t = state[meta.name].clone()
     del state

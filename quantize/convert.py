@@ -1,14 +1,20 @@
-"""HF checkpoint -> F32/F16/BF16 GGUF, streamed one tensor at a time.
+"""HF checkpoint -> F32/F16/BF16 GGUF, streamed in one pass over the sources.
 
 The plan (names, shapes, types) is built and checked from file metadata before a byte is written; the
-GGUF header and tensor index are written from the plan; then each tensor is loaded, checked, permuted,
-cast and written, and dropped. The file is written under a temporary name, re-read with GGUFReader and
-only then renamed into place, so an output path that exists is always a complete, checked file.
+GGUF header and tensor index are written from the plan, with a placeholder of the same length for each
+safetensors file's sha256; then each safetensors file is read once, front to back, in chunks that are
+hashed, checked, permuted, cast and written (``quantize.stream``), and the placeholders are overwritten
+with the digests of the bytes that were read. The tensors are in file order (as in the files: sorted by
+name for ``save_pretrained`` output). PyTorch ``.bin`` checkpoints are hashed in a pass of their own and
+loaded one tensor at a time through torch. The file is written under a temporary name, re-read with
+GGUFReader and only then renamed into place, so an output path that exists is always a complete, checked
+file.
 """
 
 from __future__ import annotations
 
 import errno
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -18,7 +24,7 @@ from typing import Any
 
 from quantize import CONVERTER_VERSION
 from quantize.arch import HParams, read_hparams
-from quantize.checkpoint import Checkpoint, TensorMeta, hash_sources, load_tensor, open_checkpoint
+from quantize.checkpoint import Checkpoint, TensorMeta, load_tensor, open_checkpoint, sha256_file
 from quantize.errors import QuantizeError, QuantizeUsageError
 from quantize.gguf_io import (
     KEY_CONVERTER,
@@ -30,6 +36,7 @@ from quantize.gguf_io import (
     KEY_SOURCE_SHA256,
     atomic_output,
 )
+from quantize.stream import OUT_DTYPE, ChunkConverter, FileDone, Piece, SourceFile, SourceStream, TensorDataWriter
 from quantize.vocab import VocabInfo, load_vocab
 
 OUT_TYPES = ("auto", "f32", "f16", "bf16")
@@ -103,7 +110,7 @@ class ConvertResult:
     source_sha256: dict[str, str]
     notes: list[str] = field(default_factory=list)
     hash_seconds: float = 0.0
-    """Of ``seconds``: the sha256 pass over the source files (a separate sequential read)."""
+    """Time spent in sha256 (for safetensors in the reader thread, overlapping the conversion)."""
 
 
 def resolve_out_type(ckpt: Checkpoint, requested: str) -> str:
@@ -121,7 +128,8 @@ def plan_tensors(ckpt: Checkpoint, hp: HParams, out_type: str) -> list[TensorPla
     arch = getattr(gguf.MODEL_ARCH, hp.arch.gguf_arch)
     name_map = gguf.get_tensor_name_map(arch, hp.layers)
     plans, problems = [], []
-    for meta in sorted(ckpt.tensors.values(), key=lambda m: (str(m.file), m.name)):
+    order = {f: i for i, f in enumerate(ckpt.weight_files)}
+    for meta in sorted(ckpt.tensors.values(), key=lambda m: (order[m.file], m.offset, m.name)):
         if meta.name.endswith(DROPPED_SUFFIXES):
             continue
         found = name_map.get_type_and_name(meta.name, try_suffixes=(".weight", ".bias"))
@@ -254,9 +262,16 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
             f"not enough disk space in {opts.output.parent}: the GGUF needs about {need / 1e9:.2f} GB, "
             f"{free / 1e9:.2f} GB free"
         )
-    report("hashing source files", 0, total)
+    # Safetensors weights are hashed while they are converted; their digests are written over same-length
+    # placeholders at the end. Config and tokenizer files (small) and .bin weights are hashed here.
     t_hash = time.perf_counter()
-    hashes = hash_sources(ckpt)
+    hashes: dict[str, str] = {}
+    placeholders: dict[str, str] = {}
+    for f in ckpt.source_files():
+        if f in ckpt.headers:
+            hashes[f.name] = placeholders[f.name] = secrets.token_hex(32)
+        else:
+            hashes[f.name] = sha256_file(f)
     t_hash = time.perf_counter() - t_hash
     writer = _writer(hp, vocab, opts, out_type, ckpt, hashes)
     dtypes = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}
@@ -273,13 +288,21 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
             writer.write_header_to_file(tmp)
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
-            done = 0
-            for p in plans:
-                arr = tensor_to_numpy(p, load_tensor(p.meta))
-                writer.write_tensor_data(arr)
-                done += p.nbytes
-                del arr
-                report(p.gguf_name, done, total)
+            fout = writer.fout[0]
+            fout.flush()
+            slots = _placeholder_offsets(tmp, fout.tell(), placeholders)
+            data = TensorDataWriter(fout, writer.data_alignment)
+            if ckpt.headers:
+                digests, streamed_hash_s = _stream_safetensors(ckpt, plans, data, report, total)
+                t_hash += streamed_hash_s
+            else:
+                digests = {}
+                _convert_bin(plans, data, report, total)
+            for name, digest in digests.items():
+                hashes[name] = digest
+                fout.seek(slots[name])
+                fout.write(digest.encode("ascii"))
+            fout.flush()
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise QuantizeError(
@@ -291,3 +314,73 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
     return ConvertResult(
         opts.output, out_type, len(plans), total, time.perf_counter() - t0, hashes, vocab.notes, t_hash
     )
+
+
+def _placeholder_offsets(path: Path, header_end: int, placeholders: dict[str, str]) -> dict[str, int]:
+    """Where each placeholder digest sits in the written metadata (each occurs exactly once)."""
+    with path.open("rb") as fh:
+        head = fh.read(header_end)
+    out = {}
+    for name, ph in placeholders.items():
+        at = head.find(ph.encode("ascii"))
+        if at < 0 or head.find(ph.encode("ascii"), at + 1) >= 0:
+            raise QuantizeError(f"internal error: the sha256 slot for {name} is not unique in the GGUF header")
+        out[name] = at
+    return out
+
+
+def _stream_safetensors(
+    ckpt: Checkpoint, plans: list[TensorPlan], data: TensorDataWriter, report: Progress, total: int
+) -> tuple[dict[str, str], float]:
+    """Read every safetensors file once; return {file name: sha256 of its bytes} and the seconds hashed."""
+    files = {f: SourceFile(f, ckpt.headers[f]) for f in ckpt.weight_files}
+    for i, p in enumerate(plans):
+        rows = p.meta.shape[0] if p.meta.shape else 1
+        piece = Piece(
+            i,
+            f"{p.meta.name} ({p.gguf_name})",
+            p.meta.offset,
+            p.meta.nbytes,
+            rows,
+            p.meta.numel // rows if rows else 0,
+            p.meta.dtype,
+            OUT_DTYPE[p.out_type],
+            p.permute_heads,
+        )
+        files[p.meta.file].pieces.append(piece)
+    stream = SourceStream(list(files.values()))
+    conv = ChunkConverter()
+    digests: dict[str, str] = {}
+    nxt, done = 0, 0
+    try:
+        for msg in stream:
+            if isinstance(msg, FileDone):
+                digests[msg.path.name] = msg.sha256
+                continue
+            if msg.piece.index != nxt:
+                raise QuantizeError(f"internal error: tensor {msg.piece.name} arrived out of plan order")
+            try:
+                data.write(conv.convert(msg.piece, memoryview(msg.buf)[: msg.n]))
+            finally:
+                stream.release(msg)
+            if msg.last:
+                data.end_tensor(msg.piece.out_nbytes)
+                nxt += 1
+                done += plans[msg.piece.index].nbytes
+                report(plans[msg.piece.index].gguf_name, done, total)
+    finally:
+        stream.close()  # also when an error or Ctrl-C leaves the loop: the reader thread stops now
+    if nxt != len(plans):
+        raise QuantizeError(f"internal error: {nxt} of {len(plans)} tensors were written")
+    return digests, stream.hash_seconds
+
+
+def _convert_bin(plans: list[TensorPlan], data: TensorDataWriter, report: Progress, total: int) -> None:
+    done = 0
+    for p in plans:
+        arr = tensor_to_numpy(p, load_tensor(p.meta))
+        data.write(memoryview(arr.reshape(-1).view("uint8")))
+        data.end_tensor(p.nbytes)
+        done += p.nbytes
+        del arr
+        report(p.gguf_name, done, total)

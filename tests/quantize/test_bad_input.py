@@ -15,6 +15,7 @@ import pytest
 from quantize.convert import ConvertOptions, convert_checkpoint
 from quantize.errors import QuantizeError
 from quantize.gguf_io import inspect_gguf
+from quantize.stream import TensorDataWriter
 from tests.fixtures_llama import write_state_dict
 
 
@@ -115,18 +116,16 @@ def test_input_already_gguf(tiny_llama_gguf, tmp_path):
 
 
 def test_disk_full_while_writing_removes_the_temp_file(ckpt, tmp_path, monkeypatch):
-    import gguf
-
-    real = gguf.GGUFWriter.write_tensor_data
+    real = TensorDataWriter.end_tensor
     calls = {"n": 0}
 
-    def failing(self, tensor, *a, **kw):
+    def failing(self, nbytes):
         calls["n"] += 1
         if calls["n"] == 5:  # fail mid-file, after real bytes were written
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, tensor, *a, **kw)
+        return real(self, nbytes)
 
-    monkeypatch.setattr(gguf.GGUFWriter, "write_tensor_data", failing)
+    monkeypatch.setattr(TensorDataWriter, "end_tensor", failing)
     with pytest.raises(QuantizeError, match=r"disk full while writing o\.gguf; the partial file was removed"):
         _convert(ckpt, tmp_path / "o.gguf")
     assert calls["n"] == 5
@@ -141,15 +140,13 @@ def test_not_enough_free_space_is_refused_up_front(ckpt, tmp_path, monkeypatch):
 
 
 def test_interrupt_leaves_nothing_and_rerun_works(ckpt, tmp_path, monkeypatch):
-    import gguf
+    real = TensorDataWriter.end_tensor
 
-    real = gguf.GGUFWriter.write_tensor_data
-
-    def interrupted(self, tensor, *a, **kw):
-        real(self, tensor, *a, **kw)
+    def interrupted(self, nbytes):
+        real(self, nbytes)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gguf.GGUFWriter, "write_tensor_data", interrupted)
+    monkeypatch.setattr(TensorDataWriter, "end_tensor", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _convert(ckpt, tmp_path / "o.gguf")
     assert _leftovers(tmp_path) == []
@@ -162,16 +159,17 @@ def test_killed_run_leftover_is_not_a_gguf_and_rerun_cleans_it(ckpt, tmp_path):
     """SIGKILL mid-write: the partial file has a name no one takes for a model; the next run removes it."""
     out = tmp_path / "o.gguf"
     script = (
-        "import os, signal, gguf, sys\n"
+        "import os, signal, sys\n"
         "from pathlib import Path\n"
         "from quantize.convert import ConvertOptions, convert_checkpoint\n"
-        "real = gguf.GGUFWriter.write_tensor_data\n"
+        "from quantize.stream import TensorDataWriter\n"
+        "real = TensorDataWriter.end_tensor\n"
         "n = [0]\n"
-        "def w(self, t, *a, **k):\n"
+        "def w(self, nbytes):\n"
         "    n[0] += 1\n"
         "    if n[0] == 3: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return real(self, t, *a, **k)\n"
-        "gguf.GGUFWriter.write_tensor_data = w\n"
+        "    return real(self, nbytes)\n"
+        "TensorDataWriter.end_tensor = w\n"
         f"convert_checkpoint(ConvertOptions(Path({str(ckpt)!r}), Path({str(out)!r}), out_type='f32'))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

@@ -8,6 +8,7 @@ import gguf
 import pytest
 
 from quantize import convert as convert_mod
+from quantize import stream as stream_mod
 from quantize.convert import ConvertOptions, convert_checkpoint
 from quantize.gguf_io import KEY_PROMPT_STYLE, KEY_SOURCE_FILES, KEY_SOURCE_SHA256, inspect_gguf
 from quantize.verify import TOLERANCES, load_llama, tokenizer_parity, verify_numerics
@@ -104,7 +105,8 @@ def test_bf16_source_matches_hf(tiny_checkpoint, hf_cache, few_notes, tmp_path):
 def test_without_the_rotary_permutation_logits_diverge(tiny_checkpoint, hf_cache, few_notes, tmp_path, monkeypatch):
     """The numerics check can fail: skip the Q/K permutation and the same comparison must reject the file."""
     ckpt = tiny_checkpoint("llama1")
-    monkeypatch.setattr(convert_mod, "permute_qk", lambda t, n: t)
+    monkeypatch.setattr(convert_mod, "permute_qk", lambda t, n: t)  # the .bin path
+    monkeypatch.setattr(stream_mod, "interleave_rotary_halves", lambda rows, *a: rows)  # the safetensors path
     convert_checkpoint(ConvertOptions(ckpt, tmp_path / "bad.gguf", out_type="f32"))
     report = verify_numerics(
         ckpt, tmp_path / "bad.gguf", few_notes[:1], max_tokens=64, hf=hf_cache(ckpt), greedy_tokens=8
