@@ -271,6 +271,6 @@ def _percent_reporter(job: Job):
         pct = 100 * done // total if total else 100
         if pct != last[0]:
             last[0] = pct
-            job.message(f"preparing the demo model (first start): {pct}% of {total / 1e6:.0f} MB")
+            job.message(f"preparing the demo model: {pct}% of {total / 1e6:.0f} MB")
 
     return report

@@ -12,7 +12,7 @@ from tests.qt.conftest import WAIT_MS, qt_config
 
 pytestmark = pytest.mark.qt
 
-PERCENT = re.compile(r"preparing the demo model \(first start\): (\d+)% of (\d+) MB")
+PERCENT = re.compile(r"preparing the demo model: (\d+)% of (\d+) MB")
 
 
 def fresh(qtbot, tmp_path: Path):
