@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +33,15 @@ class CliContext:
                 config = config.with_engine(n_threads=threads)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        return cls(paths, config, Registry(paths, config.default_model))
+        registry = Registry(paths, config.default_model)
+        if registry.notice:  # models.json was damaged: it was kept aside, say so once
+            print(f"-- notice: {registry.notice}", file=sys.stderr)
+        return cls(paths, config, registry)
 
     def model(self, ref: str | None) -> ModelInfo:
-        return self.registry.resolve(ref)
+        """``ref``, or the configured default; a default whose file is gone falls back to the demo model with
+        a notice on stderr (the saved default is kept for when the file is back)."""
+        return self.registry.resolve(ref, on_fallback=lambda msg: print(f"-- notice: {msg}", file=sys.stderr))
 
     def engine(self, model: ModelInfo) -> InferenceEngine:
         from app.core.engine import LlamaCppEngine  # loads llama.cpp: only when a command needs a model

@@ -172,18 +172,42 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_tasks)
 
-    m = sub.add_parser("models", help="the model registry: list, import, info, verify")
+    m = sub.add_parser("models", help="the model registry: list, import, info, verify, remove, rename, set-default")
     msub = m.add_subparsers(dest="models_command", required=True, metavar="ACTION", parser_class=_Parser)
-    msub.add_parser("list", help="registered models").add_argument("--json", action="store_true")
+    msub.add_parser("list", help="registered models, their status and where they are").add_argument(
+        "--json", action="store_true"
+    )
     mi = msub.add_parser("import", help="register a GGUF file (checked, sha256 computed once)")
     mi.add_argument("path")
     mi.add_argument("--prompt-style", type=v.prompt_style, help="prompt style to use with this model")
+    mi.add_argument("--name", help="the name shown for this model (default: from the GGUF)")
+    copy = mi.add_mutually_exclusive_group()
+    copy.add_argument(
+        "--copy",
+        dest="copy",
+        action="store_true",
+        default=None,
+        help="copy the file into the app's model library first (the default for removable media)",
+    )
+    copy.add_argument("--no-copy", dest="copy", action="store_false", help="register the file where it is")
     mi.add_argument("--set-default", action="store_true")
     info = msub.add_parser("info", help="metadata of a registered model or a GGUF path")
-    info.add_argument("model", nargs="?", help="sha256 prefix, file name or path (default: the default model)")
+    info.add_argument("model", nargs="?", help="path, sha256 prefix, file name or name (default: the default model)")
     info.add_argument("--json", action="store_true")
     ver = msub.add_parser("verify", help="recompute a model's sha256 and compare")
     ver.add_argument("model")
+    rm = msub.add_parser("remove", help="forget a model (your file stays; a library copy is deleted if you confirm)")
+    rm.add_argument("model", help="path, sha256 prefix, file name or name")
+    keep = rm.add_mutually_exclusive_group()
+    keep.add_argument("--delete-copy", action="store_true", help="delete the app's library copy without asking")
+    keep.add_argument("--keep-copy", action="store_true", help="keep the app's library copy without asking")
+    rn = msub.add_parser("rename", help="change the name shown for a model")
+    rn.add_argument("model", help="path, sha256 prefix, file name or name")
+    rn.add_argument("name")
+    sd = msub.add_parser("set-default", help="the model used when none is given")
+    which = sd.add_mutually_exclusive_group(required=True)
+    which.add_argument("model", nargs="?", help="path, sha256 prefix, file name or name")
+    which.add_argument("--demo", action="store_true", help="the embedded demo model")
     m.set_defaults(func=cmd_models)
 
     s = sub.add_parser("selftest", help="offline end-to-end check on the default model")

@@ -1,4 +1,8 @@
-"""``asclepius models list|import|info|verify``."""
+"""``asclepius models list|import|info|verify|remove|rename|set-default``.
+
+The same registry API as the desktop Models screen (``app.core.model_library``): one entry per file path,
+status ok / missing / changed, copies into the app's model library (the default for removable media).
+"""
 
 from __future__ import annotations
 
@@ -12,66 +16,161 @@ from app.cli.context import CliContext
 from app.core.config import save_config
 from app.core.errors import ModelError
 from app.core.limits import allocated_context
-from app.core.registry import describe, read_gguf
+from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
+from app.core.registry import CHANGED, MISSING, Registry, describe, mark_missing, read_gguf
 from app.core.types import ModelInfo
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        print(f"\rsha256: {done / max(total, 1):6.1%}", end="", file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
+def _progress(what: str):
+    def report(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{what}: {done / max(total, 1):6.1%}", end="", file=sys.stderr, flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+
+    return report
 
 
-def _row(m: ModelInfo, default_sha: str) -> str:
+def _verified(m: ModelInfo) -> str:
+    if m.status == MISSING:
+        return "MISSING"
+    if m.status == CHANGED:
+        return "changed"
+    return "yes" if m.verified else "NO"
+
+
+def _row(reg: Registry, m: ModelInfo, default: str) -> str:
     size = f"{m.size_bytes / 1e9:.2f} GB"
     params = f"{m.parameter_count / 1e9:.2f}B" if m.parameter_count else "?"
-    mark = "*" if m.sha256 == default_sha else " "
+    mark = "*" if is_default(reg, m, default) else " "
+    where = "library" if m.in_library else ("built-in" if reg.is_builtin(m) else "")
     return (
-        f"{mark} {m.short_sha}  {m.display_name:<60}  {m.architecture:<8} {params:>7} {size:>9}  ctx {m.context_length}"
+        f"{mark} {m.short_sha}  {m.display_name:<60}  {m.architecture:<8} {params:>7} {size:>9}  "
+        f"ctx {m.context_length:<6}  verified {_verified(m):<7}  {where:<8}  {m.path}"
     )
 
 
-def models_command(args: argparse.Namespace, ctx: CliContext) -> int:
+def _list(args: argparse.Namespace, ctx: CliContext) -> int:
     reg = ctx.registry
-    action = args.models_command
-    if action == "list":
-        models = reg.list()
-        if not any(m.is_demo for m in models):
-            models.insert(0, reg.ensure_demo())
-        default = ctx.config.default_model or next((m.sha256 for m in models if m.is_demo), "")
-        if args.json:
-            print(json.dumps([describe(m) for m in models], indent=2))
-        else:
-            for m in models:
-                print(_row(m, default))
+    if not any(reg.is_builtin(m) for m in reg.list()):
+        reg.ensure_demo()
+    models = sorted(reg.list(), key=lambda m: (not reg.is_builtin(m), m.name.lower(), m.path))
+    default = ctx.config.default_model
+    for m in models:
+        if m.status == MISSING:
+            mark_missing(reg, m.path)
+    if args.json:
+        out = []
+        for m in models:
+            d = describe(m)
+            d.update(id=m.path, is_default=is_default(reg, m, default), builtin=reg.is_builtin(m))
+            out.append(d)
+        print(json.dumps(out, indent=2))
+    else:
+        for m in models:
+            print(_row(reg, m, default))
+    chosen = reg.default_entry() if default else None
+    if default and (chosen is None or chosen.status == MISSING):
+        print(
+            f"-- notice: the default model {default} is missing; the demo model is used until it is back",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _import(args: argparse.Namespace, ctx: CliContext) -> int:
+    reg = ctx.registry
+    copy = args.copy if args.copy is not None else is_removable(args.path, library=ctx.paths.models_dir)
+    what = "copy and check" if copy else "sha256"
+    info, note = add_model(
+        reg, args.path, copy=copy, prompt_style=args.prompt_style, name=args.name, progress=_progress(what)
+    )
+    print(f"imported {info.display_name} ({info.short_sha}), prompt style {info.prompt_style}: {info.path}")
+    if note:
+        print(f"-- {note}", file=sys.stderr)
+    if args.set_default:
+        _save_default(ctx, info.path)
+    return 0
+
+
+def _save_default(ctx: CliContext, ref: str) -> None:
+    info, value = default_setting(ctx.registry, ref)
+    save_config(ctx.paths, replace(ctx.config, default_model=value))
+    print(f"{info.display_name} is now the default model")
+
+
+def _remove(args: argparse.Namespace, ctx: CliContext) -> int:
+    reg = ctx.registry
+    info = reg.get(args.model, strict=True)
+    delete = args.delete_copy
+    if info.in_library and not delete and not args.keep_copy and sys.stdin.isatty() and not reg.is_builtin(info):
+        size = f"{info.size_bytes / 1e9:.2f} GB"
+        answer = input(f"Also delete the app's library copy {info.path} ({size})? [y/N] ")
+        delete = answer.strip().lower() in ("y", "yes")
+    was_default = is_default(reg, info, ctx.config.default_model)
+    removed, deleted = remove_model(reg, info.path, delete_copy=delete)
+    print(f"removed {removed.display_name} ({removed.short_sha}); its runs stay in the evaluation log")
+    if deleted is not None:
+        print(f"deleted the library copy {deleted}")
+    elif removed.status != MISSING:
+        print(f"the file stays where it is: {removed.path}")
+    if was_default and ctx.config.default_model:
+        save_config(ctx.paths, replace(ctx.config, default_model=""))
+        print("the default model is now the demo model")
+    return 0
+
+
+def _info(args: argparse.Namespace, ctx: CliContext) -> int:
+    reg = ctx.registry
+    ref = args.model
+    if ref and Path(ref).exists() and reg.find(ref) is None:
+        meta = read_gguf(Path(ref))
+        print(json.dumps(meta, indent=2, default=str))
         return 0
-    if action == "import":
-        info = reg.import_model(args.path, prompt_style=args.prompt_style, progress=_progress)
-        print(f"imported {info.display_name} ({info.short_sha}), prompt style {info.prompt_style}")
-        if args.set_default:
-            save_config(ctx.paths, replace(ctx.config, default_model=info.sha256))
-            print("set as the default model")
+    info = ctx.model(ref)  # no ref: the default, or the demo with a notice when the default's file is gone
+    eng = ctx.config.engine
+    d = describe(info, n_ctx=allocated_context(info, eng.n_ctx, eng.max_ctx))
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        for k, v in d.items():
+            print(f"{k:>16}: {v}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, ctx: CliContext) -> int:
+    info, ok = ctx.registry.verify(args.model, progress=_progress("sha256"))
+    if not ok:
+        raise ModelError(f"{info.path}: sha256 does not match the registered {info.sha256} (file changed?)")
+    print(f"ok: {info.file_name} sha256 {info.sha256}")
+    return 0
+
+
+def _rename(args: argparse.Namespace, ctx: CliContext) -> int:
+    info = rename_model(ctx.registry, args.model, args.name)
+    print(f"renamed: {info.display_name} ({info.path})")
+    return 0
+
+
+def _set_default(args: argparse.Namespace, ctx: CliContext) -> int:
+    if args.demo:
+        save_config(ctx.paths, replace(ctx.config, default_model=""))
+        print("the demo model is now the default model")
         return 0
-    if action == "info":
-        ref = args.model
-        if ref and Path(ref).exists() and reg.find(ref) is None:
-            meta = read_gguf(Path(ref))
-            print(json.dumps(meta, indent=2, default=str))
-            return 0
-        info = ctx.model(ref)
-        eng = ctx.config.engine
-        d = describe(info, n_ctx=allocated_context(info, eng.n_ctx, eng.max_ctx))
-        if args.json:
-            print(json.dumps(d, indent=2))
-        else:
-            for k, v in d.items():
-                print(f"{k:>16}: {v}")
-        return 0
-    if action == "verify":
-        info, ok = reg.verify(args.model, progress=_progress)
-        if not ok:
-            raise ModelError(f"{info.path}: sha256 does not match the registered {info.sha256} (file changed?)")
-        print(f"ok: {info.file_name} sha256 {info.sha256}")
-        return 0
-    raise AssertionError(action)
+    _save_default(ctx, args.model)
+    return 0
+
+
+ACTIONS = {
+    "list": _list,
+    "import": _import,
+    "info": _info,
+    "verify": _verify,
+    "remove": _remove,
+    "rename": _rename,
+    "set-default": _set_default,
+}
+
+
+def models_command(args: argparse.Namespace, ctx: CliContext) -> int:
+    return ACTIONS[args.models_command](args, ctx)

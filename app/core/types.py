@@ -91,7 +91,13 @@ class ModelInfo:
     is_demo: bool = False
     provenance: dict[str, str] = field(default_factory=dict)
     verified: bool = True
-    """False once ``verify`` found the file's sha256 changed since import."""
+    """The file's sha256 was checked and its size and mtime are as then; False once ``verify`` found it changed,
+    and while the file is missing or changed (``status``)."""
+    status: str = "ok"
+    """``ok``, ``missing`` (the file is gone: a removed USB stick) or ``changed`` (size or mtime differ from
+    when it was hashed), as seen when this was made."""
+    in_library: bool = False
+    """The file is the app's own copy in its model library (removing the model may delete it)."""
 
     @property
     def display_name(self) -> str:

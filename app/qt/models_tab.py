@@ -1,11 +1,13 @@
-"""The Models screen: the registry, import with a background sha256, verify, set default, RAM estimate."""
+"""The Models screen: the registry (one row per file), import (optionally copied into the app's library), verify,
+rename, remove, set default, RAM estimate. Every change goes through ``app.core.model_library``, the API
+``asclepius models ...`` uses too."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -23,15 +25,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import Cancelled, ModelError
-from app.core.registry import add_model, is_missing, is_removable, mark_missing, remove_model, rename_model
+from app.core.errors import AsclepiusError, Cancelled
+from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
+from app.core.registry import CHANGED, MISSING, mark_missing
 from app.core.types import ModelInfo
 from app.qt.appstate import AppContext
 from app.qt.fit import flow
 from app.qt.widgets import Banner
 from app.qt.workers import Job, Task, describe_error
 
-COLUMNS = ("Name", "", "Architecture", "Quant", "Size", "Context", "sha256", "Verified", "RAM estimate", "Default")
+COLUMNS = (
+    "Name",
+    "",
+    "Architecture",
+    "Quant",
+    "Size",
+    "Context",
+    "sha256",
+    "Verified",
+    "RAM estimate",
+    "Default",
+    "Where",
+)
+VERIFIED_COL = 7
 
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -138,14 +154,18 @@ class ModelsTab(QWidget):
         self.rename_btn = QPushButton("Re&name…")
         self.rename_btn.clicked.connect(self.rename_dialog)
         self.remove_btn = QPushButton("Rem&ove")
-        self.remove_btn.setToolTip("Forget the model (a copy in the app's library is deleted; other files stay)")
-        self.remove_btn.clicked.connect(self.remove_selected)
+        self.remove_btn.setToolTip(
+            "Forget the model: your file stays; the app's library copy is deleted only if you say so"
+        )
+        # Not connected directly: clicked(bool) would arrive as ``confirm=False`` and skip the question.
+        self.remove_btn.clicked.connect(lambda: self.remove_selected())
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.cancel)
         self.cancel_btn.hide()
         self.copy_box = QCheckBox("Copy imported models into the app's library")
         self.copy_box.setToolTip(
-            "Models on removable media (a USB stick) are always copied, so they stay usable when it is unplugged"
+            "The import asks each time; this is its starting choice. For a model on removable media (a USB stick) "
+            "copying is the starting choice anyway, so it stays usable when the stick is unplugged"
         )
         self.buttons = (self.import_btn, self.verify_btn, self.default_btn, self.rename_btn, self.remove_btn)
         self.progress = QProgressBar()
@@ -177,14 +197,23 @@ class ModelsTab(QWidget):
         self.models: list[ModelInfo] = []
         self._ram: dict[str, tuple[int, str]] = {}
         self.busy: Task | None = None
+        self.copy_choice: QCheckBox | None = None
+        self.refresh()
+        if ctx.registry.notice:  # models.json was damaged and kept aside: say it here and on the Ask screen
+            self.banner.show_error(ctx.registry.notice)
+            QTimer.singleShot(0, lambda: ctx.notice.emit(ctx.registry.notice))
+
+    def showEvent(self, event) -> None:
+        # Files come and go outside the app (a USB stick): each visit shows their status as it is now.
+        super().showEvent(event)
         self.refresh()
 
     def refresh(self) -> None:
-        self.models = sorted(self.ctx.registry.list(), key=lambda m: (not m.is_demo, m.name))
+        reg = self.ctx.registry
+        self.models = sorted(reg.list(), key=lambda m: (not reg.is_builtin(m), m.name.lower(), m.path))
         self.table.setRowCount(len(self.models))
-        default = self.ctx.model.sha256 if self.ctx.model else self.ctx.config.default_model
         for row, m in enumerate(self.models):
-            ram = self._ram.get(m.sha256)
+            ram = self._ram.get(m.path)
             cells = (
                 m.name,
                 "DEMO" if m.is_demo else "",
@@ -193,31 +222,42 @@ class ModelsTab(QWidget):
                 _size(m.size_bytes),
                 f"{m.context_length:,}",
                 m.short_sha,
-                "MISSING" if is_missing(m) else ("yes" if m.verified else "NO"),
-                _size(ram[0]) if ram else "…",
-                "● in use" if m.sha256 == default else "",
+                verified_text(m),
+                _size(ram[0]) if ram else ("—" if m.status == MISSING else "…"),
+                self._default_text(m),
+                "built in" if reg.is_builtin(m) else ("library" if m.in_library else str(Path(m.path).parent)),
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 1 and m.is_demo:
                     item.setBackground(Qt.GlobalColor.yellow)
                     item.setToolTip("Demo model: not trained for clinical tasks")
-                if col == 7 and is_missing(m):
+                if col == VERIFIED_COL and m.status != "ok":
                     item.setForeground(Qt.GlobalColor.red)
-                    item.setToolTip(f"The file is gone: {m.path} (a removed USB stick?)")
+                    item.setToolTip(STATUS_TIPS[m.status].format(path=m.path))
+                if col == len(cells) - 1:
+                    item.setToolTip(m.path)
                 self.table.setItem(row, col, item)
         self._estimate_ram()
 
+    def _default_text(self, m: ModelInfo) -> str:
+        in_use = self.ctx.model is not None and self.ctx.model.path == m.path
+        default = is_default(self.ctx.registry, m, self.ctx.config.default_model)
+        if in_use:
+            return "● in use" + (" (default)" if default else "")
+        if default:
+            return "default (missing: the demo is used)" if m.status == MISSING else "default"
+        return ""
+
     def _estimate_ram(self) -> None:
-        todo = [m for m in self.models if m.sha256 not in self._ram and not is_missing(m)]
+        todo = [m for m in self.models if m.path not in self._ram and m.status != MISSING]
         if not todo:
             return
         cfg = self.ctx.config.engine
 
         def work(_job: Job) -> dict[str, tuple[int, str]]:
             return {
-                m.sha256: ram_estimate(m, cfg.n_ctx or min(m.context_length, cfg.max_ctx), cfg.kv_cache_mb)
-                for m in todo
+                m.path: ram_estimate(m, cfg.n_ctx or min(m.context_length, cfg.max_ctx), cfg.kv_cache_mb) for m in todo
             }
 
         task = Task(work, "estimate RAM")
@@ -233,8 +273,11 @@ class ModelsTab(QWidget):
         if m is None:
             self.detail.clear()
             return
-        ram = self._ram.get(m.sha256)
-        text = f"<b>{m.display_name}</b><br>{m.path}<br>sha256 {m.sha256}<br>prompt style: {m.prompt_style}"
+        ram = self._ram.get(m.path)
+        where = " (the app's library copy)" if m.in_library else ""
+        text = f"<b>{m.display_name}</b><br>{m.path}{where}<br>sha256 {m.sha256}<br>prompt style: {m.prompt_style}"
+        if m.status != "ok":
+            text += "<br><b>" + STATUS_TIPS[m.status].format(path=m.path) + "</b>"
         if ram:
             text += f"<br>RAM estimate {_size(ram[0])}: {ram[1]}"
         self.detail.setText(text)
@@ -289,14 +332,41 @@ class ModelsTab(QWidget):
 
     def import_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import model", "", "GGUF models (*.gguf);;All files (*)")
-        if path:
-            self.import_file(path)
+        if not path:
+            return
+        box = self.import_choice(path)
+        if box.exec() == QMessageBox.StandardButton.Ok:
+            self.import_file(path, copy=self.copy_choice.isChecked())
+
+    def import_choice(self, path: str | Path) -> QMessageBox:
+        """The question before an import: copy into the app's library? Ticked for removable media."""
+        removable = is_removable(path, library=self.ctx.paths.models_dir)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Import model",
+            f"Import {path}?",
+            QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(
+            "The file is on removable media: a copy keeps the model usable when it is unplugged."
+            if removable
+            else "Without a copy the model is used where it is; if the file moves or is deleted it shows as MISSING."
+        )
+        # Parented to the box: a parentless check box would be deleted with its Python wrapper.
+        self.copy_choice = QCheckBox(
+            "Copy into the app's model library (the copy is checked against the original)", box
+        )
+        self.copy_choice.setChecked(removable or self.copy_box.isChecked())
+        box.setCheckBox(self.copy_choice)
+        return box
 
     def import_file(self, path: str | Path, copy: bool | None = None) -> Task | None:
         """Import ``path``; ``copy`` None: as the checkbox says, and always for removable media."""
         reg = self.ctx.registry
-        copy = (self.copy_box.isChecked() or is_removable(path)) if copy is None else copy
-        label = "Copying into the library" if copy else "Importing"
+        if copy is None:
+            copy = self.copy_box.isChecked() or is_removable(path, library=self.ctx.paths.models_dir)
+        label = "Copying into the library and checking the copy" if copy else "Importing (sha256)"
         return self._run(
             lambda job: add_model(reg, path, copy=copy, progress=self._checked_progress(job)), label, self._imported
         )
@@ -304,7 +374,7 @@ class ModelsTab(QWidget):
     def _imported(self, res: tuple[ModelInfo, str]) -> None:
         info, note = res
         self.banner.show_info(
-            f"Imported {info.display_name} (sha256 {info.short_sha})." + (f" {note}." if note else "")
+            f"Imported {info.display_name} (sha256 {info.short_sha})." + (f" Note: {note}." if note else "")
         )
         self.ctx.models_changed.emit()
 
@@ -314,12 +384,12 @@ class ModelsTab(QWidget):
             self.banner.show_error("Select a model to verify.")
             return None
         reg = self.ctx.registry
-        if is_missing(m):
-            mark_missing(reg, m.sha256)
+        if m.status == MISSING:
+            mark_missing(reg, m.path)
             self.banner.show_error(f"{m.display_name}: the file is missing ({m.path}).")
             self.refresh()
             return None
-        return self._run(lambda job: reg.verify(m.sha256, self._checked_progress(job)), "Verifying", self._verified)
+        return self._run(lambda job: reg.verify(m.path, self._checked_progress(job)), "Verifying", self._verified)
 
     def _verified(self, res: tuple[ModelInfo, bool]) -> None:
         info, ok = res
@@ -340,39 +410,57 @@ class ModelsTab(QWidget):
 
     def rename(self, m: ModelInfo, name: str) -> bool:
         try:
-            info = rename_model(self.ctx.registry, m.sha256, name)
-        except ModelError as exc:
+            info = rename_model(self.ctx.registry, m.path, name)
+        except AsclepiusError as exc:
             self.banner.show_error(str(exc))
             return False
         self.banner.show_info(f"Renamed to {info.display_name}.")
         self.ctx.models_changed.emit()
         return True
 
-    def remove_selected(self, confirm: bool = True) -> bool:
+    def remove_question(self, m: ModelInfo) -> QMessageBox:
+        """Remove: forget the entry; a library copy is deleted only through its own button."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove model", f"Remove {m.display_name}?", parent=self)
+        if m.in_library:
+            box.setInformativeText(
+                f"The file is the app's own copy in its model library ({m.path}, {_size(m.size_bytes)}). "
+                "Its runs stay in the evaluation log."
+            )
+            box.addButton("Remove and delete the copy", QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton("Remove, keep the file", QMessageBox.ButtonRole.AcceptRole)
+        else:
+            box.setInformativeText(f"The file stays where it is ({m.path}). Its runs stay in the evaluation log.")
+            box.addButton("Remove", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        return box
+
+    def remove_selected(self, confirm: bool = True, delete_copy: bool = False) -> bool:
+        """Remove the selected model; ``confirm`` asks (and the answer decides ``delete_copy``)."""
         m = self.selected()
         if m is None:
             self.banner.show_error("Select a model to remove.")
             return False
-        if m.is_demo:
+        reg = self.ctx.registry
+        if reg.is_builtin(m):
             self.banner.show_error("The demo model is built in and cannot be removed.")
             return False
         if confirm:
-            q = QMessageBox.question(
-                self,
-                "Remove model",
-                f"Forget {m.display_name}? Its runs stay in the log.",
-                defaultButton=QMessageBox.StandardButton.No,
-            )
-            if q != QMessageBox.StandardButton.Yes:
+            box = self.remove_question(m)
+            box.exec()
+            role = box.buttonRole(box.clickedButton()) if box.clickedButton() else None
+            if role not in (QMessageBox.ButtonRole.DestructiveRole, QMessageBox.ButtonRole.AcceptRole):
                 return False
-        in_use = self.ctx.model is not None and self.ctx.model.sha256 == m.sha256
+            delete_copy = role == QMessageBox.ButtonRole.DestructiveRole
+        was_default = is_default(reg, m, self.ctx.config.default_model)
+        in_use = self.ctx.model is not None and self.ctx.model.path == m.path
         try:
-            remove_model(self.ctx.registry, m.sha256)
-        except (ModelError, OSError) as exc:
+            _, deleted = remove_model(reg, m.path, delete_copy=delete_copy)
+        except (AsclepiusError, OSError) as exc:
             self.banner.show_error(describe_error(exc))
             return False
-        self.banner.show_info(f"Removed {m.display_name}.")
-        if self.ctx.config.default_model and m.sha256.startswith(self.ctx.config.default_model):
+        kept = "" if deleted else f" The file stays: {m.path}."
+        self.banner.show_info(f"Removed {m.display_name}." + (" Its library copy was deleted." if deleted else kept))
+        if was_default and self.ctx.config.default_model:
             self.ctx.set_default_model("")  # back to the demo model
         elif in_use:
             self.ctx.load_engine()
@@ -385,8 +473,24 @@ class ModelsTab(QWidget):
             self.banner.show_error("Select a model to make it the default.")
             return
         try:
-            self.ctx.set_default_model("" if m.is_demo else m.sha256)
-        except OSError as exc:
+            info, value = default_setting(self.ctx.registry, m.path)
+            self.ctx.set_default_model(value)
+        except (AsclepiusError, OSError) as exc:
             self.banner.show_error(describe_error(exc))
             return
-        self.banner.show_info(f"{m.display_name} is now the default; loading it in the background.")
+        self.banner.show_info(f"{info.display_name} is now the default; loading it in the background.")
+
+
+STATUS_TIPS = {
+    MISSING: "The file is missing: {path} (a removed USB stick, or a moved or deleted file)",
+    CHANGED: "The file's size or modification time changed since it was hashed: Verify checks it again",
+}
+
+
+def verified_text(m: ModelInfo) -> str:
+    """The Verified column: never "yes" for a file that is gone or changed."""
+    if m.status == MISSING:
+        return "MISSING"
+    if m.status == CHANGED:
+        return "changed"
+    return "yes" if m.verified else "NO"

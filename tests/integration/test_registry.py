@@ -101,12 +101,13 @@ def test_truncated_gguf_is_caught_before_llama_cpp(tmp_path, demo_model):
         read_gguf(cut)
 
 
-def test_damaged_registry_file_is_reported(tmp_path):
+def test_damaged_registry_file_is_reported_and_kept_aside(tmp_path):
     paths = Paths(tmp_path / "d", tmp_path / "c")
     paths.data_dir.mkdir()
     paths.registry_file.write_text("[]")
-    with pytest.raises(ModelError, match="damaged"):
-        Registry(paths)
+    reg = Registry(paths)
+    assert "damaged" in reg.notice and reg.list() == []
+    assert [p.read_text() for p in paths.data_dir.glob("models.json.damaged-*")] == ["[]"]
 
 
 def _rewrite_in_place(path, offset: int) -> None:

@@ -118,7 +118,7 @@ def own_paths(tmp_path, demo_model):
 def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     open_window, qtbot, tmp_path, own_paths, demo_model, tiny_llama_gguf
 ):
-    from app.core.registry import is_removable
+    from app.core.model_library import is_removable
 
     ctx, win = open_window(app_paths=own_paths)
     models = win.models_tab
@@ -127,9 +127,10 @@ def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     twin.parent.mkdir()
     shutil.copy(demo_model.path, twin)
     _import(qtbot, ctx, models, twin, copy=False)
-    [demo] = [m for m in ctx.registry.list() if m.sha256 == demo_model.sha256]
+    [demo] = [m for m in ctx.registry.list() if ctx.registry.is_builtin(m)]
     assert demo.is_demo and os.path.dirname(demo.path) == str(own_paths.models_dir.resolve())
     assert "identical" in models.banner.text()
+    assert str(twin.resolve()) in [m.path for m in ctx.registry.list()], "the copy is its own entry"
     # Copy into the library: a private copy in the models directory; the original can then go away.
     stick = tmp_path / "usb" / "tiny-llama.gguf"
     stick.parent.mkdir()
@@ -147,7 +148,7 @@ def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     assert [m.name for m in ctx.registry.list() if m.sha256 == tiny.sha256] == ["Tiny test model"]
     row = next(r for r, m in enumerate(models.models) if m.sha256 == tiny.sha256)
     models.table.selectRow(row)
-    assert models.remove_selected(confirm=False)
+    assert models.remove_selected(confirm=False, delete_copy=True)
     assert ctx.registry.find(tiny.sha256) is None and not os.path.exists(tiny.path)
     # The demo model cannot be removed.
     models.table.selectRow(next(r for r, m in enumerate(models.models) if m.is_demo))
@@ -159,7 +160,8 @@ def test_a_missing_default_model_shows_missing_and_falls_back_to_the_demo(
 ):
     from dataclasses import replace
 
-    from app.core.registry import Registry, add_model
+    from app.core.model_library import add_model
+    from app.core.registry import Registry
     from app.qt.appstate import State
     from tests.qt.conftest import qt_config
 

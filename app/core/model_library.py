@@ -1,0 +1,234 @@
+"""The model manager's operations, one API for ``asclepius models ...`` and the desktop Models screen.
+
+- ``add_model``: import a GGUF, optionally copying it into the app's model library first (the default for
+  removable media, ``is_removable``); the copy is hashed while it is written and read back to check it.
+- ``remove_model``: forget an entry; the file is deleted only when it is the app's own library copy and the
+  caller confirmed (``delete_copy``); the built-in demo model stays.
+- ``rename_model``: the name shown (the entry's id, its path, does not change; runs keep the sha256 and file
+  name they were logged with).
+- ``default_setting`` / ``is_default``: what to save as the configured default, and whether an entry is it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from app.core.errors import ModelError, UsageError
+from app.core.model_files import check_loadable
+from app.core.privatefile import OutputError, private_dir
+from app.core.registry import MISSING, ProgressFn, Registry, check_style, entry_key, read_gguf, sha256_file
+from app.core.types import ModelInfo
+
+REMOVABLE_ROOTS = ("/media/", "/run/media/", "/mnt/", "/Volumes/")
+"""Where Linux desktops (and macOS) mount USB sticks and card readers."""
+
+MAX_NAME = 120
+
+
+def is_removable(path: str | Path, *, library: Path | None = None, sys_root: Path = Path("/sys")) -> bool:
+    """A file on removable media: under a removable-media mount root, or on another filesystem than the
+    ``library`` whose block device says it is removable (``/sys/block/*/removable``) or hangs off a USB bus
+    (USB hard disks report ``removable`` 0). Such a model is copied into the library by default, so unplugging
+    the stick does not take it away."""
+    p = Path(path).expanduser()
+    try:
+        resolved = p.resolve()
+    except (OSError, RuntimeError):
+        return False
+    if str(resolved).startswith(REMOVABLE_ROOTS):
+        return True
+    try:
+        dev = os.stat(resolved).st_dev
+        if library is not None and os.stat(_existing(library)).st_dev == dev:
+            return False
+    except OSError:
+        return False
+    return removable_device(os.major(dev), os.minor(dev), sys_root)
+
+
+def _existing(p: Path) -> Path:
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p
+
+
+def removable_device(major: int, minor: int, sys_root: Path = Path("/sys")) -> bool:
+    """Whether block device ``major:minor`` (a disk or one of its partitions) is removable, per sysfs."""
+    try:
+        real = (sys_root / "dev" / "block" / f"{major}:{minor}").resolve(strict=True)
+        inside = real.relative_to(sys_root.resolve())
+    except (OSError, ValueError, RuntimeError):
+        return False  # not a block device (tmpfs, overlay, a network share): not removable media
+    if any(part.startswith("usb") for part in inside.parts):
+        return True
+    for d in (real, real.parent):  # a partition's directory sits inside its disk's, which has "removable"
+        try:
+            return (d / "removable").read_text().strip() == "1"
+        except OSError:
+            continue
+    return False
+
+
+def copy_into_library(
+    library: Path, src: Path, progress: ProgressFn | None = None, chunk: int = 8 << 20
+) -> tuple[Path, str]:
+    """Copy ``src`` into ``library`` (0600, through a partial file) and check the copy; (copy, sha256).
+
+    The source is hashed while it is copied; the copy is then read back from the disk and hashed again, and a
+    difference (a failing stick or disk) deletes the copy. ``progress(done, total)`` counts both passes
+    (total = twice the size); an exception from it (Cancel) deletes the partial copy. An existing library file
+    of the same name is never overwritten: the copy gets a numbered name.
+    """
+    private_dir(library)
+    size = src.stat().st_size
+    free = shutil.disk_usage(library).free
+    if free < size:
+        raise OutputError(
+            f"the model library {library} has {free / 1e9:.2f} GB free; copying {src.name} needs {size / 1e9:.2f} GB. "
+            "Free some space, or import the model without copying it"
+        )
+    target = library / src.name
+    n = 1
+    while target.exists():
+        target = library / f"{src.stem}-{n}{src.suffix}"
+        n += 1
+    tmp = target.with_name(f".{target.name}.partial")
+    report = progress or (lambda done, total: None)
+    h = hashlib.sha256()
+    done = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as out, src.open("rb") as fh:
+            while block := fh.read(chunk):
+                out.write(block)
+                h.update(block)
+                done += len(block)
+                report(done, 2 * size)
+            out.flush()
+            os.fsync(out.fileno())
+            if hasattr(os, "posix_fadvise"):  # read the copy back from the disk, not from the page cache
+                os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        sha = h.hexdigest()
+        copied = sha256_file(tmp, lambda d, _t: report(size + d, 2 * size), chunk)
+        if copied != sha:
+            raise ModelError(
+                f"the copy of {src} in the model library differs from the file it was copied from "
+                f"(sha256 {copied[:12]}… vs {sha[:12]}…): the disk or the stick may be failing; nothing was imported"
+            )
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or str(exc)
+        raise OutputError(
+            f"could not copy {src} into the model library {library}: {why}; nothing was imported"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target, sha
+
+
+def add_model(
+    reg: Registry,
+    path: str | Path,
+    *,
+    copy: bool = False,
+    prompt_style: str | None = None,
+    name: str | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[ModelInfo, str]:
+    """Import a GGUF; returns (its entry, a note for the user, possibly empty).
+
+    Each file path is its own entry, so a byte-identical copy of a registered model (the demo's included) is
+    listed beside it and the existing entry keeps its path, name and badge; the note says they are identical.
+    ``copy``: copy the file into the library first and register the copy (a copy whose bytes are already in
+    the library is not kept twice).
+    """
+    if prompt_style is not None:
+        check_style(prompt_style)
+    if name is not None:
+        name = check_name(name)
+    src = Path(path).expanduser()
+    read_gguf(src)  # fail fast, before hashing or copying gigabytes
+    check_loadable(src)
+    library = reg.paths.models_dir
+    notes: list[str] = []
+    if copy and Path(entry_key(src)).parent != Path(entry_key(library)):
+        target, sha = copy_into_library(library, src, progress)
+        same = [m for m in reg.list() if m.sha256 == sha and m.in_library and m.status != MISSING]
+        if same:
+            target.unlink()
+            return same[0], f"already in the model library as {same[0].display_name} ({same[0].path})"
+        info = reg._register(target, sha, style=prompt_style, name=name, in_library=True)
+        notes.append(f"copied into the model library: {target}")
+    else:
+        info = reg.import_model(src, prompt_style=prompt_style, progress=progress, name=name)
+    twins = [m for m in reg.list() if m.sha256 == info.sha256 and m.path != info.path]
+    if twins:
+        t = twins[0]
+        notes.append(f"it is identical (same sha256) to {t.display_name} at {t.path}; both are listed")
+    return info, "; ".join(notes)
+
+
+def check_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name or len(name) > MAX_NAME:
+        raise UsageError(f"a model name is 1 to {MAX_NAME} characters (not counting spaces at either end)")
+    return name
+
+
+def remove_model(reg: Registry, ref: str, *, delete_copy: bool = False) -> tuple[ModelInfo, Path | None]:
+    """Forget a model; returns (its entry, the library copy deleted or None).
+
+    The user's own files are never deleted: only an entry's copy in the app's library, and only with
+    ``delete_copy`` (the front end asked). Runs in the evaluation log keep the sha256 and path they were
+    logged with.
+    """
+    info = reg.get(ref, strict=True)
+    if reg.is_builtin(info):
+        raise UsageError("the demo model is built in and cannot be removed")
+    deleted = None
+    p = Path(info.path)
+    if delete_copy and info.in_library and p.parent == Path(entry_key(reg.paths.models_dir)) and p.is_file():
+        try:
+            p.unlink()
+        except OSError as exc:
+            raise OutputError(
+                f"could not delete the library copy {p}: {exc.strerror or exc}; nothing was removed"
+            ) from None
+        deleted = p
+    reg._forget(info.path)
+    return info, deleted
+
+
+def rename_model(reg: Registry, ref: str, name: str) -> ModelInfo:
+    """Change the name shown for a model (its id, the path, stays)."""
+    name = check_name(name)
+    info = reg.get(ref, strict=True)
+    if reg.is_builtin(info):
+        raise UsageError("the demo model's name stays as it is, so it is always recognisable as the demo")
+    return reg._rename(info.path, name)
+
+
+def default_setting(reg: Registry, ref: str) -> tuple[ModelInfo, str]:
+    """(the entry, the value to save as ``AppConfig.default_model``): the entry's id, or "" for the built-in
+    demo. A model whose file is missing cannot become the default."""
+    info = reg.get(ref, strict=True)
+    if info.status == MISSING:
+        raise ModelError(f"the file of {info.display_name} is missing ({info.path}); it cannot be the default")
+    return info, "" if reg.is_builtin(info) else info.path
+
+
+def is_default(reg: Registry, info: ModelInfo, setting: str) -> bool:
+    """Whether ``info`` is the model the saved ``setting`` names (a path, an older sha256, or "" for the demo)."""
+    if not setting:
+        return reg.is_builtin(info)
+    try:
+        found = reg.find(setting)
+    except ModelError:
+        return False
+    return found is not None and found.path == info.path
