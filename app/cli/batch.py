@@ -12,6 +12,11 @@
   Each item is claimed in the log as its run starts (app/store/claims.py): two batches on one log share
   the work and never run an item twice.
 - Progress (done / total, rate, ETA; tqdm) goes to stderr; answers go to the log, and to ``--output`` if given.
+- ``--endpoint URL --endpoint-model NAME`` sends the same prompts to an OpenAI-compatible server instead
+  (``app.core.remote.RemoteEngine`` behind the same ask service): up to ``--concurrency`` items in flight,
+  each logged as it ends. A server that stays unreachable stops the batch (exit 8) with the items done kept
+  and the failing ones recorded as failed; the same command resumes later. The command then runs outside the
+  network namespace and may reach that URL's host and port only (``netns.calls_endpoint``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.cli.batch_remote import add_remote_flags, endpoint_settings, run_concurrent
+from app.core import netns
 from app.core.errors import AsclepiusError, Cancelled, UsageError
 from app.core.records import Row, check_file, iter_records, type_problems
 
@@ -170,6 +177,8 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     cancelled: bool = False
+    stopped: str | None = None
+    """Why the batch stopped early (the server went away), if it did."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -216,11 +225,18 @@ def run_model(
                 )
             except StoreError:
                 raise  # the log is unusable: stop the batch (exit 6), nothing is lost
-            except (AsclepiusError, ItemClaimed):
+            except (AsclepiusError, ItemClaimed) as e:
                 # Checked before anything ran, or another batch on this log claimed one of the items: ask them
                 # one by one below, which reports the bad one and skips claimed ones (answers this group's
                 # parallel pass already finished are claimed by their own runs, so they are skipped, not rerun).
-                pass
+                # A request the service already logged as refused is reported here, not asked (and logged) again.
+                refused = getattr(e, "request_index", None)
+                if refused is not None:
+                    item = group[refused][0]
+                    summary.failed += 1
+                    progress.write(f"line {item.line}: {type(e).__name__}: {e}", file=sys.stderr)
+                    progress.update()
+                    group = [w for j, w in enumerate(group) if j != refused]
             else:
                 for (item, _, _), out in zip(group, outs, strict=False):
                     if not _count(item, out, summary, progress):
@@ -301,11 +317,13 @@ def write_output(
     return n
 
 
+@netns.calls_endpoint("endpoint")
 def cmd_batch(args: argparse.Namespace) -> int:
     from app.cli.context import CliContext
     from app.cli.log_cmds import open_log
     from app.core.privatefile import check_output
 
+    settings = endpoint_settings(args)  # every flag checked before any file is read or the server is asked
     path = Path(args.input)
     check_file(path, MAX_INPUT_BYTES, "batch input")
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
@@ -319,10 +337,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    remote = None
     try:
-        return _run(args, ctx, log, path, cancel)
+        if settings is not None:
+            from app.core.remote import RemoteEngine
+
+            remote = RemoteEngine(settings)  # asks GET /models: an unreachable server is reported now (exit 8)
+            print(
+                f"-- batch on {settings.public_url}, model {settings.served_model!r} (prompt style "
+                f"{settings.prompt_style}), up to {settings.concurrency} requests at once",
+                file=sys.stderr,
+            )
+        return _run(args, ctx, log, path, cancel, remote)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if remote is not None:
+            remote.close()
         log.close()
 
 
@@ -346,15 +376,31 @@ def _requests(ctx: Any, args: argparse.Namespace) -> Any:
     )
 
 
-def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event) -> int:
-    models = [ctx.model(m) for m in (args.model or [None])]
+def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, remote: Any = None) -> int:
+    models = [remote.model] if remote is not None else [ctx.model(m) for m in (args.model or [None])]
     from app.core.registry import sha256_file  # here, not at import: gguf/numpy load no threads at parse time
 
     batch_id = log.start_batch(path.name, sha256_file(path))
     make = _requests(ctx, args)
     summary = Summary()
-    with progress_bar(_count_lines(path) * len(models)) as progress:
-        _run_windows(args, ctx, log, path, cancel, models, make, batch_id, summary, progress)
+    open_engine = (lambda _m: remote) if remote is not None else ctx.engine
+    try:
+        with progress_bar(_count_lines(path) * len(models)) as progress:
+            _run_windows(args, ctx, log, path, cancel, models, make, batch_id, summary, progress, open_engine)
+    except AsclepiusError as e:
+        from app.core.errors import StoreError
+
+        if isinstance(e, StoreError):
+            raise
+        # The server went away: keep the record straight, say what is done, then exit with its code.
+        summary.stopped = str(e)
+        log.finish_batch(batch_id, summary.as_dict())
+        print(
+            f"-- summary: {summary.ran} run, {summary.skipped} skipped (already done), {summary.failed} failed; "
+            "stopped: run the same command again to go on",
+            file=sys.stderr,
+        )
+        raise
     log.finish_batch(batch_id, summary.as_dict())
     if args.output:
         n_out = write_output(log, path, Path(args.output), [(m, make) for m in models], args.follow_symlinks)
@@ -373,7 +419,7 @@ def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threa
 
 def _run_windows(
     args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, models: list[Any],
-    make: Any, batch_id: int, summary: Summary, progress: Any,
+    make: Any, batch_id: int, summary: Summary, progress: Any, open_engine: Any,
 ) -> None:  # fmt: skip
     """model -> window of rows -> grouped by note -> what is not done yet -> run through the ask service."""
     for n, model in enumerate(models):
@@ -405,10 +451,13 @@ def _run_windows(
                 if engine is None:
                     if model.is_demo:
                         progress.write(DEMO_NOTE, file=sys.stderr)
-                    engine = ctx.engine(model)
-                run_model(
-                    ctx.service(engine, log), todo, batch_id, cancel, summary, progress, getattr(args, "parallel", None)
-                )
+                    engine = open_engine(model)
+                service = ctx.service(engine, log)
+                concurrency = getattr(engine, "concurrency", None)
+                if concurrency is not None:  # a remote server: items in flight at once, across notes
+                    run_concurrent(service, todo, batch_id, cancel, summary, progress, concurrency)
+                else:
+                    run_model(service, todo, batch_id, cancel, summary, progress, getattr(args, "parallel", None))
                 if summary.cancelled:
                     break
         finally:
@@ -441,4 +490,5 @@ def register(subparsers: Any) -> None:
         help="answers about one note decoded together (default: from the context; 1 = in turn)",
     )
     b.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
+    add_remote_flags(b)
     b.set_defaults(func=cmd_batch)

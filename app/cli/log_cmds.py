@@ -1,4 +1,4 @@
-"""``asclepius log``: export, import-ratings, stats.
+"""``asclepius log``: export, import-ratings, stats, show.
 
 The log is opened before anything else happens, so an unusable location is reported at once (exit 6).
 ``export`` and ``stats`` only read: they open an existing log read-only (a mistyped ``--db`` is an error,
@@ -202,6 +202,34 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+SHOW_FIELDS = (
+    "id", "uuid", "status", "task", "instruction", "model_file", "model_name", "model_quant", "model_sha256",
+    "endpoint", "served_model", "reported_model", "system_fingerprint", "usage_reported", "note_sha256", "note_chars",
+    "started_at", "finished_at", "finish_reason", "error", "prompt_tokens", "completion_tokens", "ttft_s",
+    "decode_tokens_per_s", "total_s", "params_hash", "batch_id", "sampling", "grounding", "truncation",
+)  # fmt: skip
+"""What ``log show`` prints: a run's provenance and answer; never the note text (its hash and length)."""
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """One run (id or uuid): where it came from, how it was sampled, and its answer."""
+    with open_log(args, read_only=True) as log:
+        run = log.get_run(args.run)
+    if run is None:
+        raise UsageError(f"no run {args.run!r} in the log")
+    data = {k: getattr(run, k) for k in SHOW_FIELDS}
+    if args.json:
+        print(json.dumps({**data, "answer": run.answer}, default=str, ensure_ascii=False, indent=2))
+        return 0
+    for k, v in data.items():
+        if v is None or v == "":
+            continue  # a local run has no endpoint; an unfinished one no answer yet
+        print(f"{k + ':':21s} {json.dumps(v) if isinstance(v, dict) else v}")
+    print("answer:")
+    print(run.answer or "")
+    return 0
+
+
 def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
 
@@ -217,7 +245,7 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     log = subparsers.add_parser("log", help="the evaluation log: export, import ratings, statistics")
-    sub = log.add_subparsers(dest="log_command", required=True, metavar="{export,import-ratings,stats}")
+    sub = log.add_subparsers(dest="log_command", required=True, metavar="{export,import-ratings,stats,show}")
 
     e = sub.add_parser("export", help="write runs or ratings as CSV or JSON Lines")
     e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
@@ -243,3 +271,9 @@ def register(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true")
     _filter_args(s)
     s.set_defaults(func=cmd_stats)
+
+    sh = sub.add_parser("show", help="one run's provenance (model or endpoint, sampling, timings) and answer")
+    sh.add_argument("run", help="run id or uuid")
+    sh.add_argument("--json", action="store_true")
+    _db_arg(sh)
+    sh.set_defaults(func=cmd_show)

@@ -87,3 +87,28 @@ def add_sampling_flags(p: argparse.ArgumentParser, *, threads_help: str = "CPU t
 
 def add_threads_flag(p: argparse.ArgumentParser, help_text: str = "CPU threads") -> None:
     p.add_argument("--threads", type=threads, help=f"{help_text} (1..{max_threads()} on this machine)")
+
+
+def positive_float(what: str) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, not {value[:40]!r}") from None
+        if not math.isfinite(x) or x <= 0:
+            raise argparse.ArgumentTypeError(f"{what} must be a positive number, not {value[:40]}")
+        return x
+
+    parse.__name__ = what.replace(" ", "_")
+    return parse
+
+
+def endpoint_url(value: str) -> str:
+    """An http(s) base URL with no userinfo, query or fragment (a key in the URL would be printed)."""
+    from app.core.errors import UsageError
+    from app.core.remote import check_url
+
+    try:
+        return check_url(text(value))
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

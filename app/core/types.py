@@ -185,6 +185,17 @@ class RunResult:
     truncation: Truncation | None = None
     grounding: dict[str, Any] | None = None
     error: str | None = None
+    # a remote backend (app/core/remote.py) only: where the answer came from
+    endpoint: str | None = None
+    """The server's base URL, without userinfo, query or fragment."""
+    served_model: str | None = None
+    """The model name the request named (what the server serves it as)."""
+    reported_model: str | None = None
+    """The model the server said answered (its reply's ``model``), where it gives one."""
+    system_fingerprint: str | None = None
+    """The server's ``system_fingerprint`` (its backend configuration), where it gives one."""
+    usage_reported: bool | None = None
+    """False when the server reported no token usage (completion tokens were counted from the stream)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -305,6 +305,8 @@ class AskService:
             for i, run_id in enumerate(run_ids):
                 if run_id is not None and i not in outcomes:
                     self._record_failure(run_id, exc)
+            if isinstance(exc, AsclepiusError) and all(r is None for r in run_ids):
+                self._record_refusal(engine, requests, exc, batch_id, keys)
             raise
         out = []
         for i in range(len(requests)):
@@ -312,6 +314,39 @@ class AskService:
                 break
             out.append(outcomes[i])
         return out
+
+    def _record_refusal(
+        self,
+        engine: InferenceEngine,
+        requests: Sequence[AskRequest],
+        exc: AsclepiusError,
+        batch_id: int | None,
+        keys: list[str | None],
+    ) -> None:
+        """A request refused before any answer started (over the context, say) is kept as a failed run, as
+        :meth:`ask` keeps it; ``exc.request_index`` then says which one (a batch skips it when it retries
+        the others one by one, so it is not recorded twice)."""
+        index = None
+        for i, r in enumerate(requests):
+            try:
+                b = engine.budget(r.note, r.instruction, r.sampling.max_tokens, r.prompt_style)
+            except AsclepiusError:
+                index = i
+                break
+            if not b.fits and not r.truncate:
+                index = i
+                break
+        if index is None:
+            return
+        exc.request_index = index  # type: ignore[attr-defined]
+        if self.log is None:
+            return
+        try:
+            run_id = self.log.start_run(requests[index], engine.model, batch_id=batch_id, resume=keys[index])
+        except Exception as log_exc:  # claimed by another batch, or the log failed: the refusal is still raised
+            log.error("the refused request could not be recorded: %s", log_exc)
+            return
+        self._record_failure(run_id, exc)
 
     def _ask_in_turn(
         self,

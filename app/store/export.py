@@ -69,6 +69,11 @@ RUN_FIELDS: tuple[tuple[str, Any], ...] = (
     ("truncation", Run.truncation),
     ("grounding", Run.grounding),
     ("batch_id", Run.batch_id),
+    ("endpoint", Run.endpoint),
+    ("served_model", Run.served_model),
+    ("reported_model", Run.reported_model),
+    ("system_fingerprint", Run.system_fingerprint),
+    ("usage_reported", Run.usage_reported),
 )
 RATING_FIELDS: tuple[tuple[str, Any], ...] = (
     ("run_id", Run.uuid),

@@ -86,6 +86,11 @@ def resume_key(model_sha256: str, params: str, note_sha: str, task: str, instruc
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _clip(value: str | None, n: int) -> str | None:
+    """A server-given string cut to its column's width (SQLite would keep more; other readers may not)."""
+    return None if value is None else str(value)[:n]
+
+
 class EvalLog:
     """An open evaluation log. Thread-safe for the usual pattern (one session per call)."""
 
@@ -204,6 +209,8 @@ class EvalLog:
                     started_at=utcnow(),
                     batch_id=batch_id,
                     resume_key=resume,
+                    endpoint=_clip(model.provenance.get("endpoint"), 255),
+                    served_model=_clip(model.provenance.get("served_model"), 255),
                 )
                 s.add(run)
                 s.flush()
@@ -237,6 +244,14 @@ class EvalLog:
             "truncation": asdict(result.truncation) if result.truncation else None,
             "grounding": result.grounding,
         }
+        if result.endpoint is not None:  # a remote backend's answer: the server's own account of it
+            values.update(
+                endpoint=_clip(result.endpoint, 255),
+                served_model=_clip(result.served_model, 255),
+                reported_model=_clip(result.reported_model, 255),
+                system_fingerprint=_clip(result.system_fingerprint, 128),
+                usage_reported=result.usage_reported,
+            )
         with db.translated(self.path), self._write.begin() as s:
             uuid = s.scalar(select(Run.uuid).where(Run.id == run_id))
             if uuid is None:

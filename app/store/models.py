@@ -172,6 +172,13 @@ class Run(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     resume_key: Mapped[str | None] = mapped_column(String(64), index=True)
     """sha256 of (model, params, note, task, instruction, batch item id): what a resumed batch skips."""
+    # revision 0003: runs answered by a remote server (NULL for local runs)
+    endpoint: Mapped[str | None] = mapped_column(String(255))
+    """The server's base URL without userinfo, query or fragment."""
+    served_model: Mapped[str | None] = mapped_column(String(255))
+    reported_model: Mapped[str | None] = mapped_column(String(255))
+    system_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    usage_reported: Mapped[bool | None] = mapped_column(Boolean)
 
     note: Mapped[Note] = relationship(lazy="raise")
     model: Mapped[Model] = relationship(lazy="raise")
@@ -215,7 +222,7 @@ class Rating(Base):
 
 
 class PendingComparisonRun(Base):
-    """A run of a blind comparison not voted on yet: its model stays hidden (added in revision 0003)."""
+    """A run of a blind comparison not voted on yet: its model stays hidden (added in revision 0004)."""
 
     __tablename__ = "pending_comparison_runs"
 

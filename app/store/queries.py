@@ -107,6 +107,13 @@ class RunView:
     truncation: dict[str, Any] | None = None
     note_text: str | None = None
     """Only filled by ``get_run`` (a list of runs never carries note text)."""
+    endpoint: str | None = None
+    """Remote runs only (revision 0003): the server, the name asked for, what the server said answered."""
+    served_model: str | None = None
+    reported_model: str | None = None
+    system_fingerprint: str | None = None
+    usage_reported: bool | None = None
+    """False: the server sent no token usage (prompt tokens unknown, recorded as 0; completion counted)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,11 @@ RUN_COLUMNS = (
     Run.seed,
     Run.grounding,
     Run.truncation,
+    Run.endpoint,
+    Run.served_model,
+    Run.reported_model,
+    Run.system_fingerprint,
+    Run.usage_reported,
 )
 SAMPLING_KEYS = tuple(f.name for f in fields(SamplingParams))
 """One column per sampling parameter, named as in SamplingParams (a new parameter must get a column)."""

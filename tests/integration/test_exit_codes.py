@@ -23,6 +23,7 @@ from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401 - a fixture
 ROOT = Path(__file__).resolve().parents[2]
 
 _DATA = ["data"]
+_REMOTE = ["--endpoint", "http://127.0.0.1:9/v1"]
 _EP = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--no-progress"]
 # (group, argv with {tmp} / {tiny} placeholders, expected code, message fragment)
 ROWS: list[tuple[str, list[str], int, str]] = [
@@ -48,8 +49,14 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("log", ["log", "stats", "--since", "yesterday-ish"], 2, "not a date"),
     ("log", ["log", "stats", "--db", "{tmp}/corrupt.db"], 6, ""),
     ("log", ["log", "import-ratings", "{tmp}/none.csv"], 2, "not found"),
+    ("log", ["log", "show", "99999"], 2, "no run"),
     ("batch", ["batch", "{tmp}/none.csv"], 2, "not found"),
     ("batch", ["batch", "{tmp}/items.csv", "--output", "{tmp}/out.txt"], 2, "--output"),
+    # batch --endpoint: a closed loopback port (8), a URL carrying a password, a missing or stray remote flag (2)
+    ("batch", ["batch", "{tmp}/items.csv", *_REMOTE, "--endpoint-model", "m", "--endpoint-attempts", "1"], 8, "reach"),
+    ("batch", ["batch", "{tmp}/items.csv", "--endpoint", "http://u:pw@127.0.0.1:9/v1"], 2, "user or password"),
+    ("batch", ["batch", "{tmp}/items.csv", *_REMOTE], 2, "--endpoint-model"),
+    ("batch", ["batch", "{tmp}/items.csv", "--concurrency", "4"], 2, "only apply with --endpoint"),
     ("quantize", ["quantize", "convert", "{tmp}"], 4, "config.json"),
     ("quantize", ["quantize", "convert", "{ckpt}", "-o", "{tiny}"], 2, "already exists"),
     ("quantize", ["quantize", "quantize", "{tmp}/fake.gguf"], 4, "not a GGUF"),
@@ -170,5 +177,5 @@ def test_every_command_group_has_rows():
 
 
 def test_codes_are_the_documented_ones():
-    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 5, 6, 7, 130, 143}
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 143}
     assert all(code != 1 for _, _, code, _ in ROWS)  # no expected failure is an "internal error"

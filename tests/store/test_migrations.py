@@ -34,7 +34,7 @@ def revision(path: Path) -> str | None:
 
 def test_open_applies_every_migration(db_path: Path) -> None:
     EvalLog.open(db_path).close()
-    assert revision(db_path) == db.head_revision() == "0003"
+    assert revision(db_path) == db.head_revision() == "0004"
     assert {"notes", "models", "runs", "raters", "ratings", "comparisons", "batches"} <= tables(db_path)
 
 
@@ -94,6 +94,34 @@ def test_upgrade_keeps_data_written_at_revision_0001(db_path: Path) -> None:
         with pytest.raises(StoreError):
             log.start_run(request(), model(), batch_id=999)
         assert log.integrity_check() == ["ok"]
+
+
+def test_upgrade_from_0002_adds_remote_provenance_and_keeps_runs(db_path: Path) -> None:
+    from dataclasses import replace
+
+    with EvalLog.open(db_path) as log:
+        rid = logged(log)
+        db.downgrade(log.engine, "0002")
+    assert revision(db_path) == "0002"
+    con = sqlite3.connect(db_path)
+    assert "endpoint" not in {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+    con.close()
+    with EvalLog.open(db_path) as log:
+        assert revision(db_path) == db.head_revision()
+        old = log.get_run(rid)
+        assert old is not None and old.answer and old.endpoint is None and old.served_model is None
+        # A remote run: the endpoint and served name are recorded at start, the server's account at finish.
+        m = replace(model(), sha256="f" * 64, provenance={"endpoint": "http://gpu:8000/v1", "served_model": "asc-7b"})
+        req = request()
+        new = log.start_run(req, m)
+        started = log.get_run(new)
+        assert started is not None and (started.endpoint, started.served_model) == ("http://gpu:8000/v1", "asc-7b")
+        from tests.store.helpers import result
+
+        remote = {"endpoint": "http://gpu:8000/v1", "served_model": "asc-7b", "reported_model": "asc-7b"}
+        log.finish_run(new, replace(result(req, m), **remote, system_fingerprint="fp_1", usage_reported=True))
+        done = log.get_run(new)
+        assert done is not None and (done.reported_model, done.system_fingerprint) == ("asc-7b", "fp_1")
 
 
 def test_downgrade_from_head_keeps_runs(db_path: Path) -> None:

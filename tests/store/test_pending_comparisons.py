@@ -1,4 +1,4 @@
-"""Runs of a blind comparison stay blinded in the log until the vote, across reopenings (revision 0003)."""
+"""Runs of a blind comparison stay blinded in the log until the vote, across reopenings (revision 0004)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_a_run_uuid_works_too_and_the_table_goes_with_a_downgrade(db_path: Path)
         uuid = log.get_run(a).uuid  # type: ignore[union-attr]
         log.hold_blind([uuid])
         assert log.blinded_runs() == {a}
-        db.downgrade(log.engine, "0002")
+        db.downgrade(log.engine, "0003")  # the revision before this table
         db.migrate(log.engine, db_path)
         assert log.blinded_runs() == set()
 

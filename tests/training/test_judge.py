@@ -100,6 +100,7 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
                     assert all(h.rater_kind == "judge" for h in hist)
                     c = [json.loads(h.comment) for h in hist]
                     assert [x["order_index"] for x in c] == [0, 1] and {x["label"] for x in c} == {"A", "B"}
+                    assert {(x["endpoint"], x["served_model"]) for x in c} == {(srv.base_url, "judge-model")}
                 else:
                     assert hist == []
             lines = [json.loads(x) for x in (tmp_path / "out" / "judge.jsonl").read_text().splitlines()]

@@ -56,3 +56,40 @@ def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
     assert "2 already done, 1 to run" in capsys.readouterr().err
     assert [r.instruction for r in engine.requests] == ["Why?"]
     assert engine.closed
+
+
+class _CheckFirst(FakeEngine):
+    """An engine with ``ask_many`` that checks every request before starting any (as the local one does)."""
+
+    def ask_many(self, requests, on_token=None, cancel=None, *, on_start=None, on_finish=None, **_kw):  # type: ignore[no-untyped-def]
+        for r in requests:
+            b = self.budget(r.note, r.instruction, r.sampling.max_tokens)
+            if not b.fits:
+                raise b.refusal()
+        out = []
+        for i, r in enumerate(requests):
+            if on_start is not None:
+                on_start(i)
+            out.append(self.ask(r, None, cancel))
+            if on_finish is not None:
+                on_finish(i, out[-1])
+        return out
+
+
+def test_a_refused_item_in_a_note_group_is_logged_failed_once_and_the_others_run(tmp_path, capsys):
+    engine = _CheckFirst(n_ctx=300, script=Script(answer="Creatinine 1.4 mg/dL."))
+    ctx = FakeContext(tmp_path, engine)
+    inp = tmp_path / "group.csv"
+    with inp.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "note", "task", "instruction"])
+        w.writerow(["a", NOTE, "qa", "What was the creatinine?"])
+        w.writerow(["b", NOTE, "qa", "Why? " * 300])  # this one does not fit
+        w.writerow(["c", NOTE, "qa", "Which antibiotic?"])
+    assert run_batch(ctx, inp, "--max-tokens", "12") == 7
+    assert "line 3: ContextOverflowError" in capsys.readouterr().err
+    with ctx.open_log() as log:
+        runs = log.list_runs()
+    assert sorted((r.instruction[:9], r.finish_reason) for r in runs) == [
+        ("What was ", "stop"), ("Which ant", "stop"), ("Why? Why?", "error"),
+    ]  # fmt: skip

@@ -268,3 +268,27 @@ def test_ordered_stream_holds_later_answers_until_earlier_ones_finish():
     s.piece(2, "c2")
     s.done(2)
     assert "".join(out) == "<0>a1a2<1>b1<2>c1c2"
+
+
+class _CheckFirstEngine(_InterleavingEngine):
+    """Like the local engine's ``ask_many``: every request is checked before any answer starts."""
+
+    def ask_many(self, requests, on_token=None, cancel=None, **kw):  # type: ignore[no-untyped-def]
+        for r in requests:
+            b = self.budget(r.note, r.instruction, r.sampling.max_tokens)
+            if not b.fits and not r.truncate:
+                raise b.refusal()
+        return super().ask_many(requests, on_token, cancel, **kw)
+
+
+def test_ask_many_logs_a_prompt_refused_before_start_as_failed_like_ask(log):
+    svc = service(_CheckFirstEngine(n_ctx=200), log)
+    ok = svc.request(NOTE, "qa", "Why?", explicit=SamplingOverrides(max_tokens=16))
+    too_long = svc.request(NOTE, "qa", "Why? " * 300, explicit=SamplingOverrides(max_tokens=16))
+    with pytest.raises(ContextOverflowError) as ei:
+        svc.ask_many([ok, too_long], batch_id=None)
+    assert getattr(ei.value, "request_index", None) == 1
+    runs = log.list_runs()
+    # Exactly the refused request is in the log, failed with the refusal's message (ask() does the same).
+    assert [(r.instruction, r.finish_reason) for r in runs] == [(too_long.instruction, "error")]
+    assert "does not fit" in (runs[0].error or "")

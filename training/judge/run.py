@@ -205,6 +205,9 @@ def _judgement(rec: dict[str, Any]) -> dict[str, Any]:
         "error": why,
         "reply": rec.get("text"),
         "model": rec.get("model"),
+        # The server's own account, named as batch --endpoint names it in the log (when the runner records it).
+        "reported_model": rec.get("reported_model"),
+        "system_fingerprint": rec.get("system_fingerprint"),
     }
 
 
@@ -238,6 +241,7 @@ def _write_report(opts: JudgeOptions, summary: JudgeSummary) -> None:
         "rater": opts.rater,
         "endpoint": opts.endpoint.public_url,
         "model": opts.endpoint.model,
+        "served_model": opts.endpoint.model,
         "prompt": JUDGE.key,
         "seed": opts.seed,
         "orders": opts.orders,
@@ -286,6 +290,10 @@ def store_ratings(log: Any, opts: JudgeOptions, items: list[Item], judged: list[
                     "label": agent_label(pos),
                     "order": j["order"],
                     "prompt": JUDGE.key,
+                    # The provenance vocabulary of remote batch runs (app/core/remote.py, runs.endpoint...).
+                    "endpoint": opts.endpoint.public_url,
+                    "served_model": opts.endpoint.model,
+                    **{k: j[k] for k in ("reported_model", "system_fingerprint") if j.get(k)},
                 }
                 new.append((c.run_id, score, json.dumps(comment)))
         for run_id, score, comment_json in new:  # in order: the last order's rating ends up current

@@ -3,8 +3,8 @@
 A row is written when a Compare run is answered and deleted by the vote (``add_comparison``, in the same
 transaction); undoing the vote writes the rows again. Deleting a run deletes its row (CASCADE).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-24
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
