@@ -174,7 +174,7 @@ def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = 
         task = win.models_tab.import_file(tiny)
         wait_until(app, lambda: task.finished_flag.is_set() and win.models_tab.busy is None, what="the import")
     win.tabs.setCurrentWidget(win.models_tab)
-    wait_until(app, lambda: all(m.sha256 in win.models_tab._ram for m in win.models_tab.models), what="RAM")
+    wait_until(app, lambda: all(m.path in win.models_tab._ram for m in win.models_tab.models), what="RAM")
     win.models_tab.table.selectRow(0)
     snap("models")
 
