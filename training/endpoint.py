@@ -9,7 +9,9 @@ parsing), plus what it lacks for bulk generation:
   (``retry-after-ms`` too). The client's own per-request retries are switched off (``max_retries=0``) and
   this loop does them instead, because a 429 means the *endpoint* is over its limit: every worker must pause,
   not only the one that was refused; and because each retry has to be counted for the stage's summary;
-- usage accounting per stage (:class:`Usage`).
+- usage accounting per stage (:class:`Usage`);
+- optional streaming (``stream=True``): the reply is read as server-sent events and accepted only once the
+  server sends ``[DONE]`` (training.streaming), so a cut stream is retried, never taken as a short reply.
 
 The API key is read from the environment variable the user names (``--api-key-env``) and goes only into the
 client's ``Authorization`` header: it is never stored on a config object, printed, logged or written to a
@@ -30,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from app.core.errors import UsageError
+from training.streaming import MalformedReply, StreamErrorEvent, TruncatedStream, http_module, read_stream
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Transient by HTTP's own definition (and 409, which OpenAI documents as a retryable lock conflict)."""
@@ -68,6 +71,11 @@ class EndpointConfig:
     """Exponential backoff with full jitter: uniform(0, min(max, base * 2**attempt))."""
     retry_after_max_s: float = 300.0
     """A longer Retry-After is capped to this (and the cap is counted in the summary)."""
+    stream: bool = False
+    """Ask for a streamed reply (server-sent events); accepted only when the stream ends with ``[DONE]``."""
+    stream_usage: bool = True
+    """With ``stream``: ask for a usage chunk (``stream_options.include_usage``). A server that rejects the
+    option gets the request again without it; one that ignores it has its usage counted from the stream."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -163,6 +171,13 @@ class Usage:
     malformed: int = 0
     client_errors: int = 0
     retry_after_capped: int = 0
+    truncated_streams: int = 0
+    """Streamed replies that ended before ``[DONE]`` (connection cut or body ended): retried."""
+    usage_counted: int = 0
+    """Streamed replies without a usage chunk: completion tokens counted from the stream, prompt estimated."""
+    resent_after_interruption: int = 0
+    """Requests an earlier run sent and got no reply for (it was killed with them in flight): sent again.
+    Unavoidable (the reply never arrived) and not duplicates of a received reply, which are never re-sent."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     elapsed_s: float = 0.0
@@ -175,11 +190,20 @@ class Usage:
         return {**asdict(self), "total_tokens": self.total_tokens}
 
     def line(self) -> str:
+        streams = f", {self.truncated_streams} truncated streams" if self.truncated_streams else ""
+        resent = (
+            f"; {self.resent_after_interruption:,} re-sent after an interruption (an earlier run was stopped "
+            "with them in flight, no reply received)"
+            if self.resent_after_interruption
+            else ""
+        )
+        counted = f" ({self.usage_counted:,} replies counted from the stream)" if self.usage_counted else ""
         return (
             f"{self.succeeded:,} done, {self.failed:,} failed of {self.requests:,}; {self.attempts:,} HTTP requests "
             f"({self.retries:,} retries: {self.rate_limited} rate-limited, {self.server_errors} server errors, "
-            f"{self.connection_errors} connection errors, {self.timeouts} timeouts, {self.malformed} malformed); "
-            f"tokens {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion; {self.elapsed_s:.1f} s"
+            f"{self.connection_errors} connection errors, {self.timeouts} timeouts, {self.malformed} malformed"
+            f"{streams}){resent}; tokens {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion"
+            f"{counted}; {self.elapsed_s:.1f} s"
         )
 
 
@@ -194,6 +218,8 @@ class Completion:
     completion_tokens: int
     attempts: int
     error: str | None = None
+    usage_reported: bool = True
+    """False when a stream carried no usage: completion tokens counted from it, prompt tokens estimated."""
 
 
 class RateLimiter:
@@ -286,6 +312,13 @@ class Endpoint:
 
         self._openai = openai
         self._completion_type = ChatCompletion
+        http = http_module()
+        self._timeout_error, self._transport_error, self._response_type = (
+            http.TimeoutException,
+            http.TransportError,
+            http.Response,
+        )
+        self._stream_usage = self.cfg.stream_usage
         self._client = openai.AsyncOpenAI(
             api_key=os.environ.get(self.cfg.api_key_env) or NO_KEY,
             base_url=self.cfg.base_url,
@@ -302,25 +335,54 @@ class Endpoint:
     def _backoff(self, attempt: int) -> float:
         return self._rng.uniform(0, min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt))
 
-    async def complete(self, req: ChatRequest) -> Completion:
+    async def _send(self, body: dict[str, Any], prompt: str) -> tuple[str, str | None, int, int, bool]:
+        """One HTTP request: (text, finish_reason, prompt tokens, completion tokens, usage reported)."""
+        if not self.cfg.stream:
+            # The client's generic POST (its documented way to send a body as-is) skips the per-request
+            # transform of typed parameters, about 30% of the client's CPU per request, measured; the
+            # reply is still parsed into the package's ChatCompletion type, errors are still typed.
+            resp = await self._client.post("/chat/completions", body=body, cast_to=self._completion_type)
+            return (*_parse(resp), True)
+        body = {**body, "stream": True}
+        if self._stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        # The raw response (the status is still checked and errors typed by the client): the package's own
+        # stream reader would end quietly on a connection closed before [DONE].
+        raw = await self._client.post("/chat/completions", body=body, cast_to=self._response_type, stream=True)
+        try:
+            reply = await read_stream(raw)
+        except self._timeout_error:
+            raise self._openai.APITimeoutError(request=raw.request) from None
+        except self._transport_error as e:
+            raise TruncatedStream(f"the connection closed mid-stream ({_short(e)})") from None
+        if reply.prompt_tokens is None or reply.completion_tokens is None:
+            return reply.text, reply.finish_reason, estimate_tokens(prompt), reply.content_chunks, False
+        return reply.text, reply.finish_reason, reply.prompt_tokens, reply.completion_tokens, True
+
+    async def complete(self, req: ChatRequest, on_send: Callable[[], None] | None = None) -> Completion:
         """Send ``req`` until it succeeds, fails for good, or runs out of attempts. Never raises for a
-        request-level problem (the error is in the Completion); raises EndpointFatalError on 401/403/404."""
+        request-level problem (the error is in the Completion); raises EndpointFatalError on 401/403/404.
+
+        ``on_send`` is called once, just before the first HTTP request leaves (after the rate limiter), so
+        the caller can record that the request is on its way (training.runner marks it ``sent``)."""
         oa, u = self._openai, self.usage
         body = request_body(self.cfg.model, req)
         estimate = estimate_tokens(req.prompt) + req.max_tokens
         error = "no attempt made"
-        for attempt in range(1, self.cfg.max_attempts + 1):
+        attempt = 0
+        while attempt < self.cfg.max_attempts:
+            attempt += 1
             if attempt > 1:
                 u.retries += 1
             await self.limiter.acquire(estimate)
+            if on_send is not None:
+                on_send()
+                on_send = None
             u.attempts += 1
             wait: float | None = None
+            with_options = self.cfg.stream and self._stream_usage
             try:
-                # The client's generic POST (its documented way to send a body as-is) skips the per-request
-                # transform of typed parameters, about 30% of the client's CPU per request, measured; the
-                # reply is still parsed into the package's ChatCompletion type, errors are still typed.
-                resp = await self._client.post("/chat/completions", body=body, cast_to=self._completion_type)
-                text, finish, pt, ct = _parse(resp)
+                text, finish, pt, ct, reported = await self._send(body, req.prompt)
             except oa.APIStatusError as e:
                 status = e.status_code
                 error = f"HTTP {status}: {_short(e)}"
@@ -329,6 +391,14 @@ class Endpoint:
                         f"{self.cfg.public_url} refused the request ({error}); check --base-url, --model and the "
                         f"key in ${self.cfg.api_key_env}"
                     ) from None
+                if with_options and status in (400, 422) and "stream_options" in str(e):
+                    # This server rejects the option: ask without it from now on. The attempt does not count
+                    # (the same request goes again at once, without the option).
+                    self._stream_usage = False
+                    if attempt > 1:
+                        u.retries -= 1
+                    attempt -= 1
+                    continue
                 if status not in RETRYABLE_STATUS and status < 500:
                     u.client_errors += 1
                     return Completion(False, None, None, 0, 0, attempt, error)
@@ -349,6 +419,12 @@ class Endpoint:
             except oa.APIConnectionError as e:
                 u.connection_errors += 1
                 error = f"connection error: {_short(e)}"
+            except TruncatedStream as e:
+                u.truncated_streams += 1
+                error = f"truncated stream: {_short(e)}"
+            except StreamErrorEvent as e:
+                u.server_errors += 1
+                error = _short(e)
             except (oa.APIResponseValidationError, MalformedReply, ValueError) as e:
                 u.malformed += 1
                 error = f"malformed reply: {_short(e)}"
@@ -356,14 +432,11 @@ class Endpoint:
                 self.limiter.correct(estimate, pt + ct)
                 u.prompt_tokens += pt
                 u.completion_tokens += ct
-                return Completion(True, text, finish, pt, ct, attempt)
+                u.usage_counted += not reported
+                return Completion(True, text, finish, pt, ct, attempt, usage_reported=reported)
             if attempt < self.cfg.max_attempts:
                 await asyncio.sleep(self._backoff(attempt) if wait is None else wait)
         return Completion(False, None, None, 0, 0, self.cfg.max_attempts, error)
-
-
-class MalformedReply(ValueError):
-    """A 200 reply that is not a chat completion with text."""
 
 
 def _parse(resp: Any) -> tuple[str, str | None, int, int]:

@@ -1,11 +1,20 @@
 """Running a stage's requests: content-derived ids, an append-only result log, resume, progress.
 
-The result log (``<stage>.results.jsonl`` under the output directory) gets one JSON line per finished
-request, ``ok`` or ``failed``, flushed to the operating system as soon as the reply is in. A run killed at
-any moment (SIGKILL included) loses at most the replies still in flight; a torn last line is cut off when
-the log is opened again. Starting again skips every id with an ``ok`` line and sends the rest, failed ones
-included. Requests are produced lazily by the caller's iterator and pulled by ``concurrency`` workers, so
-memory does not grow with the number of requests (only the set of finished ids does).
+The result log (``<stage>.results.jsonl`` under the output directory) is append-only JSON lines:
+
+- ``sent``: written (and flushed) just before a request's first HTTP attempt leaves;
+- ``ok`` / ``failed``: written the moment the reply is parsed, with no other await in between, so it is in
+  the operating system's page cache (safe from a SIGKILL of this process) before anything else runs; then
+  ``fdatasync``-ed (group commit in a thread: one sync covers every line written before it) before the worker
+  takes its next request, so it is on disk too (safe from a power loss or an OS crash).
+
+A run killed at any moment loses only the replies that had not arrived yet; a torn last line is cut off when
+the log is opened again. Starting again skips every id with an ``ok`` line (a received reply is never asked
+for again) and sends the rest, failed ones included. An id whose last line is ``sent`` was in flight when the
+earlier run stopped: it is sent again, unavoidably (its reply never arrived), and counted as "re-sent after
+an interruption" (``Usage.resent_after_interruption``), apart from ordinary retries. Requests are produced
+lazily by the caller's iterator and pulled by ``concurrency`` workers, so memory does not grow with the
+number of requests (only the sets of finished and interrupted ids do).
 
 Ctrl+C or SIGTERM stops sending new requests and waits for those in flight, so their replies are recorded
 and nothing is sent twice on resume (a second Ctrl+C abandons them); the run then ends with exit code 130.
@@ -71,21 +80,37 @@ def utc_now() -> str:
 
 
 class ResultLog:
-    """The append-only record of one stage's requests in one output directory."""
+    """The append-only record of one stage's requests in one output directory.
 
-    def __init__(self, path: Path) -> None:
+    ``durable`` (default): :meth:`sync` waits until every line written so far is on disk (``fdatasync`` in
+    a worker thread; callers waiting at the same time share one sync). Without it, lines are only flushed to
+    the operating system, which survives the process being killed but not the machine losing power."""
+
+    def __init__(self, path: Path, durable: bool = True) -> None:
         self.path = path
+        self.durable = durable
         self.done: set[str] = set()
         self.failed: set[str] = set()
+        self.interrupted: set[str] = set()
+        """Ids an earlier run sent and never got a reply for (their last line is ``sent``)."""
         self.repaired_bytes = 0
+        self._written = 0
+        self._synced = 0
+        self._sync: asyncio.Future[None] | None = None
         if path.exists():
             self._repair()
             for rec in read_jsonl(path):
-                if rec["status"] == "ok":
-                    self.done.add(rec["id"])
-                    self.failed.discard(rec["id"])
-                elif rec["id"] not in self.done:
-                    self.failed.add(rec["id"])
+                rid, status = rec["id"], rec["status"]
+                if status == "sent":
+                    self.interrupted.add(rid)
+                    continue
+                self.interrupted.discard(rid)
+                if status == "ok":
+                    self.done.add(rid)
+                    self.failed.discard(rid)
+                elif rid not in self.done:
+                    self.failed.add(rid)
+            self.interrupted -= self.done
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         os.fchmod(fd, FILE_MODE)  # a log that exists already (copied in, restored) is made private too
         self._fh: TextIO = os.fdopen(fd, "a", encoding="utf-8")
@@ -115,16 +140,47 @@ class ResultLog:
             fh.truncate(cut)
             self.repaired_bytes = size - cut
 
-    def append(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()  # in the OS page cache now: survives a SIGKILL of this process
+        self._written += 1
+
+    def mark_sent(self, rid: str) -> None:
+        """Record that ``rid`` is about to be sent (so a kill before its reply is told apart on resume)."""
+        self._write({"id": rid, "status": "sent", "at": utc_now()})
+
+    def append(self, record: dict[str, Any]) -> None:
+        """A finished request (``ok`` or ``failed``); call :meth:`sync` to wait until it is on disk."""
+        self._write(record)
+        self.interrupted.discard(record["id"])
         if record["status"] == "ok":
             self.done.add(record["id"])
             self.failed.discard(record["id"])
         else:
             self.failed.add(record["id"])
 
+    async def sync(self) -> None:
+        """Wait until every line written so far is on disk (no-op unless ``durable``). Group commit: one
+        ``fdatasync`` at a time, in a thread so the event loop keeps serving replies; a caller whose line
+        was written after the running sync started waits for the next one."""
+        if not self.durable:
+            return
+        target = self._written
+        while self._synced < target:
+            if self._sync is None or self._sync.done():
+                self._sync = asyncio.ensure_future(self._sync_once())
+            await asyncio.shield(self._sync)  # a cancelled caller does not cancel the others' sync
+
+    async def _sync_once(self) -> None:
+        upto = self._written
+        sync = getattr(os, "fdatasync", os.fsync)  # an append's new size is data to fdatasync: enough here
+        await asyncio.get_running_loop().run_in_executor(None, sync, self._fh.fileno())
+        self._synced = max(self._synced, upto)  # set before the task is done, so no waiter sees it stale
+
     def close(self) -> None:
+        self._fh.flush()
+        if self.durable and self._synced < self._written:
+            os.fsync(self._fh.fileno())
         self._fh.close()
 
     def records(self, status: str = "ok") -> Iterator[dict[str, Any]]:
@@ -212,8 +268,10 @@ async def _run(
                     continue
                 in_flight.add(req.id)
                 usage.requests += 1
+                if req.id in log.interrupted:
+                    usage.resent_after_interruption += 1
                 try:
-                    res = await ep.complete(req)
+                    res = await ep.complete(req, on_send=lambda rid=req.id: log.mark_sent(rid))
                 finally:
                     in_flight.discard(req.id)
                 rec = {
@@ -236,7 +294,8 @@ async def _run(
                 else:
                     usage.failed += 1
                     rec["error"] = res.error
-                log.append(rec)
+                log.append(rec)  # no await since the reply was parsed: a kill now still finds it on resume
+                await log.sync()  # on disk before this worker sends anything else
                 if on_result is not None:
                     on_result(req, res)
                 progress.update()

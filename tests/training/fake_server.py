@@ -7,6 +7,13 @@ duplicates. ``plan(prompt, seen)`` picks what the n-th arrival of a prompt gets:
 ``ok``, ``429`` (Retry-After), ``500``, ``drop`` (close without a reply), ``timeout`` (reply after the
 client gave up), ``malformed`` (200 with a body that is not JSON), ``truncated`` (Content-Length larger
 than the body sent, then close), ``empty`` (200 with no choices), ``400`` (a client error).
+
+A request with ``"stream": true`` gets server-sent events (chunked, one word per chunk, ``data: [DONE]``
+last; a usage chunk when ``stream_options.include_usage`` is set and ``stream_usage``), and these faults:
+``stream_cut`` (half the chunks, then the connection closes mid-body), ``stream_no_done`` (half the chunks,
+then the body ends cleanly without ``[DONE]``), ``stream_malformed`` (a chunk that is not JSON mid-stream),
+``stream_error`` (an ``error`` event mid-stream). ``reject_stream_options`` answers 400 to any request that
+carries ``stream_options`` (as servers that do not know the field do).
 """
 
 from __future__ import annotations
@@ -41,9 +48,14 @@ class FaultServer:
         delay_s: float = 0.0,
         retry_after: str = "1",
         hang_s: float = 30.0,
+        stream_usage: bool = True,
+        reject_stream_options: bool = False,
     ) -> None:
         self.plan, self.responder, self.delay_s = plan, responder, delay_s
         self.retry_after, self.hang_s = retry_after, hang_s
+        self.stream_usage, self.reject_stream_options = stream_usage, reject_stream_options
+        self.streamed: Counter[str] = Counter()
+        """Prompts asked for with ``stream: true``."""
         self.seen: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.completed: Counter[str] = Counter()
@@ -129,6 +141,9 @@ class FaultServer:
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         fault = self.plan(prompt, n)
         self.faults[fault] += 1
+        if req.get("stream"):
+            with self._lock:
+                self.streamed[prompt] += 1
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
@@ -138,6 +153,12 @@ class FaultServer:
                 self._in_flight -= 1
 
     async def _fault(self, fault: str, prompt: str, req: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        if req.get("stream") and "stream_options" in req and self.reject_stream_options:
+            self._send(writer, 400, {"error": {"message": "Unrecognized request argument supplied: stream_options"}})
+            await writer.drain()
+            return True
+        if req.get("stream") and (fault == "ok" or fault.startswith("stream_")):
+            return await self._stream(fault, prompt, req, writer)
         if fault == "ok":
             text = self.responder(prompt)
             payload = {
@@ -181,6 +202,47 @@ class FaultServer:
         else:
             raise ValueError(f"unknown fault {fault!r}")
         await writer.drain()
+        return True
+
+    async def _stream(self, fault: str, prompt: str, req: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        text = self.responder(prompt)
+        words = text.split(" ")
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": req.get("model")}
+
+        def event(obj: Any) -> bytes:
+            data = (obj if isinstance(obj, str) else json.dumps(obj)).encode()
+            return b"data: " + data + b"\n\n"
+
+        events = [event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})]
+        events += [
+            event({**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}) for p in pieces
+        ]
+        events.append(event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if self.stream_usage and (req.get("stream_options") or {}).get("include_usage"):
+            pt, ct = len(prompt.split()), len(pieces)
+            usage = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
+            events.append(event({**base, "choices": [], "usage": usage}))
+        events.append(event("[DONE]"))
+        half = max(2, len(events) // 2)
+        if fault == "stream_malformed":
+            events = [*events[:half], b'data: {"choices": [ not json\n\n', *events[half:]]
+        elif fault == "stream_error":
+            events = [*events[:half], event({"error": {"message": "overloaded", "type": "server_error"}})]
+        elif fault in ("stream_cut", "stream_no_done"):
+            events = events[:half]
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head.encode())
+        for ev in events:
+            writer.write(f"{len(ev):x}\r\n".encode() + ev + b"\r\n")
+            await writer.drain()
+        if fault == "stream_cut":
+            return False  # close with the chunked body unfinished: the client sees the connection cut
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        if fault == "ok":
+            with self._lock:
+                self.completed[prompt] += 1
         return True
 
     def _send(

@@ -3,12 +3,17 @@ the embedded demo model. notes -> instructions -> answers -> build, then the jud
 
 The demo model (Gemma 3 270M base) is not instruction-tuned, so what it writes is poor; this checks the
 pipeline's behaviour (every request matched by id, outputs traceable, filters applied, datasets written),
-not the quality of the text. Small contexts and completion limits keep it to a minute or two on 2 cores.
+not the quality of the text. Three notes, a small context and short completion limits (16 to 32 tokens)
+keep it to about half a minute on 2 cores; one server serves the whole module. The server runs on one
+thread: with two on a shared 2-core machine, llama.cpp's threads spin at each step's barrier while the
+other is descheduled, and a token took up to 1.5 s instead of ~20 ms (the server's own timings).
+The answers stage streams its replies (``--stream``): llama.cpp's server sends server-sent events ending
+in ``[DONE]`` and no usage chunk, so the usage of that stage is counted from the stream.
 
 The server uses llama-cpp-python's ``alpaca`` chat format: with the GGUF's own Gemma chat template the base
 model tends to repeat the prompt's first line ("You are an intelligent clinical model."), and the reference
-filter then (rightly) drops every row, leaving nothing to build. Sampling is seeded (``--seed``), so a run
-is repeatable on one machine.
+filter then (rightly) drops every row, leaving nothing to build. Sampling is seeded (``--seed``) and
+requests go one at a time (``--concurrency 1``), so a run is repeatable on one machine.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def llama_server(demo_model, tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     logf = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", demo_model.path, "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--n_threads_batch", "2",
+            "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1",
             "--chat_format", "alpaca", "--model_alias", "demo", "--seed", "1"]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
@@ -101,10 +106,13 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
         w.writerow(["ID", "section_text"])
         w.writerows([f"mts-{i}", t] for i, t in enumerate(texts))
     out = tmp_path / "out"
-    common = ["--base-url", llama_server, "--model", "demo", "--out", str(out), "--seed", "3", "--no-progress"]
+    # One request at a time: the server is serial anyway, and a fixed order keeps its prompt cache, and so the
+    # seeded samples, the same from run to run (with several in flight the order, and the text, varies).
+    common = ["--base-url", llama_server, "--model", "demo", "--out", str(out), "--seed", "3", "--no-progress",
+              "--concurrency", "1"]  # fmt: skip
 
     r = _cli("data", "notes", str(cases), "--text-column", "section_text", "--id-column", "ID",
-             "--context-tokens", "1024", "--max-tokens", "40", "--concurrency", "2", *common)  # fmt: skip
+             "--context-tokens", "1024", "--max-tokens", "32", *common)  # fmt: skip
     assert f"data connects to {llama_server} only" in r.stderr
     notes = _rows(out / "notes.jsonl")
     notes_report = json.loads((out / "notes.report.json").read_text())
@@ -114,7 +122,7 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
     usage = notes_report["usage_total"]
     assert usage["prompt_tokens"] > 100 * N_NOTES and usage["completion_tokens"] > 0  # the server's own counts
 
-    _cli("data", "instructions", "--max-tokens", "24", *common)
+    _cli("data", "instructions", "--max-tokens", "16", *common)
     ins = _rows(out / "instructions.jsonl")
     ins_report = json.loads((out / "instructions.report.json").read_text())
     assert ins_report["counts"]["failed"] == 0
@@ -123,10 +131,19 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
     assert all(i["note_id"] in note_ids and i["task"] for i in ins)
     assert ins, "every instruction was filtered out"
 
-    _cli("data", "answers", "--max-tokens", "32", *common)
+    _cli("data", "answers", "--max-tokens", "32", "--stream", *common)
     ans = _rows(out / "answers.jsonl")
     ans_report = json.loads((out / "answers.report.json").read_text())
     assert len(ans) + ans_report["filter"]["dropped"] == len(ins)
+    streamed = ans_report["usage_total"]
+    assert ans_report["counts"]["failed"] == 0 and streamed["truncated_streams"] == 0
+    # no usage chunk from this server: every reply's completion tokens counted from its stream (<= the limit)
+    assert streamed["usage_counted"] == len(ins) and 0 < streamed["completion_tokens"] <= 32 * len(ins)
+    answers_log = [r for r in _rows(out / "answers.results.jsonl") if r["status"] == "ok"]
+    # whole streams only: each ended with [DONE] after its finish_reason; llama-cpp-python sends none when the
+    # model stops before its first token (then the text is empty and the answer is dropped as empty)
+    assert all(r["finish_reason"] in ("stop", "length") or r["text"] == "" for r in answers_log)
+    assert all(len(r["text"]) > 0 for r in answers_log if r["finish_reason"] == "length")
     assert all(reference_filter(a) is None for a in ans)
 
     if not ans:
@@ -156,7 +173,8 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
     )  # fmt: skip
     jout = tmp_path / "judge-out"
     r = _cli("judge", "--answers", str(judge_in), "--base-url", llama_server, "--model", "demo", "--orders", "2",
-             "--max-tokens", "8", "--out", str(jout), "--no-progress")  # fmt: skip
+             "--concurrency", "1",
+             "--max-tokens", "6", "--out", str(jout), "--no-progress")  # fmt: skip
     report = json.loads((jout / "judge.report.json").read_text())
     n_items = 1
     assert report["requests"] == 2 * n_items and report["failed"] == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,51 @@ def test_result_log_cuts_a_torn_line_and_resumes(tmp_path: Path):
     assert [r["id"] for r in again.records()] == ["a", "b"] and list(again.records("failed")) == []
     again.close()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_result_log_tells_requests_cut_off_by_a_kill_from_finished_ones(tmp_path: Path):
+    path = tmp_path / "s.results.jsonl"
+    log = ResultLog(path, durable=False)
+    for rid in ("a", "b", "c", "d"):
+        log.mark_sent(rid)
+    log.append({"id": "a", "status": "ok", "text": "x", "meta": {}})
+    log.append({"id": "b", "status": "failed", "error": "HTTP 500", "meta": {}})
+    log.mark_sent("b")  # a failed request sent again, then the process dies: b and c, d were in flight
+    log.close()
+    again = ResultLog(path)
+    assert again.done == {"a"} and again.failed == {"b"} and again.interrupted == {"b", "c", "d"}
+    assert [r["id"] for r in again.records()] == ["a"] and [r["id"] for r in again.records("failed")] == ["b"]
+    again.append({"id": "c", "status": "ok", "text": "y", "meta": {}})
+    assert again.interrupted == {"b", "d"}
+    again.close()
+    assert ResultLog(path).interrupted == {"b", "d"}
+
+
+def test_result_log_sync_puts_every_line_on_disk_with_shared_syncs(tmp_path: Path, monkeypatch):
+    path = tmp_path / "s.results.jsonl"
+    log = ResultLog(path)
+    synced_sizes: list[int] = []
+    real = os.fdatasync
+
+    def slow_sync(fd: int) -> None:
+        size = os.fstat(fd).st_size  # everything written before the sync started is covered by it
+        time.sleep(0.02)
+        real(fd)
+        synced_sizes.append(size)
+
+    monkeypatch.setattr(os, "fdatasync", slow_sync)
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(0.001 * (i % 5))
+        log.append({"id": f"r{i}", "status": "ok", "text": "t" * 50, "meta": {}})
+        end = path.stat().st_size  # this record's last byte (appends are serialised by the event loop)
+        await log.sync()
+        assert synced_sizes and max(synced_sizes) >= end  # returned only once a sync covered its line
+
+    async def main() -> None:
+        await asyncio.gather(*(one(i) for i in range(40)))
+
+    asyncio.run(main())
+    log.close()
+    assert 1 <= len(synced_sizes) < 40  # syncs were shared (group commit), not one per record
+    assert len(ResultLog(path).done) == 40

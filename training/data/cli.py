@@ -45,6 +45,7 @@ def _endpoint(args: argparse.Namespace) -> Any:
         tokens_per_minute=args.tpm,
         timeout_s=args.timeout,
         max_attempts=args.max_attempts,
+        stream=args.stream,
     )
     return cfg
 
@@ -168,6 +169,11 @@ def _endpoint_args(p: argparse.ArgumentParser, default_out: str | None) -> None:
     g.add_argument("--tpm", type=float, help="tokens per minute limit")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds per attempt (default 600)")
     g.add_argument("--max-attempts", type=int, default=6, help="attempts per request in one run (default 6)")
+    g.add_argument(
+        "--stream",
+        action="store_true",
+        help="streamed replies (server-sent events); a reply counts only once the stream ends with [DONE]",
+    )
     g.add_argument("--max-tokens", type=int, help="completion limit (overrides the stage's default)")
     g.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
     if default_out is None:
