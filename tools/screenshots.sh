@@ -1,5 +1,6 @@
 #!/bin/sh
-# Screenshots under a real X server: Xvfb + openbox, at 1024x700 and at scale 2 (2048x1400, QT_SCALE_FACTOR=2).
+# Screenshots under a real X server: Xvfb + openbox, at 1024x700 (every screen), 1440x900 and at scale 2
+# (2880x1800, QT_SCALE_FACTOR=2). SHOTS=1x|1440|2x takes one set only.
 # Usage: tools/screenshots.sh [OUT_DIR]   (needs the xvfb and openbox Debian packages)
 set -eu
 out=${1:-docs/screenshots}
@@ -19,9 +20,12 @@ shoot() {  # $1 screen geometry, $2 scale factor, $3 file suffix, $4 screens to 
   wait "$wm" "$xvfb" 2>/dev/null || true
   return "$status"
 }
-case "${SHOTS:-both}" in
-  both|1x) shoot 1024x700x24 1 "" "" ;;
+case "${SHOTS:-all}" in
+  all|1x) shoot 1024x700x24 1 "" "" ;;
 esac
-case "${SHOTS:-both}" in
-  both|2x) shoot 2048x1400x24 2 "-2x" "ask,compare-blind,settings" ;;
+case "${SHOTS:-all}" in
+  all|1440) shoot 1440x900x24 1 "-1440" "ask,ask-run-all,compare-blind,history" ;;
+esac
+case "${SHOTS:-all}" in
+  all|2x) shoot 2880x1800x24 2 "-2x" "ask,ask-run-all,compare-blind,settings" ;;
 esac

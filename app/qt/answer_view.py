@@ -125,6 +125,12 @@ class AnswerView(QWidget):
         self._timer.start()
         self._tick()
 
+    def set_token_source(self, evaluated, prompt_tokens: int) -> None:
+        """Percent from now on, when the prompt's size is known only once the worker counted it."""
+        if self._evaluated is None and self.progress.isVisible():
+            self._evaluated, self._prompt_tokens, self._start_tokens = evaluated, prompt_tokens, None
+            self._tick()
+
     def set_phase(self, phase: str, *, tokens: bool = False) -> None:
         self._phase = phase
         if not tokens:

@@ -81,7 +81,8 @@ class AppContext(QObject):
         self.load_task: Task | None = None
         self.engine_notice = ""
         self.blinded_runs: set[int] = set()
-        """Runs of a Compare whose vote is still open: History shows no model name for them."""
+        """Runs of a Compare whose vote is still open: History shows no model name for them. A mirror of
+        the log's (``EvalLog.blinded_runs``, read when the log opens), so a restart keeps them hidden."""
 
     # -- startup ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,13 +96,23 @@ class AppContext(QObject):
     def open_log(self) -> Task:
         path, keep_text = self.database_path, self.config.store_note_text
         self.log_state = State.LOADING
-        task = Task(lambda job: EvalLog.open(path, store_note_text=keep_text), "open log")
+
+        def work(_job: Job) -> tuple[EvalLog, set[int]]:
+            log = EvalLog.open(path, store_note_text=keep_text)
+            try:
+                return log, log.blinded_runs()
+            except BaseException:
+                log.close()
+                raise
+
+        task = Task(work, "open log")
         task.signals.finished.connect(self._log_opened)
         task.signals.errored.connect(self._log_failed)
         self.log_changed.emit()
         return self.tasks.start(task)
 
-    def _log_opened(self, new: EvalLog) -> None:
+    def _log_opened(self, opened: tuple[EvalLog, set[int]]) -> None:
+        new, self.blinded_runs = opened
         old, self.log = self.log, new
         self.log_error, self.log_state = None, State.READY
         if old is not None:
@@ -124,9 +135,12 @@ class AppContext(QObject):
         kv_dir = self.kv_state_dir()  # read here, on the GUI thread
 
         def work(job: Job) -> LlamaCppEngine:
-            job.message("preparing the model file (the first start assembles the demo model)…")
+            job.message("preparing the model file…")
             try:
-                info = registry.resolve(ref)
+                if ref or registry.default_model:
+                    info = registry.resolve(ref)
+                else:  # the demo model: its first start joins ~250 MB of parts, with a percent and Cancel
+                    info = registry.ensure_demo(progress=_percent_reporter(job), cancel=job.cancel)
             except ModelError:
                 wanted = ref or registry.default_model
                 found = registry.find(wanted) if wanted else None
@@ -135,7 +149,7 @@ class AppContext(QObject):
                 # The default model's file is gone (a removed USB stick): carry on with the demo model.
                 mark_missing(registry, found.sha256)
                 job.message(f"notice:{found.display_name} is missing ({found.path}); using the demo model instead")
-                info = registry.ensure_demo()
+                info = registry.ensure_demo(progress=_percent_reporter(job), cancel=job.cancel)
             if job.cancel.is_set():
                 raise Cancelled("loading the model was cancelled")
             job.message(f"loading {info.display_name}…")
@@ -247,3 +261,16 @@ class AppContext(QObject):
         if self.log is not None:
             self.log.close()
             self.log = None
+
+
+def _percent_reporter(job: Job):
+    """Report the demo model's preparation as "N%" of its bytes (one message per percent, not per block)."""
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        if pct != last[0]:
+            last[0] = pct
+            job.message(f"preparing the demo model: {pct}% of {total / 1e6:.0f} MB")
+
+    return report

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from itertools import pairwise
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -22,9 +26,11 @@ from app.core.errors import AsclepiusError
 from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParams
 from app.qt.answer_view import AnswerView
 from app.qt.appstate import AppContext, State
-from app.qt.asking import Outcome, ask_all, leading_offset, metrics_line, provenance_footer
+from app.qt.ask_run_all import RunAllMixin
+from app.qt.asking import Outcome, PromptProgress, ask_all, leading_offset, metrics_line, provenance_footer
 from app.qt.fit import flow, scrolled
 from app.qt.rate_panel import RatePanel
+from app.qt.run_all import RunAllView
 from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
 from app.service import SamplingOverrides, ground, resolve_sampling
@@ -35,7 +41,7 @@ BUDGET_DEBOUNCE_MS = 300
 """Recount tokens this long after the last edit: a paste or typing burst costs one tokenization."""
 
 
-class AskTab(QWidget):
+class AskTab(RunAllMixin, QWidget):
     run_finished = Signal(object)
     """A list of Outcome after each Ask or Run all tasks."""
     run_failed = Signal(str)
@@ -53,6 +59,7 @@ class AskTab(QWidget):
         self._restoring = False
         self._note_banner = False
         self._asked_note = ""
+        self._cancels: list[threading.Event] = []
         self._build()
         self._budget_timer = QTimer(self)
         self._budget_timer.setSingleShot(True)
@@ -75,7 +82,7 @@ class AskTab(QWidget):
         self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}"))
         self.editor.setMinimumWidth(220)
         self.editor.replace_hook = self.replace_note
-        open_btn = QPushButton("&Open note…")
+        self.open_btn = open_btn = QPushButton("&Open note…")
         open_btn.setToolTip("Open a plain-text note (.txt) (Ctrl+O)")
         open_btn.clicked.connect(self.open_note_dialog)
         self.samples = combo(12)
@@ -140,7 +147,14 @@ class AskTab(QWidget):
         ml.addWidget(self.examples)
         ml.addWidget(self.instruction)
         ml.addWidget(flow(self.ask_btn, self.stop_btn, self.all_btn, self.copy_btn))
-        ml.addWidget(self.answer_view, 1)
+        self.run_all_view = RunAllView()
+        self.run_all_view.stop_one.connect(self.stop_one)
+        self.run_all_view.stop_all.connect(self.stop)
+        self.run_all_view.open_run.connect(self.open_run_id)
+        self.answer_stack = QStackedWidget()
+        self.answer_stack.addWidget(self.answer_view)
+        self.answer_stack.addWidget(self.run_all_view)
+        ml.addWidget(self.answer_stack, 1)
 
         self.rate = RatePanel(self.ctx)
         self.rate_area = scrolled(self.rate)
@@ -169,10 +183,13 @@ class AskTab(QWidget):
             (QKeySequence(QKeySequence.StandardKey.Open), self.open_note_dialog),
         ):
             QShortcut(keys, self, slot)
-        self.setTabOrder(self.editor, self.task_box)
-        self.setTabOrder(self.task_box, self.examples)
-        self.setTabOrder(self.examples, self.instruction)
-        self.setTabOrder(self.instruction, self.ask_btn)
+        # Reading order: the note column, then the question and its buttons, then the answer (the Rate
+        # panel's controls follow, as created).
+        chain = [self.samples, self.open_btn, self.clear_btn, self.editor, self.truncate, self.task_box]
+        chain += [self.examples, self.instruction, self.ask_btn, self.stop_btn, self.all_btn, self.copy_btn]
+        chain += [self.answer]
+        for a, b in pairwise(chain):
+            self.setTabOrder(a, b)
 
     # -- the note: never replaced without asking, an answer never outlives it -----------------------
     def confirm(self, question: str) -> bool:
@@ -220,6 +237,9 @@ class AskTab(QWidget):
     def _detach_answer(self, reason: str) -> None:
         """An answer is only shown with the note, task and instruction it belongs to."""
         if self._restoring or self.task is not None:
+            return
+        if self.answer_stack.currentWidget() is self.run_all_view:
+            self.show_single(reason)
             return
         if self.outcome is None and self.view is None and not self.answer.toPlainText():
             return
@@ -326,24 +346,56 @@ class AskTab(QWidget):
             return None
         return self._start([(self.task_box.currentData(), self.instruction.toPlainText())], explicit, model)
 
-    def run_all(self) -> Task | None:
-        return self._start([(t.name, t.standard_instruction) for t in TASKS], headers=True)
+    def show_single(self, reason: str = "") -> None:
+        """Back from Run all tasks' panes to the one-answer view (and its Rate panel)."""
+        self.answer_stack.setCurrentWidget(self.answer_view)
+        self.rate_area.show()
+        self.answer_view.clear(reason)
 
     def _start(
         self,
         questions: list[tuple[str, str]],
         explicit: SamplingOverrides | None = None,
         model: ModelInfo | None = None,
-        *,
-        headers: bool = False,
     ) -> Task | None:
         if self.task is not None:
             return None
+        requests = self._requests(questions, explicit)
+        if requests is None:
+            return None
+        note, service = self.editor.toPlainText(), self.ctx.service()
+        self.show_single()
+        self.rate.set_run(None)
+        self.editor.clear_highlights()
+        self.answer_view.set_header(requests[0].task, requests[0].instruction)
+        self.outcome, self.view = None, None
+        self.copy_btn.setEnabled(False)
+        offset = leading_offset(note)
+        task = Task(lambda job: ask_all(job, service, requests, model, note_offset=offset), "ask")
+        task.signals.token.connect(self._append)
+        task.signals.info.connect(self._prompt_info)
+        task.signals.finished.connect(self._finished)
+        task.signals.errored.connect(self._failed)
+        # Only if no newer run started meanwhile (a run_finished listener may ask again at once).
+        task.signals.done.connect(lambda t=task: self.task is t and self._done())
+        self.task = task
+        self._set_running(True)
+        self._first_token = True
+        self._asked_note = note
+        self._start_progress(model)
+        if service.log is None:
+            self.banner.show_error(f"This run will not be saved: {service.log_unavailable}")
+        return self.ctx.tasks.start(task)
+
+    def _requests(
+        self, questions: list[tuple[str, str]], explicit: SamplingOverrides | None
+    ) -> list[AskRequest] | None:
+        """The service checks the note, task, instruction and sampling once, before any work."""
         if self.ctx.engine_state is not State.READY or self.ctx.engine is None:
             self.banner.show_error(f"The model is not ready yet: {self.ctx.engine_message}")
             return None
         note, truncate, service = self.editor.toPlainText(), self.truncate.isChecked(), self.ctx.service()
-        try:  # the service checks the note, task, instruction and sampling once, before any work
+        try:
             requests = [
                 service.request(note, task, instr, explicit=explicit, truncate=truncate) for task, instr in questions
             ]
@@ -352,30 +404,14 @@ class AskTab(QWidget):
             self._note_banner = True  # goes away as soon as the note changes
             return None
         self.banner.hide()
-        self.rate.set_run(None)
-        self.editor.clear_highlights()
-        self.answer_view.clear()
-        if not headers:
-            self.answer_view.set_header(requests[0].task, requests[0].instruction)
-        self.outcome, self.view = None, None
-        self.copy_btn.setEnabled(False)
-        offset = leading_offset(note)
-        task = Task(lambda job: ask_all(job, service, requests, model, headers=headers, note_offset=offset), "ask")
-        task.signals.token.connect(self._append)
-        task.signals.progress.connect(lambda d, n: self.answer_view.set_phase(f"Running all tasks: {d} of {n} done"))
-        task.signals.finished.connect(self._finished)
-        task.signals.errored.connect(self._failed)
-        task.signals.done.connect(self._done)
-        self.task = task
-        self._set_running(True)
-        self._first_token = True
-        self._asked_note = note
-        self._start_progress(requests[0], model, headers)
-        if service.log is None:
-            self.banner.show_error(f"This run will not be saved: {service.log_unavailable}")
-        return self.ctx.tasks.start(task)
+        return requests
 
-    def _start_progress(self, req: AskRequest, model: ModelInfo | None, headers: bool) -> None:
+    def _prompt_info(self, p: PromptProgress) -> None:
+        """The worker counted the prompt on the engine that runs it (another model on a Re-run)."""
+        if self.task is not None and self._first_token:
+            self.answer_view.set_token_source(lambda: p.engine.evaluated_tokens, p.tokens)
+
+    def _start_progress(self, model: ModelInfo | None) -> None:
         """Percent and elapsed time while the note is processed, from the engine's evaluated-token count
         (llama.cpp advances it after each batch); elapsed time alone where that count is not ours to read."""
         engine = self.ctx.engine
@@ -384,10 +420,11 @@ class AskTab(QWidget):
         prompt = None
         if b is not None and self._budget_current():
             prompt = min(b.total, b.n_ctx) - b.reserved_answer_tokens
-        if headers:
-            self.answer_view.start_progress(f"Running all tasks: 0 of {len(TASKS)} done")
-        elif same_engine and prompt:
+        if same_engine and prompt:
             self.answer_view.start_progress("Processing the note", lambda: engine.evaluated_tokens, prompt)
+        elif not same_engine and model is not None:
+            # The worker loads that model first; the percent appears once it has counted the prompt there.
+            self.answer_view.start_progress(f"{model.display_name}: loading, then processing the note")
         else:
             self.answer_view.start_progress("Processing the note")
 
@@ -399,13 +436,16 @@ class AskTab(QWidget):
     def stop(self) -> None:
         if self.task is not None:
             self.task.cancel.set()
-            self.answer_view.set_phase("Stopping")
+            if self.answer_stack.currentWidget() is self.run_all_view:
+                for p in self.run_all_view.panes:
+                    p.stopping = p.stopping or p.state != "done"
+            else:
+                self.answer_view.set_phase("Stopping")
 
     def _append(self, text: str) -> None:
         if self._first_token and self.answer_view.progress.isVisible():
             self._first_token = False
-            if not self.task or "Running all" not in self.metrics.text():
-                self.answer_view.set_phase("Writing the answer")
+            self.answer_view.set_phase("Writing the answer")
         cur = self.answer.textCursor()
         cur.movePosition(QTextCursor.MoveOperation.End)
         cur.insertText(text)
@@ -437,13 +477,7 @@ class AskTab(QWidget):
             # A run was opened from History while this one was stopping: its answer belongs to another note.
             self.run_finished.emit(outcomes)
             return
-        if len(outcomes) == 1:
-            self._show_outcome(last)
-        else:
-            self.metrics.setText(
-                f"Ran {len(outcomes)} tasks · {sum(o.result.completion_tokens for o in outcomes)} tokens · "
-                f"{sum(o.result.total_s for o in outcomes):.1f} s · open a run from History to rate it"
-            )
+        self._show_outcome(last)
         if last.result.truncation:
             self.banner.show_info(last.result.truncation.message)
         self.run_finished.emit(outcomes)
@@ -472,6 +506,7 @@ class AskTab(QWidget):
         self.stop()
         if view.note_text is not None and not self.replace_note(view.note_text, "Opening a run from History"):
             return False
+        self.show_single()
         self.banner.hide()
         self._restoring = True
         if view.note_text is None:

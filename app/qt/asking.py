@@ -6,6 +6,7 @@ adapts its outcomes to what the screens show.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,60 @@ def ask_all(
 
     if headers:
         job.progress(0, n)
+    report_prompt(job, service, requests, model)
     outs = service.ask_many(requests, model=model, on_token=stream.piece, on_done=on_done, cancel=job.cancel)
     if headers:
         job.progress(len(outs), n)
+    return [Outcome.of(o, note_offset) for o in outs]
+
+
+@dataclass(frozen=True)
+class PromptProgress:
+    """What the screens poll while the note is processed: ``engine.evaluated_tokens`` of ``tokens``."""
+
+    engine: Any
+    tokens: int
+
+
+def report_prompt(job: Job, service: AskService, requests: list[AskRequest], model: ModelInfo | None) -> None:
+    """Tell the screen how many tokens the engine evaluates before the first answer token, and which engine.
+
+    Several questions share the note prefix (evaluated once); one question evaluates its whole prompt.
+    Loads ``model``'s engine if needed (seconds). Engines without a tokenizer (fakes, a server) report nothing.
+    """
+    engine = service.engine(model)
+    tokenize, style_for = getattr(engine, "tokenize_prompt", None), getattr(engine, "style_for", None)
+    if tokenize is None or style_for is None or not hasattr(engine, "evaluated_tokens"):
+        return
+    req = requests[0]
+    pt = tokenize(style_for(req.prompt_style), req.note, req.instruction)
+    job.info(PromptProgress(engine, len(pt.prefix) if len(requests) > 1 else len(pt.all)))
+
+
+def ask_each(
+    job: Job,
+    service: AskService,
+    requests: list[AskRequest],
+    cancels: list[threading.Event],
+    model: ModelInfo | None = None,
+    *,
+    note_offset: int = 0,
+) -> list[Outcome]:
+    """Several questions about one note, each streamed to its own pane (``job.piece``), each cancellable.
+
+    ``job.item(i, "start"/"done")`` mark each answer's start and end; ``cancels[i]`` stops answer ``i``,
+    the job's cancel stops them all. Outcomes are a prefix of the requests (those that started).
+    """
+    report_prompt(job, service, requests, model)
+    outs = service.ask_many(
+        requests,
+        model=model,
+        on_start=lambda i, _req: job.item(i, "start"),
+        on_token=job.piece,
+        on_done=lambda i: job.item(i, "done"),
+        cancel=job.cancel,
+        cancels=cancels,
+    )
     return [Outcome.of(o, note_offset) for o in outs]
 
 

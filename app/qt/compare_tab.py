@@ -230,7 +230,8 @@ class CompareTab(QWidget):
                 job.progress(i, 2)
                 # Two runs of one question: the second gets its own run uuid.
                 o = service.ask(req if i == 0 else req.renewed(), model=info, on_token=job.token, cancel=job.cancel)
-                if o.run_id is not None:
+                if o.run_id is not None and service.log is not None:
+                    service.log.hold_blind([o.run_id])  # in the log: hidden across restarts until the vote
                     job.message(str(o.run_id))
                 out.append(Outcome.of(o, offset))
             return out

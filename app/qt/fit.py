@@ -214,3 +214,12 @@ class FocusRing(QWidget):
         p.setPen(QPen(QColor(FOCUS_COLOR), 2))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRoundedRect(self.rect().adjusted(1, 1, -1, -1), 4, 4)
+
+
+def tab_leaves_item_views(root: QWidget) -> None:
+    """Tab moves on to the next control instead of from cell to cell (arrow keys move between cells):
+    a table with many rows would otherwise hold the keyboard on the screen for as many Tab presses."""
+    from PySide6.QtWidgets import QAbstractItemView
+
+    for view in root.findChildren(QAbstractItemView):
+        view.setTabKeyNavigation(False)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -250,13 +251,35 @@ class HistoryTab(QWidget):
         v, log = self.selected_run(), self.ctx.log
         if v is None or log is None:
             return None
-        if v.id in self.ctx.blinded_runs:
+        reveal = v.id in self.ctx.blinded_runs
+        if reveal and not self.confirm_reveal():
             self.banner.show_error("This run is part of a blind comparison: vote on the Compare screen first.")
             return None
-        task = Task(lambda _job: log.get_run(v.id), "read run")
+
+        def work(_job):
+            if reveal:  # the user chose to see it: the blind vote on it is given up, in the log
+                log.release_blind([v.id])
+            return log.get_run(v.id)
+
+        if reveal:
+            self.ctx.blinded_runs.discard(v.id)
+        task = Task(work, "read run")
         task.signals.finished.connect(signal.emit)
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
         return self.ctx.tasks.start(task)
+
+    def confirm_reveal(self) -> bool:
+        """A run of a comparison never voted on (say, before a restart): show it only if the user says so."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Reveal a blind answer?",
+            "This run belongs to a blind comparison that was not voted on. Opening it shows its model, "
+            "so it can no longer be voted on blind. Open it anyway?",
+            parent=self,
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def _open(self) -> Task | None:
         return self._with_run(self.open_run)

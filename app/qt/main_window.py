@@ -12,7 +12,7 @@ from app.core import netns
 from app.core.config import Paths
 from app.qt.appstate import AppContext, State
 from app.qt.ask_tab import AskTab
-from app.qt.fit import FocusRing, available_size, initial_size
+from app.qt.fit import FocusRing, available_size, initial_size, tab_leaves_item_views
 from app.qt.uistate import UiState
 
 BADGE = "border-radius:3px; padding:1px 6px; font-weight:bold;"
@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
         for i in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self.tabs.setCurrentIndex(i))
         self._build_status_bar()
+        tab_leaves_item_views(self)
         self.apply_font()
         ctx.engine_changed.connect(self._update_status)
         ctx.log_changed.connect(self._update_status)

@@ -1,7 +1,7 @@
 """Render every screen with a sample note and real answers: ``python -m app.qt.screenshots DIR``.
 
 Meant to run under a real X server with a window manager (``tools/screenshots.sh`` starts Xvfb and
-openbox at 1024x700 and at 2048x1400 with ``QT_SCALE_FACTOR=2``): the window is maximized by the window
+openbox at 1024x700, 1440x900 and 2880x1800 with ``QT_SCALE_FACTOR=2``): the window is maximized by the window
 manager and the whole screen is captured from the X server, frame and all, so what is off-screen or cut is
 visible in the picture. Under the offscreen platform it falls back to grabbing the window at 1024x700.
 
@@ -146,14 +146,35 @@ def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = 
     wait_until(app, lambda: tab.banner.kind == "error" and tab.task is None, what="the refusal")
     snap("ask-note-too-long")
     tab.banner.hide()
+
+    # A long note while it is processed: tokens, percent and elapsed time (llama.cpp reports per batch).
+    tab.editor.setPlainText((note + "\n") * 5)
+    wait_until(app, lambda: tab.meter.budget is not None and tab.meter.budget.fits, what="the meter")
+    got: list = []
+    tab.run_finished.connect(got.append)
+    tab.ask()
+    wait_until(app, lambda: "tokens (" in tab.metrics.text() or bool(got), what="prompt progress")
+    if not got:
+        snap("ask-progress")
+    wait_until(app, lambda: bool(got), what="the long note's answer")
+    tab.run_finished.disconnect(got.append)
+
+    # Run all tasks: one pane per task, streaming side by side.
     tab.editor.setPlainText(note)
+    got = []
+    tab.run_finished.connect(got.append)
+    tab.run_all()
+    wait_until(app, lambda: bool(got), what="run all tasks")
+    tab.run_finished.disconnect(got.append)
+    snap("ask-run-all")
+    tab.show_single()
 
     tiny = _second_model(home)
     if tiny is not None:
         task = win.models_tab.import_file(tiny)
         wait_until(app, lambda: task.finished_flag.is_set() and win.models_tab.busy is None, what="the import")
     win.tabs.setCurrentWidget(win.models_tab)
-    wait_until(app, lambda: all(m.sha256 in win.models_tab._ram for m in win.models_tab.models), what="RAM")
+    wait_until(app, lambda: all(m.path in win.models_tab._ram for m in win.models_tab.models), what="RAM")
     win.models_tab.table.selectRow(0)
     snap("models")
 

@@ -60,8 +60,11 @@ class MeanScoreChart(QWidget):
             return
 
         # Y axis: rubric 1..4.
+        # A line of room above 4 and below 1: a value label at 1 would touch the task names under the axis.
+        pad = fm.height()
+
         def y(v: float) -> float:
-            return plot.bottom() - (v - 1) / 3 * plot.height()
+            return plot.bottom() - pad - (v - 1) / 3 * (plot.height() - 2 * pad)
 
         p.setPen(QPen(QColor("#dddddd"), 1))
         for s in (1, 2, 3, 4):

@@ -23,6 +23,12 @@ class TaskSignals(QObject):
     progress = Signal(int, int)
     """done, total (bytes, items...)."""
     token = Signal(str)
+    piece = Signal(int, str)
+    """Request index, text: one of several answers streamed side by side."""
+    item = Signal(int, str)
+    """Request index, "start" or "done"."""
+    info = Signal(object)
+    """A value the work reports on the way (the prompt's size in tokens and the engine evaluating it)."""
     message = Signal(str)
     finished = Signal(object)
     """The function's return value."""
@@ -47,6 +53,15 @@ class Job:
 
     def token(self, text: str) -> None:
         self._signals.token.emit(text)
+
+    def piece(self, index: int, text: str) -> None:
+        self._signals.piece.emit(index, text)
+
+    def item(self, index: int, event: str) -> None:
+        self._signals.item.emit(index, event)
+
+    def info(self, value: object) -> None:
+        self._signals.info.emit(value)
 
     def message(self, text: str) -> None:
         self._signals.message.emit(text)

@@ -32,7 +32,20 @@ from app.core.errors import StoreError, UsageError
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
 from app.store import db
 from app.store.claims import check_unclaimed
-from app.store.models import CHOICES, RATER_KINDS, SIDES, Batch, Comparison, Model, Note, Rater, Rating, Run, utcnow
+from app.store.models import (
+    CHOICES,
+    RATER_KINDS,
+    SIDES,
+    Batch,
+    Comparison,
+    Model,
+    Note,
+    PendingComparisonRun,
+    Rater,
+    Rating,
+    Run,
+    utcnow,
+)
 from app.store.queries import (
     AnswerView,
     ComparisonView,
@@ -413,16 +426,43 @@ class EvalLog:
                 created_at=at or utcnow(),
             )
             s.add(c)
+            # The vote ends the blinding of both runs, in the same transaction as the vote itself.
+            s.execute(delete(PendingComparisonRun).where(PendingComparisonRun.run_id.in_((ida, idb))))
             s.flush()
             return c.id
+
+    def hold_blind(self, runs: Iterable[RunRef]) -> None:
+        """Record runs of a blind comparison awaiting its vote: their model stays hidden, across restarts,
+        until :meth:`add_comparison` of them (which ends it); :meth:`undo_vote` records them again."""
+        with db.translated(self.path), self._write.begin() as s:
+            for ref in runs:
+                rid = self._run_id(s, ref)
+                if s.get(PendingComparisonRun, rid) is None:
+                    s.add(PendingComparisonRun(run_id=rid))
+
+    def release_blind(self, runs: Iterable[RunRef]) -> None:
+        """Give up the blind vote on these runs (the user chose to see them): they show their model again."""
+        with db.translated(self.path), self._write.begin() as s:
+            ids = [self._run_id(s, ref) for ref in runs]
+            s.execute(delete(PendingComparisonRun).where(PendingComparisonRun.run_id.in_(ids)))
+
+    def blinded_runs(self) -> set[int]:
+        """Ids of the runs whose comparison has not been voted on (see :meth:`hold_blind`)."""
+        with db.translated(self.path), self._read() as s:
+            return set(s.scalars(select(PendingComparisonRun.run_id)))
 
     def undo_vote(self, comparison_id: int, rating_ids: Iterable[int] = ()) -> None:
         """Withdraw a comparison and the ratings given with it (the Compare screen's Undo): each rater's
         previous rating of those runs, if any, becomes current again."""
         with db.translated(self.path), self._write.begin() as s:
-            if s.get(Comparison, comparison_id) is None:
+            c = s.get(Comparison, comparison_id)
+            if c is None:
                 raise UsageError(f"no comparison {comparison_id}")
+            pair = (c.run_a_id, c.run_b_id)
             s.execute(delete(Comparison).where(Comparison.id == comparison_id))
+            for rid in pair:  # blind again until the new vote
+                if s.get(PendingComparisonRun, rid) is None:
+                    s.add(PendingComparisonRun(run_id=rid))
             for rid in rating_ids:
                 row = s.get(Rating, rid)
                 if row is None:

@@ -221,6 +221,15 @@ class Rating(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PendingComparisonRun(Base):
+    """A run of a blind comparison not voted on yet: its model stays hidden (added in revision 0004)."""
+
+    __tablename__ = "pending_comparison_runs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Comparison(Base):
     """A blinded paired judgement of two runs of the same note and instruction."""
 

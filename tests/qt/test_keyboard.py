@@ -1,5 +1,5 @@
 """Keyboard: Ctrl+Enter asks from the note too, Ctrl+1..6 switch screens, the Ask screen's tab order runs
-note -> task -> instruction -> Ask, and no two visible controls share an Alt mnemonic."""
+note -> truncate -> task -> instruction -> Ask, and no two visible controls share an Alt mnemonic."""
 
 from __future__ import annotations
 
@@ -30,19 +30,20 @@ def test_ask_screen_tab_order_is_note_task_instruction_ask(open_window, qtbot):
     chain = _chain(t.editor)
     order = [chain.index(w) for w in (t.editor, t.task_box, t.instruction, t.ask_btn)]
     assert order == sorted(order), order
-    # Between note and Ask, Tab stops only on the task picker, its examples and the instruction.
+    # Between note and Ask, Tab stops only on the note's Truncate option (under the note), the task picker,
+    # its examples and the instruction.
     tab_stop = Qt.FocusPolicy.TabFocus
     stops = [w for w in chain[: order[-1] + 1] if w.focusPolicy() & tab_stop and w.isVisible() and w.isEnabled()]
-    assert stops == [t.editor, t.task_box, t.examples, t.instruction, t.ask_btn]
+    assert stops == [t.editor, t.truncate, t.task_box, t.examples, t.instruction, t.ask_btn]
     # And real Tab presses follow it (the note and instruction fields pass Tab on rather than typing it).
     win.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=WAIT_MS)
     t.editor.setFocus()
     seen = []
-    for _ in range(4):
+    for _ in range(5):
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
         seen.append(QApplication.focusWidget())
-    assert seen == [t.task_box, t.examples, t.instruction, t.ask_btn]
+    assert seen == [t.truncate, t.task_box, t.examples, t.instruction, t.ask_btn]
     assert "\t" not in t.editor.toPlainText() + t.instruction.toPlainText()
 
 

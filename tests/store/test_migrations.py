@@ -34,7 +34,7 @@ def revision(path: Path) -> str | None:
 
 def test_open_applies_every_migration(db_path: Path) -> None:
     EvalLog.open(db_path).close()
-    assert revision(db_path) == db.head_revision() == "0003"
+    assert revision(db_path) == db.head_revision() == "0004"
     assert {"notes", "models", "runs", "raters", "ratings", "comparisons", "batches"} <= tables(db_path)
 
 
@@ -52,7 +52,7 @@ def test_downgrade_to_base_and_up_again(db_path: Path) -> None:
     db.downgrade(log.engine, "base")
     assert tables(db_path) == {"alembic_version"}
     db.migrate(log.engine, db_path)
-    assert revision(db_path) == "0003" and "runs" in tables(db_path)
+    assert revision(db_path) == db.head_revision() and "runs" in tables(db_path)
     log.close()
 
 
@@ -82,7 +82,7 @@ def test_upgrade_keeps_data_written_at_revision_0001(db_path: Path) -> None:
     assert revision(db_path) == "0001"
 
     with EvalLog.open(db_path) as log:
-        assert revision(db_path) == "0003"
+        assert revision(db_path) == db.head_revision()
         old = log.get_run("old-run")
         assert old is not None
         assert (old.answer, old.model_file, old.note_text, old.batch_id) == ("old answer", "old.gguf", "old note", None)
@@ -107,7 +107,7 @@ def test_upgrade_from_0002_adds_remote_provenance_and_keeps_runs(db_path: Path) 
     assert "endpoint" not in {r[1] for r in con.execute("PRAGMA table_info(runs)")}
     con.close()
     with EvalLog.open(db_path) as log:
-        assert revision(db_path) == "0003"
+        assert revision(db_path) == db.head_revision()
         old = log.get_run(rid)
         assert old is not None and old.answer and old.endpoint is None and old.served_model is None
         # A remote run: the endpoint and served name are recorded at start, the server's account at finish.
