@@ -144,7 +144,14 @@ class ModelsTab(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Names are shown whole; the folder column starts at a fixed width, takes any spare width and elides a
+        # long path in the middle (the full path is in its tooltip and the details below). On a narrow screen the
+        # table scrolls sideways rather than cutting the model names to "Gemm…".
+        where = len(COLUMNS) - 1
+        self.table.horizontalHeader().setSectionResizeMode(where, QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().resizeSection(where, 200)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.import_btn = QPushButton("&Import GGUF…")
         self.import_btn.clicked.connect(self.import_dialog)
         self.verify_btn = QPushButton("&Verify sha256")
