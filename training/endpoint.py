@@ -220,6 +220,10 @@ class Completion:
     error: str | None = None
     usage_reported: bool = True
     """False when a stream carried no usage: completion tokens counted from it, prompt tokens estimated."""
+    reported_model: str | None = None
+    """The model the server says answered (its reply's ``model``), which may differ from the name asked for."""
+    system_fingerprint: str | None = None
+    """The server's ``system_fingerprint`` (backend configuration), where it sends one."""
 
 
 class RateLimiter:
@@ -335,14 +339,17 @@ class Endpoint:
     def _backoff(self, attempt: int) -> float:
         return self._rng.uniform(0, min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt))
 
-    async def _send(self, body: dict[str, Any], prompt: str) -> tuple[str, str | None, int, int, bool]:
-        """One HTTP request: (text, finish_reason, prompt tokens, completion tokens, usage reported)."""
+    async def _send(
+        self, body: dict[str, Any], prompt: str
+    ) -> tuple[str, str | None, int, int, bool, dict[str, str | None]]:
+        """One HTTP request: (text, finish_reason, prompt tokens, completion tokens, usage reported, the server's
+        own account: ``reported_model`` and ``system_fingerprint``)."""
         if not self.cfg.stream:
             # The client's generic POST (its documented way to send a body as-is) skips the per-request
             # transform of typed parameters, about 30% of the client's CPU per request, measured; the
             # reply is still parsed into the package's ChatCompletion type, errors are still typed.
             resp = await self._client.post("/chat/completions", body=body, cast_to=self._completion_type)
-            return (*_parse(resp), True)
+            return (*_parse(resp), True, _served(resp))
         body = {**body, "stream": True}
         if self._stream_usage:
             body["stream_options"] = {"include_usage": True}
@@ -355,9 +362,10 @@ class Endpoint:
             raise self._openai.APITimeoutError(request=raw.request) from None
         except self._transport_error as e:
             raise TruncatedStream(f"the connection closed mid-stream ({_short(e)})") from None
+        served = {"reported_model": reply.model, "system_fingerprint": reply.system_fingerprint}
         if reply.prompt_tokens is None or reply.completion_tokens is None:
-            return reply.text, reply.finish_reason, estimate_tokens(prompt), reply.content_chunks, False
-        return reply.text, reply.finish_reason, reply.prompt_tokens, reply.completion_tokens, True
+            return reply.text, reply.finish_reason, estimate_tokens(prompt), reply.content_chunks, False, served
+        return reply.text, reply.finish_reason, reply.prompt_tokens, reply.completion_tokens, True, served
 
     async def complete(self, req: ChatRequest, on_send: Callable[[], None] | None = None) -> Completion:
         """Send ``req`` until it succeeds, fails for good, or runs out of attempts. Never raises for a
@@ -382,7 +390,7 @@ class Endpoint:
             wait: float | None = None
             with_options = self.cfg.stream and self._stream_usage
             try:
-                text, finish, pt, ct, reported = await self._send(body, req.prompt)
+                text, finish, pt, ct, reported, served = await self._send(body, req.prompt)
             except oa.APIStatusError as e:
                 status = e.status_code
                 error = f"HTTP {status}: {_short(e)}"
@@ -433,7 +441,7 @@ class Endpoint:
                 u.prompt_tokens += pt
                 u.completion_tokens += ct
                 u.usage_counted += not reported
-                return Completion(True, text, finish, pt, ct, attempt, usage_reported=reported)
+                return Completion(True, text, finish, pt, ct, attempt, usage_reported=reported, **served)
             if attempt < self.cfg.max_attempts:
                 await asyncio.sleep(self._backoff(attempt) if wait is None else wait)
         return Completion(False, None, None, 0, 0, self.cfg.max_attempts, error)
@@ -451,6 +459,15 @@ def _parse(resp: Any) -> tuple[str, str | None, int, int]:
     pt = int(getattr(usage, "prompt_tokens", 0) or 0)
     ct = int(getattr(usage, "completion_tokens", 0) or 0)
     return text, getattr(choices[0], "finish_reason", None), pt, ct
+
+
+def _served(resp: Any) -> dict[str, str | None]:
+    """The reply's ``model`` and ``system_fingerprint`` (strings, else None)."""
+    out = {}
+    for key, attr in (("reported_model", "model"), ("system_fingerprint", "system_fingerprint")):
+        value = getattr(resp, attr, None)
+        out[key] = value if isinstance(value, str) and value else None
+    return out
 
 
 def _short(e: BaseException) -> str:

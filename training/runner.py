@@ -291,6 +291,11 @@ async def _run(
                         prompt_tokens=res.prompt_tokens,
                         completion_tokens=res.completion_tokens,
                     )
+                    # The server's own account, as batch --endpoint logs it (the judge's ratings carry it).
+                    rec.update(
+                        {k: v for k, v in (("reported_model", res.reported_model),
+                                           ("system_fingerprint", res.system_fingerprint)) if v}
+                    )  # fmt: skip
                 else:
                     usage.failed += 1
                     rec["error"] = res.error

@@ -39,6 +39,9 @@ class StreamedReply:
     completion_tokens: int | None
     """Both None when the server sent no usage chunk."""
     content_chunks: int
+    model: str | None = None
+    """The ``model`` the chunks name (the first one seen), the server's own account of who answered."""
+    system_fingerprint: str | None = None
 
 
 class StreamReader:
@@ -51,6 +54,7 @@ class StreamReader:
         self.usage: dict[str, Any] | None = None
         self.chunks = 0
         self.done = False
+        self.served: dict[str, str] = {}
 
     def feed(self, line: str) -> bool:
         """One line of the body (without its line ending). Returns True once ``[DONE]`` has arrived."""
@@ -107,6 +111,10 @@ class StreamReader:
         usage = obj.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
+        for key in ("model", "system_fingerprint"):
+            value = obj.get(key)
+            if isinstance(value, str) and value and key not in self.served:
+                self.served[key] = value
 
     def finish(self) -> StreamedReply:
         """The whole reply; raises TruncatedStream when the server never said ``[DONE]``."""
@@ -120,7 +128,15 @@ class StreamReader:
                 pt, ct = int(self.usage.get("prompt_tokens") or 0), int(self.usage.get("completion_tokens") or 0)
             except (TypeError, ValueError):
                 raise MalformedReply("the stream's usage chunk has no token counts") from None
-        return StreamedReply("".join(self._parts), self.finish_reason, pt, ct, self.chunks)
+        return StreamedReply(
+            "".join(self._parts),
+            self.finish_reason,
+            pt,
+            ct,
+            self.chunks,
+            self.served.get("model"),
+            self.served.get("system_fingerprint"),
+        )
 
 
 def http_module() -> Any:

@@ -40,6 +40,10 @@ def _default_responder(prompt: str) -> str:
     return "reply " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
 
 
+FINGERPRINT = "fp_fault_server"
+"""The ``system_fingerprint`` of every successful reply (what real servers send to name their configuration)."""
+
+
 class FaultServer:
     def __init__(
         self,
@@ -166,6 +170,7 @@ class FaultServer:
                 "object": "chat.completion",
                 "created": 0,
                 "model": req.get("model", "test"),
+                "system_fingerprint": FINGERPRINT,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {
                     "prompt_tokens": len(prompt.split()),
@@ -208,7 +213,13 @@ class FaultServer:
         text = self.responder(prompt)
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": req.get("model")}
+        base = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": req.get("model"),
+            "system_fingerprint": FINGERPRINT,
+        }
 
         def event(obj: Any) -> bytes:
             data = (obj if isinstance(obj, str) else json.dumps(obj)).encode()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.fake_server import FaultServer
+from tests.training.fake_server import FINGERPRINT, FaultServer
 from tests.training.test_data_faults import case_no, cfg, notes_rows, write_cases
 from training.data import stages
 from training.data.stage import StageOptions
@@ -124,3 +124,18 @@ def test_stream_usage_is_counted_when_the_server_sends_none_or_rejects_the_optio
                 assert u.attempts == 4 and u.retries == 0 and u.client_errors == 0
                 assert sum(srv.seen.values()) == 4
         assert len(notes_rows(out)) == 3
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_each_result_records_the_servers_model_and_fingerprint(tmp_path: Path, stream: bool):
+    """The server's own account of who answered (reply ``model`` and ``system_fingerprint``) is kept per result,
+    streamed or not, as ``batch --endpoint`` keeps it per run; the judge's ratings read it from here."""
+    src = stages.NotesInput(write_cases(tmp_path / "cases.csv", 2))
+    out = tmp_path / "out"
+    with FaultServer() as srv:
+        ep = cfg(srv, stream=stream)
+        res = stages.run_notes(StageOptions(out, ep, max_tokens=16, progress=False), src)
+        assert res.usage is not None and res.usage.succeeded == 2
+    ok = [r for r in read_jsonl(out / "notes.results.jsonl") if r["status"] == "ok"]
+    assert len(ok) == 2
+    assert all(r["reported_model"] == ep.model and r["system_fingerprint"] == FINGERPRINT for r in ok)

@@ -13,7 +13,7 @@ import pytest
 from app.store import EvalLog, RunFilter
 from app.store import stats as store_stats
 from tests.store.helpers import NER, QA, logged, model, request
-from tests.training.fake_server import FaultServer
+from tests.training.fake_server import FINGERPRINT, FaultServer
 from training.endpoint import EndpointConfig
 from training.judge.items import Candidate, Item, items_from_jsonl, items_from_log
 from training.judge.run import JudgeOptions, orders_for, parse_scores, rater_name, run_judge
@@ -101,6 +101,8 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
                     c = [json.loads(h.comment) for h in hist]
                     assert [x["order_index"] for x in c] == [0, 1] and {x["label"] for x in c} == {"A", "B"}
                     assert {(x["endpoint"], x["served_model"]) for x in c} == {(srv.base_url, "judge-model")}
+                    # and the server's own account of the reply, as batch --endpoint logs it
+                    assert {(x["reported_model"], x["system_fingerprint"]) for x in c} == {("judge-model", FINGERPRINT)}
                 else:
                     assert hist == []
             lines = [json.loads(x) for x in (tmp_path / "out" / "judge.jsonl").read_text().splitlines()]
