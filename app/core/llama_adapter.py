@@ -33,13 +33,31 @@ class LlamaInternals:
         return int(self.llm.n_tokens)
 
     def live_prefix_len(self, tokens: Sequence[int]) -> int:
-        """How many leading ``tokens`` are already evaluated in the context."""
+        """How many leading ``tokens`` are already evaluated in the context *and still usable*.
+
+        A sliding-window (SWA) model such as Gemma 3 keeps only about ``n_swa`` positions per sequence in
+        its SWA layers' cache; once a long prompt or answer has overwritten the early cells, continuing from
+        position ``i`` needs positions ``[i - n_swa, i)`` that are gone. Reusing such a prefix (even the
+        12 template tokens two different notes share) silently changes the answers, as llama.cpp's server
+        knows ("forcing full prompt re-processing due to lack of cache data"). Then the context is cleared
+        and 0 is returned, so the prompt is evaluated whole and no broken state is ever saved."""
         n = min(self.llm.n_tokens, len(tokens))
         live = self.llm.input_ids[:n]
         i = 0
         while i < n and live[i] == tokens[i]:
             i += 1
+        if i and not self._window_intact(i):
+            self.keep_first(0)
+            return 0
         return i
+
+    def _window_intact(self, n: int) -> bool:
+        """Whether the cache still holds every position a continuation from position ``n`` attends to."""
+        pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.llm.ctx), SEQ)
+        if pos_min < 0:  # the sequence is empty: nothing evaluated is left
+            return False
+        n_swa = int(llama_cpp.llama_model_n_swa(self.llm.model)) or n
+        return pos_min <= max(0, n - n_swa)
 
     def keep_first(self, n: int) -> None:
         """Drop everything after the first ``n`` evaluated tokens from the KV cache (0 clears it)."""

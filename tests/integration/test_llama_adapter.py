@@ -40,6 +40,9 @@ def test_the_low_level_functions_have_the_expected_ctypes_signatures():
         "llama_vocab_is_control": 2,
         "llama_model_get_vocab": 1,
         "llama_log_set": 2,
+        "llama_memory_seq_pos_min": 2,
+        "llama_get_memory": 1,
+        "llama_model_n_swa": 1,
     }
     for name, n_args in expected.items():
         fn = getattr(llama_cpp, name)
@@ -62,3 +65,30 @@ def test_keep_first_save_and_restore_round_trip(demo_engine):
         assert ll.n_tokens == 0
         assert ll.restore_sequence(data, tokens[:8])
         assert ll.n_tokens == 8 and ll.live_prefix_len(tokens) == 8 and demo_engine._llm._requires_eval
+
+
+def test_a_prefix_whose_window_cells_are_gone_is_not_live(demo_model, monkeypatch):
+    """Gemma 3's sliding-window layers keep about n_swa positions per sequence. Once early cells are
+    overwritten (llama.cpp then reports a sequence's smallest position > 0), continuing after a reused
+    prefix attends to positions that are gone: a whole-suite run saw the shared engine answer "19 years old"
+    where a fresh one said "35 years old.". Such a prefix must not count as live: the context is cleared so
+    the prompt is evaluated whole. (Which run of asks makes llama.cpp overwrite the cells depends on cache
+    sizes; here llama.cpp's answer about the smallest position is replaced to pin the rule.)"""
+    import llama_cpp
+
+    from app.core.config import EngineConfig
+    from app.core.engine import LlamaCppEngine
+    from app.core.types import AskRequest, SamplingParams
+
+    cfg = EngineConfig(n_threads=2, n_ctx=1024, parallel=1, kv_cache_mb=0, kv_disk_mb=0)
+    with LlamaCppEngine(demo_model, cfg) as engine:
+        engine.ask(AskRequest("Patient admitted with pneumonia.", "qa", "Why?", SamplingParams(max_tokens=4)))
+        internals, llm = engine._internals, engine._llm
+        tokens = list(llm.input_ids[: llm.n_tokens])
+        n_swa = llama_cpp.llama_model_n_swa(llm.model)
+        assert n_swa > 0 and len(tokens) > 10
+        real = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(llm.ctx), 0)
+        assert real == 0 and internals.live_prefix_len(tokens[:10]) == 10  # intact: reused
+        monkeypatch.setattr(llama_cpp, "llama_memory_seq_pos_min", lambda mem, seq: 1)
+        assert internals.live_prefix_len(tokens[:10]) == 0  # position 0 gone: not reusable
+        assert internals.n_tokens == 0  # and the context was cleared, so generate() cannot reuse it either
