@@ -33,7 +33,7 @@ from app.core.errors import ModelError, UsageError
 from app.core.kvstate import CachedState, DiskKey, DiskStateStore, StateCache, prefix_key
 from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.llama_backends import ensure_cpu_backend
-from app.core.notes import validate_note
+from app.core.notes import validate_request
 from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
 from app.core.types import (
     AskRequest,
@@ -44,7 +44,7 @@ from app.core.types import (
     Truncation,
     note_sha256,
 )
-from resources import PRESETS_VERSION, PromptStyle, Segment, get_style, get_task
+from resources import PRESETS_VERSION, PromptStyle, Segment, get_style
 
 log = logging.getLogger(__name__)
 
@@ -435,14 +435,7 @@ class LlamaCppEngine:
 
     def _check(self, request: AskRequest) -> tuple[str, str, str, PromptStyle]:
         """Validate a request's inputs (NoteError, UsageError) before any evaluation."""
-        note = validate_note(request.note)
-        instruction = request.instruction.strip()
-        if not instruction:
-            raise UsageError("the instruction is empty")
-        try:
-            task = get_task(request.task).name
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
+        note, instruction, task = validate_request(request)
         return note, instruction, task, self.style_for(request.prompt_style)
 
     def _fit(

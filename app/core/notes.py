@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.core.errors import NoteError
+from app.core.errors import NoteError, UsageError
+from resources import get_task
+
+if TYPE_CHECKING:
+    from app.core.types import AskRequest
 
 MAX_NOTE_CHARS = 200_000
 """Far beyond any model's context (a 2,048-token LLaMA-1 holds ~8,000 characters); anything longer is
@@ -70,3 +75,17 @@ def read_note_file(path: str | Path) -> str:
     except OSError as exc:
         raise NoteError(f"cannot read note file {p}: {exc.strerror or exc}") from None
     return decode_note_bytes(data, str(p))
+
+
+def validate_request(request: AskRequest) -> tuple[str, str, str]:
+    """(note, instruction, task name) of a request, checked before any evaluation by every engine (local or
+    remote): NoteError for the note, UsageError for an empty instruction or an unknown task."""
+    note = validate_note(request.note)
+    instruction = request.instruction.strip()
+    if not instruction:
+        raise UsageError("the instruction is empty")
+    try:
+        task = get_task(request.task).name
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    return note, instruction, task

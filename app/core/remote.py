@@ -48,7 +48,7 @@ from app import __version__
 from app.core.backend import TokenCallback
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
-from app.core.notes import validate_note
+from app.core.notes import validate_request
 from app.core.remote_protocol import (
     DEFAULT_KEY_ENV,
     ENGINE_NAME,
@@ -66,7 +66,7 @@ from app.core.remote_protocol import (
     sse_events,
 )
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
-from resources import PRESETS_VERSION, PromptStyle, get_style, get_task
+from resources import PRESETS_VERSION, PromptStyle, get_style
 
 __all__ = [
     "DEFAULT_KEY_ENV",
@@ -252,14 +252,7 @@ class RemoteEngine:
         return render_prompt(style, note, instruction)
 
     def _check(self, request: AskRequest) -> tuple[str, str, str, PromptStyle]:
-        note = validate_note(request.note)
-        instruction = request.instruction.strip()
-        if not instruction:
-            raise UsageError("the instruction is empty")
-        try:
-            task = get_task(request.task).name
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
+        note, instruction, task = validate_request(request)
         if request.truncate:
             raise UsageError("a remote endpoint cannot truncate a note (that needs the model's tokenizer)")
         return note, instruction, task, self.style_for(request.prompt_style)
