@@ -13,7 +13,8 @@ medians, and the ratios are medians of the per-repeat ratios. The remote side is
 server and client share this machine, and llama-cpp-python's server decodes one request at a time.
 
 The input: ``--items`` questions (default 200) over ``--notes`` MTS-Dialog note sections (default 25; the
-sections of 300-1,500 characters, in file order), each note asked each task's standard instruction in turn.
+sections of 300-1,500 characters, in file order, the validation set's then the training set's), each note
+asked each task's standard instruction in turn.
 
     PYTHONPATH=. .venv/bin/python tests/bench/bench_batch.py                       # 200 items, 3 repeats
     PYTHONPATH=. .venv/bin/python tests/bench/bench_batch.py --items 24 --notes 3 --repeats 1   # quick
@@ -43,15 +44,21 @@ sys.path.insert(0, str(ROOT))
 
 from resources import TASKS  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "notes" / "mts_dialog_ValidationSet.csv"
+NOTES_DIR = ROOT.parent / "shared" / "data" / "notes"
+# the validation set first (what the earlier runs used), then the training set: the validation set has only
+# 21 sections of 300-1,500 characters, fewer than the default 25 notes
+DATA = (NOTES_DIR / "mts_dialog_ValidationSet.csv", NOTES_DIR / "mts_dialog_TrainingSet.csv")
 SIDES = ("local-parallel", "local-sequential", "remote")
 
 
 def write_items(path: Path, n_items: int, n_notes: int) -> int:
-    with DATA.open(encoding="utf-8", newline="") as fh:
-        notes = [r["section_text"] for r in csv.DictReader(fh) if 300 <= len(r["section_text"]) <= 1500][:n_notes]
+    notes: list[str] = []
+    for src in DATA:
+        with src.open(encoding="utf-8", newline="") as fh:
+            notes += [r["section_text"] for r in csv.DictReader(fh) if 300 <= len(r["section_text"]) <= 1500]
+    notes = notes[:n_notes]
     if len(notes) < n_notes:
-        raise SystemExit(f"only {len(notes)} notes of 300-1,500 characters in {DATA}")
+        raise SystemExit(f"only {len(notes)} notes of 300-1,500 characters in {', '.join(map(str, DATA))}")
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "note", "task", "instruction"])
