@@ -17,7 +17,7 @@ from app.core.config import save_config
 from app.core.errors import ModelError
 from app.core.limits import allocated_context
 from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
-from app.core.registry import CHANGED, MISSING, Registry, describe, mark_missing, read_gguf
+from app.core.registry import MISSING, Registry, describe, mark_missing, read_gguf, verified_label
 from app.core.types import ModelInfo
 
 
@@ -31,14 +31,6 @@ def _progress(what: str):
     return report
 
 
-def _verified(m: ModelInfo) -> str:
-    if m.status == MISSING:
-        return "MISSING"
-    if m.status == CHANGED:
-        return "changed"
-    return "yes" if m.verified else "NO"
-
-
 def _row(reg: Registry, m: ModelInfo, default: str) -> str:
     size = f"{m.size_bytes / 1e9:.2f} GB"
     params = f"{m.parameter_count / 1e9:.2f}B" if m.parameter_count else "?"
@@ -46,7 +38,7 @@ def _row(reg: Registry, m: ModelInfo, default: str) -> str:
     where = "library" if m.in_library else ("built-in" if reg.is_builtin(m) else "")
     return (
         f"{mark} {m.short_sha}  {m.display_name:<60}  {m.architecture:<8} {params:>7} {size:>9}  "
-        f"ctx {m.context_length:<6}  verified {_verified(m):<7}  {where:<8}  {m.path}"
+        f"ctx {m.context_length:<6}  verified {verified_label(m):<7}  {where:<8}  {m.path}"
     )
 
 

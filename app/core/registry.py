@@ -496,6 +496,15 @@ def is_missing(info: ModelInfo) -> bool:
     return not Path(info.path).is_file()
 
 
+def verified_label(info: ModelInfo) -> str:
+    """The "verified" column of the CLI's and the app's model lists: never "yes" for a file gone or changed."""
+    if info.status == MISSING:
+        return "MISSING"
+    if info.status == CHANGED:
+        return "changed"
+    return "yes" if info.verified else "NO"
+
+
 def mark_missing(reg: Registry, ref: str) -> None:
     """Record that a model's file is gone (``ref``: its id or sha256): it is no longer "verified" when it comes
     back, until it is hashed again."""

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AsclepiusError, Cancelled
 from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
-from app.core.registry import CHANGED, MISSING, mark_missing
+from app.core.registry import CHANGED, MISSING, mark_missing, verified_label
 from app.core.types import ModelInfo
 from app.qt.appstate import AppContext
 from app.qt.fit import flow
@@ -229,7 +229,7 @@ class ModelsTab(QWidget):
                 _size(m.size_bytes),
                 f"{m.context_length:,}",
                 m.short_sha,
-                verified_text(m),
+                verified_label(m),
                 _size(ram[0]) if ram else ("—" if m.status == MISSING else "…"),
                 self._default_text(m),
                 "built in" if reg.is_builtin(m) else ("library" if m.in_library else str(Path(m.path).parent)),
@@ -492,12 +492,3 @@ STATUS_TIPS = {
     MISSING: "The file is missing: {path} (a removed USB stick, or a moved or deleted file)",
     CHANGED: "The file's size or modification time changed since it was hashed: Verify checks it again",
 }
-
-
-def verified_text(m: ModelInfo) -> str:
-    """The Verified column: never "yes" for a file that is gone or changed."""
-    if m.status == MISSING:
-        return "MISSING"
-    if m.status == CHANGED:
-        return "changed"
-    return "yes" if m.verified else "NO"

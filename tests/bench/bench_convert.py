@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.bench_quantize import drop_caches  # noqa: E402
+
 SDIST = "llama_cpp_python-0.3.36"
 
 
@@ -53,15 +57,6 @@ def llama_cpp_dir(args: argparse.Namespace) -> Path:
             "(pip download llama-cpp-python==0.3.36 --no-deps --no-binary :all: -d DIR)"
         )
     return d
-
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def run_child(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict:
