@@ -21,6 +21,7 @@ manifest (:func:`public_url` strips any credentials from the URL that is recorde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
 import os
@@ -32,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from app.core.errors import UsageError
+from training import background
 from training.streaming import MalformedReply, StreamErrorEvent, TruncatedStream, http_module, read_stream
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -77,8 +79,14 @@ class EndpointConfig:
     """With ``stream``: ask for a usage chunk (``stream_options.include_usage``). A server that rejects the
     option gets the request again without it; one that ignores it has its usage counted from the stream."""
 
+    background: bool = False
+    """Send each request as an OpenAI Responses API *background* response and fetch the reply by its id
+    (training.background): a run killed at any moment resumes by fetching what it had submitted."""
+
     def __post_init__(self) -> None:
         problems = []
+        if self.background and self.stream:
+            problems.append("--background and --stream do not go together (a background reply is fetched whole)")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             problems.append(f"--base-url must be an http(s) URL, not {public_url(self.base_url)!r}")
@@ -178,6 +186,16 @@ class Usage:
     resent_after_interruption: int = 0
     """Requests an earlier run sent and got no reply for (it was killed with them in flight): sent again.
     Unavoidable (the reply never arrived) and not duplicates of a received reply, which are never re-sent."""
+    submitted: int = 0
+    """Background mode: responses the server accepted (``POST /responses`` answered with an id)."""
+    recovered_after_interruption: int = 0
+    """Background mode: replies fetched by id for responses an earlier run submitted and did not wait for."""
+    polls: int = 0
+    """Background mode: ``GET /responses/{id}`` requests."""
+    poll_errors: int = 0
+    """Background mode: polls that failed (5xx, 429, connection, timeout, malformed); polled again, not re-sent."""
+    responses_lost: int = 0
+    """Background mode: a response the server no longer had (404 when polled): submitted again."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     elapsed_s: float = 0.0
@@ -198,6 +216,12 @@ class Usage:
             else ""
         )
         counted = f" ({self.usage_counted:,} replies counted from the stream)" if self.usage_counted else ""
+        if self.submitted or self.polls or self.recovered_after_interruption:
+            resent += (
+                f"; background: {self.submitted:,} submitted, {self.polls:,} polls ({self.poll_errors:,} failed), "
+                f"{self.recovered_after_interruption:,} replies fetched for an earlier run's requests, "
+                f"{self.responses_lost:,} lost by the server and submitted again"
+            )
         return (
             f"{self.succeeded:,} done, {self.failed:,} failed of {self.requests:,}; {self.attempts:,} HTTP requests "
             f"({self.retries:,} retries: {self.rate_limited} rate-limited, {self.server_errors} server errors, "
@@ -224,6 +248,9 @@ class Completion:
     """The model the server says answered (its reply's ``model``), which may differ from the name asked for."""
     system_fingerprint: str | None = None
     """The server's ``system_fingerprint`` (backend configuration), where it sends one."""
+    response_id: str | None = None
+    """Background mode: the server's id of the response, when it can still be fetched (a failed request keeps
+    it when only fetching failed, so the next run fetches instead of sending again)."""
 
 
 class RateLimiter:
@@ -367,13 +394,80 @@ class Endpoint:
             return reply.text, reply.finish_reason, estimate_tokens(prompt), reply.content_chunks, False, served
         return reply.text, reply.finish_reason, reply.prompt_tokens, reply.completion_tokens, True, served
 
-    async def complete(self, req: ChatRequest, on_send: Callable[[], None] | None = None) -> Completion:
+    def _failed_attempt(self, e: BaseException) -> tuple[str, float | None, bool]:
+        """Count one failed HTTP attempt and classify it: (error, wait, retryable). ``wait`` is 0 when the
+        server's Retry-After already paused every worker, None for the usual backoff. Raises
+        EndpointFatalError on 401/403/404 (every request would fail the same way); re-raises what it does
+        not know."""
+        oa, u = self._openai, self.usage
+        if isinstance(e, oa.APIStatusError):
+            status = e.status_code
+            error = f"HTTP {status}: {_short(e)}"
+            if status in FATAL_STATUS:
+                if self.cfg.background and status == 404:
+                    raise EndpointFatalError(
+                        f"{self.cfg.public_url} has no Responses API for background requests ({error}); run without "
+                        "--background (llama.cpp's server, for one, has no /responses)"
+                    ) from None
+                raise EndpointFatalError(
+                    f"{self.cfg.public_url} refused the request ({error}); check --base-url, --model and the "
+                    f"key in ${self.cfg.api_key_env}"
+                ) from None
+            if self.cfg.background and status == 400 and any(w in str(e) for w in ("background", "store")):
+                raise EndpointFatalError(
+                    f"{self.cfg.public_url} refuses background responses ({error}); the server must store "
+                    "responses (vLLM: VLLM_ENABLE_RESPONSES_API_STORE=1), or run without --background"
+                ) from None
+            if status not in RETRYABLE_STATUS and status < 500:
+                u.client_errors += 1
+                return error, None, False
+            ra = retry_after_s(e.response.headers)
+            if status == 429:
+                u.rate_limited += 1
+            else:
+                u.server_errors += 1
+            if ra is None:
+                return error, None, True
+            if ra > self.cfg.retry_after_max_s:
+                u.retry_after_capped += 1
+                ra = self.cfg.retry_after_max_s
+            self.limiter.pause(ra)  # the endpoint asked everyone to wait, not only this request
+            return error, 0.0, True
+        if isinstance(e, oa.APITimeoutError):
+            u.timeouts += 1
+            return f"timed out after {self.cfg.timeout_s:g} s", None, True
+        if isinstance(e, oa.APIConnectionError):
+            u.connection_errors += 1
+            return f"connection error: {_short(e)}", None, True
+        if isinstance(e, TruncatedStream):
+            u.truncated_streams += 1
+            return f"truncated stream: {_short(e)}", None, True
+        if isinstance(e, StreamErrorEvent):
+            u.server_errors += 1
+            return _short(e), None, True
+        if isinstance(e, (oa.APIResponseValidationError, MalformedReply, ValueError)):
+            u.malformed += 1
+            return f"malformed reply: {_short(e)}", None, True
+        raise e
+
+    async def complete(
+        self,
+        req: ChatRequest,
+        on_send: Callable[[], None] | None = None,
+        on_submitted: Callable[[str], None] | None = None,
+        response_id: str | None = None,
+    ) -> Completion:
         """Send ``req`` until it succeeds, fails for good, or runs out of attempts. Never raises for a
         request-level problem (the error is in the Completion); raises EndpointFatalError on 401/403/404.
 
         ``on_send`` is called once, just before the first HTTP request leaves (after the rate limiter), so
-        the caller can record that the request is on its way (training.runner marks it ``sent``)."""
-        oa, u = self._openai, self.usage
+        the caller can record that the request is on its way (training.runner marks it ``sent``).
+        Background mode only: ``on_submitted(id)`` is called the moment the server has accepted the request
+        and named its response (training.runner writes it down), and ``response_id`` (an earlier run's) makes
+        this call fetch that response instead of sending the request."""
+        if self.cfg.background:
+            return await self._complete_background(req, on_send, on_submitted, response_id)
+        u = self.usage
         body = request_body(self.cfg.model, req)
         estimate = estimate_tokens(req.prompt) + req.max_tokens
         error = "no attempt made"
@@ -387,19 +481,16 @@ class Endpoint:
                 on_send()
                 on_send = None
             u.attempts += 1
-            wait: float | None = None
             with_options = self.cfg.stream and self._stream_usage
             try:
                 text, finish, pt, ct, reported, served = await self._send(body, req.prompt)
-            except oa.APIStatusError as e:
-                status = e.status_code
-                error = f"HTTP {status}: {_short(e)}"
-                if status in FATAL_STATUS:
-                    raise EndpointFatalError(
-                        f"{self.cfg.public_url} refused the request ({error}); check --base-url, --model and the "
-                        f"key in ${self.cfg.api_key_env}"
-                    ) from None
-                if with_options and status in (400, 422) and "stream_options" in str(e):
+            except Exception as e:
+                if (
+                    with_options
+                    and isinstance(e, self._openai.APIStatusError)
+                    and e.status_code in (400, 422)
+                    and "stream_options" in str(e)
+                ):
                     # This server rejects the option: ask without it from now on. The attempt does not count
                     # (the same request goes again at once, without the option).
                     self._stream_usage = False
@@ -407,35 +498,9 @@ class Endpoint:
                         u.retries -= 1
                     attempt -= 1
                     continue
-                if status not in RETRYABLE_STATUS and status < 500:
-                    u.client_errors += 1
+                error, wait, retryable = self._failed_attempt(e)
+                if not retryable:
                     return Completion(False, None, None, 0, 0, attempt, error)
-                ra = retry_after_s(e.response.headers)
-                if status == 429:
-                    u.rate_limited += 1
-                else:
-                    u.server_errors += 1
-                if ra is not None:
-                    if ra > self.cfg.retry_after_max_s:
-                        u.retry_after_capped += 1
-                        ra = self.cfg.retry_after_max_s
-                    self.limiter.pause(ra)  # the endpoint asked everyone to wait, not only this request
-                    wait = 0.0
-            except oa.APITimeoutError:
-                u.timeouts += 1
-                error = f"timed out after {self.cfg.timeout_s:g} s"
-            except oa.APIConnectionError as e:
-                u.connection_errors += 1
-                error = f"connection error: {_short(e)}"
-            except TruncatedStream as e:
-                u.truncated_streams += 1
-                error = f"truncated stream: {_short(e)}"
-            except StreamErrorEvent as e:
-                u.server_errors += 1
-                error = _short(e)
-            except (oa.APIResponseValidationError, MalformedReply, ValueError) as e:
-                u.malformed += 1
-                error = f"malformed reply: {_short(e)}"
             else:
                 self.limiter.correct(estimate, pt + ct)
                 u.prompt_tokens += pt
@@ -445,6 +510,123 @@ class Endpoint:
             if attempt < self.cfg.max_attempts:
                 await asyncio.sleep(self._backoff(attempt) if wait is None else wait)
         return Completion(False, None, None, 0, 0, self.cfg.max_attempts, error)
+
+    async def _complete_background(
+        self,
+        req: ChatRequest,
+        on_send: Callable[[], None] | None,
+        on_submitted: Callable[[str], None] | None,
+        rid: str | None,
+    ) -> Completion:
+        """Background mode: submit (unless ``rid`` names an earlier run's response), then poll until the
+        response is finished. A failed, cancelled, timed-out or lost response is submitted again, as a retry;
+        a failing *poll* is not (the response is still there): it is polled again, and when polling keeps
+        failing the request is recorded as failed *with* its id, so the next run fetches it."""
+        u = self.usage
+        body = background.body(self.cfg.model, req.prompt, req.max_tokens, req.temperature, req.id)
+        estimate = estimate_tokens(req.prompt) + req.max_tokens
+        resumed = rid is not None
+        error = "no attempt made"
+        attempt = 0
+        while True:
+            if rid is None:
+                if attempt >= self.cfg.max_attempts:
+                    return Completion(False, None, None, 0, 0, attempt, error)
+                attempt += 1
+                if attempt > 1:
+                    u.retries += 1
+                await self.limiter.acquire(estimate)
+                if on_send is not None:
+                    on_send()
+                    on_send = None
+                u.attempts += 1
+                try:
+                    rid = background.response_id(await self._client.post("/responses", body=body, cast_to=object))
+                except Exception as e:
+                    error, wait, retryable = self._failed_attempt(e)
+                    if not retryable:
+                        return Completion(False, None, None, 0, 0, attempt, error)
+                    if attempt < self.cfg.max_attempts:
+                        await asyncio.sleep(self._backoff(attempt) if wait is None else wait)
+                    continue
+                u.submitted += 1
+                if on_submitted is not None:
+                    on_submitted(rid)
+            got = await self._await_response(rid)
+            if isinstance(got, str):  # a poll-level failure: keep the id for the next run
+                return Completion(False, None, None, 0, 0, max(attempt, 1), got, response_id=rid)
+            if got is None:  # the server no longer has it
+                u.responses_lost += 1
+                error = f"the server no longer has response {rid} (HTTP 404 when fetched)"
+                rid, resumed = None, False
+                continue
+            if not got.ok:
+                if got.finish_reason == "timeout":
+                    u.timeouts += 1
+                else:
+                    u.server_errors += 1
+                error = got.error or "the response failed"
+                rid, resumed = None, False
+                if attempt < self.cfg.max_attempts:
+                    await asyncio.sleep(self._backoff(max(attempt, 1)))
+                continue
+            pt, ct, reported = got.prompt_tokens, got.completion_tokens, got.usage_reported
+            if not reported:
+                pt, ct = estimate_tokens(req.prompt), estimate_tokens(got.text or "")
+            if not resumed:  # an earlier run's response took nothing from this run's token bucket
+                self.limiter.correct(estimate, pt + ct)
+            u.prompt_tokens += pt
+            u.completion_tokens += ct
+            u.usage_counted += not reported
+            u.recovered_after_interruption += resumed
+            return Completion(
+                True, got.text, got.finish_reason, pt, ct, max(attempt, 1), usage_reported=reported,
+                reported_model=got.reported_model, response_id=rid,
+            )  # fmt: skip
+
+    async def _await_response(self, rid: str) -> background.Outcome | str | None:
+        """Poll ``GET /responses/{rid}`` until it is finished: its Outcome; None when the server does not
+        have it (404); an error string when polling failed ``max_attempts`` times in a row. A response still
+        pending after ``timeout_s`` is cancelled (best effort) and returned as a failed Outcome."""
+        oa, u = self._openai, self.usage
+        deadline = time.monotonic() + self.cfg.timeout_s
+        failures = 0
+        for delay in background.poll_delays():
+            await asyncio.sleep(delay)
+            u.polls += 1
+            try:
+                obj = await self._client.get(f"/responses/{rid}", cast_to=object)
+                if background.status(obj) not in background.PENDING:
+                    return background.outcome(obj)
+                failures = 0
+            except oa.APIStatusError as e:
+                if e.status_code == 404:
+                    return None
+                if e.status_code in (401, 403):
+                    raise EndpointFatalError(
+                        f"{self.cfg.public_url} refused to return response {rid} (HTTP {e.status_code}); check the "
+                        f"key in ${self.cfg.api_key_env}"
+                    ) from None
+                failures += 1
+                u.poll_errors += 1
+                ra = retry_after_s(e.response.headers)
+                if ra is not None:
+                    await asyncio.sleep(min(ra, self.cfg.retry_after_max_s))
+                error = f"fetching response {rid}: HTTP {e.status_code}: {_short(e)}"
+            except (oa.APIConnectionError, oa.APIResponseValidationError, MalformedReply, ValueError) as e:
+                failures += 1
+                u.poll_errors += 1
+                error = f"fetching response {rid}: {_short(e)}"
+            if failures:
+                if failures >= self.cfg.max_attempts:
+                    return error
+                await asyncio.sleep(self._backoff(failures))
+            if time.monotonic() > deadline:
+                with contextlib.suppress(Exception):  # best effort: it is abandoned either way
+                    await self._client.post(f"/responses/{rid}/cancel", body={}, cast_to=object)
+                late = f"response {rid} not finished after {self.cfg.timeout_s:g} s"
+                return background.Outcome(False, None, "timeout", 0, 0, True, None, late)
+        raise AssertionError("poll_delays never ends")
 
 
 def _parse(resp: Any) -> tuple[str, str | None, int, int]:

@@ -3,6 +3,8 @@
 The result log (``<stage>.results.jsonl`` under the output directory) is append-only JSON lines:
 
 - ``sent``: written (and flushed) just before a request's first HTTP attempt leaves;
+- ``submitted`` (``--background`` only): the server accepted the request and named its response
+  (``response_id``); written the moment that id arrives;
 - ``ok`` / ``failed``: written the moment the reply is parsed, with no other await in between, so it is in
   the operating system's page cache (safe from a SIGKILL of this process) before anything else runs; then
   ``fdatasync``-ed (group commit in a thread: one sync covers every line written before it) before the worker
@@ -12,7 +14,10 @@ A run killed at any moment loses only the replies that had not arrived yet; a to
 the log is opened again. Starting again skips every id with an ``ok`` line (a received reply is never asked
 for again) and sends the rest, failed ones included. An id whose last line is ``sent`` was in flight when the
 earlier run stopped: it is sent again, unavoidably (its reply never arrived), and counted as "re-sent after
-an interruption" (``Usage.resent_after_interruption``), apart from ordinary retries. Requests are produced
+an interruption" (``Usage.resent_after_interruption``), apart from ordinary retries. With ``--background``
+an id whose last line is ``submitted`` (or ``failed`` with a ``response_id``: only fetching it failed) is not
+sent again: its response is fetched by id (``Usage.recovered_after_interruption``), so a kill re-sends only
+requests whose id had not come back yet (training.background). Requests are produced
 lazily by the caller's iterator and pulled by ``concurrency`` workers, so memory does not grow with the
 number of requests (only the sets of finished and interrupted ids do).
 
@@ -93,6 +98,8 @@ class ResultLog:
         self.failed: set[str] = set()
         self.interrupted: set[str] = set()
         """Ids an earlier run sent and never got a reply for (their last line is ``sent``)."""
+        self.submitted: dict[str, str] = {}
+        """Background mode: id -> the response id an earlier run got and never fetched the reply of."""
         self.repaired_bytes = 0
         self._written = 0
         self._synced = 0
@@ -103,14 +110,23 @@ class ResultLog:
                 rid, status = rec["id"], rec["status"]
                 if status == "sent":
                     self.interrupted.add(rid)
+                    self.submitted.pop(rid, None)
                     continue
                 self.interrupted.discard(rid)
+                if status == "submitted" or (status == "failed" and rec.get("response_id")):
+                    self.submitted[rid] = rec["response_id"]
+                else:
+                    self.submitted.pop(rid, None)
+                if status == "submitted":
+                    continue
                 if status == "ok":
                     self.done.add(rid)
                     self.failed.discard(rid)
                 elif rid not in self.done:
                     self.failed.add(rid)
             self.interrupted -= self.done
+            for rid in self.done:
+                self.submitted.pop(rid, None)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         os.fchmod(fd, FILE_MODE)  # a log that exists already (copied in, restored) is made private too
         self._fh: TextIO = os.fdopen(fd, "a", encoding="utf-8")
@@ -149,10 +165,18 @@ class ResultLog:
         """Record that ``rid`` is about to be sent (so a kill before its reply is told apart on resume)."""
         self._write({"id": rid, "status": "sent", "at": utc_now()})
 
+    def mark_submitted(self, rid: str, response_id: str) -> None:
+        """Background mode: the server accepted ``rid`` as ``response_id`` (fetched by that id on resume)."""
+        self._write({"id": rid, "status": "submitted", "response_id": response_id, "at": utc_now()})
+
     def append(self, record: dict[str, Any]) -> None:
         """A finished request (``ok`` or ``failed``); call :meth:`sync` to wait until it is on disk."""
         self._write(record)
         self.interrupted.discard(record["id"])
+        if record.get("response_id") and record["status"] == "failed":
+            self.submitted[record["id"]] = record["response_id"]
+        else:
+            self.submitted.pop(record["id"], None)
         if record["status"] == "ok":
             self.done.add(record["id"])
             self.failed.discard(record["id"])
@@ -268,10 +292,16 @@ async def _run(
                     continue
                 in_flight.add(req.id)
                 usage.requests += 1
-                if req.id in log.interrupted:
+                earlier = log.submitted.get(req.id) if cfg.background else None
+                if req.id in log.interrupted or (req.id in log.submitted and not cfg.background):
                     usage.resent_after_interruption += 1
                 try:
-                    res = await ep.complete(req, on_send=lambda rid=req.id: log.mark_sent(rid))
+                    res = await ep.complete(
+                        req,
+                        on_send=lambda rid=req.id: log.mark_sent(rid),
+                        on_submitted=lambda resp, rid=req.id: log.mark_submitted(rid, resp),
+                        response_id=earlier,
+                    )
                 finally:
                     in_flight.discard(req.id)
                 rec = {
@@ -299,6 +329,8 @@ async def _run(
                 else:
                     usage.failed += 1
                     rec["error"] = res.error
+                if res.response_id:
+                    rec["response_id"] = res.response_id
                 log.append(rec)  # no await since the reply was parsed: a kill now still finds it on resume
                 await log.sync()  # on disk before this worker sends anything else
                 if on_result is not None:

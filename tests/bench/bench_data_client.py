@@ -1,13 +1,14 @@
 """Benchmark of the data-generation client against a fault-free loopback server with a fixed reply delay.
 
     PYTHONPATH=. .venv/bin/python tests/bench/bench_data_client.py [--n 2000] [--big 20000] [--repeats 3]
-        [--sequential-n N] [--resume-big] [--no-durability]
+        [--sequential-n N] [--resume-big] [--no-durability] [--kills K]
 
 Measures, each client run in a fresh process (so its peak RSS is its own) against one server process:
 1. throughput: N requests at concurrency 32 vs one request after another (the reference's approach), both
    for real: the sequential side sends ``--sequential-n`` requests (default N; a smaller value is reported
    as measured on that many, with N's time extrapolated and labelled so); sides are interleaved over
-   ``--repeats`` and the medians compared;
+   ``--repeats`` and the medians compared; the concurrent side twice, as chat completions and as background
+   responses (``--background``: submit, then poll; the server generates each in its 200 ms);
 2. the cost of writing each result durably: the same N requests at concurrency 32 with the result log's
    fdatasync (the default) and without it (flushed to the OS only), interleaved over ``--repeats``, medians;
 3. peak RSS (VmHWM) of the client at N and at ``--big`` requests (0 skips it);
@@ -15,7 +16,8 @@ Measures, each client run in a fresh process (so its peak RSS is its own) agains
    the results are recorded, then started again. Reported: requests the server received twice; of those,
    how many had a reply the killed run received (must be 0) and how many were marked sent with no reply
    (the unavoidable "re-sent after an interruption", which the resumed run counts itself); the same with
-   SIGTERM, which lets the requests in flight finish first.
+   SIGTERM, which lets the requests in flight finish first; then ``--kills`` SIGKILLs with ``--background``,
+   where a request the server had accepted (``submitted``) is fetched by id on resume, never sent again.
 Nothing here reaches any address but 127.0.0.1. Prints a JSON summary at the end.
 """
 
@@ -57,12 +59,12 @@ def serve(delay: float) -> None:
                 print("{}", flush=True)
 
 
-def client(n: int, base_url: str, concurrency: int, out: Path, durable: bool = True) -> None:
+def client(n: int, base_url: str, concurrency: int, out: Path, durable: bool = True, bg: bool = False) -> None:
     """Client mode: send n requests (built lazily) through the real runner; print timing and peak RSS."""
     from training.endpoint import ChatRequest, EndpointConfig
     from training.runner import ResultLog, request_id, run_requests
 
-    cfg = EndpointConfig(base_url, "bench", concurrency=concurrency, timeout_s=30)
+    cfg = EndpointConfig(base_url, "bench", concurrency=concurrency, timeout_s=30, background=bg)
     log = ResultLog(out / f"bench-{n}-{concurrency}-{time.time_ns()}.results.jsonl", durable=durable)
     reqs = (ChatRequest(request_id("bench", "p@1", i), f"bench prompt number {i} " + "x" * 200, 16, 1.0,
                         {"i": i}) for i in range(n))  # fmt: skip
@@ -73,7 +75,8 @@ def client(n: int, base_url: str, concurrency: int, out: Path, durable: bool = T
     hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                if line.startswith("VmHWM:"))  # fmt: skip
     print(json.dumps({"n": n, "concurrency": concurrency, "elapsed_s": elapsed, "succeeded": usage.succeeded,
-                      "failed": usage.failed, "peak_rss_mib": hwm / 1024, "durable": durable}))  # fmt: skip
+                      "failed": usage.failed, "peak_rss_mib": hwm / 1024, "durable": durable, "background": bg,
+                      "polls": usage.polls}))  # fmt: skip
 
 
 class Server:
@@ -92,9 +95,10 @@ class Server:
         self.proc.wait(30)
 
 
-def run_client(server: Server, n: int, concurrency: int, out: Path, durable: bool = True) -> dict:
+def run_client(server: Server, n: int, concurrency: int, out: Path, durable: bool = True, bg: bool = False) -> dict:
     r = subprocess.run([sys.executable, __file__, "--client", str(n), "--base-url", server.base_url, "--concurrency",
-                        str(concurrency), "--out", str(out), *([] if durable else ["--no-durable"])],
+                        str(concurrency), "--out", str(out), *([] if durable else ["--no-durable"]),
+                        *(["--background"] if bg else [])],
                        capture_output=True, text=True, env=ENV, cwd=ROOT, check=True)  # fmt: skip
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["succeeded"] == n and res["failed"] == 0, res
@@ -110,16 +114,16 @@ def _records(path: Path, offset: int) -> tuple[list[dict], int]:
     return [json.loads(line) for line in data[:end].splitlines()], offset + end
 
 
-def resume(server: Server, n: int, out: Path, sig: int = signal.SIGKILL) -> dict:
+def resume(server: Server, n: int, out: Path, sig: int = signal.SIGKILL, bg: bool = False, tag: str = "") -> dict:
     cases = out / f"cases-{n}.csv"
     with cases.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["patient_id", "patient"])
         w.writerows([f"c{i}", f"Case {i}: a patient admitted with fever, treated, and discharged."] for i in range(n))
-    dest = out / f"resume-{n}-{sig}"
+    dest = out / f"resume-{n}-{sig}{'-bg' if bg else ''}{tag}"
     argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--id-column", "patient_id",
             "--base-url", server.base_url, "--model", "bench", "--out", str(dest), "--concurrency", "32",
-            "--max-tokens", "16", "--no-progress"]  # fmt: skip
+            "--max-tokens", "16", "--no-progress", *(["--background"] if bg else [])]  # fmt: skip
     server.ask("reset")
     proc = subprocess.Popen(argv, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = dest / "notes.results.jsonl"
@@ -142,6 +146,7 @@ def resume(server: Server, n: int, out: Path, sig: int = signal.SIGKILL) -> dict
             last[r["id"]] = r["status"]
     ok_at_kill = {i for i, st in last.items() if st == "ok"}
     no_reply_at_kill = {i for i, st in last.items() if st == "sent"}
+    submitted_at_kill = {i for i, st in last.items() if st == "submitted"}
     time.sleep(0.5)
     done = subprocess.run(argv, env=ENV, cwd=ROOT, check=True, capture_output=True, text=True)
     st = server.ask("stats")
@@ -151,14 +156,28 @@ def resume(server: Server, n: int, out: Path, sig: int = signal.SIGKILL) -> dict
     ok_records = len({r["id"] for r in final if r["status"] == "ok"})
     report = json.loads((dest / "notes.report.json").read_text(encoding="utf-8"))
     resent = report["runs"][-1]["usage"]["resent_after_interruption"]
+    recovered = report["runs"][-1]["usage"].get("recovered_after_interruption", 0)
     dup = st["received"] - st["distinct"]
-    return {"n": n, "signal": signal.Signals(sig).name, "recorded_at_kill": len(ok_at_kill),
+    return {"n": n, "signal": signal.Signals(sig).name, "background": bg, "recorded_at_kill": len(ok_at_kill),
+            "submitted_no_reply_at_kill": len(submitted_at_kill),
+            "duplicates_of_submitted": len(dup_cases & {case_of[i] for i in submitted_at_kill}),
+            "recovered_by_id_reported": recovered,
             "marked_sent_no_reply_at_kill": len(no_reply_at_kill), "received": st["received"],
             "distinct": st["distinct"], "server_duplicates": dup, "server_duplicate_rate": dup / n,
             "duplicates_of_received_replies": len(dup_cases & {case_of[i] for i in ok_at_kill}),
             "duplicates_not_marked_sent": len(dup_cases - {case_of[i] for i in no_reply_at_kill}),
             "resent_after_interruption_reported": resent, "ok_records": ok_records,
             "summary_line": done.stdout.splitlines()[0] if done.stdout else ""}  # fmt: skip
+
+
+def kills(server: Server, a: argparse.Namespace, out: Path) -> list[dict]:
+    runs = [resume(server, a.n, out), resume(server, a.n, out, signal.SIGTERM)]
+    if a.resume_big and a.big:
+        runs.append(resume(server, a.big, out))
+    for k in range(a.kills):
+        runs.append(resume(server, a.n, out, bg=True, tag=f"-{k}"))
+        print(f"background kill {k + 1}: {runs[-1]}", file=sys.stderr)
+    return runs
 
 
 def main() -> None:
@@ -173,6 +192,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sequential-n", type=int, help="requests on the sequential side (default: --n, for real)")
     ap.add_argument("--no-durable", action="store_true", help="client mode: result log flushed, not fdatasync-ed")
+    ap.add_argument("--background", action="store_true", help="client mode: background responses")
+    ap.add_argument("--kills", type=int, default=2, help="SIGKILL/resume runs with --background (default 2)")
     ap.add_argument("--no-durability", action="store_true", help="skip the fdatasync on/off comparison")
     ap.add_argument("--only-resume", action="store_true", help="only the kill/resume cases")
     ap.add_argument("--delay", type=float, default=0.2)
@@ -181,7 +202,7 @@ def main() -> None:
     if a.serve is not None:
         return serve(a.serve)
     if a.client is not None:
-        return client(a.client, a.base_url, a.concurrency, Path(a.out), not a.no_durable)
+        return client(a.client, a.base_url, a.concurrency, Path(a.out), not a.no_durable, a.background)
     seq_n = a.sequential_n or a.n
 
     server = Server(a.delay)
@@ -190,21 +211,22 @@ def main() -> None:
         out = Path(tmp)
         try:
             if a.only_resume:
-                summary["resume"] = [resume(server, a.n, out), resume(server, a.n, out, signal.SIGTERM)]
-                if a.resume_big and a.big:
-                    summary["resume"].append(resume(server, a.big, out))
+                summary["resume"] = kills(server, a, out)
                 return
-            conc, seq = [], []
+            conc, seq, bgs, polls = [], [], [], []
             seq_s = []
-            for rep in range(a.repeats):  # interleaved: sequential, then concurrent, each repeat
+            for rep in range(a.repeats):  # interleaved: sequential, then concurrent (chat, background), each repeat
                 s = run_client(server, seq_n, 1, out)
                 c = run_client(server, a.n, 32, out)
+                b = run_client(server, a.n, 32, out, bg=True)
                 seq.append(seq_n / s["elapsed_s"])
                 seq_s.append(s["elapsed_s"])
                 conc.append(a.n / c["elapsed_s"])
+                bgs.append(a.n / b["elapsed_s"])
+                polls.append(b["polls"] / a.n)
                 print(f"repeat {rep + 1}: sequential {seq_n} requests in {s['elapsed_s']:.1f} s ({seq[-1]:.2f} req/s), "
-                      f"concurrency 32 {conc[-1]:.1f} req/s, client peak RSS {c['peak_rss_mib']:.1f} MiB",
-                      file=sys.stderr)  # fmt: skip
+                      f"concurrency 32 {conc[-1]:.1f} req/s, background {bgs[-1]:.1f} req/s ({polls[-1]:.2f} polls "
+                      f"per request), client peak RSS {c['peak_rss_mib']:.1f} MiB", file=sys.stderr)  # fmt: skip
             summary["throughput"] = {
                 "sequential_n": seq_n,
                 "sequential_measured_s_median": statistics.median(seq_s),
@@ -214,8 +236,12 @@ def main() -> None:
                 "concurrent_req_per_s_median": statistics.median(conc),
                 "concurrent_s_for_n_median": a.n / statistics.median(conc),
                 "speedup_median": statistics.median(conc) / statistics.median(seq),
+                "background_req_per_s_median": statistics.median(bgs),
+                "background_speedup_median": statistics.median(bgs) / statistics.median(seq),
+                "background_polls_per_request_median": statistics.median(polls),
                 "sequential_repeats_req_per_s": seq,
                 "concurrent_repeats_req_per_s": conc,
+                "background_repeats_req_per_s": bgs,
                 "repeats": a.repeats,
             }
             if not a.no_durability:
@@ -236,9 +262,7 @@ def main() -> None:
             if a.big:
                 rss[a.big] = run_client(server, a.big, 32, out)["peak_rss_mib"]
             summary["peak_rss_mib"] = rss
-            summary["resume"] = [resume(server, a.n, out), resume(server, a.n, out, signal.SIGTERM)]
-            if a.resume_big and a.big:
-                summary["resume"].append(resume(server, a.big, out))
+            summary["resume"] = kills(server, a, out)
         finally:
             server.close()
             print(json.dumps(summary, indent=2))

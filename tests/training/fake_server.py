@@ -14,6 +14,17 @@ last; a usage chunk when ``stream_options.include_usage`` is set and ``stream_us
 then the body ends cleanly without ``[DONE]``), ``stream_malformed`` (a chunk that is not JSON mid-stream),
 ``stream_error`` (an ``error`` event mid-stream). ``reject_stream_options`` answers 400 to any request that
 carries ``stream_options`` (as servers that do not know the field do).
+
+It also serves OpenAI's Responses API in background mode, as OpenAI and vLLM do: ``POST /v1/responses`` with
+``background: true`` answers at once with a ``queued`` response (its id), the response is generated in the
+server's own task (``delay_s``, whether or not the client is still connected) and kept;
+``GET /v1/responses/{id}`` returns it, 404 for an id it does not have; ``POST /v1/responses/{id}/cancel``
+cancels it. A POST counts in ``seen`` like a chat request (so duplicates are counted the same way) and gets
+the same ``plan`` faults, plus ``bg_failed`` (status ``failed``), ``bg_lost`` (accepted, then 404 when
+fetched), ``bg_incomplete`` (``max_output_tokens``, half the text) and ``bg_hang`` (in progress for
+``hang_s``). ``poll_plan(prompt, n)`` picks what the n-th GET of a response gets: ``ok``, ``500``,
+``429``, ``drop`` or ``malformed``. ``responses_enabled=False`` answers 404 to every ``/responses`` path (as
+llama.cpp's server does).
 """
 
 from __future__ import annotations
@@ -21,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from http import HTTPStatus
@@ -54,7 +67,19 @@ class FaultServer:
         hang_s: float = 30.0,
         stream_usage: bool = True,
         reject_stream_options: bool = False,
+        poll_plan: Plan = _ok_plan,
+        responses_enabled: bool = True,
     ) -> None:
+        self.poll_plan, self.responses_enabled = poll_plan, responses_enabled
+        self.responses: dict[str, dict[str, Any]] = {}
+        """Background responses by id (what GET returns)."""
+        self.polls: Counter[str] = Counter()
+        """GETs per response id."""
+        self.prompt_of: dict[str, str] = {}
+        """The prompt of every response id handed out."""
+        self.cancelled: set[str] = set()
+        self._ids = itertools.count(1)
+        self._jobs: set[asyncio.Task[None]] = set()
         self.plan, self.responder, self.delay_s = plan, responder, delay_s
         self.retry_after, self.hang_s = retry_after, hang_s
         self.stream_usage, self.reject_stream_options = stream_usage, reject_stream_options
@@ -104,9 +129,9 @@ class FaultServer:
         async with server:
             await self._stop.wait()
             server.close()
-            for t in list(self._conns):
+            for t in [*self._conns, *self._jobs]:
                 t.cancel()
-            await asyncio.gather(*self._conns, return_exceptions=True)
+            await asyncio.gather(*self._conns, *self._jobs, return_exceptions=True)
 
     # -- one connection ----------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -120,7 +145,12 @@ class FaultServer:
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.authorization[headers.get("authorization", "")] += 1
-                keep = await self._respond(body, writer)
+                method, _, rest = lines[0].partition(" ")
+                path = rest.partition(" ")[0].split("?")[0].rstrip("/")
+                if "/responses" in path:
+                    keep = await self._responses(method, path, body, writer)
+                else:
+                    keep = await self._respond(body, writer)
                 if not keep:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
@@ -254,6 +284,125 @@ class FaultServer:
         if fault == "ok":
             with self._lock:
                 self.completed[prompt] += 1
+        return True
+
+    # -- the Responses API, background mode -------------------------------------------------------------
+    async def _responses(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        tail = path.split("/responses", 1)[1].strip("/")
+        if not self.responses_enabled:
+            self._send(writer, 404, {"detail": "Not Found"})
+        elif method == "POST" and not tail:
+            return await self._create(body, writer)
+        elif method == "GET" and tail and "/" not in tail:
+            return await self._fetch(tail, writer)
+        elif method == "POST" and tail.endswith("/cancel"):
+            rid = tail.removesuffix("/cancel")
+            obj = self.responses.get(rid)
+            if obj is None:
+                self._send(writer, 404, {"error": {"message": f"Response with id '{rid}' not found."}})
+            else:
+                if obj["status"] in ("queued", "in_progress"):
+                    obj["status"] = "cancelled"
+                    self.cancelled.add(rid)
+                self._send(writer, 200, obj)
+        else:
+            self._send(writer, 404, {"error": {"message": "no such route"}})
+        await writer.drain()
+        return True
+
+    async def _create(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        try:
+            req = json.loads(body)
+            inp = req["input"]
+            prompt = inp if isinstance(inp, str) else inp[-1]["content"]
+            if not isinstance(prompt, str):
+                raise TypeError
+        except (ValueError, KeyError, IndexError, TypeError):
+            self._send(writer, 400, {"error": {"message": "bad request body"}})
+            await writer.drain()
+            return True
+        if not (req.get("background") and req.get("store")):
+            self._send(writer, 400, {"error": {"message": "this server runs only stored background responses"}})
+            await writer.drain()
+            return True
+        with self._lock:
+            self.seen[prompt] += 1
+            self.arrivals.append((asyncio.get_running_loop().time(), prompt))
+            n = self.seen[prompt]
+        fault = self.plan(prompt, n)
+        self.faults[fault] += 1
+        if fault not in ("ok", "bg_failed", "bg_lost", "bg_incomplete", "bg_hang"):
+            return await self._fault(fault, prompt, req, writer)
+        rid = f"resp_{next(self._ids):06d}"
+        self.prompt_of[rid] = prompt
+        obj: dict[str, Any] = {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "queued",
+            "background": True,
+            "model": req.get("model"),
+            "output": [],
+            "usage": None,
+            "metadata": req.get("metadata") or {},
+        }
+        if fault != "bg_lost":
+            self.responses[rid] = obj
+            job = asyncio.get_running_loop().create_task(self._job(obj, prompt, fault))
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+        self._send(writer, 200, obj)
+        await writer.drain()
+        return True
+
+    async def _job(self, obj: dict[str, Any], prompt: str, fault: str) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            obj["status"] = "in_progress"
+            await asyncio.sleep(self.hang_s if fault == "bg_hang" else self.delay_s)
+            if obj["status"] != "in_progress":  # cancelled meanwhile
+                return
+            if fault == "bg_failed":
+                obj.update(status="failed", error={"code": "server_error", "message": "the model server crashed"})
+                return
+            text = self.responder(prompt)
+            if fault == "bg_incomplete":
+                text = text[: len(text) // 2]
+                obj.update(status="incomplete", incomplete_details={"reason": "max_output_tokens"})
+            else:
+                obj["status"] = "completed"
+            part = {"type": "output_text", "text": text, "annotations": []}
+            msg = {"type": "message", "id": "msg_" + obj["id"], "role": "assistant", "content": [part]}
+            pt, ct = len(prompt.split()), len(text.split())
+            obj.update(output=[msg], usage={"input_tokens": pt, "output_tokens": ct, "total_tokens": pt + ct})
+            if fault == "ok":
+                with self._lock:
+                    self.completed[prompt] += 1
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _fetch(self, rid: str, writer: asyncio.StreamWriter) -> bool:
+        with self._lock:
+            self.polls[rid] += 1
+            n = self.polls[rid]
+        fault = self.poll_plan(self.prompt_of.get(rid, ""), n)
+        obj = self.responses.get(rid)
+        if fault == "drop":
+            return False
+        if fault == "500":
+            self._send(writer, 500, {"error": {"message": "internal error"}})
+        elif fault == "429":
+            self._send(writer, 429, {"error": {"message": "rate limited"}}, {"Retry-After": self.retry_after})
+        elif fault == "malformed":
+            self._raw(writer, 200, b'{"id": "resp_ this is not json', "application/json")
+        elif obj is None:
+            self._send(writer, 404, {"error": {"message": f"Response with id '{rid}' not found."}})
+        else:
+            self._send(writer, 200, obj)
+        await writer.drain()
         return True
 
     def _send(

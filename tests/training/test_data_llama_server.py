@@ -185,3 +185,13 @@ def test_pipeline_and_judge_against_llama_cpp_server(llama_server, shared_data, 
         assert (j["scores"] is None) == (j["error"] is not None)
         assert j["scores"] is None or (len(j["scores"]) == 2 and set(j["scores"]) <= {1, 2, 3, 4})
     assert f"replies: {report['parsed']} parsed, {report['unparseable']} unparseable" in r.stdout
+
+    # llama.cpp's server has no Responses API: --background stops at the first request and says why.
+    bg = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--text-column", "section_text",
+         "--base-url", llama_server, "--model", "demo", "--out", str(tmp_path / "bg"), "--background",
+         "--no-progress", "--concurrency", "1"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )  # fmt: skip
+    assert bg.returncode != 0 and "has no Responses API for background requests" in bg.stderr, bg.stderr
+    assert "run without --background" in bg.stderr

@@ -127,3 +127,61 @@ def test_sigterm_waits_for_requests_in_flight_so_resume_duplicates_nothing(tmp_p
         assert again.returncode == 0, again.stderr
         assert sum(srv.seen.values()) == N and set(srv.seen.values()) == {1}  # not one request sent twice
     assert len(_ok_lines(results)) == N
+
+
+def test_background_sigkill_then_resume_fetches_what_the_server_accepted(tmp_path: Path):
+    """With ``--background`` a kill cuts off only requests whose response id had not come back yet: every
+    request the server had accepted (last line ``submitted``) is fetched by its id on resume, not sent again,
+    and the server generated each of them once."""
+    cases = write_cases(tmp_path / "cases.csv", N)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with FaultServer(delay_s=0.2) as srv:
+        argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--id-column", "patient_id",
+                "--base-url", srv.base_url, "--model", "m", "--out", str(out), "--concurrency", str(CONCURRENCY),
+                "--max-tokens", "16", "--no-progress", "--background"]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        results = out / "notes.results.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and len(_ok_lines(results)) >= N // 3:
+                break
+            time.sleep(0.02)
+        while True:  # kill at a moment when the server holds responses the run has not fetched yet
+            assert proc.poll() is None, "the run finished before it could be killed"
+            os.kill(proc.pid, signal.SIGSTOP)
+            if any(st == "submitted" for st in _last_status(results).values()):
+                break
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        proc.stderr.close()  # type: ignore[union-attr]
+        last = _last_status(results)
+        submitted = {rid for rid, st in last.items() if st == "submitted"}
+        no_id = {rid for rid, st in last.items() if st == "sent"}
+        assert 1 <= len(submitted) <= CONCURRENCY
+        text = results.read_text(encoding="utf-8")
+        lines = [json.loads(x) for x in text.splitlines(keepends=True) if x.endswith("\n")]
+        response_of = {r["id"]: r["response_id"] for r in lines if r["status"] == "submitted" and r["id"] in submitted}
+        recorded = {r["meta"]["source_id"] for r in _ok_lines(results)}
+        again = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        seen_final = Counter(srv.seen)
+        fetched = dict(srv.polls)
+
+    ok = _ok_lines(results)
+    assert len(ok) == N and len({r["id"] for r in ok}) == N
+    source = {r["id"]: r["meta"]["source_id"] for r in ok}
+    twice = {f"p{case_no(p)}" for p, c in seen_final.items() if c > 1}
+    assert not twice & {source[rid] for rid in submitted}  # accepted before the kill: never sent again
+    assert twice <= {source[rid] for rid in no_id}  # at most those whose id had not come back
+    assert sum(seen_final.values()) == N + len(twice)
+    assert not twice & recorded
+    resumed = {r["id"]: r for r in ok if r["id"] in submitted}
+    assert len(resumed) == len(submitted)
+    assert all(r["response_id"] == response_of[i] and fetched.get(r["response_id"]) for i, r in resumed.items())
+    assert f"{len(submitted)} replies fetched for an earlier run's requests" in again.stdout
+    report = json.loads((out / "notes.report.json").read_text(encoding="utf-8"))
+    assert report["runs"][0]["usage"]["recovered_after_interruption"] == len(submitted)
+    assert report["runs"][0]["usage"]["resent_after_interruption"] == len(no_id)

@@ -134,7 +134,8 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
         log.close()
 
 
-def test_judge_jsonl_answers_and_cli(tmp_path: Path):
+@pytest.mark.parametrize("mode", [[], ["--background"]], ids=["chat", "background"])
+def test_judge_jsonl_answers_and_cli(tmp_path: Path, mode: list[str]):
     answers = tmp_path / "answers.jsonl"
     rows = [
         {"note": "Pt on aspirin 81 mg.", "question": "Which drug?", "answers": [{"model": "a", "answer": "aspirin"},
@@ -150,10 +151,13 @@ def test_judge_jsonl_answers_and_cli(tmp_path: Path):
     with _judge_server() as srv:
         r = subprocess.run(
             [sys.executable, "-m", "app.cli.main", "judge", "--answers", str(answers), "--base-url", srv.base_url,
-             "--model", "j", "--out", str(tmp_path / "out"), "--orders", "2", "--no-progress"],
+             "--model", "j", "--out", str(tmp_path / "out"), "--orders", "2", "--no-progress", *mode],
             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
         )  # fmt: skip
+        posted = sum(srv.seen.values())
+        fetched = sum(srv.polls.values())
     assert r.returncode == 0, r.stderr
+    assert posted == 4 and (fetched >= 4 if mode else fetched == 0)  # background: submitted once, then fetched
     assert "replies: 4 parsed, 0 unparseable" in r.stdout
     assert "position bias: 4/4 candidates (100%)" in r.stdout
     assert "mean judge score a: 2.50" in r.stdout and "mean judge score b: 2.50" in r.stdout

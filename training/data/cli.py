@@ -46,6 +46,7 @@ def _endpoint(args: argparse.Namespace) -> Any:
         timeout_s=args.timeout,
         max_attempts=args.max_attempts,
         stream=args.stream,
+        background=args.background,
     )
     return cfg
 
@@ -173,6 +174,13 @@ def _endpoint_args(p: argparse.ArgumentParser, default_out: str | None) -> None:
         "--stream",
         action="store_true",
         help="streamed replies (server-sent events); a reply counts only once the stream ends with [DONE]",
+    )
+    g.add_argument(
+        "--background",
+        action="store_true",
+        help="send each request as a background response (OpenAI Responses API, stored) and fetch the reply by "
+        "its id: a run killed at any moment resumes by fetching, not re-sending, what it had submitted (OpenAI, "
+        "vLLM with VLLM_ENABLE_RESPONSES_API_STORE=1, LiteLLM; not llama.cpp's server; no per-request seed)",
     )
     g.add_argument("--max-tokens", type=int, help="completion limit (overrides the stage's default)")
     g.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")

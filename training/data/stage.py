@@ -168,7 +168,8 @@ def write_report(opts: StageOptions, result: StageResult, state: dict[str, Any],
     if path.exists():
         runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
     if result.usage is not None:
-        runs.append({"at": utc_now(), "usage": result.usage.as_dict()})
+        api = "responses (background)" if opts.endpoint.background else "chat completions"
+        runs.append({"at": utc_now(), "api": api, "usage": result.usage.as_dict()})
     total: dict[str, float] = {}
     for r in runs:
         for k, v in r["usage"].items():
