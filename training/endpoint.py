@@ -82,6 +82,9 @@ class EndpointConfig:
     background: bool = False
     """Send each request as an OpenAI Responses API *background* response and fetch the reply by its id
     (training.background): a run killed at any moment resumes by fetching what it had submitted."""
+    keep_responses: bool = False
+    """Background mode: leave each stored response on the server once its reply is on disk (by default it is
+    deleted then, best effort, so the endpoint keeps no copy longer than needed)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -196,6 +199,10 @@ class Usage:
     """Background mode: polls that failed (5xx, 429, connection, timeout, malformed); polled again, not re-sent."""
     responses_lost: int = 0
     """Background mode: a response the server no longer had (404 when polled): submitted again."""
+    responses_deleted: int = 0
+    """Background mode: stored responses deleted from the server after their reply was recorded."""
+    delete_failed: int = 0
+    """Background mode: deletions the server refused or that failed (the response stays stored there)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     elapsed_s: float = 0.0
@@ -220,7 +227,8 @@ class Usage:
             resent += (
                 f"; background: {self.submitted:,} submitted, {self.polls:,} polls ({self.poll_errors:,} failed), "
                 f"{self.recovered_after_interruption:,} replies fetched for an earlier run's requests, "
-                f"{self.responses_lost:,} lost by the server and submitted again"
+                f"{self.responses_lost:,} lost by the server and submitted again, {self.responses_deleted:,} "
+                f"deleted from the server once recorded ({self.delete_failed:,} deletions failed)"
             )
         return (
             f"{self.succeeded:,} done, {self.failed:,} failed of {self.requests:,}; {self.attempts:,} HTTP requests "
@@ -583,6 +591,17 @@ class Endpoint:
                 True, got.text, got.finish_reason, pt, ct, max(attempt, 1), usage_reported=reported,
                 reported_model=got.reported_model, response_id=rid,
             )  # fmt: skip
+
+    async def forget(self, rid: str) -> bool:
+        """Delete a stored response from the server (``DELETE /responses/{id}``), best effort: a failure is
+        counted, never raised (the reply is already on disk; the response only stays stored there)."""
+        try:
+            await self._client.delete(f"/responses/{rid}", cast_to=object)
+        except Exception:
+            self.usage.delete_failed += 1
+            return False
+        self.usage.responses_deleted += 1
+        return True
 
     async def _await_response(self, rid: str) -> background.Outcome | str | None:
         """Poll ``GET /responses/{rid}`` until it is finished: its Outcome; None when the server does not

@@ -260,6 +260,7 @@ async def _run(
 ) -> None:
     it = iter(requests)
     in_flight: set[str] = set()
+    deleting: set[asyncio.Task[bool]] = set()
     stop = asyncio.Event()
     workers: list[asyncio.Task[None]] = []
 
@@ -333,6 +334,11 @@ async def _run(
                     rec["response_id"] = res.response_id
                 log.append(rec)  # no await since the reply was parsed: a kill now still finds it on resume
                 await log.sync()  # on disk before this worker sends anything else
+                if res.ok and res.response_id and not cfg.keep_responses:
+                    # Only now that the reply is on disk: the server's stored copy is no longer needed.
+                    task = asyncio.create_task(ep.forget(res.response_id))
+                    deleting.add(task)
+                    task.add_done_callback(deleting.discard)
                 if on_result is not None:
                     on_result(req, res)
                 progress.update()
@@ -340,6 +346,8 @@ async def _run(
         workers.extend(asyncio.create_task(worker()) for _ in range(cfg.concurrency))
         try:
             await asyncio.gather(*workers)
+            if deleting:
+                await asyncio.gather(*deleting)
         except BaseException as exc:
             for w in workers:
                 w.cancel()

@@ -19,12 +19,12 @@ It also serves OpenAI's Responses API in background mode, as OpenAI and vLLM do:
 ``background: true`` answers at once with a ``queued`` response (its id), the response is generated in the
 server's own task (``delay_s``, whether or not the client is still connected) and kept;
 ``GET /v1/responses/{id}`` returns it, 404 for an id it does not have; ``POST /v1/responses/{id}/cancel``
-cancels it. A POST counts in ``seen`` like a chat request (so duplicates are counted the same way) and gets
-the same ``plan`` faults, plus ``bg_failed`` (status ``failed``), ``bg_lost`` (accepted, then 404 when
-fetched), ``bg_incomplete`` (``max_output_tokens``, half the text) and ``bg_hang`` (in progress for
-``hang_s``). ``poll_plan(prompt, n)`` picks what the n-th GET of a response gets: ``ok``, ``500``,
-``429``, ``drop`` or ``malformed``. ``responses_enabled=False`` answers 404 to every ``/responses`` path (as
-llama.cpp's server does).
+cancels it; ``DELETE /v1/responses/{id}`` forgets it. A POST counts in ``seen`` like a chat request (so
+duplicates are counted the same way) and gets the same ``plan`` faults, plus ``bg_failed`` (status
+``failed``), ``bg_lost`` (accepted, then 404 when fetched), ``bg_incomplete`` (``max_output_tokens``, half
+the text) and ``bg_hang`` (in progress for ``hang_s``). ``poll_plan(prompt, n)`` picks what the n-th GET of a
+response gets: ``ok``, ``500``, ``429``, ``drop`` or ``malformed``. ``responses_enabled=False`` answers 404 to
+every ``/responses`` path (as llama.cpp's server does).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class FaultServer:
         self.prompt_of: dict[str, str] = {}
         """The prompt of every response id handed out."""
         self.cancelled: set[str] = set()
+        self.deleted: set[str] = set()
         self._ids = itertools.count(1)
         self._jobs: set[asyncio.Task[None]] = set()
         self.plan, self.responder, self.delay_s = plan, responder, delay_s
@@ -295,6 +296,12 @@ class FaultServer:
             return await self._create(body, writer)
         elif method == "GET" and tail and "/" not in tail:
             return await self._fetch(tail, writer)
+        elif method == "DELETE" and tail and "/" not in tail:
+            if self.responses.pop(tail, None) is None:
+                self._send(writer, 404, {"error": {"message": f"Response with id '{tail}' not found."}})
+            else:
+                self.deleted.add(tail)
+                self._send(writer, 200, {"id": tail, "object": "response", "deleted": True})
         elif method == "POST" and tail.endswith("/cancel"):
             rid = tail.removesuffix("/cancel")
             obj = self.responses.get(rid)

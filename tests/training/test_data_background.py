@@ -83,11 +83,14 @@ def test_a_response_that_cannot_be_fetched_keeps_its_id_for_the_next_run(tmp_pat
         failed = [r for r in _results(out) if r["status"] == "failed"]
         assert len(failed) == 1 and failed[0]["response_id"] and "fetching response" in failed[0]["error"]
         assert ResultLog(out / "notes.results.jsonl").submitted == {failed[0]["id"]: failed[0]["response_id"]}
+        # recorded replies are deleted from the server; the one not fetched yet stays there for the next run
+        assert len(srv.deleted) == 2 and list(srv.responses) == [failed[0]["response_id"]]
         broken["on"] = False
         second = stages.run_notes(opts, src).usage
         assert second is not None and (second.requests, second.succeeded, second.submitted) == (1, 1, 0)
         assert second.recovered_after_interruption == 1
         assert set(srv.seen.values()) == {1}  # fetched by id, never sent twice
+        assert len(srv.deleted) == 3 and not srv.responses
     assert len(notes_rows(out)) == 3
 
 
@@ -154,6 +157,14 @@ def test_cli_background_flag_reaches_the_responses_api(tmp_path: Path):
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert sum(srv.seen.values()) == 3 and sum(srv.polls.values()) >= 3
-    assert "background: 3 submitted" in r.stdout
+        assert len(srv.deleted) == 3 and not srv.responses  # each deleted there once its reply was on disk
+        kept = subprocess.run(
+            [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--base-url", srv.base_url,
+             "--model", "m", "--out", str(tmp_path / "kept"), "--background", "--keep-responses", "--no-progress"],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        )  # fmt: skip
+        assert kept.returncode == 0, kept.stderr
+        assert len(srv.responses) == 3 and len(srv.deleted) == 3  # --keep-responses: left on the server
+    assert "background: 3 submitted" in r.stdout and "3 deleted from the server once recorded" in r.stdout
     report = json.loads((tmp_path / "out" / "notes.report.json").read_text())
     assert report["runs"][0]["api"] == "responses (background)" and report["runs"][0]["usage"]["submitted"] == 3

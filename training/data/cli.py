@@ -47,6 +47,7 @@ def _endpoint(args: argparse.Namespace) -> Any:
         max_attempts=args.max_attempts,
         stream=args.stream,
         background=args.background,
+        keep_responses=args.keep_responses,
     )
     return cfg
 
@@ -180,7 +181,14 @@ def _endpoint_args(p: argparse.ArgumentParser, default_out: str | None) -> None:
         action="store_true",
         help="send each request as a background response (OpenAI Responses API, stored) and fetch the reply by "
         "its id: a run killed at any moment resumes by fetching, not re-sending, what it had submitted (OpenAI, "
-        "vLLM with VLLM_ENABLE_RESPONSES_API_STORE=1, LiteLLM; not llama.cpp's server; no per-request seed)",
+        "vLLM with VLLM_ENABLE_RESPONSES_API_STORE=1, LiteLLM; not llama.cpp's server; no per-request seed). "
+        "The server stores each request and reply until it is fetched and recorded; it is then deleted there",
+    )
+    g.add_argument(
+        "--keep-responses",
+        action="store_true",
+        help="with --background: leave the stored responses on the server (by default each is deleted once its "
+        "reply is on disk)",
     )
     g.add_argument("--max-tokens", type=int, help="completion limit (overrides the stage's default)")
     g.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
