@@ -109,17 +109,19 @@ def outcome(obj: dict[str, Any]) -> Outcome:
     if st == "completed":
         finish = "stop"
     else:
-        reason = (obj.get("incomplete_details") or {}).get("reason")
-        finish = "length" if reason == "max_output_tokens" else str(reason or "incomplete")
+        details = obj.get("incomplete_details") or {}
+        reason = details.get("reason") if isinstance(details, dict) else None
+        finish = "length" if reason == "max_output_tokens" else (reason if isinstance(reason, str) else "incomplete")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
     if usage is None:
         return Outcome(True, "".join(parts), finish, 0, 0, False, model)
     return Outcome(
-        True,
-        "".join(parts),
-        finish,
-        int(usage.get("input_tokens") or 0),
-        int(usage.get("output_tokens") or 0),
-        True,
-        model,
+        True, "".join(parts), finish, _count(usage, "input_tokens"), _count(usage, "output_tokens"), True, model
     )
+
+
+def _count(usage: dict[str, Any], key: str) -> int:
+    value = usage.get(key) or 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedReply(f"usage.{key} is not a token count: {value!r}")
+    return value

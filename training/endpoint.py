@@ -40,6 +40,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Transient by HTTP's own definition (and 409, which OpenAI documents as a retryable lock conflict)."""
 FATAL_STATUS = frozenset({401, 403, 404})
 """Every request would fail the same way (bad key, no access, wrong URL or model): stop the stage."""
+LOST_IN_A_ROW_FATAL = 8
+"""Background mode: this many responses of this run in a row gone (404) when fetched stop the stage: the
+server does not keep them, and every request would be generated ``max_attempts`` times for nothing."""
 NO_KEY = "no-key"
 """Sent when the key variable is unset: local servers (llama.cpp, vLLM) need no key, and the client needs one."""
 
@@ -344,6 +347,7 @@ class Endpoint:
         self.limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self._rng = rng or random.Random()
         self._client: Any = None
+        self._lost_in_a_row = 0
 
     async def __aenter__(self) -> Endpoint:
         import openai
@@ -414,8 +418,9 @@ class Endpoint:
             if status in FATAL_STATUS:
                 if self.cfg.background and status == 404:
                     raise EndpointFatalError(
-                        f"{self.cfg.public_url} has no Responses API for background requests ({error}); run without "
-                        "--background (llama.cpp's server, for one, has no /responses)"
+                        f"{self.cfg.public_url} has no Responses API for background requests, or no model "
+                        f"{self.cfg.model!r} ({error}); check --model, or run without --background (llama.cpp's "
+                        "server, for one, has no /responses)"
                     ) from None
                 raise EndpointFatalError(
                     f"{self.cfg.public_url} refused the request ({error}); check --base-url, --model and the "
@@ -527,9 +532,10 @@ class Endpoint:
         rid: str | None,
     ) -> Completion:
         """Background mode: submit (unless ``rid`` names an earlier run's response), then poll until the
-        response is finished. A failed, cancelled, timed-out or lost response is submitted again, as a retry;
-        a failing *poll* is not (the response is still there): it is polled again, and when polling keeps
-        failing the request is recorded as failed *with* its id, so the next run fetches it."""
+        response is finished. A failed, cancelled, unreadable, timed-out or lost response is submitted again
+        (a retry; for an earlier run's response, a re-send after an interruption); a failing *poll* is not (the
+        response is still there): it is polled again, and when polling keeps failing the request is recorded as
+        failed *with* its id, so the next run fetches it."""
         u = self.usage
         body = background.body(self.cfg.model, req.prompt, req.max_tokens, req.temperature, req.id)
         estimate = estimate_tokens(req.prompt) + req.max_tokens
@@ -563,21 +569,32 @@ class Endpoint:
             got = await self._await_response(rid)
             if isinstance(got, str):  # a poll-level failure: keep the id for the next run
                 return Completion(False, None, None, 0, 0, max(attempt, 1), got, response_id=rid)
-            if got is None:  # the server no longer has it
-                u.responses_lost += 1
-                error = f"the server no longer has response {rid} (HTTP 404 when fetched)"
-                rid, resumed = None, False
-                continue
             if not got.ok:
-                if got.finish_reason == "timeout":
+                if got.finish_reason == "lost":
+                    u.responses_lost += 1
+                    if not resumed:  # one of ours, submitted moments ago: a server that keeps nothing?
+                        self._lost_in_a_row += 1
+                        if self._lost_in_a_row >= LOST_IN_A_ROW_FATAL:
+                            raise EndpointFatalError(
+                                f"{self.cfg.public_url} did not keep the last {self._lost_in_a_row} responses it "
+                                "accepted (404 when fetched moments later): it does not store background responses "
+                                "(vLLM: VLLM_ENABLE_RESPONSES_API_STORE=1; several replicas need a shared store); "
+                                "run without --background"
+                            )
+                elif got.finish_reason == "timeout":
                     u.timeouts += 1
+                elif got.finish_reason == "malformed":
+                    u.malformed += 1
                 else:
                     u.server_errors += 1
                 error = got.error or "the response failed"
+                if resumed:  # an earlier run's response, gone or failed: sending it again is a re-send
+                    u.resent_after_interruption += 1
                 rid, resumed = None, False
-                if attempt < self.cfg.max_attempts:
-                    await asyncio.sleep(self._backoff(max(attempt, 1)))
+                if 0 < attempt < self.cfg.max_attempts:
+                    await asyncio.sleep(self._backoff(attempt))
                 continue
+            self._lost_in_a_row = 0
             pt, ct, reported = got.prompt_tokens, got.completion_tokens, got.usage_reported
             if not reported:
                 pt, ct = estimate_tokens(req.prompt), estimate_tokens(got.text or "")
@@ -603,43 +620,58 @@ class Endpoint:
         self.usage.responses_deleted += 1
         return True
 
-    async def _await_response(self, rid: str) -> background.Outcome | str | None:
-        """Poll ``GET /responses/{rid}`` until it is finished: its Outcome; None when the server does not
-        have it (404); an error string when polling failed ``max_attempts`` times in a row. A response still
-        pending after ``timeout_s`` is cancelled (best effort) and returned as a failed Outcome."""
+    async def _await_response(self, rid: str) -> background.Outcome | str:
+        """Poll ``GET /responses/{rid}`` until it is finished: its Outcome (not ok, with ``finish_reason``
+        ``lost`` when the server does not have it (404/410 or another 4xx about the id), ``malformed`` when it
+        is finished but unreadable, ``timeout`` when still pending after ``timeout_s``: then it is cancelled,
+        best effort); an error string when polling failed ``max_attempts`` times in a row (5xx, 429,
+        connection, a body that is not a JSON object), the response being, as far as we know, still there."""
         oa, u = self._openai, self.usage
         deadline = time.monotonic() + self.cfg.timeout_s
         failures = 0
+        error = ""
         for delay in background.poll_delays():
             await asyncio.sleep(delay)
             u.polls += 1
+            wait: float | None = None
             try:
                 obj = await self._client.get(f"/responses/{rid}", cast_to=object)
-                if background.status(obj) not in background.PENDING:
-                    return background.outcome(obj)
-                failures = 0
             except oa.APIStatusError as e:
-                if e.status_code == 404:
-                    return None
-                if e.status_code in (401, 403):
+                status = e.status_code
+                if status in (401, 403):
                     raise EndpointFatalError(
-                        f"{self.cfg.public_url} refused to return response {rid} (HTTP {e.status_code}); check the "
+                        f"{self.cfg.public_url} refused to return response {rid} (HTTP {status}); check the "
                         f"key in ${self.cfg.api_key_env}"
                     ) from None
+                if 400 <= status < 500 and status not in RETRYABLE_STATUS:
+                    gone = f"the server no longer has response {rid} (HTTP {status} when fetched)"
+                    return background.Outcome(False, None, "lost", 0, 0, True, None, gone)
                 failures += 1
                 u.poll_errors += 1
-                ra = retry_after_s(e.response.headers)
-                if ra is not None:
-                    await asyncio.sleep(min(ra, self.cfg.retry_after_max_s))
-                error = f"fetching response {rid}: HTTP {e.status_code}: {_short(e)}"
-            except (oa.APIConnectionError, oa.APIResponseValidationError, MalformedReply, ValueError) as e:
+                wait = retry_after_s(e.response.headers)
+                error = f"fetching response {rid}: HTTP {status}: {_short(e)}"
+            except (oa.APIConnectionError, oa.APIResponseValidationError, ValueError) as e:
                 failures += 1
                 u.poll_errors += 1
                 error = f"fetching response {rid}: {_short(e)}"
+            else:
+                if not isinstance(obj, dict):
+                    failures += 1
+                    u.poll_errors += 1
+                    error = f"fetching response {rid}: the reply is not a response object"
+                else:
+                    failures = 0
+                    try:
+                        if background.status(obj) not in background.PENDING:
+                            return background.outcome(obj)
+                    except MalformedReply as e:  # finished (or broken) for good: fetching again changes nothing
+                        return background.Outcome(False, None, "malformed", 0, 0, True, None, f"malformed reply: {e}")
             if failures:
                 if failures >= self.cfg.max_attempts:
                     return error
-                await asyncio.sleep(self._backoff(failures))
+                await asyncio.sleep(
+                    min(wait, self.cfg.retry_after_max_s) if wait is not None else self._backoff(failures)
+                )
             if time.monotonic() > deadline:
                 with contextlib.suppress(Exception):  # best effort: it is abandoned either way
                     await self._client.post(f"/responses/{rid}/cancel", body={}, cast_to=object)

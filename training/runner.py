@@ -353,7 +353,8 @@ async def _run(
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if isinstance(exc, asyncio.CancelledError) and stop.is_set():
-                raise Cancelled("cancelled; requests in flight were abandoned (they are sent again next run)") from None
+                again = "fetched by id, or sent again if no id had come back" if cfg.background else "sent again"
+                raise Cancelled(f"cancelled; requests in flight were abandoned (they are {again} next run)") from None
             raise
         finally:
             for sig in handled:

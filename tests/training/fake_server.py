@@ -22,9 +22,10 @@ server's own task (``delay_s``, whether or not the client is still connected) an
 cancels it; ``DELETE /v1/responses/{id}`` forgets it. A POST counts in ``seen`` like a chat request (so
 duplicates are counted the same way) and gets the same ``plan`` faults, plus ``bg_failed`` (status
 ``failed``), ``bg_lost`` (accepted, then 404 when fetched), ``bg_incomplete`` (``max_output_tokens``, half
-the text) and ``bg_hang`` (in progress for ``hang_s``). ``poll_plan(prompt, n)`` picks what the n-th GET of a
-response gets: ``ok``, ``500``, ``429``, ``drop`` or ``malformed``. ``responses_enabled=False`` answers 404 to
-every ``/responses`` path (as llama.cpp's server does).
+the text), ``bg_refusal`` (completed with a refusal and no text) and ``bg_hang`` (in progress for
+``hang_s``). ``poll_plan(prompt, n)`` picks what the n-th GET of a response gets: ``ok``, ``500``, ``429``,
+``drop`` or ``malformed``. ``responses_enabled=False`` answers 404 to every ``/responses`` path (as
+llama.cpp's server does).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class FaultServer:
         """The prompt of every response id handed out."""
         self.cancelled: set[str] = set()
         self.deleted: set[str] = set()
+        self.refused = 0
+        """Requests to ``/responses`` answered 404 because ``responses_enabled`` is False."""
         self._ids = itertools.count(1)
         self._jobs: set[asyncio.Task[None]] = set()
         self.plan, self.responder, self.delay_s = plan, responder, delay_s
@@ -291,6 +294,7 @@ class FaultServer:
     async def _responses(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
         tail = path.split("/responses", 1)[1].strip("/")
         if not self.responses_enabled:
+            self.refused += 1
             self._send(writer, 404, {"detail": "Not Found"})
         elif method == "POST" and not tail:
             return await self._create(body, writer)
@@ -338,7 +342,7 @@ class FaultServer:
             n = self.seen[prompt]
         fault = self.plan(prompt, n)
         self.faults[fault] += 1
-        if fault not in ("ok", "bg_failed", "bg_lost", "bg_incomplete", "bg_hang"):
+        if fault not in ("ok", "bg_failed", "bg_lost", "bg_incomplete", "bg_hang", "bg_refusal"):
             return await self._fault(fault, prompt, req, writer)
         rid = f"resp_{next(self._ids):06d}"
         self.prompt_of[rid] = prompt
@@ -373,6 +377,11 @@ class FaultServer:
                 return
             if fault == "bg_failed":
                 obj.update(status="failed", error={"code": "server_error", "message": "the model server crashed"})
+                return
+            if fault == "bg_refusal":  # finished, but with no answer text: a refusal content part only
+                refusal = {"type": "refusal", "refusal": "I can't help with that."}
+                msg = {"type": "message", "id": "msg_" + obj["id"], "role": "assistant", "content": [refusal]}
+                obj.update(status="completed", output=[msg])
                 return
             text = self.responder(prompt)
             if fault == "bg_incomplete":

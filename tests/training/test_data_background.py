@@ -32,7 +32,8 @@ def _results(out: Path) -> list[dict]:
 
 def test_submit_and_poll_faults_each_get_what_they_need(tmp_path: Path):
     # case -> fault of its first POST; every later POST is fine
-    submit = {0: "429", 1: "500", 2: "drop", 3: "malformed", 4: "bg_failed", 5: "bg_lost", 6: "bg_incomplete"}
+    submit = {0: "429", 1: "500", 2: "drop", 3: "malformed", 4: "bg_failed", 5: "bg_lost", 6: "bg_incomplete",
+              11: "bg_refusal"}  # fmt: skip
     # cases whose responses fail to be fetched twice (the response itself is fine)
     poll = {7: "500", 8: "drop", 9: "malformed", 10: "429"}
     n = 12
@@ -51,21 +52,22 @@ def test_submit_and_poll_faults_each_get_what_they_need(tmp_path: Path):
         prompt = {case_no(p): p for p in srv.seen}
     u = res.usage
     assert u is not None and (u.requests, u.succeeded, u.failed) == (n, n, 0)
-    # POSTed twice: the four submit faults, the failed and the lost response; once: every other case, the
-    # poll-fault cases included (a failed GET is polled again, the request is not sent again)
-    assert {c for c, k in seen.items() if k == 2} == {0, 1, 2, 3, 4, 5}
-    assert all(seen[c] == 1 for c in range(6, n))
-    # ids handed out: 8 first POSTs (cases 4-11), the 4 retried submits, the failed and the lost one again
-    assert u.submitted == 8 + 4 + 2 and u.attempts == n + 6 and u.retries == 6
+    # POSTed twice: the four submit faults, the failed, the lost and the unreadable (refusal) response; once:
+    # every other case, the poll-fault cases included (a failed GET is polled again, the request not re-sent)
+    assert {c for c, k in seen.items() if k == 2} == {0, 1, 2, 3, 4, 5, 11}
+    assert all(seen[c] == 1 for c in range(6, 11))
+    # ids handed out: 8 first POSTs (cases 4-11), the 4 retried submits, the failed, lost and refused again
+    assert u.submitted == 8 + 4 + 3 and u.attempts == n + 7 and u.retries == 7
     assert u.rate_limited == 1 and u.responses_lost == 1 and u.poll_errors == 2 * len(poll)
     assert u.server_errors == 2  # the 500 on submit and the failed response
+    assert u.malformed == 2  # the malformed submit reply and the finished response with no text
     recs = {r["meta"]["source_id"]: r for r in _results(out) if r["status"] == "ok"}
     assert len(recs) == n and all(r["response_id"].startswith("resp_") for r in recs.values())
     assert recs["p6"]["finish_reason"] == "length"  # incomplete (max_output_tokens): the text so far is kept
     assert {r["finish_reason"] for k, r in recs.items() if k != "p6"} == {"stop"}
     assert recs["p0"]["text"] == FaultServer().responder(prompt[0])
     assert len(notes_rows(out)) == n
-    assert "14 submitted" in res.summary() and "1 lost by the server and submitted again" in res.summary()
+    assert "15 submitted" in res.summary() and "1 lost by the server and submitted again" in res.summary()
 
 
 def test_a_response_that_cannot_be_fetched_keeps_its_id_for_the_next_run(tmp_path: Path):
@@ -113,7 +115,7 @@ def test_a_server_without_background_responses_stops_the_stage_with_a_clear_erro
     with FaultServer(responses_enabled=False) as srv:
         with pytest.raises(EndpointFatalError, match=r"no Responses API.*run without --background"):
             stages.run_notes(StageOptions(tmp_path / "o", cfg(srv, background=True), progress=False), src)
-        assert not srv.seen
+        assert not srv.seen and 1 <= srv.refused <= 2  # the first replies stop the stage: no retries, no fallback
     with pytest.raises(UsageError, match="--background and --stream"):
         cfg(srv, background=True, stream=True)
 
@@ -168,3 +170,44 @@ def test_cli_background_flag_reaches_the_responses_api(tmp_path: Path):
     assert "background: 3 submitted" in r.stdout and "3 deleted from the server once recorded" in r.stdout
     report = json.loads((tmp_path / "out" / "notes.report.json").read_text())
     assert report["runs"][0]["api"] == "responses (background)" and report["runs"][0]["usage"]["submitted"] == 3
+
+
+def test_a_resumed_response_the_server_no_longer_has_is_sent_again_and_counted_as_such(tmp_path: Path):
+    broken = {"on": True}
+
+    def poll_plan(prompt: str, n_get: int) -> str:
+        return "500" if broken["on"] else "ok"
+
+    src = stages.NotesInput(write_cases(tmp_path / "cases.csv", 1))
+    out = tmp_path / "out"
+    with FaultServer(delay_s=0.02, poll_plan=poll_plan) as srv:
+        opts = StageOptions(out, cfg(srv, background=True, max_attempts=2), max_tokens=16, progress=False)
+        first = stages.run_notes(opts, src).usage
+        assert first is not None and first.failed == 1
+        srv.responses.clear()  # the server restarted with an in-memory store: the id now means nothing
+        broken["on"] = False
+        second = stages.run_notes(opts, src).usage
+        assert second is not None and second.succeeded == 1 and second.responses_lost == 1
+        assert (second.resent_after_interruption, second.recovered_after_interruption) == (1, 0)
+        assert list(srv.seen.values()) == [2]
+    assert len(notes_rows(out)) == 1
+
+
+def test_a_server_that_keeps_no_responses_stops_the_stage(tmp_path: Path):
+    def plan(prompt: str, seen: int) -> str:
+        return "bg_lost"
+
+    src = stages.NotesInput(write_cases(tmp_path / "cases.csv", 20))
+    with FaultServer(plan) as srv:
+        with pytest.raises(EndpointFatalError, match=r"did not keep the last 8 responses"):
+            stages.run_notes(StageOptions(tmp_path / "o", cfg(srv, background=True), progress=False), src)
+        assert 8 <= sum(srv.seen.values()) <= 8 + 4  # stopped, not 20 x 3 generations for nothing
+
+
+def test_malformed_finished_responses_are_rejected_not_crashed_on():
+    bad_details = {"status": "incomplete", "output": [], "incomplete_details": "max_output_tokens"}
+    assert background.outcome(bad_details).finish_reason == "incomplete"
+    msg = {"type": "message", "content": [{"type": "output_text", "text": "a"}]}
+    for usage in ({"input_tokens": "12"}, {"output_tokens": -1}, {"input_tokens": True}):
+        with pytest.raises(MalformedReply, match="not a token count"):
+            background.outcome({"status": "completed", "output": [msg], "usage": usage})
