@@ -212,6 +212,9 @@ def test_quantize_stops_on_a_real_signal_and_leaves_nothing(made, tmp_path, sig,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # As from a terminal: a suite started as a background job (`cmd &` in a script) inherits SIGINT ignored,
+        # and Python then keeps ignoring it, so the Ctrl+C this test sends would never arrive.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     partial = tmp_path / f".{out.name}.partial-{proc.pid}"
     deadline = time.monotonic() + 60
