@@ -463,6 +463,16 @@ class Endpoint:
             return f"malformed reply: {_short(e)}", None, True
         raise e
 
+    async def _start_attempt(self, attempt: int, estimate: int, on_send: Callable[[], None] | None) -> None:
+        """Count attempt number ``attempt`` (a retry after the first), wait for the rate limiter, then call
+        ``on_send`` (the caller passes it for the first HTTP request only)."""
+        if attempt > 1:
+            self.usage.retries += 1
+        await self.limiter.acquire(estimate)
+        if on_send is not None:
+            on_send()
+        self.usage.attempts += 1
+
     async def complete(
         self,
         req: ChatRequest,
@@ -487,13 +497,8 @@ class Endpoint:
         attempt = 0
         while attempt < self.cfg.max_attempts:
             attempt += 1
-            if attempt > 1:
-                u.retries += 1
-            await self.limiter.acquire(estimate)
-            if on_send is not None:
-                on_send()
-                on_send = None
-            u.attempts += 1
+            await self._start_attempt(attempt, estimate, on_send)
+            on_send = None
             with_options = self.cfg.stream and self._stream_usage
             try:
                 text, finish, pt, ct, reported, served = await self._send(body, req.prompt)
@@ -547,13 +552,8 @@ class Endpoint:
                 if attempt >= self.cfg.max_attempts:
                     return Completion(False, None, None, 0, 0, attempt, error)
                 attempt += 1
-                if attempt > 1:
-                    u.retries += 1
-                await self.limiter.acquire(estimate)
-                if on_send is not None:
-                    on_send()
-                    on_send = None
-                u.attempts += 1
+                await self._start_attempt(attempt, estimate, on_send)
+                on_send = None
                 try:
                     rid = background.response_id(await self._client.post("/responses", body=body, cast_to=object))
                 except Exception as e:

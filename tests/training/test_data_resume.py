@@ -42,6 +42,27 @@ def _ok_lines(path: Path) -> list[dict]:
     return out
 
 
+def _kill_when(argv: list[str], results: Path, status: str) -> None:
+    """Start ``argv``; once a third of the results are in, SIGKILL it at a moment when some id's last line
+    is ``status`` (the process is frozen with SIGSTOP to look, and let run a few ms more otherwise)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(_ok_lines(results)) >= N // 3:
+            break
+        time.sleep(0.02)
+    while True:
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGSTOP)
+        if any(st == status for st in _last_status(results).values()):
+            break
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
 def test_sigkill_then_resume_sends_only_what_is_missing(tmp_path: Path):
     cases = write_cases(tmp_path / "cases.csv", N)
     out = tmp_path / "out"
@@ -50,25 +71,9 @@ def test_sigkill_then_resume_sends_only_what_is_missing(tmp_path: Path):
         argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--id-column", "patient_id",
                 "--base-url", srv.base_url, "--model", "m", "--out", str(out), "--concurrency", str(CONCURRENCY),
                 "--max-tokens", "16", "--no-progress"]  # fmt: skip
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         results = out / "notes.results.jsonl"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and len(_ok_lines(results)) >= N // 3:
-                break
-            time.sleep(0.02)
-        # Freeze the process and look: kill it only at a moment when requests are in flight (marked sent, no
-        # reply), which is what a kill cuts off; otherwise let it run a few more milliseconds.
-        while True:
-            assert proc.poll() is None, "the run finished before it could be killed"
-            os.kill(proc.pid, signal.SIGSTOP)
-            if any(st == "sent" for st in _last_status(results).values()):
-                break
-            os.kill(proc.pid, signal.SIGCONT)
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        proc.stderr.close()  # type: ignore[union-attr]
+        # Kill only at a moment when requests are in flight (marked sent, no reply): what a kill cuts off.
+        _kill_when(argv, results, "sent")
         time.sleep(0.3)  # let the server finish replies that were in flight
         seen_at_kill = Counter(srv.seen)
         recorded = {r["meta"]["source_id"] for r in _ok_lines(results)}
@@ -140,23 +145,8 @@ def test_background_sigkill_then_resume_fetches_what_the_server_accepted(tmp_pat
         argv = [sys.executable, "-m", "app.cli.main", "data", "notes", str(cases), "--id-column", "patient_id",
                 "--base-url", srv.base_url, "--model", "m", "--out", str(out), "--concurrency", str(CONCURRENCY),
                 "--max-tokens", "16", "--no-progress", "--background"]  # fmt: skip
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         results = out / "notes.results.jsonl"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and len(_ok_lines(results)) >= N // 3:
-                break
-            time.sleep(0.02)
-        while True:  # kill at a moment when the server holds responses the run has not fetched yet
-            assert proc.poll() is None, "the run finished before it could be killed"
-            os.kill(proc.pid, signal.SIGSTOP)
-            if any(st == "submitted" for st in _last_status(results).values()):
-                break
-            os.kill(proc.pid, signal.SIGCONT)
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        proc.stderr.close()  # type: ignore[union-attr]
+        _kill_when(argv, results, "submitted")  # when the server holds responses the run has not fetched yet
         last = _last_status(results)
         submitted = {rid for rid, st in last.items() if st == "submitted"}
         no_id = {rid for rid, st in last.items() if st == "sent"}
