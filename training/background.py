@@ -76,6 +76,13 @@ class Outcome:
     usage_reported: bool
     reported_model: str | None
     error: str | None = None
+    failure: str | None = None
+    """Why it is not ok: ``failed`` (the server says failed or cancelled), ``lost`` (the server does not have
+    it), ``malformed`` (finished but unreadable), ``timeout`` (still pending at the client's timeout)."""
+
+    @classmethod
+    def failed(cls, failure: str, error: str, model: str | None = None) -> Outcome:
+        return cls(False, None, None, 0, 0, True, model, error, failure)
 
 
 def status(obj: Any) -> str:
@@ -94,7 +101,7 @@ def outcome(obj: dict[str, Any]) -> Outcome:
     if st in ("failed", "cancelled"):
         err = obj.get("error") if isinstance(obj.get("error"), dict) else {}
         detail = err.get("message") or err.get("code") or "no detail"
-        return Outcome(False, None, None, 0, 0, True, model, f"the response {st}: {detail}")
+        return Outcome.failed("failed", f"the response {st}: {detail}", model)
     if st not in ("completed", "incomplete"):
         raise MalformedReply(f"unknown response status {st!r}")
     parts = []

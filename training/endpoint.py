@@ -570,7 +570,7 @@ class Endpoint:
             if isinstance(got, str):  # a poll-level failure: keep the id for the next run
                 return Completion(False, None, None, 0, 0, max(attempt, 1), got, response_id=rid)
             if not got.ok:
-                if got.finish_reason == "lost":
+                if got.failure == "lost":
                     u.responses_lost += 1
                     if not resumed:  # one of ours, submitted moments ago: a server that keeps nothing?
                         self._lost_in_a_row += 1
@@ -581,9 +581,9 @@ class Endpoint:
                                 "(vLLM: VLLM_ENABLE_RESPONSES_API_STORE=1; several replicas need a shared store); "
                                 "run without --background"
                             )
-                elif got.finish_reason == "timeout":
+                elif got.failure == "timeout":
                     u.timeouts += 1
-                elif got.finish_reason == "malformed":
+                elif got.failure == "malformed":
                     u.malformed += 1
                 else:
                     u.server_errors += 1
@@ -609,19 +609,18 @@ class Endpoint:
                 reported_model=got.reported_model, response_id=rid,
             )  # fmt: skip
 
-    async def forget(self, rid: str) -> bool:
+    async def forget(self, rid: str) -> None:
         """Delete a stored response from the server (``DELETE /responses/{id}``), best effort: a failure is
         counted, never raised (the reply is already on disk; the response only stays stored there)."""
         try:
             await self._client.delete(f"/responses/{rid}", cast_to=object)
         except Exception:
             self.usage.delete_failed += 1
-            return False
-        self.usage.responses_deleted += 1
-        return True
+        else:
+            self.usage.responses_deleted += 1
 
     async def _await_response(self, rid: str) -> background.Outcome | str:
-        """Poll ``GET /responses/{rid}`` until it is finished: its Outcome (not ok, with ``finish_reason``
+        """Poll ``GET /responses/{rid}`` until it is finished: its Outcome (not ok, with ``failure``
         ``lost`` when the server does not have it (404/410 or another 4xx about the id), ``malformed`` when it
         is finished but unreadable, ``timeout`` when still pending after ``timeout_s``: then it is cancelled,
         best effort); an error string when polling failed ``max_attempts`` times in a row (5xx, 429,
@@ -629,7 +628,6 @@ class Endpoint:
         oa, u = self._openai, self.usage
         deadline = time.monotonic() + self.cfg.timeout_s
         failures = 0
-        error = ""
         for delay in background.poll_delays():
             await asyncio.sleep(delay)
             u.polls += 1
@@ -645,30 +643,26 @@ class Endpoint:
                     ) from None
                 if 400 <= status < 500 and status not in RETRYABLE_STATUS:
                     gone = f"the server no longer has response {rid} (HTTP {status} when fetched)"
-                    return background.Outcome(False, None, "lost", 0, 0, True, None, gone)
-                failures += 1
-                u.poll_errors += 1
+                    return background.Outcome.failed("lost", gone)
                 wait = retry_after_s(e.response.headers)
-                error = f"fetching response {rid}: HTTP {status}: {_short(e)}"
+                error = f"HTTP {status}: {_short(e)}"
             except (oa.APIConnectionError, oa.APIResponseValidationError, ValueError) as e:
-                failures += 1
-                u.poll_errors += 1
-                error = f"fetching response {rid}: {_short(e)}"
+                error = _short(e)
             else:
-                if not isinstance(obj, dict):
-                    failures += 1
-                    u.poll_errors += 1
-                    error = f"fetching response {rid}: the reply is not a response object"
-                else:
-                    failures = 0
+                if isinstance(obj, dict):
                     try:
                         if background.status(obj) not in background.PENDING:
                             return background.outcome(obj)
                     except MalformedReply as e:  # finished (or broken) for good: fetching again changes nothing
-                        return background.Outcome(False, None, "malformed", 0, 0, True, None, f"malformed reply: {e}")
-            if failures:
+                        return background.Outcome.failed("malformed", f"malformed reply: {e}")
+                    failures, error = 0, ""
+                else:
+                    error = "the reply is not a response object"
+            if error:
+                failures += 1
+                u.poll_errors += 1
                 if failures >= self.cfg.max_attempts:
-                    return error
+                    return f"fetching response {rid}: {error}"
                 await asyncio.sleep(
                     min(wait, self.cfg.retry_after_max_s) if wait is not None else self._backoff(failures)
                 )
@@ -676,7 +670,7 @@ class Endpoint:
                 with contextlib.suppress(Exception):  # best effort: it is abandoned either way
                     await self._client.post(f"/responses/{rid}/cancel", body={}, cast_to=object)
                 late = f"response {rid} not finished after {self.cfg.timeout_s:g} s"
-                return background.Outcome(False, None, "timeout", 0, 0, True, None, late)
+                return background.Outcome.failed("timeout", late)
         raise AssertionError("poll_delays never ends")
 
 

@@ -171,10 +171,8 @@ class FaultServer:
         except (ValueError, KeyError, IndexError, TypeError):
             self._send(writer, 400, {"error": {"message": "bad request body"}})
             return True
+        n = self._arrive(prompt)
         with self._lock:
-            self.seen[prompt] += 1
-            self.arrivals.append((asyncio.get_running_loop().time(), prompt))
-            n = self.seen[prompt]
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         fault = self.plan(prompt, n)
@@ -290,6 +288,13 @@ class FaultServer:
                 self.completed[prompt] += 1
         return True
 
+    def _arrive(self, prompt: str) -> int:
+        """Count a generation request (chat or background POST); returns which arrival of this prompt it is."""
+        with self._lock:
+            self.seen[prompt] += 1
+            self.arrivals.append((asyncio.get_running_loop().time(), prompt))
+            return self.seen[prompt]
+
     # -- the Responses API, background mode -------------------------------------------------------------
     async def _responses(self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
         tail = path.split("/responses", 1)[1].strip("/")
@@ -336,10 +341,7 @@ class FaultServer:
             self._send(writer, 400, {"error": {"message": "this server runs only stored background responses"}})
             await writer.drain()
             return True
-        with self._lock:
-            self.seen[prompt] += 1
-            self.arrivals.append((asyncio.get_running_loop().time(), prompt))
-            n = self.seen[prompt]
+        n = self._arrive(prompt)
         fault = self.plan(prompt, n)
         self.faults[fault] += 1
         if fault not in ("ok", "bg_failed", "bg_lost", "bg_incomplete", "bg_hang", "bg_refusal"):
