@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRESETS_VERSION = "2026.11.1"
+REFERENCE_MAX_NEW_TOKENS = 400
+"""The reference generation allows up to 400 new tokens (DESIGN.md)."""
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,8 @@ class TaskPreset:
     """Short command-line name (``--task ner``)."""
     description: str
     examples: tuple[str, ...]
-    max_tokens: int = 400
-    """The reference generation allows up to 400 new tokens; short-answer tasks need fewer."""
+    max_tokens: int = REFERENCE_MAX_NEW_TOKENS
+    """Short-answer tasks need fewer than the reference generation's limit."""
     temperature: float = 0.0
     """Greedy by default: answers must be reproducible for evaluation."""
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.cli.context import CliContext
+from app.core.bounds import check_parallel
 from app.core.errors import Cancelled, ContextOverflowError, StoreError, UsageError
 from app.core.limits import answer_cap, context_warning
 from app.core.notes import decode_note_bytes, read_note_file
@@ -68,9 +69,8 @@ def _instructions(args: argparse.Namespace) -> list[str]:
 
 
 def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]) -> int:
-    parallel = getattr(args, "parallel", None)
-    if parallel is not None and not 1 <= parallel <= 64:
-        raise UsageError(f"--parallel must be 1..64, not {parallel}")
+    if problem := check_parallel(getattr(args, "parallel", None)):
+        raise UsageError(problem)
     # Every input is checked before the log is opened or a model is loaded.
     probe = ctx.service(None, None)
     note = read_note_arg(args.note)

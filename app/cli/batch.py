@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.batch_remote import add_remote_flags, endpoint_settings, run_concurrent
+from app.core.bounds import check_parallel
 from app.core import netns
 from app.core.errors import AsclepiusError, Cancelled, UsageError
 from app.core.records import Row, check_file, iter_records, type_problems
@@ -330,9 +331,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise UsageError("--output must end in .csv or .jsonl")
     if args.output:  # before any model runs: `--output dir.csv` must not fail after an hour of work
         check_output(args.output, follow_symlinks=args.follow_symlinks, what="--output")
-    parallel = getattr(args, "parallel", None)
-    if parallel is not None and not 1 <= parallel <= 64:
-        raise UsageError(f"--parallel must be 1..64, not {parallel}")
+    if problem := check_parallel(getattr(args, "parallel", None)):
+        raise UsageError(problem)
     ctx = CliContext.create(threads=args.threads)
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first
     cancel = threading.Event()

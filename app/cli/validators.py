@@ -16,7 +16,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from app.core.config import MAX_TOKENS_LIMIT, SEED_MAX, max_threads
+from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, max_threads
 
 MAX_TEMPERATURE = 5.0
 
@@ -41,7 +41,7 @@ def bounded_int(what: str, low: int, high: Callable[[], int] | int) -> Callable[
 
 
 threads = bounded_int("threads", 1, max_threads)
-max_tokens = bounded_int("max tokens", 1, MAX_TOKENS_LIMIT)
+max_tokens = bounded_int("max tokens", 1, ANSWER_TOKENS_MAX)
 seed = bounded_int("seed", 0, SEED_MAX)
 
 
@@ -79,7 +79,7 @@ def prompt_style(value: str) -> str:
 
 def add_sampling_flags(p: argparse.ArgumentParser, *, threads_help: str = "CPU threads") -> None:
     """--max-tokens, --temperature, --seed, --threads, validated the same way for every command."""
-    p.add_argument("--max-tokens", type=max_tokens, help=f"answer token limit 1..{MAX_TOKENS_LIMIT}")
+    p.add_argument("--max-tokens", type=max_tokens, help=f"answer token limit 1..{ANSWER_TOKENS_MAX}")
     p.add_argument("--temperature", type=temperature, help="0 = greedy; up to 5")
     p.add_argument("--seed", type=seed, default=None, help=f"0..{SEED_MAX}")
     add_threads_flag(p, threads_help)

@@ -16,24 +16,12 @@ from typing import Any
 
 import platformdirs
 
+from app.core.bounds import ANSWER_TOKENS_MAX, DEFAULT_ANSWER_TOKENS, PARALLEL_MAX, SEED_MAX, TEMPERATURE_MAX, max_threads
 from app.core.privatefile import private_dir as private_dir  # re-exported: older callers import it here
 from app.core.privatefile import write_private
 
 CONFIG_VERSION = 1
 APP_NAME = "asclepius-desk"
-SEED_MAX = 2**32 - 2
-"""llama.cpp takes a 32-bit seed and reads 0xFFFFFFFF (LLAMA_DEFAULT_SEED) as "pick one at random", which
-would make the recorded seed a lie; so 0..2^32-2."""
-MAX_TOKENS_LIMIT = 32768
-
-
-def max_threads() -> int:
-    """The most CPU threads any setting or flag may ask for.
-
-    llama.cpp allocates per-thread state up front: 100,000 threads aborted with std::bad_alloc and 8,192
-    hung (issue 9). Four per logical CPU is already far past the point of any speed-up; 512 caps big hosts.
-    """
-    return max(4, min(512, 4 * (os.cpu_count() or 1)))
 
 
 def default_threads() -> int:
@@ -69,8 +57,8 @@ class EngineConfig:
             problems.append(f"max_ctx must be >= 256, not {self.max_ctx}")
         if not 1 <= self.n_batch <= 8192:
             problems.append(f"n_batch must be 1..8192, not {self.n_batch}")
-        if not 1 <= self.parallel <= 64:
-            problems.append(f"parallel must be 1..64, not {self.parallel}")
+        if not 1 <= self.parallel <= PARALLEL_MAX:
+            problems.append(f"parallel must be 1..{PARALLEL_MAX}, not {self.parallel}")
         if self.kv_disk_mb < 0:
             problems.append(f"kv_disk_mb must be >= 0, not {self.kv_disk_mb}")
         if self.kv_cache_mb < 0:
@@ -81,17 +69,17 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class GenerationDefaults:
-    max_tokens: int = 400
+    max_tokens: int = DEFAULT_ANSWER_TOKENS
     """Reference generation: up to 400 new tokens (a task preset may ask for fewer)."""
     temperature: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         problems = []
-        if not 1 <= self.max_tokens <= MAX_TOKENS_LIMIT:
-            problems.append(f"max_tokens must be 1..{MAX_TOKENS_LIMIT}, not {self.max_tokens}")
-        if not (math.isfinite(self.temperature) and 0.0 <= self.temperature <= 5.0):
-            problems.append(f"temperature must be a number from 0 to 5, not {self.temperature}")
+        if not 1 <= self.max_tokens <= ANSWER_TOKENS_MAX:
+            problems.append(f"max_tokens must be 1..{ANSWER_TOKENS_MAX}, not {self.max_tokens}")
+        if not (math.isfinite(self.temperature) and 0.0 <= self.temperature <= TEMPERATURE_MAX):
+            problems.append(f"temperature must be a number from 0 to {TEMPERATURE_MAX:g}, not {self.temperature}")
         if not 0 <= self.seed <= SEED_MAX:
             problems.append(f"seed must be 0..{SEED_MAX}, not {self.seed}")
         if problems:

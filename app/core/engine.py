@@ -4,7 +4,8 @@ Three properties matter more than anything else here:
 
 * **User text never becomes control tokens.** Template segments are tokenized with special tokens
   parsed; note and instruction text with them disabled. A note containing ``</s>`` or
-  ``[Instruction End]`` stays plain text: it cannot end generation or change the prompt's structure.
+  ``[Instruction End]`` stays plain text: it cannot end generation or change the prompt's structure
+  (the rule is ``resources.prompt_tokens``, shared with training).
 * **Cancel at any moment.** A llama.cpp abort callback checks the run's cancel event inside prompt
   processing, so Stop works during a long note too; the engine stays usable afterwards.
 * **KV reuse.** A follow-up on the same note reuses the evaluated ``[BOS + head + note]`` prefix (prefix
@@ -44,7 +45,8 @@ from app.core.types import (
     Truncation,
     note_sha256,
 )
-from resources import PRESETS_VERSION, PromptStyle, Segment, get_style
+from resources import PRESETS_VERSION, PromptStyle, get_style
+from resources.prompt_tokens import segment_tokens
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +83,6 @@ class PromptTokens:
     @property
     def all(self) -> list[int]:
         return self.prefix + self.suffix
-
-
-def _move_trailing_spaces(segments: list[Segment]) -> list[Segment]:
-    """Give a template's trailing spaces to the user segment after it.
-
-    SentencePiece and BPE vocabularies fold a space into the following word (``" What"`` is one token);
-    tokenizing ``"Question: "`` and ``"What"`` apart would produce a lone space token the model never saw
-    in training. Spaces are not control tokens, so moving them across is safe.
-    """
-    out = list(segments)
-    for i in range(len(out) - 1):
-        a, b = out[i], out[i + 1]
-        if a.kind == "template" and b.kind != "template" and a.text.endswith(" "):
-            stripped = a.text.rstrip(" ")
-            out[i] = Segment(a.kind, stripped)
-            out[i + 1] = Segment(b.kind, a.text[len(stripped) :] + b.text)
-    return out
 
 
 class LlamaCppEngine:
@@ -185,41 +170,12 @@ class LlamaCppEngine:
     def _tok(self, text: str, *, bos: bool, special: bool) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=special)
 
-    def _tok_after(self, context: str, text: str, special: bool) -> list[int]:
-        """Tokens of ``text`` as they come out when it follows ``context`` in one string.
-
-        Tokenizing a fragment alone makes a SentencePiece vocabulary add its dummy-prefix space; tokenizing
-        ``context + text`` and removing the context's tokens gives the tokens a whole-string tokenization
-        would, as long as nothing merges across the boundary. When the real previous character does merge
-        (a vocabulary with a ``".\n"`` piece), neutral contexts are tried so the segment still gets no
-        spurious space; the prompt then differs from a whole-string tokenization only at that boundary.
-        """
-        if not text:
-            return []
-        for ctx in dict.fromkeys((context, "\n", "a", "0")):
-            if not ctx:
-                continue
-            base = self._tok(ctx, bos=False, special=False)
-            full = self._tok(ctx + text, bos=False, special=special)
-            if full[: len(base)] == base:
-                return full[len(base) :]
-        log.debug("no clean tokenization context found; tokenizing the segment alone")
-        return self._tok(text, bos=False, special=special)
-
     def tokenize_prompt(self, style: PromptStyle, note: str, instruction: str) -> PromptTokens:
-        # Outer whitespace of user text would merge with the template's newlines and change tokens at the
-        # boundary; it carries no meaning, so it is dropped here, the one place every caller goes through.
-        segments = _move_trailing_spaces(style.segments(note.strip(), instruction.strip()))
-        pieces: list[list[int]] = []
-        prev = ""
-        for i, seg in enumerate(segments):
-            special = seg.kind == "template"
-            if i == 0:
-                toks = self._tok(seg.text, bos=True, special=True)
-            else:
-                toks = self._tok_after(prev[-1:], seg.text, special)
-            pieces.append(toks)
-            prev = seg.text if seg.text else prev
+        # The one segment rule training uses too (resources/prompt_tokens.py).
+        bos = [t for t in self._tok("", bos=True, special=True) if t == self._llm.token_bos()]
+        pieces = segment_tokens(
+            style, note, instruction, lambda text, special: self._tok(text, bos=False, special=special), bos=bos
+        )
         head, note_t, middle, instr, tail = pieces
         return PromptTokens(
             prefix=head + note_t,

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from app.core.bounds import ANSWER_TOKENS_MAX, DEFAULT_ANSWER_TOKENS, TEMPERATURE_MAX
+
 
 class FinishReason(StrEnum):
     STOP = "stop"
@@ -21,7 +23,7 @@ class FinishReason(StrEnum):
 class SamplingParams:
     """Every parameter that shapes the answer; all of it is recorded with the run."""
 
-    max_tokens: int = 400
+    max_tokens: int = DEFAULT_ANSWER_TOKENS
     """Reference generation: up to 400 new tokens."""
     temperature: float = 0.0
     """0 means greedy decoding."""
@@ -34,10 +36,10 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         problems = []
-        if not 1 <= self.max_tokens <= 32768:
-            problems.append(f"max_tokens must be 1..32768, not {self.max_tokens}")
-        if not 0.0 <= self.temperature <= 5.0:
-            problems.append(f"temperature must be 0..5, not {self.temperature}")
+        if not 1 <= self.max_tokens <= ANSWER_TOKENS_MAX:
+            problems.append(f"max_tokens must be 1..{ANSWER_TOKENS_MAX}, not {self.max_tokens}")
+        if not 0.0 <= self.temperature <= TEMPERATURE_MAX:
+            problems.append(f"temperature must be 0..{TEMPERATURE_MAX:g}, not {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             problems.append(f"top_p must be in (0, 1], not {self.top_p}")
         if self.top_k < 0:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, SEED_MAX_WIDGET, TEMPERATURE_MAX, max_threads
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.core.limits import answer_cap, context_warning, trained_context
@@ -43,7 +44,7 @@ class SettingsTab(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.banner = Banner()
-        self.threads = _spin(1, 256)
+        self.threads = _spin(1, max_threads())
         self.n_ctx = _spin(0, 131072, 256, "model default")
         self.n_ctx_info = QLabel()
         self.n_ctx_info.setWordWrap(True)
@@ -51,16 +52,16 @@ class SettingsTab(QWidget):
         self.kv_cache = _spin(0, 65536, 64, "off")
         self.kv_cache.setSuffix(" MB")
         self.kv_cache.setToolTip("Memory for saved note states, so returning to a note skips reprocessing it")
-        self.max_tokens = _spin(1, 32768, 16)
+        self.max_tokens = _spin(1, ANSWER_TOKENS_MAX, 16)
         self.caps_info = QLabel()
         self.caps_info.setWordWrap(True)
         self.caps_info.setStyleSheet("color:#555;")
         self.caps_info.setObjectName("answer-caps")
         self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 5.0)
+        self.temperature.setRange(0.0, TEMPERATURE_MAX)
         self.temperature.setSingleStep(0.1)
         self.temperature.setSpecialValueText("0 (greedy)")
-        self.seed = _spin(0, 2**31 - 1)
+        self.seed = _spin(0, min(SEED_MAX, SEED_MAX_WIDGET))
         self.database = QLineEdit()
         self.database.setPlaceholderText(str(ctx.paths.database))
         browse = QPushButton("Browse…")

@@ -11,6 +11,7 @@ pytest.importorskip("transformers", reason="the trainer tests need the train ext
 
 import itertools
 
+from resources.prompt_tokens import tokens_after
 from training.trainer import data as d
 
 VARIANT_STYLE = [("llama1", "asclepius-train"), ("mistral", "asclepius"), ("llama3", "asclepius")]
@@ -32,7 +33,7 @@ def test_loss_tokens_are_exactly_answer_plus_eos(tokenizers, family, style):
     for row in rows:
         ex = d.sft_example(tok, style, row["note"], row["question"], row["answer"])
         ids, labels = ex["input_ids"], ex["labels"]
-        answer = d.tokens_after(tok, "\n", row["answer"], user=True)
+        answer = tokens_after(d.hf_tokenize(tok), "\n", row["answer"], False)
         assert answer and tok.decode(answer) == row["answer"]
         n_loss = sum(1 for x in labels if x != d.IGNORE)
         assert n_loss == len(answer) + 1

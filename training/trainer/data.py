@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from resources.prompt_tokens import Tokenize, answer_tokens, segment_tokens
+from resources.prompts import get_style
+
 IGNORE = -100
 TEXT_COLUMNS = ("text", "note", "section_text")
 """Pretraining corpora: the first of these columns a row has is the document."""
@@ -234,59 +237,29 @@ class SftStats:
     tokens: int = 0
 
 
-def _tok(tokenizer: Any, text: str, user: bool) -> list[int]:
-    # User text (note, question, answer) never produces a control token, even if it spells "</s>".
-    return tokenizer(text, add_special_tokens=False, split_special_tokens=user)["input_ids"]
-
-
-def tokens_after(tokenizer: Any, context: str, text: str, user: bool) -> list[int]:
-    """Tokens of ``text`` as they come out after ``context`` in one string (without the SentencePiece
-    dummy-prefix space a fragment tokenized alone gets). Where the real context merges with the text (a
-    ``".\n"`` piece), neutral contexts are tried. The same rule as the app's engine
-    (``app/core/engine.py``, ``_tok_after``), so a trained model sees at inference the tokens it trained on."""
-    if not text:
-        return []
-    for ctx in dict.fromkeys((context, "\n", "a", "0")):
-        if not ctx:
-            continue
-        base = _tok(tokenizer, ctx, user=True)
-        full = _tok(tokenizer, ctx + text, user)
-        if full[: len(base)] == base:
-            return full[len(base) :]
-    return _tok(tokenizer, text, user)
+def hf_tokenize(tokenizer: Any) -> Tokenize:
+    """A Hugging Face tokenizer as the shared segment rule's ``tokenize(text, special)`` (no BOS/EOS):
+    user text (``special=False``) splits special-token spellings, so ``</s>`` in a note is plain text."""
+    return lambda text, special: tokenizer(text, add_special_tokens=False, split_special_tokens=not special)[
+        "input_ids"
+    ]
 
 
 def prompt_ids(tokenizer: Any, style_id: str, note: str, question: str) -> list[int]:
-    """``BOS + prompt`` tokenized segment by segment exactly as the app's engine does at inference:
-    user text stripped, a template's trailing spaces given to the user segment after it, every segment
-    after the first tokenized in the context of the previous character."""
-    from resources.prompts import Segment, get_style
-
+    """``BOS + prompt`` tokenized segment by segment by the rule the app's engine uses at inference
+    (``resources.prompt_tokens``)."""
     bos, _ = special_ids(tokenizer)
-    segments = list(get_style(style_id).segments(note.strip(), question.strip()))
-    for i in range(len(segments) - 1):
-        a, b = segments[i], segments[i + 1]
-        if a.kind == "template" and b.kind != "template" and a.text.endswith(" "):
-            kept = a.text.rstrip(" ")
-            segments[i], segments[i + 1] = Segment(a.kind, kept), Segment(b.kind, a.text[len(kept) :] + b.text)
-    ids, prev = [bos], ""
-    for i, seg in enumerate(segments):
-        user = seg.kind != "template"
-        ids += _tok(tokenizer, seg.text, user) if i == 0 else tokens_after(tokenizer, prev[-1:], seg.text, user)
-        prev = seg.text or prev
-    return ids
+    pieces = segment_tokens(get_style(style_id), note, question, hf_tokenize(tokenizer), bos=[bos])
+    return [t for piece in pieces for t in piece]
 
 
 def sft_example(tokenizer: Any, style_id: str, note: str, question: str, answer: str) -> dict[str, list[int]]:
     """One example: ``BOS + prompt`` (labels -100) then ``answer + EOS`` (labels = the tokens). The answer
     is tokenized on its own, in the context of the prompt's last character (what a whole-string
     tokenization of prompt + answer gives it, as in the reference), so no off-by-one can arise."""
-    from resources.prompts import get_style
-
     _, eos = special_ids(tokenizer)
     src = prompt_ids(tokenizer, style_id, note, question)
-    tail = get_style(style_id).tail
-    tgt = tokens_after(tokenizer, tail[-1:], answer.strip(), user=True)
+    tgt = answer_tokens(get_style(style_id), answer, hf_tokenize(tokenizer))
     return {"input_ids": [*src, *tgt, eos], "labels": [IGNORE] * len(src) + [*tgt, eos]}
 
 

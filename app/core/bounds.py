@@ -1,0 +1,42 @@
+"""Numeric ranges and defaults every front end checks against: defined once, imported everywhere.
+
+A setting, a command-line flag and a config value that mean the same thing take their range from here, so
+the Settings screen, ``argparse`` and the config file can never accept different numbers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from resources.tasks import REFERENCE_MAX_NEW_TOKENS
+
+DEFAULT_ANSWER_TOKENS = REFERENCE_MAX_NEW_TOKENS
+"""The reference generation's limit (400 new tokens): the default global answer cap."""
+ANSWER_TOKENS_MAX = 32768
+"""Most answer tokens any request may ask for: the largest trained context of any Asclepius variant's base
+(Mistral's 32768); a larger request could never fit a context."""
+SEED_MAX = 2**32 - 2
+"""llama.cpp takes a 32-bit seed and reads 0xFFFFFFFF (LLAMA_DEFAULT_SEED) as "pick one at random", which
+would make the recorded seed a lie; so 0..2^32-2."""
+SEED_MAX_WIDGET = 2**31 - 1
+"""Qt spin boxes hold a signed 32-bit int; the Settings screen offers 0..2^31-1 of the seed range."""
+TEMPERATURE_MAX = 5.0
+PARALLEL_MAX = 64
+"""Most answers about one note decoded together (``--parallel``, ``engine.parallel``): each is a sequence
+of the llama.cpp context; past 64 the per-sequence bookkeeping outweighs any gain on a workstation."""
+
+
+def max_threads() -> int:
+    """The most CPU threads any setting or flag may ask for.
+
+    llama.cpp allocates per-thread state up front: 100,000 threads aborted with std::bad_alloc and 8,192
+    hung (issue 9). Four per logical CPU is already far past the point of any speed-up; 512 caps big hosts.
+    """
+    return max(4, min(512, 4 * (os.cpu_count() or 1)))
+
+
+def check_parallel(value: int | None, what: str = "--parallel") -> str | None:
+    """The problem with a ``parallel`` value (None = not given), or None when it is in 1..PARALLEL_MAX."""
+    if value is None or 1 <= value <= PARALLEL_MAX:
+        return None
+    return f"{what} must be 1..{PARALLEL_MAX}, not {value}"
