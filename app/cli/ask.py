@@ -69,7 +69,8 @@ def _instructions(args: argparse.Namespace) -> list[str]:
 
 
 def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[threading.Event], Any]], Any]) -> int:
-    if problem := check_parallel(getattr(args, "parallel", None)):
+    parallel = getattr(args, "parallel", None)
+    if problem := check_parallel(parallel):
         raise UsageError(problem)
     # Every input is checked before the log is opened or a model is loaded.
     probe = ctx.service(None, None)

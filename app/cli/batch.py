@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.batch_remote import add_remote_flags, endpoint_settings, run_concurrent
-from app.core.bounds import check_parallel
 from app.core import netns
+from app.core.bounds import check_parallel
 from app.core.errors import AsclepiusError, Cancelled, UsageError
 from app.core.records import Row, check_file, iter_records, type_problems
 
@@ -331,7 +331,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise UsageError("--output must end in .csv or .jsonl")
     if args.output:  # before any model runs: `--output dir.csv` must not fail after an hour of work
         check_output(args.output, follow_symlinks=args.follow_symlinks, what="--output")
-    if problem := check_parallel(getattr(args, "parallel", None)):
+    parallel = getattr(args, "parallel", None)
+    if problem := check_parallel(parallel):
         raise UsageError(problem)
     ctx = CliContext.create(threads=args.threads)
     log = open_log(args)  # before loading any model: a read-only or locked log is reported first

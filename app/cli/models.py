@@ -15,7 +15,6 @@ from pathlib import Path
 from app.cli.context import CliContext
 from app.core.config import save_config
 from app.core.errors import ModelError
-from app.core.limits import allocated_context
 from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
 from app.core.registry import MISSING, Registry, describe, mark_missing, read_gguf, verified_label
 from app.core.types import ModelInfo
@@ -121,7 +120,7 @@ def _info(args: argparse.Namespace, ctx: CliContext) -> int:
         return 0
     info = ctx.model(ref)  # no ref: the default, or the demo with a notice when the default's file is gone
     eng = ctx.config.engine
-    d = describe(info, n_ctx=allocated_context(info, eng.n_ctx, eng.max_ctx))
+    d = describe(info, n_ctx=eng.context_for(info.context_length))
     if args.json:
         print(json.dumps(d, indent=2))
     else:

@@ -16,7 +16,14 @@ from typing import Any
 
 import platformdirs
 
-from app.core.bounds import ANSWER_TOKENS_MAX, DEFAULT_ANSWER_TOKENS, PARALLEL_MAX, SEED_MAX, TEMPERATURE_MAX, max_threads
+from app.core.bounds import (
+    ANSWER_TOKENS_MAX,
+    DEFAULT_ANSWER_TOKENS,
+    PARALLEL_MAX,
+    SEED_MAX,
+    TEMPERATURE_MAX,
+    max_threads,
+)
 from app.core.privatefile import private_dir as private_dir  # re-exported: older callers import it here
 from app.core.privatefile import write_private
 
@@ -65,6 +72,15 @@ class EngineConfig:
             problems.append(f"kv_cache_mb must be >= 0, not {self.kv_cache_mb}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def default_context(self, context_length: int) -> int:
+        """The context allocated when ``n_ctx`` is 0: the model's (GGUF) context capped by ``max_ctx``."""
+        return min(context_length, self.max_ctx)
+
+    def context_for(self, context_length: int) -> int:
+        """The context the engine allocates for a model whose GGUF says ``context_length``: the one rule
+        (``LlamaCppEngine``, the Settings screen, ``models show`` and the RAM estimate all ask here)."""
+        return self.n_ctx or self.default_context(context_length)
 
 
 @dataclass(frozen=True)

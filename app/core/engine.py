@@ -93,7 +93,7 @@ class LlamaCppEngine:
         self.config = config or EngineConfig()
         self._lock = threading.Lock()
         self._closed = False
-        self.n_ctx = self.config.n_ctx or min(model.context_length, self.config.max_ctx)
+        self.n_ctx = self.config.context_for(model.context_length)
         _quiet_llama_cpp()
         ensure_cpu_backend()
         try:

@@ -110,9 +110,3 @@ def answer_cap(preset: int, setting: int, explicit: int | None = None) -> Answer
     if setting < preset:
         return AnswerCap(setting, "setting", preset, setting)
     return AnswerCap(preset, "preset", preset, setting)
-
-
-def allocated_context(info: ModelInfo, n_ctx: int, max_ctx: int) -> int:
-    """The context the engine allocates for ``info`` under ``EngineConfig(n_ctx, max_ctx)``: ``n_ctx`` when
-    set, else the GGUF's context capped by ``max_ctx`` (the rule in ``LlamaCppEngine.__init__``)."""
-    return n_ctx or min(info.context_length, max_ctx)

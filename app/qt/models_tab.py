@@ -263,9 +263,7 @@ class ModelsTab(QWidget):
         cfg = self.ctx.config.engine
 
         def work(_job: Job) -> dict[str, tuple[int, str]]:
-            return {
-                m.path: ram_estimate(m, cfg.n_ctx or min(m.context_length, cfg.max_ctx), cfg.kv_cache_mb) for m in todo
-            }
+            return {m.path: ram_estimate(m, cfg.context_for(m.context_length), cfg.kv_cache_mb) for m in todo}
 
         task = Task(work, "estimate RAM")
         task.signals.finished.connect(lambda est: (self._ram.update(est), self.refresh()))

@@ -170,7 +170,7 @@ class SettingsTab(QWidget):
             if m is not None and (warning := context_warning(m, self.n_ctx.value())):
                 text += f" Warning: {warning}."
         elif m is not None:
-            used = min(m.context_length, cfg.max_ctx)
+            used = cfg.default_context(m.context_length)
             text = f"Model default: {used:,} tokens for {m.name} (its file says {m.context_length:,}"
             text += f"; capped at {cfg.max_ctx:,} to bound memory)." if used < m.context_length else ")."
             if warning := context_warning(m, used):
@@ -181,7 +181,7 @@ class SettingsTab(QWidget):
             text = f"Model default: the model's trained context, capped at {cfg.max_ctx:,} tokens."
         self.n_ctx_info.setText(text)
         self.n_ctx.setSpecialValueText(
-            f"model default ({min(m.context_length, cfg.max_ctx):,})" if m is not None else "model default"
+            f"model default ({cfg.default_context(m.context_length):,})" if m is not None else "model default"
         )
 
     def _show_caps(self) -> None:

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from app.core.limits import allocated_context, answer_cap, context_warning, trained_context, variant_of
+from app.core.config import EngineConfig
+from app.core.limits import answer_cap, context_warning, trained_context, variant_of
 from app.core.registry import describe
 from app.core.types import ModelInfo
 
@@ -64,9 +65,9 @@ def test_mistral_warning_names_both_figures_and_registry_describes_it():
     m = info("Asclepius-Mistral-7B-v0.3", 32768)
     w = context_warning(m, 16384)
     assert "its GGUF says 32768" in w and "8192 or less" in w
-    d = describe(m, n_ctx=allocated_context(m, 0, 32768))
+    d = describe(m, n_ctx=EngineConfig(max_ctx=32768).context_for(m.context_length))
     assert (d["variant"], d["trained_context"]) == ("Mistral", 8192) and "context_warning" in d
-    assert "context_warning" not in describe(m, n_ctx=allocated_context(m, 0, 8192))
+    assert "context_warning" not in describe(m, n_ctx=EngineConfig(max_ctx=8192).context_for(m.context_length))
     json.dumps(d)  # plain data
 
 
