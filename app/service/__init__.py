@@ -18,14 +18,15 @@ Typical use::
 
 Extension points (plug in without changing callers):
 
-* **Another backend** (a remote OpenAI-compatible server, a multi-sequence parallel engine): implement
-  ``app.core.backend.InferenceEngine`` (``model``, ``n_ctx``, ``ask``, ``budget``, ``close``) and return it
-  from the ``engine_for`` callable given to the service. The service strips the answer's leading
-  whitespace and computes grounding for every backend, so a backend returns ``grounding=None``.
-* **Parallel answers**: :meth:`AskService.ask_many` is the one entry point for several questions about
-  one note; it runs them in order today. A parallel engine can be dispatched to from there (its tokens
-  already carry the request index) without any caller changing.
-* **A judge** or other post-processing that needs the note, the answer and the run id gets all three
+* **Another backend**: implement ``app.core.backend.InferenceEngine`` and return it from the ``engine_for``
+  callable given to the service; ``LlamaCppEngine`` (local GGUF) and ``RemoteEngine`` (an OpenAI-compatible
+  server) are the two today. The service strips the answer's leading whitespace and computes grounding for
+  every backend, so a backend returns ``grounding=None``.
+* **Parallel answers**: :meth:`AskService.ask_many` is the one entry point for several questions about one
+  note; it hands them to the backend's own ``ask_many`` (several sequences decoded together) when the
+  backend has one, else answers them in turn. Token callbacks carry the request index
+  (``app/service/streams.py`` puts them back in request order).
+* **Post-processing** (the judge, an exporter) that needs the note, the answer and the run id gets all three
   from :class:`AskOutcome`.
 """
 
