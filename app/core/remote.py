@@ -13,13 +13,14 @@ finishes or fails the run. What differs:
   asked for (``stream_options.include_usage``); a server that does not report it gets its completion
   tokens counted from the stream and its prompt tokens recorded as 0 (``usage_reported`` false).
 * **Failures.** 429 and 5xx replies, refused or dropped connections, timeouts and streams cut before
-  ``[DONE]`` are retried with exponential backoff and full jitter; ``Retry-After`` (or ``retry-after-ms``)
+  ``[DONE]`` are retried with exponential backoff and full jitter (the policy every endpoint client shares,
+  ``app.core.openai_policy``); ``Retry-After`` (or ``retry-after-ms``)
   is honoured and pauses *every* request to the endpoint, not only the refused one. A server still failing
   after ``max_attempts`` raises :class:`EndpointError` (exit 8): the service records that run as failed,
   and a batch stops there and resumes later. 401/403/404 raise at once (no retry can help).
 * **Privacy.** The key is read from the environment variable the user names and goes only into the
   ``Authorization`` header; it is never stored on an object, printed or logged. URLs are recorded without
-  userinfo, query or fragment (:func:`public_url`). No prompt text is ever written to a log message.
+  userinfo, query or fragment (``openai_policy.public_url``). No prompt text is ever written to a log message.
 * **Context.** No tokenizer of the served model is available here, so the context check is left to the
   server: a 400 that says the prompt is too long becomes ``ContextOverflowError`` (the run is recorded as
   failed, the batch goes on). ``budget()`` estimates (one token per 3 UTF-8 bytes). Truncating a note
