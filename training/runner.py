@@ -17,7 +17,7 @@ earlier run stopped: it is sent again, unavoidably (its reply never arrived), an
 an interruption" (``Usage.resent_after_interruption``), apart from ordinary retries. With ``--background``
 an id whose last line is ``submitted`` (or ``failed`` with a ``response_id``: only fetching it failed) is not
 sent again: its response is fetched by id (``Usage.recovered_after_interruption``), so a kill re-sends only
-requests whose id had not come back yet (training.background). Requests are produced
+requests whose id had not come back yet (training.endpoint.background). Requests are produced
 lazily by the caller's iterator and pulled by ``concurrency`` workers, so memory does not grow with the
 number of requests (only the sets of finished and interrupted ids do).
 
@@ -42,7 +42,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.core.errors import Cancelled
-from training.endpoint import ChatRequest, Completion, Endpoint, EndpointConfig, Usage
+from training.endpoint.chat import ChatRequest, Completion
+from training.endpoint.client import Endpoint
+from training.endpoint.settings import ChatSettings
+from training.endpoint.usage import Usage
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -250,7 +253,7 @@ OnResult = Callable[[ChatRequest, Completion], None]
 
 
 async def _run(
-    cfg: EndpointConfig,
+    cfg: ChatSettings,
     requests: Iterable[ChatRequest],
     log: ResultLog,
     usage: Usage,
@@ -310,7 +313,7 @@ async def _run(
                     "stage": stage,
                     "status": "ok" if res.ok else "failed",
                     "attempts": res.attempts,
-                    "model": cfg.model,
+                    "model": cfg.served_model,
                     "at": utc_now(),
                     "meta": req.meta,
                 }
@@ -366,7 +369,7 @@ async def _run(
 
 
 def run_requests(
-    cfg: EndpointConfig,
+    cfg: ChatSettings,
     requests: Iterable[ChatRequest],
     log: ResultLog,
     *,

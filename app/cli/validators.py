@@ -106,7 +106,7 @@ def positive_float(what: str) -> Callable[[str], float]:
 def endpoint_url(value: str) -> str:
     """An http(s) base URL with no userinfo, query or fragment (a key in the URL would be printed)."""
     from app.core.errors import UsageError
-    from app.core.remote import check_url
+    from app.core.openai_policy import check_url
 
     try:
         return check_url(text(value))

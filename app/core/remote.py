@@ -13,13 +13,14 @@ finishes or fails the run. What differs:
   asked for (``stream_options.include_usage``); a server that does not report it gets its completion
   tokens counted from the stream and its prompt tokens recorded as 0 (``usage_reported`` false).
 * **Failures.** 429 and 5xx replies, refused or dropped connections, timeouts and streams cut before
-  ``[DONE]`` are retried with exponential backoff and full jitter; ``Retry-After`` (or ``retry-after-ms``)
+  ``[DONE]`` are retried with exponential backoff and full jitter (the policy every endpoint client shares,
+  ``app.core.openai_policy``); ``Retry-After`` (or ``retry-after-ms``)
   is honoured and pauses *every* request to the endpoint, not only the refused one. A server still failing
   after ``max_attempts`` raises :class:`EndpointError` (exit 8): the service records that run as failed,
   and a batch stops there and resumes later. 401/403/404 raise at once (no retry can help).
 * **Privacy.** The key is read from the environment variable the user names and goes only into the
   ``Authorization`` header; it is never stored on an object, printed or logged. URLs are recorded without
-  userinfo, query or fragment (:func:`public_url`). No prompt text is ever written to a log message.
+  userinfo, query or fragment (``openai_policy.public_url``). No prompt text is ever written to a log message.
 * **Context.** No tokenizer of the served model is available here, so the context check is left to the
   server: a 400 that says the prompt is too long becomes ``ContextOverflowError`` (the run is recorded as
   failed, the batch goes on). ``budget()`` estimates (one token per 3 UTF-8 bytes). Truncating a note
@@ -49,35 +50,24 @@ from app.core.backend import TokenCallback
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
 from app.core.notes import validate_request
-from app.core.remote_protocol import (
+from app.core.openai_policy import (
     DEFAULT_KEY_ENV,
-    ENGINE_NAME,
-    FATAL_STATUS,
-    MAX_ERROR_BODY,
-    RETRYABLE_STATUS,
     EndpointSettings,
-    check_url,
-    completion_body,
+    StatusVerdict,
+    classify_status,
     error_message,
     estimate_tokens,
-    public_url,
-    render_prompt,
-    retry_after_s,
-    sse_events,
 )
+from app.core.remote_protocol import ENGINE_NAME, MAX_ERROR_BODY, completion_body, render_prompt, sse_events
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
 from resources import PRESETS_VERSION, PromptStyle, get_style
 
 __all__ = [
+    # app/cli/batch_remote.py imports the first three from here (their homes: openai_policy, errors).
     "DEFAULT_KEY_ENV",
-    "ENGINE_NAME",
     "EndpointError",
     "EndpointSettings",
     "RemoteEngine",
-    "check_url",
-    "completion_body",
-    "public_url",
-    "render_prompt",
 ]
 
 log = logging.getLogger(__name__)
@@ -195,12 +185,12 @@ class RemoteEngine:
                 if resp.status == 404:  # a server without /models: the first completion will tell
                     return None
                 last = f"HTTP {resp.status}"
-                if resp.status not in RETRYABLE_STATUS:
+                if classify_status(resp.status) is not StatusVerdict.RETRY:
                     raise EndpointError(
                         f"{url}/models answered HTTP {resp.status}; is this an OpenAI-compatible /v1 URL?"
                     )
             if attempt < self.settings.max_attempts:
-                time.sleep(self._backoff(attempt))
+                time.sleep(self.settings.backoff_s(attempt, self._rng))
         raise EndpointError(
             f"cannot reach the inference server at {url} ({last}) after {self.settings.max_attempts} tries"
         )
@@ -279,9 +269,6 @@ class RemoteEngine:
         return self._result(request, task, instruction, style, prompt, reply, finish, error, t0, t_end, started_at)
 
     # -- one request with retries ------------------------------------------------------------------
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0, min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt))
-
     def _sleep(self, seconds: float, cancel: threading.Event) -> bool:
         """Wait, waking for a cancel; False when cancelled."""
         return not cancel.wait(max(0.0, seconds))
@@ -313,7 +300,7 @@ class RemoteEngine:
                     self.retries += 1
                 log.info("endpoint attempt %d of %d failed: %s", attempt, cfg.max_attempts, last)
                 if attempt < cfg.max_attempts:
-                    wait = self._backoff(attempt) if r.wait_s is None else r.wait_s
+                    wait = cfg.backoff_s(attempt, self._rng) if r.wait_s is None else r.wait_s
                     if not self._sleep(wait, cancel):
                         return _Reply(), None, FinishReason.CANCELLED
                 continue
@@ -375,20 +362,19 @@ class RemoteEngine:
         self._drop_conn()
         message = error_message(text)
         status = resp.status
-        if status in RETRYABLE_STATUS:
-            ra = retry_after_s(resp.headers)
+        verdict = classify_status(status, message)
+        if verdict is StatusVerdict.RETRY:
+            ra, _capped = cfg.server_wait_s(resp.headers)
             if ra is not None:
-                ra = min(ra, cfg.retry_after_max_s)
                 with self._lock:  # the endpoint asked everyone to wait, not only this request
                     self._paused_until = max(self._paused_until, time.monotonic() + ra)
             raise _Retry(f"HTTP {status}: {message}", wait_s=0.0 if ra is not None else None)
-        if status in FATAL_STATUS:
+        if verdict is StatusVerdict.FATAL:
             raise EndpointError(
                 f"{cfg.public_url} refused the request (HTTP {status}: {message}); check --endpoint, "
                 f"--endpoint-model and the key in ${cfg.api_key_env}"
             )
-        low = message.lower()
-        if status in (400, 413, 422) and ("context" in low or "too long" in low or "maximum" in low):
+        if verdict is StatusVerdict.TOO_LONG:
             raise ContextOverflowError(f"the server refused the prompt as too long: {message}")
         raise UsageError(f"the server refused the request (HTTP {status}: {message})")
 

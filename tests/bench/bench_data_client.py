@@ -61,10 +61,11 @@ def serve(delay: float) -> None:
 
 def client(n: int, base_url: str, concurrency: int, out: Path, durable: bool = True, bg: bool = False) -> None:
     """Client mode: send n requests (built lazily) through the real runner; print timing and peak RSS."""
-    from training.endpoint import ChatRequest, EndpointConfig
+    from training.endpoint.chat import ChatRequest
+    from training.endpoint.settings import ChatSettings
     from training.runner import ResultLog, request_id, run_requests
 
-    cfg = EndpointConfig(base_url, "bench", concurrency=concurrency, timeout_s=30, background=bg)
+    cfg = ChatSettings(base_url, "bench", concurrency=concurrency, timeout_s=30, background=bg)
     log = ResultLog(out / f"bench-{n}-{concurrency}-{time.time_ns()}.results.jsonl", durable=durable)
     reqs = (ChatRequest(request_id("bench", "p@1", i), f"bench prompt number {i} " + "x" * 200, 16, 1.0,
                         {"i": i}) for i in range(n))  # fmt: skip

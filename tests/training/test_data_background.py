@@ -16,12 +16,12 @@ import pytest
 from app.core.errors import UsageError
 from tests.training.fake_server import FaultServer
 from tests.training.test_data_faults import case_no, cfg, notes_rows, write_cases
-from training import background
 from training.data import stages
-from training.data.stage import StageOptions
-from training.endpoint import EndpointFatalError
+from training.data.stage_runner import StageOptions
+from training.endpoint import responses as background
+from training.endpoint.settings import EndpointFatalError
+from training.endpoint.streaming import MalformedReply
 from training.runner import ResultLog, read_jsonl
-from training.streaming import MalformedReply
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,8 @@ import pytest
 from app.core.errors import UsageError
 from tests.training.fake_server import FaultServer
 from training.data import stages
-from training.data.stage import StageOptions
-from training.endpoint import EndpointConfig
+from training.data.stage_runner import StageOptions
+from training.endpoint.settings import ChatSettings
 from training.runner import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +43,9 @@ def case_no(prompt: str) -> int:
     return int(m.group(1))
 
 
-def cfg(server: FaultServer, **kw) -> EndpointConfig:
+def cfg(server: FaultServer, **kw) -> ChatSettings:
     base = {"concurrency": 4, "timeout_s": 1.0, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
-    return EndpointConfig(server.base_url, "fake-model", **{**base, **kw})
+    return ChatSettings(server.base_url, "fake-model", **{**base, **kw})
 
 
 def notes_rows(out: Path) -> list[dict]:
@@ -163,7 +163,7 @@ def test_dry_run_sends_nothing_and_a_changed_model_is_refused(tmp_path: Path):
         assert not srv.seen and not out.exists()
         assert dry.planned == 5 and dry.estimated_tokens > 5 * 100 and "5 to send" in dry.summary()
         stages.run_notes(StageOptions(out, cfg(srv), max_tokens=100, progress=False), src)
-        other = EndpointConfig(srv.base_url, "another-model")
+        other = ChatSettings(srv.base_url, "another-model")
         with pytest.raises(UsageError, match="model 'fake-model' -> 'another-model'"):
             stages.run_notes(StageOptions(out, other, progress=False), src)
 

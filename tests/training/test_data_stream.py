@@ -13,9 +13,9 @@ import pytest
 from tests.training.fake_server import FINGERPRINT, FaultServer
 from tests.training.test_data_faults import case_no, cfg, notes_rows, write_cases
 from training.data import stages
-from training.data.stage import StageOptions
+from training.data.stage_runner import StageOptions
+from training.endpoint.streaming import MalformedReply, StreamErrorEvent, StreamReader, TruncatedStream
 from training.runner import read_jsonl
-from training.streaming import MalformedReply, StreamErrorEvent, StreamReader, TruncatedStream
 
 STREAM_FAULTS = ("stream_cut", "stream_no_done", "stream_malformed", "stream_error", "500", "drop")
 
@@ -138,4 +138,4 @@ def test_each_result_records_the_servers_model_and_fingerprint(tmp_path: Path, s
         assert res.usage is not None and res.usage.succeeded == 2
     ok = [r for r in read_jsonl(out / "notes.results.jsonl") if r["status"] == "ok"]
     assert len(ok) == 2
-    assert all(r["reported_model"] == ep.model and r["system_fingerprint"] == FINGERPRINT for r in ok)
+    assert all(r["reported_model"] == ep.served_model and r["system_fingerprint"] == FINGERPRINT for r in ok)

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import UsageError
+from app.core.openai_policy import public_url, retry_after_s
 from training.data.filters import SimilarityPool, lcs_length, reference_filter, rouge_l
 from training.data.inputs import read_case_reports
-from training.endpoint import ChatRequest, EndpointConfig, RateLimiter, public_url, request_body, retry_after_s
+from training.endpoint.chat import ChatRequest, request_body
+from training.endpoint.limiter import RateLimiter
+from training.endpoint.settings import ChatSettings
 from training.runner import ResultLog, request_id
 
 
@@ -71,7 +74,7 @@ def test_request_body_is_data():
 
 def test_endpoint_config_validates_everything_at_once():
     with pytest.raises(UsageError) as e:
-        EndpointConfig("ftp://x", " ", api_key_env="sk-abc=1", concurrency=0)
+        ChatSettings("ftp://x", " ", api_key_env="sk-abc=1", concurrency=0)
     msg = str(e.value)
     assert "--base-url" in msg and "--model" in msg and "--api-key-env" in msg and "--concurrency" in msg
 

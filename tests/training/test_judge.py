@@ -14,7 +14,7 @@ from app.store import EvalLog, RunFilter
 from app.store import stats as store_stats
 from tests.store.helpers import NER, QA, logged, model, request
 from tests.training.fake_server import FINGERPRINT, FaultServer
-from training.endpoint import EndpointConfig
+from training.endpoint.settings import ChatSettings
 from training.judge.items import Candidate, Item, items_from_jsonl, items_from_log
 from training.judge.run import JudgeOptions, orders_for, parse_scores, rater_name, run_judge
 
@@ -82,7 +82,7 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
         items = items_from_log(log, RunFilter())
         assert len(items.items) == 3 and all(len(i.candidates) == 2 for i in items.items)
         with _judge_server(unparseable_question="Which day?") as srv:
-            cfg = EndpointConfig(srv.base_url, "judge-model", concurrency=2)
+            cfg = ChatSettings(srv.base_url, "judge-model", concurrency=2)
             opts = JudgeOptions(tmp_path / "out", cfg, seed=1, orders=2, progress=False)
             s = run_judge(opts, items, log)
             assert (s.parsed, s.unparseable, s.failed) == (4, 2, 0)
@@ -179,7 +179,7 @@ def test_judge_needs_note_text_in_the_log(tmp_path: Path):
 def test_judge_options_are_validated(tmp_path: Path):
     from app.core.errors import UsageError
 
-    cfg = EndpointConfig("http://127.0.0.1:9/v1", "m")
+    cfg = ChatSettings("http://127.0.0.1:9/v1", "m")
     with pytest.raises(UsageError, match="--orders"):
         JudgeOptions(tmp_path, cfg, orders=0)
     with pytest.raises(UsageError, match="--max-tokens"):

@@ -17,16 +17,10 @@ from typing import Any
 
 import pytest
 
-from app.core.errors import ContextOverflowError, UsageError
-from app.core.remote import (
-    EndpointError,
-    EndpointSettings,
-    RemoteEngine,
-    check_url,
-    completion_body,
-    public_url,
-    render_prompt,
-)
+from app.core.errors import ContextOverflowError, EndpointError, UsageError
+from app.core.openai_policy import EndpointSettings, check_url, public_url
+from app.core.remote import RemoteEngine
+from app.core.remote_protocol import completion_body, render_prompt
 from app.core.types import AskRequest, FinishReason, SamplingParams
 from app.service import AskService
 from resources import get_style
@@ -320,10 +314,14 @@ def test_completion_body_has_no_chat_fields() -> None:
 
 
 def test_batch_and_the_judge_record_an_endpoint_the_same_way() -> None:
-    from training.endpoint import public_url as judge_url
+    from training.endpoint.settings import ChatSettings
 
-    for url in ("https://u:p@h.example:8443/v1/?x=1#f", "http://127.0.0.1:8000/v1", "http://[::1]:80/v1/"):
-        assert public_url(url) == judge_url(url)
+    assert public_url("https://u:p@h.example:8443/v1/?x=1#f") == "https://h.example:8443/v1"
+    for url in ("http://127.0.0.1:8000/v1", "http://[::1]:80/v1/"):
+        assert EndpointSettings(url, "m").public_url == ChatSettings(url, "m").public_url == public_url(url)
+    for settings in (EndpointSettings, ChatSettings):  # a key in the URL would be printed: both refuse it
+        with pytest.raises(UsageError, match="user or password"):
+            settings("https://u:p@h.example:8443/v1", "m")
 
 
 def _batch_items(path, n: int) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from typing import Any
 from app import __version__
 from app.core.errors import UsageError
 from training.data.inputs import file_sha256
-from training.data.stage import STAGES
+from training.data.stage_runner import STAGES
 from training.prompts import PROMPTS
 from training.runner import private_dir, read_jsonl, utc_now, write_private
 

@@ -34,11 +34,11 @@ def _require(*modules: str) -> None:
 
 
 def _endpoint(args: argparse.Namespace) -> Any:
-    from training.endpoint import EndpointConfig
+    from training.endpoint.settings import ChatSettings
 
-    cfg = EndpointConfig(
+    cfg = ChatSettings(
         base_url=args.base_url,
-        model=args.model,
+        served_model=args.model,
         api_key_env=args.api_key_env,
         concurrency=args.concurrency,
         requests_per_minute=args.rpm,
@@ -65,7 +65,7 @@ def _start(args: argparse.Namespace, cfg: Any) -> None:
         print(f"asclepius: dry run: nothing is sent to {cfg.public_url}", file=sys.stderr)
         return
     key = "set" if os.environ.get(cfg.api_key_env) else "not set (no key sent)"
-    print(f"asclepius: model {cfg.model} at {cfg.public_url}; ${cfg.api_key_env} {key}", file=sys.stderr)
+    print(f"asclepius: model {cfg.served_model} at {cfg.public_url}; ${cfg.api_key_env} {key}", file=sys.stderr)
 
 
 @netns.calls_endpoint(endpoint_url)
@@ -85,7 +85,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     _require("openai", "tqdm")
     from training.data import stages
-    from training.data.stage import StageOptions
+    from training.data.stage_runner import StageOptions
 
     cfg = _endpoint(args)
     opts = StageOptions(Path(args.out), cfg, args.seed, args.max_tokens, args.dry_run, not args.no_progress)
@@ -162,15 +162,23 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def _endpoint_args(p: argparse.ArgumentParser, default_out: str | None) -> None:
+    # The defaults are ChatSettings' own (a light module: the client and openai load when a command runs).
+    from training.endpoint.settings import ChatSettings as S
+
     g = p.add_argument_group("endpoint (any OpenAI-compatible server; the only address this command connects to)")
     g.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1")
     g.add_argument("--model", required=True, help="the endpoint's model name")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="environment variable with the key")
-    g.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    g.add_argument("--api-key-env", default=S.api_key_env, metavar="VAR", help="environment variable with the key")
+    g.add_argument(
+        "--concurrency", type=int, default=S.concurrency, help=f"requests in flight (default {S.concurrency})"
+    )
     g.add_argument("--rpm", type=float, help="requests per minute limit")
     g.add_argument("--tpm", type=float, help="tokens per minute limit")
-    g.add_argument("--timeout", type=float, default=600.0, help="seconds per attempt (default 600)")
-    g.add_argument("--max-attempts", type=int, default=6, help="attempts per request in one run (default 6)")
+    g.add_argument("--timeout", type=float, default=S.timeout_s, help=f"seconds per attempt (default {S.timeout_s:g})")
+    g.add_argument(
+        "--max-attempts", type=int, default=S.max_attempts,
+        help=f"attempts per request in one run (default {S.max_attempts})",
+    )  # fmt: skip
     g.add_argument(
         "--stream",
         action="store_true",

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import UsageError
+from app.core.openai_policy import estimate_tokens
 from resources import TASKS
 from training.data.filters import ROUGE_THRESHOLD, DropReport, SimilarityPool, reference_filter
 from training.data.inputs import read_case_reports
-from training.data.stage import (
+from training.data.stage_runner import (
     Planned,
     StageOptions,
     StageResult,
@@ -30,7 +31,7 @@ from training.data.stage import (
     write_report,
     write_rows,
 )
-from training.endpoint import ChatRequest, Completion, estimate_tokens
+from training.endpoint.chat import ChatRequest, Completion
 from training.prompts import (
     ANSWER,
     ANSWER_MAX_TOKENS,

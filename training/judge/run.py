@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import UsageError
-from training.endpoint import ChatRequest, EndpointConfig, Usage, estimate_tokens
+from app.core.openai_policy import estimate_tokens
+from training.endpoint.chat import ChatRequest
+from training.endpoint.settings import ChatSettings
+from training.endpoint.usage import Usage
 from training.judge.items import Item, Items
 from training.prompts import JUDGE, agent_label, judge_answer_blocks
 from training.runner import ResultLog, private_dir, read_jsonl, request_id, run_requests, write_private
@@ -37,7 +40,7 @@ RATER_MAX = 128
 @dataclass(frozen=True)
 class JudgeOptions:
     out: Path
-    endpoint: EndpointConfig
+    endpoint: ChatSettings
     seed: int = 0
     orders: int = 1
     """Judge each item in this many orders (position bias needs 2 or more)."""
@@ -58,9 +61,9 @@ class JudgeOptions:
         return rater_name(self.endpoint)
 
 
-def rater_name(cfg: EndpointConfig) -> str:
+def rater_name(cfg: ChatSettings) -> str:
     """``judge:<model>@<endpoint>#<prompt id@version>``, at most 128 characters (hash-shortened if longer)."""
-    name = f"judge:{cfg.model}@{cfg.public_url}#{JUDGE.key}"
+    name = f"judge:{cfg.served_model}@{cfg.public_url}#{JUDGE.key}"
     if len(name) > RATER_MAX:
         h = hashlib.sha256(name.encode()).hexdigest()[:10]
         name = name[: RATER_MAX - 12] + "~" + h
@@ -240,8 +243,8 @@ def _write_report(opts: JudgeOptions, summary: JudgeSummary) -> None:
     report = {
         "rater": opts.rater,
         "endpoint": opts.endpoint.public_url,
-        "model": opts.endpoint.model,
-        "served_model": opts.endpoint.model,
+        "model": opts.endpoint.served_model,
+        "served_model": opts.endpoint.served_model,
         "prompt": JUDGE.key,
         "seed": opts.seed,
         "orders": opts.orders,
@@ -292,7 +295,7 @@ def store_ratings(log: Any, opts: JudgeOptions, items: list[Item], judged: list[
                     "prompt": JUDGE.key,
                     # The provenance vocabulary of remote batch runs (app/core/remote.py, runs.endpoint...).
                     "endpoint": opts.endpoint.public_url,
-                    "served_model": opts.endpoint.model,
+                    "served_model": opts.endpoint.served_model,
                     **{k: j[k] for k in ("reported_model", "system_fingerprint") if j.get(k)},
                 }
                 new.append((c.run_id, score, json.dumps(comment)))

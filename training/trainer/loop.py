@@ -140,7 +140,7 @@ class Logger:
 
 
 @dataclass
-class RunResult:
+class TrainingResult:
     state: TrainState
     model_dir: Path
     world_size: int
@@ -158,7 +158,7 @@ def train(
     tokenizer: Any,
     resume: bool = True,
     manifest_extra: dict[str, Any] | None = None,
-) -> RunResult:
+) -> TrainingResult:
     """Run the recipe over ``dataset`` (a sequence of dicts for ``data.collate``) and write
     ``out_dir/model`` (merged checkpoint + manifest)."""
     import torch
@@ -276,7 +276,7 @@ def train(
     extra = {**(manifest_extra or {}), **run_info}
     save_final(acc, model, tokenizer, recipe, model_out, state, extra, seconds, tokenizer_src=Path(model_dir))
     acc.end_training()
-    return RunResult(state, model_out, world, accum, total, seconds, resumed_from)
+    return TrainingResult(state, model_out, world, accum, total, seconds, resumed_from)
 
 
 def _step(acc: Any, model: Any, optimizer: Any, micro: list[dict[str, Any]], max_norm: float, world: int):

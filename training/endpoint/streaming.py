@@ -1,11 +1,11 @@
 """Reading a streamed chat completion (server-sent events) strictly: all of it, or an error.
 
-``Endpoint`` asks for ``stream=True`` when ``--stream`` is given. The ``openai`` package's own stream reader
-ends quietly when the connection closes before ``data: [DONE]``, so a cut stream would look like a short
-reply; this reader takes the raw response from the same client and accepts a completion only once the
-server has sent ``[DONE]``. A connection cut mid-stream, a clean end without ``[DONE]``, a chunk that is not
-JSON or an ``error`` event raise, and the caller retries the request from the start: the text gathered so
-far is dropped, so partial text never reaches a result record or the next stage.
+``training.endpoint.client.Endpoint`` asks for ``stream=True`` when ``--stream`` is given. The ``openai``
+package's own stream reader ends quietly when the connection closes before ``data: [DONE]``, so a cut stream
+would look like a short reply; this reader takes the raw response from the same client and accepts a
+completion only once the server has sent ``[DONE]``. A connection cut mid-stream, a clean end without
+``[DONE]``, a chunk that is not JSON or an ``error`` event raise, and the caller retries the request from the
+start: the text gathered so far is dropped, so partial text never reaches a result record or the next stage.
 
 Usage comes from the final chunk when the server honours ``stream_options.include_usage`` (OpenAI, vLLM);
 otherwise it is counted from the stream (one token per content chunk, as OpenAI-compatible servers send
@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from app.core.openai_policy import SseDecoder, is_done
 
 
 class MalformedReply(ValueError):
@@ -49,7 +51,7 @@ class StreamReader:
 
     def __init__(self) -> None:
         self._parts: list[str] = []
-        self._data: list[str] = []
+        self._events = SseDecoder()
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.chunks = 0
@@ -60,27 +62,19 @@ class StreamReader:
         """One line of the body (without its line ending). Returns True once ``[DONE]`` has arrived."""
         if self.done:
             return True
-        if line == "":  # a blank line ends an event (SSE): dispatch its data
-            if self._data:
-                self._event("\n".join(self._data))
-                self._data = []
-            return self.done
-        if line.startswith(":"):  # an SSE comment (keep-alive)
-            return False
-        field, _, value = line.partition(":")
-        if field == "data":
-            self._data.append(value[1:] if value.startswith(" ") else value)
-        return False  # event:, id:, retry: carry nothing a chat completion needs
+        payload = self._events.feed(line)
+        if payload is not None:
+            self._event(payload)
+        return self.done
 
     def end_of_body(self) -> None:
         """The body ended. SSE drops an event with no blank line after it; a bare ``[DONE]`` still counts
         (some servers end with ``data: [DONE]`` and one newline), any other unfinished event is lost."""
-        if not self.done and "\n".join(self._data).strip() == "[DONE]":
+        if is_done(self._events.pending()) and not self.done:
             self.done = True
-        self._data = []
 
     def _event(self, data: str) -> None:
-        if data.strip() == "[DONE]":
+        if is_done(data):
             self.done = True
             return
         try:

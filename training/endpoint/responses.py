@@ -1,4 +1,4 @@
-"""Background responses: submit a request, keep its server-side id, fetch the reply by that id.
+"""Background responses, the wire side: submit a request, keep its server-side id, fetch the reply by that id.
 
 With ``--background`` a request goes to the OpenAI Responses API as a *background* response
 (``POST /responses`` with ``background: true, store: true``): the server answers at once with the response's
@@ -14,7 +14,7 @@ gateways that implement stored background responses. llama.cpp's server has no `
 request then stops the stage with an error that says so. The Responses API has no ``seed``; the request's seed
 is not sent in this mode.
 
-This module holds the wire format and the polling schedule; ``training.endpoint.Endpoint`` sends.
+This module holds the wire format and the polling schedule; training.endpoint.background sends and polls.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from training.streaming import MalformedReply
+from training.endpoint.streaming import MalformedReply
 
 PENDING = frozenset({"queued", "in_progress"})
 """Statuses of a response that is still being generated."""
@@ -65,7 +65,7 @@ def response_id(obj: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class BackgroundOutcome:
     """A response that is no longer pending."""
 
     ok: bool
@@ -81,7 +81,7 @@ class Outcome:
     it), ``malformed`` (finished but unreadable), ``timeout`` (still pending at the client's timeout)."""
 
     @classmethod
-    def failed(cls, failure: str, error: str, model: str | None = None) -> Outcome:
+    def failed(cls, failure: str, error: str, model: str | None = None) -> BackgroundOutcome:
         return cls(False, None, None, 0, 0, True, model, error, failure)
 
 
@@ -92,7 +92,7 @@ def status(obj: Any) -> str:
     return st
 
 
-def outcome(obj: dict[str, Any]) -> Outcome:
+def outcome(obj: dict[str, Any]) -> BackgroundOutcome:
     """Read a finished response: ``completed`` (finish ``stop``), ``incomplete`` (the reason, e.g.
     ``max_output_tokens`` -> ``length``, with the text so far, as a chat reply cut at ``max_tokens``), or
     ``failed`` / ``cancelled`` (not ok, with the server's error)."""
@@ -101,7 +101,7 @@ def outcome(obj: dict[str, Any]) -> Outcome:
     if st in ("failed", "cancelled"):
         err = obj.get("error") if isinstance(obj.get("error"), dict) else {}
         detail = err.get("message") or err.get("code") or "no detail"
-        return Outcome.failed("failed", f"the response {st}: {detail}", model)
+        return BackgroundOutcome.failed("failed", f"the response {st}: {detail}", model)
     if st not in ("completed", "incomplete"):
         raise MalformedReply(f"unknown response status {st!r}")
     parts = []
@@ -121,8 +121,8 @@ def outcome(obj: dict[str, Any]) -> Outcome:
         finish = "length" if reason == "max_output_tokens" else (reason if isinstance(reason, str) else "incomplete")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
     if usage is None:
-        return Outcome(True, "".join(parts), finish, 0, 0, False, model)
-    return Outcome(
+        return BackgroundOutcome(True, "".join(parts), finish, 0, 0, False, model)
+    return BackgroundOutcome(
         True, "".join(parts), finish, _count(usage, "input_tokens"), _count(usage, "output_tokens"), True, model
     )
 

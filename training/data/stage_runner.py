@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import UsageError
-from training.endpoint import ChatRequest, Completion, EndpointConfig, Usage, estimate_tokens
+from app.core.openai_policy import estimate_tokens
+from training.endpoint.chat import ChatRequest, Completion
+from training.endpoint.settings import ChatSettings
+from training.endpoint.usage import Usage
 from training.prompts import Prompt
 from training.runner import ResultLog, private_dir, read_jsonl, run_requests, utc_now, write_private
 
@@ -32,7 +35,7 @@ class StageOptions:
 
     out: Path
     """Output directory; later stages find the previous stage's output here."""
-    endpoint: EndpointConfig
+    endpoint: ChatSettings
     seed: int = 0
     """Seeds every random choice (task per note, examples) and is sent to the endpoint."""
     max_tokens: int | None = None
@@ -106,7 +109,7 @@ def check_state(opts: StageOptions, stage: str, prompt: Prompt, extra: dict[str,
     state = {
         "stage": stage,
         "endpoint": opts.endpoint.public_url,
-        "model": opts.endpoint.model,
+        "model": opts.endpoint.served_model,
         "prompt": prompt.key,
         "seed": opts.seed,
         **extra,
