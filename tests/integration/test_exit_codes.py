@@ -1,4 +1,4 @@
-"""One exit-code table (app.core.errors.EXIT_CODES, printed into the README) for every command group.
+"""One exit-code table (app.core.errors.EXIT_CODES, printed into docs/cli.md) for every command group.
 
 Each group's typical failures are rows of data: the command, the code the table gives that failure, and a
 fragment of the message. All rows run through ``app.cli.main.main`` in one subprocess (a fresh

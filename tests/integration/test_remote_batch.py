@@ -6,7 +6,7 @@ One server per module (restarted on the same port once, for the resume test). Th
 llama-cpp-python's server must be started with ``--interrupt_requests False``: by default a new request
 interrupts the one being streamed, which then ends early *as if it had stopped normally* (measured here:
 answers cut to one token with ``finish_reason`` "stop"). With concurrency > 1 that silently truncates
-answers, so the README says so too.
+answers, so docs/cli.md (Running a batch on a GPU server) says so too.
 """
 
 from __future__ import annotations
