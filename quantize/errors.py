@@ -1,6 +1,6 @@
 """The exceptions the quantize commands turn into one plain message and an exit code.
 
-The codes are the app's own (``app.core.errors``, the README's one table), so a script that drives
+The codes are the app's own (``app.core.errors``, the one table in docs/cli.md), so a script that drives
 ``asclepius quantize`` reads them the same way as ``asclepius ask``:
 
 * 2 usage: bad options, an output that already exists (without ``--force``) or cannot be written, a

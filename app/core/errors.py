@@ -1,7 +1,7 @@
 """Errors the core raises, each with the CLI exit code it maps to.
 
 ``EXIT_CODES`` is the one table of exit codes for every command group (``ask``, ``tasks``, ``models``,
-``log``, ``batch``, ``quantize``, ...): the README's table is printed from it (``python -m app.core.errors``)
+``log``, ``batch``, ``quantize``, ...): the table in docs/cli.md is printed from it (``python -m app.core.errors``)
 and tests/integration/test_exit_codes.py runs each group's typical failures against it.
 """
 
@@ -79,7 +79,7 @@ EXIT_CODES: dict[int, str] = {
 
 
 def exit_code_table() -> str:
-    """EXIT_CODES as the README's markdown table."""
+    """EXIT_CODES as the markdown table in docs/cli.md."""
     rows = ["| code | meaning |", "|---|---|"] + [f"| {code} | {text} |" for code, text in EXIT_CODES.items()]
     return "\n".join(rows)
 
