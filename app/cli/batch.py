@@ -453,7 +453,7 @@ def _run_windows(
                         progress.write(DEMO_NOTE, file=sys.stderr)
                     engine = open_engine(model)
                 service = ctx.service(engine, log)
-                concurrency = getattr(engine, "concurrency", None)
+                concurrency = engine.capabilities.concurrency
                 if concurrency is not None:  # a remote server: items in flight at once, across notes
                     run_concurrent(service, todo, batch_id, cancel, summary, progress, concurrency)
                 else:

@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app import __version__
-from app.core.backend import TokenCallback
+from app.core.backend import EngineCapabilities, TokenCallback
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
 from app.core.notes import validate_request
@@ -145,8 +145,9 @@ class RemoteEngine:
         )
 
     @property
-    def concurrency(self) -> int:
-        return self.settings.concurrency
+    def capabilities(self) -> EngineCapabilities:
+        """Up to ``settings.concurrency`` requests in flight (one connection per thread); no tokenizer here."""
+        return EngineCapabilities(concurrency=self.settings.concurrency)
 
     # -- connections -------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

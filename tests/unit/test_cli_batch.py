@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.cli.batch import _run
 from app.cli.main import build_parser
+from app.core.backend import EngineCapabilities
 from app.core.config import AppConfig, GenerationDefaults
 from tests.fakes import FakeContext, FakeEngine, Script
 
@@ -60,6 +61,8 @@ def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
 
 class _CheckFirst(FakeEngine):
     """An engine with ``ask_many`` that checks every request before starting any (as the local one does)."""
+
+    capabilities = EngineCapabilities(ask_many=True)
 
     def ask_many(self, requests, on_token=None, cancel=None, *, on_start=None, on_finish=None, **_kw):  # type: ignore[no-untyped-def]
         for r in requests:
