@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from app.cli.context import CliContext
+from app.core.backend import EngineCapabilities
 from app.core.budget import Budget
 from app.core.config import AppConfig, Paths
 from app.core.errors import ModelError, UsageError
@@ -57,6 +59,8 @@ class Script:
 
 @dataclass
 class FakeEngine:
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities()
+    """Only ``ask`` (a class attribute, so a subclass that adds ``ask_many`` declares it by overriding it)."""
     model: ModelInfo = field(default_factory=fake_model)
     n_ctx: int = 512
     script: Script = field(default_factory=Script)

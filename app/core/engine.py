@@ -27,7 +27,7 @@ from pathlib import Path
 import llama_cpp
 
 from app import __version__
-from app.core.backend import AnyEvent, InferenceEngine, TokenCallback
+from app.core.backend import AnyEvent, EngineCapabilities, InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import ModelError, UsageError
@@ -87,6 +87,9 @@ class PromptTokens:
 
 class LlamaCppEngine:
     """One loaded GGUF model. Thread-safe: one lock per model serialises runs; close() frees it."""
+
+    capabilities = EngineCapabilities(ask_many=True, prompt_tokens=True)
+    """Runs are serialised by the lock, so no concurrency: several answers go through :meth:`ask_many`."""
 
     def __init__(self, model: ModelInfo, config: EngineConfig | None = None, *, state_dir: Path | None = None) -> None:
         self.model = model

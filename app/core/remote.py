@@ -46,12 +46,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app import __version__
-from app.core.backend import TokenCallback
+from app.core.backend import EngineCapabilities, TokenCallback
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
 from app.core.notes import validate_request
 from app.core.openai_policy import (
-    DEFAULT_KEY_ENV,
     EndpointSettings,
     StatusVerdict,
     classify_status,
@@ -62,13 +61,7 @@ from app.core.remote_protocol import ENGINE_NAME, MAX_ERROR_BODY, completion_bod
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
 from resources import PRESETS_VERSION, PromptStyle, get_style
 
-__all__ = [
-    # app/cli/batch_remote.py imports the first three from here (their homes: openai_policy, errors).
-    "DEFAULT_KEY_ENV",
-    "EndpointError",
-    "EndpointSettings",
-    "RemoteEngine",
-]
+__all__ = ["RemoteEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +128,9 @@ class RemoteEngine:
         )
 
     @property
-    def concurrency(self) -> int:
-        return self.settings.concurrency
+    def capabilities(self) -> EngineCapabilities:
+        """Up to ``settings.concurrency`` requests in flight (one connection per thread); no tokenizer here."""
+        return EngineCapabilities(concurrency=self.settings.concurrency)
 
     # -- connections -------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

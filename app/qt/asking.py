@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from app.core.backend import PromptTokenizingEngine
 from app.core.types import AskRequest, GroundingReport, ModelInfo, RunResult
 from app.qt.workers import Job
 from app.service import AskOutcome, AskService
@@ -87,14 +88,15 @@ def report_prompt(job: Job, service: AskService, requests: list[AskRequest], mod
     """Tell the screen how many tokens the engine evaluates before the first answer token, and which engine.
 
     Several questions share the note prefix (evaluated once); one question evaluates its whole prompt.
-    Loads ``model``'s engine if needed (seconds). Engines without a tokenizer (fakes, a server) report nothing.
+    Loads ``model``'s engine if needed (seconds). Engines declaring no prompt tokenizer (fakes, a server)
+    report nothing.
     """
     engine = service.engine(model)
-    tokenize, style_for = getattr(engine, "tokenize_prompt", None), getattr(engine, "style_for", None)
-    if tokenize is None or style_for is None or not hasattr(engine, "evaluated_tokens"):
+    if not engine.capabilities.prompt_tokens:
         return
+    tokenizer = cast(PromptTokenizingEngine, engine)
     req = requests[0]
-    pt = tokenize(style_for(req.prompt_style), req.note, req.instruction)
+    pt = tokenizer.tokenize_prompt(tokenizer.style_for(req.prompt_style), req.note, req.instruction)
     job.info(PromptProgress(engine, len(pt.prefix) if len(requests) > 1 else len(pt.all)))
 
 

@@ -6,9 +6,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, cast
 
-from app.core.backend import AnyEvent, InferenceEngine, TokenCallback
+from app.core.backend import AnyEvent, InferenceEngine, ManyAskingEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import GenerationDefaults
 from app.core.errors import AsclepiusError, Cancelled, GenerationError, StoreError, UsageError
@@ -250,8 +250,8 @@ class AskService:
     ) -> list[AskOutcome]:
         """Answer several requests about ONE note on one model (the note is evaluated once).
 
-        A backend with ``ask_many`` (the local engine) decodes up to ``parallel`` answers together
-        (None: its own choice from the context; 1: one at a time), so ``on_start(i, request)`` and
+        A backend declaring ``capabilities.ask_many`` (the local engine) decodes up to ``parallel`` answers
+        together (None: its own choice from the context; 1: one at a time), so ``on_start(i, request)`` and
         ``on_token(i, piece)`` may interleave between requests; ``on_done(i)`` follows request ``i``'s last
         piece (``app.service.streams.OrderedStream`` puts them back in order for one stream).
         ``cancels[i]`` stops request ``i``;
@@ -269,10 +269,9 @@ class AskService:
         cancel = cancel or threading.Event()
         keys = list(resume_keys) if resume_keys is not None else [None] * len(requests)
         engine = self._engine_for(model)
-        many = getattr(engine, "ask_many", None)
         # One question takes the single-ask path, so it follows ``ask``'s policy exactly: the run is started
         # first, and a prompt refused before generation (over the context, say) is kept as a failed run.
-        if many is None or len(requests) == 1:
+        if not engine.capabilities.ask_many or len(requests) == 1:
             return self._ask_in_turn(requests, model, on_start, on_token, on_done, cancel, cancels, batch_id, keys)
         run_ids: list[int | None] = [None] * len(requests)
         sinks = [
@@ -300,7 +299,9 @@ class AskService:
                 on_done(i)
 
         try:
-            many(requests, piece, cancel, cancels=cancels, parallel=parallel, on_start=started, on_finish=finished)
+            cast(ManyAskingEngine, engine).ask_many(
+                requests, piece, cancel, cancels=cancels, parallel=parallel, on_start=started, on_finish=finished
+            )
         except BaseException as exc:
             for i, run_id in enumerate(run_ids):
                 if run_id is not None and i not in outcomes:
@@ -360,7 +361,8 @@ class AskService:
         batch_id: int | None,
         keys: list[str | None],
     ) -> list[AskOutcome]:
-        """One request after the other (backends without ``ask_many``); stops at the cancel of all."""
+        """One request after the other (a backend without the ``ask_many`` capability); stops at the cancel of
+        all."""
         out: list[AskOutcome] = []
         for i, req in enumerate(requests):
             if cancel.is_set():

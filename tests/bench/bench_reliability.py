@@ -176,14 +176,15 @@ def peak_mb():
 
 t0 = time.perf_counter()
 from pathlib import Path
-from types import SimpleNamespace
+from app.core.config import GenerationDefaults
 from app.core.registry import sha256_file
-from app.cli.batch import _count_lines, _key, _request, group_by_note, windows
-args = SimpleNamespace(max_tokens=None, temperature=None, seed=None, prompt_style=None)
-sha256_file(Path(sys.argv[1])), _count_lines(Path(sys.argv[1]))  # what the batch does before its first window
+from app.cli.batch.items import count_lines, group_by_note, item_key, windows
+from app.service import AskService
+requests = AskService(lambda _m: None, None, GenerationDefaults())  # requests only, as the batch makes them
+sha256_file(Path(sys.argv[1])), count_lines(Path(sys.argv[1]))  # what the batch does before its first window
 stream = windows(Path(sys.argv[1]))
 items, errors = next(stream)
-keys = [_key("0" * 64, _request(it, args, 0), it) for it in group_by_note(items)]
+keys = [item_key("0" * 64, requests.request(it.note, it.task, it.instruction), it) for it in group_by_note(items)]
 first_s = time.perf_counter() - t0
 first_mb = peak_mb()
 n = len(items)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.batch import Item, group_by_note, parse_input
+from app.cli.batch.items import BatchItem, group_by_note, parse_input
 from app.store import EvalLog
 
 REPO = Path(__file__).parents[2]
@@ -97,8 +97,8 @@ def test_wrong_json_types_are_row_errors_not_text(tmp_path: Path, field: str, va
 
 
 def test_items_are_grouped_by_note_in_first_seen_order() -> None:
-    def it(n: int, note: str) -> Item:
-        return Item(n, str(n), note, "Question Answering", f"q{n}")
+    def it(n: int, note: str) -> BatchItem:
+        return BatchItem(n, str(n), note, "Question Answering", f"q{n}")
 
     items = [it(1, "A"), it(2, "B"), it(3, "A"), it(4, "C"), it(5, "B")]
     assert [i.line for i in group_by_note(items)] == [1, 3, 2, 5, 4]

@@ -8,8 +8,10 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from app.cli.batch import _run
+from app.cli.batch.options import BatchOptions
+from app.cli.batch.runner import run_batch as run_items
 from app.cli.main import build_parser
+from app.core.backend import EngineCapabilities
 from app.core.config import AppConfig, GenerationDefaults
 from tests.fakes import FakeContext, FakeEngine, Script
 
@@ -29,7 +31,7 @@ def write_items(path: Path) -> Path:
 def run_batch(ctx: FakeContext, inp: Path, *extra: str) -> int:
     args = build_parser().parse_args(["batch", str(inp), *extra])
     with ctx.open_log() as log:
-        return _run(args, ctx, log, inp, threading.Event())
+        return run_items(BatchOptions.from_args(args), ctx, log, threading.Event())
 
 
 def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
@@ -60,6 +62,8 @@ def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
 
 class _CheckFirst(FakeEngine):
     """An engine with ``ask_many`` that checks every request before starting any (as the local one does)."""
+
+    capabilities = EngineCapabilities(ask_many=True)
 
     def ask_many(self, requests, on_token=None, cancel=None, *, on_start=None, on_finish=None, **_kw):  # type: ignore[no-untyped-def]
         for r in requests:
@@ -93,3 +97,34 @@ def test_a_refused_item_in_a_note_group_is_logged_failed_once_and_the_others_run
     assert sorted((r.instruction[:9], r.finish_reason) for r in runs) == [
         ("What was ", "stop"), ("Which ant", "stop"), ("Why? Why?", "error"),
     ]  # fmt: skip
+
+
+class _Bar:
+    """A progress bar that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.lines: list[str] = []
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def write(self, message: str, file: object = None) -> None:
+        self.lines.append(message)
+
+
+def test_one_failure_policy_for_both_schedulers() -> None:
+    from app.cli.batch.items import BatchItem
+    from app.cli.batch.runner import BatchRun
+    from app.core.errors import ContextOverflowError, EndpointError, StoreError
+    from app.store.claims import ItemClaimed
+
+    bar = _Bar()
+    run = BatchRun(1, threading.Event(), bar)
+    item = BatchItem(5, "x", NOTE, "Question Answering", "Why?")
+    assert run.count_failure(item, ItemClaimed("k", done=True)) is False  # skipped: another batch has it
+    assert run.count_failure(item, ContextOverflowError("too long")) is False  # this item only
+    assert run.count_failure(item, EndpointError("gone")) is True  # failed, and the batch stops
+    assert run.count_failure(item, StoreError("locked")) is True  # the log is unusable: stop, count nothing
+    assert (run.counts.skipped, run.counts.failed, run.counts.ran, bar.n) == (1, 2, 0, 3)
+    assert bar.lines == ["line 5: ContextOverflowError: too long", "line 5: the server failed; recorded as failed"]

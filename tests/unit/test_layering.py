@@ -143,7 +143,7 @@ def _modules(package: str) -> list[str]:
 
 def test_core_store_and_cli_import_no_qt_and_no_training_stack():
     modules = _modules("app/core") + _modules("app/store") + _modules("app/service")
-    loaded = _imported([*modules, "app.cli.main", "app.cli.ask", "app.cli.batch"])
+    loaded = _imported([*modules, "app.cli.main", "app.cli.ask", "app.cli.batch", *_modules("app/cli/batch")])
     assert not loaded & {*HEAVY, "PySide6", "training"}, loaded & {*HEAVY, "PySide6", "training"}
 
 

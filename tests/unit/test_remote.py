@@ -335,16 +335,18 @@ def _batch_items(path, n: int) -> None:  # type: ignore[no-untyped-def]
 
 
 def _run_remote_batch(tmp_path, srv: Server, items, *extra: str) -> int:  # type: ignore[no-untyped-def]
-    from app.cli.batch import _run, endpoint_settings
+    from app.cli.batch.options import BatchOptions
+    from app.cli.batch.runner import run_batch
     from app.cli.main import build_parser
     from tests.fakes import FakeContext, FakeEngine
 
     argv = ["batch", str(items), "--endpoint", srv.url, "--endpoint-model", "m", *extra]
     args = build_parser().parse_args(argv)
-    settings = replace(endpoint_settings(args), backoff_base_s=0.01, backoff_max_s=0.02)
+    opts = BatchOptions.from_args(args)
+    settings = replace(opts.endpoint, backoff_base_s=0.01, backoff_max_s=0.02)
     ctx = FakeContext(tmp_path, FakeEngine())
     with RemoteEngine(settings) as remote, ctx.open_log() as log:
-        return _run(args, ctx, log, items, threading.Event(), remote)
+        return run_batch(opts, ctx, log, threading.Event(), remote)
 
 
 def test_batch_endpoint_keeps_concurrency_bounded_and_resumes(serve, tmp_path, capsys) -> None:

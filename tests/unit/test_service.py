@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.backend import EngineCapabilities
 from app.core.config import GenerationDefaults
 from app.core.errors import ContextOverflowError, GenerationError, NoteError, StoreError, UsageError
 from app.core.types import FinishReason, SamplingParams
@@ -214,6 +215,8 @@ def test_ask_many_stops_at_a_cancel_and_refuses_mixed_notes(log):
 
 class _InterleavingEngine(FakeEngine):
     """A backend with ``ask_many`` that streams its answers interleaved and finishes them in reverse."""
+
+    capabilities = EngineCapabilities(ask_many=True)
 
     def ask_many(self, requests, on_token=None, cancel=None, *, cancels=None, parallel=None, on_start=None,  # type: ignore[no-untyped-def]
                  on_finish=None):  # fmt: skip
