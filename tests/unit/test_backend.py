@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.core.backend import EngineCapabilities, InferenceEngine
-from app.core.remote import RemoteEngine
 from app.core.openai_policy import EndpointSettings
+from app.core.remote import RemoteEngine
 from tests.fakes import FakeEngine
 
 MANY = ("ask_many",)
