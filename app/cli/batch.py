@@ -378,7 +378,7 @@ def _requests(ctx: Any, args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace, ctx: Any, log: Any, path: Path, cancel: threading.Event, remote: Any = None) -> int:
     models = [remote.model] if remote is not None else [ctx.model(m) for m in (args.model or [None])]
-    from app.core.registry import sha256_file  # here, not at import: gguf/numpy load no threads at parse time
+    from app.core.hashing import sha256_file  # the one streaming file hash (standard library only)
 
     batch_id = log.start_batch(path.name, sha256_file(path))
     make = _requests(ctx, args)

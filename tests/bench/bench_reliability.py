@@ -177,7 +177,7 @@ def peak_mb():
 t0 = time.perf_counter()
 from pathlib import Path
 from types import SimpleNamespace
-from app.core.registry import sha256_file
+from app.core.hashing import sha256_file
 from app.cli.batch import _count_lines, _key, _request, group_by_note, windows
 args = SimpleNamespace(max_tokens=None, temperature=None, seed=None, prompt_style=None)
 sha256_file(Path(sys.argv[1])), _count_lines(Path(sys.argv[1]))  # what the batch does before its first window

@@ -118,7 +118,7 @@ def own_paths(tmp_path, demo_model):
 def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     open_window, qtbot, tmp_path, own_paths, demo_model, tiny_llama_gguf
 ):
-    from app.core.model_library import is_removable
+    from app.core.models import is_removable
 
     ctx, win = open_window(app_paths=own_paths)
     models = win.models_tab
@@ -160,8 +160,7 @@ def test_a_missing_default_model_shows_missing_and_falls_back_to_the_demo(
 ):
     from dataclasses import replace
 
-    from app.core.model_library import add_model
-    from app.core.registry import Registry
+    from app.core.models import Registry, add_model
     from app.qt.appstate import State
     from tests.qt.conftest import qt_config
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from app.core.limits import allocated_context, answer_cap, context_warning, trained_context, variant_of
-from app.core.registry import describe
+from app.core.models import describe
 from app.core.types import ModelInfo
 
 
