@@ -180,6 +180,22 @@ def test_a_missing_default_model_shows_missing_and_falls_back_to_the_demo(
     assert models.table.item(row, 7).text() == "MISSING"
 
 
+def test_a_default_no_longer_registered_falls_back_to_the_demo_like_the_cli(open_window, tmp_path, own_paths):
+    """The desktop app asks the registry's one fallback rule (``Registry.resolve``), as the CLI does: a saved
+    default that is not in the registry (models.json was reset, say) gives the demo model and a notice."""
+    from dataclasses import replace
+
+    from app.qt.appstate import State
+    from tests.qt.conftest import qt_config
+
+    cfg = replace(qt_config(tmp_path), default_model=str(tmp_path / "gone" / "model.gguf"))
+    ctx, win = open_window(cfg, app_paths=own_paths)
+    assert ctx.engine_state is State.READY and ctx.model.is_demo
+    assert "not registered" in ctx.engine_notice and "demo model" in ctx.engine_notice
+    assert "not registered" in win.ask_tab.banner.text()
+    assert ctx.config.default_model == cfg.default_model, "the saved default is not changed"
+
+
 def test_import_can_be_cancelled(open_window, qtbot, tmp_path, own_paths, demo_model):
     ctx, win = open_window(app_paths=own_paths)
     models = win.models_tab
