@@ -20,6 +20,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from app.core.hashing import sha256_file
 from installer import sbom
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ def manifest_lines(root: Path) -> list[str]:
         rel = path.relative_to(root).as_posix()
         if rel == "MANIFEST.sha256":
             continue
-        lines.append(f"{sbom.sha256_file(path)}  ./{rel}")
+        lines.append(f"{sha256_file(path)}  ./{rel}")
     return lines
 
 
@@ -131,7 +132,7 @@ def package(bundle: Path, llama_build: Path, out: Path, model: Path | None, work
 
     llama = json.loads(llama_build.read_text(encoding="utf-8"))
     packages = sbom.installed_packages()
-    sbom.write_json(sbom_path, sbom.build_sbom(PRODUCT, version, packages, llama, sbom.sha256_file(archive)))
+    sbom.write_json(sbom_path, sbom.build_sbom(PRODUCT, version, packages, llama, sha256_file(archive)))
     extra = {}
     llama_licence = llama_build.parent / "llama.cpp-LICENSE"
     if llama_licence.is_file():
@@ -141,7 +142,7 @@ def package(bundle: Path, llama_build: Path, out: Path, model: Path | None, work
         extra[f"CPython {sys.version.split()[0]} (PSF-2.0)"] = py_licence
     licences.write_text(sbom.licence_texts(packages, extra), encoding="utf-8")
     verify.write_text(verify_text, encoding="utf-8")
-    sums = [f"{sbom.sha256_file(p)}  {p.name}" for p in (archive, sbom_path, licences, verify)]
+    sums = [f"{sha256_file(p)}  {p.name}" for p in (archive, sbom_path, licences, verify)]
     (out / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
     return {"archive": archive, "sbom": sbom_path, "licences": licences, "verify": verify, "stage": stage_dir}
 

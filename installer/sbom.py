@@ -7,7 +7,6 @@ build's version, upstream commit, CMake flags and CPU variants (``installer/buil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -184,14 +183,6 @@ def licence_texts(packages: list[Package], extra: dict[str, Path], common_dir: P
         text = (common_dir / name).read_text(encoding="utf-8", errors="replace")
         parts.append(f"\n{'=' * 78}\nLicence text: {name}\n{'=' * 78}\n{text}")
     return "".join(parts)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ stay resident.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable
@@ -16,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.hashing import sha256_file
 from quantize.errors import QuantizeError
 
 GGUF_MAGIC = b"GGUF"
-_HASH_CHUNK = 8 << 20  # 8 MiB: large enough that hashing runs at disk speed, small enough to stay in cache
 
 
 @dataclass(frozen=True)
@@ -66,14 +65,6 @@ def is_gguf_file(path: Path) -> bool:
         return False
     with path.open("rb") as fh:
         return fh.read(4) == GGUF_MAGIC
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _weight_files(path: Path) -> list[Path]:

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.hashing import sha256_file
 from quantize import CONVERTER_VERSION
 from quantize.arch import HParams, read_hparams
-from quantize.checkpoint import Checkpoint, TensorMeta, load_tensor, open_checkpoint, sha256_file
+from quantize.checkpoint import Checkpoint, TensorMeta, load_tensor, open_checkpoint
 from quantize.errors import QuantizeError, QuantizeUsageError
 from quantize.gguf_io import (
     KEY_CONVERTER,
-    KEY_PROMPT_STYLE,
-    KEY_PROMPT_STYLE_VERSION,
     KEY_SOURCE_DTYPE,
     KEY_SOURCE_FILES,
     KEY_SOURCE_FORMAT,
@@ -38,6 +37,7 @@ from quantize.gguf_io import (
 )
 from quantize.stream import OUT_DTYPE, ChunkConverter, FileDone, Piece, SourceFile, SourceStream, TensorDataWriter
 from quantize.vocab import VocabInfo, load_vocab
+from resources.prompts import KEY_PROMPT_STYLE, KEY_PROMPT_STYLE_VERSION
 
 OUT_TYPES = ("auto", "f32", "f16", "bf16")
 Progress = Callable[[str, int, int], None]

@@ -15,10 +15,8 @@ from typing import Any
 
 from quantize.errors import QuantizeError
 
-# The project's own metadata keys (gguf-py has no names for these). The app's model registry reads
-# KEY_PROMPT_STYLE to pick the prompt template.
-KEY_PROMPT_STYLE = "asclepius.prompt_style"
-KEY_PROMPT_STYLE_VERSION = "asclepius.prompt_style_version"
+# The project's own metadata keys (gguf-py has no names for these). The prompt-style keys, which the app's
+# model registry reads too, are defined once in resources.prompts (KEY_PROMPT_STYLE, KEY_PROMPT_STYLE_VERSION).
 KEY_CONVERTER = "asclepius.converter"
 KEY_SOURCE_FORMAT = "asclepius.source.format"
 KEY_SOURCE_DTYPE = "asclepius.source.dtype"

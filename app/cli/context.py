@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from app.core.backend import InferenceEngine
 from app.core.config import AppConfig, Paths, database_path, load_config
 from app.core.errors import UsageError
-from app.core.registry import Registry
+from app.core.models import Registry
 from app.core.types import ModelInfo
 
 if TYPE_CHECKING:

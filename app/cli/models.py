@@ -1,6 +1,6 @@
 """``asclepius models list|import|info|verify|remove|rename|set-default``.
 
-The same registry API as the desktop Models screen (``app.core.model_library``): one entry per file path,
+The same registry API as the desktop Models screen (``app.core.models``): one entry per file path,
 status ok / missing / changed, copies into the app's model library (the default for removable media).
 """
 
@@ -15,8 +15,20 @@ from pathlib import Path
 from app.cli.context import CliContext
 from app.core.config import save_config
 from app.core.errors import ModelError
-from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
-from app.core.registry import MISSING, Registry, describe, mark_missing, read_gguf, verified_label
+from app.core.models import (
+    MISSING,
+    Registry,
+    add_model,
+    default_setting,
+    describe,
+    is_default,
+    is_removable,
+    mark_missing,
+    read_gguf,
+    remove_model,
+    rename_model,
+    verified_label,
+)
 from app.core.types import ModelInfo
 
 

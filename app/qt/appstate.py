@@ -19,7 +19,7 @@ from app.core.config import AppConfig, Paths, database_path, load_config, save_c
 from app.core.engine import LlamaCppEngine
 from app.core.errors import Cancelled, ModelError
 from app.core.kvstate import state_dir
-from app.core.registry import Registry, is_missing, mark_missing
+from app.core.models import Registry
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
 from app.service import AskService
@@ -136,20 +136,14 @@ class AppContext(QObject):
 
         def work(job: Job) -> LlamaCppEngine:
             job.message("preparing the model file…")
-            try:
-                if ref or registry.default_model:
-                    info = registry.resolve(ref)
-                else:  # the demo model: its first start joins ~250 MB of parts, with a percent and Cancel
-                    info = registry.ensure_demo(progress=_percent_reporter(job), cancel=job.cancel)
-            except ModelError:
-                wanted = ref or registry.default_model
-                found = registry.find(wanted) if wanted else None
-                if found is None or not is_missing(found):
-                    raise
-                # The default model's file is gone (a removed USB stick): carry on with the demo model.
-                mark_missing(registry, found.sha256)
-                job.message(f"notice:{found.display_name} is missing ({found.path}); using the demo model instead")
-                info = registry.ensure_demo(progress=_percent_reporter(job), cancel=job.cancel)
+            # The registry decides the demo fallback (a default that is unset, missing or unregistered); the
+            # demo's first start joins ~250 MB of parts, with a percent and Cancel.
+            info = registry.resolve(
+                ref,
+                on_fallback=lambda notice: job.message(f"notice:{notice}"),
+                progress=_percent_reporter(job),
+                cancel=job.cancel,
+            )
             if job.cancel.is_set():
                 raise Cancelled("loading the model was cancelled")
             job.message(f"loading {info.display_name}…")

@@ -1,5 +1,5 @@
 """The Models screen: the registry (one row per file), import (optionally copied into the app's library), verify,
-rename, remove, set default, RAM estimate. Every change goes through ``app.core.model_library``, the API
+rename, remove, set default, RAM estimate. Every change goes through ``app.core.models``, the API
 ``asclepius models ...`` uses too."""
 
 from __future__ import annotations
@@ -26,8 +26,18 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AsclepiusError, Cancelled
-from app.core.model_library import add_model, default_setting, is_default, is_removable, remove_model, rename_model
-from app.core.registry import CHANGED, MISSING, mark_missing, verified_label
+from app.core.models import (
+    CHANGED,
+    MISSING,
+    add_model,
+    default_setting,
+    is_default,
+    is_removable,
+    mark_missing,
+    remove_model,
+    rename_model,
+    verified_label,
+)
 from app.core.types import ModelInfo
 from app.qt.appstate import AppContext
 from app.qt.fit import flow

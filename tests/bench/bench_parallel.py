@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.config import EngineConfig, Paths  # noqa: E402
 from app.core.engine import LlamaCppEngine  # noqa: E402
-from app.core.registry import Registry  # noqa: E402
+from app.core.models import Registry  # noqa: E402
 from app.core.types import AskRequest, SamplingParams  # noqa: E402
 from resources import TASKS  # noqa: E402
 from tests.bench.bench_engine import memory_bandwidth_gbs  # noqa: E402

@@ -29,9 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from app.core.config import Paths  # noqa: E402
-from app.core.model_library import copy_into_library  # noqa: E402
-from app.core.registry import Registry  # noqa: E402
-from app.core.registry_file import parse_registry  # noqa: E402
+from app.core.models import Registry, copy_into_library, parse_registry  # noqa: E402
 
 
 def hash_while_copying(src: Path, dst: Path, chunk: int = 8 << 20) -> str:

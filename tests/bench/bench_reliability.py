@@ -177,7 +177,7 @@ def peak_mb():
 t0 = time.perf_counter()
 from pathlib import Path
 from app.core.config import GenerationDefaults
-from app.core.registry import sha256_file
+from app.core.hashing import sha256_file
 from app.cli.batch.items import count_lines, group_by_note, item_key, windows
 from app.service import AskService
 requests = AskService(lambda _m: None, None, GenerationDefaults())  # requests only, as the batch makes them

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.config import EngineConfig, Paths  # noqa: E402
 from app.core.engine import LlamaCppEngine  # noqa: E402
-from app.core.registry import Registry  # noqa: E402
+from app.core.models import Registry  # noqa: E402
 from app.core.types import AskRequest, SamplingParams  # noqa: E402
 from tests.bench.bench_parallel import load_notes  # noqa: E402
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.config import EngineConfig, GenerationDefaults, Paths  # noqa: E402
 from app.core.engine import LlamaCppEngine  # noqa: E402
-from app.core.registry import Registry  # noqa: E402
+from app.core.models import Registry  # noqa: E402
 from app.service import AskService, SamplingOverrides  # noqa: E402
 from app.store import EvalLog  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.core.config import EngineConfig, Paths
 from app.core.engine import LlamaCppEngine
-from app.core.registry import Registry
+from app.core.models import Registry
 from app.core.types import AskRequest, SamplingParams
 
 NOTES = Path(__file__).resolve().parents[3] / "shared" / "data" / "notes" / "aci_bench_valid.csv"

@@ -8,7 +8,7 @@ import pytest
 from app.core.config import EngineConfig, Paths
 from app.core.engine import LlamaCppEngine
 from app.core.errors import ContextOverflowError
-from app.core.registry import Registry
+from app.core.models import Registry
 from app.core.types import AskRequest, FinishReason, SamplingParams
 from resources import get_style, load_sample
 from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401 - a fixture

@@ -12,19 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from app.core import model_library
 from app.core.config import Paths
 from app.core.errors import Cancelled, ModelError, UsageError
-from app.core.model_library import (
+from app.core.hashing import sha256_file
+from app.core.models import (
+    CHANGED,
+    MISSING,
+    OK,
+    REGISTRY_VERSION,
+    Registry,
     add_model,
     default_setting,
     is_default,
     is_removable,
+    mark_missing,
     removable_device,
     remove_model,
     rename_model,
 )
-from app.core.registry import CHANGED, MISSING, OK, REGISTRY_VERSION, Registry, mark_missing, sha256_file
+from app.core.models import library as model_library
 from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401  (the fixture: a tiny real GGUF)
 
 

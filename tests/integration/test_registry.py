@@ -10,7 +10,8 @@ import pytest
 
 from app.core.config import Paths
 from app.core.errors import ModelError, UsageError
-from app.core.registry import Registry, read_gguf, sha256_file
+from app.core.hashing import sha256_file
+from app.core.models import Registry, read_gguf
 from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401 - a fixture
 
 
@@ -155,7 +156,7 @@ def test_touched_model_keeps_its_sha256_and_is_not_rehashed_twice(tmp_path, tiny
     info = Registry(paths).import_model(model)
     os.utime(model, ns=(1, 1))
     assert Registry(paths).resolve(info.sha256[:12]).sha256 == info.sha256
-    import app.core.registry as registry
+    import app.core.models.registry as registry
 
     monkeypatch.setattr(registry, "sha256_file", lambda *a, **k: pytest.fail("re-hashed an unchanged file"))
     assert Registry(paths).resolve(info.sha256[:12]).sha256 == info.sha256

@@ -118,7 +118,7 @@ def own_paths(tmp_path, demo_model):
 def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     open_window, qtbot, tmp_path, own_paths, demo_model, tiny_llama_gguf
 ):
-    from app.core.model_library import is_removable
+    from app.core.models import is_removable
 
     ctx, win = open_window(app_paths=own_paths)
     models = win.models_tab
@@ -160,8 +160,7 @@ def test_a_missing_default_model_shows_missing_and_falls_back_to_the_demo(
 ):
     from dataclasses import replace
 
-    from app.core.model_library import add_model
-    from app.core.registry import Registry
+    from app.core.models import Registry, add_model
     from app.qt.appstate import State
     from tests.qt.conftest import qt_config
 
@@ -179,6 +178,22 @@ def test_a_missing_default_model_shows_missing_and_falls_back_to_the_demo(
     models.refresh()
     row = next(r for r, m in enumerate(models.models) if m.sha256 == info.sha256)
     assert models.table.item(row, 7).text() == "MISSING"
+
+
+def test_a_default_no_longer_registered_falls_back_to_the_demo_like_the_cli(open_window, tmp_path, own_paths):
+    """The desktop app asks the registry's one fallback rule (``Registry.resolve``), as the CLI does: a saved
+    default that is not in the registry (models.json was reset, say) gives the demo model and a notice."""
+    from dataclasses import replace
+
+    from app.qt.appstate import State
+    from tests.qt.conftest import qt_config
+
+    cfg = replace(qt_config(tmp_path), default_model=str(tmp_path / "gone" / "model.gguf"))
+    ctx, win = open_window(cfg, app_paths=own_paths)
+    assert ctx.engine_state is State.READY and ctx.model.is_demo
+    assert "not registered" in ctx.engine_notice and "demo model" in ctx.engine_notice
+    assert "not registered" in win.ask_tab.banner.text()
+    assert ctx.config.default_model == cfg.default_model, "the saved default is not changed"
 
 
 def test_import_can_be_cancelled(open_window, qtbot, tmp_path, own_paths, demo_model):

@@ -13,8 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core.config import Paths
-from app.core.model_library import add_model
-from app.core.registry import Registry
+from app.core.models import Registry, add_model
 from tests.qt.conftest import WAIT_MS, qt_config
 
 

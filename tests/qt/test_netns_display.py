@@ -107,7 +107,7 @@ def xvfb() -> Iterator[Callable[..., str]]:
 def home_with_demo(tmp_path: Path, demo_model) -> Path:
     """A fresh app home whose demo GGUF is a hard link to the session's, so it is not assembled again."""
     from app.core.config import Paths
-    from app.core.registry import Registry
+    from app.core.models import Registry
 
     home = tmp_path / "home"
     saved = os.environ.get("ASCLEPIUS_HOME")

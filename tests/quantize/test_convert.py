@@ -10,8 +10,9 @@ import pytest
 from quantize import convert as convert_mod
 from quantize import stream as stream_mod
 from quantize.convert import ConvertOptions, convert_checkpoint
-from quantize.gguf_io import KEY_PROMPT_STYLE, KEY_SOURCE_FILES, KEY_SOURCE_SHA256, inspect_gguf
+from quantize.gguf_io import KEY_SOURCE_FILES, KEY_SOURCE_SHA256, inspect_gguf
 from quantize.verify import TOLERANCES, load_llama, tokenizer_parity, verify_numerics
+from resources.prompts import KEY_PROMPT_STYLE
 from tests.fixtures_llama import SPECS
 
 CASES = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.core.hashing import sha256_file
 from quantize import convert as convert_mod
 from quantize import stream as stream_mod
 from quantize.checkpoint import TensorMeta, read_safetensors_header
@@ -88,10 +88,6 @@ def _recorded(gguf_path: Path) -> dict[str, str]:
     return dict(zip(meta[KEY_SOURCE_FILES], meta[KEY_SOURCE_SHA256], strict=True))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.mark.parametrize(("fmt", "shards"), [("safetensors", 2), ("bin", 2)])
 def test_recorded_hashes_equal_an_independent_sha256(tiny_checkpoint, tmp_path, fmt, shards):
     ckpt = tiny_checkpoint("llama1", fmt, shards, "float32", fmt == "bin")
@@ -101,7 +97,7 @@ def test_recorded_hashes_equal_an_independent_sha256(tiny_checkpoint, tmp_path, 
         p for p in ckpt.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.startswith(("config", "tok"))
     ]
     assert sorted(recorded) == sorted(p.name for p in sources)
-    assert recorded == {p.name: _sha256(p) for p in sources}
+    assert recorded == {p.name: sha256_file(p) for p in sources}
     assert res.source_sha256 == recorded
     # Weights come after config and tokenizer files, in shard order, as before.
     weights = [n for n in recorded if n.endswith(fmt)]

@@ -96,7 +96,7 @@ def test_a_dead_batchs_claim_is_released(tmp_path: Path) -> None:
 RACE = """
 import sys, time
 from app.core.config import Paths
-from app.core.registry import Registry
+from app.core.models import Registry
 
 go = float(sys.argv[1])
 while time.time() < go:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from app.core.errors import Cancelled, ModelError
-from app.core.registry import join_demo_parts
+from app.core.models import join_demo_parts
 
 
 def fake_pkg(tmp_path: Path, sizes: list[int], sha: str | None = None) -> SimpleNamespace:

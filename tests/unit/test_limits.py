@@ -10,7 +10,7 @@ import pytest
 
 from app.core.config import EngineConfig
 from app.core.limits import answer_cap, context_warning, trained_context, variant_of
-from app.core.registry import describe
+from app.core.models import describe
 from app.core.types import ModelInfo
 
 

@@ -38,7 +38,7 @@ class CaseReports:
 
 
 def file_sha256(path: Path) -> str:
-    from app.core.registry import sha256_file  # the app's one streaming file hash
+    from app.core.hashing import sha256_file  # the app's one streaming file hash
 
     return sha256_file(path)
 

@@ -239,7 +239,7 @@ def run_batch(opts: BatchOptions, ctx: Any, log: Any, cancel: threading.Event, r
     error is then raised after the summary is printed).
     """
     models = [remote.model] if remote is not None else [ctx.model(m) for m in (opts.models or [None])]
-    from app.core.registry import sha256_file  # here, not at import: gguf/numpy load no threads at parse time
+    from app.core.hashing import sha256_file  # the one streaming file hash (standard library only)
 
     batch_id = log.start_batch(opts.input.name, sha256_file(opts.input))
     make = _request_maker(ctx, opts)

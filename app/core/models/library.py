@@ -12,15 +12,17 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from app.core.errors import ModelError, UsageError
-from app.core.model_files import check_loadable
+from app.core.hashing import CHUNK, ProgressFn, copy_hashing, sha256_file
+from app.core.models.entries import MISSING, entry_key
+from app.core.models.files import check_loadable
+from app.core.models.header import read_gguf
+from app.core.models.registry import Registry, check_style
 from app.core.privatefile import OutputError, private_dir
-from app.core.registry import MISSING, ProgressFn, Registry, check_style, entry_key, read_gguf, sha256_file
 from app.core.types import ModelInfo
 
 REMOVABLE_ROOTS = ("/media/", "/run/media/", "/mnt/", "/Volumes/")
@@ -74,7 +76,7 @@ def removable_device(major: int, minor: int, sys_root: Path = Path("/sys")) -> b
 
 
 def copy_into_library(
-    library: Path, src: Path, progress: ProgressFn | None = None, chunk: int = 8 << 20
+    library: Path, src: Path, progress: ProgressFn | None = None, chunk: int = CHUNK
 ) -> tuple[Path, str]:
     """Copy ``src`` into ``library`` (0600, through a partial file) and check the copy; (copy, sha256).
 
@@ -98,21 +100,14 @@ def copy_into_library(
         n += 1
     tmp = target.with_name(f".{target.name}.partial")
     report = progress or (lambda done, total: None)
-    h = hashlib.sha256()
-    done = 0
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "wb") as out, src.open("rb") as fh:
-            while block := fh.read(chunk):
-                out.write(block)
-                h.update(block)
-                done += len(block)
-                report(done, 2 * size)
+        with os.fdopen(fd, "wb") as out:
+            sha = copy_hashing([src], out, lambda d, _t: report(d, 2 * size), chunk=chunk)
             out.flush()
             os.fsync(out.fileno())
             if hasattr(os, "posix_fadvise"):  # read the copy back from the disk, not from the page cache
                 os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        sha = h.hexdigest()
         copied = sha256_file(tmp, lambda d, _t: report(size + d, 2 * size), chunk)
         if copied != sha:
             raise ModelError(
@@ -163,7 +158,7 @@ def add_model(
         if same:
             target.unlink()
             return same[0], f"already in the model library as {same[0].display_name} ({same[0].path})"
-        info = reg._register(target, sha, style=prompt_style, name=name, in_library=True)
+        info = reg.add_library_copy(target, sha, prompt_style=prompt_style, name=name)
         notes.append(f"copied into the model library: {target}")
     else:
         info = reg.import_model(src, prompt_style=prompt_style, progress=progress, name=name)
@@ -201,7 +196,7 @@ def remove_model(reg: Registry, ref: str, *, delete_copy: bool = False) -> tuple
                 f"could not delete the library copy {p}: {exc.strerror or exc}; nothing was removed"
             ) from None
         deleted = p
-    reg._forget(info.path)
+    reg.forget(info.path)
     return info, deleted
 
 
@@ -211,7 +206,7 @@ def rename_model(reg: Registry, ref: str, name: str) -> ModelInfo:
     info = reg.get(ref, strict=True)
     if reg.is_builtin(info):
         raise UsageError("the demo model's name stays as it is, so it is always recognisable as the demo")
-    return reg._rename(info.path, name)
+    return reg.rename(info.path, name)
 
 
 def default_setting(reg: Registry, ref: str) -> tuple[ModelInfo, str]:
