@@ -8,7 +8,7 @@ import shutil
 import gguf
 import pytest
 
-from quantize.checkpoint import sha256_file
+from app.core.hashing import sha256_file
 from quantize.errors import QuantizeError
 from quantize.gguf_io import inspect_gguf
 from quantize.quant import MANIFEST_NAME, default_output, quantize_gguf, write_manifest
