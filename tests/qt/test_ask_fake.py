@@ -9,7 +9,6 @@ import pytest
 from app.core.config import GenerationDefaults
 from app.qt.appstate import AppContext, State
 from app.qt.ask_tab import AskTab
-from app.store import EvalLog
 from resources import TASKS
 from tests.fakes import FakeEngine, Script
 from tests.qt.conftest import WAIT_MS, qt_config
@@ -24,10 +23,11 @@ def fake_app(qtbot, paths, tmp_path):
     made = []
 
     def make(engine: FakeEngine, *, with_log: bool = True, **gen):
-        ctx = AppContext(paths, qt_config(tmp_path, generation=GenerationDefaults(**gen)))
-        ctx.engine, ctx.model, ctx.engine_state = engine, engine.model, State.READY
+        ctx = AppContext(paths, qt_config(tmp_path, generation=GenerationDefaults(**gen)), engine=engine)
+        assert ctx.engine_state is State.READY and ctx.model == engine.model
         if with_log:
-            ctx.log = EvalLog.open(ctx.database_path)
+            ctx.start()  # opens the log; the given engine is the model, none is loaded
+            qtbot.waitUntil(lambda: ctx.log is not None, timeout=WAIT_MS)
         tab = AskTab(ctx)
         qtbot.addWidget(tab)
         tab.editor.setPlainText(NOTE)
