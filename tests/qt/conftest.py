@@ -71,3 +71,22 @@ def ask_and_wait(qtbot, tab, note: str, task: str, instruction: str):
         assert tab.ask() is not None
     [outcome] = done.args[0]
     return outcome
+
+
+def answer_next_dialog(button) -> list[str]:
+    """Click ``button`` on the next modal question; returns its text, so the test sees what was asked."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)  # not open yet: look again from the event loop the dialog runs
+            return
+        seen.append(box.text())
+        box.button(button).click()
+
+    QTimer.singleShot(0, click)
+    return seen
