@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.config import GenerationDefaults
-from tests.qt.conftest import WAIT_MS, answer_next_dialog, ask_and_wait, qt_config
+from tests.qt.conftest import WAIT_MS, answer_next_dialog, ask_and_stop, ask_and_wait, qt_config
 
 pytestmark = pytest.mark.qt
 
@@ -62,15 +62,7 @@ def test_only_finished_runs_with_an_answer_can_be_rated_and_incomplete_ones_say_
 ):
     _ctx, win = open_window(qt_config(tmp_path, generation=GenerationDefaults(max_tokens=400)))
     tab = win.ask_tab
-    tab.editor.setPlainText(sample_note)
-    tab.set_task("summary")
-    tokens: list[str] = []
-    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
-        task = tab.ask()
-        task.signals.token.connect(tokens.append)
-        qtbot.waitUntil(lambda: len(tokens) >= 2, timeout=WAIT_MS)
-        tab.stop()
-    [o] = done.args[0]
+    o = ask_and_stop(qtbot, tab, sample_note, "summary", tab.stop)
     assert str(o.result.finish_reason) == "cancelled"
     assert tab.rate.run_id is None and not tab.rate.isEnabled()
     assert "stopped" in tab.rate.status.text()
