@@ -158,3 +158,39 @@ class FakeContext(CliContext):
     def engine(self, model: ModelInfo) -> FakeEngine:  # type: ignore[override]
         self.fake.closed = False  # "loaded" again; the command must close it when done
         return self.fake
+
+
+class InterleavingEngine(FakeEngine):
+    """A backend with ``ask_many`` (as the local parallel engine has one): it answers every request, then
+    streams the answers interleaved and finishes them in reverse order, so callers must not rely on order."""
+
+    def ask_many(self, requests, on_token=None, cancel=None, *, cancels=None, parallel=None, on_start=None,  # type: ignore[no-untyped-def]
+                 on_finish=None):  # fmt: skip
+        streams: list[list[str]] = []
+        results = []
+        for i, req in enumerate(requests):
+            if on_start is not None:
+                on_start(i)
+            pieces: list[str] = []
+            results.append(self.ask(req, pieces.append, cancel))
+            streams.append(pieces)
+        for k in range(max(len(s) for s in streams)):
+            for i, pieces in enumerate(streams):
+                if k < len(pieces) and on_token is not None:
+                    on_token(i, pieces[k])
+        for i in reversed(range(len(requests))):
+            if on_finish is not None:
+                on_finish(i, results[i])
+        return results
+
+
+class CheckFirstEngine(InterleavingEngine):
+    """Like the local engine's ``ask_many``: every request is checked before any answer starts (a prompt
+    over the context, not to be truncated, refuses the whole call)."""
+
+    def ask_many(self, requests, on_token=None, cancel=None, **kw):  # type: ignore[no-untyped-def]
+        for r in requests:
+            b = self.budget(r.note, r.instruction, r.sampling.max_tokens)
+            if not b.fits and not r.truncate:
+                raise b.refusal()
+        return super().ask_many(requests, on_token, cancel, **kw)

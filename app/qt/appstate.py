@@ -49,7 +49,11 @@ class AppContext(QObject):
     error = Signal(str)
     """A problem no single screen owns (config file, registry): shown in the window."""
 
-    def __init__(self, paths: Paths, config: AppConfig | None = None, *, threads: int = 4) -> None:
+    def __init__(
+        self, paths: Paths, config: AppConfig | None = None, *, threads: int = 4, engine: InferenceEngine | None = None
+    ) -> None:
+        """``engine``: a backend already loaded (a test's double, an embedding app's); it is the main engine,
+        ready at once, and ``start()`` loads no model. It is closed with the context."""
         super().__init__()
         self.paths = paths
         self.config_error: str | None = None
@@ -71,10 +75,10 @@ class AppContext(QObject):
         self.log: EvalLog | None = None
         self.log_error: str | None = None
         self.log_state = State.IDLE
-        self.engine: LlamaCppEngine | None = None
-        self.model: ModelInfo | None = None
-        self.engine_state = State.IDLE
-        self.engine_message = ""
+        self.engine: InferenceEngine | None = engine
+        self.model: ModelInfo | None = engine.model if engine is not None else None
+        self.engine_state = State.READY if engine is not None else State.IDLE
+        self.engine_message = "ready" if engine is not None else ""
         self._engine_lock = threading.Lock()
         self._extra: dict[str, LlamaCppEngine] = {}
         self._closed = False
@@ -86,8 +90,10 @@ class AppContext(QObject):
 
     # -- startup ----------------------------------------------------------------------------------
     def start(self) -> None:
+        """Open the log and load the configured model (unless an engine was given), both in the background."""
         self.open_log()
-        self.load_engine()
+        if self.engine is None:
+            self.load_engine()
 
     @property
     def database_path(self) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from itertools import pairwise
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -26,22 +25,22 @@ from app.core.errors import AsclepiusError
 from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParams
 from app.qt.answer_view import AnswerView
 from app.qt.appstate import AppContext, State
-from app.qt.ask_run_all import RunAllMixin
 from app.qt.asking import Outcome, PromptProgress, ask_all, leading_offset, metrics_line, provenance_footer
 from app.qt.fit import flow, scrolled
 from app.qt.rate_panel import RatePanel
-from app.qt.run_all import RunAllView
+from app.qt.run_all_panel import RunAllPanel
 from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
-from app.service import SamplingOverrides, ground, resolve_sampling
+from app.service import AskService, SamplingOverrides, ground, resolve_sampling
 from app.store import RunView
+from app.store.rules import why_not_rateable
 from resources import TASKS, get_task, list_samples, load_sample
 
 BUDGET_DEBOUNCE_MS = 300
 """Recount tokens this long after the last edit: a paste or typing burst costs one tokenization."""
 
 
-class AskTab(RunAllMixin, QWidget):
+class AskTab(QWidget):
     run_finished = Signal(object)
     """A list of Outcome after each Ask or Run all tasks."""
     run_failed = Signal(str)
@@ -59,7 +58,6 @@ class AskTab(RunAllMixin, QWidget):
         self._restoring = False
         self._note_banner = False
         self._asked_note = ""
-        self._cancels: list[threading.Event] = []
         self._build()
         self._budget_timer = QTimer(self)
         self._budget_timer.setSingleShot(True)
@@ -147,13 +145,13 @@ class AskTab(RunAllMixin, QWidget):
         ml.addWidget(self.examples)
         ml.addWidget(self.instruction)
         ml.addWidget(flow(self.ask_btn, self.stop_btn, self.all_btn, self.copy_btn))
-        self.run_all_view = RunAllView()
-        self.run_all_view.stop_one.connect(self.stop_one)
-        self.run_all_view.stop_all.connect(self.stop)
-        self.run_all_view.open_run.connect(self.open_run_id)
+        self.run_all_panel = RunAllPanel()
+        self.run_all_panel.finished.connect(self._all_finished)
+        self.run_all_panel.failed.connect(self._all_failed)
+        self.run_all_panel.open_run.connect(self.open_run_id)
         self.answer_stack = QStackedWidget()
         self.answer_stack.addWidget(self.answer_view)
-        self.answer_stack.addWidget(self.run_all_view)
+        self.answer_stack.addWidget(self.run_all_panel)
         ml.addWidget(self.answer_stack, 1)
 
         self.rate = RatePanel(self.ctx)
@@ -238,7 +236,7 @@ class AskTab(RunAllMixin, QWidget):
         """An answer is only shown with the note, task and instruction it belongs to."""
         if self._restoring or self.task is not None:
             return
-        if self.answer_stack.currentWidget() is self.run_all_view:
+        if self.answer_stack.currentWidget() is self.run_all_panel:
             self.show_single(reason)
             return
         if self.outcome is None and self.view is None and not self.answer.toPlainText():
@@ -365,26 +363,49 @@ class AskTab(RunAllMixin, QWidget):
             return None
         note, service = self.editor.toPlainText(), self.ctx.service()
         self.show_single()
-        self.rate.set_run(None)
-        self.editor.clear_highlights()
+        self._forget_answer()
         self.answer_view.set_header(requests[0].task, requests[0].instruction)
-        self.outcome, self.view = None, None
-        self.copy_btn.setEnabled(False)
         offset = leading_offset(note)
         task = Task(lambda job: ask_all(job, service, requests, model, note_offset=offset), "ask")
         task.signals.token.connect(self._append)
         task.signals.info.connect(self._prompt_info)
         task.signals.finished.connect(self._finished)
         task.signals.errored.connect(self._failed)
+        self._first_token = True
+        self._start_progress(model)
+        return self._launch(task, service, note, "This run")
+
+    def run_all(self) -> Task | None:
+        """Each task's standard instruction about the note, answered together, one pane per task."""
+        if self.task is not None:
+            return None
+        requests = self._requests([(t.name, t.standard_instruction) for t in TASKS], None)
+        if requests is None:
+            return None
+        note, service = self.editor.toPlainText(), self.ctx.service()
+        self._forget_answer()
+        self.answer_view.clear()
+        task = self.run_all_panel.begin(service, requests, note)
+        self.answer_stack.setCurrentWidget(self.run_all_panel)
+        self.rate_area.hide()  # nothing to rate while the panes run: the room goes to the answers
+        return self._launch(task, service, note, "These runs")
+
+    def _forget_answer(self) -> None:
+        """A new run starts: nothing of the previous answer stays rateable, highlighted or copyable."""
+        self.rate.set_run(None)
+        self.editor.clear_highlights()
+        self.outcome, self.view = None, None
+        self.copy_btn.setEnabled(False)
+
+    def _launch(self, task: Task, service: AskService, note: str, what: str) -> Task:
+        """Start an Ask or Run all tasks: the inputs lock until the task's ``done``."""
         # Only if no newer run started meanwhile (a run_finished listener may ask again at once).
         task.signals.done.connect(lambda t=task: self.task is t and self._done())
         self.task = task
         self._set_running(True)
-        self._first_token = True
         self._asked_note = note
-        self._start_progress(model)
         if service.log is None:
-            self.banner.show_error(f"This run will not be saved: {service.log_unavailable}")
+            self.banner.show_error(f"{what} will not be saved: {service.log_unavailable}")
         return self.ctx.tasks.start(task)
 
     def _requests(
@@ -434,13 +455,13 @@ class AskTab(RunAllMixin, QWidget):
         )
 
     def stop(self) -> None:
-        if self.task is not None:
+        if self.task is None:
+            return
+        if self.answer_stack.currentWidget() is self.run_all_panel:
+            self.run_all_panel.stop_all()
+        else:
             self.task.cancel.set()
-            if self.answer_stack.currentWidget() is self.run_all_view:
-                for p in self.run_all_view.panes:
-                    p.stopping = p.stopping or p.state != "done"
-            else:
-                self.answer_view.set_phase("Stopping")
+            self.answer_view.set_phase("Stopping")
 
     def _append(self, text: str) -> None:
         if self._first_token and self.answer_view.progress.isVisible():
@@ -458,12 +479,26 @@ class AskTab(RunAllMixin, QWidget):
 
     def _failed(self, exc: BaseException) -> None:
         self._done()  # before anyone hears of it, so a listener may ask again at once
-        # The core's refusal names the CLI flag; here the same choice is a checkbox.
-        msg = describe_error(exc).replace("truncate the note explicitly", "tick “Truncate the note to fit”")
+        msg = failure_message(exc)
         self.answer_view.clear()
         self.banner.show_error(msg)
         self.run_failed.emit(msg)
         self.ctx.runs_changed.emit()
+
+    def _all_finished(self, outcomes: list[Outcome]) -> None:
+        self._done()  # before anyone hears of it, so a listener may run again at once
+        self.ctx.runs_changed.emit()
+        if outcomes and outcomes[-1].result.truncation:
+            self.banner.show_info(outcomes[-1].result.truncation.message)
+        self.run_finished.emit(outcomes)
+
+    def _all_failed(self, exc: BaseException) -> None:
+        self._done()
+        msg = failure_message(exc)
+        self.run_all_panel.finish(None, f"Run all tasks failed: {msg}")
+        self.banner.show_error(msg)
+        self.ctx.runs_changed.emit()
+        self.run_failed.emit(msg)
 
     def _finished(self, outcomes: list[Outcome]) -> None:
         self._done()
@@ -491,7 +526,8 @@ class AskTab(RunAllMixin, QWidget):
         self._show_grounding(o.report, o.note_offset)
         finish = str(r.finish_reason)
         self.answer_view.mark_incomplete(finish, r.sampling.max_tokens, empty=not r.answer.strip())
-        self.rate.set_run(o.run_id if ratable(finish, r.answer) else None, why_not=why_not_ratable(finish, r.answer))
+        why = why_not_rateable("finished", finish, r.answer)  # the service returns only ended runs
+        self.rate.set_run(o.run_id if why is None else None, why_not=why or "")
         self.copy_btn.setEnabled(bool(r.answer))
 
     # -- grounding --------------------------------------------------------------------------------
@@ -535,9 +571,8 @@ class AskTab(RunAllMixin, QWidget):
         self.copy_btn.setEnabled(bool(view.answer))
         finish = view.finish_reason or ("error" if view.error else "")
         self.answer_view.mark_incomplete(finish, (view.sampling or {}).get("max_tokens"), empty=not view.answer)
-        ok = view.status == "finished" and ratable(finish, view.answer or "")
-        why = why_not_ratable(finish, view.answer or "") if view.status == "finished" else f"this run {view.status}"
-        self.rate.set_run(view.id if ok else None, why_not=why)
+        why = why_not_rateable(view.status, finish, view.answer)
+        self.rate.set_run(view.id if why is None else None, why_not=why or "")
         return True
 
     def rerun(self, view: RunView) -> Task | None:
@@ -549,6 +584,16 @@ class AskTab(RunAllMixin, QWidget):
             self.banner.show_error(f"The model of this run ({view.model_file}) is not in the registry: import it.")
             return None
         return self.ask(explicit=SamplingOverrides.of(SamplingParams(**view.sampling)), model=info)
+
+    def open_run_id(self, run_id: int) -> Task | None:
+        """Open one of Run all tasks' runs on its own (highlights, Rate panel): read in a worker."""
+        log = self.ctx.log
+        if log is None:
+            return None
+        task = Task(lambda _job: log.get_run(run_id), "read run")
+        task.signals.finished.connect(lambda v: v is not None and self.show_run(v))
+        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
+        return self.ctx.tasks.start(task)
 
     def copy_answer(self) -> str:
         if self.outcome is not None:
@@ -564,16 +609,7 @@ class AskTab(RunAllMixin, QWidget):
         return text
 
 
-def ratable(finish_reason: str, answer: str) -> bool:
-    """Only finished runs with an answer are rated; one cut at the length limit is rated (marked incomplete)."""
-    return finish_reason in ("stop", "length") and bool(answer.strip())
-
-
-def why_not_ratable(finish_reason: str, answer: str) -> str:
-    if finish_reason == "cancelled":
-        return "this run was stopped before the answer ended"
-    if finish_reason == "error":
-        return "this run failed"
-    if not answer.strip():
-        return "the answer is empty"
-    return ""
+def failure_message(exc: BaseException) -> str:
+    """An Ask or Run all tasks failure as the banner says it."""
+    # The core's refusal names the CLI flag; here the same choice is a checkbox.
+    return describe_error(exc).replace("truncate the note explicitly", "tick “Truncate the note to fit”")

@@ -34,6 +34,7 @@ from app.qt.asking import Outcome, leading_offset
 from app.qt.fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
+from app.store.rules import why_not_rateable
 from resources import RUBRIC, TASKS
 
 VOTES = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both_bad"))
@@ -188,8 +189,15 @@ class CompareTab(QWidget):
     def _set_votable(self, on: bool) -> None:
         for b in self.vote_btns.values():
             b.setEnabled(on)
-        for s in self.scores:
-            s.setEnabled(on)
+        for s, why in zip(self.scores, self._why_not_scored(), strict=True):
+            s.setEnabled(on and why is None)
+            s.setToolTip(f"Not rateable: {why}" if why else "Optional: a rubric score for this answer")
+
+    def _why_not_scored(self) -> list[str | None]:
+        """Per side, why its answer takes no score (the store's rule: a stopped or failed one); None: it does."""
+        if self.pair is None:
+            return [None, None]
+        return [why_not_rateable("finished", str(o.result.finish_reason), o.result.answer) for o in self.pair]
 
     def _model(self, box: QComboBox) -> ModelInfo | None:
         return self.ctx.registry.find(box.currentData()) if box.currentData() else None
@@ -307,7 +315,8 @@ class CompareTab(QWidget):
         if not rater:
             self.banner.show_error("Enter a rater name before voting.")
             return None
-        scores = [s.currentData() for s in self.scores]
+        why_not = self._why_not_scored()
+        scores = [s.currentData() if why is None else None for s, why in zip(self.scores, why_not, strict=True)]
         a, b = pair
 
         def work(_job: Job) -> tuple[int, list[int]]:

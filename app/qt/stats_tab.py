@@ -141,6 +141,10 @@ class StatsTab(QWidget):
         outer.addWidget(scrolled(content))
         self._stale = True
         self.task: Task | None = None
+        self._exports = 0
+        """Exports in flight: "Exporting …" stays on the status line until the last of them is done."""
+        self._status = ""
+        """What the status line says when no export is running (the statistics' own line)."""
         ctx.runs_changed.connect(self._runs_changed)
 
     def showEvent(self, event) -> None:
@@ -158,7 +162,7 @@ class StatsTab(QWidget):
         if log is None or self.task is not None:
             return None
         self._stale = False
-        self.status.setText("Computing…")
+        self._set_status("Computing…")
         task = Task(lambda job: compute(log), "statistics")
         task.signals.finished.connect(self._show)
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
@@ -196,7 +200,12 @@ class StatsTab(QWidget):
             for c, v in enumerate(vals):
                 self.wins.setItem(r, c, QTableWidgetItem(str(v)))
         n = sum(m.ratings for m in st.means)
-        self.status.setText(f"{n} current human ratings, {sum(w.comparisons for w in st.wins) // 2} comparisons.")
+        self._set_status(f"{n} current human ratings, {sum(w.comparisons for w in st.wins) // 2} comparisons.")
+
+    def _set_status(self, text: str) -> None:
+        self._status = text
+        if not self._exports:
+            self.status.setText(text)
 
     def export_dialog(self, kind: str, with_text: bool) -> None:
         name = f"asclepius-{kind}{'' if with_text or kind == 'ratings' else '-no-notes'}.csv"
@@ -218,7 +227,13 @@ class StatsTab(QWidget):
         task = Task(work, "export")
         task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}."))
         task.signals.errored.connect(lambda e: self.banner.show_error(f"Export failed: {describe_error(e)}"))
-        before = self.status.text()
-        task.signals.done.connect(lambda: self.status.setText(before))
+        # Not "restore what it said before": an export started while another runs would restore "Exporting".
+        task.signals.done.connect(self._export_done)
+        self._exports += 1
         self.status.setText(f"Exporting {kind}…")
         return self.ctx.tasks.start(task)
+
+    def _export_done(self) -> None:
+        self._exports -= 1
+        if not self._exports:
+            self.status.setText(self._status)

@@ -71,3 +71,44 @@ def ask_and_wait(qtbot, tab, note: str, task: str, instruction: str):
         assert tab.ask() is not None
     [outcome] = done.args[0]
     return outcome
+
+
+def import_model(qtbot, ctx, models, path, **kw) -> None:
+    """Import ``path`` through the Models screen (``kw``: ``import_file``'s choices) and wait until it is done."""
+    with qtbot.waitSignal(ctx.models_changed, timeout=WAIT_MS):
+        assert models.import_file(path, **kw) is not None
+    qtbot.waitUntil(lambda: models.busy is None, timeout=WAIT_MS)
+
+
+def ask_and_stop(qtbot, tab, note: str, task: str, stop: Callable[[], None], after_tokens: int = 2):
+    """Ask ``task``'s instruction about ``note``, call ``stop`` once ``after_tokens`` pieces have streamed, and
+    return the single Outcome (the run is stopped mid-answer, not before it started)."""
+    tab.editor.setPlainText(note)
+    tab.set_task(task)
+    tokens: list[str] = []
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
+        started = tab.ask()
+        started.signals.token.connect(tokens.append)
+        qtbot.waitUntil(lambda: len(tokens) >= after_tokens, timeout=WAIT_MS)
+        stop()
+    [outcome] = done.args[0]
+    return outcome
+
+
+def answer_next_dialog(button) -> list[str]:
+    """Click ``button`` on the next modal question; returns its text, so the test sees what was asked."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)  # not open yet: look again from the event loop the dialog runs
+            return
+        seen.append(box.text())
+        box.button(button).click()
+
+    QTimer.singleShot(0, click)
+    return seen

@@ -7,11 +7,10 @@ import re
 import threading
 
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from app.core.config import GenerationDefaults
-from tests.qt.conftest import WAIT_MS, ask_and_wait, qt_config
+from tests.qt.conftest import WAIT_MS, answer_next_dialog, ask_and_stop, ask_and_wait, qt_config
 
 pytestmark = pytest.mark.qt
 
@@ -63,15 +62,7 @@ def test_only_finished_runs_with_an_answer_can_be_rated_and_incomplete_ones_say_
 ):
     _ctx, win = open_window(qt_config(tmp_path, generation=GenerationDefaults(max_tokens=400)))
     tab = win.ask_tab
-    tab.editor.setPlainText(sample_note)
-    tab.set_task("summary")
-    tokens: list[str] = []
-    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
-        task = tab.ask()
-        task.signals.token.connect(tokens.append)
-        qtbot.waitUntil(lambda: len(tokens) >= 2, timeout=WAIT_MS)
-        tab.stop()
-    [o] = done.args[0]
+    o = ask_and_stop(qtbot, tab, sample_note, "summary", tab.stop)
     assert str(o.result.finish_reason) == "cancelled"
     assert tab.rate.run_id is None and not tab.rate.isEnabled()
     assert "stopped" in tab.rate.status.text()
@@ -85,22 +76,6 @@ def test_only_finished_runs_with_an_answer_can_be_rated_and_incomplete_ones_say_
     assert tab2.answer_view.incomplete.isVisible() and "length limit (3 tokens)" in tab2.answer_view.incomplete.text()
 
 
-def _answer_dialog(button) -> list[str]:
-    """Click ``button`` on the next modal question; returns its text, so the test sees what was asked."""
-    seen: list[str] = []
-
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
-            return
-        seen.append(box.text())
-        box.button(button).click()
-
-    QTimer.singleShot(0, click)
-    return seen
-
-
 def test_a_pasted_note_is_not_replaced_without_asking_and_the_empty_note_message_goes(open_window, qtbot):
     _ctx, win = open_window()
     tab = win.ask_tab
@@ -111,18 +86,18 @@ def test_a_pasted_note_is_not_replaced_without_asking_and_the_empty_note_message
     tab.editor.insertPlainText(pasted)  # as a paste does
     assert not tab.banner.isVisible()
     # A sample would replace it: the user is asked; No keeps the pasted note.
-    seen = _answer_dialog(QMessageBox.StandardButton.No)
+    seen = answer_next_dialog(QMessageBox.StandardButton.No)
     tab._load_sample(1)
     assert seen and "typed or pasted" in seen[0]
     assert tab.editor.toPlainText() == pasted
     # Clear asks too; Yes replaces, and Ctrl+Z in the note brings the text back.
-    seen = _answer_dialog(QMessageBox.StandardButton.Yes)
+    seen = answer_next_dialog(QMessageBox.StandardButton.Yes)
     assert tab.clear_note()
     assert seen and tab.editor.toPlainText() == ""
     tab.editor.undo()
     assert tab.editor.toPlainText() == pasted
     # A sample as loaded is replaced by another sample without a question.
-    seen = _answer_dialog(QMessageBox.StandardButton.Yes)
+    seen = answer_next_dialog(QMessageBox.StandardButton.Yes)
     tab._load_sample(1)
     first = tab.editor.toPlainText()
     tab._load_sample(2)

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.core.config import GenerationDefaults
-from tests.qt.conftest import WAIT_MS, qt_config
+from tests.qt.conftest import WAIT_MS, ask_and_stop, qt_config
 
 pytestmark = pytest.mark.qt
 
@@ -73,16 +73,12 @@ def test_grounding_highlights_land_on_the_note_text_despite_leading_whitespace(q
 def test_stop_ends_the_run_and_keeps_it_as_cancelled(open_window, qtbot, sample_note, tmp_path):
     ctx, win = open_window(qt_config(tmp_path, generation=GenerationDefaults(max_tokens=400)))
     tab = win.ask_tab
-    tab.editor.setPlainText(sample_note)
-    tab.set_task("summary")
-    tokens: list[str] = []
-    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
-        task = tab.ask()
-        task.signals.token.connect(tokens.append)
-        qtbot.waitUntil(lambda: len(tokens) >= 2, timeout=WAIT_MS)
+
+    def escape() -> None:
         assert tab.stop_btn.isEnabled()
         qtbot.keyClick(tab.instruction, Qt.Key.Key_Escape)
-    [outcome] = done.args[0]
+
+    outcome = ask_and_stop(qtbot, tab, sample_note, "summary", escape)
     assert str(outcome.result.finish_reason) == "cancelled"
     assert outcome.result.completion_tokens < 400
     assert ctx.log.get_run(outcome.run_id).finish_reason == "cancelled"

@@ -9,7 +9,6 @@ import pytest
 from app.core.config import GenerationDefaults
 from app.qt.appstate import AppContext, State
 from app.qt.ask_tab import AskTab
-from app.store import EvalLog
 from resources import TASKS
 from tests.fakes import FakeEngine, Script
 from tests.qt.conftest import WAIT_MS, qt_config
@@ -24,10 +23,11 @@ def fake_app(qtbot, paths, tmp_path):
     made = []
 
     def make(engine: FakeEngine, *, with_log: bool = True, **gen):
-        ctx = AppContext(paths, qt_config(tmp_path, generation=GenerationDefaults(**gen)))
-        ctx.engine, ctx.model, ctx.engine_state = engine, engine.model, State.READY
+        ctx = AppContext(paths, qt_config(tmp_path, generation=GenerationDefaults(**gen)), engine=engine)
+        assert ctx.engine_state is State.READY and ctx.model == engine.model
         if with_log:
-            ctx.log = EvalLog.open(ctx.database_path)
+            ctx.start()  # opens the log; the given engine is the model, none is loaded
+            qtbot.waitUntil(lambda: ctx.log is not None, timeout=WAIT_MS)
         tab = AskTab(ctx)
         qtbot.addWidget(tab)
         tab.editor.setPlainText(NOTE)
@@ -107,7 +107,7 @@ def test_run_all_tasks_asks_each_task_once_about_one_note(fake_app, qtbot):
     assert {r.note for r in engine.requests} == {NOTE.strip()}
     assert ctx.log.count_runs() == len(TASKS)
     # One pane per task, each with its own answer, finish reason and run.
-    panes = tab.run_all_view.panes
+    panes = tab.run_all_panel.panes
     assert [p.request.task for p in panes] == [t.name for t in TASKS]
     assert [p.text.toPlainText() for p in panes] == [o.result.answer for o in outs]
     assert all("finish: stop" in p.status.text() and p.run_id == o.run_id for p, o in zip(panes, outs, strict=True))
@@ -120,14 +120,14 @@ def test_run_all_stops_one_pane_then_all(fake_app, qtbot):
         tab.run_all()
         qtbot.waitUntil(engine.stalled.is_set, timeout=WAIT_MS)
         engine.stalled.clear()
-        tab.run_all_view.panes[0].stop_btn.click()  # the first answer alone: the next one starts
+        tab.run_all_panel.panes[0].stop_btn.click()  # the first answer alone: the next one starts
         qtbot.waitUntil(engine.stalled.is_set, timeout=WAIT_MS)
         # the engine thread stalls before the pane's queued state signal reaches the GUI thread: wait for it
-        qtbot.waitUntil(lambda: tab.run_all_view.panes[1].state in ("processing", "writing"), timeout=WAIT_MS)
-        tab.run_all_view.stop_all_btn.click()
+        qtbot.waitUntil(lambda: tab.run_all_panel.panes[1].state in ("processing", "writing"), timeout=WAIT_MS)
+        tab.run_all_panel.stop_all_btn.click()
     outs = done.args[0]
     assert [str(o.result.finish_reason) for o in outs] == ["cancelled", "cancelled"]
-    panes = tab.run_all_view.panes
+    panes = tab.run_all_panel.panes
     assert "Incomplete" in panes[0].status.text() and "finish: cancelled" in panes[0].status.text()
     assert all(p.state == "not started" and "Not started" in p.status.text() for p in panes[2:])
     assert [v.finish_reason for v in ctx.log.list_runs()] == ["cancelled", "cancelled"]
@@ -138,7 +138,7 @@ def test_run_all_panes_go_when_the_note_changes(fake_app, qtbot):
     _ctx, tab = fake_app(FakeEngine())
     with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
         tab.run_all()
-    assert tab.answer_stack.currentWidget() is tab.run_all_view and tab.rate_area.isHidden()
+    assert tab.answer_stack.currentWidget() is tab.run_all_panel and tab.rate_area.isHidden()
     tab.editor.appendPlainText("More text.")
     assert tab.answer_stack.currentWidget() is tab.answer_view and not tab.rate_area.isHidden()
     assert "note changed" in tab.metrics.text()
@@ -149,7 +149,7 @@ def test_open_to_rate_shows_one_pane_run_with_its_rate_panel(fake_app, qtbot):
     with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
         tab.run_all()
     o = done.args[0][2]
-    pane = tab.run_all_view.panes[2]
+    pane = tab.run_all_panel.panes[2]
     assert pane.open_btn.isVisibleTo(tab)
     pane.open_btn.click()
     qtbot.waitUntil(lambda: tab.answer_stack.currentWidget() is tab.answer_view, timeout=WAIT_MS)

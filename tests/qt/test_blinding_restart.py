@@ -7,8 +7,7 @@ import shutil
 import pytest
 
 from app.qt.history_tab import BLINDED
-from tests.qt.conftest import WAIT_MS, qt_config
-from tests.qt.test_compare_and_models import _import
+from tests.qt.conftest import WAIT_MS, import_model, qt_config
 
 pytestmark = pytest.mark.qt
 
@@ -18,7 +17,7 @@ def test_unvoted_comparison_stays_hidden_across_a_restart(open_window, qtbot, tm
     ctx, win = open_window(config)
     tiny = tmp_path / "tiny-llama.gguf"
     shutil.copy(tiny_llama_gguf, tiny)
-    _import(qtbot, ctx, win.models_tab, tiny)
+    import_model(qtbot, ctx, win.models_tab, tiny)
     win.ask_tab.editor.setPlainText(sample_note[:600])
     win.ask_tab.instruction.setPlainText("Does the patient smoke?")
     cmp_ = win.compare_tab

@@ -11,15 +11,9 @@ import stat
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.qt.conftest import WAIT_MS
+from tests.qt.conftest import WAIT_MS, import_model
 
 pytestmark = pytest.mark.qt
-
-
-def _import(qtbot, ctx, models, path, **kw):
-    with qtbot.waitSignal(ctx.models_changed, timeout=WAIT_MS):
-        assert models.import_file(path, **kw) is not None
-    qtbot.waitUntil(lambda: models.busy is None, timeout=WAIT_MS)
 
 
 def test_compare_streams_shows_the_note_stays_blind_in_history_and_undoes_a_vote(
@@ -30,7 +24,7 @@ def test_compare_streams_shows_the_note_stays_blind_in_history_and_undoes_a_vote
     ctx, win = open_window()
     tiny = tmp_path / "tiny-llama.gguf"
     shutil.copy(tiny_llama_gguf, tiny)
-    _import(qtbot, ctx, win.models_tab, tiny)
+    import_model(qtbot, ctx, win.models_tab, tiny)
     cmp_ = win.compare_tab
     assert cmp_.model_a.currentData() != cmp_.model_b.currentData(), "the two pickers default to two models"
     note = sample_note[:600]
@@ -84,7 +78,7 @@ def test_escape_stops_a_comparison(open_window, qtbot, tmp_path, tiny_llama_gguf
     ctx, win = open_window(qt_config(tmp_path, generation=GenerationDefaults(max_tokens=400)))
     tiny = tmp_path / "tiny-llama.gguf"
     shutil.copy(tiny_llama_gguf, tiny)
-    _import(qtbot, ctx, win.models_tab, tiny)
+    import_model(qtbot, ctx, win.models_tab, tiny)
     cmp_ = win.compare_tab
     win.ask_tab.editor.setPlainText(sample_note[:600])  # fits the tiny model's 2,048-token context too
     win.ask_tab.set_task("summary")
@@ -126,7 +120,7 @@ def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     twin = tmp_path / "elsewhere" / "same-as-demo.gguf"
     twin.parent.mkdir()
     shutil.copy(demo_model.path, twin)
-    _import(qtbot, ctx, models, twin, copy=False)
+    import_model(qtbot, ctx, models, twin, copy=False)
     [demo] = [m for m in ctx.registry.list() if ctx.registry.is_builtin(m)]
     assert demo.is_demo and os.path.dirname(demo.path) == str(own_paths.models_dir.resolve())
     assert "identical" in models.banner.text()
@@ -135,7 +129,7 @@ def test_model_manager_keeps_the_demo_copies_renames_removes_and_shows_missing(
     stick = tmp_path / "usb" / "tiny-llama.gguf"
     stick.parent.mkdir()
     shutil.copy(tiny_llama_gguf, stick)
-    _import(qtbot, ctx, models, stick, copy=True)
+    import_model(qtbot, ctx, models, stick, copy=True)
     [tiny] = [m for m in ctx.registry.list() if m.name == "tiny-llama"]
     assert os.path.dirname(tiny.path) == str(own_paths.models_dir.resolve())
     assert stat.S_IMODE(os.stat(tiny.path).st_mode) == 0o600

@@ -22,7 +22,7 @@ def test_run_all_streams_side_by_side_with_prompt_percent_and_stop_per_pane(open
     style = engine.style_for(None)
     prefix = len(engine.tokenize_prompt(style, note, TASKS[0].standard_instruction).prefix)
     assert prefix > ctx.config.engine.n_batch, "the note must take more than one llama.cpp batch"
-    view = tab.run_all_view
+    view = tab.run_all_panel
     writing_together: list[int] = []
     statuses: set[str] = set()
     stopped: list[int] = []

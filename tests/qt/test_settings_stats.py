@@ -156,3 +156,42 @@ def test_settings_purge_button_deletes_kept_note_states(qtbot, tmp_path):
     tab.purge_kept_states()
     assert not list(kept.iterdir())
     assert "Deleted 2 kept note state(s)" in tab.banner.text()
+
+
+def test_an_export_started_before_the_previous_one_ended_leaves_no_exporting_status(
+    qtbot, paths, tmp_path, monkeypatch
+):
+    import threading
+
+    import app.qt.stats_tab as stats_tab
+    from app.qt.appstate import AppContext
+    from app.qt.stats_tab import StatsTab
+
+    ctx = AppContext(paths, qt_config(tmp_path))  # no model: exports read the log only
+    ctx.open_log()
+    qtbot.waitUntil(lambda: ctx.log is not None, timeout=WAIT_MS)
+    st = StatsTab(ctx)
+    qtbot.addWidget(st)
+    # Each export waits in its worker until the test lets it go: the second provably starts while the first
+    # is still running (its done signal not yet delivered), and the first ends first, however loaded the machine.
+    gates = {"runs.csv": threading.Event(), "ratings.csv": threading.Event()}
+    real = stats_tab.export_file
+
+    def gated(log, path, *a, **k):
+        gates[path.name].wait(WAIT_MS / 1000)
+        return real(log, path, *a, **k)
+
+    monkeypatch.setattr(stats_tab, "export_file", gated)
+    idle = st.status.text()
+    first = st.export_to(tmp_path / "runs.csv", "runs", False)
+    second = st.export_to(tmp_path / "ratings.csv", "ratings", False)
+    assert first is not None and second is not None and "Exporting" in st.status.text()
+    with qtbot.waitSignal(first.signals.done, timeout=WAIT_MS):
+        gates["runs.csv"].set()
+    between = st.status.text()
+    with qtbot.waitSignal(second.signals.done, timeout=WAIT_MS):
+        gates["ratings.csv"].set()
+    assert (tmp_path / "runs.csv").exists() and (tmp_path / "ratings.csv").exists()
+    assert "Exporting" not in st.status.text() and st.status.text() == idle
+    assert "Exporting ratings" in between, "while the second export ran, the status said so"
+    ctx.close()

@@ -4,28 +4,12 @@ with Truncate ticked, and a grounding warning that cannot squeeze the answer awa
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from app.core.types import GroundingReport, GroundingSpan
-from tests.qt.conftest import WAIT_MS, qt_config
+from tests.qt.conftest import WAIT_MS, answer_next_dialog, qt_config
 
 pytestmark = pytest.mark.qt
-
-
-def _answer_next_dialog(button) -> list[str]:
-    seen: list[str] = []
-
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
-            return
-        seen.append(box.text())
-        box.button(button).click()
-
-    QTimer.singleShot(0, click)
-    return seen
 
 
 def test_unsaved_settings_are_not_lost_silently_on_a_tab_switch(open_window, qtbot, tmp_path):
@@ -38,12 +22,12 @@ def test_unsaved_settings_are_not_lost_silently_on_a_tab_switch(open_window, qtb
     st.max_tokens.setValue(old + 16)
     assert st.dirty_label.text() == "Unsaved changes"
     # Cancel: stay on Settings with the edit.
-    seen = _answer_next_dialog(QMessageBox.StandardButton.Cancel)
+    seen = answer_next_dialog(QMessageBox.StandardButton.Cancel)
     win.tabs.setCurrentWidget(win.ask_tab)
     assert seen and "not saved" in seen[0]
     assert win.tabs.currentWidget() is st and st.max_tokens.value() == old + 16
     # Discard: the form shows the saved settings again.
-    seen = _answer_next_dialog(QMessageBox.StandardButton.Discard)
+    seen = answer_next_dialog(QMessageBox.StandardButton.Discard)
     win.tabs.setCurrentWidget(win.ask_tab)
     assert win.tabs.currentWidget() is win.ask_tab and st.max_tokens.value() == old and not st.dirty_label.text()
     assert ctx.config.generation.max_tokens == old

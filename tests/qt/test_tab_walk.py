@@ -119,7 +119,7 @@ def test_run_all_panes_walk_pane_by_pane(laptop, qtbot, sample_note):
     with qtbot.waitSignal(t.run_finished, timeout=WAIT_MS):
         t.run_all()
     seen = walk_screen(qtbot, win, 0)
-    panes = t.run_all_view.panes
+    panes = t.run_all_panel.panes
     texts = [seen.index(p.text) for p in panes]
     assert texts == sorted(texts), "panes are walked in their order"
     for p in panes:

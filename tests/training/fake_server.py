@@ -99,6 +99,8 @@ class FaultServer:
         """(loop time, prompt) of every request, in arrival order."""
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._conns: set[asyncio.Task[None]] = set()
+        self._closed_one = threading.Condition(self._lock)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="fault-server", daemon=True)
@@ -115,6 +117,12 @@ class FaultServer:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no client connection is open (every request that reached the server is handled and
+        counted: after a client is killed, its connections close once the server has read them)."""
+        with self._closed_one:
+            return self._closed_one.wait_for(lambda: not self._conns, timeout_s)
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -126,7 +134,6 @@ class FaultServer:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        self._conns: set[asyncio.Task[None]] = set()
         server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -141,7 +148,8 @@ class FaultServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._conns.add(task)
+        with self._lock:
+            self._conns.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -160,7 +168,9 @@ class FaultServer:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
-            self._conns.discard(task)
+            with self._lock:
+                self._conns.discard(task)
+                self._closed_one.notify_all()
             with contextlib.suppress(Exception):
                 writer.close()
 

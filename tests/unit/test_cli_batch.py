@@ -11,9 +11,8 @@ from pathlib import Path
 from app.cli.batch.options import BatchOptions
 from app.cli.batch.runner import run_batch as run_items
 from app.cli.main import build_parser
-from app.core.backend import EngineCapabilities
 from app.core.config import AppConfig, GenerationDefaults
-from tests.fakes import FakeContext, FakeEngine, Script
+from tests.fakes import CheckFirstEngine, FakeContext, FakeEngine, Script
 
 NOTE = "Admitted with pneumonia. Creatinine 1.4 mg/dL on admission."
 
@@ -60,28 +59,8 @@ def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
     assert engine.closed
 
 
-class _CheckFirst(FakeEngine):
-    """An engine with ``ask_many`` that checks every request before starting any (as the local one does)."""
-
-    capabilities = EngineCapabilities(ask_many=True)
-
-    def ask_many(self, requests, on_token=None, cancel=None, *, on_start=None, on_finish=None, **_kw):  # type: ignore[no-untyped-def]
-        for r in requests:
-            b = self.budget(r.note, r.instruction, r.sampling.max_tokens)
-            if not b.fits:
-                raise b.refusal()
-        out = []
-        for i, r in enumerate(requests):
-            if on_start is not None:
-                on_start(i)
-            out.append(self.ask(r, None, cancel))
-            if on_finish is not None:
-                on_finish(i, out[-1])
-        return out
-
-
 def test_a_refused_item_in_a_note_group_is_logged_failed_once_and_the_others_run(tmp_path, capsys):
-    engine = _CheckFirst(n_ctx=300, script=Script(answer="Creatinine 1.4 mg/dL."))
+    engine = CheckFirstEngine(n_ctx=300, script=Script(answer="Creatinine 1.4 mg/dL."))
     ctx = FakeContext(tmp_path, engine)
     inp = tmp_path / "group.csv"
     with inp.open("w", encoding="utf-8", newline="") as fh:

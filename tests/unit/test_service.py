@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from app.core.backend import EngineCapabilities
 from app.core.config import GenerationDefaults
 from app.core.errors import ContextOverflowError, GenerationError, NoteError, StoreError, UsageError
 from app.core.types import FinishReason, SamplingParams
 from app.service import AskService, SamplingOverrides, raise_for_finish, resolve_sampling
 from app.store import EvalLog
-from tests.fakes import FakeEngine, Script, fake_model
+from tests.fakes import CheckFirstEngine, FakeEngine, InterleavingEngine, Script, fake_model
 
 NOTE = "Admitted with pneumonia. Creatinine 1.4 mg/dL on admission. Started amoxicillin 500 mg."
 QA = "Question Answering"
@@ -213,35 +212,10 @@ def test_ask_many_stops_at_a_cancel_and_refuses_mixed_notes(log):
         svc.ask_many([reqs[0], svc.request(NOTE + " More.", "qa", "Why?")])
 
 
-class _InterleavingEngine(FakeEngine):
-    """A backend with ``ask_many`` that streams its answers interleaved and finishes them in reverse."""
-
-    capabilities = EngineCapabilities(ask_many=True)
-
-    def ask_many(self, requests, on_token=None, cancel=None, *, cancels=None, parallel=None, on_start=None,  # type: ignore[no-untyped-def]
-                 on_finish=None):  # fmt: skip
-        streams: list[list[str]] = []
-        results = []
-        for i, req in enumerate(requests):
-            if on_start is not None:
-                on_start(i)
-            pieces: list[str] = []
-            results.append(self.ask(req, pieces.append, cancel))
-            streams.append(pieces)
-        for k in range(max(len(s) for s in streams)):
-            for i, pieces in enumerate(streams):
-                if k < len(pieces) and on_token is not None:
-                    on_token(i, pieces[k])
-        for i in reversed(range(len(requests))):
-            if on_finish is not None:
-                on_finish(i, results[i])
-        return results
-
-
 def test_ask_many_with_a_parallel_backend_logs_each_run_and_keeps_request_order(log):
     from app.service.streams import OrderedStream
 
-    svc = service(_InterleavingEngine(), log)
+    svc = service(InterleavingEngine(), log)
     reqs = [svc.request(NOTE, t, "Why?") for t in ("qa", "summary", "ner")]
     text: list[str] = []
     done: list[int] = []
@@ -273,19 +247,8 @@ def test_ordered_stream_holds_later_answers_until_earlier_ones_finish():
     assert "".join(out) == "<0>a1a2<1>b1<2>c1c2"
 
 
-class _CheckFirstEngine(_InterleavingEngine):
-    """Like the local engine's ``ask_many``: every request is checked before any answer starts."""
-
-    def ask_many(self, requests, on_token=None, cancel=None, **kw):  # type: ignore[no-untyped-def]
-        for r in requests:
-            b = self.budget(r.note, r.instruction, r.sampling.max_tokens)
-            if not b.fits and not r.truncate:
-                raise b.refusal()
-        return super().ask_many(requests, on_token, cancel, **kw)
-
-
 def test_ask_many_logs_a_prompt_refused_before_start_as_failed_like_ask(log):
-    svc = service(_CheckFirstEngine(n_ctx=200), log)
+    svc = service(CheckFirstEngine(n_ctx=200), log)
     ok = svc.request(NOTE, "qa", "Why?", explicit=SamplingOverrides(max_tokens=16))
     too_long = svc.request(NOTE, "qa", "Why? " * 300, explicit=SamplingOverrides(max_tokens=16))
     with pytest.raises(ContextOverflowError) as ei:

@@ -1,5 +1,10 @@
 """Run all tasks: one pane per task, the answers streaming side by side, each with its own Stop.
 
+``RunAllPanel`` is one component, view and controller: ``begin(service, requests, note)`` shows the panes
+and returns the task that fills them (the caller connects what it needs, then starts it), Stop all and each
+pane's Stop cancel through the panel, and it says how the run ended with ``finished`` / ``failed``. It
+knows nothing of the Ask screen: the screen builds and checks the requests and decides what a result means.
+
 The panes sit in a grid inside a vertical scroll area; the number of columns follows the width
 (``PANE_MIN_WIDTH`` each), so at 1024x700 they stack and scroll, on a wide screen they sit side by side.
 Every pane says which note and task it answers, its state (waiting, processing the note with the
@@ -8,6 +13,7 @@ shared prompt's percent, writing, finished with the finish reason and metrics) a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,8 +33,10 @@ from PySide6.QtWidgets import (
 
 from app.core.types import AskRequest
 from app.qt.answer_view import INCOMPLETE, TICK_MS, esc
-from app.qt.asking import Outcome, metrics_line
+from app.qt.asking import Outcome, ask_each, leading_offset, metrics_line
 from app.qt.fit import scrolled
+from app.qt.workers import Task
+from app.service import AskService
 
 PANE_MIN_WIDTH = 300
 """Two columns from ~620 px of answer column: a task's answer stays readable (about 40 characters a line)."""
@@ -141,12 +149,15 @@ class TaskPane(QFrame):
         self.open_btn.setVisible(outcome.run_id is not None)
 
 
-class RunAllView(QWidget):
-    """The panes of one Run all tasks, a summary line with shared progress, and Stop all."""
+class RunAllPanel(QWidget):
+    """The panes of one Run all tasks, a summary line with shared progress, and Stop all; it runs them."""
 
-    stop_one = Signal(int)
-    stop_all = Signal()
+    finished = Signal(object)
+    """The list of Outcome, after the panes show them (a prefix of the requests: the rest never started)."""
+    failed = Signal(object)
+    """The exception that ended the whole run; the owner words it and calls ``finish(None, message)``."""
     open_run = Signal(int)
+    """A pane's "Open to rate": the run id to show on its own."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -180,10 +191,54 @@ class RunAllView(QWidget):
         self._evaluated: Callable[[], int] | None = None
         self._prompt_tokens: int | None = None
         self._start_tokens: int | None = None
+        self._task: Task | None = None
+        self._cancels: list[threading.Event] = []
         self.running = False
 
+    # -- running ----------------------------------------------------------------------------------
+    def begin(self, service: AskService, requests: list[AskRequest], note: str) -> Task:
+        """Show a pane per request and return the task that answers them; the caller starts it."""
+        self._cancels = cancels = [threading.Event() for _ in requests]
+        offset = leading_offset(note)
+        self._show(requests, note)
+        task = Task(lambda job: ask_each(job, service, requests, cancels, note_offset=offset), "run all tasks")
+        task.signals.piece.connect(lambda i, text: self.panes[i].append(text))
+        task.signals.item.connect(self._item)
+        task.signals.info.connect(lambda p: self.set_prompt_progress(lambda: p.engine.evaluated_tokens, p.tokens))
+        task.signals.finished.connect(self._finished)
+        task.signals.errored.connect(self.failed)
+        self._task = task
+        return task
+
+    def _item(self, i: int, event: str) -> None:
+        pane = self.panes[i]
+        if event == "start":
+            pane.started()
+        else:
+            pane.done()
+        self.tick()
+
+    def _finished(self, outcomes: list[Outcome]) -> None:
+        self.finish(outcomes)
+        self.finished.emit(outcomes)
+
+    def stop_one(self, i: int) -> None:
+        """Stop one task's answer; the others go on."""
+        if self.running and i < len(self._cancels):
+            self._cancels[i].set()
+            self.panes[i].stopping = True
+            self.tick()
+
+    def stop_all(self) -> None:
+        """Stop every answer: the ones still going say "Stopping" until they end."""
+        if self._task is None or not self.running:
+            return
+        self._task.cancel.set()
+        for p in self.panes:
+            p.stopping = p.stopping or p.state != "done"
+
     # -- panes ------------------------------------------------------------------------------------
-    def start(self, requests: list[AskRequest], note: str) -> None:
+    def _show(self, requests: list[AskRequest], note: str) -> None:
         for p in self.panes:
             p.setParent(None)
             p.deleteLater()
@@ -277,7 +332,7 @@ class RunAllView(QWidget):
     def finish(self, outcomes: list[Outcome] | None, message: str = "") -> None:
         """All done: each pane gets its outcome (a missing one never started)."""
         self._timer.stop()
-        self.running = False
+        self.running, self._task = False, None
         self.stop_all_btn.setEnabled(False)
         self.bar.hide()
         outs = outcomes or []
