@@ -164,6 +164,8 @@ class InterleavingEngine(FakeEngine):
     """A backend with ``ask_many`` (as the local parallel engine has one): it answers every request, then
     streams the answers interleaved and finishes them in reverse order, so callers must not rely on order."""
 
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(ask_many=True)
+
     def ask_many(self, requests, on_token=None, cancel=None, *, cancels=None, parallel=None, on_start=None,  # type: ignore[no-untyped-def]
                  on_finish=None):  # fmt: skip
         streams: list[list[str]] = []
