@@ -48,30 +48,12 @@ from training.endpoint.settings import ChatSettings
 from training.endpoint.usage import Usage
 
 FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 
 def request_id(stage: str, prompt_key: str, *content: Any) -> str:
     """sha256 of the stage, the prompt version and the request's content (first 32 hex digits)."""
     payload = json.dumps([stage, prompt_key, *content], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
-
-
-def private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(path, DIR_MODE)
-    return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temporary file, then rename), readable by the user alone."""
-    tmp = path.with_name(path.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

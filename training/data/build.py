@@ -17,10 +17,11 @@ from typing import Any
 
 from app import __version__
 from app.core.errors import UsageError
+from app.core.privatefile import private_dir, write_private
 from training.data.inputs import file_sha256
 from training.data.stage_runner import STAGES
 from training.prompts import PROMPTS
-from training.runner import private_dir, read_jsonl, utc_now, write_private
+from training.runner import read_jsonl, utc_now
 
 INSTRUCTION_COLUMNS = ("id", "note_id", "note", "task", "question", "answer")
 CORPUS_COLUMNS = ("id", "text")

@@ -19,11 +19,12 @@ from typing import Any
 
 from app.core.errors import UsageError
 from app.core.openai_policy import estimate_tokens
+from app.core.privatefile import private_dir, write_private
 from training.endpoint.chat import ChatRequest, Completion
 from training.endpoint.settings import ChatSettings
 from training.endpoint.usage import Usage
 from training.prompts import Prompt
-from training.runner import ResultLog, private_dir, read_jsonl, run_requests, utc_now, write_private
+from training.runner import ResultLog, read_jsonl, run_requests, utc_now
 
 STAGES = ("notes", "instructions", "answers")
 PREVIOUS = {"instructions": "notes", "answers": "instructions"}

@@ -26,12 +26,13 @@ from typing import Any
 
 from app.core.errors import UsageError
 from app.core.openai_policy import estimate_tokens
+from app.core.privatefile import private_dir, write_private
 from training.endpoint.chat import ChatRequest
 from training.endpoint.settings import ChatSettings
 from training.endpoint.usage import Usage
 from training.judge.items import Item, Items
 from training.prompts import JUDGE, agent_label, judge_answer_blocks
-from training.runner import ResultLog, private_dir, read_jsonl, request_id, run_requests, write_private
+from training.runner import ResultLog, read_jsonl, request_id, run_requests
 
 STAGE = "judge"
 RATER_MAX = 128
