@@ -47,8 +47,8 @@ from app.store.models import (
     utcnow,
 )
 from app.store.queries import (
-    AnswerView,
     ComparisonView,
+    FinishedAnswer,
     HistoryRow,
     ModelView,
     RaterView,
@@ -281,14 +281,14 @@ class EvalLog:
         """Which of these resume keys already have a run that produced an answer."""
         return set(self.finished_answers(keys))
 
-    def finished_answers(self, keys: Iterable[str]) -> dict[str, AnswerView]:
+    def finished_answers(self, keys: Iterable[str]) -> dict[str, FinishedAnswer]:
         """The latest answered run for each of these resume keys that has one."""
         wanted = list(keys)
-        found: dict[str, AnswerView] = {}
+        found: dict[str, FinishedAnswer] = {}
         with db.translated(self.path), self._read() as s:
             for i in range(0, len(wanted), _MAX_PARAMS):
                 for r in s.execute(answered_by_key_select(wanted[i : i + _MAX_PARAMS])):
-                    found[r.resume_key] = AnswerView(**dict(r._mapping))
+                    found[r.resume_key] = FinishedAnswer(**dict(r._mapping))
         return found
 
     def start_batch(self, input_name: str, input_sha256: str) -> int:

@@ -267,7 +267,7 @@ def history_row(row: Any) -> HistoryRow:
 
 
 @dataclass(frozen=True)
-class AnswerView:
+class FinishedAnswer:
     """The answer a resumable batch wrote for one resume key (what ``batch --output`` exports)."""
 
     resume_key: str
