@@ -30,10 +30,10 @@ from typing import Any
 from sqlalchemy import insert
 
 from app.core.records import iter_records
-from app.store import db
 from app.store.export import csv_unsafe
-from app.store.log import EvalLog, NewRating
+from app.store.log import EvalLog
 from app.store.models import RATER_KINDS, Rater, utcnow
+from app.store.ratings import NewRating
 
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 CHUNK_ROWS = 5000
@@ -288,6 +288,6 @@ def import_ratings(
 def _run(log: EvalLog, path: Path, default_rater: str | None, report: ImportReport, write: bool) -> None:
     _names, records = iter_records(path, max_bytes=MAX_FILE_BYTES, what="ratings file")
     for chunk in _chunks(_parsed(records, default_rater, report), CHUNK_ROWS):
-        with db.translated(log.path), log.write_session() if write else log.read_session() as s:
+        with log.write_session() if write else log.read_session() as s:
             _chunk(s, chunk, report, write)
     report.errors.sort()
