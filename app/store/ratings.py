@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import UsageError
 from app.store.base import LogBase, RunRef
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Comparison, PendingComparisonRun, Rater, Rating, Run, utcnow
+from app.store.rules import not_rateable_message, why_not_rateable
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,10 @@ class RatingsMixin(LogBase):
         rater_kind: str = "human",
         at: datetime | None = None,
     ) -> int:
-        """Rate a finished run on the 4-point rubric; an earlier rating by the same rater becomes history."""
+        """Rate a run on the 4-point rubric; an earlier rating by the same rater becomes history.
+
+        UsageError, naming the run, if the run cannot be rated (``app/store/rules.py``: it failed, was
+        stopped, has not finished or has an empty answer)."""
         with self.write_session() as s:
             rating = NewRating(run, rater, score, hallucination, comment, corrected_answer, rater_kind, at)
             return self.add_rating_in(s, rating)
@@ -81,9 +85,10 @@ class RatingsMixin(LogBase):
         if isinstance(r.score, bool) or not isinstance(r.score, int) or not 1 <= r.score <= 4:
             raise UsageError(f"a rating is 1, 2, 3 or 4 on the rubric, not {r.score!r}")
         rid = self._run_id(s, r.run)
-        status = s.scalar(select(Run.status).where(Run.id == rid))
-        if status != "finished":
-            raise UsageError(f"run {r.run!r} is {status}; only finished runs can be rated")
+        run = s.execute(select(Run.status, Run.finish_reason, Run.answer).where(Run.id == rid)).one()
+        why = why_not_rateable(run.status, run.finish_reason, run.answer)
+        if why is not None:
+            raise UsageError(not_rateable_message(r.run, why))
         rater_id = self._rater_id(s, r.rater, r.rater_kind)
         s.execute(
             update(Rating)
