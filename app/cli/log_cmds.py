@@ -170,6 +170,12 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
             f"(p = {_f(c.spearman_p, 4)}), Pearson {_f(c.pearson, 3)}, exact agreement {_f(c.exact_agreement)}",
             file=out,
         )
+    if res.get("left_out_ratings"):
+        print(
+            f"Left out: {res['left_out_ratings']} ratings of runs that cannot be rated (failed, stopped or "
+            "empty answers, kept from an older log)",
+            file=out,
+        )
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -185,14 +191,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
             "wins": stats.win_rates(log, f),
             "judges": stats.judge_correlation(log, f),
             "judge_means": stats.judge_mean_scores(log, f),
+            "left_out_ratings": stats.left_out_ratings(log, f),
         }
     if args.json:
 
         def plain(v: Any) -> Any:
             if isinstance(v, list):
                 return [plain(x) for x in v]
-            if v is None:
-                return None
+            if v is None or isinstance(v, int):
+                return v
             d = asdict(v)
             return {k: None if isinstance(x, float) and not math.isfinite(x) else x for k, x in d.items()}
 

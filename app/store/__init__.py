@@ -5,8 +5,9 @@ export / import / statistics functions in ``app.store.export``, ``app.store.rati
 ``app.store.stats``. No Qt, torch or transformers here.
 """
 
-from app.store.log import EvalLog, params_hash, resume_key
+from app.store.log import EvalLog
 from app.store.queries import ComparisonView, ModelView, RaterView, RatingView, RunFilter, RunQuery, RunView
+from app.store.runs import params_hash, resume_key
 
 __all__ = [
     "ComparisonView",

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.store.db import pid_alive
 from app.store.models import Run
-
-ANSWERED = ("stop", "length")
+from app.store.rules import RATEABLE_FINISH
 
 
 class ItemClaimed(Exception):
@@ -42,7 +41,7 @@ def check_unclaimed(s: Session, key: str, host: str, pid: int) -> None:
     rows = s.execute(
         select(Run.id, Run.status, Run.pid, Run.host).where(
             Run.resume_key == key,
-            or_(Run.status == "started", and_(Run.status == "finished", Run.finish_reason.in_(ANSWERED))),
+            or_(Run.status == "started", and_(Run.status == "finished", Run.finish_reason.in_(RATEABLE_FINISH))),
         )
     ).all()
     for r in rows:

@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 
 from app.core.types import SamplingParams
 from app.store.models import Comparison, Model, Note, Rater, Rating, Run
+from app.store.rules import RATEABLE_FINISH
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class RunFilter:
         if self.batch_id is not None:
             conds.append(Run.batch_id == self.batch_id)
         if self.finished_only:
-            conds.append(and_(Run.status == "finished", Run.finish_reason.in_(("stop", "length"))))
+            conds.append(and_(Run.status == "finished", Run.finish_reason.in_(RATEABLE_FINISH)))
         return stmt.where(*conds) if conds else stmt
 
 
@@ -267,19 +268,19 @@ def history_row(row: Any) -> HistoryRow:
 
 
 @dataclass(frozen=True)
-class AnswerView:
+class FinishedAnswer:
     """The answer a resumable batch wrote for one resume key (what ``batch --output`` exports)."""
 
     resume_key: str
+    """The batch item's key (``app.store.runs.resume_key``)."""
     uuid: str
+    """The answering run's uuid."""
     answer: str | None
     finish_reason: str | None
+    """``stop`` or ``length``: only a run that produced an answer finishes an item."""
     completion_tokens: int | None
     model_file: str
-
-
-ANSWERED = ("stop", "length")
-"""Finish reasons of a run that produced an answer; a batch item with one is done."""
+    """The file name of the model that answered."""
 
 
 def answered_by_key_select(keys: list[str]) -> Select[Any]:
@@ -294,7 +295,7 @@ def answered_by_key_select(keys: list[str]) -> Select[Any]:
             Model.file_name.label("model_file"),
         )
         .join(Model, Run.model_id == Model.id)
-        .where(Run.resume_key.in_(keys), Run.status == "finished", Run.finish_reason.in_(ANSWERED))
+        .where(Run.resume_key.in_(keys), Run.status == "finished", Run.finish_reason.in_(RATEABLE_FINISH))
         .order_by(Run.id)
     )
 

@@ -7,7 +7,9 @@ Input: CSV (first line a header) or JSON Lines. Columns: ``run_id`` (a run's uui
 
 Every row is checked and every problem reported with its line number; the good rows are imported (or, with
 ``all_or_nothing``, none if any row is bad). Problems never quote SQL or the text of a cell (comments
-and corrected answers can carry patient details): they name the column and what it must be.
+and corrected answers can carry patient details): they name the column and what it must be. A run that
+cannot be rated (``app/store/rules.py``: failed, stopped, unfinished, empty answer) is a bad row, named
+by its run id.
 
 Rows go in chunks of ``CHUNK_ROWS``, one short write transaction each, with bulk lookups and bulk inserts:
 the write lock is held for a fraction of a second at a time, so the desktop app or an ``ask`` can write
@@ -30,10 +32,11 @@ from typing import Any
 from sqlalchemy import insert
 
 from app.core.records import iter_records
-from app.store import db
 from app.store.export import csv_unsafe
-from app.store.log import EvalLog, NewRating
+from app.store.log import EvalLog
 from app.store.models import RATER_KINDS, Rater, utcnow
+from app.store.ratings import NewRating
+from app.store.rules import not_rateable_message, why_not_rateable
 
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 CHUNK_ROWS = 5000
@@ -188,15 +191,20 @@ def _driver(s: Any) -> Any:
     return s.connection().connection.driver_connection
 
 
-def _runs(s: Any, rows: list[_Row]) -> dict[int | str, tuple[int, str]]:
-    """run reference -> (row id, status), looked up in bulk."""
+_RUN_COLS = "id, status, finish_reason, answer"
+"""What the rateable rule reads: the answer too, since an empty one cannot be rated."""
+
+
+def _runs(s: Any, rows: list[_Row]) -> dict[int | str, tuple[int, str | None]]:
+    """run reference -> (row id, why it cannot be rated or None), looked up in bulk."""
     ids = sorted({r.r.run for r in rows if isinstance(r.r.run, int)})
     uuids = sorted({r.r.run for r in rows if isinstance(r.r.run, str)})
-    found: dict[int | str, tuple[int, str]] = {}
-    for rid, status in _query(s, "SELECT id, status FROM runs WHERE id IN ({})", ids):
-        found[rid] = (rid, status)
-    for rid, uuid, status in _query(s, "SELECT id, uuid, status FROM runs WHERE uuid IN ({})", uuids):
-        found[uuid] = (rid, status)
+    found: dict[int | str, tuple[int, str | None]] = {}
+    for rid, status, reason, answer in _query(s, f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({{}})", ids):
+        found[rid] = (rid, why_not_rateable(status, reason, answer))
+    by_uuid = f"SELECT {_RUN_COLS}, uuid FROM runs WHERE uuid IN ({{}})"
+    for rid, status, reason, answer, uuid in _query(s, by_uuid, uuids):
+        found[uuid] = (rid, why_not_rateable(status, reason, answer))
     return found
 
 
@@ -243,8 +251,8 @@ def _chunk(s: Any, rows: list[_Row], report: ImportReport, write: bool) -> None:
         hit = runs.get(r.run)
         if hit is None:
             report.errors.append((row.line, "no run with this run_id in the log"))
-        elif hit[1] != "finished":
-            report.errors.append((row.line, f"the run is {hit[1]}; only finished runs can be rated"))
+        elif hit[1] is not None:
+            report.errors.append((row.line, not_rateable_message(r.run, hit[1])))
         elif r.rater in raters and raters[r.rater][1] != r.rater_kind:
             report.errors.append((row.line, f"this rater is a {raters[r.rater][1]} in the log, not a {r.rater_kind}"))
         else:
@@ -288,6 +296,6 @@ def import_ratings(
 def _run(log: EvalLog, path: Path, default_rater: str | None, report: ImportReport, write: bool) -> None:
     _names, records = iter_records(path, max_bytes=MAX_FILE_BYTES, what="ratings file")
     for chunk in _chunks(_parsed(records, default_rater, report), CHUNK_ROWS):
-        with db.translated(log.path), log.write_session() if write else log.read_session() as s:
+        with log.write_session() if write else log.read_session() as s:
             _chunk(s, chunk, report, write)
     report.errors.sort()

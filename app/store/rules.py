@@ -5,11 +5,29 @@ A run ends ``finished`` whatever happened; its ``finish_reason`` says how (``sto
 ``cancelled``, ``error``). Only an answer the model completed, or cut at the length limit (shown as
 incomplete), is rated: a stopped or failed attempt has nothing a rater could judge, and an empty answer
 neither.
+
+The rule has two forms that must agree: :func:`why_not_rateable` on one run's values (the Qt screens,
+``EvalLog.add_rating``, the import) and :func:`rateable_clause` in SQL (``log stats`` leaves out ratings
+of runs it rejects, which an older log may hold).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import and_, func
+
+from app.store.models import Run
+
 RATEABLE_FINISH = ("stop", "length")
+"""Finish reasons of a run that produced an answer (a batch item with one is done, too)."""
+
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What ``str.strip()`` removes (every character for which ``str.isspace()`` is true), spelled out for
+SQLite's ``trim``, which by default removes plain spaces only."""
 
 
 def why_not_rateable(status: str | None, finish_reason: str | None, answer: str | None) -> str | None:
@@ -29,3 +47,18 @@ def why_not_rateable(status: str | None, finish_reason: str | None, answer: str 
 
 def rateable(status: str | None, finish_reason: str | None, answer: str | None) -> bool:
     return why_not_rateable(status, finish_reason, answer) is None
+
+
+def not_rateable_message(run: object, why: str) -> str:
+    """The store's refusal of a rating, naming the run (its id or uuid: no patient data)."""
+    return f"run {run} cannot be rated: {why}; only finished runs with an answer (stop or length) can be rated"
+
+
+def rateable_clause() -> Any:
+    """:func:`rateable` as a SQL condition on ``runs``, true or false, never NULL, so that its negation
+    (``~rateable_clause()``) selects exactly the runs that cannot be rated."""
+    return and_(
+        Run.status == "finished",
+        func.coalesce(Run.finish_reason, "").in_(RATEABLE_FINISH),
+        func.coalesce(func.trim(Run.answer, WHITESPACE), "") != "",
+    )

@@ -2,6 +2,9 @@
 
 Conventions (each is a choice; all are stated in the CLI output and docs):
 - A run's human score is the mean of its raters' *current* ratings; superseded ratings are history.
+- Only ratings of runs that can be rated count (``app/store/rules.py``): a failed or stopped run, or an
+  empty answer, has nothing to score, though a log written before the store refused such ratings may
+  hold some; :func:`left_out_ratings` counts them so the output can say so.
 - Means come with a 95% percentile bootstrap interval over runs (``scipy.stats.bootstrap``, 2,000
   resamples, fixed seed, so the same log gives the same interval every time); one run has no interval.
 - Paired comparisons match items (same note, task and instruction) rated for both models; an item's
@@ -27,11 +30,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.store.log import EvalLog
 from app.store.models import Comparison, Model, Rater, Rating, Run
 from app.store.queries import RunFilter
+from app.store.rules import rateable_clause
 
 BOOTSTRAP_RESAMPLES = 2000
 """Enough for a stable 95% percentile interval (the 2.5% tail holds 50 resamples)."""
@@ -125,7 +129,7 @@ def _model_label(sha: str, file_name: str) -> str:
 
 
 def _human_ratings(log: EvalLog, filters: RunFilter, kind: str = "human") -> list[Any]:
-    """Current ratings of matching finished runs: run id, model label, item key, task, rater, score."""
+    """Current ratings of matching rateable runs: run id, model label, item key, task, rater, score."""
     stmt = (
         select(
             Rating.run_id,
@@ -140,13 +144,31 @@ def _human_ratings(log: EvalLog, filters: RunFilter, kind: str = "human") -> lis
         .join(Run, Rating.run_id == Run.id)
         .join(Model, Run.model_id == Model.id)
         .join(Rater, Rating.rater_id == Rater.id)
-        .where(Rating.is_current.is_(True), Rater.kind == kind)
+        .where(Rating.is_current.is_(True), Rater.kind == kind, rateable_clause())
     )
     if filters.rater is not None:
         stmt = stmt.where(Rater.name == filters.rater)
     stmt = replace(filters, rater=None).apply(stmt)
     with log.read_session() as s:
         return list(s.execute(stmt))
+
+
+def left_out_ratings(log: EvalLog, filters: RunFilter | None = None) -> int:
+    """Current ratings (human or judge) of matching runs that cannot be rated, which the statistics leave
+    out: a log written before the store refused them (``app/store/rules.py``) can hold some."""
+    f = filters or RunFilter()
+    stmt = (
+        select(func.count())
+        .select_from(Rating)
+        .join(Run, Rating.run_id == Run.id)
+        .join(Rater, Rating.rater_id == Rater.id)
+        .where(Rating.is_current.is_(True), ~rateable_clause())
+    )
+    if f.rater is not None:
+        stmt = stmt.where(Rater.name == f.rater)
+    stmt = replace(f, rater=None).apply(stmt)
+    with log.read_session() as s:
+        return int(s.scalar(stmt) or 0)
 
 
 def _run_scores(rows: list[Any]) -> dict[int, list[int]]:

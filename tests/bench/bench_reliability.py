@@ -64,8 +64,8 @@ def old_import(log: EvalLog, path: Path) -> int:
     from sqlalchemy import select
 
     from app.core.records import read_records
-    from app.store.log import NewRating
     from app.store.models import Rater, Rating
+    from app.store.ratings import NewRating
 
     _names, records = read_records(path, max_bytes=1 << 30, what="ratings file")
     n = 0

@@ -96,3 +96,27 @@ def test_unknown_task_is_a_usage_error(db: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["log", "export", "--db", str(db), "--task", "astrology"])
     assert e.value.code == 2
+
+
+def test_stats_say_when_ratings_of_unrateable_runs_were_left_out(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    with EvalLog.open(db) as log:
+        failed = log.start_run(request(instruction="q0"), model(0))
+        log.fail_run(failed, "the engine crashed")
+    con = sqlite3.connect(db)  # as a log from before the store refused such ratings can hold
+    con.execute(
+        "INSERT INTO ratings (run_id, rater_id, score, hallucination, is_current, created_at) "
+        "VALUES (?, 1, 1, 0, 1, '2026-11-24T09:00:00.000000+00:00')",
+        (failed,),
+    )
+    con.commit()
+    con.close()
+    assert main(["log", "stats", "--db", str(db), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["left_out_ratings"] == 1
+    assert {m["model"].split(" ")[0]: m["mean"] for m in res["means"]}[model(0).file_name] == 3.5
+    assert main(["log", "stats", "--db", str(db)]) == 0
+    assert "Left out: 1 ratings of runs that cannot be rated" in capsys.readouterr().out
+    assert main(["log", "stats", "--db", str(db), "--task", "qa"]) == 0
+    assert "Left out" not in capsys.readouterr().out

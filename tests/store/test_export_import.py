@@ -150,3 +150,27 @@ def test_csv_cells_that_look_like_formulas_are_neutralised_and_restored_on_impor
     other.close()
     for v in ("-3 mg", "- item", "plain", "'=quoted already"):
         assert csv_unsafe(csv_safe(v)) == v
+
+
+def test_import_refuses_ratings_of_failed_and_cancelled_runs_naming_them(log: EvalLog, tmp_path: Path) -> None:
+    from app.core.types import FinishReason
+    from tests.store.helpers import result
+
+    good = logged(log, request(instruction="meds?"))
+    failed_req, cancelled_req, m = request(instruction="a"), request(instruction="b"), model()
+    failed = log.start_run(failed_req, m)
+    log.fail_run(failed, "the engine crashed", FinishReason.ERROR)
+    log.log_run(cancelled_req, m, result(cancelled_req, m, answer="amoxi", reason=FinishReason.CANCELLED))
+    f = tmp_path / "sheet.csv"
+    f.write_text(
+        f"run_id,score\n{good},4\n{failed},2\n{cancelled_req.run_uuid},1\n",
+        encoding="utf-8",
+    )
+    report = import_ratings(log, f, default_rater="dr-sheet")
+    assert report.imported == 1
+    msgs = dict(report.errors)
+    assert sorted(msgs) == [3, 4]
+    assert f"run {failed} cannot be rated: this run failed" in msgs[3]
+    assert f"run {cancelled_req.run_uuid} cannot be rated" in msgs[4] and "stopped" in msgs[4]
+    assert log.rating_history(failed) == [] and log.rating_history(cancelled_req.run_uuid) == []
+    assert [r.score for r in log.current_ratings(good)] == [4]

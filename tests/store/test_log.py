@@ -220,3 +220,31 @@ def test_finished_answers_keeps_the_latest_answered_run_per_resume_key(tmp_path:
         got = log.finished_answers(["key-1", "key-2"])
         assert list(got) == ["key-1"] and got["key-1"].answer == "new" and got["key-1"].model_file == m.file_name
         assert log.finished_keys(["key-1", "key-2"]) == {"key-1"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "answer", "why"),
+    [
+        (FinishReason.ERROR, "half an ans", "this run failed"),
+        (FinishReason.CANCELLED, "amoxicillin 5", "stopped before the answer ended"),
+        (FinishReason.STOP, "  \n", "the answer is empty"),
+    ],
+)
+def test_a_run_that_is_not_rateable_is_refused_naming_it(
+    log: EvalLog, reason: FinishReason, answer: str, why: str
+) -> None:
+    # A failed or stopped run is stored as "finished" too: the finish reason and the answer decide.
+    req, m = request(), model()
+    rid = log.log_run(req, m, result(req, m, answer=answer, reason=reason))
+    with pytest.raises(UsageError, match=why) as e:
+        log.add_rating(req.run_uuid, "dr-lee", 3)
+    assert req.run_uuid in str(e.value) and "only finished runs" in str(e.value)
+    assert log.rating_history(rid) == [] and log.raters() == []
+
+
+def test_a_run_failed_before_any_answer_cannot_be_rated(log: EvalLog) -> None:
+    rid = log.start_run(request(), model())
+    log.fail_run(rid, "prompt does not fit the context", FinishReason.ERROR)
+    with pytest.raises(UsageError, match=f"run {rid} cannot be rated: this run failed"):
+        log.add_rating(rid, "dr-lee", 3)
+    assert log.rating_history(rid) == []

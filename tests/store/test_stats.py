@@ -197,3 +197,34 @@ def test_win_rates_honour_model_and_time_filters(log: EvalLog) -> None:
     assert only_c.model.startswith(C.file_name) and (only_c.wins, only_c.losses, only_c.ties) == (0, 1, 1)
     (b_late,) = win_rates(log, RunFilter(model=B.sha256[:12], since=datetime(2026, 11, 10, tzinfo=UTC)))
     assert (b_late.wins, b_late.losses, b_late.comparisons) == (1, 0, 1)
+
+
+def _plant_rating(log: EvalLog, run_id: int, rater: str, score: int) -> None:
+    """A rating written straight into the table, as a log from before the store refused it can hold."""
+    rater_id = log.add_rater(rater)
+    con = sqlite3.connect(log.path)
+    con.execute(
+        "INSERT INTO ratings (run_id, rater_id, score, hallucination, is_current, created_at) "
+        "VALUES (?, ?, ?, 0, 1, '2026-11-24T09:00:00.000000+00:00')",
+        (run_id, rater_id, score),
+    )
+    con.commit()
+    con.close()
+
+
+def test_ratings_of_runs_that_cannot_be_rated_are_left_out_and_counted(log: EvalLog) -> None:
+    from app.core.types import FinishReason
+
+    ok = logged(log, request(instruction="q0"), A)
+    failed = log.start_run(request(instruction="q1"), A)
+    log.fail_run(failed, "the engine crashed", FinishReason.ERROR)
+    log.add_rating(ok, "dr-lee", 4)
+    _plant_rating(log, failed, "dr-lee", 1)
+    _plant_rating(log, failed, "dr-kim", 1)
+    (m,) = mean_scores(log)
+    assert (m.runs, m.ratings, m.mean) == (1, 1, 4.0)
+    assert agreement(log).runs == 0  # the failed run's two ratings do not make it doubly rated
+    from app.store.stats import left_out_ratings  # here: the assertions above hold without it
+
+    assert left_out_ratings(log) == 2
+    assert left_out_ratings(log, RunFilter(rater="dr-kim")) == 1 and left_out_ratings(log, RunFilter(task=QA)) == 0
