@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QTextEdit, QVBoxLayout, QWidget
 
 from app.core.types import GroundingReport
-from app.qt.fit import scrolled
+from app.qt.screen_fit import scrolled
 
 FLAGS_SHOWN = 6
 """Unsupported facts listed before "show all": two or three lines at 1024 px, so the answer keeps its room."""

@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
 from app.core.errors import AsclepiusError
 from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParams
 from app.qt.answer_view import AnswerView
-from app.qt.appstate import AppContext, State
-from app.qt.asking import Outcome, PromptProgress, ask_all, leading_offset, metrics_line, provenance_footer
-from app.qt.fit import flow, scrolled
+from app.qt.app_context import AppContext, State
+from app.qt.ask_jobs import PromptProgress, ScreenOutcome, ask_all, leading_offset, metrics_line, provenance_footer
 from app.qt.rate_panel import RatePanel
 from app.qt.run_all_panel import RunAllPanel
+from app.qt.screen_fit import flow, scrolled
 from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
 from app.service import AskService, SamplingOverrides, ground, resolve_sampling
@@ -42,14 +42,14 @@ BUDGET_DEBOUNCE_MS = 300
 
 class AskTab(QWidget):
     run_finished = Signal(object)
-    """A list of Outcome after each Ask or Run all tasks."""
+    """A list of ScreenOutcome after each Ask or Run all tasks."""
     run_failed = Signal(str)
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
         self.task: Task | None = None
-        self.outcome: Outcome | None = None
+        self.outcome: ScreenOutcome | None = None
         self.view: RunView | None = None
         self._budget_gen = 0
         self._budget_task: Task | None = None
@@ -485,7 +485,7 @@ class AskTab(QWidget):
         self.run_failed.emit(msg)
         self.ctx.runs_changed.emit()
 
-    def _all_finished(self, outcomes: list[Outcome]) -> None:
+    def _all_finished(self, outcomes: list[ScreenOutcome]) -> None:
         self._done()  # before anyone hears of it, so a listener may run again at once
         self.ctx.runs_changed.emit()
         if outcomes and outcomes[-1].result.truncation:
@@ -500,7 +500,7 @@ class AskTab(QWidget):
         self.ctx.runs_changed.emit()
         self.run_failed.emit(msg)
 
-    def _finished(self, outcomes: list[Outcome]) -> None:
+    def _finished(self, outcomes: list[ScreenOutcome]) -> None:
         self._done()
         self.ctx.runs_changed.emit()
         if not outcomes:
@@ -517,7 +517,7 @@ class AskTab(QWidget):
             self.banner.show_info(last.result.truncation.message)
         self.run_finished.emit(outcomes)
 
-    def _show_outcome(self, o: Outcome) -> None:
+    def _show_outcome(self, o: ScreenOutcome) -> None:
         self.outcome = o
         r = o.result
         self.answer_view.set_header(r.task, r.instruction)

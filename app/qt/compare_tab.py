@@ -29,9 +29,9 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import AsclepiusError
 from app.core.types import ModelInfo
-from app.qt.appstate import AppContext
-from app.qt.asking import Outcome, leading_offset
-from app.qt.fit import flow
+from app.qt.app_context import AppContext
+from app.qt.ask_jobs import ScreenOutcome, leading_offset
+from app.qt.screen_fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
 from app.store.rules import why_not_rateable
@@ -51,7 +51,7 @@ class CompareTab(QWidget):
         self.ctx = ctx
         self.ask_tab = ask_tab
         self.rng = random.SystemRandom()
-        self.pair: tuple[Outcome, Outcome] | None = None
+        self.pair: tuple[ScreenOutcome, ScreenOutcome] | None = None
         """(shown as A, shown as B)."""
         self.task: Task | None = None
         self.order: tuple[int, int] = (0, 1)
@@ -230,7 +230,7 @@ class CompareTab(QWidget):
         self.order = (0, 1) if self.rng.random() < 0.5 else (1, 0)
         shown = [(first, second)[i] for i in self.order]
 
-        def work(job: Job) -> list[Outcome]:
+        def work(job: Job) -> list[ScreenOutcome]:
             out = []
             for i, info in enumerate(shown):
                 if job.cancel.is_set():
@@ -241,7 +241,7 @@ class CompareTab(QWidget):
                 if o.run_id is not None and service.log is not None:
                     service.log.hold_blind([o.run_id])  # in the log: hidden across restarts until the vote
                     job.message(str(o.run_id))
-                out.append(Outcome.of(o, offset))
+                out.append(ScreenOutcome.of(o, offset))
             return out
 
         self.pair = None
@@ -289,7 +289,7 @@ class CompareTab(QWidget):
         self.stop_btn.setEnabled(False)
         self.ctx.runs_changed.emit()
 
-    def _answers(self, outcomes: list[Outcome]) -> None:
+    def _answers(self, outcomes: list[ScreenOutcome]) -> None:
         self._done()
         if len(outcomes) < 2:
             self.reveal.setText("Stopped before both answers were ready.")

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.qt.appstate import AppContext
-from app.qt.fit import flow
+from app.qt.app_context import AppContext
 from app.qt.history_model import PAGE_SIZE, RunTableModel
+from app.qt.screen_fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Task, describe_error
 from app.store import RunFilter, RunQuery, RunView

@@ -10,9 +10,9 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSizePolicy, QTa
 
 from app.core import netns
 from app.core.config import Paths
-from app.qt.appstate import AppContext, State
+from app.qt.app_context import AppContext, State
 from app.qt.ask_tab import AskTab
-from app.qt.fit import FocusRing, available_size, initial_size, tab_leaves_item_views
+from app.qt.screen_fit import FocusRing, available_size, initial_size, tab_leaves_item_views
 from app.qt.uistate import UiState
 
 BADGE = "border-radius:3px; padding:1px 6px; font-weight:bold;"

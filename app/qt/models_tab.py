@@ -39,8 +39,8 @@ from app.core.models import (
     verified_label,
 )
 from app.core.types import ModelInfo
-from app.qt.appstate import AppContext
-from app.qt.fit import flow
+from app.qt.app_context import AppContext
+from app.qt.screen_fit import flow
 from app.qt.widgets import Banner
 from app.qt.workers import Job, Task, describe_error
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import UsageError
-from app.qt.appstate import AppContext
+from app.qt.app_context import AppContext
 from app.qt.widgets import combo
 from app.qt.workers import Task, describe_error
 from resources import RUBRIC

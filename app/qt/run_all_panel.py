@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 
 from app.core.types import AskRequest
 from app.qt.answer_view import INCOMPLETE, TICK_MS, esc
-from app.qt.asking import Outcome, ask_each, leading_offset, metrics_line
-from app.qt.fit import scrolled
+from app.qt.ask_jobs import ScreenOutcome, ask_each, leading_offset, metrics_line
+from app.qt.screen_fit import scrolled
 from app.qt.workers import Task
 from app.service import AskService
 
@@ -103,7 +103,7 @@ class TaskPane(QFrame):
         self.stopping = False
         self.t_start: float | None = None
         self.t_end: float | None = None
-        self.outcome: Outcome | None = None
+        self.outcome: ScreenOutcome | None = None
         self.run_id: int | None = None
 
     def started(self) -> None:
@@ -125,7 +125,7 @@ class TaskPane(QFrame):
             return 0.0
         return (self.t_end or time.monotonic()) - self.t_start
 
-    def finish(self, outcome: Outcome | None) -> None:
+    def finish(self, outcome: ScreenOutcome | None) -> None:
         """The final word: the outcome (finish reason, metrics), or None when it never started."""
         self.done()
         self.outcome = outcome
@@ -153,7 +153,7 @@ class RunAllPanel(QWidget):
     """The panes of one Run all tasks, a summary line with shared progress, and Stop all; it runs them."""
 
     finished = Signal(object)
-    """The list of Outcome, after the panes show them (a prefix of the requests: the rest never started)."""
+    """The list of ScreenOutcome, after the panes show them (a prefix of the requests: the rest never started)."""
     failed = Signal(object)
     """The exception that ended the whole run; the owner words it and calls ``finish(None, message)``."""
     open_run = Signal(int)
@@ -218,7 +218,7 @@ class RunAllPanel(QWidget):
             pane.done()
         self.tick()
 
-    def _finished(self, outcomes: list[Outcome]) -> None:
+    def _finished(self, outcomes: list[ScreenOutcome]) -> None:
         self.finish(outcomes)
         self.finished.emit(outcomes)
 
@@ -329,7 +329,7 @@ class RunAllPanel(QWidget):
             self.bar.setValue(done)
         self.summary.setText(head + " · Esc stops all")
 
-    def finish(self, outcomes: list[Outcome] | None, message: str = "") -> None:
+    def finish(self, outcomes: list[ScreenOutcome] | None, message: str = "") -> None:
         """All done: each pane gets its outcome (a missing one never started)."""
         self._timer.stop()
         self.running, self._task = False, None

@@ -66,7 +66,7 @@ def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = 
     from dataclasses import replace
 
     from app.core.config import AppConfig, GenerationDefaults, Paths
-    from app.qt.appstate import AppContext, State
+    from app.qt.app_context import AppContext, State
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
     from resources import load_sample

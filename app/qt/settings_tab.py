@@ -23,8 +23,8 @@ from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, SEED_MAX_WIDGET, TEMPER
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.core.limits import answer_cap, context_warning, trained_context
-from app.qt.appstate import AppContext
-from app.qt.fit import scrolled
+from app.qt.app_context import AppContext
+from app.qt.screen_fit import scrolled
 from app.qt.widgets import Banner
 from app.qt.workers import describe_error
 from resources import TASKS

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 
 from app.core.config import private_dir
 from app.core.models import Registry
-from app.qt.appstate import AppContext
-from app.qt.fit import flow, scrolled
+from app.qt.app_context import AppContext
+from app.qt.screen_fit import flow, scrolled
 from app.qt.stats_chart import MeanScoreChart
 from app.qt.widgets import Banner
 from app.qt.workers import Job, Task, describe_error

@@ -33,7 +33,7 @@ def launch_child() -> None:
     from PySide6.QtWidgets import QApplication
 
     from app.core import netguard
-    from app.qt.appstate import State
+    from app.qt.app_context import State
     from app.qt.main_window import build_window
 
     netguard.install(block=True)
@@ -108,7 +108,7 @@ def bench_stalls(home: Path) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from app.core.config import AppConfig, GenerationDefaults, Paths
-    from app.qt.appstate import AppContext, State
+    from app.qt.app_context import AppContext, State
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
     from resources import load_sample

@@ -27,7 +27,7 @@ def qt_config(tmp_path: Path, **changes) -> AppConfig:
 @pytest.fixture
 def open_window(qtbot, tmp_path: Path, paths, demo_model) -> Iterator[Callable[..., object]]:
     """Build (ctx, window) like run_gui does, wait for the model and the log, close both at teardown."""
-    from app.qt.appstate import AppContext, State
+    from app.qt.app_context import AppContext, State
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
 
@@ -63,7 +63,7 @@ from tests.fixtures_llama import tiny_llama_gguf  # noqa: E402, F401
 
 
 def ask_and_wait(qtbot, tab, note: str, task: str, instruction: str):
-    """Ask on the Ask screen and return the single Outcome."""
+    """Ask on the Ask screen and return the single ScreenOutcome."""
     tab.editor.setPlainText(note)
     tab.set_task(task)
     tab.instruction.setPlainText(instruction)
@@ -82,7 +82,7 @@ def import_model(qtbot, ctx, models, path, **kw) -> None:
 
 def ask_and_stop(qtbot, tab, note: str, task: str, stop: Callable[[], None], after_tokens: int = 2):
     """Ask ``task``'s instruction about ``note``, call ``stop`` once ``after_tokens`` pieces have streamed, and
-    return the single Outcome (the run is stopped mid-answer, not before it started)."""
+    return the single ScreenOutcome (the run is stopped mid-answer, not before it started)."""
     tab.editor.setPlainText(note)
     tab.set_task(task)
     tokens: list[str] = []

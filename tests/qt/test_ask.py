@@ -52,7 +52,7 @@ def test_ask_streams_an_answer_grounds_it_and_logs_the_run(open_window, qtbot, s
 
 def test_grounding_highlights_land_on_the_note_text_despite_leading_whitespace(qtbot, paths, tmp_path):
     from app.core.grounding import check_grounding
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.ask_tab import AskTab
 
     ctx = AppContext(paths, qt_config(tmp_path))  # no model needed: grounding is pure text

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from app.core.config import GenerationDefaults
-from app.qt.appstate import AppContext, State
+from app.qt.app_context import AppContext, State
 from app.qt.ask_tab import AskTab
 from resources import TASKS
 from tests.fakes import FakeEngine, Script

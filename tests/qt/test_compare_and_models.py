@@ -155,7 +155,7 @@ def test_a_missing_default_model_shows_missing_and_falls_back_to_the_demo(
     from dataclasses import replace
 
     from app.core.models import Registry, add_model
-    from app.qt.appstate import State
+    from app.qt.app_context import State
     from tests.qt.conftest import qt_config
 
     usb = tmp_path / "usb" / "tiny.gguf"
@@ -179,7 +179,7 @@ def test_a_default_no_longer_registered_falls_back_to_the_demo_like_the_cli(open
     default that is not in the registry (models.json was reset, say) gives the demo model and a notice."""
     from dataclasses import replace
 
-    from app.qt.appstate import State
+    from app.qt.app_context import State
     from tests.qt.conftest import qt_config
 
     cfg = replace(qt_config(tmp_path), default_model=str(tmp_path / "gone" / "model.gguf"))

@@ -16,7 +16,7 @@ PERCENT = re.compile(r"preparing the demo model: (\d+)% of (\d+) MB")
 
 
 def fresh(qtbot, tmp_path: Path):
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
 
@@ -28,7 +28,7 @@ def fresh(qtbot, tmp_path: Path):
 
 
 def test_first_start_shows_the_demo_models_preparation_percent(qtbot, tmp_path):
-    from app.qt.appstate import State
+    from app.qt.app_context import State
 
     ctx, win = fresh(qtbot, tmp_path)
     seen: list[int] = []
@@ -53,7 +53,7 @@ def test_first_start_shows_the_demo_models_preparation_percent(qtbot, tmp_path):
 
 
 def test_cancel_while_preparing_leaves_no_file(qtbot, tmp_path):
-    from app.qt.appstate import State
+    from app.qt.app_context import State
 
     ctx, win = fresh(qtbot, tmp_path)
 

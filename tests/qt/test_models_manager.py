@@ -20,7 +20,7 @@ from tests.qt.conftest import WAIT_MS, qt_config
 @pytest.fixture
 def screen(qtbot, tmp_path):
     """A Models screen over a data directory of the test's own (no model loaded: the table is what is tested)."""
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.models_tab import ModelsTab
 
     made = []
@@ -146,7 +146,7 @@ def test_a_damaged_registry_is_kept_aside_and_reported(qtbot, screen, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "models.json").write_text('{"version": 2, "models": [')
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.models_tab import ModelsTab
 
     ctx = AppContext(Paths(data, tmp_path / "config"), qt_config(tmp_path))

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtWidgets import QFileDialog
 
 from app.core.config import GenerationDefaults, Paths, load_config
-from app.qt.appstate import State
+from app.qt.app_context import State
 from tests.qt.conftest import WAIT_MS, ask_and_wait, qt_config
 
 pytestmark = pytest.mark.qt
@@ -30,7 +30,7 @@ def _private(p: Path) -> bool:
 
 
 def test_settings_are_saved_to_the_config_file_and_take_effect(open_window, qtbot, tmp_path, paths, sample_note):
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.settings_tab import SettingsTab
 
     # Own config_dir: saving must not change the session's config file that other tests read.
@@ -142,7 +142,7 @@ def test_statistics_shows_per_task_means_and_exports_private_files(
 
 def test_settings_purge_button_deletes_kept_note_states(qtbot, tmp_path):
     from app.core.kvstate import STATE_DIR_NAME
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.settings_tab import SettingsTab
 
     app_paths = Paths(tmp_path / "data", tmp_path / "config")
@@ -164,7 +164,7 @@ def test_an_export_started_before_the_previous_one_ended_leaves_no_exporting_sta
     import threading
 
     import app.qt.stats_tab as stats_tab
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.stats_tab import StatsTab
 
     ctx = AppContext(paths, qt_config(tmp_path))  # no model: exports read the log only

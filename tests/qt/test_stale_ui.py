@@ -55,7 +55,7 @@ def test_context_window_says_the_real_number_and_truncate_changes_the_meter(open
 
 def test_a_long_grounding_warning_is_capped_and_expandable(qtbot, paths, tmp_path):
     from app.qt.answer_view import FLAGS_EXPANDED_MAX_PX, FLAGS_SHOWN
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.ask_tab import AskTab
 
     ctx = AppContext(paths, qt_config(tmp_path))

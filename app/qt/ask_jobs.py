@@ -1,7 +1,13 @@
-"""Qt-free helpers of the Ask screen: the ask work function, provenance footer, metrics line.
+"""The ask jobs the screens run in a worker, and what the screens show of their outcome.
 
-Asking goes through ``app.service.AskService`` (validation, sampling, logging, grounding); this module only
-adapts its outcomes to what the screens show.
+* ``ask_all`` / ``ask_each`` (Ask, Compare, Run all tasks) and ``report_prompt`` (the prompt-progress
+  meter) run as ``app.qt.workers.Job`` work functions: they call ``app.service.AskService`` (validation,
+  sampling, logging and grounding happen there, once) and report through the job's signals.
+* ``ScreenOutcome`` is an ``AskOutcome`` as a screen shows it: with where the validated note starts in the
+  editor, so grounding offsets land on the right characters.
+* ``metrics_line`` and ``provenance_footer`` are the text a screen shows or copies with an answer.
+
+No widgets here: the screens (``ask_tab``, ``compare_tab``, ``run_all_panel``) own those.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from app.service.streams import OrderedStream
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ScreenOutcome:
     request: AskRequest
     result: RunResult
     model: ModelInfo
@@ -31,7 +37,7 @@ class Outcome:
     log_error: str | None = None
 
     @classmethod
-    def of(cls, o: AskOutcome, note_offset: int = 0) -> Outcome:
+    def of(cls, o: AskOutcome, note_offset: int = 0) -> ScreenOutcome:
         return cls(o.request, o.result, o.model, o.run_id, o.grounding, note_offset, o.log_error)
 
 
@@ -47,7 +53,7 @@ def ask_all(
     *,
     headers: bool = False,
     note_offset: int = 0,
-) -> list[Outcome]:
+) -> list[ScreenOutcome]:
     """Several questions about one note, answered together, streamed to the job in order (header per task).
 
     The service may decode the answers in parallel; ``OrderedStream`` shows request 0's text live and
@@ -73,7 +79,7 @@ def ask_all(
     outs = service.ask_many(requests, model=model, on_token=stream.piece, on_done=on_done, cancel=job.cancel)
     if headers:
         job.progress(len(outs), n)
-    return [Outcome.of(o, note_offset) for o in outs]
+    return [ScreenOutcome.of(o, note_offset) for o in outs]
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def ask_each(
     model: ModelInfo | None = None,
     *,
     note_offset: int = 0,
-) -> list[Outcome]:
+) -> list[ScreenOutcome]:
     """Several questions about one note, each streamed to its own pane (``job.piece``), each cancellable.
 
     ``job.item(i, "start"/"done")`` mark each answer's start and end; ``cancels[i]`` stops answer ``i``,
@@ -124,7 +130,7 @@ def ask_each(
         cancel=job.cancel,
         cancels=cancels,
     )
-    return [Outcome.of(o, note_offset) for o in outs]
+    return [ScreenOutcome.of(o, note_offset) for o in outs]
 
 
 def metrics_line(model: ModelInfo | str, r: Any) -> str:

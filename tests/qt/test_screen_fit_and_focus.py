@@ -18,7 +18,7 @@ LAPTOP = QSize(1024, 700)
 @pytest.fixture
 def window(qtbot, tmp_path, paths):
     """A window without a model (layout only): its AppContext is never started."""
-    from app.qt.appstate import AppContext
+    from app.qt.app_context import AppContext
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
 
@@ -91,7 +91,7 @@ def _on_screen(win, w) -> bool:
 
 
 def test_first_window_is_sized_to_the_screen_and_the_layout_is_restored(window, qtbot):
-    from app.qt.fit import initial_size
+    from app.qt.screen_fit import initial_size
 
     assert initial_size(QSize(1024, 700)).width() <= 1024 and initial_size(QSize(1024, 700)).height() <= 700
     assert initial_size(QSize(2880, 1800)) == QSize(1440, 900)
