@@ -26,7 +26,6 @@ from pathlib import Path
 
 import llama_cpp
 
-from app import __version__
 from app.core.backend import AnyEvent, EngineCapabilities, InferenceEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import EngineConfig
@@ -37,6 +36,7 @@ from app.core.llama_backends import ensure_cpu_backend
 from app.core.notes import validate_request
 from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
 from app.core.types import (
+    AnswerClock,
     AskRequest,
     FinishReason,
     ModelInfo,
@@ -45,7 +45,7 @@ from app.core.types import (
     Truncation,
     note_sha256,
 )
-from resources import PRESETS_VERSION, PromptStyle, get_style
+from resources import PromptStyle, get_style
 from resources.prompt_tokens import segment_tokens
 
 log = logging.getLogger(__name__)
@@ -423,39 +423,21 @@ class LlamaCppEngine:
         out: SeqOutput,
         started_at: datetime,
     ) -> RunResult:
-        t0, t_first, t_end, n_out = out.t_start, out.t_first, out.t_end, out.n_out
-        ttft = (t_first - t0) if t_first is not None else t_end - t0
-        decode_s = t_end - t_first if t_first is not None else 0.0
-        tps = (n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0
-        return RunResult(
-            run_uuid=request.run_uuid,
+        return RunResult.of_answer(
+            request,
+            self.model,
             task=task,
             instruction=instruction,
             answer=out.text,
             finish_reason=out.finish,
-            model_sha256=self.model.sha256,
-            model_file=self.model.file_name,
-            model_quant=self.model.file_type,
-            model_architecture=self.model.architecture,
-            engine=ENGINE_NAME,
-            app_version=__version__,
-            presets_version=PRESETS_VERSION,
             prompt_style=style.key,
-            sampling=request.sampling,
+            clock=AnswerClock(started_at, out.t_start, out.t_first, out.t_end, out.n_out),
+            engine=ENGINE_NAME,
             n_ctx=self.n_ctx,
             n_threads=self.config.n_threads,
-            note_sha256=note_sha256(request.note),
-            note_chars=len(request.note),
             prompt_tokens=len(pt.all),
             reused_tokens=reused,
-            completion_tokens=n_out,
-            ttft_s=ttft,
-            decode_tokens_per_s=tps,
-            total_s=t_end - t0,
-            started_at=started_at.isoformat(),
-            finished_at=datetime.now(UTC).isoformat(),
             truncation=truncation,
-            grounding=None,  # computed once by the ask service, for every backend alike
             error=out.error,
         )
 

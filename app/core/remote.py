@@ -45,7 +45,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from app import __version__
 from app.core.backend import EngineCapabilities, TokenCallback
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
@@ -58,8 +57,8 @@ from app.core.openai_policy import (
     estimate_tokens,
 )
 from app.core.remote_protocol import ENGINE_NAME, MAX_ERROR_BODY, completion_body, render_prompt, sse_events
-from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
-from resources import PRESETS_VERSION, PromptStyle, get_style
+from app.core.types import AnswerClock, AskRequest, FinishReason, ModelInfo, RunResult
+from resources import PromptStyle, get_style
 
 __all__ = ["RemoteEngine"]
 
@@ -411,36 +410,20 @@ class RemoteEngine:
         usage = reply.usage or {}
         n_out = int(usage.get("completion_tokens") or reply.chunks)
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        t_first = reply.t_first
-        ttft = (t_first - t0) if t_first is not None else t_end - t0
-        decode_s = t_end - t_first if t_first is not None else 0.0
-        return RunResult(
-            run_uuid=request.run_uuid,
+        return RunResult.of_answer(
+            request,
+            self.model,
             task=task,
             instruction=instruction,
             answer="".join(reply.text),
             finish_reason=finish,
-            model_sha256=self.model.sha256,
-            model_file=self.model.file_name,
-            model_quant=self.model.file_type,
-            model_architecture=self.model.architecture,
-            engine=ENGINE_NAME,
-            app_version=__version__,
-            presets_version=PRESETS_VERSION,
             prompt_style=style.key,
-            sampling=request.sampling,
+            clock=AnswerClock(started_at, t0, reply.t_first, t_end, n_out),
+            engine=ENGINE_NAME,
             n_ctx=self.n_ctx,
             n_threads=0,
-            note_sha256=note_sha256(request.note),
-            note_chars=len(request.note),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             reused_tokens=int(cached),
-            completion_tokens=n_out,
-            ttft_s=ttft,
-            decode_tokens_per_s=(n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else 0.0,
-            total_s=t_end - t0,
-            started_at=started_at.isoformat(),
-            finished_at=datetime.now(UTC).isoformat(),
             error=error,
             endpoint=self.settings.public_url,
             served_model=self.settings.served_model,

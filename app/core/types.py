@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from app import __version__
 from app.core.bounds import ANSWER_TOKENS_MAX, DEFAULT_ANSWER_TOKENS, TEMPERATURE_MAX
+from resources.tasks import PRESETS_VERSION
 
 
 class FinishReason(StrEnum):
@@ -203,6 +206,74 @@ class RunResult:
         d = asdict(self)
         d["finish_reason"] = str(self.finish_reason)
         return d
+
+    @classmethod
+    def of_answer(
+        cls,
+        request: AskRequest,
+        model: ModelInfo,
+        *,
+        task: str,
+        instruction: str,
+        answer: str,
+        finish_reason: FinishReason,
+        prompt_style: str,
+        clock: AnswerClock,
+        **backend: Any,
+    ) -> RunResult:
+        """A backend's result: provenance from the request and the model, timings from ``clock``; ``backend``
+        holds what only the backend knows (engine, n_ctx, n_threads, token counts, error, truncation, ...).
+        Every backend builds its result here, so a provenance field cannot be filled in one and forgotten in
+        another."""
+        return cls(
+            run_uuid=request.run_uuid,
+            task=task,
+            instruction=instruction,
+            answer=answer,
+            finish_reason=finish_reason,
+            model_sha256=model.sha256,
+            model_file=model.file_name,
+            model_quant=model.file_type,
+            model_architecture=model.architecture,
+            app_version=__version__,
+            presets_version=PRESETS_VERSION,
+            prompt_style=prompt_style,
+            sampling=request.sampling,
+            note_sha256=note_sha256(request.note),
+            note_chars=len(request.note),
+            completion_tokens=clock.n_out,
+            ttft_s=clock.ttft_s,
+            decode_tokens_per_s=clock.decode_tokens_per_s,
+            total_s=clock.t_end - clock.t_start,
+            started_at=clock.started_at.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+            grounding=None,  # computed once by the ask service, for every backend alike
+            **backend,
+        )
+
+
+@dataclass(frozen=True)
+class AnswerClock:
+    """When an answer started, produced its first token and ended (``time.perf_counter``), and its tokens."""
+
+    started_at: datetime
+    """Wall-clock start (UTC), recorded with the run."""
+    t_start: float
+    t_first: float | None
+    """None when no token came (cancelled or failed before the first)."""
+    t_end: float
+    n_out: int
+
+    @property
+    def ttft_s(self) -> float:
+        """Time to first token: from the call to the first streamed token (to the end when none came)."""
+        return (self.t_first if self.t_first is not None else self.t_end) - self.t_start
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """Tokens after the first over the time after it (the first token's time is the prompt's)."""
+        decode_s = self.t_end - self.t_first if self.t_first is not None else 0.0
+        return (self.n_out - 1) / decode_s if self.n_out > 1 and decode_s > 0 else 0.0
 
 
 def _new_uuid() -> str:
