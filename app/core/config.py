@@ -24,7 +24,6 @@ from app.core.bounds import (
     TEMPERATURE_MAX,
     max_threads,
 )
-from app.core.privatefile import private_dir as private_dir  # re-exported: older callers import it here
 from app.core.privatefile import write_private
 
 CONFIG_VERSION = 1

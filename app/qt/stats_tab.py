@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.config import private_dir
 from app.core.models import Registry
+from app.core.privatefile import private_dir
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow, scrolled
 from app.qt.stats_chart import MeanScoreChart

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from app.core.config import private_dir
+from app.core.privatefile import private_dir
 
 
 class UiState:
