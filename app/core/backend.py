@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from app.core.budget import Budget
+from app.core.errors import UsageError
 from app.core.types import AskRequest, ModelInfo, RunResult
-from resources import PromptStyle
+from resources import PromptStyle, get_style
 
 TokenCallback = Callable[[str], None]
 """Receives each new piece of answer text, in order."""
@@ -140,3 +141,12 @@ class AnyEvent(threading.Event):
 
     def is_set(self) -> bool:
         return super().is_set() or any(e.is_set() for e in self._events)
+
+
+def style_for(prompt_style: str | None, default: str) -> PromptStyle:
+    """The prompt style a request asks for (None: the backend's ``default``); an unknown id is a UsageError
+    (exit 2), the same for every backend."""
+    try:
+        return get_style(prompt_style or default)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import llama_cpp
 
-from app.core.backend import AnyEvent, EngineCapabilities, InferenceEngine, TokenCallback
+from app.core.backend import AnyEvent, EngineCapabilities, InferenceEngine, TokenCallback, style_for
 from app.core.budget import Budget
 from app.core.config import EngineConfig
-from app.core.errors import ModelError, UsageError
+from app.core.errors import ModelError
 from app.core.kvstate import CachedState, DiskKey, DiskStateStore, StateCache, prefix_key
 from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.llama_backends import ensure_cpu_backend
@@ -45,7 +45,7 @@ from app.core.types import (
     Truncation,
     note_sha256,
 )
-from resources import PromptStyle, get_style
+from resources import PromptStyle
 from resources.prompt_tokens import segment_tokens
 
 log = logging.getLogger(__name__)
@@ -189,10 +189,7 @@ class LlamaCppEngine:
         )
 
     def style_for(self, prompt_style: str | None) -> PromptStyle:
-        try:
-            return get_style(prompt_style or self.model.prompt_style)
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
+        return style_for(prompt_style, self.model.prompt_style)
 
     def budget(self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None) -> Budget:
         pt = self.tokenize_prompt(self.style_for(prompt_style), note, instruction)

@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.core.backend import EngineCapabilities, TokenCallback
+from app.core.backend import EngineCapabilities, TokenCallback, style_for
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
 from app.core.notes import validate_request
@@ -217,10 +217,7 @@ class RemoteEngine:
 
     # -- the protocol ------------------------------------------------------------------------------
     def style_for(self, prompt_style: str | None) -> PromptStyle:
-        try:
-            return get_style(prompt_style or self.settings.prompt_style)
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
+        return style_for(prompt_style, self.settings.prompt_style)
 
     def budget(self, note: str, instruction: str, max_tokens: int, prompt_style: str | None = None) -> Budget:
         """An estimate (no tokenizer of the served model here): one token per 3 bytes."""

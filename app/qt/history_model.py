@@ -54,7 +54,10 @@ class RunTableModel(QAbstractTableModel):
     def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> None:  # noqa: B008
         if not self.canFetchMore(parent) or self.log is None:
             return
-        more = self.log.history_page(self.query, len(self.rows), PAGE_SIZE)
+        self.append_page(self.log.history_page(self.query, len(self.rows), PAGE_SIZE))
+
+    def append_page(self, more: list[tuple[RunView, float | None, int]]) -> None:
+        """Add a page read after the rows held now; an empty page means the log holds no more."""
         if not more:
             self.total = len(self.rows)
             return

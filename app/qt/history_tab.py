@@ -74,14 +74,8 @@ class AsyncRunTableModel(RunTableModel):
 
         def add(more: list) -> None:
             self._fetching = False
-            if gen != self._gen or offset != len(self.rows):
-                return
-            if not more:
-                self.total = len(self.rows)
-                return
-            self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(more) - 1)
-            self.rows.extend(more)
-            self.endInsertRows()
+            if gen == self._gen and offset == len(self.rows):
+                self.append_page(more)
 
         task.signals.finished.connect(add)
         task.signals.errored.connect(lambda _e: setattr(self, "_fetching", False))
