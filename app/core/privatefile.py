@@ -35,7 +35,7 @@ class OutputError(UsageError):
     """An output path that cannot be written (a directory, a missing directory, a link, no permission, full)."""
 
 
-def _os_problem(exc: OSError) -> str:
+def os_problem(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full (no space left on device)"
     if exc.errno == errno.EFBIG:
@@ -131,7 +131,7 @@ def private_file(
     try:
         fd, tmp = _new_temp(target)
     except OSError as exc:
-        raise OutputError(f"cannot write {what} {target}: {_os_problem(exc)}") from None
+        raise OutputError(f"cannot write {what} {target}: {os_problem(exc)}") from None
     try:
         try:
             os.fchmod(fd, 0o600)
@@ -149,8 +149,7 @@ def private_file(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(
-            f"cannot write {what} {target}: {_os_problem(exc)}; nothing was written "
-            "(a previous file there is unchanged)"
+            f"cannot write {what} {target}: {os_problem(exc)}; nothing was written (a previous file there is unchanged)"
         ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)

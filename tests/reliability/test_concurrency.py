@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from app.core.config import Paths
 from app.store import EvalLog
+from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401  (the fixture: a tiny real GGUF)
 from tests.store.helpers import logged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,3 +270,53 @@ def test_an_answered_item_is_not_claimed_again_but_a_failed_one_is(tmp_path: Pat
         req = request()
         log.finish_run(log.start_run(req, m, resume="failed"), result(req, m, reason=FinishReason.ERROR))
         assert log.start_run(request(), m, resume="failed") > 0, "a failed run holds no claim: it is retried"
+
+
+def test_two_registries_in_step_keep_each_others_entries(tmp_path: Path, tiny_llama_gguf: Path) -> None:  # noqa: F811
+    """Issue 21: a registry was read once and rewritten whole, so a second holder (the GUI beside the CLI)
+    dropped what the first had written since. Each write now merges only its own changes."""
+    from app.core.models import Registry
+
+    files = [tmp_path / f"m{i}.gguf" for i in range(3)]
+    for f in files:
+        shutil.copy(tiny_llama_gguf, f)
+    paths = Paths(tmp_path / "data", tmp_path / "cfg")
+    a, b = Registry(paths), Registry(paths)  # both read the (empty) registry before either writes
+    ka = a.import_model(files[0]).path
+    kb = b.import_model(files[1]).path
+    assert {m.path for m in Registry(paths).list()} == {ka, kb}
+    a.import_model(files[2])
+    b.rename(kb, "renamed by b")  # b never saw files[2]; its write must not drop it
+    a.forget(ka)  # a's removal must not bring back nothing else, nor lose b's rename
+    on_disk = {m.path: m.name for m in Registry(paths).list()}
+    assert on_disk == {kb: "renamed by b", str(files[2].resolve()): a.find(str(files[2])).name}
+    assert stat.S_IMODE(os.stat(paths.registry_file.with_name("models.json.lock")).st_mode) == 0o600
+
+
+IMPORTER = """
+import json, sys
+from app.core.config import Paths
+from app.core.models import Registry, add_model
+
+data, me, n, sync, gguf = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
+reg = Registry(Paths(data / "data", data / "cfg"))  # read before any of the others has written
+(sync / f"read-{me}").touch()
+for k in range(n):  # every importer holds a stale registry when it writes
+    wait_for(sync / f"read-{k}", f"importer {k} to read the registry")
+print(json.dumps(add_model(reg, gguf)[0].path))
+"""
+
+
+def test_six_concurrent_imports_keep_every_entry(tmp_path: Path, tiny_llama_gguf: Path) -> None:  # noqa: F811
+    """Issue 21: six parallel `models import` of different files all exited 0 and 2 of 6 entries remained."""
+    n, sync = 6, tmp_path / "sync"
+    sync.mkdir()
+    files = []
+    for i in range(n):
+        files.append(tmp_path / f"model-{i}.gguf")
+        shutil.copy(tiny_llama_gguf, files[-1])
+    procs = [_py(WAIT_FOR + IMPORTER, str(tmp_path), str(i), str(n), str(sync), str(files[i])) for i in range(n)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, [e[-2000:] for _, e in outs]
+    registered = json.loads((tmp_path / "data" / "models.json").read_text())["models"]
+    assert sorted(e["path"] for e in registered) == sorted(str(f.resolve()) for f in files)

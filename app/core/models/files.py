@@ -85,7 +85,7 @@ def check_loadable(path: Path) -> None:
 
 
 @contextmanager
-def exclusive(lock_path: Path, timeout_s: float = 600.0) -> Iterator[None]:
+def exclusive(lock_path: Path, timeout_s: float = 600.0, what: str = "preparing a model") -> Iterator[None]:
     """Hold an exclusive ``fcntl`` lock on ``lock_path`` (created 0600); wait up to ``timeout_s`` for it.
 
     The lock dies with its process, so a killed holder never blocks the next start.
@@ -101,7 +101,7 @@ def exclusive(lock_path: Path, timeout_s: float = 600.0) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     raise ModelError(
                         f"another Asclepius process has held {lock_path.name} for over {timeout_s:.0f} s "
-                        "(preparing a model); try again when it has finished"
+                        f"({what}); try again when it has finished"
                     ) from None
                 time.sleep(0.05)
         try:

@@ -14,9 +14,10 @@ default, or a default whose file is gone or that is no longer registered, gives 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,9 @@ from app.core.models.entries import (
     keep_aside,
     parse_registry,
 )
-from app.core.models.files import Fingerprint, check_loadable
+from app.core.models.files import Fingerprint, check_loadable, exclusive
 from app.core.models.header import read_gguf
-from app.core.privatefile import write_private
+from app.core.privatefile import OutputError, os_problem, private_dir, write_private
 from app.core.types import ModelInfo
 
 DEFAULT_STYLE = "asclepius"
@@ -63,6 +64,8 @@ class Registry:
         """The configured default: an entry id (path), a sha256 (older configs) or empty (the demo)."""
         self.notice = ""
         self._entries: dict[str, dict[str, Any]] = self._load()
+        self._base = copy.deepcopy(self._entries)
+        """The entries as last read from or written to disk: what this object's changes are measured against."""
 
     # -- persistence ------------------------------------------------------------------------------
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -96,7 +99,46 @@ class Registry:
         write_private(self.paths.registry_file, json.dumps(body, indent=2), what="model registry")
 
     def _save(self) -> None:
-        self._write(self._entries)
+        """Write this object's changes, merged with whatever other processes wrote since it last read the file.
+
+        Several processes (two ``models import``, the desktop app and the CLI) may hold a registry at once.
+        Under an exclusive lock the file is read again and only the entries this object changed, added or
+        removed since its last read are applied to it, so no process overwrites another's entries.
+        """
+        with self._locked():
+            theirs = self._read_current()
+            merged = dict(theirs)
+            for key in self._base.keys() | self._entries.keys():
+                ours, base = self._entries.get(key), self._base.get(key)
+                if ours == base:
+                    continue  # untouched here: theirs stands (it may have changed or gone elsewhere)
+                if ours is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = ours
+            self._write(merged)
+            self._entries = merged
+            self._base = copy.deepcopy(merged)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The registry's cross-process write lock (``models.json.lock`` beside it, 0600)."""
+        f = self.paths.registry_file
+        with contextlib.ExitStack() as held:
+            try:
+                private_dir(f.parent)
+                held.enter_context(exclusive(f.with_name(f.name + ".lock"), what="updating the model registry"))
+            except OSError as exc:
+                raise OutputError(f"cannot write the model registry {f}: {os_problem(exc)}") from None
+            yield
+
+    def _read_current(self) -> dict[str, dict[str, Any]]:
+        """The entries on disk now; none when the file is gone or unreadable (ours are then written whole)."""
+        try:
+            raw = self.paths.registry_file.read_bytes()
+            return parse_registry(json.loads(raw.decode("utf-8")), self.paths.models_dir)[0]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
     # -- the embedded demo model ------------------------------------------------------------------
     def demo_path(self) -> Path:
