@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(HERE))
 
-from tests.reliability.cases import CASES  # noqa: E402
+from tests.reliability.test_bad_inputs import CASES  # noqa: E402  (the table and every cases_*.py module)
 from tests.reliability.test_bad_inputs import NOTE_TEXT, STEPS, _argv  # noqa: E402
 
 CLI = "import sys\nfrom app.cli.main import main\nsys.exit(main(sys.argv[1:]))"

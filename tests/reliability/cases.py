@@ -4,7 +4,9 @@ One row per input, as data: ``Case(id, argv, expect, fragment, setup)``. ``argv`
 ``asclepius``; ``{tmp}`` is the case's own directory, ``{db}`` the ready log (``setup`` has ``LOG``),
 ``{note}`` a valid note file. ``setup`` steps are tuples run before the command (see ``STEPS`` in
 test_bad_inputs.py). ``absent`` lists paths that must not exist afterwards (nothing created), ``hidden``
-text that must not appear in the output (SQL, patient text). A new command gets its rows here.
+text that must not appear in the output (SQL, patient text). A new command gets its rows here, or in a
+module ``cases_<topic>.py`` beside this one (its ``CASES`` tuple, and optionally ``STEPS`` for new setup
+steps), which ``all_cases()`` collects. ``deadline_s`` runs a case in a subprocess that is killed after it.
 
 Exit codes (app/core/errors.py): 2 usage, 3 bad note, 4 model problem, 6 evaluation log. Exit 1 ("unexpected")
 is never an expected code: the suite's aim is 0 inputs exit 1, 0 accepted wrongly, 0 crashes.
@@ -31,6 +33,9 @@ class Case:
     hidden: tuple[str, ...] = ()
     drop_root: bool = False
     """Permission cases: run in a subprocess without CAP_DAC_OVERRIDE (root ignores file modes)."""
+    deadline_s: float | None = None
+    """Inputs that once hung (a FIFO, an endless stream): run in a subprocess killed after this many seconds,
+    so a hang fails the case instead of the suite."""
     note: str = field(default="", compare=False)
 
 
@@ -416,3 +421,21 @@ CASES: tuple[Case, ...] = (
         absent=("{tmp}/b.db",),
     ),
 )
+
+
+def all_cases() -> tuple[Case, ...]:
+    """This table and every ``cases_<topic>.py`` module's ``CASES``, in file-name order."""
+    return CASES + tuple(c for module in _topic_modules() for c in getattr(module, "CASES", ()))
+
+
+def all_steps() -> dict[str, Any]:
+    """Setup steps the topic modules add (``STEPS``), by name."""
+    return {k: v for module in _topic_modules() for k, v in getattr(module, "STEPS", {}).items()}
+
+
+def _topic_modules() -> list[Any]:
+    import importlib
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    return [importlib.import_module(f"tests.reliability.{f.stem}") for f in sorted(here.glob("cases_*.py"))]

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.cases import CASES, Case
+from tests.reliability.cases import Case, all_cases, all_steps
+
+CASES = all_cases()
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTE_TEXT = "Discharge summary.\nThe patient took aspirin 81 mg daily and was discharged home on day 3.\n"
@@ -53,6 +55,8 @@ STEPS: dict[str, Any] = {
     "batch_input": lambda tmp, name: (tmp / name).write_text(
         f"note,task,instruction\n{NOTE_TEXT.splitlines()[1]},qa,What medication?\n", encoding="utf-8"
     ),
+    "fifo": lambda tmp, name: os.mkfifo(tmp / name),
+    **all_steps(),
 }
 
 
@@ -76,16 +80,28 @@ def _argv(case: Case, tmp: Path) -> list[str]:
     return out
 
 
-def _run_dropping_root(argv: list[str], home: Path) -> tuple[int, str]:
+def _run_in_subprocess(argv: list[str], home: Path, *, drop_root: bool, deadline_s: float) -> tuple[int, str]:
     code = "import sys\nfrom app.cli.main import main\nsys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, *argv]
-    if os.geteuid() == 0:
+    if drop_root and os.geteuid() == 0:
         capsh = shutil.which("capsh")
         if capsh is None:
             pytest.skip("running as root without capsh: cannot make a file unreadable for root")
         cmd = [capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", 'exec "$0" "$@"', *cmd]
     env = {**os.environ, "ASCLEPIUS_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
+    try:
+        p = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=deadline_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"hung: no exit within {deadline_s:.0f} s ({' '.join(argv)}); output so far: {exc.stdout!r}")
     return p.returncode, p.stdout + p.stderr
 
 
@@ -99,8 +115,8 @@ def test_bad_input_is_refused(case: Case, tmp_path: Path, demo_model: Any, paths
     for step in case.setup:
         STEPS[step[0]](tmp, *step[1:])
     argv = _argv(case, tmp)
-    if case.drop_root:
-        rc, output = _run_dropping_root(argv, home)
+    if case.drop_root or case.deadline_s is not None:
+        rc, output = _run_in_subprocess(argv, home, drop_root=case.drop_root, deadline_s=case.deadline_s or 120)
         err = output
     else:
         monkeypatch.setenv("ASCLEPIUS_HOME", str(home))
