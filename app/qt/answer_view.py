@@ -81,7 +81,7 @@ class AnswerView(QWidget):
         self.flags_expanded = False
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
-        self._timer.timeout.connect(self._tick)
+        self._timer.timeout.connect(self.update_progress)
         self._t0 = 0.0
         self._phase = ""
         self._evaluated = None
@@ -123,20 +123,20 @@ class AnswerView(QWidget):
         self.progress.setRange(0, 0)
         self.progress.show()
         self._timer.start()
-        self._tick()
+        self.update_progress()
 
     def set_token_source(self, evaluated, prompt_tokens: int) -> None:
         """Percent from now on, when the prompt's size is known only once the worker counted it."""
         if self._evaluated is None and self.progress.isVisible():
             self._evaluated, self._prompt_tokens, self._start_tokens = evaluated, prompt_tokens, None
-            self._tick()
+            self.update_progress()
 
     def set_phase(self, phase: str, *, tokens: bool = False) -> None:
         self._phase = phase
         if not tokens:
             self._evaluated = None
             self.progress.setRange(0, 0)
-        self._tick()
+        self.update_progress()
 
     def stop_progress(self) -> None:
         self._timer.stop()
@@ -145,7 +145,8 @@ class AnswerView(QWidget):
     def progress_text(self) -> str:
         return self.metrics.text()
 
-    def _tick(self) -> None:
+    def update_progress(self) -> None:
+        """Show the phase, elapsed time and (where known) percent of the prompt processed; a timer calls it."""
         elapsed = time.monotonic() - self._t0
         text = f"{self._phase} · {elapsed:.0f} s"
         if self._evaluated is not None and self._prompt_tokens:

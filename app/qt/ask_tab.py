@@ -87,7 +87,7 @@ class AskTab(QWidget):
         self.samples.addItem("Sample notes…")
         for name in list_samples():
             self.samples.addItem(load_sample(name).title, name)
-        self.samples.activated.connect(self._load_sample)
+        self.samples.activated.connect(self.open_sample)
         self.clear_btn = QPushButton("Clear")
         self.clear_btn.clicked.connect(self.clear_note)
         self.meter = ContextMeter()
@@ -253,7 +253,8 @@ class AskTab(QWidget):
         if path:
             self.editor.load_file(path)
 
-    def _load_sample(self, index: int) -> None:
+    def open_sample(self, index: int) -> None:
+        """Load the sample note at ``index`` of the sample picker (asks first if it would replace the user's text)."""
         name = self.samples.itemData(index)
         self.samples.setCurrentIndex(0)
         if name:
@@ -439,7 +440,7 @@ class AskTab(QWidget):
         b = self.meter.budget
         same_engine = engine is not None and (model is None or model.sha256 == engine.model.sha256)
         prompt = None
-        if b is not None and self._budget_current():
+        if b is not None and self.budget_is_current():
             prompt = min(b.total, b.n_ctx) - b.reserved_answer_tokens
         if same_engine and prompt:
             self.answer_view.start_progress("Processing the note", lambda: engine.evaluated_tokens, prompt)
@@ -449,7 +450,8 @@ class AskTab(QWidget):
         else:
             self.answer_view.start_progress("Processing the note")
 
-    def _budget_current(self) -> bool:
+    def budget_is_current(self) -> bool:
+        """True when the context meter counts the inputs as they are now (no count pending or running)."""
         return not self._budget_timer.isActive() and (
             self._budget_task is None or self._budget_task.finished_flag.is_set()
         )
@@ -523,7 +525,7 @@ class AskTab(QWidget):
         self.answer_view.set_header(r.task, r.instruction)
         self.answer.setPlainText(r.answer)
         self.metrics.setText(metrics_line(o.model, r))
-        self._show_grounding(o.report, o.note_offset)
+        self.show_grounding(o.report, o.note_offset)
         finish = str(r.finish_reason)
         self.answer_view.mark_incomplete(finish, r.sampling.max_tokens, empty=not r.answer.strip())
         why = why_not_rateable("finished", finish, r.answer)  # the service returns only ended runs
@@ -531,7 +533,7 @@ class AskTab(QWidget):
         self.copy_btn.setEnabled(bool(r.answer))
 
     # -- grounding --------------------------------------------------------------------------------
-    def _show_grounding(self, report: GroundingReport, offset: int) -> None:
+    def show_grounding(self, report: GroundingReport, offset: int) -> None:
         spans = [sp for s in report.supported for sp in s.note_spans]
         self.editor.highlight(spans, offset)
         self.answer_view.show_grounding(report)
@@ -567,7 +569,7 @@ class AskTab(QWidget):
         if view.answer and view.note_text is not None:
             # The log stores the validated note, so it is the text the model saw (cut where it was cut).
             report = ground(view.answer, view.note_text, (view.truncation or {}).get("kept_chars"))
-        self._show_grounding(report, leading_offset(note))
+        self.show_grounding(report, leading_offset(note))
         self.copy_btn.setEnabled(bool(view.answer))
         finish = view.finish_reason or ("error" if view.error else "")
         self.answer_view.mark_incomplete(finish, (view.sampling or {}).get("max_tokens"), empty=not view.answer)

@@ -115,8 +115,8 @@ class HistoryTab(QWidget):
         hh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         for col in (0, 1, 5, 6, 7):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.doubleClicked.connect(lambda _i: self._open())
-        self.table.activated.connect(lambda _i: self._open())
+        self.table.doubleClicked.connect(lambda _i: self.open_selected())
+        self.table.activated.connect(lambda _i: self.open_selected())
 
         self.task = combo()
         self.task.addItem("All tasks", None)
@@ -131,9 +131,9 @@ class HistoryTab(QWidget):
         self.search.setPlaceholderText("Search instructions and answers…")
         self.search.setClearButtonEnabled(True)
         open_btn = QPushButton("&Open")
-        open_btn.clicked.connect(self._open)
+        open_btn.clicked.connect(self.open_selected)
         rerun_btn = QPushButton("&Re-run with the same settings")
-        rerun_btn.clicked.connect(self._rerun)
+        rerun_btn.clicked.connect(self.rerun_selected)
         self.count = QLabel()
         pairs = []
         for label, w in (("Task", self.task), ("Model", self.model_box), ("Rater", self.rater)):
@@ -275,14 +275,16 @@ class HistoryTab(QWidget):
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return box.exec() == QMessageBox.StandardButton.Yes
 
-    def _open(self) -> Task | None:
+    def open_selected(self) -> Task | None:
+        """Open the selected run on the Ask screen (what Enter and a double click do)."""
         return self._with_run(self.open_run)
 
-    def _rerun(self) -> Task | None:
+    def rerun_selected(self) -> Task | None:
+        """Ask the selected run's question again with its model and settings."""
         return self._with_run(self.rerun)
 
     def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self._open()
+            self.open_selected()
         else:
             super().keyPressEvent(event)

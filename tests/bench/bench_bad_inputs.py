@@ -23,8 +23,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(HERE))
 
-from tests.reliability.test_bad_inputs import CASES  # noqa: E402  (the table and every cases_*.py module)
-from tests.reliability.test_bad_inputs import NOTE_TEXT, STEPS, _argv  # noqa: E402
+from tests.reliability.test_bad_inputs import (  # noqa: E402
+    CASES,
+    NOTE_TEXT,
+    STEPS,
+    _argv,
+)
 
 CLI = "import sys\nfrom app.cli.main import main\nsys.exit(main(sys.argv[1:]))"
 

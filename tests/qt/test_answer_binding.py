@@ -87,7 +87,7 @@ def test_a_pasted_note_is_not_replaced_without_asking_and_the_empty_note_message
     assert not tab.banner.isVisible()
     # A sample would replace it: the user is asked; No keeps the pasted note.
     seen = answer_next_dialog(QMessageBox.StandardButton.No)
-    tab._load_sample(1)
+    tab.open_sample(1)
     assert seen and "typed or pasted" in seen[0]
     assert tab.editor.toPlainText() == pasted
     # Clear asks too; Yes replaces, and Ctrl+Z in the note brings the text back.
@@ -98,9 +98,9 @@ def test_a_pasted_note_is_not_replaced_without_asking_and_the_empty_note_message
     assert tab.editor.toPlainText() == pasted
     # A sample as loaded is replaced by another sample without a question.
     seen = answer_next_dialog(QMessageBox.StandardButton.Yes)
-    tab._load_sample(1)
+    tab.open_sample(1)
     first = tab.editor.toPlainText()
-    tab._load_sample(2)
+    tab.open_sample(2)
     assert tab.editor.toPlainText() != first and len(seen) == 1
 
 
@@ -109,7 +109,7 @@ def test_prompt_processing_shows_tokens_percent_and_elapsed_time(open_window, qt
     tab = win.ask_tab
     tab.editor.setPlainText(sample_note + "\n" + sample_note[: len(sample_note) // 2])  # ~1.5 batches
     tab.instruction.setPlainText(QUESTION)
-    qtbot.waitUntil(lambda: tab.meter.budget is not None and tab._budget_current(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: tab.meter.budget is not None and tab.budget_is_current(), timeout=WAIT_MS)
     b = tab.meter.budget
     prompt = b.total - b.reserved_answer_tokens
     assert prompt > ctx.config.engine.n_batch, "the note must take more than one llama.cpp batch"
@@ -135,7 +135,7 @@ def test_progress_counts_per_batch_from_the_engine(qtbot):
     seen = []
     for n in counts:
         state["n"] = n
-        view._tick()
+        view.update_progress()
         seen.append(view.progress.value())
     assert seen == [0, 39, 78, 100]
     assert "1,300 of 1,300 tokens (100%)" in view.metrics.text()
@@ -163,7 +163,7 @@ def test_history_and_rating_reads_run_off_the_gui_thread(open_window, qtbot, sam
         win.tabs.setCurrentWidget(hist)
     hist.select_row(0)
     with qtbot.waitSignal(hist.open_run, timeout=WAIT_MS):
-        hist._open()
+        hist.open_selected()
     with qtbot.waitSignal(win.ask_tab.rate.loaded, timeout=WAIT_MS):
         win.ask_tab.rate.set_run(o.run_id)
     assert all(threads.values()), threads

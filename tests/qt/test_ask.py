@@ -61,7 +61,7 @@ def test_grounding_highlights_land_on_the_note_text_despite_leading_whitespace(q
     note = "  Admission labs: creatinine 2.4 mg/dL, potassium 5.1.\nDischarged on amoxicillin 500 mg."
     tab.editor.setPlainText(note)
     tab.answer.setPlainText("Creatinine was 2.4 mg/dL; started on 40 mg furosemide.")
-    tab._show_grounding(check_grounding(tab.answer.toPlainText(), note.strip()), 2)
+    tab.show_grounding(check_grounding(tab.answer.toPlainText(), note.strip()), 2)
     [sel] = tab.editor.extraSelections()
     assert sel.cursor.selectedText() == "2.4 mg/dL"
     assert "40 mg" in tab.flags.text() and "Not found" in tab.flags.text()

@@ -39,10 +39,10 @@ def test_unvoted_comparison_stays_hidden_across_a_restart(open_window, qtbot, tm
     row = next(r for r in range(hist.model.rowCount()) if hist.model.run_at(r).id == a.run_id)
     hist.select_row(row)
     hist.confirm_reveal = lambda: False
-    assert hist._open() is None and "blind comparison" in hist.banner.text()
+    assert hist.open_selected() is None and "blind comparison" in hist.banner.text()
     # The way out of a comparison that can no longer be voted on: reveal it, on purpose.
     hist.confirm_reveal = lambda: True
     with qtbot.waitSignal(hist.open_run, timeout=WAIT_MS) as opened:
-        hist._open()
+        hist.open_selected()
     assert opened.args[0].id == a.run_id
     assert ctx2.log.blinded_runs() == {b.run_id} and a.run_id not in ctx2.blinded_runs

@@ -85,7 +85,7 @@ def test_history_filters_searches_and_reruns_with_the_same_settings(open_window,
     row = next(i for i in range(2) if hist.model.run_at(i).id == first.run_id)
     hist.select_row(row)
     with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
-        hist._rerun()
+        hist.rerun_selected()
     [again] = done.args[0]
     assert again.run_id != first.run_id
     a, b = ctx.log.get_run(first.run_id), ctx.log.get_run(again.run_id)

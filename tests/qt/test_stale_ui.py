@@ -46,7 +46,7 @@ def test_context_window_says_the_real_number_and_truncate_changes_the_meter(open
     assert f"({used:,})" in st.n_ctx.specialValueText()
     tab = win.ask_tab
     tab.editor.setPlainText((sample_note + "\n") * 6)
-    qtbot.waitUntil(lambda: tab.meter.budget is not None and tab._budget_current(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: tab.meter.budget is not None and tab.budget_is_current(), timeout=WAIT_MS)
     assert "Does not fit" in tab.meter.label.text()
     tab.truncate.setChecked(True)
     qtbot.waitUntil(lambda: "Will be truncated" in tab.meter.label.text(), timeout=WAIT_MS)
