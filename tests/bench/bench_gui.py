@@ -164,10 +164,10 @@ def bench_stalls(home: Path) -> dict:
     long_note = ((note + "\n") * 40)[:22_000]
     tab.replace_note(long_note, "bench")
     # The pasted note's budget (~30,000 tokens) must not count: wait for this note's (~6,600).
-    wait(lambda: tab._budget_current() and tab.meter.budget and 3000 < tab.meter.budget.note_tokens < 10_000)
+    wait(lambda: tab.budget_is_current() and tab.meter.budget and 3000 < tab.meter.budget.note_tokens < 10_000)
     prompt_tokens = tab.meter.budget.total - tab.meter.budget.reserved_answer_tokens
     tab.instruction.setPlainText("What was the creatinine on admission?")
-    wait(lambda: tab._budget_current())
+    wait(lambda: tab.budget_is_current())
     shown: list[str] = []
     got.clear()
     meter.start()
