@@ -16,9 +16,8 @@ import argparse
 import math
 from collections.abc import Callable
 
-from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, max_threads
+from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, TEMPERATURE_MAX, max_threads
 
-MAX_TEMPERATURE = 5.0
 
 
 def _int(value: str, what: str) -> int:
@@ -50,8 +49,8 @@ def temperature(value: str) -> float:
         t = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"temperature must be a number, not {value[:40]!r}") from None
-    if not math.isfinite(t) or not 0.0 <= t <= MAX_TEMPERATURE:
-        raise argparse.ArgumentTypeError(f"temperature must be a finite number from 0 to {MAX_TEMPERATURE:g}")
+    if not math.isfinite(t) or not 0.0 <= t <= TEMPERATURE_MAX:
+        raise argparse.ArgumentTypeError(f"temperature must be a finite number from 0 to {TEMPERATURE_MAX:g}")
     return t
 
 
