@@ -19,7 +19,6 @@ from collections.abc import Callable
 from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, TEMPERATURE_MAX, max_threads
 
 
-
 def _int(value: str, what: str) -> int:
     try:
         return int(value.strip(), 10)
