@@ -65,6 +65,14 @@ def check_file(path: Path, max_bytes: int, what: str) -> None:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
+def check_records_file(path: Path, *, max_bytes: int, what: str) -> None:
+    """Every refusal of the whole file (an extension that is not CSV or JSON Lines, then ``check_file``), for a
+    command that checks its input before it opens anything else (the log)."""
+    if path.suffix.lower() not in CSV_SUFFIXES + JSONL_SUFFIXES:
+        raise UsageError(f"{path.name}: a {what} must be .csv or .jsonl")
+    check_file(path, max_bytes, what)
+
+
 def _jsonl_rows(path: Path) -> Iterator[Row]:
     with path.open("rb") as fh:
         for i, raw in enumerate(fh, start=1):
@@ -134,11 +142,8 @@ def _csv_rows(reader: Any) -> Iterator[Row]:
 
 def iter_records(path: Path, *, max_bytes: int, what: str) -> tuple[list[str], Iterator[Row]]:
     """Column names (the CSV header; empty for JSON Lines) and the rows, streamed: memory stays flat."""
-    suffix = path.suffix.lower()
-    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
-        raise UsageError(f"{path.name}: a {what} must be .csv or .jsonl")
-    check_file(path, max_bytes, what)
-    if suffix in JSONL_SUFFIXES:
+    check_records_file(path, max_bytes=max_bytes, what=what)
+    if path.suffix.lower() in JSONL_SUFFIXES:
         return [], _jsonl_rows(path)
     # A huge cell must become a row error, not abort the reader at Python's default 128 KB field limit.
     # The limit is process-wide: raise it, never lower it under another reader (the file size is checked above).
