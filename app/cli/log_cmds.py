@@ -21,7 +21,8 @@ from typing import Any, TextIO
 from app.core.errors import UsageError
 
 
-def open_log(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+def open_log(args: argparse.Namespace, *, read_only: bool = False, create: bool = True) -> Any:
+    """The log named by ``--db`` or the configured one; ``read_only`` or ``create=False``: it must exist."""
     from app.core.config import Paths, database_path, load_config
     from app.store import EvalLog
     from app.store import db as store_db
@@ -35,7 +36,7 @@ def open_log(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     if read_only:
         engine = store_db.open_engine_readonly(path, store_db.OpenOptions())
         return EvalLog(path, engine, store_note_text=config.store_note_text)
-    return EvalLog.open(path, store_note_text=config.store_note_text)
+    return EvalLog.open(path, store_note_text=config.store_note_text, create=create)
 
 
 def check_models(log: Any, refs: list[str]) -> None:
@@ -50,12 +51,17 @@ def check_models(log: Any, refs: list[str]) -> None:
 
 
 def parse_time(value: str) -> datetime:
-    """``2026-11-24`` or an ISO 8601 time; without a zone it is taken as UTC."""
+    """``2026-11-24`` or an ISO 8601 time, in UTC; without a zone it is taken as UTC."""
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date or ISO 8601 time: {value!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+        raise argparse.ArgumentTypeError(f"not a date or ISO 8601 time: {value[:60]!r}") from None
+    try:
+        # In UTC here, as the log stores times: an offset that moves it past year 1 or 9999 is refused now,
+        # not by the query (an OverflowError whose message carried the SQL, exit 1).
+        return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{value[:60]!r} is out of range once in UTC (years 1 to 9999)") from None
 
 
 def task_name(value: str) -> str:
@@ -107,10 +113,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from app.store.ratings_import import import_ratings
+    from app.core.records import check_records_file
+    from app.store.ratings_import import MAX_FILE_BYTES, import_ratings
 
     path = Path(args.file)
-    with open_log(args) as log:
+    check_records_file(path, max_bytes=MAX_FILE_BYTES, what="ratings file")  # a bad file first, as batch does
+    with open_log(args, create=False) as log:  # ratings need runs: a mistyped --db is no new empty log
         report = import_ratings(log, path, default_rater=args.rater, all_or_nothing=args.all_or_nothing)
     for line, problem in report.errors:
         print(f"{path.name}: line {line}: {problem}", file=sys.stderr)

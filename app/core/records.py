@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,14 @@ def check_file(path: Path, max_bytes: int, what: str) -> None:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
+def check_records_file(path: Path, *, max_bytes: int, what: str) -> None:
+    """Every refusal of the whole file (an extension that is not CSV or JSON Lines, then ``check_file``), for a
+    command that checks its input before it opens anything else (the log)."""
+    if path.suffix.lower() not in CSV_SUFFIXES + JSONL_SUFFIXES:
+        raise UsageError(f"{path.name}: a {what} must be .csv or .jsonl")
+    check_file(path, max_bytes, what)
+
+
 def _jsonl_rows(path: Path) -> Iterator[Row]:
     with path.open("rb") as fh:
         for i, raw in enumerate(fh, start=1):
@@ -72,12 +81,52 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
+            yield (i, parse_json_line(line))
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A ``\\uD800``-``\\uDFFF`` escape: only a line holding one can decode to a lone surrogate (raw UTF-8 cannot)."""
+
+
+def parse_json_line(line: str) -> dict[str, Any] | str:
+    """One JSON Lines row as an object, or what is wrong with it as text: never raises, whatever the line.
+
+    ``json.loads`` raises more than ``JSONDecodeError``: ``ValueError`` for an integer over Python's 4,300-digit
+    limit and ``RecursionError`` for deep nesting; and a lone surrogate escape (``"\\ud800"``) decodes, then
+    fails wherever the text is encoded (the log, an output file, a request). Each is one bad row, reported with
+    its line while the rest go on; one escaped exception would end the whole reader (issue 21).
+    """
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        return f"not valid JSON ({e.msg})"
+    except ValueError as e:
+        return "not valid JSON (a number over 4,300 digits)" if "digits" in str(e) else "not valid JSON"
+    except RecursionError:
+        return "not valid JSON here (arrays or objects nested over about 1,000 levels deep)"
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(rec):
+        return "a \\u escape that is no character (a lone UTF-16 surrogate such as \\ud800)"
+    return rec
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    # An explicit stack, not recursion: the record may be nested as deep as json.loads allowed.
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield (i, f"not valid JSON ({e.msg})")
-                continue
-            yield (i, rec) if isinstance(rec, dict) else (i, "not a JSON object")
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def _csv_rows(reader: Any) -> Iterator[Row]:
@@ -93,11 +142,8 @@ def _csv_rows(reader: Any) -> Iterator[Row]:
 
 def iter_records(path: Path, *, max_bytes: int, what: str) -> tuple[list[str], Iterator[Row]]:
     """Column names (the CSV header; empty for JSON Lines) and the rows, streamed: memory stays flat."""
-    suffix = path.suffix.lower()
-    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
-        raise UsageError(f"{path.name}: a {what} must be .csv or .jsonl")
-    check_file(path, max_bytes, what)
-    if suffix in JSONL_SUFFIXES:
+    check_records_file(path, max_bytes=max_bytes, what=what)
+    if path.suffix.lower() in JSONL_SUFFIXES:
         return [], _jsonl_rows(path)
     # A huge cell must become a row error, not abort the reader at Python's default 128 KB field limit.
     # The limit is process-wide: raise it, never lower it under another reader (the file size is checked above).

@@ -21,6 +21,24 @@ from app.store.models import Run
 
 RunRef = int | str
 """A run's integer id or its uuid."""
+SQLITE_INT_MAX = 2**63 - 1
+"""The largest integer SQLite stores (a signed 64-bit INTEGER): a larger number is no run id."""
+
+
+def run_number(ref: str) -> int | None:
+    """The run id a reference spells in ASCII digits; None for anything else (a uuid, other text).
+
+    ``str.isdigit`` is true for "²" (``int`` then raises) and "١" (``int`` reads 1: another run's id), and a
+    number past SQLite's integers overflowed the driver (issue 21): none of those is an id. ValueError for
+    digits beyond ``SQLITE_INT_MAX``.
+    """
+    ref = ref.strip()
+    if not (ref.isascii() and ref.isdigit()):
+        return None
+    # The length test first: int() of over 4,300 digits raises a ValueError of its own.
+    if len(ref) > len(str(SQLITE_INT_MAX)) or int(ref) > SQLITE_INT_MAX:
+        raise ValueError("too large for a run id")
+    return int(ref)
 
 
 class LogBase:
@@ -52,12 +70,19 @@ class LogBase:
 
     def _run_id(self, s: Session, ref: RunRef) -> int:
         """The row id of a run given by id or uuid; UsageError naming the reference when there is none."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            rid = s.scalar(select(Run.id).where(Run.id == int(ref)))
-        else:
+        missing = UsageError(f"no run {str(ref)[:40]!r} in the log")
+        try:
+            number = ref if isinstance(ref, int) else run_number(ref)
+        except ValueError:
+            raise missing from None
+        if number is None:
             rid = s.scalar(select(Run.id).where(Run.uuid == ref))
+        elif abs(number) <= SQLITE_INT_MAX:
+            rid = s.scalar(select(Run.id).where(Run.id == number))
+        else:
+            rid = None
         if rid is None:
-            raise UsageError(f"no run {ref!r} in the log")
+            raise missing
         return rid
 
     def integrity_check(self) -> list[str]:
@@ -65,4 +90,4 @@ class LogBase:
             return [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
 
 
-__all__ = ["LogBase", "RunRef"]
+__all__ = ["SQLITE_INT_MAX", "LogBase", "RunRef", "run_number"]

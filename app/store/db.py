@@ -39,7 +39,7 @@ from sqlalchemy.pool import QueuePool
 
 from app.core.errors import StoreError
 from app.core.privatefile import private_dir
-from app.store.models import Run
+from app.store.models import Base, Run
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_TIMEOUT_S = 10.0
@@ -53,6 +53,9 @@ class OpenOptions:
     """Seconds to wait for a lock held by another process before reporting it."""
     check_integrity: bool = True
     """Run ``PRAGMA quick_check`` on open (a few hundred ms on a 100,000-run log)."""
+    create: bool = True
+    """Create a new log where there is none; False: a missing log is an error and nothing is created (a
+    command that needs runs already logged: ``judge``, ``log import-ratings``)."""
 
     def __post_init__(self) -> None:
         if self.timeout_s < 0:
@@ -118,15 +121,8 @@ def check_existing(path: Path, timeout_s: float, integrity: bool) -> None:
                     )
         finally:
             con.close()
-    except sqlite3.OperationalError as e:
-        if "locked" in str(e):
-            raise StoreError(f"the evaluation log {path} is locked by another process ({e})") from e
-        raise StoreError(f"the evaluation log {path} cannot be read: {e}; it was left untouched") from e
-    except sqlite3.DatabaseError as e:
-        raise StoreError(
-            f"the evaluation log {path} is corrupt ({e}); it was left untouched. Restore a backup, or "
-            "move it aside to start a new log."
-        ) from e
+    except sqlite3.Error as e:
+        raise StoreError(f"{translate(path, e)}; it was left untouched") from e
     if tables and "alembic_version" not in tables:
         raise StoreError(
             f"{path} is a SQLite database but not an Asclepius evaluation log (tables: "
@@ -188,23 +184,40 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_immediate=True)
 
 
-def translate(path: Path, e: Exception) -> StoreError:
-    msg = str(getattr(e, "orig", e))
-    code = getattr(getattr(e, "orig", e), "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL or "database or disk is full" in msg:
+def translate(path: Path, e: BaseException) -> StoreError:
+    """One clear StoreError (exit 6) for an error SQLite raised, wrapped by SQLAlchemy or not.
+
+    Only the driver's own message is quoted, never SQLAlchemy's, which carries the statement.
+    """
+    err = getattr(e, "orig", None) or e
+    msg = str(err)
+    code = getattr(err, "sqlite_errorcode", None)
+    # Python reports SQLite's extended result codes (SQLITE_IOERR_WRITE is 778): the primary code is the low byte.
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == sqlite3.SQLITE_FULL or "database or disk is full" in msg:
         return StoreError(
             f"the disk holding the evaluation log {path} is full; nothing of the failed step was saved "
             "(earlier runs are safe). Free some space and try again"
         )
-    if code == sqlite3.SQLITE_IOERR and _disk_full(path):
-        return StoreError(f"the disk holding the evaluation log {path} is full (SQLite reported: {msg})")
+    if (primary == sqlite3.SQLITE_IOERR or "disk I/O error" in msg) and _disk_full(path):
+        # With 0 bytes free SQLite often cannot even make its -shm/-wal files and says only "disk I/O error".
+        return StoreError(
+            f"the disk holding the evaluation log {path} is full (SQLite reported: {msg}); free some space"
+        )
     if "locked" in msg or "busy" in msg:
         return StoreError(
             f"the evaluation log {path} is locked by another process and stayed locked past the timeout; "
             "try again when the other program (a batch, the desktop app) has finished"
         )
     if "malformed" in msg or "not a database" in msg:
-        return StoreError(f"the evaluation log {path} is corrupt ({msg})")
+        return StoreError(
+            f"the evaluation log {path} is corrupt ({msg}). Restore a backup, or move it aside to start a new log"
+        )
+    if "no such table" in msg or "no such column" in msg:
+        return StoreError(
+            f"the evaluation log {path} is damaged, or not an Asclepius log ({msg}). Restore a backup, or "
+            "move it aside to start a new log"
+        )
     if "readonly" in msg or "read-only" in msg:
         return StoreError(f"the evaluation log {path} is read-only ({msg})")
     return StoreError(f"evaluation log error on {path}: {msg}")
@@ -221,12 +234,11 @@ def _disk_full(path: Path) -> bool:
 
 @contextmanager
 def translated(path: Path) -> Iterator[None]:
-    """Turn SQLite's operational errors into one clear StoreError (exit code 6)."""
+    """Turn SQLite's errors into one clear StoreError (exit code 6): SQLAlchemy's, and the driver's own from
+    code on the raw connection (WAL switch, bulk import), which SQLAlchemy never sees."""
     try:
         yield
-    except exc.OperationalError as e:
-        raise translate(path, e) from e
-    except exc.DatabaseError as e:
+    except (exc.DBAPIError, sqlite3.Error) as e:
         raise translate(path, e) from e
 
 
@@ -329,6 +341,27 @@ def mark_interrupted(engine: Engine) -> int:
     return len(dead)
 
 
+def check_exists(path: Path) -> None:
+    """Refuse a missing log (a mistyped ``--db``) before anything is created."""
+    if not path.exists():
+        raise StoreError(f"no evaluation log at {path} (nothing was created); check --db or the settings")
+    if not path.is_file():
+        raise StoreError(f"evaluation log {path} is not a file")
+
+
+def check_tables(engine: Engine, path: Path) -> None:
+    """A log at the current revision holds every table of the schema: refuse one that lost a table up front,
+    rather than fail with "no such table" half-way through a command."""
+    with translated(path), engine.connect() as conn:
+        tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = sorted(set(Base.metadata.tables) - tables)
+    if missing:
+        raise StoreError(
+            f"the evaluation log {path} is damaged, or not an Asclepius log (missing tables: {', '.join(missing)}); "
+            "it was left untouched. Restore a backup, or move it aside to start a new log"
+        )
+
+
 def open_engine_readonly(path: Path, options: OpenOptions) -> Engine:
     """Open an EXISTING log for reading only: nothing is created, migrated or written.
 
@@ -336,10 +369,7 @@ def open_engine_readonly(path: Path, options: OpenOptions) -> Engine:
     a log the user may not write (a colleague's, on read-only media) still opens.
     """
     path = Path(path).expanduser().absolute()
-    if not path.exists():
-        raise StoreError(f"no evaluation log at {path} (nothing was created); check --db or the settings")
-    if not path.is_file():
-        raise StoreError(f"evaluation log {path} is not a file")
+    check_exists(path)
     if not os.access(path, os.R_OK):
         raise StoreError(f"the evaluation log {path} is not readable by this user")
     check_existing(path, options.timeout_s, options.check_integrity)
@@ -357,6 +387,7 @@ def open_engine_readonly(path: Path, options: OpenOptions) -> Engine:
                 f"the evaluation log {path} uses an older schema ({current}); open it once with a command that "
                 "writes (the desktop app, ask) to upgrade it, then try again"
             )
+        check_tables(engine, path)
     except BaseException:
         engine.dispose()
         raise
@@ -365,9 +396,13 @@ def open_engine_readonly(path: Path, options: OpenOptions) -> Engine:
 
 def open_engine(path: Path, options: OpenOptions) -> Engine:
     path = Path(path).expanduser().absolute()
+    if not options.create:
+        check_exists(path)
     check_location(path)
     check_existing(path, options.timeout_s, options.check_integrity)
     if not path.exists():
+        # Left in place if the set-up below fails (a full disk): another process may be opening the same new
+        # log at this moment, and an empty file reads as a new log next time.
         _create_private_file(path)
     engine = make_engine(path, options.timeout_s)
     try:
@@ -375,6 +410,7 @@ def open_engine(path: Path, options: OpenOptions) -> Engine:
             set_wal(engine, path)
             check_not_newer(engine, path)
             migrate(engine, path)
+            check_tables(engine, path)
             mark_interrupted(engine)
     except BaseException:
         engine.dispose()

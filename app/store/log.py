@@ -43,10 +43,13 @@ class EvalLog(RunsMixin, RatingsMixin, ReadsMixin):
         store_note_text: bool = True,
         timeout_s: float = db.DEFAULT_TIMEOUT_S,
         check_integrity: bool = True,
+        create: bool = True,
     ) -> EvalLog:
-        """Open (creating and migrating as needed) the log at ``path``; StoreError if it cannot be used."""
+        """Open (migrating as needed) the log at ``path``; StoreError if it cannot be used. A missing log is
+        created, or with ``create=False`` refused (nothing is created)."""
         p = Path(path).expanduser().absolute()
-        engine = db.open_engine(p, db.OpenOptions(timeout_s=timeout_s, check_integrity=check_integrity))
+        options = db.OpenOptions(timeout_s=timeout_s, check_integrity=check_integrity, create=create)
+        engine = db.open_engine(p, options)
         return cls(p, engine, store_note_text)
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from app.core.records import iter_records
+from app.store.base import run_number
 from app.store.export import csv_unsafe
 from app.store.log import EvalLog
 from app.store.models import RATER_KINDS, Rater, utcnow
@@ -41,7 +42,6 @@ from app.store.rules import not_rateable_message, why_not_rateable
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 CHUNK_ROWS = 5000
 """Rows per write transaction: ~0.1 s of lock at the measured rate, far below any writer's busy timeout."""
-SQLITE_INT_MAX = 2**63 - 1
 _IN_SLICE = 900
 """Values per ``IN (...)``: under the 999 bound parameters of older SQLite builds."""
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -89,11 +89,13 @@ def parse_row(rec: dict[str, Any], default_rater: str | None) -> NewRating:
     run_ref: int | str = run
     if not run:
         problems.append("run_id is empty")
-    elif run.isdigit():
-        if int(run) > SQLITE_INT_MAX:
+    else:
+        try:
+            number = run_number(run)
+        except ValueError:
             problems.append("run_id is not a run id (too large)")
         else:
-            run_ref = int(run)
+            run_ref = run if number is None else number
     rater = _text(rec, "rater", problems) or (default_rater or "").strip()
     if not rater:
         problems.append("rater is empty (add a rater column or pass --rater)")

@@ -139,6 +139,11 @@ def _setup(tmp: Path, ckpt: Path) -> None:
     (tmp / "items.csv").write_text("note,task,instruction\nPatient stable.,qa,How is the patient?\n")
     (tmp / "emptydir").mkdir()
     shutil.copytree(ckpt, tmp / "ckpt")
+    # The default log `log show` reads: commands that need a log refuse a missing one (an earlier row's
+    # `log import-ratings` used to create it by mistake, issue 21).
+    from app.store import EvalLog
+
+    EvalLog.open(tmp / "home" / "data" / "asclepius.db").close()
 
 
 @pytest.fixture(scope="module")

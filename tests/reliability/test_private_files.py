@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.core.config import AppConfig, Paths, save_config
 from app.core.privatefile import OutputError, private_file, write_private
+from tests.reliability.tmpfs import small_tmpfs
 
 
 def mode(p: Path) -> int:
@@ -82,15 +80,8 @@ def test_config_false_stays_false(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path):
     """A 64 KiB tmpfs: a real ENOSPC. Needs root and mount; skipped where the sandbox forbids it."""
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
+    with small_tmpfs(tmp_path, "64k") as mnt:
+        yield mnt
 
 
 def test_full_disk_is_reported_as_such_for_an_export(tiny_tmpfs: Path) -> None:

@@ -49,3 +49,29 @@ def test_missing_file_and_directory(tmp_path):
     d.mkdir()
     with pytest.raises(UsageError, match="directory"):
         read_records(d, max_bytes=1024, what="batch input")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"a": ' + "1" * 4301 + "}", "a number over 4,300 digits"),
+        ("[" * 100_000, "nested over about 1,000 levels"),
+        ('{"a": "x\\ud800"}', "lone UTF-16 surrogate"),
+        ('{"\\udfff": 1}', "lone UTF-16 surrogate"),
+        ('{"a": [[["\\uDBFF"]]]}', "lone UTF-16 surrogate"),
+    ],
+    ids=["int-4301-digits", "deep-nesting", "surrogate-value", "surrogate-key", "surrogate-nested"],
+)
+def test_jsonl_rows_json_loads_cannot_take_are_row_problems_and_the_rest_go_on(tmp_path, line, message):
+    """Issue 21: ValueError, RecursionError and an unencodable string once ended the whole reader (exit 1)."""
+    p = tmp_path / "in.jsonl"
+    p.write_text('{"a": 1}\n' + line + '\n{"b": 2}\n', encoding="utf-8")
+    _, rows = read_records(p, max_bytes=1 << 22, what="input")
+    assert rows[0] == (1, {"a": 1}) and rows[2] == (3, {"b": 2})
+    assert rows[1][0] == 2 and message in rows[1][1]
+
+
+def test_a_surrogate_pair_escape_is_one_character_not_a_problem():
+    from app.core.records import parse_json_line
+
+    assert parse_json_line('{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}

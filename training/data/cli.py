@@ -259,4 +259,5 @@ def _open_log(args: argparse.Namespace) -> Any:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     path = Path(args.db) if args.db else database_path(paths, config)
-    return EvalLog.open(path, store_note_text=config.store_note_text)
+    # The judge rates runs already logged: a missing log (a mistyped --db) is refused, never created empty.
+    return EvalLog.open(path, store_note_text=config.store_note_text, create=False)

@@ -146,5 +146,7 @@ def items_from_jsonl(path: Path, limit: int | None = None) -> Items:
         if limit and len(out.items) >= limit:
             break
     if not out.items:
-        raise UsageError(f"{path.name}: no usable items ({len(out.skipped)} lines left out)")
+        # Say why (line by line, never a value): "3 lines left out" alone sends the user hunting.
+        why = "; ".join(out.skipped[:5]) + (f"; {len(out.skipped) - 5} more" if len(out.skipped) > 5 else "")
+        raise UsageError(f"{path.name}: no usable items ({len(out.skipped)} lines left out: {why})")
     return out

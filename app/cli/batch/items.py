@@ -8,6 +8,7 @@ valid rows still run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ WINDOW_ROWS = 2000
 """Rows read, grouped by note, checked against the log and run at a time. The first answer starts after one
 window, not after the whole file (a 1e6-row input took 87 s and 1.86 GB before its first item), and memory
 stays flat however long the input is. Notes are grouped within a window: put a note's rows together."""
+MAX_LISTED_PROBLEMS = 20
+"""Rejected rows named when an input has no valid row at all (the count says how many more)."""
 MAX_SHARED_NOTES = 10_000
 """Distinct inline notes kept as one shared string each (a repeated note costs one copy, not one a row)."""
 
@@ -66,6 +69,29 @@ def _records(path: Path) -> Iterator[Row]:
         if missing:
             raise UsageError(f"{path.name}: missing columns: {', '.join(missing)} (have: {', '.join(sorted(names))})")
     return rows
+
+
+def check_input(path: Path) -> None:
+    """Refuse an input that cannot give a single item, before the log is opened or a batch is recorded.
+
+    The whole-file checks, the CSV header's columns, a file without rows, a file whose every row is bad: each
+    once created the log and a batch record and then said "run the same command again" (issue 21). Rows are
+    read up to the first valid one only; the run reads the file again, window by window.
+    """
+    problems: list[RowProblem] = []
+    with closing(iter_input(path)) as rows:
+        for x in rows:
+            if isinstance(x, BatchItem):
+                return
+            problems.append(x)
+    if not problems:
+        raise UsageError(f"{path.name}: no rows, nothing to run")
+    listed = "".join(f"\n  line {line}: {problem}" for line, problem in problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    raise UsageError(
+        f"{path.name}: no valid row; every row was rejected{listed}"
+        + (f"\n  ... and {more:,} more" if more > 0 else "")
+    )
 
 
 def parse_input(path: Path) -> Parsed:

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.batch.items import MAX_INPUT_BYTES
+from app.cli.batch.items import check_input
 from app.core.bounds import check_parallel
 from app.core.errors import UsageError
-from app.core.records import check_file
 
 if TYPE_CHECKING:
     from app.core.openai_policy import EndpointSettings
@@ -24,7 +23,7 @@ class BatchOptions:
     """One batch command, checked: every flag and both paths, before the log is opened or a model loads."""
 
     input: Path
-    """The .csv or .jsonl of items (exists, is a file, within the size limit)."""
+    """The .csv or .jsonl of items (a readable file within the size limit, its columns, a valid row)."""
     models: tuple[str, ...]
     """``--model`` references in order; empty: the default model (and always empty with ``endpoint``)."""
     output: Path | None
@@ -50,7 +49,7 @@ class BatchOptions:
 
         endpoint = endpoint_settings(args)  # every flag checked before any file is read or the server is asked
         path = Path(args.input)
-        check_file(path, MAX_INPUT_BYTES, "batch input")
+        check_input(path)  # its header and rows up to the first valid one: nothing is created for a bad input
         output = Path(args.output) if args.output else None
         if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
             raise UsageError("--output must end in .csv or .jsonl")
