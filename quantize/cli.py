@@ -14,12 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import EXIT_TERMINATED, Cancelled
+from app.core.errors import EXIT_TERMINATED, AsclepiusError, Cancelled
 from quantize.errors import (
     MissingExtraError,
     NotesError,
     NotVerifiedError,
-    QuantizeError,
     QuantizeUsageError,
     VerificationFailed,
 )
@@ -61,7 +60,7 @@ def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) ->
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(args)
-        except QuantizeError as exc:
+        except AsclepiusError as exc:  # QuantizeError, and OutputError from the private-file writer
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
         except ImportError as exc:
@@ -150,7 +149,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from quantize.quant import default_output, quantize_gguf, write_manifest
+    from quantize.gguf_io import output_dir
+    from quantize.quant import check_source, default_output, quantize_gguf, write_manifest
 
     inp = Path(args.input)
     types = args.type or ["Q4_K_M"]
@@ -160,8 +160,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     for q in types:
         out = Path(args.output) if args.output else default_output(inp, q)
         outputs.append(Path(args.out_dir) / out.name if args.out_dir else out)
+    check_source(inp)  # a wrong input is refused before any output folder is created
     for out in outputs:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        output_dir(out.parent)
     _clean_partials([o.parent for o in outputs])
     results = []
     for q, out in zip(types, outputs, strict=True):
