@@ -67,11 +67,32 @@ def is_gguf_file(path: Path) -> bool:
         return fh.read(4) == GGUF_MAGIC
 
 
+def read_json(path: Path, what: str) -> Any:
+    """A small JSON file of a checkpoint (config, shard index, training manifest), or a QuantizeError.
+
+    Unreadable, not UTF-8, not JSON and nested too deeply for the parser (``[[[[...`` raises
+    RecursionError, not a ValueError) are each one message naming the file, never a traceback."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    except UnicodeDecodeError:
+        why = "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        why = f"not valid JSON ({exc})"
+    except RecursionError:
+        why = "nested too deeply to be a model file"
+    raise QuantizeError(f"{path} is not a readable {what}: {why}")
+
+
 def _weight_files(path: Path) -> list[Path]:
     for stem, ext in (("model", "safetensors"), ("pytorch_model", "bin")):
         index = path / f"{stem}.{ext}.index.json"
         if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
+            listing = read_json(index, "shard index")
+            weight_map = listing.get("weight_map") if isinstance(listing, dict) else None
+            if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+                raise QuantizeError(f"{index.name} has no weight_map of tensor names to shard files")
             files = [path / f for f in sorted(set(weight_map.values()))]
             missing = [f.name for f in files if not f.is_file()]
             if missing:
@@ -84,9 +105,12 @@ def _weight_files(path: Path) -> list[Path]:
     return found
 
 
-def open_checkpoint(path: Path) -> Checkpoint:
-    """Check the directory is a complete HF checkpoint and index its tensors (metadata only)."""
-    path = Path(path)
+def checkpoint_files(path: Path) -> list[Path]:
+    """The weight files of a complete Hugging Face checkpoint directory, or a QuantizeError saying what is
+    missing. The one check of a ``--checkpoint``/checkpoint argument: a path that does not exist is "no such
+    checkpoint" here, before transformers could take it for a model id on the hub."""
+    if not path.exists():
+        raise QuantizeError(f"no such checkpoint: {path} does not exist (expected a Hugging Face checkpoint directory)")
     if is_gguf_file(path) or path.suffix == ".gguf":
         raise QuantizeError(
             f"{path} is already a GGUF file; convert takes a Hugging Face checkpoint directory "
@@ -95,8 +119,7 @@ def open_checkpoint(path: Path) -> Checkpoint:
     if not path.is_dir():
         raise QuantizeError(f"{path}: not a directory (expected a Hugging Face checkpoint directory)")
     problems = []
-    config_path = path / "config.json"
-    if not config_path.is_file():
+    if not (path / "config.json").is_file():
         problems.append("config.json is missing")
     if not (path / "tokenizer.model").is_file() and not (path / "tokenizer.json").is_file():
         problems.append("no tokenizer: expected tokenizer.model (SentencePiece) or tokenizer.json (BPE)")
@@ -105,11 +128,22 @@ def open_checkpoint(path: Path) -> Checkpoint:
         problems.append("no weights: expected *.safetensors or pytorch_model*.bin (with an index if sharded)")
     if problems:
         raise QuantizeError(f"{path} is not a complete checkpoint: " + "; ".join(problems))
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise QuantizeError(f"{config_path}: not valid JSON ({exc})") from None
-    ckpt = Checkpoint(path, config, files)
+    return files
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint directory as a JSON object (a list or a number is refused here)."""
+    config = read_json(path / "config.json", "Hugging Face config")
+    if not isinstance(config, dict):
+        raise QuantizeError(f"{path / 'config.json'} is not a readable Hugging Face config: not a JSON object")
+    return config
+
+
+def open_checkpoint(path: Path) -> Checkpoint:
+    """Check the directory is a complete HF checkpoint and index its tensors (metadata only)."""
+    path = Path(path)
+    files = checkpoint_files(path)
+    ckpt = Checkpoint(path, read_config(path), files)
     for f in files:
         if f.suffix == ".safetensors":
             ckpt.headers[f], metas = read_safetensors_header(f)
@@ -159,6 +193,8 @@ def read_safetensors_header(f: Path) -> tuple[bytes, list[TensorMeta]]:
             end_max = max(end_max, end)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise QuantizeError(f"{f.name}: damaged safetensors header ({exc})") from None
+    except RecursionError:  # nested deeper than the JSON parser goes: no real header is
+        raise QuantizeError(f"{f.name}: damaged safetensors header (nested too deeply)") from None
     if start + end_max > size:
         raise QuantizeError(f"{f.name}: truncated: its header needs {start + end_max:,} bytes, the file has {size:,}")
     spans = sorted((m.offset, m.offset + m.nbytes, m.name) for m in metas if m.nbytes)
@@ -214,8 +250,8 @@ def manifest_prompt_style(ckpt_dir: Path) -> str | None:
     path = Path(ckpt_dir) / TRAIN_MANIFEST
     if not path.is_file():
         return None
-    try:
-        style = json.loads(path.read_text(encoding="utf-8")).get("prompt_style")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise QuantizeError(f"{path} is not a readable training manifest: {exc}") from None
+    manifest = read_json(path, "training manifest")
+    if not isinstance(manifest, dict):
+        raise QuantizeError(f"{path} is not a readable training manifest: not a JSON object")
+    style = manifest.get("prompt_style")
     return style if isinstance(style, str) else None

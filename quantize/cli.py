@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import EXIT_TERMINATED, Cancelled
+from app.core.argtypes import bounded_int, threads
+from app.core.bounds import PPL_TOKENS_MAX, PPL_TOKENS_MIN, VERIFY_PROMPTS_MAX, VERIFY_WINDOW_MAX
+from app.core.errors import EXIT_TERMINATED, AsclepiusError, Cancelled
 from quantize.errors import (
     MissingExtraError,
     NotesError,
     NotVerifiedError,
-    QuantizeError,
     QuantizeUsageError,
     VerificationFailed,
 )
@@ -61,7 +62,7 @@ def _guarded(needs: tuple[str, ...], fn: Callable[[argparse.Namespace], int]) ->
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(args)
-        except QuantizeError as exc:
+        except AsclepiusError as exc:  # QuantizeError, and OutputError from the private-file writer
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
         except ImportError as exc:
@@ -150,7 +151,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from quantize.quant import default_output, quantize_gguf, write_manifest
+    from quantize.gguf_io import output_dir
+    from quantize.quant import check_source, default_output, quantize_gguf, write_manifest
 
     inp = Path(args.input)
     types = args.type or ["Q4_K_M"]
@@ -160,14 +162,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     for q in types:
         out = Path(args.output) if args.output else default_output(inp, q)
         outputs.append(Path(args.out_dir) / out.name if args.out_dir else out)
+    check_source(inp)  # a wrong input is refused before any output folder is created
     for out in outputs:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        output_dir(out.parent)
     _clean_partials([o.parent for o in outputs])
     results = []
     for q, out in zip(types, outputs, strict=True):
         bar = _Progress(f"quantize {q}", args.quiet, unit="tensor")
         try:
-            r = quantize_gguf(inp, out, q, threads=args.threads, force=args.force, progress=bar)
+            r = quantize_gguf(inp, out, q, threads=args.threads or 0, force=args.force, progress=bar)
         finally:
             bar.close()
         print(f"wrote {r.output} ({r.qtype}, {r.size / 1e6:,.1f} MB, {r.seconds:.1f} s)")
@@ -202,21 +205,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     full = [f for f in files if v.file_type_name(f) in v.TOLERANCES]
     quantized = [f for f in files if f not in full]
     if args.checkpoint:
-        model, tok = v.load_hf(Path(args.checkpoint), args.hf_dtype)
-        prompts = _prompts(notes, args.prompts)
-        # A bfloat16 reference rounds the HF weights itself: hold every file to the BF16 tolerance then.
-        tol = v.TOLERANCES["MOSTLY_BF16"] if args.hf_dtype == "bfloat16" else None
-        for f in full:
-            rep = v.verify_numerics(
-                Path(args.checkpoint), f, prompts, max_tokens=args.max_tokens, hf=(model, tok), tolerance=tol
-            )
-            print(rep.format())
-            if not rep.ok:
-                failed.append(f"{f.name}: logits or greedy text differ from the checkpoint")
-        parity = v.tokenizer_parity(tok, (full or files)[0], notes)
-        print(parity.format(tok))
-        if not parity.ok:
-            failed.append(f"{(full or files)[0].name}: tokenizer differs from the checkpoint's")
+        failed += _against_checkpoint(args, full, (full or files)[0], notes)
     else:
         not_checked += [f"{f.name}: logits, greedy text and tokenizer (no --checkpoint given)" for f in full]
     if quantized:
@@ -240,6 +229,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     failed.append(f"{g.path.name}: perplexity {g.rel_delta:+.2%} vs its source (limit ±{g.limit:.2%})")
             not_checked += [f"{r.path.name}: perplexity gate (no published figure for {r.file_type})" for r in ungated]
     return _verdict(failed, not_checked)
+
+
+def _against_checkpoint(
+    args: argparse.Namespace, full: list[Path], first: Path, notes: list[tuple[str, str]]
+) -> list[str]:
+    """Logits and greedy text of each F32/F16/BF16 file, and the tokenizer of ``first``, against the HF
+    checkpoint; returns what failed. A file whose shape is not the checkpoint's fails here, unevaluated:
+    llama.cpp cannot even decode a token id beyond its vocabulary."""
+    from quantize import verify as v
+
+    ckpt = Path(args.checkpoint)
+    model, tok = v.load_hf(ckpt, args.hf_dtype)
+    failed: list[str] = []
+    mismatch = {f: v.checkpoint_mismatch(model.config, f) for f in dict.fromkeys([*full, first])}
+    for f, why in mismatch.items():
+        if why:
+            failed.append(f"{f.name}: not converted from the checkpoint {ckpt} ({why})")
+    prompts = _prompts(notes, args.prompts)
+    # A bfloat16 reference rounds the HF weights itself: hold every file to the BF16 tolerance then.
+    tol = v.TOLERANCES["MOSTLY_BF16"] if args.hf_dtype == "bfloat16" else None
+    for f in (f for f in full if not mismatch[f]):
+        rep = v.verify_numerics(ckpt, f, prompts, max_tokens=args.max_tokens, hf=(model, tok), tolerance=tol)
+        print(rep.format())
+        if not rep.ok:
+            failed.append(f"{f.name}: logits or greedy text differ from the checkpoint")
+    if not mismatch[first]:
+        parity = v.tokenizer_parity(tok, first, notes)
+        print(parity.format(tok))
+        if not parity.ok:
+            failed.append(f"{first.name}: tokenizer differs from the checkpoint's")
+    return failed
 
 
 def _verdict(failed: list[str], not_checked: list[str]) -> int:
@@ -338,7 +358,7 @@ def register(subparsers: Any) -> None:
     )
     q.add_argument("-o", "--output", help="output file (one --type only)")
     q.add_argument("--out-dir", help="directory for the outputs (default: beside the input)")
-    q.add_argument("--threads", type=int, default=0, help="0: all cores")
+    q.add_argument("--threads", type=threads, help="CPU threads (default: all cores)")
     q.add_argument("--force", action="store_true")
     q.add_argument("-q", "--quiet", action="store_true")
     q.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_quantize))
@@ -354,16 +374,36 @@ def register(subparsers: Any) -> None:
     v.add_argument("--checkpoint", help="the HF checkpoint the files came from (for logits and tokenizer)")
     v.add_argument("--reference", help="F16/F32 GGUF that perplexity deltas are measured against")
     v.add_argument("--notes", help="CSV/text file or folder of notes (default: shared/data/notes)")
-    v.add_argument("--prompts", type=int, default=4, help="number of prompts for the logits check")
-    v.add_argument("--max-tokens", type=int, default=256, help="tokens per prompt for the logits check")
+    v.add_argument(
+        "--prompts",
+        type=bounded_int("prompts", 1, VERIFY_PROMPTS_MAX),
+        default=4,
+        help=f"number of prompts for the logits check (1..{VERIFY_PROMPTS_MAX})",
+    )
+    v.add_argument(
+        "--max-tokens",
+        type=bounded_int("max tokens", 1, VERIFY_WINDOW_MAX),
+        default=256,
+        help=f"tokens per prompt for the logits check (1..{VERIFY_WINDOW_MAX})",
+    )
     v.add_argument(
         "--hf-dtype",
         default="float32",
         choices=("float32", "bfloat16"),
         help="HF reference precision (bfloat16 halves memory for 13B; loosens the check)",
     )
-    v.add_argument("--ctx", type=int, default=512, help="perplexity window")
-    v.add_argument("--ppl-tokens", type=int, default=4096, help="held-out tokens scored per file")
+    v.add_argument(
+        "--ctx",
+        type=bounded_int("perplexity window", PPL_TOKENS_MIN, VERIFY_WINDOW_MAX),
+        default=512,
+        help=f"perplexity window in tokens ({PPL_TOKENS_MIN}..{VERIFY_WINDOW_MAX})",
+    )
+    v.add_argument(
+        "--ppl-tokens",
+        type=bounded_int("perplexity tokens", PPL_TOKENS_MIN, PPL_TOKENS_MAX),
+        default=4096,
+        help=f"held-out tokens scored per file ({PPL_TOKENS_MIN}..{PPL_TOKENS_MAX:,})",
+    )
     v.add_argument("-q", "--quiet", action="store_true", help="no per-file perplexity lines on stderr")
     v.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_verify))
 

@@ -34,6 +34,7 @@ from quantize.gguf_io import (
     KEY_SOURCE_FORMAT,
     KEY_SOURCE_SHA256,
     atomic_output,
+    output_dir,
 )
 from quantize.stream import OUT_DTYPE, ChunkConverter, FileDone, Piece, SourceFile, SourceStream, TensorDataWriter
 from quantize.vocab import VocabInfo, load_vocab
@@ -253,7 +254,7 @@ def convert_checkpoint(opts: ConvertOptions) -> ConvertResult:
     plans = plan_tensors(ckpt, hp, out_type)
     vocab = load_vocab(ckpt.path, ckpt.config, hp.vocab_size)
     total = sum(p.nbytes for p in plans)
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    output_dir(opts.output.parent)
     # Header, vocabulary and alignment padding: a few MB; 64 MiB of slack covers a 256k vocabulary.
     need = total + (64 << 20)
     free = shutil.disk_usage(opts.output.parent).free

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantize.errors import QuantizeError
+from app.core.privatefile import os_problem, private_dir
+from quantize.errors import QuantizeError, QuantizeUsageError
 
 # The project's own metadata keys (gguf-py has no names for these). The prompt-style keys, which the app's
 # model registry reads too, are defined once in resources.prompts (KEY_PROMPT_STYLE, KEY_PROMPT_STYLE_VERSION).
@@ -85,15 +86,47 @@ def clean_stale_partials(directory: Path) -> list[StalePartial]:
     return removed
 
 
+def output_dir(directory: Path) -> Path:
+    """Create a missing output folder, and each missing parent, readable by the user alone (0700).
+
+    A folder that exists is left as it is (it may be the user's shared models folder)."""
+    if directory.is_dir():
+        return directory
+    try:
+        return private_dir(directory)
+    except OSError as exc:
+        raise QuantizeUsageError(f"cannot create the output folder {directory}: {os_problem(exc)}") from None
+
+
+def _create_private(tmp: Path) -> None:
+    """Create ``tmp`` empty and 0600 before any writer opens it.
+
+    The writers (gguf-py's ``GGUFWriter``, ``TensorDataWriter`` after it, llama.cpp's quantizer in a child
+    process) open the path by name and truncate it, which keeps the mode; left to them the file would be
+    created with the umask's 0644. ``app.core.privatefile.private_file`` does not fit: it hands one Python
+    file object to one writer for a whole file, and this file is written by a library and a child process,
+    then checked (``check_written``) before it is renamed."""
+    tmp.unlink(missing_ok=True)  # this process's own leftover of an earlier attempt (the name has our pid)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise QuantizeUsageError(f"cannot write in {tmp.parent}: {os_problem(exc)}") from None
+    os.fchmod(fd, 0o600)  # the umask could only have removed bits; this states the mode outright
+    os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_output(output: Path, expected: Expected, required_keys: Sequence[str] = ()) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success check it with GGUFReader and rename it to ``output``.
-    On any failure (including Ctrl-C) the temporary file is removed and ``output`` is untouched."""
+    """Yield a temporary path (an empty 0600 file) to write to; on success check it with GGUFReader and
+    rename it to ``output``. On any failure (including Ctrl-C) the temporary file is removed and ``output``
+    is untouched."""
     clean_stale_partials(output.parent)
     tmp = partial_path(output)
+    _create_private(tmp)
     try:
         yield tmp
         check_written(tmp, expected, required_keys)
+        os.chmod(tmp, 0o600)  # in case a writer replaced the file rather than truncating it
         os.replace(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)

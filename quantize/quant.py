@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from app.core.hashing import sha256_file
+from app.core.privatefile import write_private
 from quantize import CONVERTER_VERSION
 from quantize.errors import QuantizeError, QuantizeUsageError
-from quantize.gguf_io import KEY_SOURCE_FILES, KEY_SOURCE_SHA256, atomic_output, inspect_gguf
+from quantize.gguf_io import KEY_SOURCE_FILES, KEY_SOURCE_SHA256, Inspection, atomic_output, inspect_gguf
 from quantize.worker import run_quantize
 
 QUANT_TYPES = ("Q4_0", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0")
@@ -63,6 +64,18 @@ def _source_ftype(path: Path) -> str:
     return name
 
 
+def check_source(input_path: Path) -> Inspection:
+    """The input of ``quantize``, inspected: an F32/F16/BF16 GGUF, or a QuantizeError saying what it is not.
+
+    The CLI calls it before it creates any output folder, so a wrong input leaves nothing behind."""
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        raise QuantizeError(f"{input_path}: no such file")
+    src = inspect_gguf(input_path)  # raises a clear error for a non-GGUF input
+    _source_ftype(input_path)
+    return src
+
+
 def quantize_gguf(
     input_path: Path,
     output: Path,
@@ -74,10 +87,7 @@ def quantize_gguf(
     """Quantize in a child process (see ``quantize.worker``): SIGINT/SIGTERM stop it and leave no file."""
     input_path, output = Path(input_path), Path(output)
     ftype = ftype_of(qtype)
-    if not input_path.is_file():
-        raise QuantizeError(f"{input_path}: no such file")
-    src = inspect_gguf(input_path)  # raises a clear error for a non-GGUF input
-    _source_ftype(input_path)
+    src = check_source(input_path)
     if output.exists() and not force:
         raise QuantizeUsageError(f"{output} already exists; pass --force to replace it")
     if output.resolve() == input_path.resolve():
@@ -139,9 +149,7 @@ def write_manifest(input_path: Path, results: list[QuantResult], directory: Path
         outputs=sorted(outputs.values(), key=lambda o: o["file"]),
         tools=tool_versions(),
     )
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(manifest, indent=2) + "\n", what="manifest")
     return path
 
 

@@ -178,14 +178,53 @@ def file_type_name(path: Path) -> str:
 
 
 def load_hf(checkpoint: Path, dtype: str = "float32") -> tuple[Any, Any]:
+    """The HF model and tokenizer of a local checkpoint directory; never a download.
+
+    transformers takes a path that does not exist for a model id and asks the hub (blocked here, after
+    retries, as a connection error): the directory is checked first, and the loaders may not look online."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from quantize.checkpoint import checkpoint_files
+
+    checkpoint_files(Path(checkpoint))
     model = AutoModelForCausalLM.from_pretrained(
-        checkpoint, dtype=getattr(torch, dtype), attn_implementation="eager"
+        checkpoint, dtype=getattr(torch, dtype), attn_implementation="eager", local_files_only=True
     ).eval()
-    tok = AutoTokenizer.from_pretrained(checkpoint)
+    tok = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
     return model, tok
+
+
+_SHAPE = (
+    ("vocab_size", "vocab_size", "vocabulary"),
+    ("hidden_size", "embedding_length", "width"),
+    ("num_hidden_layers", "block_count", "layers"),
+    ("intermediate_size", "feed_forward_length", "feed-forward width"),
+    ("num_attention_heads", "attention.head_count", "heads"),
+    ("num_key_value_heads", "attention.head_count_kv", "KV heads"),
+)
+"""(HF config attribute, GGUF key after ``<arch>.``, what it is) for the shape a converted file keeps."""
+
+
+def checkpoint_mismatch(hf_config: Any, gguf_path: Path) -> str | None:
+    """How a GGUF's shape differs from a checkpoint's (None when it does not): a file converted from another
+    checkpoint. Checked before any prompt is evaluated, because llama.cpp refuses a token id beyond its
+    vocabulary (``llama_decode returned -1``) instead of computing different logits."""
+    from quantize.gguf_io import inspect_gguf
+
+    meta = inspect_gguf(gguf_path).metadata
+    arch = meta.get("general.architecture")
+    gguf_values = {key: meta.get(f"{arch}.{key}") for _, key, _ in _SHAPE}
+    if gguf_values["vocab_size"] is None:
+        gguf_values["vocab_size"] = len(meta.get("tokenizer.ggml.tokens") or ()) or None
+    diffs = []
+    for attr, key, what in _SHAPE:
+        hf_value = getattr(hf_config, attr, None)
+        if attr == "num_key_value_heads" and hf_value is None:
+            hf_value = getattr(hf_config, "num_attention_heads", None)
+        if hf_value is not None and gguf_values[key] is not None and int(hf_value) != int(gguf_values[key]):
+            diffs.append(f"{what} {hf_value} in the checkpoint, {gguf_values[key]} in the file")
+    return "; ".join(diffs) or None
 
 
 def verify_numerics(

@@ -13,44 +13,16 @@ refused too: they cannot be stored or shown.
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
 
+# The parsers themselves live in app.core.argtypes (quantize and train use them too and may not import
+# app.cli); the app's commands keep reaching them through this module.
+from app.core.argtypes import bounded_float, bounded_int, threads
+from app.core.argtypes import positive_float as positive_float
 from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, TEMPERATURE_MAX, max_threads
 
-
-def _int(value: str, what: str) -> int:
-    try:
-        return int(value.strip(), 10)
-    except (ValueError, AttributeError):
-        raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {value[:40]!r}") from None
-
-
-def bounded_int(what: str, low: int, high: Callable[[], int] | int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        top = high() if callable(high) else high
-        n = _int(value, what)
-        if not low <= n <= top:
-            raise argparse.ArgumentTypeError(f"{what} must be {low}..{top:,}, not {value[:40]}")
-        return n
-
-    parse.__name__ = what.replace(" ", "_")  # argparse names the type in its messages
-    return parse
-
-
-threads = bounded_int("threads", 1, max_threads)
 max_tokens = bounded_int("max tokens", 1, ANSWER_TOKENS_MAX)
 seed = bounded_int("seed", 0, SEED_MAX)
-
-
-def temperature(value: str) -> float:
-    try:
-        t = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"temperature must be a number, not {value[:40]!r}") from None
-    if not math.isfinite(t) or not 0.0 <= t <= TEMPERATURE_MAX:
-        raise argparse.ArgumentTypeError(f"temperature must be a finite number from 0 to {TEMPERATURE_MAX:g}")
-    return t
+temperature = bounded_float("temperature", 0.0, TEMPERATURE_MAX)
 
 
 def text(value: str) -> str:
@@ -85,20 +57,6 @@ def add_sampling_flags(p: argparse.ArgumentParser, *, threads_help: str = "CPU t
 
 def add_threads_flag(p: argparse.ArgumentParser, help_text: str = "CPU threads") -> None:
     p.add_argument("--threads", type=threads, help=f"{help_text} (1..{max_threads()} on this machine)")
-
-
-def positive_float(what: str) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            x = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number, not {value[:40]!r}") from None
-        if not math.isfinite(x) or x <= 0:
-            raise argparse.ArgumentTypeError(f"{what} must be a positive number, not {value[:40]}")
-        return x
-
-    parse.__name__ = what.replace(" ", "_")
-    return parse
 
 
 def endpoint_url(value: str) -> str:

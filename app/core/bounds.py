@@ -25,6 +25,36 @@ PARALLEL_MAX = 64
 """Most answers about one note decoded together (``--parallel``, ``engine.parallel``): each is a sequence
 of the llama.cpp context; past 64 the per-sequence bookkeeping outweighs any gain on a workstation."""
 
+# -- quantize verify and train plan (quantize/cli.py, training/trainer/cli.py) ------------------------------
+VERIFY_WINDOW_MAX = 4096
+"""Most tokens ``quantize verify`` evaluates in one window (``--ctx``, ``--max-tokens``): every position's
+logits are kept, n_ctx x vocabulary float32 in llama.cpp plus a float64 copy for the log-softmax, 6.3 GB at
+4,096 tokens of Llama-3's 128,256-token vocabulary. The published perplexity figures use 512."""
+PPL_TOKENS_MIN = 16
+"""Fewest tokens a perplexity window (``verify --ctx``) or the whole measurement (``--ppl-tokens``) may
+have: a window's first token is never scored, and under 16 scored tokens the figure is noise, not a gate."""
+PPL_TOKENS_MAX = 1_000_000
+"""Most held-out tokens ``verify --ppl-tokens`` scores per file: three times wikitext-2's test set, the
+basis of the published figures; more adds hours per file on a CPU and no precision the gate uses."""
+VERIFY_PROMPTS_MAX = 100
+"""Most prompts for the logits check (``verify --prompts``): each runs the HF model and llama.cpp over the
+prompt and 32 greedy steps on both sides, minutes per prompt for a 7B model on a CPU."""
+TRAIN_GPUS_MAX = 65536
+"""Most GPUs ``train plan --gpus`` plans for: a bound that refuses typos (the estimate holds for any
+count, but no run this project targets comes near it)."""
+GPU_MEM_GB_MIN = 1.0
+"""Least memory per GPU ``train plan --gpu-mem`` accepts, in GB: no accelerator that trains a 7B model has
+less (the static terms alone are several GB)."""
+GPU_MEM_GB_MAX = 1024.0
+"""Most memory per GPU ``train plan --gpu-mem`` accepts, in GB: above every accelerator made (the largest
+hold under 300 GB). The value must be finite too: ``nan`` once printed "does NOT fit in nan GB"."""
+TRAIN_STEPS_MAX = 10_000_000
+"""Most optimizer steps ``train pretrain|sft --max-steps`` takes: a bound that refuses typos (the
+Asclepius recipes run a few thousand steps)."""
+MODEL_HPARAM_MAX = 2**31 - 1
+"""Largest integer hyperparameter a ``config.json`` may give (layers, widths, heads, vocabulary, context):
+llama.cpp holds them in 32-bit fields, and a GGUF cannot record more."""
+
 
 def max_threads() -> int:
     """The most CPU threads any setting or flag may ask for.

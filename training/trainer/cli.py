@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core.argtypes import bounded_float, bounded_int
+from app.core.bounds import GPU_MEM_GB_MAX, GPU_MEM_GB_MIN, TRAIN_GPUS_MAX, TRAIN_STEPS_MAX
+
 EXIT_ERROR, EXIT_USAGE, EXIT_MODEL = 1, 2, 4
 NEEDS = ("torch", "transformers", "accelerate", "yaml", "numpy")
 EXTRA_MESSAGE = "needs the train extra: pip install 'asclepius-desk[train]'"
@@ -43,14 +46,23 @@ def register(subparsers: Any, via_app: bool = True) -> None:
         )
         s.add_argument("--data", required=True, help="data file or folder")
         s.add_argument("--out", required=True, help="output directory (checkpoints/, logs/, model/)")
-        s.add_argument("--max-steps", type=int, help="stop after N optimizer steps (sets the recipe's max_steps)")
+        s.add_argument(
+            "--max-steps",
+            type=bounded_int("max steps", 1, TRAIN_STEPS_MAX),
+            help="stop after N optimizer steps (sets the recipe's max_steps)",
+        )
         s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field")
         s.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out (default: resume)")
         s.set_defaults(train_func=run_stage, stage=stage)
     pl = sub.add_parser("plan", help="memory per GPU (weights, grads, optimizer, activations) and whether it fits")
     pl.add_argument("recipe")
-    pl.add_argument("--gpus", type=int, default=8, help="GPUs in total (all nodes)")
-    pl.add_argument("--gpu-mem", type=float, default=80.0, help="memory per GPU in GB")
+    pl.add_argument("--gpus", type=bounded_int("GPUs", 1, TRAIN_GPUS_MAX), default=8, help="GPUs in total (all nodes)")
+    pl.add_argument(
+        "--gpu-mem",
+        type=bounded_float("GPU memory", GPU_MEM_GB_MIN, GPU_MEM_GB_MAX),
+        default=80.0,
+        help=f"memory per GPU in GB ({GPU_MEM_GB_MIN:g}..{GPU_MEM_GB_MAX:g})",
+    )
     pl.add_argument(
         "--model", help="checkpoint directory whose config.json gives the shape (default: the recipe's base)"
     )
@@ -108,13 +120,21 @@ def _recipe(args: argparse.Namespace) -> Any:
     return load_recipe(args.recipe, overrides)
 
 
+def check_model_dir(model_dir: Path) -> Path:
+    """``model_dir``'s config.json, or a ModelDirError (exit 4) when the directory or its config is missing."""
+    if not model_dir.exists():
+        raise ModelDirError(f"model directory {model_dir} does not exist")
+    if not model_dir.is_dir():
+        raise ModelDirError(f"--model {model_dir} is not a directory (expected a Hugging Face checkpoint directory)")
+    if not (model_dir / "config.json").is_file():
+        raise ModelDirError(f"{model_dir} has no config.json: not a Hugging Face checkpoint directory")
+    return model_dir / "config.json"
+
+
 def load_tokenizer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
-    if not model_dir.is_dir():
-        raise ModelDirError(f"model directory {model_dir} does not exist")
-    if not (model_dir / "config.json").exists():
-        raise ModelDirError(f"{model_dir} has no config.json: not a Hugging Face checkpoint directory")
+    check_model_dir(model_dir)
     names = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
     if not any((model_dir / n).exists() for n in names):
         raise ModelDirError(
@@ -193,16 +213,23 @@ def run_plan(args: argparse.Namespace) -> int:
     from training.trainer.recipe import load_recipe, parse_overrides
 
     recipe = load_recipe(args.recipe, parse_overrides(args.set))
-    shape = (
-        ModelShape.from_config(Path(args.model) / "config.json")
-        if args.model
-        else ModelShape.for_base(recipe.base_model)
-    )
+    shape = _model_shape(Path(args.model)) if args.model else ModelShape.for_base(recipe.base_model)
     plan = estimate(
         recipe, shape, gpus=args.gpus, gpu_mem_gb=args.gpu_mem, strategy=args.strategy, attention=args.attention
     )
     print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
     return 0
+
+
+def _model_shape(model_dir: Path) -> Any:
+    from quantize.errors import QuantizeError
+    from training.trainer.plan import ModelShape
+
+    config = check_model_dir(model_dir)
+    try:
+        return ModelShape.from_config(config)
+    except QuantizeError as exc:  # not JSON, not an object, a missing or zero dimension: a model problem
+        raise ModelDirError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

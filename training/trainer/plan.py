@@ -18,11 +18,12 @@ Per GPU, for a model of P parameters on W GPUs with per-device micro-batch b of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from quantize.arch import config_dims
+from quantize.checkpoint import read_json
 from training.trainer.recipe import Recipe
 
 GB = 1e9
@@ -40,14 +41,18 @@ class ModelShape:
 
     @classmethod
     def from_config(cls, path: Path) -> ModelShape:
-        cfg = json.loads(Path(path).read_text())
+        """The shape a checkpoint's ``config.json`` gives, through the converter's one config check: a file
+        that is not JSON, not an object, or has a missing or zero dimension is a ``QuantizeError`` naming it
+        (a zero head count once divided by zero)."""
+        cfg = read_json(Path(path), "Hugging Face config")
+        dims = config_dims(cfg, str(path))
         return cls(
-            layers=cfg["num_hidden_layers"],
-            hidden=cfg["hidden_size"],
-            intermediate=cfg["intermediate_size"],
-            heads=cfg["num_attention_heads"],
-            kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
-            vocab=cfg["vocab_size"],
+            layers=dims["num_hidden_layers"],
+            hidden=dims["hidden_size"],
+            intermediate=dims["intermediate_size"],
+            heads=dims["num_attention_heads"],
+            kv_heads=dims["num_key_value_heads"],
+            vocab=dims["vocab_size"],
             tied=bool(cfg.get("tie_word_embeddings", False)),
         )
 
@@ -154,7 +159,7 @@ def estimate(
     overhead_gb: float | None = None,
     attention: str = "flash",
 ) -> Plan:
-    if gpus <= 0 or gpu_mem_gb <= 0:
+    if not (gpus > 0 and gpu_mem_gb > 0):  # written so that nan fails too; the CLI checks the ranges
         raise ValueError("--gpus and --gpu-mem must be > 0")
     recipe.grad_accum(gpus)
     a = compute_dtype_bytes or (4 if recipe.precision == "fp32" else 2)
