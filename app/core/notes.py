@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.errors import NoteError, UsageError
+from app.core.infile import open_regular
+from app.core.privatefile import os_problem
 from resources import get_task
 
 if TYPE_CHECKING:
@@ -64,16 +66,14 @@ def decode_note_bytes(data: bytes, source: str = "note") -> str:
 
 
 def read_note_file(path: str | Path) -> str:
+    """A note file's text, checked; NoteError for a path that is missing, not a regular file (a FIFO would
+    block the read for good), unreadable, or whose bytes are not a note."""
     p = Path(path)
-    if not p.exists():
-        raise NoteError(f"note file not found: {p}")
-    if p.is_dir():
-        raise NoteError(f"{p} is a directory, not a note file")
     try:
-        with p.open("rb") as fh:
+        with open_regular(p, "note file", NoteError) as fh:
             data = fh.read(_MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise NoteError(f"cannot read note file {p}: {exc.strerror or exc}") from None
+        raise NoteError(f"cannot read note file {p}: {os_problem(exc)}") from None
     return decode_note_bytes(data, str(p))
 
 
