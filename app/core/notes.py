@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,13 @@ def _looks_binary(data: bytes) -> bool:
     return bool(sample) and control / len(sample) > 0.05
 
 
+def _invisible(text: str) -> bool:
+    """Nothing a reader (or a model) would see: whitespace and format characters only (Unicode category Cf:
+    zero-width space and joiners, the byte-order mark, bidirectional marks). A paste of those is an empty
+    note, not a note to spend a model run on. Stops at the first visible character."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def validate_note(text: str, source: str = "note") -> str:
     """Return the note ready for a prompt (line endings normalised, outer blank lines removed)."""
     if not isinstance(text, str):
@@ -41,8 +49,8 @@ def validate_note(text: str, source: str = "note") -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Outer whitespace carries no meaning and would change tokens at the template boundaries.
     text = text.strip()
-    if not text:
-        raise NoteError(f"{source}: the note is empty (or only whitespace)")
+    if _invisible(text):
+        raise NoteError(f"{source}: the note is empty (only whitespace or invisible characters)")
     return text
 
 
