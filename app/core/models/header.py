@@ -10,6 +10,7 @@ from typing import Any
 
 from app.core.errors import ModelError
 from app.core.infile import open_regular
+from app.core.models.entries import printable
 from app.core.privatefile import os_problem
 from resources.prompts import KEY_PROMPT_STYLE
 
@@ -55,7 +56,7 @@ def read_gguf(path: Path) -> dict[str, Any]:
     n_params = sum(int(t.n_elements) for t in reader.tensors)
     return {
         "architecture": arch,
-        "name": str(meta.get("general.name") or path.stem),
+        "name": printable(str(meta.get("general.name") or path.stem)),  # the file's own text: never obeyed
         "context_length": int(ctx),
         "file_type": _file_type_name(meta.get("general.file_type")),
         "parameter_count": n_params or None,
