@@ -91,10 +91,30 @@ def file_status(entry: dict[str, Any]) -> str:
 
 
 _V2_REQUIRED = ("path", "sha256", "file_name", "name", "architecture", "context_length", "file_type", "size_bytes")
+_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("path", "sha256", "file_name", "name", "architecture", "file_type"), (str,)),
+    **dict.fromkeys(("quick_sha256", "prompt_style", "style_override"), (str,)),
+    **dict.fromkeys(("context_length", "size_bytes", "mtime_ns"), (int,)),
+    "parameter_count": (int, type(None)),
+    **dict.fromkeys(("is_demo", "in_library", "verified", "renamed"), (bool,)),
+    "provenance": (dict,),
+}
+"""The JSON type of each field an entry may have: a hand-edited or damaged file with ``"size_bytes": "x"``
+would otherwise fail later, in whichever command first did arithmetic on it (exit 1)."""
+
+
+def _type_problem(e: dict[str, Any]) -> str | None:
+    for k, kinds in _TYPES.items():
+        v = e.get(k)
+        if k in e and (not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds)):
+            return f"an entry's {k} is {type(v).__name__}, not {' or '.join(t.__name__ for t in kinds)}"
+    return None
 
 
 def parse_registry(data: Any, library: Path) -> tuple[dict[str, dict[str, Any]], int]:
-    """Entries by id from a parsed ``models.json`` (version 1 or 2); ValueError/KeyError/TypeError if malformed."""
+    """Entries by id from a parsed ``models.json`` (version 1 or 2); ValueError/KeyError/TypeError if malformed
+    (a field of the wrong JSON type included: the file is then kept aside as damaged, like one that does not
+    parse)."""
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise ValueError('expected an object with a "models" list')
     version = data.get("version", 1)
@@ -107,6 +127,8 @@ def parse_registry(data: Any, library: Path) -> tuple[dict[str, dict[str, Any]],
         missing = [k for k in _V2_REQUIRED if k not in e]
         if missing:
             raise KeyError(f"an entry lacks {', '.join(missing)}")
+        if problem := _type_problem(e):
+            raise TypeError(problem)
         e = dict(e)
         e["name"] = printable(e["name"])  # written before names were checked: shown, never obeyed
         if version == 1:  # v1 had no library flag and no rename flag; a file in the models directory is a copy
