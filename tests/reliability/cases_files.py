@@ -31,7 +31,16 @@ def _demo_copy(tmp: Path, name: str) -> None:
         shutil.copyfile(src, tmp / name)
 
 
-STEPS: dict[str, Any] = {"demo_copy": _demo_copy}
+def _registered(tmp: Path, name: str) -> None:
+    """``name`` (a copy of the demo model) registered in the case's own registry."""
+    from app.core.config import Paths
+    from app.core.models import Registry
+
+    _demo_copy(tmp, name)
+    Registry(Paths(tmp / "home" / "data", tmp / "home" / "config")).import_model(tmp / name)
+
+
+STEPS: dict[str, Any] = {"demo_copy": _demo_copy, "registered": _registered}
 
 _BATCH = ("batch", "{tmp}/in.csv", "--db", "{tmp}/b.db")
 _NOTE_PATH_INPUT = ("write", "in.csv", "note_path,task,instruction\nf.txt,qa,What medication?\n")
@@ -108,6 +117,14 @@ CASES: tuple[Case, ...] = (
         MODEL,
         "permission denied",
         setup=(("write", "m.gguf", b"GGUF" + bytes(60)), ("chmod", "m.gguf", 0o000)),
+        drop_root=True,
+    ),
+    Case(
+        "files-ask-registered-model-unreadable",
+        (*ASK, "{note}", "--model", "{tmp}/m.gguf"),
+        MODEL,
+        "permission denied",
+        setup=(("registered", "m.gguf"), ("chmod", "m.gguf", 0o000)),
         drop_root=True,
     ),
     # -- outputs that are not regular files: never replaced by a file of patient data ----------------
