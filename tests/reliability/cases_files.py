@@ -9,6 +9,7 @@ on, exit 0), so it is tested in tests/unit/test_files_names.py, not here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -20,23 +21,27 @@ HANG_S = 30.0
 """A FIFO row must end well within this; the old code blocked in open() until killed."""
 
 
-def _demo_copy(tmp: Path, name: str) -> None:
-    """A second path holding the demo model's bytes (a hard link when the file system allows: no 290 MB copy)."""
+def _demo_copy(tmp: Path, name: str, *, link: bool = True) -> None:
+    """A second path holding the demo model's bytes: a hard link when the file system allows (no 250 MB
+    copy), for rows that never change the file; a link shares the inode, so a chmod would hit the session's
+    demo model too."""
     from app.core.models.demo import demo_file
 
     src = demo_file(tmp / "home" / "data" / "models").resolve()
-    try:
-        os.link(src, tmp / name)
-    except OSError:
-        shutil.copyfile(src, tmp / name)
+    if link:
+        with contextlib.suppress(OSError):  # another file system: copy
+            os.link(src, tmp / name)
+            return
+    shutil.copyfile(src, tmp / name)
 
 
 def _registered(tmp: Path, name: str) -> None:
-    """``name`` (a copy of the demo model) registered in the case's own registry."""
+    """``name`` (a copy of the demo model, its own inode: the row may chmod it) registered in the case's own
+    registry."""
     from app.core.config import Paths
     from app.core.models import Registry
 
-    _demo_copy(tmp, name)
+    _demo_copy(tmp, name, link=False)
     Registry(Paths(tmp / "home" / "data", tmp / "home" / "config")).import_model(tmp / name)
 
 
