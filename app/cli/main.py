@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--note", required=True, help="note file, or - for standard input")
     a.add_argument("--task", required=True, help="task name or slug (see `asclepius tasks`)")
-    a.add_argument("--model", help="GGUF path or registered sha256/file name (default: the default model)")
+    a.add_argument(
+        "--model", type=v.model_ref, help="GGUF path or registered sha256/file name (default: the default model)"
+    )
     a.add_argument("--max-tokens", type=v.max_tokens, help="answer token limit (default: min(Settings cap, task's))")
     a.add_argument("--temperature", type=v.temperature, help="0 = greedy (default: the Settings value)")
     a.add_argument("--seed", type=v.seed, default=None, help="default: the Settings value")
@@ -192,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--no-copy", dest="copy", action="store_false", help="register the file where it is")
     mi.add_argument("--set-default", action="store_true")
     info = msub.add_parser("info", help="metadata of a registered model or a GGUF path")
-    info.add_argument("model", nargs="?", help="path, sha256 prefix, file name or name (default: the default model)")
+    info.add_argument(
+        "model", nargs="?", type=v.model_ref, help="path, sha256 prefix, file name or name (default: the default model)"
+    )
     info.add_argument("--json", action="store_true")
     ver = msub.add_parser("verify", help="recompute a model's sha256 and compare")
     ver.add_argument("model")

@@ -24,6 +24,7 @@ from app.core.models import (
     is_default,
     is_removable,
     mark_missing,
+    printable,
     read_gguf,
     remove_model,
     rename_model,
@@ -49,7 +50,7 @@ def _row(reg: Registry, m: ModelInfo, default: str) -> str:
     where = "library" if m.in_library else ("built-in" if reg.is_builtin(m) else "")
     return (
         f"{mark} {m.short_sha}  {m.display_name:<60}  {m.architecture:<8} {params:>7} {size:>9}  "
-        f"ctx {m.context_length:<6}  verified {verified_label(m):<7}  {where:<8}  {m.path}"
+        f"ctx {m.context_length:<6}  verified {verified_label(m):<7}  {where:<8}  {printable(m.path)}"
     )
 
 
@@ -88,7 +89,7 @@ def _import(args: argparse.Namespace, ctx: CliContext) -> int:
     info, note = add_model(
         reg, args.path, copy=copy, prompt_style=args.prompt_style, name=args.name, progress=_progress(what)
     )
-    print(f"imported {info.display_name} ({info.short_sha}), prompt style {info.prompt_style}: {info.path}")
+    print(f"imported {info.display_name} ({info.short_sha}), prompt style {info.prompt_style}: {printable(info.path)}")
     if note:
         print(f"-- {note}", file=sys.stderr)
     if args.set_default:

@@ -36,6 +36,16 @@ def text(value: str) -> str:
     return value
 
 
+def model_ref(value: str) -> str:
+    """A model reference (path, file name, name or sha256) that says something: ``--model ""`` (an unset
+    shell variable) used to run the default model without a word."""
+    if not text(value).strip():
+        raise argparse.ArgumentTypeError(
+            "the model is empty; give a model path, file name, name or sha256 (leave --model out for the default)"
+        )
+    return value
+
+
 def prompt_style(value: str) -> str:
     """A known prompt style id (an unknown one would break every later ask of a model)."""
     from resources import get_style

@@ -24,6 +24,19 @@ TEMPERATURE_MAX = 5.0
 PARALLEL_MAX = 64
 """Most answers about one note decoded together (``--parallel``, ``engine.parallel``): each is a sequence
 of the llama.cpp context; past 64 the per-sequence bookkeeping outweighs any gain on a workstation."""
+CONTEXT_MIN = 256
+"""Smallest context (``engine.n_ctx``, ``engine.max_ctx``): the templates and a short note need about this."""
+CONTEXT_MAX = 131072
+"""Largest context any setting may ask for: 128k, the longest trained context of the LLaMA-family models
+llama.cpp runs (Llama 3.1). The KV cache is allocated up front, ~64 GiB at 128k for a 7B LLaMA at F16, so a
+larger value is a typo, and 4294967808 raised MemoryError allocating 16 GiB before any message (issue 21)."""
+BATCH_MAX = 8192
+"""Most prompt tokens per ``llama_decode`` call (``engine.n_batch``): the compute buffer grows with it, and a
+cancel waits for the batch in flight."""
+KV_CACHE_MB_MAX = 65536
+"""Largest memory budget for note KV states (``engine.kv_cache_mb``, 64 GiB): it is RAM on top of the model."""
+KV_DISK_MB_MAX = 1048576
+"""Largest disk budget for note KV states kept across restarts (``engine.kv_disk_mb``, 1 TiB)."""
 
 # -- quantize verify and train plan (quantize/cli.py, training/trainer/cli.py) ------------------------------
 VERIFY_WINDOW_MAX = 4096

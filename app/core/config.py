@@ -18,10 +18,15 @@ import platformdirs
 
 from app.core.bounds import (
     ANSWER_TOKENS_MAX,
+    BATCH_MAX,
+    CONTEXT_MAX,
+    CONTEXT_MIN,
     DEFAULT_ANSWER_TOKENS,
-    PARALLEL_MAX,
+    KV_CACHE_MB_MAX,
+    KV_DISK_MB_MAX,
     SEED_MAX,
     TEMPERATURE_MAX,
+    check_parallel,
     max_threads,
 )
 from app.core.privatefile import write_private
@@ -40,16 +45,20 @@ class EngineConfig:
     n_threads: int = field(default_factory=default_threads)
     """CPU threads for prompt processing and decoding."""
     n_ctx: int = 0
-    """Context window to allocate; 0 uses the model's trained context (capped by ``max_ctx``)."""
+    """Context window to allocate; 0 uses the model's trained context (capped by ``max_ctx``); else
+    ``CONTEXT_MIN..CONTEXT_MAX`` (``app.core.bounds``)."""
     max_ctx: int = 8192
-    """Upper bound when ``n_ctx`` is 0, so a 32k-context model does not take all RAM for its KV cache."""
+    """Upper bound when ``n_ctx`` is 0, so a 32k-context model does not take all RAM for its KV cache
+    (``CONTEXT_MIN..CONTEXT_MAX``)."""
     n_batch: int = 512
-    """Prompt tokens per llama_decode call; also bounds how long a cancel waits."""
+    """Prompt tokens per llama_decode call (1..``BATCH_MAX``); also bounds how long a cancel waits."""
     kv_cache_mb: int = 1024
-    """Memory budget of the LRU cache of note KV states (0 disables it). A 1,500-token note costs ~27 MB on
-    the demo model and ~790 MB on a 7B LLaMA (F16 KV), so 1 GB keeps one 7B note or dozens of demo ones."""
+    """Memory budget of the LRU cache of note KV states (0 disables it; at most ``KV_CACHE_MB_MAX``). A
+    1,500-token note costs ~27 MB on the demo model and ~790 MB on a 7B LLaMA (F16 KV), so 1 GB keeps one 7B
+    note or dozens of demo ones."""
     kv_disk_mb: int = 2048
-    """Disk budget of note KV states kept across restarts (0 disables it; never used with hash-only storage)."""
+    """Disk budget of note KV states kept across restarts (0 disables it, at most ``KV_DISK_MB_MAX``; never
+    used with hash-only storage)."""
     parallel: int = 8
     """Most answers about one note decoded together (sequences in the context besides the note prefix)."""
 
@@ -57,18 +66,18 @@ class EngineConfig:
         problems = []
         if not 1 <= self.n_threads <= max_threads():
             problems.append(f"n_threads must be 1..{max_threads()} on this machine, not {self.n_threads}")
-        if self.n_ctx < 0 or (self.n_ctx and self.n_ctx < 256):
-            problems.append(f"n_ctx must be 0 (model default) or >= 256, not {self.n_ctx}")
-        if self.max_ctx < 256:
-            problems.append(f"max_ctx must be >= 256, not {self.max_ctx}")
-        if not 1 <= self.n_batch <= 8192:
-            problems.append(f"n_batch must be 1..8192, not {self.n_batch}")
-        if not 1 <= self.parallel <= PARALLEL_MAX:
-            problems.append(f"parallel must be 1..{PARALLEL_MAX}, not {self.parallel}")
-        if self.kv_disk_mb < 0:
-            problems.append(f"kv_disk_mb must be >= 0, not {self.kv_disk_mb}")
-        if self.kv_cache_mb < 0:
-            problems.append(f"kv_cache_mb must be >= 0, not {self.kv_cache_mb}")
+        if self.n_ctx != 0 and not CONTEXT_MIN <= self.n_ctx <= CONTEXT_MAX:
+            problems.append(f"n_ctx must be 0 (the model's context) or {CONTEXT_MIN}..{CONTEXT_MAX}, not {self.n_ctx}")
+        if not CONTEXT_MIN <= self.max_ctx <= CONTEXT_MAX:
+            problems.append(f"max_ctx must be {CONTEXT_MIN}..{CONTEXT_MAX}, not {self.max_ctx}")
+        if not 1 <= self.n_batch <= BATCH_MAX:
+            problems.append(f"n_batch must be 1..{BATCH_MAX}, not {self.n_batch}")
+        if problem := check_parallel(self.parallel, "parallel"):
+            problems.append(problem)
+        if not 0 <= self.kv_disk_mb <= KV_DISK_MB_MAX:
+            problems.append(f"kv_disk_mb must be 0..{KV_DISK_MB_MAX}, not {self.kv_disk_mb}")
+        if not 0 <= self.kv_cache_mb <= KV_CACHE_MB_MAX:
+            problems.append(f"kv_cache_mb must be 0..{KV_CACHE_MB_MAX}, not {self.kv_cache_mb}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -188,13 +197,23 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         raise ValueError(f"{prefix.rstrip('.') or 'settings'}: {exc}") from None
 
 
+def parse_json(text: str) -> Any:
+    """``json.loads`` of a file the app keeps (the config, the model registry), with every way it can fail
+    as a ValueError, nesting too deep for Python's parser included (that one
+    is a RecursionError, which the callers' ``except ValueError`` would miss: exit 1)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply (not a file this app wrote)") from None
+
+
 def load_config(paths: Paths) -> AppConfig:
     """Read the config file; a missing file gives the defaults, a broken one a clear error."""
     f = paths.config_file
     if not f.exists():
         return AppConfig()
     try:
-        raw = json.loads(f.read_text(encoding="utf-8"))
+        raw = parse_json(f.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("top level is not an object")
         version = raw.get("version", CONFIG_VERSION)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.errors import NoteError, UsageError
+from app.core.infile import open_regular
+from app.core.privatefile import os_problem
 from resources import get_task
 
 if TYPE_CHECKING:
@@ -26,6 +29,13 @@ def _looks_binary(data: bytes) -> bool:
     return bool(sample) and control / len(sample) > 0.05
 
 
+def _invisible(text: str) -> bool:
+    """Nothing a reader (or a model) would see: whitespace and format characters only (Unicode category Cf:
+    zero-width space and joiners, the byte-order mark, bidirectional marks). A paste of those is an empty
+    note, not a note to spend a model run on. Stops at the first visible character."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def validate_note(text: str, source: str = "note") -> str:
     """Return the note ready for a prompt (line endings normalised, outer blank lines removed)."""
     if not isinstance(text, str):
@@ -39,8 +49,8 @@ def validate_note(text: str, source: str = "note") -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Outer whitespace carries no meaning and would change tokens at the template boundaries.
     text = text.strip()
-    if not text:
-        raise NoteError(f"{source}: the note is empty (or only whitespace)")
+    if _invisible(text):
+        raise NoteError(f"{source}: the note is empty (only whitespace or invisible characters)")
     return text
 
 
@@ -64,16 +74,14 @@ def decode_note_bytes(data: bytes, source: str = "note") -> str:
 
 
 def read_note_file(path: str | Path) -> str:
+    """A note file's text, checked; NoteError for a path that is missing, not a regular file (a FIFO would
+    block the read for good), unreadable, or whose bytes are not a note."""
     p = Path(path)
-    if not p.exists():
-        raise NoteError(f"note file not found: {p}")
-    if p.is_dir():
-        raise NoteError(f"{p} is a directory, not a note file")
     try:
-        with p.open("rb") as fh:
+        with open_regular(p, "note file", NoteError) as fh:
             data = fh.read(_MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise NoteError(f"cannot read note file {p}: {exc.strerror or exc}") from None
+        raise NoteError(f"cannot read note file {p}: {os_problem(exc)}") from None
     return decode_note_bytes(data, str(p))
 
 

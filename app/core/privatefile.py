@@ -47,6 +47,17 @@ def os_problem(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is (from its ``st_mode``), in words a user recognises."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` and any missing parents, each readable by the user alone (0700).
 
@@ -75,9 +86,10 @@ def private_dir(path: Path) -> Path:
 def check_output(path: str | os.PathLike[str], *, follow_symlinks: bool = False, what: str = "output") -> Path:
     """Refuse an output path before any work starts; return the path that will be written.
 
-    Checks: not a directory, not a link (unless ``follow_symlinks``: then its target is written), its
-    directory exists and is writable. Creating the temporary file is the final proof; this is the early one
-    (``batch --output dir.csv`` must fail before an hour of model runs, not after).
+    Checks: not a directory, not a link (unless ``follow_symlinks``: then its target is written), not an
+    existing device, FIFO or socket (it would be replaced), its directory exists and is writable. Creating the
+    temporary file is the final proof; this is the early one (``batch --output dir.csv`` must fail before an
+    hour of model runs, not after).
     """
     p = Path(path).expanduser()
     if p.is_symlink():
@@ -89,6 +101,13 @@ def check_output(path: str | os.PathLike[str], *, follow_symlinks: bool = False,
         p = p.resolve()
     if p.is_dir():
         raise OutputError(f"{what} {p} is a directory; give a file name")
+    with contextlib.suppress(OSError):  # not there (or not reachable): the checks below say why
+        if not stat.S_ISREG(mode := os.stat(p).st_mode):
+            # The write renames a new 0600 file over the path: a device (/dev/null as root), a FIFO or a
+            # socket would be replaced by a file of patient data, and whatever read it would never see it.
+            raise OutputError(
+                f"{what} {p} is not a regular file ({file_kind(mode)}); refusing to replace it: give a file name"
+            )
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         raise OutputError(f"{what} directory {parent} does not exist")

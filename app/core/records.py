@@ -10,12 +10,15 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from app.core.errors import UsageError
+from app.core.infile import open_regular
+from app.core.privatefile import os_problem
 
 Row = tuple[int, dict[str, Any] | str]
 """(line number as an editor shows it, the record or a problem)."""
@@ -25,21 +28,16 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
 def check_file(path: Path, max_bytes: int, what: str) -> None:
-    """Refuse the whole file up front (missing, a directory, unreadable, too big, binary, not UTF-8).
+    """Refuse the whole file up front (missing, a directory, not a regular file, unreadable, too big, binary,
+    not UTF-8).
 
     UTF-8 is checked in one streamed pass (an incremental decoder, 1 MiB at a time) so a bad byte is
     reported with its offset before any row is used, without holding the file in memory.
     """
-    if not path.exists():
-        raise UsageError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory, not a {what}")
-    if not path.is_file():
-        raise UsageError(f"{path} is not a regular file (a device or a pipe?); give a {what} file")
-    if path.stat().st_size > max_bytes:
-        raise UsageError(f"{path.name}: over {max_bytes // 2**20:,} MB; that is too large for a {what}")
     try:
-        with path.open("rb") as fh:
+        with open_regular(path, what, UsageError) as fh:  # refuses missing, a directory, a FIFO, a device
+            if os.fstat(fh.fileno()).st_size > max_bytes:
+                raise UsageError(f"{path.name}: over {max_bytes // 2**20:,} MB; that is too large for a {what}")
             head = fh.read(65536)
             if b"\x00" in head:
                 raise UsageError(f"{path.name}: a binary file, not a CSV or JSON Lines {what}")
@@ -59,10 +57,8 @@ def check_file(path: Path, max_bytes: int, what: str) -> None:
                     break
                 offset += len(block)
                 block = fh.read(1 << 20)
-    except PermissionError:
-        raise UsageError(f"cannot read {what} {path}: permission denied") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {what} {path}: {os_problem(exc)}") from None
 
 
 def check_records_file(path: Path, *, max_bytes: int, what: str) -> None:

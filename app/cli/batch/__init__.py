@@ -70,7 +70,9 @@ def register(subparsers: Any) -> None:
 
     b = subparsers.add_parser("batch", help="run a CSV/JSONL of questions through one or more models (resumable)")
     b.add_argument("input", help=".csv or .jsonl with note or note_path, task, instruction, optional id")
-    b.add_argument("--model", action="append", help="model (repeat for several); default: the default model")
+    b.add_argument(
+        "--model", action="append", type=v.model_ref, help="model (repeat for several); default: the default model"
+    )
     b.add_argument("--output", help="also write answers to this .csv or .jsonl (mode 0600)")
     b.add_argument("--follow-symlinks", action="store_true", help="write to the target if --output is a link")
     b.add_argument(

@@ -17,12 +17,20 @@ it without the app's dependencies).
 """
 
 from app.core.models.demo import DEMO_LABEL, DEMO_NAME, join_demo_parts
-from app.core.models.entries import CHANGED, MISSING, OK, REGISTRY_VERSION, entry_key, parse_registry
+from app.core.models.entries import (
+    CHANGED,
+    MISSING,
+    OK,
+    REGISTRY_VERSION,
+    check_name,
+    entry_key,
+    parse_registry,
+    printable,
+)
 from app.core.models.header import SUPPORTED_ARCHITECTURES, read_gguf
 from app.core.models.labels import describe, verified_label
 from app.core.models.library import (
     add_model,
-    check_name,
     copy_into_library,
     default_setting,
     is_default,
@@ -54,6 +62,7 @@ __all__ = [
     "join_demo_parts",
     "mark_missing",
     "parse_registry",
+    "printable",
     "read_gguf",
     "removable_device",
     "remove_model",

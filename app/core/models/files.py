@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import ModelError
+from app.core.infile import open_regular
 
 QUICK_BLOCK = 1 << 20
 """1 MiB from the start, the middle and the end: ~3 ms on an SSD for any model size."""
@@ -57,9 +58,11 @@ class Fingerprint:
 
 
 def quick_hash(path: Path, size: int | None = None) -> str:
+    """The fingerprint's hash; ModelError for a file that cannot be read (no permission, not a regular file):
+    every load of a registered model passes here first, before its sha256 or llama.cpp reads it."""
     size = path.stat().st_size if size is None else size
     h = hashlib.sha256(str(size).encode())
-    with path.open("rb") as fh:
+    with open_regular(path, "model file", ModelError) as fh:
         for offset in sorted({0, max(0, size // 2 - QUICK_BLOCK // 2), max(0, size - QUICK_BLOCK)}):
             fh.seek(offset)
             h.update(fh.read(QUICK_BLOCK))

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import ModelError
+from app.core.infile import open_regular
+from app.core.models.entries import printable
+from app.core.privatefile import os_problem
 from resources.prompts import KEY_PROMPT_STYLE
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "gemma3")
@@ -53,7 +56,7 @@ def read_gguf(path: Path) -> dict[str, Any]:
     n_params = sum(int(t.n_elements) for t in reader.tensors)
     return {
         "architecture": arch,
-        "name": str(meta.get("general.name") or path.stem),
+        "name": printable(str(meta.get("general.name") or path.stem)),  # the file's own text: never obeyed
         "context_length": int(ctx),
         "file_type": _file_type_name(meta.get("general.file_type")),
         "parameter_count": n_params or None,
@@ -64,13 +67,13 @@ def read_gguf(path: Path) -> dict[str, Any]:
 
 
 def _check_magic(path: Path) -> None:
-    """ModelError for a path that is not there, a directory, or a file without the GGUF magic bytes."""
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
-    if path.is_dir():
-        raise ModelError(f"{path} is a directory, not a GGUF model file")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
+    """ModelError for a path that is not there, a directory, not a regular file (a FIFO would block the read
+    for good), unreadable, or a file without the GGUF magic bytes."""
+    try:
+        with open_regular(path, "model file", ModelError) as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {os_problem(exc)}") from None
     if magic != b"GGUF":
         hint = " (it looks like a Hugging Face checkpoint: convert it with `asclepius quantize convert`)"
         hint = hint if path.suffix in _HF_SUFFIXES else ""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.core.errors import ModelError, UsageError
 from app.core.hashing import CHUNK, ProgressFn, copy_hashing, sha256_file
-from app.core.models.entries import MISSING, entry_key
+from app.core.models.entries import MISSING, check_name, entry_key
 from app.core.models.files import check_loadable
 from app.core.models.header import read_gguf
 from app.core.models.registry import Registry, check_style
@@ -27,8 +27,6 @@ from app.core.types import ModelInfo
 
 REMOVABLE_ROOTS = ("/media/", "/run/media/", "/mnt/", "/Volumes/")
 """Where Linux desktops (and macOS) mount USB sticks and card readers."""
-
-MAX_NAME = 120
 
 
 def is_removable(path: str | Path, *, library: Path | None = None, sys_root: Path = Path("/sys")) -> bool:
@@ -167,13 +165,6 @@ def add_model(
         t = twins[0]
         notes.append(f"it is identical (same sha256) to {t.display_name} at {t.path}; both are listed")
     return info, "; ".join(notes)
-
-
-def check_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name or len(name) > MAX_NAME:
-        raise UsageError(f"a model name is 1 to {MAX_NAME} characters (not counting spaces at either end)")
-    return name
 
 
 def remove_model(reg: Registry, ref: str, *, delete_copy: bool = False) -> tuple[ModelInfo, Path | None]:
