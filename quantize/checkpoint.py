@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core import safejson
 from app.core.hashing import sha256_file
 from quantize.errors import QuantizeError
 
@@ -73,15 +74,13 @@ def read_json(path: Path, what: str) -> Any:
     Unreadable, not UTF-8, not JSON and nested too deeply for the parser (``[[[[...`` raises
     RecursionError, not a ValueError) are each one message naming the file, never a traceback."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return safejson.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         why = exc.strerror or str(exc)
     except UnicodeDecodeError:
         why = "not UTF-8 text"
-    except json.JSONDecodeError as exc:
-        why = f"not valid JSON ({exc})"
-    except RecursionError:
-        why = "nested too deeply to be a model file"
+    except ValueError as exc:
+        why = str(exc)
     raise QuantizeError(f"{path} is not a readable {what}: {why}")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import platformdirs
 
+from app.core import safejson
 from app.core.bounds import (
     ANSWER_TOKENS_MAX,
     BATCH_MAX,
@@ -197,23 +198,13 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         raise ValueError(f"{prefix.rstrip('.') or 'settings'}: {exc}") from None
 
 
-def parse_json(text: str) -> Any:
-    """``json.loads`` of a file the app keeps (the config, the model registry), with every way it can fail
-    as a ValueError, nesting too deep for Python's parser included (that one
-    is a RecursionError, which the callers' ``except ValueError`` would miss: exit 1)."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("nested too deeply (not a file this app wrote)") from None
-
-
 def load_config(paths: Paths) -> AppConfig:
     """Read the config file; a missing file gives the defaults, a broken one a clear error."""
     f = paths.config_file
     if not f.exists():
         return AppConfig()
     try:
-        raw = parse_json(f.read_text(encoding="utf-8"))
+        raw = safejson.loads(f.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("top level is not an object")
         version = raw.get("version", CONFIG_VERSION)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from app.core import safejson
 from app.core.errors import UsageError
 from app.core.infile import open_regular
 from app.core.privatefile import os_problem
@@ -93,13 +93,9 @@ def parse_json_line(line: str) -> dict[str, Any] | str:
     its line while the rest go on; one escaped exception would end the whole reader (issue 21).
     """
     try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as e:
-        return f"not valid JSON ({e.msg})"
+        rec = safejson.loads(line)
     except ValueError as e:
-        return "not valid JSON (a number over 4,300 digits)" if "digits" in str(e) else "not valid JSON"
-    except RecursionError:
-        return "not valid JSON here (arrays or objects nested over about 1,000 levels deep)"
+        return str(e)
     if not isinstance(rec, dict):
         return "not a JSON object"
     if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(rec):

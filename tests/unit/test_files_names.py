@@ -244,7 +244,7 @@ def test_a_deeply_nested_config_is_a_config_error(tmp_path: Path):
     paths = Paths(tmp_path / "data", tmp_path / "config")
     paths.config_dir.mkdir()
     paths.config_file.write_text('{"engine": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    with pytest.raises(ValueError, match=r"config file .* is invalid: nested too deeply"):
+    with pytest.raises(ValueError, match=r"config file .* is invalid: not valid JSON here \(nested too deeply"):
         load_config(paths)
 
 

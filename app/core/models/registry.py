@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from app.core.config import Paths, parse_json
+from app.core import safejson
+from app.core.config import Paths
 from app.core.errors import ModelError, UsageError
 from app.core.hashing import ProgressFn, sha256_file
 from app.core.models.demo import (
@@ -77,7 +78,7 @@ class Registry:
         except OSError as exc:
             raise ModelError(f"cannot read the model registry {f}: {exc.strerror or exc}") from None
         try:
-            entries, version = parse_registry(parse_json(raw.decode("utf-8")), self.paths.models_dir)
+            entries, version = parse_registry(safejson.loads(raw.decode("utf-8")), self.paths.models_dir)
         except (ValueError, KeyError, TypeError) as exc:
             aside = keep_aside(f)
             self.notice = (
@@ -136,7 +137,7 @@ class Registry:
         """The entries on disk now; none when the file is gone or unreadable (ours are then written whole)."""
         try:
             raw = self.paths.registry_file.read_bytes()
-            return parse_registry(parse_json(raw.decode("utf-8")), self.paths.models_dir)[0]
+            return parse_registry(safejson.loads(raw.decode("utf-8")), self.paths.models_dir)[0]
         except (OSError, ValueError, KeyError, TypeError):
             return {}
 
