@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ TOO_LONG_WORDS = ("context", "too long", "maximum")
 """vLLM: "maximum context length"; llama.cpp: "exceeds the available context size"; TGI: "too long"."""
 ERROR_TEXT_MAX = 300
 """Characters of a server's error text kept in a message (its own words, never our prompt)."""
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What an environment variable's name looks like (POSIX). A key pasted into ``--api-key-env`` by mistake
+(``sk-...``) does not, and is refused without being echoed."""
 BYTES_PER_TOKEN = 3
 """BPE tokenizers average about 4 characters per token on English clinical text; 3 bytes errs on the side
 of "does not fit", the safe side for a context check (a server's usage report corrects the accounting)."""
@@ -261,8 +265,10 @@ class EndpointSettings:
             get_style(self.prompt_style)
         except KeyError as e:
             problems.append(str(e.args[0]))
-        if not self.api_key_env.strip() or "=" in self.api_key_env or " " in self.api_key_env:
-            problems.append(f"{self.flag('api_key_env')} names an environment variable (not the key itself)")
+        if not ENV_NAME.fullmatch(self.api_key_env):  # the value is never quoted: it may be the key itself
+            problems.append(
+                f"{self.flag('api_key_env')} names an environment variable (letters, digits and _), not the key itself"
+            )
         if not 1 <= self.concurrency <= self.MAX_CONCURRENCY:
             problems.append(f"{self.flag('concurrency')} must be 1..{self.MAX_CONCURRENCY}, not {self.concurrency}")
         if not self.timeout_s > 0:

@@ -8,6 +8,7 @@ a 400 saying the prompt is too long. No model: these run in well under a second 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -379,3 +380,21 @@ def test_batch_endpoint_stops_when_the_server_fails_and_the_rerun_completes_it(s
     assert sorted(r.instruction for r in answered) == sorted(f"Question {i}?" for i in range(8))  # once each
     failed = [r for r in runs if r.finish_reason == "error"]
     assert len(failed) == 1 and failed[0].endpoint == srv.url  # the one that met the failing server, kept
+
+
+def test_the_network_guard_never_shows_credentials_of_a_url() -> None:
+    from app.core import netguard
+
+    for url in ("http://alice:S3CRET@h:99999/v1", "ftp://alice:S3CRET@h/v1?key=S3CRET"):
+        with pytest.raises(ValueError) as ei:
+            netguard.Endpoint.parse(url)
+        assert "S3CRET" not in str(ei.value) and "alice" not in str(ei.value)
+    guard = netguard.NetGuard(block=True)
+    guard.allowed = netguard.Endpoint.parse("http://alice:S3CRET@127.0.0.1:8123/v1?key=S3CRET")
+
+    class Sock:
+        family = socket.AF_INET
+
+    with pytest.raises(PermissionError) as ei:
+        guard._hook("socket.connect", (Sock(), ("10.0.0.1", 80)))
+    assert "may reach http://127.0.0.1:8123/v1 only" in str(ei.value) and "S3CRET" not in str(ei.value)

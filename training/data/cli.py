@@ -53,10 +53,17 @@ def _endpoint(args: argparse.Namespace) -> Any:
 
 
 def endpoint_url(args: argparse.Namespace) -> str | None:
-    """The one URL a data or judge command calls; None for a dry run or ``data build`` (they send nothing)."""
-    if getattr(args, "dry_run", False):
+    """The one URL a data or judge command calls; None for a dry run or ``data build`` (they send nothing).
+
+    Checked here by the one URL policy (``check_url``), because ``app.cli.main`` prints this URL before the
+    handler runs: a URL with a user or password (or a query) is refused before anything shows it."""
+    from app.core.openai_policy import check_url
+    from training.endpoint.settings import ChatSettings
+
+    url = getattr(args, "base_url", None)
+    if getattr(args, "dry_run", False) or not url:
         return None
-    return getattr(args, "base_url", None)
+    return check_url(url, ChatSettings.FLAGS["base_url"])
 
 
 def _start(args: argparse.Namespace, cfg: Any) -> None:
