@@ -56,7 +56,15 @@ from app.core.openai_policy import (
     error_message,
     estimate_tokens,
 )
-from app.core.remote_protocol import ENGINE_NAME, MAX_ERROR_BODY, completion_body, render_prompt, sse_events
+from app.core.remote_protocol import (
+    ENGINE_NAME,
+    MAX_ERROR_BODY,
+    UsageCounts,
+    completion_body,
+    render_prompt,
+    sse_events,
+    usage_counts,
+)
 from app.core.types import AnswerClock, AskRequest, FinishReason, ModelInfo, RunResult
 from resources import PromptStyle, get_style
 
@@ -79,7 +87,10 @@ class _Reply:
     finish: str | None = None
     reported_model: str | None = None
     fingerprint: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: UsageCounts | None = None
+    """The server's usage report; None when it sent none, or none readable (``usage_counts``)."""
+    choices: int = 0
+    """Choice objects received: a reply without any (``choices`` null or missing) is no answer."""
     chunks: int = 0
     t_first: float | None = None
     done: bool = False
@@ -330,6 +341,8 @@ class RemoteEngine:
             else:  # a server that ignores "stream": one JSON body
                 self._chunk(json.loads(resp.read()), reply, on_token)
                 reply.done = True
+            if not reply.choices:  # `choices: null` or none at all is no answer, not an empty one
+                raise _Retry("the server's reply has no choices")
         except _Retry:
             self._drop_conn()
             raise
@@ -378,11 +391,15 @@ class RemoteEngine:
             raise _Retry(f"the server reported an error mid-stream: {error_message(json.dumps(data))}")
         reply.reported_model = data.get("model") or reply.reported_model
         reply.fingerprint = data.get("system_fingerprint") or reply.fingerprint
-        if isinstance(data.get("usage"), dict):
-            reply.usage = data["usage"]
-        for choice in data.get("choices") or []:
+        if data.get("usage") is not None:
+            reply.usage = usage_counts(data["usage"]) or reply.usage
+        choices = data.get("choices")
+        if choices is not None and not isinstance(choices, list):
+            raise ValueError("a reply's choices is not a list")
+        for choice in choices or []:
             if not isinstance(choice, dict):
                 raise ValueError("a choice is not a JSON object")
+            reply.choices += 1
             piece = choice.get("text")
             if piece is None and isinstance(choice.get("message"), dict):
                 piece = choice["message"].get("content")
@@ -404,9 +421,8 @@ class RemoteEngine:
     ) -> RunResult:  # fmt: skip
         if finish is None:
             finish = FinishReason.LENGTH if reply.finish == "length" else FinishReason.STOP
-        usage = reply.usage or {}
-        n_out = int(usage.get("completion_tokens") or reply.chunks)
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        usage = reply.usage or UsageCounts(0, 0, 0)
+        n_out = usage.completion_tokens or reply.chunks
         return RunResult.of_answer(
             request,
             self.model,
@@ -419,8 +435,8 @@ class RemoteEngine:
             engine=ENGINE_NAME,
             n_ctx=self.n_ctx,
             n_threads=0,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            reused_tokens=int(cached),
+            prompt_tokens=usage.prompt_tokens,
+            reused_tokens=usage.cached_tokens,
             error=error,
             endpoint=self.settings.public_url,
             served_model=self.settings.served_model,

@@ -31,7 +31,8 @@ QUESTION = "  What was the creatinine?"
 PIECES = [" 1", ".9", " mg/dL"]
 
 Step = str | tuple[str, Any]
-"""``ok``, ``cut`` (stream closed before [DONE]), ``json`` (no stream), ``garbage``, or (status, extra)."""
+"""``ok``, ``cut`` (stream closed before [DONE]), ``json`` (no stream), ``garbage``, (status, extra), or
+(``body``, a JSON reply sent as is) / (``sse``, the events' JSON objects, then ``[DONE]``)."""
 
 
 class Server:
@@ -122,6 +123,19 @@ class Server:
                             use = {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 3}}
                             self.wfile.write(f"data: {json.dumps(use)}\n\n".encode())
                         self.wfile.write(b"data: [DONE]\n\n")
+                    self.close_connection = True
+                    return
+                if kind == "body":
+                    self._send(200, json.dumps(extra).encode())
+                    return
+                if kind == "sse":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for event in [*extra, "[DONE]"]:
+                        data = event if isinstance(event, str) else json.dumps(event)
+                        self.wfile.write(f"data: {data}\n\n".encode())
                     self.close_connection = True
                     return
                 if kind == "json":
@@ -398,3 +412,41 @@ def test_the_network_guard_never_shows_credentials_of_a_url() -> None:
     with pytest.raises(PermissionError) as ei:
         guard._hook("socket.connect", (Sock(), ("10.0.0.1", 80)))
     assert "may reach http://127.0.0.1:8123/v1 only" in str(ei.value) and "S3CRET" not in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        ("body", {"model": "m", "choices": None}),
+        ("body", {"model": "m"}),
+        ("sse", [{"model": "m", "choices": None}, {"choices": None, "usage": {"completion_tokens": 0}}]),
+    ],
+    ids=["choices-null", "no-choices", "stream-choices-null"],
+)
+def test_a_reply_without_choices_is_a_failed_attempt_never_an_empty_answer(serve, reply) -> None:
+    srv = serve([reply, "ok"])
+    res = engine(srv).ask(request())
+    assert res.answer == "".join(PIECES) and len(srv.bodies) == 2  # retried, then answered
+    srv2 = serve([reply])
+    with pytest.raises(EndpointError, match="no choices"):
+        engine(srv2, max_attempts=2).ask(request())
+    assert len(srv2.bodies) == 2
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "forty", "completion_tokens": 3},
+        {"prompt_tokens": 40, "completion_tokens": 2.5},
+        {"prompt_tokens": -1, "completion_tokens": 3},
+        {"prompt_tokens": 40, "completion_tokens": 3, "prompt_tokens_details": "cached"},
+        {"prompt_tokens": 40, "completion_tokens": True},
+        "lots",
+    ],
+)
+def test_a_usage_report_that_is_not_counts_is_treated_as_absent(serve, usage) -> None:
+    events = [{"model": "m", "choices": [{"text": p}]} for p in PIECES]
+    srv = serve([("sse", [*events, {"choices": [], "usage": usage}])])
+    res = engine(srv).ask(request())
+    assert res.answer == "".join(PIECES) and len(srv.bodies) == 1
+    assert (res.prompt_tokens, res.completion_tokens, res.usage_reported) == (0, 3, False)
