@@ -9,7 +9,8 @@ library) and the chat-completions / Responses client of ``asclepius data`` and `
 - how long to wait: the server's ``Retry-After`` (:func:`retry_after_s`) or backoff with full jitter
   (:func:`backoff_s`), both bounded by :class:`EndpointSettings`;
 - how a server-sent-event body is cut into events (:class:`SseDecoder`);
-- how tokens are estimated without the served model's tokenizer (:func:`estimate_tokens`);
+- how tokens are estimated without the served model's tokenizer (:func:`estimate_tokens`), and when a
+  streamed answer is past its limit (:func:`past_token_limit`);
 - :class:`EndpointSettings`: where to send and how hard to push, validated up front.
 
 Pure: no connection is made, no thread started, standard library plus ``app.core.errors`` and ``resources``.
@@ -142,6 +143,15 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
 
 
+def past_token_limit(pieces: int, max_tokens: int) -> bool:
+    """Whether a streamed answer of ``pieces`` text pieces is past the ``max_tokens`` the request asked for.
+
+    A server sends at least one token in each piece, so one that sends more pieces than that ignores the
+    limit (or streams forever): the client stops reading there and ends the answer as cut at its limit
+    (finish reason ``length``), as the server should have."""
+    return pieces > max_tokens
+
+
 def shorten(text: str) -> str:
     """One line of at most ``ERROR_TEXT_MAX`` characters (an error text for a message or a record)."""
     text = " ".join(text.split())
@@ -219,8 +229,9 @@ class EndpointSettings:
     concurrency: int = 4
     """Requests in flight at once (a batch's bound)."""
     timeout_s: float = 600.0
-    """Per attempt, for connecting and for each read. Long generations on a slow server are normal; a hung
-    connection (or a stalled stream) is not."""
+    """Per attempt, an overall deadline: connecting, sending and reading the whole reply (every event of a
+    stream) must end within it, however the server trickles. Long generations on a slow server are normal; a
+    hung connection, a stalled stream or one that never ends is not."""
     max_attempts: int = 5
     """Attempts per request; a request still failing after them fails (and a later run goes on)."""
     backoff_base_s: float = 1.0

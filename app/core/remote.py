@@ -33,11 +33,13 @@ that address alone).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ from app.core.openai_policy import (
     classify_status,
     error_message,
     estimate_tokens,
+    past_token_limit,
 )
 from app.core.remote_protocol import (
     ENGINE_NAME,
@@ -94,6 +97,55 @@ class _Reply:
     chunks: int = 0
     t_first: float | None = None
     done: bool = False
+    max_tokens: int = 1 << 30
+    """The request's own limit: a stream past it is cut there (``past_token_limit``)."""
+    cut: bool = False
+    """The server went past ``max_tokens``: reading stopped, the answer ends as cut at its limit."""
+
+
+class _Deadline:
+    """The overall deadline of one HTTP exchange: at ``seconds`` after it starts, the exchange's socket is
+    shut, which wakes a read blocked on it. A socket timeout alone bounds each read, not the exchange: a
+    server that sends a byte now and then (a keep-alive comment, an endless stream) would never time out."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._over = False
+        self._sock: socket.socket | None = None
+        self.expired = False
+        """The deadline passed before the exchange ended (whatever error the shut socket then caused)."""
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:  # a timer firing now finds the exchange over and leaves the kept-alive socket alone
+            self._over = True
+
+    def watch(self, conn: http.client.HTTPConnection) -> None:
+        """Guard ``conn``'s socket, once connected (the connect has its own timeout). Taken now: for a reply
+        that closes the connection, http.client hands the socket to the response and forgets it."""
+        with self._lock:
+            self._sock = conn.sock
+        if self.expired:
+            self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._over:
+                return
+            self.expired = True
+        self._shut()
+
+    def _shut(self) -> None:
+        with self._lock:
+            if self._sock is not None and not self._over:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
 
 
 class RemoteEngine:
@@ -171,14 +223,20 @@ class RemoteEngine:
         url = self.settings.public_url
         last = ""
         for attempt in range(1, self.settings.max_attempts + 1):
+            conn = self._conn()
             try:
-                conn = self._conn()
-                conn.request("GET", f"{self._path}/models", headers=self._headers())
-                resp = conn.getresponse()
-                raw = resp.read(1 << 20)
+                with _Deadline(self.settings.timeout_s) as deadline:
+                    conn.request("GET", f"{self._path}/models", headers=self._headers())
+                    deadline.watch(conn)
+                    resp = conn.getresponse()
+                    raw = resp.read(1 << 20)
             except (OSError, http.client.HTTPException) as e:
                 self._drop_conn()
-                last = f"{type(e).__name__}: {e}"
+                last = (
+                    f"no answer within {self.settings.timeout_s:g} s"
+                    if deadline.expired
+                    else f"{type(e).__name__}: {e}"
+                )
             else:
                 if resp.status in (401, 403):
                     raise EndpointError(
@@ -265,7 +323,7 @@ class RemoteEngine:
         body = json.dumps(
             completion_body(self.settings.served_model, prompt, request.sampling, style.stop, stream=True)
         ).encode("utf-8")
-        reply, error, finish = self._send(body, on_token, cancel)
+        reply, error, finish = self._send(body, request.sampling.max_tokens, on_token, cancel)
         t_end = time.perf_counter()
         return self._result(request, task, instruction, style, prompt, reply, finish, error, t0, t_end, started_at)
 
@@ -275,7 +333,7 @@ class RemoteEngine:
         return not cancel.wait(max(0.0, seconds))
 
     def _send(
-        self, body: bytes, on_token: TokenCallback | None, cancel: threading.Event
+        self, body: bytes, max_tokens: int, on_token: TokenCallback | None, cancel: threading.Event
     ) -> tuple[_Reply, str | None, FinishReason | None]:
         cfg = self.settings
         last = "no attempt made"
@@ -286,7 +344,7 @@ class RemoteEngine:
                 return _Reply(), None, FinishReason.CANCELLED
             if cancel.is_set():
                 return _Reply(), None, FinishReason.CANCELLED
-            reply = _Reply()
+            reply = _Reply(max_tokens=max_tokens)
             try:
                 self._attempt(body, reply, on_token, cancel)
             except _Retry as r:
@@ -314,10 +372,29 @@ class RemoteEngine:
         )
 
     def _attempt(self, body: bytes, reply: _Reply, on_token: TokenCallback | None, cancel: threading.Event) -> None:
+        """One POST and its whole reply, within the deadline (``settings.timeout_s``)."""
+        conn = self._conn()
+        with _Deadline(self.settings.timeout_s) as deadline:
+            try:
+                self._exchange(conn, deadline, body, reply, on_token, cancel)
+            except _Retry:
+                if deadline.expired:  # the shut socket's own error says less than this
+                    raise _Retry(f"no complete reply within {self.settings.timeout_s:g} s") from None
+                raise
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        deadline: _Deadline,
+        body: bytes,
+        reply: _Reply,
+        on_token: TokenCallback | None,
+        cancel: threading.Event,
+    ) -> None:
         cfg = self.settings
         try:
-            conn = self._conn()
             conn.request("POST", f"{self._path}/completions", body=body, headers=self._headers())
+            deadline.watch(conn)
             resp = conn.getresponse()
         except TimeoutError as e:
             self._drop_conn()
@@ -332,7 +409,7 @@ class RemoteEngine:
             if "text/event-stream" in ctype:
                 for event in sse_events(resp):
                     self._chunk(event, reply, on_token)
-                    if cancel.is_set():
+                    if cancel.is_set() or reply.cut:
                         self._drop_conn()  # the server sees the client go and stops generating
                         return
                 if not reply.done:
@@ -406,6 +483,9 @@ class RemoteEngine:
             if piece:
                 if not isinstance(piece, str):
                     raise ValueError("a choice's text is not a string")
+                if past_token_limit(reply.chunks + 1, reply.max_tokens):  # the server ignores the limit
+                    reply.cut, reply.finish = True, "length"
+                    return
                 if reply.t_first is None:
                     reply.t_first = time.perf_counter()
                 reply.chunks += 1

@@ -32,7 +32,8 @@ PIECES = [" 1", ".9", " mg/dL"]
 
 Step = str | tuple[str, Any]
 """``ok``, ``cut`` (stream closed before [DONE]), ``json`` (no stream), ``garbage``, (status, extra), or
-(``body``, a JSON reply sent as is) / (``sse``, the events' JSON objects, then ``[DONE]``)."""
+(``body``, a JSON reply sent as is) / (``sse``, the events' JSON objects, then ``[DONE]``); ``forever`` (text
+pieces, never ``[DONE]``), ``trickle`` (a keep-alive comment every 0.2 s, never an answer)."""
 
 
 class Server:
@@ -53,6 +54,8 @@ class Server:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []
+        self.stopping = threading.Event()
+        """Set on close: endless replies end."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,6 +128,22 @@ class Server:
                         self.wfile.write(b"data: [DONE]\n\n")
                     self.close_connection = True
                     return
+                if kind in ("forever", "trickle"):  # never [DONE]: text pieces as fast as taken, or a comment a beat
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    piece = f"data: {json.dumps({'choices': [{'text': ' word'}]})}\n\n".encode()
+                    try:
+                        while not outer.stopping.is_set():
+                            self.wfile.write(piece if kind == "forever" else b": keep-alive\n\n")
+                            self.wfile.flush()
+                            if kind == "trickle":
+                                outer.stopping.wait(0.2)
+                    except OSError:  # the client went away
+                        pass
+                    self.close_connection = True
+                    return
                 if kind == "body":
                     self._send(200, json.dumps(extra).encode())
                     return
@@ -152,6 +171,7 @@ class Server:
         self.thread.start()
 
     def close(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -450,3 +470,28 @@ def test_a_usage_report_that_is_not_counts_is_treated_as_absent(serve, usage) ->
     res = engine(srv).ask(request())
     assert res.answer == "".join(PIECES) and len(srv.bodies) == 1
     assert (res.prompt_tokens, res.completion_tokens, res.usage_reported) == (0, 3, False)
+
+
+def test_a_stream_that_never_ends_stops_at_the_answer_limit(serve) -> None:
+    srv = serve(["forever"])
+    pieces: list[str] = []
+    t0 = time.monotonic()
+    res = engine(srv, timeout_s=5).ask(request(max_tokens=20), on_token=pieces.append)
+    assert time.monotonic() - t0 < 30
+    assert res.finish_reason is FinishReason.LENGTH and len(pieces) == 20 and res.answer == " word" * 20
+    assert len(srv.bodies) == 1 and res.completion_tokens == 20
+
+
+def test_a_stream_that_trickles_forever_ends_at_the_deadline(serve, tmp_path, capsys) -> None:
+    srv = serve(["trickle"])
+    t0 = time.monotonic()
+    with pytest.raises(EndpointError, match="no complete reply within 2 s"):
+        engine(srv, timeout_s=2, max_attempts=2).ask(request())
+    assert time.monotonic() - t0 < 30 and len(srv.bodies) == 2  # each attempt ended at its deadline, retried
+    items = tmp_path / "items.csv"
+    _batch_items(items, 2)
+    t0 = time.monotonic()
+    with pytest.raises(EndpointError, match="no complete reply within 5 s"):
+        _run_remote_batch(tmp_path, srv, items, "--endpoint-timeout", "5", "--endpoint-attempts", "1")
+    assert time.monotonic() - t0 < 30
+    assert "run the same command again" in capsys.readouterr().err
