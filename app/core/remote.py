@@ -18,6 +18,9 @@ finishes or fails the run. What differs:
   is honoured and pauses *every* request to the endpoint, not only the refused one. A server still failing
   after ``max_attempts`` raises :class:`EndpointError` (exit 8): the service records that run as failed,
   and a batch stops there and resumes later. 401/403/404 raise at once (no retry can help).
+  Each attempt has an overall deadline, ``timeout_s`` for the connect and the whole reply
+  (``app.core.exchange_deadline``), and a stream past the request's ``max_tokens`` is cut there (finish
+  ``length``); a reply without choices is a failed attempt, and a usage report that is not counts is ignored.
 * **Privacy.** The key is read from the environment variable the user names and goes only into the
   ``Authorization`` header; it is never stored on an object, printed or logged. URLs are recorded without
   userinfo, query or fragment (``openai_policy.public_url``). No prompt text is ever written to a log message.
@@ -33,13 +36,11 @@ that address alone).
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
 import os
 import random
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from urllib.parse import urlsplit
 from app.core.backend import EngineCapabilities, TokenCallback, style_for
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
+from app.core.exchange_deadline import ExchangeDeadline
 from app.core.notes import validate_request
 from app.core.openai_policy import (
     EndpointSettings,
@@ -101,51 +103,6 @@ class _Reply:
     """The request's own limit: a stream past it is cut there (``past_token_limit``)."""
     cut: bool = False
     """The server went past ``max_tokens``: reading stopped, the answer ends as cut at its limit."""
-
-
-class _Deadline:
-    """The overall deadline of one HTTP exchange: at ``seconds`` after it starts, the exchange's socket is
-    shut, which wakes a read blocked on it. A socket timeout alone bounds each read, not the exchange: a
-    server that sends a byte now and then (a keep-alive comment, an endless stream) would never time out."""
-
-    def __init__(self, seconds: float) -> None:
-        self._lock = threading.Lock()
-        self._over = False
-        self._sock: socket.socket | None = None
-        self.expired = False
-        """The deadline passed before the exchange ended (whatever error the shut socket then caused)."""
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        with self._lock:  # a timer firing now finds the exchange over and leaves the kept-alive socket alone
-            self._over = True
-
-    def watch(self, conn: http.client.HTTPConnection) -> None:
-        """Guard ``conn``'s socket, once connected (the connect has its own timeout). Taken now: for a reply
-        that closes the connection, http.client hands the socket to the response and forgets it."""
-        with self._lock:
-            self._sock = conn.sock
-        if self.expired:
-            self._shut()
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._over:
-                return
-            self.expired = True
-        self._shut()
-
-    def _shut(self) -> None:
-        with self._lock:
-            if self._sock is not None and not self._over:
-                with contextlib.suppress(OSError):
-                    self._sock.shutdown(socket.SHUT_RDWR)
 
 
 class RemoteEngine:
@@ -225,7 +182,7 @@ class RemoteEngine:
         for attempt in range(1, self.settings.max_attempts + 1):
             conn = self._conn()
             try:
-                with _Deadline(self.settings.timeout_s) as deadline:
+                with ExchangeDeadline(self.settings.timeout_s) as deadline:
                     conn.request("GET", f"{self._path}/models", headers=self._headers())
                     deadline.watch(conn)
                     resp = conn.getresponse()
@@ -374,7 +331,7 @@ class RemoteEngine:
     def _attempt(self, body: bytes, reply: _Reply, on_token: TokenCallback | None, cancel: threading.Event) -> None:
         """One POST and its whole reply, within the deadline (``settings.timeout_s``)."""
         conn = self._conn()
-        with _Deadline(self.settings.timeout_s) as deadline:
+        with ExchangeDeadline(self.settings.timeout_s) as deadline:
             try:
                 self._exchange(conn, deadline, body, reply, on_token, cancel)
             except _Retry:
@@ -385,7 +342,7 @@ class RemoteEngine:
     def _exchange(
         self,
         conn: http.client.HTTPConnection,
-        deadline: _Deadline,
+        deadline: ExchangeDeadline,
         body: bytes,
         reply: _Reply,
         on_token: TokenCallback | None,
