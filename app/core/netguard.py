@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.core.openai_policy import public_url
+
 _NET_EVENTS = {
     "socket.connect",
     "socket.getaddrinfo",
@@ -38,14 +40,15 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
-        """Validate ``url``: http or https with a host (and a valid port, if one is given)."""
+        """Validate ``url``: http or https with a host (and a valid port, if one is given). Messages show the
+        URL without userinfo or query (``public_url``): a key typed into the URL is never echoed."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL with a host: {url!r}")
+            raise ValueError(f"not an http(s) URL with a host: {public_url(url)!r}")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}: {exc}") from None
+            raise ValueError(f"bad port in {public_url(url)!r}: {exc}") from None
         return cls(url=url, host=parts.hostname, port=port, addresses=frozenset({parts.hostname}))
 
     def resolved(self) -> Endpoint:
@@ -98,7 +101,7 @@ class NetGuard:
             return
         self.attempts.append(f"{event}{args[1:]!r}")
         if self.block:
-            only = f"; this command may reach {self.allowed.url} only" if self.allowed else ""
+            only = f"; this command may reach {public_url(self.allowed.url)} only" if self.allowed else ""
             raise PermissionError(f"network access is disabled in Asclepius Desk ({event}{only})")
 
 

@@ -9,7 +9,8 @@ library) and the chat-completions / Responses client of ``asclepius data`` and `
 - how long to wait: the server's ``Retry-After`` (:func:`retry_after_s`) or backoff with full jitter
   (:func:`backoff_s`), both bounded by :class:`EndpointSettings`;
 - how a server-sent-event body is cut into events (:class:`SseDecoder`);
-- how tokens are estimated without the served model's tokenizer (:func:`estimate_tokens`);
+- how tokens are estimated without the served model's tokenizer (:func:`estimate_tokens`), and when a
+  streamed answer is past its limit (:func:`past_token_limit`);
 - :class:`EndpointSettings`: where to send and how hard to push, validated up front.
 
 Pure: no connection is made, no thread started, standard library plus ``app.core.errors`` and ``resources``.
@@ -22,6 +23,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +47,9 @@ TOO_LONG_WORDS = ("context", "too long", "maximum")
 """vLLM: "maximum context length"; llama.cpp: "exceeds the available context size"; TGI: "too long"."""
 ERROR_TEXT_MAX = 300
 """Characters of a server's error text kept in a message (its own words, never our prompt)."""
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What an environment variable's name looks like (POSIX). A key pasted into ``--api-key-env`` by mistake
+(``sk-...``) does not, and is refused without being echoed."""
 BYTES_PER_TOKEN = 3
 """BPE tokenizers average about 4 characters per token on English clinical text; 3 bytes errs on the side
 of "does not fit", the safe side for a context check (a server's usage report corrects the accounting)."""
@@ -138,6 +143,15 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
 
 
+def past_token_limit(pieces: int, max_tokens: int) -> bool:
+    """Whether a streamed answer of ``pieces`` text pieces is past the ``max_tokens`` the request asked for.
+
+    A server sends at least one token in each piece, so one that sends more pieces than that ignores the
+    limit (or streams forever): the client stops reading there and ends the answer as cut at its limit
+    (finish reason ``length``), as the server should have."""
+    return pieces > max_tokens
+
+
 def shorten(text: str) -> str:
     """One line of at most ``ERROR_TEXT_MAX`` characters (an error text for a message or a record)."""
     text = " ".join(text.split())
@@ -215,8 +229,9 @@ class EndpointSettings:
     concurrency: int = 4
     """Requests in flight at once (a batch's bound)."""
     timeout_s: float = 600.0
-    """Per attempt, for connecting and for each read. Long generations on a slow server are normal; a hung
-    connection (or a stalled stream) is not."""
+    """Per attempt, an overall deadline: connecting, sending and reading the whole reply (every event of a
+    stream) must end within it, however the server trickles. Long generations on a slow server are normal; a
+    hung connection, a stalled stream or one that never ends is not."""
     max_attempts: int = 5
     """Attempts per request; a request still failing after them fails (and a later run goes on)."""
     backoff_base_s: float = 1.0
@@ -261,8 +276,10 @@ class EndpointSettings:
             get_style(self.prompt_style)
         except KeyError as e:
             problems.append(str(e.args[0]))
-        if not self.api_key_env.strip() or "=" in self.api_key_env or " " in self.api_key_env:
-            problems.append(f"{self.flag('api_key_env')} names an environment variable (not the key itself)")
+        if not ENV_NAME.fullmatch(self.api_key_env):  # the value is never quoted: it may be the key itself
+            problems.append(
+                f"{self.flag('api_key_env')} names an environment variable (letters, digits and _), not the key itself"
+            )
         if not 1 <= self.concurrency <= self.MAX_CONCURRENCY:
             problems.append(f"{self.flag('concurrency')} must be 1..{self.MAX_CONCURRENCY}, not {self.concurrency}")
         if not self.timeout_s > 0:

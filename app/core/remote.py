@@ -18,6 +18,9 @@ finishes or fails the run. What differs:
   is honoured and pauses *every* request to the endpoint, not only the refused one. A server still failing
   after ``max_attempts`` raises :class:`EndpointError` (exit 8): the service records that run as failed,
   and a batch stops there and resumes later. 401/403/404 raise at once (no retry can help).
+  Each attempt has an overall deadline, ``timeout_s`` for the connect and the whole reply
+  (``app.core.exchange_deadline``), and a stream past the request's ``max_tokens`` is cut there (finish
+  ``length``); a reply without choices is a failed attempt, and a usage report that is not counts is ignored.
 * **Privacy.** The key is read from the environment variable the user names and goes only into the
   ``Authorization`` header; it is never stored on an object, printed or logged. URLs are recorded without
   userinfo, query or fragment (``openai_policy.public_url``). No prompt text is ever written to a log message.
@@ -48,6 +51,7 @@ from urllib.parse import urlsplit
 from app.core.backend import EngineCapabilities, TokenCallback, style_for
 from app.core.budget import Budget
 from app.core.errors import ContextOverflowError, EndpointError, ModelError, UsageError
+from app.core.exchange_deadline import ExchangeDeadline
 from app.core.notes import validate_request
 from app.core.openai_policy import (
     EndpointSettings,
@@ -55,8 +59,17 @@ from app.core.openai_policy import (
     classify_status,
     error_message,
     estimate_tokens,
+    past_token_limit,
 )
-from app.core.remote_protocol import ENGINE_NAME, MAX_ERROR_BODY, completion_body, render_prompt, sse_events
+from app.core.remote_protocol import (
+    ENGINE_NAME,
+    MAX_ERROR_BODY,
+    UsageCounts,
+    completion_body,
+    render_prompt,
+    sse_events,
+    usage_counts,
+)
 from app.core.types import AnswerClock, AskRequest, FinishReason, ModelInfo, RunResult
 from resources import PromptStyle, get_style
 
@@ -79,10 +92,17 @@ class _Reply:
     finish: str | None = None
     reported_model: str | None = None
     fingerprint: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: UsageCounts | None = None
+    """The server's usage report; None when it sent none, or none readable (``usage_counts``)."""
+    choices: int = 0
+    """Choice objects received: a reply without any (``choices`` null or missing) is no answer."""
     chunks: int = 0
     t_first: float | None = None
     done: bool = False
+    max_tokens: int = 1 << 30
+    """The request's own limit: a stream past it is cut there (``past_token_limit``)."""
+    cut: bool = False
+    """The server went past ``max_tokens``: reading stopped, the answer ends as cut at its limit."""
 
 
 class RemoteEngine:
@@ -160,14 +180,20 @@ class RemoteEngine:
         url = self.settings.public_url
         last = ""
         for attempt in range(1, self.settings.max_attempts + 1):
+            conn = self._conn()
             try:
-                conn = self._conn()
-                conn.request("GET", f"{self._path}/models", headers=self._headers())
-                resp = conn.getresponse()
-                raw = resp.read(1 << 20)
+                with ExchangeDeadline(self.settings.timeout_s) as deadline:
+                    conn.request("GET", f"{self._path}/models", headers=self._headers())
+                    deadline.watch(conn)
+                    resp = conn.getresponse()
+                    raw = resp.read(1 << 20)
             except (OSError, http.client.HTTPException) as e:
                 self._drop_conn()
-                last = f"{type(e).__name__}: {e}"
+                last = (
+                    f"no answer within {self.settings.timeout_s:g} s"
+                    if deadline.expired
+                    else f"{type(e).__name__}: {e}"
+                )
             else:
                 if resp.status in (401, 403):
                     raise EndpointError(
@@ -254,7 +280,7 @@ class RemoteEngine:
         body = json.dumps(
             completion_body(self.settings.served_model, prompt, request.sampling, style.stop, stream=True)
         ).encode("utf-8")
-        reply, error, finish = self._send(body, on_token, cancel)
+        reply, error, finish = self._send(body, request.sampling.max_tokens, on_token, cancel)
         t_end = time.perf_counter()
         return self._result(request, task, instruction, style, prompt, reply, finish, error, t0, t_end, started_at)
 
@@ -264,7 +290,7 @@ class RemoteEngine:
         return not cancel.wait(max(0.0, seconds))
 
     def _send(
-        self, body: bytes, on_token: TokenCallback | None, cancel: threading.Event
+        self, body: bytes, max_tokens: int, on_token: TokenCallback | None, cancel: threading.Event
     ) -> tuple[_Reply, str | None, FinishReason | None]:
         cfg = self.settings
         last = "no attempt made"
@@ -275,7 +301,7 @@ class RemoteEngine:
                 return _Reply(), None, FinishReason.CANCELLED
             if cancel.is_set():
                 return _Reply(), None, FinishReason.CANCELLED
-            reply = _Reply()
+            reply = _Reply(max_tokens=max_tokens)
             try:
                 self._attempt(body, reply, on_token, cancel)
             except _Retry as r:
@@ -303,10 +329,29 @@ class RemoteEngine:
         )
 
     def _attempt(self, body: bytes, reply: _Reply, on_token: TokenCallback | None, cancel: threading.Event) -> None:
+        """One POST and its whole reply, within the deadline (``settings.timeout_s``)."""
+        conn = self._conn()
+        with ExchangeDeadline(self.settings.timeout_s) as deadline:
+            try:
+                self._exchange(conn, deadline, body, reply, on_token, cancel)
+            except _Retry:
+                if deadline.expired:  # the shut socket's own error says less than this
+                    raise _Retry(f"no complete reply within {self.settings.timeout_s:g} s") from None
+                raise
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        deadline: ExchangeDeadline,
+        body: bytes,
+        reply: _Reply,
+        on_token: TokenCallback | None,
+        cancel: threading.Event,
+    ) -> None:
         cfg = self.settings
         try:
-            conn = self._conn()
             conn.request("POST", f"{self._path}/completions", body=body, headers=self._headers())
+            deadline.watch(conn)
             resp = conn.getresponse()
         except TimeoutError as e:
             self._drop_conn()
@@ -321,7 +366,7 @@ class RemoteEngine:
             if "text/event-stream" in ctype:
                 for event in sse_events(resp):
                     self._chunk(event, reply, on_token)
-                    if cancel.is_set():
+                    if cancel.is_set() or reply.cut:
                         self._drop_conn()  # the server sees the client go and stops generating
                         return
                 if not reply.done:
@@ -330,6 +375,8 @@ class RemoteEngine:
             else:  # a server that ignores "stream": one JSON body
                 self._chunk(json.loads(resp.read()), reply, on_token)
                 reply.done = True
+            if not reply.choices:  # `choices: null` or none at all is no answer, not an empty one
+                raise _Retry("the server's reply has no choices")
         except _Retry:
             self._drop_conn()
             raise
@@ -378,17 +425,24 @@ class RemoteEngine:
             raise _Retry(f"the server reported an error mid-stream: {error_message(json.dumps(data))}")
         reply.reported_model = data.get("model") or reply.reported_model
         reply.fingerprint = data.get("system_fingerprint") or reply.fingerprint
-        if isinstance(data.get("usage"), dict):
-            reply.usage = data["usage"]
-        for choice in data.get("choices") or []:
+        if data.get("usage") is not None:
+            reply.usage = usage_counts(data["usage"]) or reply.usage
+        choices = data.get("choices")
+        if choices is not None and not isinstance(choices, list):
+            raise ValueError("a reply's choices is not a list")
+        for choice in choices or []:
             if not isinstance(choice, dict):
                 raise ValueError("a choice is not a JSON object")
+            reply.choices += 1
             piece = choice.get("text")
             if piece is None and isinstance(choice.get("message"), dict):
                 piece = choice["message"].get("content")
             if piece:
                 if not isinstance(piece, str):
                     raise ValueError("a choice's text is not a string")
+                if past_token_limit(reply.chunks + 1, reply.max_tokens):  # the server ignores the limit
+                    reply.cut, reply.finish = True, "length"
+                    return
                 if reply.t_first is None:
                     reply.t_first = time.perf_counter()
                 reply.chunks += 1
@@ -404,9 +458,8 @@ class RemoteEngine:
     ) -> RunResult:  # fmt: skip
         if finish is None:
             finish = FinishReason.LENGTH if reply.finish == "length" else FinishReason.STOP
-        usage = reply.usage or {}
-        n_out = int(usage.get("completion_tokens") or reply.chunks)
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        usage = reply.usage or UsageCounts(0, 0, 0)
+        n_out = usage.completion_tokens or reply.chunks
         return RunResult.of_answer(
             request,
             self.model,
@@ -419,8 +472,8 @@ class RemoteEngine:
             engine=ENGINE_NAME,
             n_ctx=self.n_ctx,
             n_threads=0,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            reused_tokens=int(cached),
+            prompt_tokens=usage.prompt_tokens,
+            reused_tokens=usage.cached_tokens,
             error=error,
             endpoint=self.settings.public_url,
             served_model=self.settings.served_model,

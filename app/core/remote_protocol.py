@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from app.core.openai_policy import SseDecoder, is_done
@@ -53,6 +54,31 @@ def completion_body(model: str, prompt: str, sp: SamplingParams, stop: tuple[str
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+@dataclass(frozen=True)
+class UsageCounts:
+    """A reply's ``usage``, read strictly: every count a non-negative integer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    """vLLM's ``prompt_tokens_details.cached_tokens`` (0 when absent)."""
+
+
+def usage_counts(usage: Any) -> UsageCounts | None:
+    """The counts of a ``usage`` object, or None when it is not one a server means (a count that is not a
+    non-negative integer, a detail that is not an object): a bad usage is treated as absent (the stream is
+    counted instead), never allowed to end a batch."""
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("prompt_tokens_details") or {}
+    if not isinstance(details, dict):
+        return None
+    counts = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, details.get("cached_tokens") or 0)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        return None
+    return UsageCounts(*counts)
 
 
 def sse_events(resp: http.client.HTTPResponse) -> Iterator[Any]:

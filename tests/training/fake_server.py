@@ -12,7 +12,10 @@ A request with ``"stream": true`` gets server-sent events (chunked, one word per
 last; a usage chunk when ``stream_options.include_usage`` is set and ``stream_usage``), and these faults:
 ``stream_cut`` (half the chunks, then the connection closes mid-body), ``stream_no_done`` (half the chunks,
 then the body ends cleanly without ``[DONE]``), ``stream_malformed`` (a chunk that is not JSON mid-stream),
-``stream_error`` (an ``error`` event mid-stream). ``reject_stream_options`` answers 400 to any request that
+``stream_error`` (an ``error`` event mid-stream), ``stream_forever`` (content chunks without end, never
+``[DONE]``, whatever ``max_tokens`` asked) and ``stream_trickle`` (a keep-alive comment every 0.2 s, never
+an answer). ``trickle`` (no stream) starts a 200 reply and sends one byte of its body every 0.2 s, forever.
+``reject_stream_options`` answers 400 to any request that
 carries ``stream_options`` (as servers that do not know the field do).
 
 It also serves OpenAI's Responses API in background mode, as OpenAI and vLLM do: ``POST /v1/responses`` with
@@ -233,6 +236,8 @@ class FaultServer:
             self._send(writer, 400, {"error": {"message": "context length exceeded"}})
         elif fault == "drop":
             return False
+        elif fault == "trickle":
+            return await self._endless(writer, "application/json", b" ", 0.2)
         elif fault == "timeout":
             await asyncio.sleep(self.hang_s)
             return False
@@ -251,7 +256,22 @@ class FaultServer:
         await writer.drain()
         return True
 
+    async def _endless(self, writer: asyncio.StreamWriter, ctype: str, data: bytes, pause_s: float) -> bool:
+        """A 200 reply whose chunked body never ends: ``data`` as one chunk every ``pause_s``, until the client
+        goes (or the server stops)."""
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        while not self._stop.is_set():
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()  # raises once the client has closed the connection
+            await asyncio.sleep(pause_s)
+        return False
+
     async def _stream(self, fault: str, prompt: str, req: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        if fault == "stream_trickle":
+            return await self._endless(writer, "text/event-stream", b": keep-alive\n\n", 0.2)
+        if fault == "stream_forever":
+            piece = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": " word"}}]}
+            return await self._endless(writer, "text/event-stream", b"data: " + json.dumps(piece).encode() + b"\n\n", 0)
         text = self.responder(prompt)
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]

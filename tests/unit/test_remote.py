@@ -8,6 +8,7 @@ a 400 saying the prompt is too long. No model: these run in well under a second 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,9 @@ QUESTION = "  What was the creatinine?"
 PIECES = [" 1", ".9", " mg/dL"]
 
 Step = str | tuple[str, Any]
-"""``ok``, ``cut`` (stream closed before [DONE]), ``json`` (no stream), ``garbage``, or (status, extra)."""
+"""``ok``, ``cut`` (stream closed before [DONE]), ``json`` (no stream), ``garbage``, (status, extra), or
+(``body``, a JSON reply sent as is) / (``sse``, the events' JSON objects, then ``[DONE]``); ``forever`` (text
+pieces, never ``[DONE]``), ``trickle`` (a keep-alive comment every 0.2 s, never an answer)."""
 
 
 class Server:
@@ -51,6 +54,8 @@ class Server:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []
+        self.stopping = threading.Event()
+        """Set on close: endless replies end."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -123,6 +128,35 @@ class Server:
                         self.wfile.write(b"data: [DONE]\n\n")
                     self.close_connection = True
                     return
+                if kind in ("forever", "trickle"):  # never [DONE]: text pieces as fast as taken, or a comment a beat
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    piece = f"data: {json.dumps({'choices': [{'text': ' word'}]})}\n\n".encode()
+                    try:
+                        while not outer.stopping.is_set():
+                            self.wfile.write(piece if kind == "forever" else b": keep-alive\n\n")
+                            self.wfile.flush()
+                            if kind == "trickle":
+                                outer.stopping.wait(0.2)
+                    except OSError:  # the client went away
+                        pass
+                    self.close_connection = True
+                    return
+                if kind == "body":
+                    self._send(200, json.dumps(extra).encode())
+                    return
+                if kind == "sse":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for event in [*extra, "[DONE]"]:
+                        data = event if isinstance(event, str) else json.dumps(event)
+                        self.wfile.write(f"data: {data}\n\n".encode())
+                    self.close_connection = True
+                    return
                 if kind == "json":
                     body = {"model": "m-reported", "choices": [{"text": "".join(PIECES), "finish_reason": "length"}]}
                     self._send(200, json.dumps(body).encode())
@@ -137,6 +171,7 @@ class Server:
         self.thread.start()
 
     def close(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -379,3 +414,84 @@ def test_batch_endpoint_stops_when_the_server_fails_and_the_rerun_completes_it(s
     assert sorted(r.instruction for r in answered) == sorted(f"Question {i}?" for i in range(8))  # once each
     failed = [r for r in runs if r.finish_reason == "error"]
     assert len(failed) == 1 and failed[0].endpoint == srv.url  # the one that met the failing server, kept
+
+
+def test_the_network_guard_never_shows_credentials_of_a_url() -> None:
+    from app.core import netguard
+
+    for url in ("http://alice:S3CRET@h:99999/v1", "ftp://alice:S3CRET@h/v1?key=S3CRET"):
+        with pytest.raises(ValueError) as ei:
+            netguard.Endpoint.parse(url)
+        assert "S3CRET" not in str(ei.value) and "alice" not in str(ei.value)
+    guard = netguard.NetGuard(block=True)
+    guard.allowed = netguard.Endpoint.parse("http://alice:S3CRET@127.0.0.1:8123/v1?key=S3CRET")
+
+    class Sock:
+        family = socket.AF_INET
+
+    with pytest.raises(PermissionError) as ei:
+        guard._hook("socket.connect", (Sock(), ("10.0.0.1", 80)))
+    assert "may reach http://127.0.0.1:8123/v1 only" in str(ei.value) and "S3CRET" not in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        ("body", {"model": "m", "choices": None}),
+        ("body", {"model": "m"}),
+        ("sse", [{"model": "m", "choices": None}, {"choices": None, "usage": {"completion_tokens": 0}}]),
+    ],
+    ids=["choices-null", "no-choices", "stream-choices-null"],
+)
+def test_a_reply_without_choices_is_a_failed_attempt_never_an_empty_answer(serve, reply) -> None:
+    srv = serve([reply, "ok"])
+    res = engine(srv).ask(request())
+    assert res.answer == "".join(PIECES) and len(srv.bodies) == 2  # retried, then answered
+    srv2 = serve([reply])
+    with pytest.raises(EndpointError, match="no choices"):
+        engine(srv2, max_attempts=2).ask(request())
+    assert len(srv2.bodies) == 2
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "forty", "completion_tokens": 3},
+        {"prompt_tokens": 40, "completion_tokens": 2.5},
+        {"prompt_tokens": -1, "completion_tokens": 3},
+        {"prompt_tokens": 40, "completion_tokens": 3, "prompt_tokens_details": "cached"},
+        {"prompt_tokens": 40, "completion_tokens": True},
+        "lots",
+    ],
+)
+def test_a_usage_report_that_is_not_counts_is_treated_as_absent(serve, usage) -> None:
+    events = [{"model": "m", "choices": [{"text": p}]} for p in PIECES]
+    srv = serve([("sse", [*events, {"choices": [], "usage": usage}])])
+    res = engine(srv).ask(request())
+    assert res.answer == "".join(PIECES) and len(srv.bodies) == 1
+    assert (res.prompt_tokens, res.completion_tokens, res.usage_reported) == (0, 3, False)
+
+
+def test_a_stream_that_never_ends_stops_at_the_answer_limit(serve) -> None:
+    srv = serve(["forever"])
+    pieces: list[str] = []
+    t0 = time.monotonic()
+    res = engine(srv, timeout_s=5).ask(request(max_tokens=20), on_token=pieces.append)
+    assert time.monotonic() - t0 < 30
+    assert res.finish_reason is FinishReason.LENGTH and len(pieces) == 20 and res.answer == " word" * 20
+    assert len(srv.bodies) == 1 and res.completion_tokens == 20
+
+
+def test_a_stream_that_trickles_forever_ends_at_the_deadline(serve, tmp_path, capsys) -> None:
+    srv = serve(["trickle"])
+    t0 = time.monotonic()
+    with pytest.raises(EndpointError, match="no complete reply within 2 s"):
+        engine(srv, timeout_s=2, max_attempts=2).ask(request())
+    assert time.monotonic() - t0 < 30 and len(srv.bodies) == 2  # each attempt ended at its deadline, retried
+    items = tmp_path / "items.csv"
+    _batch_items(items, 2)
+    t0 = time.monotonic()
+    with pytest.raises(EndpointError, match="no complete reply within 5 s"):
+        _run_remote_batch(tmp_path, srv, items, "--endpoint-timeout", "5", "--endpoint-attempts", "1")
+    assert time.monotonic() - t0 < 30
+    assert "run the same command again" in capsys.readouterr().err

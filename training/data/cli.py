@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import netns
-from app.core.errors import UsageError
+from app.core.errors import EndpointError, UsageError
 
 TRAIN_EXTRA = "needs the train extra: pip install 'asclepius-desk[train]'"
 
@@ -53,10 +53,17 @@ def _endpoint(args: argparse.Namespace) -> Any:
 
 
 def endpoint_url(args: argparse.Namespace) -> str | None:
-    """The one URL a data or judge command calls; None for a dry run or ``data build`` (they send nothing)."""
-    if getattr(args, "dry_run", False):
+    """The one URL a data or judge command calls; None for a dry run or ``data build`` (they send nothing).
+
+    Checked here by the one URL policy (``check_url``), because ``app.cli.main`` prints this URL before the
+    handler runs: a URL with a user or password (or a query) is refused before anything shows it."""
+    from app.core.openai_policy import check_url
+    from training.endpoint.settings import ChatSettings
+
+    url = getattr(args, "base_url", None)
+    if getattr(args, "dry_run", False) or not url:
         return None
-    return getattr(args, "base_url", None)
+    return check_url(url, ChatSettings.FLAGS["base_url"])
 
 
 def _start(args: argparse.Namespace, cfg: Any) -> None:
@@ -117,12 +124,7 @@ def cmd_data(args: argparse.Namespace) -> int:
                 f"  note: {rep[key]:,} {prev} requests failed earlier and are not here; rerun `data {prev}`",
                 file=sys.stderr,
             )
-    failed = (rep.get("counts") or {}).get("failed", 0)
-    if failed and not args.dry_run:
-        print(
-            f"  {failed:,} requests failed and were recorded; run the same command again to retry them", file=sys.stderr
-        )
-    return 0
+    return _exit_code(0 if args.dry_run else (rep.get("counts") or {}).get("failed", 0), res.planned)
 
 
 @netns.calls_endpoint(endpoint_url)
@@ -158,7 +160,18 @@ def cmd_judge(args: argparse.Namespace) -> int:
             log.close()
     for line in summary.lines():
         print(line)
-    return 0
+    return _exit_code(0 if args.dry_run else summary.failed, summary.requests)
+
+
+def _exit_code(failed: int, requests: int) -> int:
+    """0, or the endpoint's exit code when any request failed (after the summary, outputs written): a script
+    running the stages one after another must not go on as if the stage were complete. Failed requests are
+    recorded and retried by the same command."""
+    if not failed:
+        return 0
+    which = f"all {failed:,} requests" if failed >= requests else f"{failed:,} of {requests:,} requests"
+    print(f"asclepius: {which} failed (recorded); run the same command again to retry them", file=sys.stderr)
+    return EndpointError.exit_code
 
 
 def _endpoint_args(p: argparse.ArgumentParser, default_out: str | None) -> None:

@@ -61,7 +61,8 @@ class BackgroundRequests:
                 await self.ep.start_attempt(attempt, estimate, on_send)
                 on_send = None
                 try:
-                    rid = responses.response_id(await self.ep.client.post("/responses", body=body, cast_to=object))
+                    submit = self.ep.client.post("/responses", body=body, cast_to=object)
+                    rid = responses.response_id(await self.ep.bounded(submit))
                 except Exception as e:
                     error, wait, retryable = self.ep.failed_attempt(e)
                     if not retryable:
@@ -125,7 +126,7 @@ class BackgroundRequests:
         """Delete a stored response from the server (``DELETE /responses/{id}``), best effort: a failure is
         counted, never raised (the reply is already on disk; the response only stays stored there)."""
         try:
-            await self.ep.client.delete(f"/responses/{rid}", cast_to=object)
+            await self.ep.bounded(self.ep.client.delete(f"/responses/{rid}", cast_to=object))
         except Exception:
             self.ep.usage.delete_failed += 1
         else:
@@ -145,7 +146,7 @@ class BackgroundRequests:
             u.polls += 1
             wait: float | None = None
             try:
-                obj = await self.ep.client.get(f"/responses/{rid}", cast_to=object)
+                obj = await self.ep.bounded(self.ep.client.get(f"/responses/{rid}", cast_to=object))
             except oa.APIStatusError as e:
                 status = e.status_code
                 if status in (401, 403):
@@ -160,6 +161,8 @@ class BackgroundRequests:
                 error = f"HTTP {status}: {short(e)}"
             except (oa.APIConnectionError, oa.APIResponseValidationError, ValueError) as e:
                 error = short(e)
+            except TimeoutError:  # the GET's own deadline (a reply that trickles): poll again
+                error = f"no complete reply within {self.cfg.timeout_s:g} s"
             else:
                 if isinstance(obj, dict):
                     try:
@@ -178,7 +181,7 @@ class BackgroundRequests:
                 await asyncio.sleep(wait if wait is not None else self.ep.backoff(failures))
             if time.monotonic() > deadline:
                 with contextlib.suppress(Exception):  # best effort: it is abandoned either way
-                    await self.ep.client.post(f"/responses/{rid}/cancel", body={}, cast_to=object)
+                    await self.ep.bounded(self.ep.client.post(f"/responses/{rid}/cancel", body={}, cast_to=object))
                 late = f"response {rid} not finished after {self.cfg.timeout_s:g} s"
                 return BackgroundOutcome.failed("timeout", late)
         raise AssertionError("poll_delays never ends")

@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from app.core.openai_policy import StatusVerdict, classify_status, estimate_tokens
 from training.endpoint.background import BackgroundRequests
@@ -37,6 +37,8 @@ from training.endpoint.limiter import RateLimiter
 from training.endpoint.settings import NO_KEY, ChatSettings, EndpointFatalError
 from training.endpoint.streaming import MalformedReply, StreamErrorEvent, TruncatedStream, http_module, read_stream
 from training.endpoint.usage import Usage
+
+T = TypeVar("T")
 
 
 class Endpoint:
@@ -77,6 +79,12 @@ class Endpoint:
             await self.client.close()
             self.client = None
 
+    async def bounded(self, call: Awaitable[T]) -> T:
+        """``call`` (one HTTP request and its whole reply) within the deadline ``timeout_s``: the client's
+        own timeout bounds the connect and each read, not a reply that trickles forever; TimeoutError."""
+        async with asyncio.timeout(self.cfg.timeout_s):
+            return await call
+
     def backoff(self, attempt: int) -> float:
         return self.cfg.backoff_s(attempt, self._rng)
 
@@ -98,7 +106,7 @@ class Endpoint:
         # stream reader would end quietly on a connection closed before [DONE].
         raw = await self.client.post("/chat/completions", body=body, cast_to=self._response_type, stream=True)
         try:
-            reply = await read_stream(raw)
+            reply = await read_stream(raw, body.get("max_tokens"))
         except self._timeout_error:
             raise self.openai.APITimeoutError(request=raw.request) from None
         except self._transport_error as e:
@@ -116,9 +124,9 @@ class Endpoint:
         oa, u = self.openai, self.usage
         if isinstance(e, oa.APIStatusError):
             return self._status_failure(e)
-        if isinstance(e, oa.APITimeoutError):
+        if isinstance(e, (oa.APITimeoutError, TimeoutError)):  # a read's timeout, or the whole request's
             u.timeouts += 1
-            return f"timed out after {self.cfg.timeout_s:g} s", None, True
+            return f"no complete reply within {self.cfg.timeout_s:g} s", None, True
         if isinstance(e, oa.APIConnectionError):
             u.connection_errors += 1
             return f"connection error: {short(e)}", None, True
@@ -207,7 +215,7 @@ class Endpoint:
             on_send = None
             with_options = self.cfg.stream and self._stream_usage
             try:
-                text, finish, pt, ct, reported, served = await self._send(body, req.prompt)
+                text, finish, pt, ct, reported, served = await self.bounded(self._send(body, req.prompt))
             except Exception as e:
                 if (
                     with_options

@@ -7,6 +7,11 @@ completion only once the server has sent ``[DONE]``. A connection cut mid-stream
 ``[DONE]``, a chunk that is not JSON or an ``error`` event raise, and the caller retries the request from the
 start: the text gathered so far is dropped, so partial text never reaches a result record or the next stage.
 
+A server that streams more content pieces than the request's ``max_tokens`` (each piece holds at least one
+token) ignores the limit, or streams forever: reading stops there and the reply ends as cut at its limit
+(finish reason ``length``), as a local model's would. The whole read is also bounded by the request's
+deadline (``Endpoint.bounded``).
+
 Usage comes from the final chunk when the server honours ``stream_options.include_usage`` (OpenAI, vLLM);
 otherwise it is counted from the stream (one token per content chunk, as OpenAI-compatible servers send
 one token per chunk) with the prompt's tokens estimated, and the completion says so (``usage_reported``).
@@ -18,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.openai_policy import SseDecoder, is_done
+from app.core.openai_policy import SseDecoder, is_done, past_token_limit
 
 
 class MalformedReply(ValueError):
@@ -49,7 +54,9 @@ class StreamedReply:
 class StreamReader:
     """Feed it the body's lines (``feed``), then ``finish()``; raises on anything but a complete stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_tokens: int | None = None) -> None:
+        self.max_tokens = max_tokens
+        """The request's limit: content past it ends the reply as cut there (``past_token_limit``)."""
         self._parts: list[str] = []
         self._events = SseDecoder()
         self.finish_reason: str | None = None
@@ -98,6 +105,9 @@ class StreamReader:
             if content is not None and not isinstance(content, str):
                 raise MalformedReply("a stream chunk's content is not text")
             if content:
+                if self.max_tokens is not None and past_token_limit(self.chunks + 1, self.max_tokens):
+                    self.finish_reason, self.done = "length", True  # the server ignores the limit: stop here
+                    return
                 self._parts.append(content)
                 self.chunks += 1
             if ch.get("finish_reason"):
@@ -142,9 +152,9 @@ def http_module() -> Any:
     return http
 
 
-async def read_stream(response: Any) -> StreamedReply:
-    """Read a raw streamed response to the end (or to ``[DONE]``) and close it."""
-    reader = StreamReader()
+async def read_stream(response: Any, max_tokens: int | None = None) -> StreamedReply:
+    """Read a raw streamed response to the end (or to ``[DONE]``, or to ``max_tokens`` pieces) and close it."""
+    reader = StreamReader(max_tokens)
     try:
         async for line in response.aiter_lines():
             if reader.feed(line.rstrip("\r")):
