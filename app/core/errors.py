@@ -39,8 +39,8 @@ class GenerationError(AsclepiusError):
 
 
 class EndpointError(AsclepiusError):
-    """The inference server (``batch --endpoint``) could not be reached, refused every request, or kept
-    failing after its retries."""
+    """The inference server (``batch --endpoint``, ``data``, ``judge``) could not be reached, refused every
+    request, or requests kept failing after their retries."""
 
     exit_code = 8
 
@@ -71,8 +71,9 @@ EXIT_CODES: dict[int, str] = {
     "explicitly)",
     StoreError.exit_code: "evaluation-log problem: read-only location, locked, corrupt, from a newer version",
     GenerationError.exit_code: "generation failed inside llama.cpp",
-    EndpointError.exit_code: "the inference server (`batch --endpoint`) could not be reached, refused the key, "
-    "or kept failing after its retries; answers already made are kept: run the same command again to go on",
+    EndpointError.exit_code: "the inference server (`batch --endpoint`, `data`, `judge`) could not be reached, "
+    "refused the key, or requests kept failing after their retries; answers already made are kept: run the same "
+    "command again to go on",
     Cancelled.exit_code: "cancelled (Ctrl+C, SIGINT); partial outputs are removed",
     EXIT_TERMINATED: "terminated (SIGTERM); partial outputs are removed",
 }

@@ -187,7 +187,12 @@ def _endpoint_args(p: argparse.ArgumentParser, default_out: str | None) -> None:
     )
     g.add_argument("--rpm", type=float, help="requests per minute limit")
     g.add_argument("--tpm", type=float, help="tokens per minute limit")
-    g.add_argument("--timeout", type=float, default=S.timeout_s, help=f"seconds per attempt (default {S.timeout_s:g})")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=S.timeout_s,
+        help=f"deadline in seconds for each attempt, the whole reply included (default {S.timeout_s:g})",
+    )
     g.add_argument(
         "--max-attempts", type=int, default=S.max_attempts,
         help=f"attempts per request in one run (default {S.max_attempts})",

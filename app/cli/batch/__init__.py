@@ -117,7 +117,7 @@ def _add_remote_flags(b: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--endpoint-timeout",
         type=v.positive_float("endpoint timeout"),
-        help=f"seconds per attempt (default {default['timeout_s']:g})",
+        help=f"deadline in seconds for each attempt, the whole reply included (default {default['timeout_s']:g})",
     )
     r.add_argument(
         "--endpoint-attempts",
