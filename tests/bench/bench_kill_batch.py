@@ -24,24 +24,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.store.test_batch import finished_count  # noqa: E402  (finished runs in a log, 0 before it exists)
+
 NOTES = [
     "Patient admitted with pneumonia. Treated with ceftriaxone 1 g daily. Discharged on day 4.",
     "Chest pain ruled out for MI. Troponin negative x2. Started aspirin 81 mg daily.",
     "Hip fracture repaired. Enoxaparin 40 mg daily for 28 days. Physical therapy arranged.",
 ]
-
-
-def finished(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(db, timeout=5)
-        try:
-            return con.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
 
 
 def main() -> None:
@@ -66,14 +57,14 @@ def main() -> None:
                "--max-tokens", "3", "--threads", "2"]  # fmt: skip
         kills, t0 = 0, time.monotonic()
         while True:
-            before = finished(db)
+            before = finished_count(db)
             if kills >= args.kills or before >= args.items - 1:  # the last item is left to an unkilled run
                 last = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
                 assert last.returncode == 0, last.stderr[-2000:]
                 break
             target = min(args.items - 1, before + rng.randint(1, 3))
             p = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-            while finished(db) < target and p.poll() is None:
+            while finished_count(db) < target and p.poll() is None:
                 time.sleep(0.02)
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
