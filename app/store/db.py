@@ -204,23 +204,30 @@ def translate(path: Path, e: BaseException) -> StoreError:
         return StoreError(
             f"the disk holding the evaluation log {path} is full (SQLite reported: {msg}); free some space"
         )
-    if "locked" in msg or "busy" in msg:
-        return StoreError(
-            f"the evaluation log {path} is locked by another process and stayed locked past the timeout; "
-            "try again when the other program (a batch, the desktop app) has finished"
-        )
-    if "malformed" in msg or "not a database" in msg:
-        return StoreError(
-            f"the evaluation log {path} is corrupt ({msg}). Restore a backup, or move it aside to start a new log"
-        )
-    if "no such table" in msg or "no such column" in msg:
-        return StoreError(
-            f"the evaluation log {path} is damaged, or not an Asclepius log ({msg}). Restore a backup, or "
-            "move it aside to start a new log"
-        )
-    if "readonly" in msg or "read-only" in msg:
-        return StoreError(f"the evaluation log {path} is read-only ({msg})")
+    for words, says in _BY_MESSAGE:
+        if any(w in msg for w in words):
+            return StoreError(says.format(path=path, msg=msg))
     return StoreError(f"evaluation log error on {path}: {msg}")
+
+
+_BY_MESSAGE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("locked", "busy"),
+        "the evaluation log {path} is locked by another process and stayed locked past the timeout; try again "
+        "when the other program (a batch, the desktop app) has finished",
+    ),
+    (
+        ("malformed", "not a database"),
+        "the evaluation log {path} is corrupt ({msg}). Restore a backup, or move it aside to start a new log",
+    ),
+    (
+        ("no such table", "no such column"),
+        "the evaluation log {path} is damaged, or not an Asclepius log ({msg}). Restore a backup, or move it "
+        "aside to start a new log",
+    ),
+    (("readonly", "read-only"), "the evaluation log {path} is read-only ({msg})"),
+)
+"""What SQLite's own message says, and what the user is told (checked in order, after a full disk)."""
 
 
 def _disk_full(path: Path) -> bool:
