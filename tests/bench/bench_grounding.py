@@ -170,16 +170,8 @@ def _change(kind: str, s: str, note: str, rng: random.Random) -> Item | None:
             if new:
                 answer, span = _replace(s, m.start(1), m.end(1), new)
                 return Item(-1, kind, answer, span, m.group(1), new)
-    elif kind == "dose":
-        ms = list(_DOSE.finditer(s))
-        if ms:
-            m = rng.choice(ms)
-            new = _new_number(m.group(1), taken, rng)
-            if new:
-                answer, (a, _) = _replace(s, m.start(1), m.end(1), new)
-                return Item(-1, kind, answer, (a, a + len(new) + len(m.group(2)) + len(m.group(3))), m.group(0), new)
-    elif kind == "value":
-        ms = list(_VALUE.finditer(s))
+    elif kind in ("dose", "value"):
+        ms = list((_DOSE if kind == "dose" else _VALUE).finditer(s))
         if ms:
             m = rng.choice(ms)
             new = _new_number(m.group(1), taken, rng)

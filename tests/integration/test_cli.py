@@ -53,19 +53,8 @@ def test_ask_streams_answer_to_stdout_and_metrics_to_stderr(demo_model, note_fil
 
 def test_ask_reads_the_note_from_stdin_and_prints_json(demo_model):
     note = load_sample("heart-failure").text.encode()
-    r = run(
-        "ask",
-        "--note",
-        "-",
-        "--task",
-        "qa",
-        "--max-tokens",
-        "16",
-        "--json",
-        "--no-log",
-        "What was the BNP?",
-        stdin=note,
-    )
+    r = run("ask", "--note", "-", "--task", "qa", "--max-tokens", "16", "--json", "--no-log", "What was the BNP?",
+            stdin=note)  # fmt: skip
     assert r.returncode == 0, r.stderr.decode()
     d = json.loads(r.stdout)
     assert d["task"] == "Question Answering" and d["model_sha256"] == demo_model.sha256
@@ -144,21 +133,8 @@ def test_context_overflow_exits_5_and_truncate_flag_reports_the_cut(tmp_path, de
     r = run("ask", "--note", str(note), "--task", "qa", "--model", demo_model.path, "--no-log", "What?", env_extra=env)
     assert r.returncode == 5, r.stderr.decode()
     assert "does not fit" in r.stderr.decode() and "1024" in r.stderr.decode() and "--truncate" in r.stderr.decode()
-    r = run(
-        "ask",
-        "--note",
-        str(note),
-        "--task",
-        "qa",
-        "--model",
-        demo_model.path,
-        "--no-log",
-        "--truncate",
-        "--max-tokens",
-        "8",
-        "What?",
-        env_extra=env,
-    )
+    r = run("ask", "--note", str(note), "--task", "qa", "--model", demo_model.path, "--no-log", "--truncate",
+            "--max-tokens", "8", "What?", env_extra=env)  # fmt: skip
     assert r.returncode == 0, r.stderr.decode()
     assert "note truncated: kept the first" in r.stderr.decode()
 

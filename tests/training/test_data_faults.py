@@ -175,30 +175,19 @@ def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+def _notes_argv(cases: Path, base_url: str, out: Path, *extra: str) -> list[str]:
+    """``asclepius data notes`` against ``base_url`` (served model ``m``), no progress bar."""
+    return ["data", "notes", str(cases), "--base-url", base_url, "--model", "m", "--out", str(out), *extra,
+            "--no-progress"]  # fmt: skip
+
+
 def test_cli_uses_the_key_but_never_shows_or_stores_it(tmp_path: Path):
     secret = "sk-test-DO-NOT-LEAK-4711"
     cases = write_cases(tmp_path / "cases.csv", 2)
     out = tmp_path / "out"
     with FaultServer() as srv:
-        r = _cli(
-            [
-                "data",
-                "notes",
-                str(cases),
-                "--base-url",
-                srv.base_url,
-                "--model",
-                "m",
-                "--api-key-env",
-                "MY_KEY",
-                "--out",
-                str(out),
-                "--max-tokens",
-                "16",
-                "--no-progress",
-            ],
-            {"MY_KEY": secret},
-        )
+        argv = _notes_argv(cases, srv.base_url, out, "--api-key-env", "MY_KEY", "--max-tokens", "16")
+        r = _cli(argv, {"MY_KEY": secret})
         assert r.returncode == 0, r.stderr
         assert srv.authorization == {f"Bearer {secret}": 2}
     assert f"data connects to {srv.base_url} only" in r.stderr and "$MY_KEY set" in r.stderr
@@ -219,20 +208,7 @@ def test_cli_refused_key_is_a_clear_error(tmp_path: Path):
             return True
 
     with Refuse() as srv:
-        r = _cli(
-            [
-                "data",
-                "notes",
-                str(cases),
-                "--base-url",
-                srv.base_url,
-                "--model",
-                "m",
-                "--out",
-                str(tmp_path / "o"),
-                "--no-progress",
-            ]
-        )
+        r = _cli(_notes_argv(cases, srv.base_url, tmp_path / "o"))
     assert r.returncode == 2
     assert "refused the request (HTTP 401" in r.stderr and "$OPENAI_API_KEY" in r.stderr
     assert "Traceback" not in r.stderr
