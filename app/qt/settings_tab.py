@@ -19,7 +19,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.bounds import ANSWER_TOKENS_MAX, SEED_MAX, SEED_MAX_WIDGET, TEMPERATURE_MAX, max_threads
+from app.core.bounds import (
+    ANSWER_TOKENS_MAX,
+    CONTEXT_MAX,
+    KV_CACHE_MB_MAX,
+    SEED_MAX,
+    SEED_MAX_WIDGET,
+    TEMPERATURE_MAX,
+    max_threads,
+)
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.core.limits import answer_cap, context_warning, trained_context
@@ -45,11 +53,11 @@ class SettingsTab(QWidget):
         self.ctx = ctx
         self.banner = Banner()
         self.threads = _spin(1, max_threads())
-        self.n_ctx = _spin(0, 131072, 256, "model default")
+        self.n_ctx = _spin(0, CONTEXT_MAX, 256, "model default")
         self.n_ctx_info = QLabel()
         self.n_ctx_info.setWordWrap(True)
         self.n_ctx_info.setStyleSheet("color:#555;")
-        self.kv_cache = _spin(0, 65536, 64, "off")
+        self.kv_cache = _spin(0, KV_CACHE_MB_MAX, 64, "off")
         self.kv_cache.setSuffix(" MB")
         self.kv_cache.setToolTip("Memory for saved note states, so returning to a note skips reprocessing it")
         self.max_tokens = _spin(1, ANSWER_TOKENS_MAX, 16)
