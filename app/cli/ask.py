@@ -21,6 +21,7 @@ from typing import Any
 from app.cli.context import CliContext
 from app.core.bounds import check_parallel
 from app.core.errors import Cancelled, ContextOverflowError, StoreError, UsageError
+from app.core.grounding import describe_summary
 from app.core.limits import answer_cap, context_warning
 from app.core.notes import decode_note_bytes, read_note_file
 from app.core.types import RunResult
@@ -58,9 +59,11 @@ def print_metrics(result: RunResult, model_label: str, out: Any = None) -> None:
     if result.truncation:
         print(f"-- {result.truncation.message}", file=out)
     if g:
-        print(f"-- grounding: {g['supported']} of {g['checked']} checked facts found in the note", file=out)
-        if g["unsupported"]:
-            print("-- NOT found in the note (check these): " + "; ".join(g["unsupported"]), file=out)
+        print(f"-- grounding: {describe_summary(g)}", file=out)
+        for flagged in g.get("flagged", ()):
+            print(f"-- check: {flagged}", file=out)
+        if g.get("omitted"):
+            print("-- possibly omitted (named in the note): " + "; ".join(g["omitted"]), file=out)
 
 
 def _instructions(args: argparse.Namespace) -> list[str]:

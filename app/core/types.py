@@ -114,38 +114,6 @@ class ModelInfo:
         return self.sha256[:12]
 
 
-@dataclass(frozen=True)
-class GroundingSpan:
-    kind: str
-    """``number``, ``date``, ``dose``, ``quote``, ``term``."""
-    text: str
-    answer_start: int
-    answer_end: int
-    found: bool
-    note_spans: tuple[tuple[int, int], ...] = ()
-    """Character offsets in the note where it occurs (empty when not found)."""
-
-
-@dataclass(frozen=True)
-class GroundingReport:
-    spans: tuple[GroundingSpan, ...]
-
-    @property
-    def supported(self) -> list[GroundingSpan]:
-        return [s for s in self.spans if s.found]
-
-    @property
-    def unsupported(self) -> list[GroundingSpan]:
-        return [s for s in self.spans if not s.found]
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "checked": len(self.spans),
-            "supported": len(self.supported),
-            "unsupported": [s.text for s in self.unsupported],
-        }
-
-
 def note_sha256(note: str) -> str:
     return hashlib.sha256(note.encode("utf-8")).hexdigest()
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QTextEdit, QVBoxLayout, QWidget
 
-from app.core.types import GroundingReport
+from app.core.grounding import GroundingReport, describe_summary
 from app.qt.screen_fit import scrolled
 
 FLAGS_SHOWN = 6
@@ -172,12 +172,14 @@ class AnswerView(QWidget):
         missing_fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
         missing_fmt.setUnderlineColor(QColor("#b3261e"))
         sels = []
-        for s in report.spans:
+        spans = [(p.answer_start, p.answer_end, p.found) for c in report.claims for p in c.parts]
+        spans += [(i.answer_start, i.answer_end, i.match != "none") for i in report.items]
+        for start, end, found in spans:
             sel = QTextEdit.ExtraSelection()
             cur = QTextCursor(self.answer.document())
-            cur.setPosition(s.answer_start)
-            cur.setPosition(s.answer_end, QTextCursor.MoveMode.KeepAnchor)
-            sel.cursor, sel.format = cur, found_fmt if s.found else missing_fmt
+            cur.setPosition(start)
+            cur.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor, sel.format = cur, found_fmt if found else missing_fmt
             sels.append(sel)
         self.answer.setExtraSelections(sels)
         self._render_flags()
@@ -193,12 +195,14 @@ class AnswerView(QWidget):
             self.flags.clear()
             self.flags_area.hide()
             return
-        missing = report.unsupported
-        if not report.spans:
-            self.flags.setText("<span style='color:#555'>No numbers, dates, doses or terms to check.</span>")
+        summary = report.summary()
+        missing = summary["flagged"] + [f"{t} (named in the note, not in the answer)" for t in summary["omitted"]]
+        line = esc(describe_summary(summary))
+        if not report.claims and not report.items:
+            self.flags.setText("<span style='color:#555'>No claims or items to check.</span>")
         elif missing:
             shown = missing if self.flags_expanded else missing[:FLAGS_SHOWN]
-            items = ", ".join(f"<b>{esc(s.text)}</b> ({s.kind})" for s in shown)
+            items = "; ".join(f"<b>{esc(t)}</b>" for t in shown)
             more = ""
             if len(missing) > FLAGS_SHOWN:
                 more = (
@@ -207,15 +211,11 @@ class AnswerView(QWidget):
                     else f" … <a href='#all'>show all {len(missing)}</a>"
                 )
             self.flags.setText(
-                f"<span style='color:#b3261e'>⚠ Not found in the note ({len(missing)}) — check: {items}</span>{more}"
-                f"<br><span style='color:#555'>{len(report.supported)} of {len(report.spans)} checked facts "
-                "found (highlighted green in the note).</span>"
+                f"<span style='color:#b3261e'>⚠ Check ({len(missing)}): {items}</span>{more}"
+                f"<br><span style='color:#555'>{line}.</span>"
             )
         else:
-            self.flags.setText(
-                f"<span style='color:#1e6b2a'>✓ All {len(report.spans)} checked facts appear in the note "
-                "(highlighted green).</span>"
-            )
+            self.flags.setText(f"<span style='color:#1e6b2a'>✓ {line} (highlighted green).</span>")
         # As tall as the text (no empty band under the answer), at most FLAGS_EXPANDED_MAX_PX: then it scrolls.
         width = max(self.answer.width() - 4, 200)  # the column's width (the area may not be laid out yet)
         self.flags_area.setFixedHeight(min(self.flags.heightForWidth(width) + 4, FLAGS_EXPANDED_MAX_PX))

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from app.core.backend import PromptTokenizingEngine
-from app.core.types import AskRequest, GroundingReport, ModelInfo, RunResult
+from app.core.grounding import GroundingReport, describe_summary
+from app.core.types import AskRequest, ModelInfo, RunResult
 from app.qt.workers import Job
 from app.service import AskOutcome, AskService
 from app.service.streams import OrderedStream
@@ -174,10 +175,10 @@ def provenance_footer(answer: str, model_label: str, r: Any, grounding: Groundin
     started = r.started_at if isinstance(r.started_at, str) else r.started_at.isoformat()
     lines.append(f"Run: {uuid} at {started}; finish: {r.finish_reason}")
     lines.append(f"Note: sha256 {r.note_sha256[:12]}, {r.note_chars:,} characters")
-    if grounding is not None and grounding.spans:
+    if grounding is not None and (grounding.claims or grounding.items):
         s = grounding.summary()
-        line = f"Grounding: {s['supported']} of {s['checked']} checked facts found in the note"
-        if s["unsupported"]:
-            line += "; NOT found: " + "; ".join(s["unsupported"])
+        line = f"Grounding: {describe_summary(s)}"
+        if s["flagged"]:
+            line += "; check: " + "; ".join(s["flagged"])
         lines.append(line)
     return "\n".join(lines) + "\n"

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AsclepiusError
-from app.core.types import AskRequest, GroundingReport, ModelInfo, SamplingParams
+from app.core.grounding import GroundingReport
+from app.core.types import AskRequest, ModelInfo, SamplingParams
 from app.qt.answer_view import AnswerView
 from app.qt.app_context import AppContext, State
 from app.qt.ask_jobs import PromptProgress, ScreenOutcome, ask_all, leading_offset, metrics_line, provenance_footer
@@ -534,7 +535,8 @@ class AskTab(QWidget):
 
     # -- grounding --------------------------------------------------------------------------------
     def show_grounding(self, report: GroundingReport, offset: int) -> None:
-        spans = [sp for s in report.supported for sp in s.note_spans]
+        spans = [sp for c in report.claims for p in c.parts if p.found for sp in p.note_spans]
+        spans += [sp for i in report.items for sp in i.note_spans]
         self.editor.highlight(spans, offset)
         self.answer_view.show_grounding(report)
 
@@ -565,10 +567,11 @@ class AskTab(QWidget):
         if view.error:
             self.banner.show_error(f"This run failed: {view.error}")
         note = self.editor.toPlainText()
-        report = GroundingReport(())
+        report = GroundingReport()
         if view.answer and view.note_text is not None:
             # The log stores the validated note, so it is the text the model saw (cut where it was cut).
-            report = ground(view.answer, view.note_text, (view.truncation or {}).get("kept_chars"))
+            kept = (view.truncation or {}).get("kept_chars")
+            report = ground(view.answer, view.note_text, kept, view.task, view.instruction)
         self.show_grounding(report, leading_offset(note))
         self.copy_btn.setEnabled(bool(view.answer))
         finish = view.finish_reason or ("error" if view.error else "")

@@ -12,9 +12,9 @@ from app.core.backend import AnyEvent, InferenceEngine, ManyAskingEngine, TokenC
 from app.core.budget import Budget
 from app.core.config import GenerationDefaults
 from app.core.errors import AsclepiusError, Cancelled, GenerationError, StoreError, UsageError
-from app.core.grounding import check_grounding
+from app.core.grounding import GroundingReport, check_answer
 from app.core.notes import validate_note
-from app.core.types import AskRequest, FinishReason, GroundingReport, ModelInfo, RunResult
+from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult
 from app.service.sampling import SamplingOverrides, resolve_sampling
 from resources import get_task
 
@@ -78,7 +78,9 @@ class _LeadingWhitespaceStripper:
         self.sink(piece)
 
 
-def ground(answer: str, note: str, kept_chars: int | None = None) -> GroundingReport:
+def ground(
+    answer: str, note: str, kept_chars: int | None = None, task: str | None = None, instruction: str = ""
+) -> GroundingReport:
     """The grounding report of ``answer`` against the note the model saw (the one place it is computed).
 
     Offsets in the note are relative to the validated note (outer whitespace removed); ``kept_chars`` is
@@ -86,9 +88,9 @@ def ground(answer: str, note: str, kept_chars: int | None = None) -> GroundingRe
     truncation, so its highlights match the live run's.
     """
     if not answer.strip():
-        return GroundingReport(())
+        return GroundingReport()
     note = validate_note(note)  # a no-op on the service's own requests; older logs stored raw text
-    return check_grounding(answer, note[:kept_chars] if kept_chars is not None else note)
+    return check_answer(answer, note[:kept_chars] if kept_chars is not None else note, task, instruction)
 
 
 def _describe(exc: BaseException) -> str:
@@ -213,7 +215,7 @@ class AskService:
         answer = raw.answer.lstrip()
         kept = raw.truncation.kept_chars if raw.truncation else None
         used = request.note[:kept] if kept is not None else request.note
-        report = ground(answer, request.note, kept)
+        report = ground(answer, request.note, kept, request.task, request.instruction)
         result = replace(raw, answer=answer, grounding=report.summary() if answer else None)
         log_error = None if self.log is not None else self.log_unavailable
         if run_id is not None and self.log is not None:

@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app.core.druglex import DRUG_NAMES, is_drug  # noqa: E402
-from app.core.grounding import check_grounding  # noqa: E402
+from app.core.grounding.tokens import check_tokens as check_grounding  # noqa: E402
 
 NOTES_DIR = ROOT.parent / "shared" / "data" / "notes"
 SOURCES = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.types import GroundingReport, GroundingSpan
+from app.core.grounding import Claim, ClaimStatus, GroundingReport
 from tests.qt.conftest import WAIT_MS, answer_next_dialog, qt_config
 
 pytestmark = pytest.mark.qt
@@ -71,15 +71,15 @@ def test_a_long_grounding_warning_is_capped_and_expandable(qtbot, paths, tmp_pat
     for i in range(1, 31):
         text = f"{i * 7} mg"
         start = answer.index(text, pos)
-        spans.append(GroundingSpan("dose", text, start, start + len(text), False))
+        spans.append(Claim("fact", text, start, start + len(text), ClaimStatus.NOT_FOUND, reason="not in the note"))
         pos = start + len(text)
     view = tab.answer_view
     view.show_grounding(GroundingReport(tuple(spans)))
     text = tab.flags.text()
-    assert "show all 30" in text and text.count("(dose)") == FLAGS_SHOWN
+    assert "show all 30" in text and text.count("(not in the note)") == FLAGS_SHOWN
     assert view.flags_area.maximumHeight() <= FLAGS_EXPANDED_MAX_PX
     view.flags.linkActivated.emit("#all")
-    assert tab.flags.text().count("(dose)") == 30 and "show fewer" in tab.flags.text()
+    assert tab.flags.text().count("(not in the note)") == 30 and "show fewer" in tab.flags.text()
     qtbot.waitUntil(lambda: view.flags_area.height() <= FLAGS_EXPANDED_MAX_PX)
     assert tab.answer.height() >= 80, "the answer keeps its room"
     ctx.close()

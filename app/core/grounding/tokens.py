@@ -1,4 +1,9 @@
-"""Grounding: which facts in an answer can be found in its note, and where.
+"""Word-level grounding (before claims): which facts in an answer can be found anywhere in its note.
+
+Kept for the benchmark's side-by-side comparison with the claim checker, and for its fact patterns
+(numbers with units, dates, number pairs) which the claim parser uses. Not used to report to a user: a
+fact found *somewhere* in the note says nothing about whether it belongs to what the answer ties it to.
+
 
 An answer is scanned for quoted phrases, dates, doses and lab values (a number with a unit), number pairs
 (blood pressures, scores, month/year), bare numbers, drug names, abbreviations and capitalised terms. Each is
@@ -22,7 +27,32 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.core.druglex import is_drug
-from app.core.types import GroundingReport, GroundingSpan
+
+
+@dataclass(frozen=True)
+class TokenFact:
+    kind: str
+    """``quote``, ``date``, ``dose``, ``value``, ``number``, ``abbreviation``, ``drug``, ``term``."""
+    text: str
+    answer_start: int
+    answer_end: int
+    found: bool
+    note_spans: tuple[tuple[int, int], ...] = ()
+    """Character offsets in the note where it occurs (empty when not found)."""
+
+
+@dataclass(frozen=True)
+class TokenReport:
+    spans: tuple[TokenFact, ...]
+
+    @property
+    def supported(self) -> list[TokenFact]:
+        return [s for s in self.spans if s.found]
+
+    @property
+    def unsupported(self) -> list[TokenFact]:
+        return [s for s in self.spans if not s.found]
+
 
 _MONTHS = {
     m: i
@@ -235,10 +265,10 @@ def _drop_overlaps(cands: list[_Candidate]) -> list[_Candidate]:
     return sorted(kept, key=lambda c: (c.start, c.end))
 
 
-def check_grounding(answer: str, note: str) -> GroundingReport:
+def check_tokens(answer: str, note: str) -> TokenReport:
     """Report which facts of ``answer`` occur in ``note``, with offsets for highlighting."""
     spans = []
     for c in _drop_overlaps(_candidates(answer)):
         found = tuple(sorted(set(c.finder(note))))
-        spans.append(GroundingSpan(c.kind, c.text, c.start, c.end, bool(found), found))
-    return GroundingReport(tuple(spans))
+        spans.append(TokenFact(c.kind, c.text, c.start, c.end, bool(found), found))
+    return TokenReport(tuple(spans))

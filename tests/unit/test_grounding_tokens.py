@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.grounding import check_grounding
+from app.core.grounding.tokens import check_tokens as check_grounding
 
 NOTE = """Admitted 03/14/2026 with pneumonia. Creatinine on admission was 1.9 mg/dL (baseline 1.0 mg/dL).
 Started on ceftriaxone 1 g IV daily and azithromycin 500 mg daily. History of COPD and HTN.
@@ -26,7 +26,7 @@ def test_hallucinated_numbers_doses_drugs_and_abbreviations_are_flagged():
     answer = "He was given warfarin 5 mg; creatinine 2.4 mg/dL; known CHF."
     r = check_grounding(answer, NOTE)
     assert {s.text for s in r.unsupported} == {"warfarin", "5 mg", "2.4 mg/dL", "CHF"}
-    assert r.summary()["supported"] == 0
+    assert not r.supported
 
 
 def test_same_number_with_a_different_unit_is_not_support():
@@ -57,7 +57,7 @@ def test_quoted_phrases_are_checked_verbatim_modulo_spacing_and_case():
 
 def test_answer_without_checkable_facts_has_an_empty_report():
     r = check_grounding("the patient improved and went home.", NOTE)
-    assert r.spans == () and r.summary() == {"checked": 0, "supported": 0, "unsupported": []}
+    assert r.spans == () and r.supported == [] and r.unsupported == []
 
 
 def test_list_section_and_reference_numbers_are_not_facts():
