@@ -157,6 +157,10 @@ class AppConfig:
     default_model: str = ""
     """sha256 of the default model in the registry; empty means the embedded demo model."""
     font_size: int = 11
+    abbreviation_senses: str = ""
+    """Folder of abbreviation sense inventories (TSV/CSV, e.g. the CARD and Vanderbilt inventories the
+    user has) that grounding checks expansions against; empty: expansions are aligned to the note but
+    their senses are not checked (the report says so). The project ships no inventory (licences)."""
 
     def with_engine(self, **changes: Any) -> AppConfig:
         return replace(self, engine=replace(self.engine, **changes))
