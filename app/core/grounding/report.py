@@ -84,6 +84,14 @@ class ItemSpan:
     sense: str = ""
     """For an abbreviation expansion: ``known`` (among the inventory's senses), ``unusual`` (the abbreviation
     is listed, this expansion is not) or ``""`` (not listed, or no inventory configured)."""
+    role: str = ""
+    """What the part is in its item: ``entity`` (NER), ``abbreviation``, ``arg1``/``arg2`` (a relation),
+    ``time``/``event`` (temporal), ``mention`` (a coreference chain); "" in reports made before roles."""
+    group: int = 0
+    """The answer item it belongs to (1-based; 0: unknown): a relation's two arguments, a temporal item's
+    time and event, a chain's mentions share one."""
+    label: str = ""
+    """The category the answer gave the item ("Problem", "Medications") or a relation's name ("treats")."""
 
 
 @dataclass(frozen=True)
