@@ -1,6 +1,6 @@
 """Span alignment (``app.core.grounding.align``) on the NCBI disease corpus, its fuzzy threshold, and its cost.
 
-    .venv/bin/python tests/bench/bench_align.py [--devel-only] [--limit N] [--json]
+    .venv/bin/python tests/bench/bench_align.py [--limit N] [--json]
 
 * **gold**: each DEVEL abstract's gold mentions rendered as an answer list ("- mention" lines, each distinct
   text once) and aligned back to the abstract (title + " " + abstract, as PubTator offsets count): the share
