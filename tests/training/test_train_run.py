@@ -218,6 +218,10 @@ def test_command_line_bad_input(llama1, tmp_path, capsys, monkeypatch):
     rc, err = run("sft", "asclepius-7b-sft", "--model", str(llama1), *base)  # 4 rows < one global batch
     assert rc == 2 and "fewer than one global batch of 128" in err
 
+    # The tiny LLaMA has 2,048 positions; the Llama-2 recipe's 4,096-token blocks are refused before any work.
+    rc, err = run("sft", "llama2-7b-sft", "--model", str(llama1), *base)
+    assert rc == 2 and "max_length 4096 exceeds the model's max_position_embeddings 2048" in err
+
     monkeypatch.setenv("WORLD_SIZE", "3")
     rc, err = run("sft", "asclepius-7b-sft", "--model", str(llama1), *base)
     assert rc == 2 and "not divisible by per_device_batch_size 2 x world size 3" in err
