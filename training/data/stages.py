@@ -8,6 +8,7 @@ instruction's id (answers). A stage's output keeps the ids, so every row can be 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,11 @@ def run_notes(opts: StageOptions, src: NotesInput) -> StageResult:
 
 
 def clean_question(text: str) -> str:
-    return text.strip().strip('"').strip()
+    """The question in a reply, on one line: its first paragraph (a blank line starts the explanation some
+    models add), lines joined with single spaces, outer quotes removed. Questions become the one-per-line
+    example list of later prompts, where a line break would split one question into two."""
+    first = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]
+    return " ".join(first.split()).strip('"').strip()
 
 
 def draw_task(seed: int, note_id: str) -> str:
