@@ -121,7 +121,8 @@ def run_notes(opts: StageOptions, src: NotesInput) -> StageResult:
                 continue
             cut += rec.get("finish_reason") == "length"
             rows.append({"id": rec["id"], **rec["meta"], "note": text, "finish_reason": rec.get("finish_reason")})
-        failed = sum(1 for _ in log.records("failed"))
+        report["failures"] = log.failures()
+        failed = sum(report["failures"].values())
         log.close()
         write_rows(out_file(opts, "notes", ".jsonl"), rows)
         report["counts"] = {
@@ -230,7 +231,8 @@ def run_instructions(opts: StageOptions, rouge_threshold: float = ROUGE_THRESHOL
                     "rouge_l_max": round(score, 4),
                 }
             )
-        failed = sum(1 for _ in log.records("failed"))
+        report["failures"] = log.failures()
+        failed = sum(report["failures"].values())
         log.close()
         write_rows(out_file(opts, "instructions", ".jsonl"), rows)
         report["filter"] = drops.as_dict()
@@ -284,7 +286,8 @@ def run_answers(opts: StageOptions) -> StageResult:
                 continue
             drops.kept += 1
             out.append(row)
-        failed = sum(1 for _ in log.records("failed"))
+        report["failures"] = log.failures()
+        failed = sum(report["failures"].values())
         log.close()
         write_rows(out_file(opts, "answers", ".jsonl"), out)
         report["filter"] = drops.as_dict()

@@ -119,6 +119,8 @@ class JudgeSummary:
     unparseable: int = 0
     failed: int = 0
     ratings_stored: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    """Failed requests counted by error, most common first."""
     skipped: list[str] = field(default_factory=list)
     usage: Usage | None = None
     estimated_tokens: int = 0
@@ -192,7 +194,8 @@ def run_judge(opts: JudgeOptions, items: Items, log: Any | None = None) -> Judge
     )
     wanted = {r.id for r in reqs}
     judged = [_judgement(rec) for rec in rlog.records() if rec["id"] in wanted]
-    summary.failed = sum(1 for rec in rlog.records("failed") if rec["id"] in wanted)
+    summary.failures = rlog.failures(wanted)
+    summary.failed = sum(summary.failures.values())
     rlog.close()
     summary.parsed = sum(1 for j in judged if j["scores"] is not None)
     summary.unparseable = len(judged) - summary.parsed
@@ -262,6 +265,7 @@ def _write_report(opts: JudgeOptions, summary: JudgeSummary) -> None:
         "parsed": summary.parsed,
         "unparseable": summary.unparseable,
         "failed": summary.failed,
+        "failures": summary.failures,
         "ratings_stored": summary.ratings_stored,
         "position_bias": summary.position_bias,
         "mean_by_model": summary.mean_by_model,
