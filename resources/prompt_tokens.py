@@ -8,7 +8,8 @@ its own ``tokenize(text, special)`` (no BOS):
   user segments (note, instruction, answer) with them disabled, so ``</s>`` or ``[Instruction End]`` inside
   a note stays plain text.
 * **Outer whitespace of user text is dropped**: it would merge with the template's newlines and change the
-  tokens at the boundary, and it carries no meaning.
+  tokens at the boundary, and it carries no meaning. A caller may name the characters instead (``strip``):
+  the trainer follows the reference, which strips newlines only (``"\n"``).
 * **A template's trailing spaces move into the user segment after it**: vocabularies fold a space into the
   next word (``" What"`` is one token), so ``"Question: "`` + ``"What"`` tokenized apart would give a lone
   space token the model never saw.
@@ -61,11 +62,18 @@ def tokens_after(tokenize: Tokenize, context: str, text: str, special: bool) -> 
 
 
 def segment_tokens(
-    style: PromptStyle, note: str, instruction: str, tokenize: Tokenize, *, bos: Sequence[int]
+    style: PromptStyle,
+    note: str,
+    instruction: str,
+    tokenize: Tokenize,
+    *,
+    bos: Sequence[int],
+    strip: str | None = None,
 ) -> list[list[int]]:
     """The prompt's tokens, one list per segment of ``style``; ``bos`` (the BOS id, or nothing for a
-    vocabulary that adds none) opens the first."""
-    segments = move_trailing_spaces(style.segments(note.strip(), instruction.strip()))
+    vocabulary that adds none) opens the first. ``strip``: the outer characters removed from the user text
+    (``str.strip``'s argument; None: all whitespace)."""
+    segments = move_trailing_spaces(style.segments(note.strip(strip), instruction.strip(strip)))
     pieces: list[list[int]] = []
     prev = ""
     for i, seg in enumerate(segments):
@@ -78,6 +86,6 @@ def segment_tokens(
     return pieces
 
 
-def answer_tokens(style: PromptStyle, answer: str, tokenize: Tokenize) -> list[int]:
+def answer_tokens(style: PromptStyle, answer: str, tokenize: Tokenize, strip: str | None = None) -> list[int]:
     """A training target: the answer as user text, in the context of the prompt's last character."""
-    return tokens_after(tokenize, style.tail[-1:], answer.strip(), False)
+    return tokens_after(tokenize, style.tail[-1:], answer.strip(strip), False)

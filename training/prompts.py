@@ -153,7 +153,9 @@ ANSWER_MAX_TOKENS = 1024
 
 JUDGE = Prompt(
     id="judge-pointwise",
-    version="1",
+    # 2: the final newline of the reference's template (eval/gpt4_evaluate.py ends its triple-quoted prompt with
+    # one; REFERENCE.md's code block cannot show it). Version 1 lacked it.
+    version="2",
     fields=("note", "question", "answers", "num_samples"),
     temperature=0.0,
     max_tokens=2048,
@@ -194,7 +196,7 @@ JUDGE = Prompt(
         "First line must contain only {num_samples} values, which indicate the score for each model, "
         "respectively.\n"
         "The {num_samples} scores are separated by a space.\n"
-        "Output scores without explanation."
+        "Output scores without explanation.\n"
     ),
 )
 

@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,6 +192,12 @@ class ResultLog:
         if self.durable and self._synced < self._written:
             os.fsync(self._fh.fileno())
         self._fh.close()
+
+    def failures(self, ids: set[str] | None = None) -> dict[str, int]:
+        """Requests whose outcome is ``failed`` (of ``ids`` only, when given), counted by error, most common
+        first: what a stage's summary names."""
+        recs = (r for r in self.records("failed") if ids is None or r["id"] in ids)
+        return dict(Counter(str(r.get("error") or "unknown error") for r in recs).most_common())
 
     def records(self, status: str = "ok") -> Iterator[dict[str, Any]]:
         """The latest record of each id with this status, in log order (first appearance)."""
@@ -359,9 +366,11 @@ def run_requests(
     stage: str,
     on_result: OnResult | None = None,
     progress: bool = True,
+    usage: Usage | None = None,
 ) -> Usage:
-    """Send every request whose id is not done yet, ``cfg.concurrency`` at a time; return the usage."""
-    usage = Usage()
+    """Send every request whose id is not done yet, ``cfg.concurrency`` at a time; return the usage. A caller
+    that passes ``usage`` still holds what was spent when the run is stopped (an exception)."""
+    usage = usage if usage is not None else Usage()
     bar = Progress(total, stage, usage, enabled=progress)
     t0 = time.perf_counter()
     try:

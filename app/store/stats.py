@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from app.store.log import EvalLog
 from app.store.models import Comparison, Model, Rater, Rating, Run
@@ -129,7 +129,16 @@ def _model_label(sha: str, file_name: str) -> str:
 
 
 def _human_ratings(log: EvalLog, filters: RunFilter, kind: str = "human") -> list[Any]:
-    """Current ratings of matching rateable runs: run id, model label, item key, task, rater, score."""
+    """Current ratings of matching rateable runs: run id, model label, item key, task, rater, score.
+
+    A judge's current rating may be its position-averaged score over several candidate orders
+    (``training/judge/run.py``): the exact mean is in the comment's ``position_mean`` (the 1-4 column holds
+    it rounded), and that mean is the score counted here."""
+    score: Any = Rating.score
+    if kind == "judge":
+        # Nested so that json_extract never sees a free-text comment (it raises on malformed JSON).
+        mean = func.coalesce(func.json_extract(Rating.comment, "$.position_mean"), Rating.score)
+        score = case((func.json_valid(Rating.comment) == 1, mean), else_=Rating.score)
     stmt = (
         select(
             Rating.run_id,
@@ -139,7 +148,7 @@ def _human_ratings(log: EvalLog, filters: RunFilter, kind: str = "human") -> lis
             Run.task,
             Run.instruction,
             Rater.name.label("rater"),
-            Rating.score,
+            score.label("score"),
         )
         .join(Run, Rating.run_id == Run.id)
         .join(Model, Run.model_id == Model.id)

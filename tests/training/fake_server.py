@@ -6,7 +6,8 @@ duplicates. ``plan(prompt, seen)`` picks what the n-th arrival of a prompt gets:
 
 ``ok``, ``429`` (Retry-After), ``500``, ``drop`` (close without a reply), ``timeout`` (reply after the
 client gave up), ``malformed`` (200 with a body that is not JSON), ``truncated`` (Content-Length larger
-than the body sent, then close), ``empty`` (200 with no choices), ``400`` (a client error).
+than the body sent, then close), ``empty`` (200 with no choices), ``400`` (a client error), ``401`` (a refused
+key: the client stops the stage).
 
 A request with ``"stream": true`` gets server-sent events (chunked, one word per chunk, ``data: [DONE]``
 last; a usage chunk when ``stream_options.include_usage`` is set and ``stream_usage``), and these faults:
@@ -234,6 +235,8 @@ class FaultServer:
             self._send(writer, 500, {"error": {"message": "internal error"}})
         elif fault == "400":
             self._send(writer, 400, {"error": {"message": "context length exceeded"}})
+        elif fault == "401":
+            self._send(writer, 401, {"error": {"message": "invalid api key"}})
         elif fault == "drop":
             return False
         elif fault == "trickle":

@@ -55,6 +55,22 @@ def test_reference_filter(row, why):
     assert reference_filter(row) == why
 
 
+@pytest.mark.parametrize(
+    ("reply", "question"),
+    [
+        ('"What dose of aspirin was given?"', "What dose of aspirin was given?"),
+        ("What medications were prescribed\nat discharge, and at what doses?",
+         "What medications were prescribed at discharge, and at what doses?"),
+        ("When was the stent placed?\n\nThis question tests temporal extraction.", "When was the stent placed?"),
+        ("\n  Which  drug\tcaused the rash?  \n", "Which drug caused the rash?"),
+    ],
+)  # fmt: skip
+def test_a_question_is_one_line_for_the_next_prompts_example_list(reply, question):
+    from training.data.stages import clean_question
+
+    assert clean_question(reply) == question and "\n" not in clean_question(reply)
+
+
 def test_request_ids_derive_from_content_and_stage():
     a = request_id("answers", "answer@1", "inst-1")
     assert a == request_id("answers", "answer@1", "inst-1")

@@ -55,6 +55,26 @@ def test_a_stage_with_failed_requests_exits_non_zero_after_its_summary(tmp_path:
         every, _ = _notes(srv, cases, tmp_path / "every")
     assert every.returncode == EndpointError.exit_code, every.stderr
     assert "all 3 requests failed (recorded); run the same command again" in every.stderr
+    # ... and says what failed: the error of each kind of failure, with its count (all of them in the report)
+    assert "  3 failed with: HTTP 500" in every.stderr, every.stderr
+    report = json.loads((tmp_path / "every" / "notes.report.json").read_text())
+    assert list(report["failures"].values()) == [3] and next(iter(report["failures"])).startswith("HTTP 500")
+
+
+def test_a_stopped_stage_still_counts_its_token_usage(tmp_path: Path) -> None:
+    """A stage stopped part-way (here the endpoint refuses the key after two replies) wrote no report: the
+    tokens it had spent were counted nowhere."""
+    cases = write_cases(tmp_path / "cases.csv", 4)
+    with FaultServer(plan=lambda prompt, n: "401" if case_no(prompt) >= 2 else "ok") as srv:
+        r, _ = _notes(srv, cases, tmp_path / "out", "--concurrency", "1")
+    assert r.returncode == 2 and "refused the request" in r.stderr, r.stderr
+    assert "notes (stopped): 2 done" in r.stderr
+    report = json.loads((tmp_path / "out" / "notes.report.json").read_text())
+    (run,) = report["runs"]
+    assert "refused the request (HTTP 401" in run["interrupted"]
+    assert run["usage"]["succeeded"] == 2 and run["usage"]["completion_tokens"] > 0
+    assert report["usage_total"]["completion_tokens"] == run["usage"]["completion_tokens"]
+    assert report["model"] == "m" and report["stage"] == "notes"
 
 
 def test_the_judge_exits_non_zero_when_every_request_failed(tmp_path: Path) -> None:

@@ -86,19 +86,24 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
             opts = JudgeOptions(tmp_path / "out", cfg, seed=1, orders=2, progress=False)
             s = run_judge(opts, items, log)
             assert (s.parsed, s.unparseable, s.failed) == (4, 2, 0)
-            # 2 parsed items x 2 orders x 2 candidates; the unparseable item gets no rating at all
-            assert s.ratings_stored == 8
+            # 2 parsed items x 2 orders x 2 candidates, + 4 position means; the unparseable item gets none
+            assert s.ratings_stored == 12
             assert s.position_bias["candidates"] == 4 and s.position_bias["changed"] == 4
             assert s.position_bias["mean_by_position"] == {"A": 4.0, "B": 1.0}
             rater = rater_name(cfg)
-            assert rater.startswith(f"judge:judge-model@{srv.base_url}#judge-pointwise@1")
+            assert rater.startswith(f"judge:judge-model@{srv.base_url}#judge-pointwise@2")
             judged_runs = ids[:4]
             for rid in ids:
                 hist = log.rating_history(rid, rater)
                 if rid in judged_runs:
-                    assert [h.score for h in hist] in ([4, 1], [1, 4])  # both orders kept, A first or second
+                    # both orders kept, A first or second, then the position mean (2.5; 3 in the 1-4 column)
+                    assert [h.score for h in hist] in ([4, 1, 3], [1, 4, 3])
                     assert all(h.rater_kind == "judge" for h in hist)
                     c = [json.loads(h.comment) for h in hist]
+                    assert c[2]["position_mean"] == 2.5 and c[2]["orders"] == 2
+                    assert sorted(c[2]["requests"]) == sorted(x["request"] for x in c[:2])
+                    assert [h.is_current for h in hist] == [False, False, True]  # the mean is the current one
+                    c = c[:2]
                     assert [x["order_index"] for x in c] == [0, 1] and {x["label"] for x in c} == {"A", "B"}
                     assert {(x["endpoint"], x["served_model"]) for x in c} == {(srv.base_url, "judge-model")}
                     # and the server's own account of the reply, as batch --endpoint logs it
@@ -114,7 +119,7 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
             sent = sum(srv.seen.values())
             s2 = run_judge(opts, items_from_log(log, RunFilter()), log)
             assert sum(srv.seen.values()) == sent and s2.ratings_stored == 0
-            assert sum(len(log.rating_history(r, rater)) for r in ids) == 8
+            assert sum(len(log.rating_history(r, rater)) for r in ids) == 12
 
         # Human ratings beside the judge's: agreement and judge means in the statistics.
         for rid, score in zip(ids[:4], (4, 1, 4, 2), strict=True):
@@ -123,6 +128,8 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
         assert corr[rater].runs == 4
         means = store_stats.judge_mean_scores(log)
         assert {m.judge for m in means} == {rater} and sum(m.runs for m in means) == 4
+        # log stats counts each run's position-averaged score (2.5), not the last order's (4 or 1)
+        assert {m.mean for m in means} == {2.5}
         from tests.store.cli_runner import main as log_cli
 
         capsys.readouterr()
@@ -130,6 +137,36 @@ def test_judge_over_the_log_stores_ratings_and_measures_position_bias(tmp_path: 
         shown = capsys.readouterr().out
         assert "Mean judge score per judge, model and task" in shown and f"  {rater}  " in shown
         assert f"Judge {rater} vs human mean on 4 runs" in shown
+    finally:
+        log.close()
+
+
+def test_orders_are_distinct_and_never_more_than_the_candidates_allow():
+    assert orders_for(_item(1), 2, seed=0) == [[0]]  # one answer has one order, not two equal ones
+    two = orders_for(_item(2), 5, seed=3)
+    assert len(two) == 2 and two[0] != two[1]
+    three = orders_for(_item(3), 6, seed=3)
+    assert len(three) == 6 and len({tuple(o) for o in three}) == 6
+    assert three[:3] == orders_for(_item(3), 3, seed=3)  # the rotations come first, as before
+
+
+def test_single_answers_judged_in_two_orders_are_stored(tmp_path: Path):
+    """One run per question with --orders 2: both orders were the same request (one id), so the item waited for
+    a second reply that never came and no rating was stored while the printed mean counted the score."""
+    log = EvalLog.open(tmp_path / "log.db", timeout_s=2.0)
+    try:
+        ids = [logged(log, request(task=QA, instruction=q), model(0), answer="a") for q in ("Dose?", "Day?")]
+        items = items_from_log(log, RunFilter())
+        assert [len(i.candidates) for i in items.items] == [1, 1]
+        with _judge_server() as srv:
+            cfg = ChatSettings(srv.base_url, "judge-model", concurrency=2)
+            s = run_judge(JudgeOptions(tmp_path / "out", cfg, orders=2, progress=False), items, log)
+        assert (s.requests, s.parsed, s.ratings_stored) == (2, 2, 2)
+        assert [[h.score for h in log.rating_history(r, rater_name(cfg))] for r in ids] == [[4], [4]]
+        assert {m.mean for m in store_stats.judge_mean_scores(log)} == {4.0}
+        # a judge rating with a free-text comment (an import, say) counts its own score; no JSON error
+        log.add_rating(ids[0], "judge:other", 2, comment="not {json", rater_kind="judge")
+        assert {(m.judge, m.mean) for m in store_stats.judge_mean_scores(log)} >= {("judge:other", 2.0)}
     finally:
         log.close()
 
@@ -163,7 +200,7 @@ def test_judge_jsonl_answers_and_cli(tmp_path: Path, mode: list[str]):
     assert "mean judge score a: 2.50" in r.stdout and "mean judge score b: 2.50" in r.stdout
     assert f"judge connects to {srv.base_url} only" in r.stderr
     report = json.loads((tmp_path / "out" / "judge.report.json").read_text())
-    assert report["prompt"] == "judge-pointwise@1" and report["orders"] == 2 and report["skipped"]
+    assert report["prompt"] == "judge-pointwise@2" and report["orders"] == 2 and report["skipped"]
 
 
 def test_judge_needs_note_text_in_the_log(tmp_path: Path):

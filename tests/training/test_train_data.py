@@ -177,3 +177,23 @@ def test_packed_loss_equals_unpacked_loss_per_example(tmp_path_factory, family, 
     leaky = {**batch, "attention_mask": torch.ones_like(batch["input_ids"])}
     del leaky["position_ids"]
     assert _per_example_losses(model, leaky, spans) != pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize(("family", "style"), VARIANT_STYLE)
+def test_sft_strips_newlines_only_as_the_reference_does(tokenizers, family, style):
+    """The reference strips "\\n" from the ends of every field (``v.strip("\\n")``) and keeps outer spaces and
+    tabs; stripping all whitespace (the old rule) tokenized such rows differently from the reference."""
+    from resources.prompts import get_style
+
+    tok = tokenizers[family]
+    note, question, answer = "\n  Indented note line.\t\n", "\n What dose?  ", "\n\t81 mg daily.\n"
+    ref = {k: v.strip("\n") for k, v in (("note", note), ("question", question), ("answer", answer))}
+    ex = d.sft_example(tok, style, note, question, answer)
+    assert ex == d.sft_example(tok, style, ref["note"], ref["question"], ref["answer"])
+    n_loss = sum(1 for x in ex["labels"] if x != d.IGNORE)
+    prompt = tok.decode(ex["input_ids"][1:-n_loss])
+    assert prompt == get_style(style).render(ref["note"], ref["question"])
+    assert ex["labels"][-n_loss:-1] == tokens_after(d.hf_tokenize(tok), prompt[-1], ref["answer"], False)
+    # The other rule, as a recipe option: all outer whitespace goes (the app's rule at inference).
+    bare = d.sft_example(tok, style, "Indented note line.", "What dose?", "81 mg daily.")
+    assert d.sft_example(tok, style, note, question, answer, strip="whitespace") == bare != ex

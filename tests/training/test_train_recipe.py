@@ -71,8 +71,6 @@ def test_missing_required_field_and_bad_values(tmp_path):
         load_recipe(_write(tmp_path, BASE.replace("max_length: 512\n", "")))
     with pytest.raises(RecipeError, match="warmup_ratio must be in"):
         load_recipe(_write(tmp_path, BASE + "warmup_ratio: 1.5\n"))
-    with pytest.raises(RecipeError, match="an sft recipe needs prompt_style"):
-        load_recipe(_write(tmp_path, BASE.replace("prompt_style: asclepius-train\n", "")))
     with pytest.raises(RecipeError, match="unknown prompt_style 'alpaca'"):
         load_recipe(_write(tmp_path, BASE.replace("asclepius-train", "alpaca")))
     with pytest.raises(RecipeError, match="must be a mapping"):
@@ -95,3 +93,28 @@ def test_global_batch_not_divisible_by_world_size():
         r.grad_accum(3)
     with pytest.raises(RecipeError, match="not a multiple of per_device_batch_size"):
         Recipe(name="x", stage="pretrain", family="llama1", base_model="b", max_length=8, global_batch_size=5)
+
+
+def test_family_decides_the_training_prompt_and_bounds_the_length(tmp_path):
+    """The docstring said so, and nothing did: a Llama-3 recipe with the LLaMA-1 prompt was accepted, and a
+    2,048-position model took 8,192-token blocks."""
+    no_style = BASE.replace("prompt_style: asclepius-train\n", "")
+    assert load_recipe(_write(tmp_path, no_style)).prompt_style == "asclepius-train"
+    llama3 = no_style.replace("family: llama1", "family: llama3")
+    assert load_recipe(_write(tmp_path, llama3)).prompt_style == "asclepius"
+    with pytest.raises(RecipeError, match="prompt_style 'asclepius-train' is not the llama3 training prompt"):
+        load_recipe("llama3-8b-sft", {"prompt_style": "asclepius-train"})
+    with pytest.raises(RecipeError, match="prompt_style 'asclepius' is not the llama1 training prompt"):
+        load_recipe("asclepius-7b-sft", {"prompt_style": "asclepius"})
+    with pytest.raises(RecipeError, match="max_length 4096 exceeds the llama1 context of 2048 positions"):
+        load_recipe("asclepius-7b-pretrain", {"max_length": 4096})
+    assert load_recipe("llama2-7b-pretrain").max_length == 4096
+
+
+def test_strip_text_is_an_sft_option_with_the_reference_default(tmp_path):
+    assert load_recipe("asclepius-7b-sft").strip_text == "newlines"
+    assert load_recipe("asclepius-7b-sft", {"strip_text": "whitespace"}).strip_text == "whitespace"
+    with pytest.raises(RecipeError, match="strip_text: expected one of 'newlines', 'whitespace'"):
+        load_recipe("asclepius-7b-sft", {"strip_text": "spaces"})
+    with pytest.raises(RecipeError, match="strip_text applies to sft only"):
+        load_recipe("asclepius-7b-pretrain", {"strip_text": "whitespace"})

@@ -143,6 +143,9 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     args += [*QUICK, "--set", "max_length=128", "--set", "global_batch_size=8", "--set", "save_steps=3"]
     args += ["--set", "learning_rate=1e-3", "--set", "epochs=5"]
     _ok(run_trainer(*args, "--out", str(tmp_path / "straight"), env=ENV))
+    # The killed run logs every 2 steps and checkpoints at step 3, mid-window: its logged loss is the mean of the
+    # window's steps (not the last step's), and the half-window before the kill is counted after the resume.
+    args += ["--set", "logging_steps=2"]
 
     out = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -164,6 +167,9 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     assert not (out / "model").exists()  # killed mid-run: no final model
     assert (out / "checkpoints" / "step-0000003").is_dir()
 
+    # As if the killed run had logged steps past its checkpoint before dying (it may or may not have, by timing).
+    with (out / "logs" / "train.jsonl").open("a") as fh:
+        fh.write(json.dumps({"step": 6, "loss": 99.0}) + "\n" + '{"step": 8, "lo')  # and a torn last line
     resumed = _ok(run_trainer(*args, "--out", str(out), env=ENV))
     assert "resumed from" in resumed.stdout + resumed.stderr
     a, b = load_weights(tmp_path / "straight" / "model"), load_weights(out / "model")
@@ -173,7 +179,14 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     m2 = json.loads((out / "model" / "asclepius-train-manifest.json").read_text())
     assert m2["resumed_from"] is not None and m1["resumed_from"] is None
     assert m1["data"]["documents"] == 40 and m1["data"]["blocks"] > 8 and m1["prompt_style"] is None
-    assert [s for s, _ in m2["losses"]][-1] == 12 and m2["losses"][-1] == pytest.approx(m1["losses"][-1], abs=1e-6)
+    every = dict(m1["losses"])  # the straight run logged every step
+    assert [s for s, _ in m2["losses"]] == [2, 4, 6, 8, 10, 12]
+    for step, loss in m2["losses"]:
+        assert loss == pytest.approx((every[step - 1] + every[step]) / 2, abs=1e-6), step
+    logged = [json.loads(x) for x in (out / "logs" / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [2, 4, 6, 8, 10, 12]  # no step twice, nothing from after the kill
+    assert [r["loss"] for r in logged] == [loss for _, loss in m2["losses"]]
+    assert m2["tokens"] == m1["tokens"]
 
 
 def test_command_line_bad_input(llama1, tmp_path, capsys, monkeypatch):
@@ -217,6 +230,10 @@ def test_command_line_bad_input(llama1, tmp_path, capsys, monkeypatch):
     assert rc == 2 and "missing note, question, answer" in err
     rc, err = run("sft", "asclepius-7b-sft", "--model", str(llama1), *base)  # 4 rows < one global batch
     assert rc == 2 and "fewer than one global batch of 128" in err
+
+    # The tiny LLaMA has 2,048 positions; the Llama-2 recipe's 4,096-token blocks are refused before any work.
+    rc, err = run("sft", "llama2-7b-sft", "--model", str(llama1), *base)
+    assert rc == 2 and "max_length 4096 exceeds the model's max_position_embeddings 2048" in err
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     rc, err = run("sft", "asclepius-7b-sft", "--model", str(llama1), *base)

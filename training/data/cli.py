@@ -124,7 +124,8 @@ def cmd_data(args: argparse.Namespace) -> int:
                 f"  note: {rep[key]:,} {prev} requests failed earlier and are not here; rerun `data {prev}`",
                 file=sys.stderr,
             )
-    return _exit_code(0 if args.dry_run else (rep.get("counts") or {}).get("failed", 0), res.planned)
+    failed = 0 if args.dry_run else (rep.get("counts") or {}).get("failed", 0)
+    return _exit_code(failed, res.planned, rep.get("failures") or {}, f"{res.stage}.report.json")
 
 
 @netns.calls_endpoint(endpoint_url)
@@ -160,17 +161,26 @@ def cmd_judge(args: argparse.Namespace) -> int:
             log.close()
     for line in summary.lines():
         print(line)
-    return _exit_code(0 if args.dry_run else summary.failed, summary.requests)
+    return _exit_code(0 if args.dry_run else summary.failed, summary.requests, summary.failures, "judge.report.json")
 
 
-def _exit_code(failed: int, requests: int) -> int:
+SHOWN_FAILURES = 3
+"""Kinds of failure named on stderr; the report lists them all."""
+
+
+def _exit_code(failed: int, requests: int, failures: dict[str, int], where: str) -> int:
     """0, or the endpoint's exit code when any request failed (after the summary, outputs written): a script
-    running the stages one after another must not go on as if the stage were complete. Failed requests are
-    recorded and retried by the same command."""
+    running the stages one after another must not go on as if the stage were complete. Says what failed (the
+    commonest errors, from ``failures``: error -> requests). Failed requests are recorded and retried by the
+    same command."""
     if not failed:
         return 0
     which = f"all {failed:,} requests" if failed >= requests else f"{failed:,} of {requests:,} requests"
     print(f"asclepius: {which} failed (recorded); run the same command again to retry them", file=sys.stderr)
+    for error, n in list(failures.items())[:SHOWN_FAILURES]:
+        print(f"  {n:,} failed with: {error[:200]}", file=sys.stderr)
+    if len(failures) > SHOWN_FAILURES:
+        print(f"  ... {len(failures) - SHOWN_FAILURES} other errors (see {where})", file=sys.stderr)
     return EndpointError.exit_code
 
 

@@ -12,6 +12,7 @@ Files under ``--out DIR`` for a stage ``S`` (all 0600, the directory 0700):
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,10 +157,27 @@ def execute(
             if p.id not in log.done:
                 yield p.build()
 
-    usage = run_requests(
-        opts.endpoint, requests(), log, total=len(pending), stage=stage, on_result=on_result, progress=opts.progress
-    )
+    usage = Usage()
+    try:
+        run_requests(
+            opts.endpoint, requests(), log, total=len(pending), stage=stage, on_result=on_result,
+            progress=opts.progress, usage=usage,
+        )  # fmt: skip
+    except BaseException as exc:  # stopped (Ctrl+C, a refused key, ...): what it spent is still counted
+        why = str(exc) or type(exc).__name__
+        state_path = out_file(opts, stage, ".state.json")
+        state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
+        _append_run(opts, stage, usage, _state_fields(stage, state), interrupted=why)
+        print(
+            f"{stage} (stopped): {usage.line()}; counted in {out_file(opts, stage, '.report.json').name}",
+            file=sys.stderr,
+        )
+        raise
     return log, StageResult(stage, len(planned), len(planned) - len(pending), usage)
+
+
+def _state_fields(stage: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {"stage": stage, **{k: state.get(k) for k in ("endpoint", "model", "prompt", "seed")}}
 
 
 def write_report(opts: StageOptions, result: StageResult, state: dict[str, Any], report: dict[str, Any]) -> None:
@@ -167,21 +185,28 @@ def write_report(opts: StageOptions, result: StageResult, state: dict[str, Any],
     if result.usage is None:  # a dry run writes nothing
         result.report = report
         return
-    path = out_file(opts, result.stage, ".report.json")
-    runs: list[dict[str, Any]] = []
-    if path.exists():
-        runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
-    if result.usage is not None:
-        api = "responses (background)" if opts.endpoint.background else "chat completions"
-        runs.append({"at": utc_now(), "api": api, "usage": result.usage.as_dict()})
+    result.report = _append_run(opts, result.stage, result.usage, {**_state_fields(result.stage, state), **report})
+
+
+def _append_run(
+    opts: StageOptions, stage: str, usage: Usage, fields: dict[str, Any], interrupted: str | None = None
+) -> dict[str, Any]:
+    """Add this run (its usage, and why it stopped if it did) to ``S.report.json``'s runs and totals; an
+    interrupted run keeps the counts of the last complete one."""
+    path = out_file(opts, stage, ".report.json")
+    old: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    api = "responses (background)" if opts.endpoint.background else "chat completions"
+    run: dict[str, Any] = {"at": utc_now(), "api": api, "usage": usage.as_dict()}
+    if interrupted is not None:
+        run["interrupted"] = interrupted
+    runs = [*old.get("runs", []), run]
     total: dict[str, float] = {}
     for r in runs:
         for k, v in r["usage"].items():
             total[k] = total.get(k, 0) + v
-    full = {"stage": result.stage, **{k: state[k] for k in ("endpoint", "model", "prompt", "seed")}, **report}
-    full.update(runs=runs, usage_total=total)
-    result.report = full
+    full = {**(old if interrupted is not None else {}), **fields, "runs": runs, "usage_total": total}
     write_private(path, json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+    return full
 
 
 def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:

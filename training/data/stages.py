@@ -8,6 +8,7 @@ instruction's id (answers). A stage's output keeps the ids, so every row can be 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,8 @@ def run_notes(opts: StageOptions, src: NotesInput) -> StageResult:
                 continue
             cut += rec.get("finish_reason") == "length"
             rows.append({"id": rec["id"], **rec["meta"], "note": text, "finish_reason": rec.get("finish_reason")})
-        failed = sum(1 for _ in log.records("failed"))
+        report["failures"] = log.failures()
+        failed = sum(report["failures"].values())
         log.close()
         write_rows(out_file(opts, "notes", ".jsonl"), rows)
         report["counts"] = {
@@ -139,7 +141,11 @@ def run_notes(opts: StageOptions, src: NotesInput) -> StageResult:
 
 
 def clean_question(text: str) -> str:
-    return text.strip().strip('"').strip()
+    """The question in a reply, on one line: its first paragraph (a blank line starts the explanation some
+    models add), lines joined with single spaces, outer quotes removed. Questions become the one-per-line
+    example list of later prompts, where a line break would split one question into two."""
+    first = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]
+    return " ".join(first.split()).strip('"').strip()
 
 
 def draw_task(seed: int, note_id: str) -> str:
@@ -225,7 +231,8 @@ def run_instructions(opts: StageOptions, rouge_threshold: float = ROUGE_THRESHOL
                     "rouge_l_max": round(score, 4),
                 }
             )
-        failed = sum(1 for _ in log.records("failed"))
+        report["failures"] = log.failures()
+        failed = sum(report["failures"].values())
         log.close()
         write_rows(out_file(opts, "instructions", ".jsonl"), rows)
         report["filter"] = drops.as_dict()
@@ -279,7 +286,8 @@ def run_answers(opts: StageOptions) -> StageResult:
                 continue
             drops.kept += 1
             out.append(row)
-        failed = sum(1 for _ in log.records("failed"))
+        report["failures"] = log.failures()
+        failed = sum(report["failures"].values())
         log.close()
         write_rows(out_file(opts, "answers", ".jsonl"), out)
         report["filter"] = drops.as_dict()

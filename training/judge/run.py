@@ -7,9 +7,13 @@
   spaces (commas tolerated), nothing else. Anything else is stored as unparseable with the reason, counted,
   and never becomes a score (the reference silently turned a short reply into zeros).
 - Ratings: for items from the log, each parsed score becomes a rating (rater kind ``judge``) on its run,
-  with the order shown, the position, the label and the request id in the rating's comment. All K orders
-  are stored, in order, once every order of the item has a reply; so a run's rating history holds all K
-  and the current rating is the last order's. A resumed run never stores a judgement twice.
+  with the order shown, the position, the label and the request id in the rating's comment. All orders
+  are stored, in order, once every order of the item has a reply; then each candidate scored in two or
+  more orders gets one more rating, the position-averaged score (the exact mean in the comment's
+  ``position_mean``; the 1-4 column holds it rounded half up), which is the current rating and the one
+  ``log stats`` counts. A resumed run never stores a judgement twice. An item has at most as many orders as
+  its candidates allow (one candidate: one order), so ``--orders 2`` over single answers stores one
+  rating each instead of waiting for a second order that cannot exist.
 - Position bias: among candidates with two or more parsed orders, how many got different scores at
   different positions; and the mean score at each position.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -72,17 +77,20 @@ def rater_name(cfg: ChatSettings) -> str:
 
 
 def orders_for(item: Item, k: int, seed: int) -> list[list[int]]:
+    """Up to ``k`` distinct orders of ``item``'s candidates: a seeded shuffle, its rotations, then further
+    seeded shuffles. Never two equal orders (they would be one request with one id, and an item waiting for
+    ``k`` replies would never be rated): an item with fewer than ``k`` possible orders (one candidate has
+    one) gets all of them."""
     n = len(item.candidates)
     rng = random.Random(f"{seed}:order:{item.key}")
     base = list(range(n))
     rng.shuffle(base)
-    out = []
-    for i in range(k):
-        if i < n:
-            out.append(base[i:] + base[:i])
-        else:
-            extra = base[:]
-            rng.shuffle(extra)
+    want = min(k, math.factorial(n))
+    out = [base[i:] + base[:i] for i in range(min(want, n))]
+    while len(out) < want:  # n < want <= n!: a new shuffle is found after a few draws
+        extra = base[:]
+        rng.shuffle(extra)
+        if extra not in out:
             out.append(extra)
     return out
 
@@ -111,6 +119,8 @@ class JudgeSummary:
     unparseable: int = 0
     failed: int = 0
     ratings_stored: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    """Failed requests counted by error, most common first."""
     skipped: list[str] = field(default_factory=list)
     usage: Usage | None = None
     estimated_tokens: int = 0
@@ -184,7 +194,8 @@ def run_judge(opts: JudgeOptions, items: Items, log: Any | None = None) -> Judge
     )
     wanted = {r.id for r in reqs}
     judged = [_judgement(rec) for rec in rlog.records() if rec["id"] in wanted]
-    summary.failed = sum(1 for rec in rlog.records("failed") if rec["id"] in wanted)
+    summary.failures = rlog.failures(wanted)
+    summary.failed = sum(summary.failures.values())
     rlog.close()
     summary.parsed = sum(1 for j in judged if j["scores"] is not None)
     summary.unparseable = len(judged) - summary.parsed
@@ -254,6 +265,7 @@ def _write_report(opts: JudgeOptions, summary: JudgeSummary) -> None:
         "parsed": summary.parsed,
         "unparseable": summary.unparseable,
         "failed": summary.failed,
+        "failures": summary.failures,
         "ratings_stored": summary.ratings_stored,
         "position_bias": summary.position_bias,
         "mean_by_model": summary.mean_by_model,
@@ -263,44 +275,72 @@ def _write_report(opts: JudgeOptions, summary: JudgeSummary) -> None:
     write_private(opts.out / "judge.report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
+MEAN_PREFIX = "mean:"
+"""The ``request`` of a position-averaged rating: this prefix and a hash of the orders' request ids."""
+
+
 def store_ratings(log: Any, opts: JudgeOptions, items: list[Item], judged: list[dict[str, Any]]) -> int:
-    """Ratings for items whose every order has a reply; skips judgements already stored (by request id)."""
+    """Ratings for items whose every order has a reply: each order's score, in order, then (for a candidate
+    scored in two or more orders) the position-averaged score, which becomes the current rating. Skips
+    judgements already stored (by request id)."""
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for j in judged:
         by_item[j["item"]].append(j)
-    cands = {(it.key, c.key): c for it in items for c in it.candidates}
     stored = 0
-    rater = opts.rater
     for item in items:
         js = sorted(by_item.get(item.key, []), key=lambda j: j["order_index"])
-        if len(js) < opts.orders or not any(c.run_id for c in item.candidates):
+        if len(js) < len(orders_for(item, opts.orders, opts.seed)) or not any(c.run_id for c in item.candidates):
             continue
-        already: set[str] = set()
-        for c in item.candidates:
-            if c.run_id is not None:
-                for r in log.rating_history(c.run_id, rater):
-                    if r.comment and r.comment.startswith("{"):
-                        already.add(json.loads(r.comment).get("request", ""))
-        new: list[tuple[int | None, int, str]] = []
-        for j in js:
-            if j["scores"] is None or j["request"] in already:
+        already = _stored_requests(log, opts.rater, item)
+        for run_id, score, comment in _item_ratings(opts, item, js):
+            if comment["request"] in already:
                 continue
-            for pos, (ckey, score) in enumerate(zip(j["order"], j["scores"], strict=True)):
-                c = cands[(item.key, ckey)]
-                comment = {
-                    "request": j["request"],
-                    "order_index": j["order_index"],
-                    "position": pos,
-                    "label": agent_label(pos),
-                    "order": j["order"],
-                    "prompt": JUDGE.key,
-                    # The provenance vocabulary of remote batch runs (app/core/remote.py, runs.endpoint...).
-                    "endpoint": opts.endpoint.public_url,
-                    "served_model": opts.endpoint.served_model,
-                    **{k: j[k] for k in ("reported_model", "system_fingerprint") if j.get(k)},
-                }
-                new.append((c.run_id, score, json.dumps(comment)))
-        for run_id, score, comment_json in new:  # in order: the last order's rating ends up current
-            log.add_rating(run_id, rater, score, comment=comment_json, rater_kind="judge")
-        stored += len(new)
+            log.add_rating(run_id, opts.rater, score, comment=json.dumps(comment), rater_kind="judge")
+            stored += 1
     return stored
+
+
+def _stored_requests(log: Any, rater: str, item: Item) -> set[str]:
+    already: set[str] = set()
+    for c in item.candidates:
+        if c.run_id is not None:
+            for r in log.rating_history(c.run_id, rater):
+                if r.comment and r.comment.startswith("{"):
+                    already.add(json.loads(r.comment).get("request", ""))
+    return already
+
+
+def _item_ratings(
+    opts: JudgeOptions, item: Item, js: list[dict[str, Any]]
+) -> list[tuple[int | None, int, dict[str, Any]]]:
+    """(run id, score, comment) per order and candidate, in order, then each candidate's position mean."""
+    base = {
+        "prompt": JUDGE.key,
+        # The provenance vocabulary of remote batch runs (app/core/remote.py, runs.endpoint...).
+        "endpoint": opts.endpoint.public_url,
+        "served_model": opts.endpoint.served_model,
+    }
+    run_of = {c.key: c.run_id for c in item.candidates}
+    out: list[tuple[int | None, int, dict[str, Any]]] = []
+    by_cand: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for j in js:
+        if j["scores"] is None:
+            continue
+        served = {k: j[k] for k in ("reported_model", "system_fingerprint") if j.get(k)}
+        for pos, (ckey, score) in enumerate(zip(j["order"], j["scores"], strict=True)):
+            by_cand[ckey].append((j["request"], score))
+            comment = {"request": j["request"], "order_index": j["order_index"], "position": pos,
+                       "label": agent_label(pos), "order": j["order"], **base, **served}  # fmt: skip
+            out.append((run_of[ckey], score, comment))
+    for c in item.candidates:
+        seen = by_cand.get(c.key, [])
+        if c.run_id is None or len(seen) < 2:
+            continue
+        requests = sorted(r for r, _ in seen)
+        mean = sum(s for _, s in seen) / len(seen)
+        digest = hashlib.sha256("\n".join(requests).encode()).hexdigest()[:16]
+        comment = {"request": MEAN_PREFIX + digest, "position_mean": mean, "orders": len(seen),
+                   "requests": requests, **base}  # fmt: skip
+        # The rating column takes 1-4: the mean rounded half up there; `log stats` reads the exact mean.
+        out.append((c.run_id, math.floor(mean + 0.5), comment))
+    return out

@@ -131,6 +131,23 @@ def check_model_dir(model_dir: Path) -> Path:
     return model_dir / "config.json"
 
 
+def check_positions(recipe: Any, model_dir: Path) -> None:
+    """A ValueError (exit 2) when ``max_length`` exceeds the model's ``max_position_embeddings``: positions past
+    it have no trained rotary angles, and nothing else would stop such blocks (a config without the key, or
+    not readable as JSON here, is left to the model loader)."""
+    import json
+
+    try:
+        positions = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(positions, int) and not isinstance(positions, bool) and recipe.max_length > positions:
+        raise ValueError(
+            f"max_length {recipe.max_length} exceeds the model's max_position_embeddings {positions} "
+            f"({model_dir / 'config.json'}); lower it with --set max_length={positions} or use a longer-context model"
+        )
+
+
 def load_tokenizer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
@@ -160,6 +177,7 @@ def run_stage(args: argparse.Namespace) -> int:
     recipe.grad_accum(world)  # a global batch that does not divide fails here, before anything loads
     model_dir, data_path, out = Path(args.model), Path(args.data), Path(args.out)
     tokenizer = load_tokenizer(model_dir)
+    check_positions(recipe, model_dir)
     d.data_files(data_path)
     import torch
 
@@ -181,7 +199,7 @@ def run_stage(args: argparse.Namespace) -> int:
         }
         counts = f"{info.documents} documents, {info.tokens} tokens -> {len(dataset)} blocks of {recipe.max_length}"
     else:
-        examples, st = d.build_sft(data_path, tokenizer, recipe.prompt_style, recipe.max_length)
+        examples, st = d.build_sft(data_path, tokenizer, recipe.prompt_style, recipe.max_length, recipe.strip_text)
         dataset = d.pack_examples(examples, recipe.max_length) if recipe.packing else examples
         extra["data"] = {
             "path": str(data_path),

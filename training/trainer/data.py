@@ -7,7 +7,9 @@ of ``max_length`` tokens; the remainder is dropped and counted.
 SFT: the source is the variant's training prompt from ``resources.prompts`` and the target is
 ``answer + EOS``; the prompt is tokenized segment by segment as the app's engine does and the answer on its
 own (so the label boundary cannot drift by one token), the labels are -100 on the prompt, and every real
-token, BOS included, is attended. An example whose prompt + answer + EOS exceeds ``max_length`` is
+token, BOS included, is attended. Note, question and answer lose their outer newlines only, as in the
+reference (recipe ``strip_text: whitespace`` strips spaces and tabs too, as the app does at inference).
+An example whose prompt + answer + EOS exceeds ``max_length`` is
 dropped and counted, never cut.
 """
 
@@ -245,26 +247,35 @@ def hf_tokenize(tokenizer: Any) -> Tokenize:
     ]
 
 
-def prompt_ids(tokenizer: Any, style_id: str, note: str, question: str) -> list[int]:
+STRIP_CHARS: dict[str, str | None] = {"newlines": "\n", "whitespace": None}
+"""Recipe ``strip_text`` -> the characters stripped from the ends of note, question and answer:
+``newlines`` is the reference's ``v.strip("\n")`` (spaces and tabs kept), ``whitespace`` the app's rule."""
+
+
+def prompt_ids(tokenizer: Any, style_id: str, note: str, question: str, strip: str = "newlines") -> list[int]:
     """``BOS + prompt`` tokenized segment by segment by the rule the app's engine uses at inference
-    (``resources.prompt_tokens``)."""
+    (``resources.prompt_tokens``); ``strip`` names what comes off the ends of the user text."""
     bos, _ = special_ids(tokenizer)
-    pieces = segment_tokens(get_style(style_id), note, question, hf_tokenize(tokenizer), bos=[bos])
+    pieces = segment_tokens(
+        get_style(style_id), note, question, hf_tokenize(tokenizer), bos=[bos], strip=STRIP_CHARS[strip]
+    )
     return [t for piece in pieces for t in piece]
 
 
-def sft_example(tokenizer: Any, style_id: str, note: str, question: str, answer: str) -> dict[str, list[int]]:
+def sft_example(
+    tokenizer: Any, style_id: str, note: str, question: str, answer: str, strip: str = "newlines"
+) -> dict[str, list[int]]:
     """One example: ``BOS + prompt`` (labels -100) then ``answer + EOS`` (labels = the tokens). The answer
     is tokenized on its own, in the context of the prompt's last character (what a whole-string
     tokenization of prompt + answer gives it, as in the reference), so no off-by-one can arise."""
     _, eos = special_ids(tokenizer)
-    src = prompt_ids(tokenizer, style_id, note, question)
-    tgt = answer_tokens(get_style(style_id), answer, hf_tokenize(tokenizer))
+    src = prompt_ids(tokenizer, style_id, note, question, strip)
+    tgt = answer_tokens(get_style(style_id), answer, hf_tokenize(tokenizer), STRIP_CHARS[strip])
     return {"input_ids": [*src, *tgt, eos], "labels": [IGNORE] * len(src) + [*tgt, eos]}
 
 
 def build_sft(
-    path: Path, tokenizer: Any, style_id: str, max_length: int
+    path: Path, tokenizer: Any, style_id: str, max_length: int, strip: str = "newlines"
 ) -> tuple[list[dict[str, list[int]]], SftStats]:
     stats = SftStats()
     examples = []
@@ -280,7 +291,7 @@ def build_sft(
         if not (note.strip() and question.strip() and answer.strip()):
             stats.dropped_empty += 1
             continue
-        ex = sft_example(tokenizer, style_id, note, question, answer)
+        ex = sft_example(tokenizer, style_id, note, question, answer, strip)
         if len(ex["input_ids"]) > max_length:
             stats.dropped_truncated += 1
             continue

@@ -16,6 +16,7 @@ distributed backend, FSDP wrapping/sharding, mixed precision, state-dict layout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -40,13 +41,36 @@ class TrainState:
     epoch: int = 0
     tokens: int = 0
     losses: list[list[float]] = field(default_factory=list)
-    """``[step, loss]`` at every logging step."""
+    """``[step, loss]`` at every logging step (the loss: the mean over the logging window)."""
+    window_loss: float = 0.0
+    """Sum of the step losses since the last log record: saved too, so a checkpoint taken mid-window resumes
+    to the same logged mean."""
+    window_steps: int = 0
+    window_loss_tokens: int = 0
+    window_tokens: int = 0
+    """Real (non-padding) tokens since the last log record."""
+
+    def add_step(self, loss: float, loss_tokens: int, real_tokens: int) -> None:
+        self.step += 1
+        self.window_loss += loss
+        self.window_steps += 1
+        self.window_loss_tokens += loss_tokens
+        self.window_tokens += real_tokens
+
+    def close_window(self) -> tuple[float, int, int]:
+        """(mean step loss, loss tokens, real tokens) of the window; starts the next one."""
+        out = (self.window_loss / max(self.window_steps, 1), self.window_loss_tokens, self.window_tokens)
+        self.tokens += self.window_tokens
+        self.window_loss, self.window_steps, self.window_loss_tokens, self.window_tokens = 0.0, 0, 0, 0
+        return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "tokens": self.tokens, "losses": self.losses}
+        return dataclasses.asdict(self)
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        self.step, self.epoch, self.tokens, self.losses = d["step"], d["epoch"], d["tokens"], list(d["losses"])
+        for f in dataclasses.fields(self):
+            if f.name in d:  # a checkpoint written before the window fields keeps their defaults
+                setattr(self, f.name, list(d[f.name]) if f.name == "losses" else d[f.name])
 
 
 class EpochBatches:
@@ -111,20 +135,40 @@ def peak_memory_mb() -> float:
 
 
 class Logger:
-    """stdout + ``logs/train.jsonl`` (+ TensorBoard only when installed); main process only; no cloud."""
+    """stdout + ``logs/train.jsonl`` (+ TensorBoard only when installed); main process only; no cloud.
 
-    def __init__(self, log_dir: Path, enabled: bool):
+    A run continues the log of the step it starts from: records after ``start_step`` (written by a run killed
+    after its last checkpoint, or by an earlier run a ``--no-resume`` replaces) are dropped, so no step is
+    logged twice."""
+
+    def __init__(self, log_dir: Path, enabled: bool, start_step: int = 0):
         self.enabled = enabled
         self.path = log_dir / "train.jsonl"
         self.tb = None
         if enabled:
             log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._keep_until(start_step)
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(log_dir / "tensorboard"))
+                # purge_step: TensorBoard hides the events of steps >= it that an earlier writer left.
+                self.tb = SummaryWriter(str(log_dir / "tensorboard"), purge_step=start_step + 1)
             except ImportError:
                 self.tb = None
+
+    def _keep_until(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a kill
+        tmp = self.path.with_suffix(".partial")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(self.path)
 
     def log(self, record: dict[str, Any], echo: Any = print) -> None:
         if not self.enabled:
@@ -229,10 +273,10 @@ def train(
         resumed_from = existing[-1].name
         acc.print(f"resumed from {existing[-1]} (step {state.step}, epoch {state.epoch})")
 
-    logger = Logger(out_dir / "logs", acc.is_main_process)
+    logger = Logger(out_dir / "logs", acc.is_main_process, start_step=state.step)
     bar = tqdm(total=total, initial=state.step, disable=not acc.is_main_process, desc=recipe.name, file=sys.stderr)
     t0 = time.perf_counter()
-    window_tokens, window_t = 0, time.perf_counter()
+    window_t, tokens_at_start = time.perf_counter(), state.window_tokens
     model.train()
     while state.step < total:
         sampler.epoch = state.epoch
@@ -244,12 +288,13 @@ def train(
             loss_sum, n_tok, real_tokens, grad_norm = _step(acc, model, optimizer, micro, recipe.max_grad_norm, world)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            window_tokens += real_tokens
+            state.add_step(loss_sum / max(n_tok, 1), n_tok, real_tokens)
             bar.update(1)
             if state.step % recipe.logging_steps == 0 or state.step == total:
                 now = time.perf_counter()
-                loss = loss_sum / max(n_tok, 1)
+                # Tokens of this process's part of the window (a resumed window began before the restart).
+                timed = state.window_tokens - tokens_at_start
+                loss, loss_tokens, _ = state.close_window()
                 state.losses.append([state.step, loss])
                 record = {
                     "step": state.step,
@@ -257,19 +302,18 @@ def train(
                     "loss": loss,
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": grad_norm,
-                    "loss_tokens": n_tok,
-                    "tokens_per_s": window_tokens / max(now - window_t, 1e-9),
+                    "loss_tokens": loss_tokens,
+                    "tokens_per_s": timed / max(now - window_t, 1e-9),
                     "peak_mem_mb": peak_memory_mb(),
                 }
-                state.tokens += window_tokens
-                window_tokens, window_t = 0, now
+                window_t, tokens_at_start = now, 0
                 logger.log(record, echo=bar.write)
             if recipe.save_steps and state.step % recipe.save_steps == 0 and state.step < total:
                 _save_checkpoint(acc, ckpt_dir, state.step, recipe.save_total_limit)
         if state.step >= (state.epoch + 1) * per_epoch:
             state.epoch += 1
     bar.close()
-    state.tokens += window_tokens
+    state.close_window()  # counts the tokens of steps after the last record (none: the last step logs)
     seconds = time.perf_counter() - t0
     model_out = out_dir / "model"
     run_info = {"world_size": world, "grad_accum": accum, "total_steps": total, "resumed_from": resumed_from}

@@ -20,8 +20,21 @@ Family = Literal["llama1", "llama2", "llama3", "mistral"]
 Precision = Literal["auto", "bf16", "fp32"]
 SaveDtype = Literal["float32", "bfloat16"]
 Attention = Literal["auto", "sdpa", "eager", "flash_attention_2", "asclepius_packed_sdpa"]
+StripText = Literal["newlines", "whitespace"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+
+FAMILY_CONTEXT: dict[str, int] = {"llama1": 2048, "llama2": 4096, "llama3": 8192, "mistral": 32768}
+"""Positions each family's base model was trained on (its ``max_position_embeddings``; Mistral-7B-v0.3's is
+32,768, though Asclepius-Mistral trained at 8,192): ``max_length`` may not exceed it."""
+FAMILY_PROMPT: dict[str, str] = {
+    "llama1": "asclepius-train",
+    "llama2": "asclepius-train",
+    "llama3": "asclepius",
+    "mistral": "asclepius",
+}
+"""The SFT training prompt of each family's Asclepius variant (REFERENCE.md section 2): LLaMA-1/2 without the
+space after ``[Instruction End]``, the ``llama3_mistral`` branch with it."""
 
 
 class RecipeError(ValueError):
@@ -37,11 +50,13 @@ class Recipe:
     stage: Stage
     """``pretrain``: causal LM on packed note blocks; ``sft``: instruction fine-tuning, loss on answers only."""
     family: Family
-    """Base-model family: decides the trained context and, for SFT, the training prompt."""
+    """Base-model family: bounds ``max_length`` (``FAMILY_CONTEXT``) and, for SFT, decides the training prompt
+    (``FAMILY_PROMPT``: ``prompt_style`` defaults to it, and another style is refused)."""
     base_model: str
     """The base checkpoint the reference started from (provenance; ``--model`` gives the actual directory)."""
     max_length: int
-    """Tokens per sequence: 2048 (LLaMA-1), 4096 (Llama-2), 8192 (Llama-3, Mistral as trained)."""
+    """Tokens per sequence: 2048 (LLaMA-1), 4096 (Llama-2), 8192 (Llama-3, Mistral as trained); at most the
+    family's context, and checked against the model's ``max_position_embeddings`` when a run starts."""
     global_batch_size: int = 128
     """Sequences per optimizer step over all processes and accumulation steps."""
     per_device_batch_size: int = 2
@@ -61,9 +76,14 @@ class Recipe:
     """Gradient clipping by global L2 norm; 0 disables it."""
     prompt_style: str | None = None
     """SFT training prompt id in ``resources.prompts``: ``asclepius-train`` (no space after
-    ``[Instruction End]``, LLaMA-1/2 variants) or ``asclepius`` (with it, Llama-3/Mistral variants)."""
+    ``[Instruction End]``, LLaMA-1/2 variants) or ``asclepius`` (with it, Llama-3/Mistral variants); None:
+    the family's (``FAMILY_PROMPT``). Pretraining uses none."""
     packing: bool = False
     """SFT only: pack several examples per sequence (per-example attention and position ids)."""
+    strip_text: StripText = "newlines"
+    """SFT: what comes off the ends of note, question and answer: ``newlines`` (the reference's
+    ``strip("\n")``: leading/trailing spaces and tabs stay) or ``whitespace`` (all of it, as the app strips
+    user text at inference)."""
     attn_implementation: Attention = "auto"
     """``auto``: FlashAttention-2 on CUDA when ``flash_attn`` is installed, else ``asclepius_packed_sdpa``
     (SDPA per packed example: no attention work across examples; plain SDPA for unpacked batches)."""
@@ -88,6 +108,8 @@ class Recipe:
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
+        if not problems and self.stage == "sft" and self.prompt_style is None:
+            object.__setattr__(self, "prompt_style", FAMILY_PROMPT[self.family])  # frozen: set once, here
         if not problems:
             problems = self._value_problems()
         if problems:
@@ -115,13 +137,23 @@ class Recipe:
                 f"global_batch_size {self.global_batch_size} is not a multiple of "
                 f"per_device_batch_size {self.per_device_batch_size}"
             )
+        if self.max_length > FAMILY_CONTEXT[self.family]:
+            p.append(
+                f"max_length {self.max_length} exceeds the {self.family} context of {FAMILY_CONTEXT[self.family]} "
+                "positions"
+            )
         if self.stage == "sft":
-            if self.prompt_style is None:
-                p.append("an sft recipe needs prompt_style")
-            elif self.prompt_style not in PROMPT_STYLES:
+            if self.prompt_style not in PROMPT_STYLES:
                 p.append(f"unknown prompt_style {self.prompt_style!r} (known: {', '.join(sorted(PROMPT_STYLES))})")
+            elif self.prompt_style != FAMILY_PROMPT[self.family]:
+                p.append(
+                    f"prompt_style {self.prompt_style!r} is not the {self.family} training prompt "
+                    f"{FAMILY_PROMPT[self.family]!r} (set family to the base model's, or leave prompt_style out)"
+                )
         elif self.packing:
             p.append("packing applies to sft only (pretraining blocks are always full)")
+        elif self.strip_text != "newlines":
+            p.append("strip_text applies to sft only (pretraining documents are used as they are)")
         return p
 
     def grad_accum(self, world_size: int) -> int:
