@@ -81,6 +81,43 @@ def test_gui_check_names_the_missing_display_plugin_or_library(tmp_path):
     assert frozen_entry.check_gui_platform({"QT_QPA_PLATFORM": "offscreen"}, ok_tree) is None
 
 
+# -- the frozen entry is the program: it enters the network namespace --------------------------------------------
+FROZEN_PROBE = """
+import sys
+sys.argv = ["asclepius", "tasks"]
+from installer import frozen_entry
+from app.core import netns
+code = frozen_entry.main()
+print(netns.protection().label)
+sys.exit(code)
+"""
+
+
+def test_the_frozen_entry_enters_the_network_namespace():
+    # The frozen entry passes argv explicitly; isolation used to follow `argv is None` only, so the installed
+    # program ran with the audit hook alone and selftest passed saying so.
+    from tests.integration.netns_probe import kernel_allows_netns
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("ASCLEPIUS_NETNS", None)
+    r = subprocess.run([sys.executable, "-c", FROZEN_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    label = r.stdout.strip().splitlines()[-1]
+    if kernel_allows_netns():
+        assert label == "network namespace + audit hook", label
+    else:  # the fallback where the kernel refuses: the reason is the kernel's, not the entry's
+        assert label.startswith("audit hook only (") and "argv" not in label, label
+
+
+def test_a_frozen_process_is_the_program_whatever_argv_it_passes(monkeypatch):
+    from app.cli.main import is_the_program
+
+    assert is_the_program(None, None) and not is_the_program(["tasks"], None)  # pytest's own process
+    assert not is_the_program(None, False) and is_the_program(["tasks"], True)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert is_the_program(["tasks"], None)
+
+
 # -- packaging ------------------------------------------------------------------------------------------------
 def test_forbidden_files_catches_torch_and_transformers_but_not_lookalikes(tmp_path):
     for rel in ("_internal/torch/lib/libtorch_cpu.so", "_internal/transformers/__init__.pyc", "_internal/libc10.so"):
