@@ -153,7 +153,7 @@ previous="$(readlink "$APP_DIR/current" 2>/dev/null || true)"
 old_dirs=()
 if [ -f "$MANIFEST" ]; then
     while IFS= read -r f; do
-        [ "$(dirname "$f")" = "$APP_DIR" ] && old_dirs+=("$(basename "$f")")
+        if [ "$(dirname "$f")" = "$APP_DIR" ]; then old_dirs+=("$(basename "$f")"); fi
     done < "$MANIFEST"
 fi
 rm -rf -- "${APP_DIR:?}/$VERSION"
