@@ -81,7 +81,8 @@ def main() -> int:
     except (ImportError, OSError) as exc:
         _err(f"the bundle is incomplete ({exc}); reinstall Asclepius Desk")
         return BUNDLE_BROKEN
-    return cli_main(argv)
+    # This process is the asclepius program: it enters the network namespace like `python -m app` does.
+    return cli_main(argv, isolate=True)
 
 
 if __name__ == "__main__":

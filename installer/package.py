@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from app.core.hashing import sha256_file
-from installer import sbom
+from installer import floor, sbom
 
 HERE = Path(__file__).resolve().parent
 PRODUCT = "asclepius-desk"
@@ -64,7 +64,11 @@ def render_verify(version: str, archive: str, sbom_name: str) -> str:
     return text.replace("@VERSION@", version).replace("@ARCHIVE@", archive).replace("@SBOM@", sbom_name)
 
 
-def stage(bundle: Path, stage_dir: Path, version: str, model: Path | None, verify_text: str) -> None:
+def stage(
+    bundle: Path, stage_dir: Path, version: str, model: Path | None, verify_text: str, *, requires: floor.Requirements
+) -> None:
+    """The release directory: bundle, scripts, desktop files, VERSION, REQUIRES (checked by install.sh before
+    it copies anything), VERIFY.md, an optional model, and MANIFEST.sha256 over all of it."""
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
@@ -77,6 +81,7 @@ def stage(bundle: Path, stage_dir: Path, version: str, model: Path | None, verif
     shutil.copy2(HERE / "linux" / f"{PRODUCT}.desktop.in", share / f"{PRODUCT}.desktop.in")
     shutil.copy2(HERE / "linux" / f"{PRODUCT}.svg", share / f"{PRODUCT}.svg")
     (stage_dir / "VERSION").write_text(version + "\n", encoding="utf-8")
+    (stage_dir / floor.REQUIRES_FILE).write_text(requires.render(), encoding="utf-8")
     (stage_dir / "VERIFY.md").write_text(verify_text, encoding="utf-8")
     if model is not None:
         (stage_dir / "models").mkdir()
@@ -127,10 +132,14 @@ def package(bundle: Path, llama_build: Path, out: Path, model: Path | None, work
     out.mkdir(parents=True, exist_ok=True)
     verify_text = render_verify(version, archive.name, sbom_path.name)
     stage_dir = work / base
-    stage(bundle, stage_dir, version, model, verify_text)
+    llama = json.loads(llama_build.read_text(encoding="utf-8"))
+    try:
+        requires = floor.requirements(bundle, llama["cpu_variants"])
+    except (KeyError, ValueError) as exc:
+        raise PackagingError(f"{llama_build}: cannot tell which CPUs the build runs on ({exc})") from None
+    stage(bundle, stage_dir, version, model, verify_text, requires=requires)
     make_archive(stage_dir, archive)
 
-    llama = json.loads(llama_build.read_text(encoding="utf-8"))
     packages = sbom.installed_packages()
     sbom.write_json(sbom_path, sbom.build_sbom(PRODUCT, version, packages, llama, sha256_file(archive)))
     extra = {}
@@ -164,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"package: {made['archive']} ({size / 1e6:.1f} MB)")
     for key in ("sbom", "licences", "verify"):
         print(f"package: {made[key]}")
+    needs = (made["stage"] / floor.REQUIRES_FILE).read_text(encoding="utf-8").split()
+    print(f"package: runs where install.sh's preflight finds {', '.join(needs)}")
     print(f"package: {args.out / 'SHA256SUMS'}")
     return 0
 

@@ -151,12 +151,14 @@ class FakeContext(CliContext):
         paths = Paths(tmp / "data", tmp / "config")
         super().__init__(paths, config or AppConfig(), Registry(paths))
         self.fake = engine
+        self.engine_logged: bool | None = None
 
     def model(self, ref: str | None) -> ModelInfo:
         return self.fake.model
 
-    def engine(self, model: ModelInfo) -> FakeEngine:  # type: ignore[override]
+    def engine(self, model: ModelInfo, *, logged: bool = True) -> FakeEngine:  # type: ignore[override]
         self.fake.closed = False  # "loaded" again; the command must close it when done
+        self.engine_logged = logged  # whether the command let the engine keep note states on disk
         return self.fake
 
 

@@ -98,7 +98,7 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
         print(f"-- answer cap: {cap.describe()}", file=sys.stderr)
     log = None if args.no_log else ctx.open_log()  # a read-only or locked log is reported before loading
     try:
-        engine = ctx.engine(model)
+        engine = ctx.engine(model, logged=log is not None)
         if warning := context_warning(model, engine.n_ctx):
             print(f"-- warning: {warning}", file=sys.stderr)
         try:

@@ -43,11 +43,12 @@ class CliContext:
         a notice on stderr (the saved default is kept for when the file is back)."""
         return self.registry.resolve(ref, on_fallback=lambda msg: print(f"-- notice: {msg}", file=sys.stderr))
 
-    def engine(self, model: ModelInfo) -> InferenceEngine:
+    def engine(self, model: ModelInfo, *, logged: bool = True) -> InferenceEngine:
+        """The local engine for ``model``; ``logged=False`` (``ask --no-log``) keeps no note state on disk."""
         from app.core.engine import LlamaCppEngine  # loads llama.cpp: only when a command needs a model
         from app.core.kvstate import state_dir
 
-        kept = state_dir(self.paths.data_dir, self.config.store_note_text)
+        kept = state_dir(self.paths.data_dir, self.config.store_note_text, logged=logged)
         return LlamaCppEngine(model, self.config.engine, state_dir=kept)
 
     def open_log(self, path: str | Path | None = None) -> EvalLog:

@@ -274,14 +274,23 @@ def protect(args: argparse.Namespace, isolate: bool) -> netns.Protection:
     return netns.protection()
 
 
+def is_the_program(argv: Sequence[str] | None, isolate: bool | None) -> bool:
+    """Whether ``main`` moves this process into the network namespace: ``isolate`` when given, else when the
+    process *is* the ``asclepius`` program: the console script (``argv`` None) or a frozen bundle, which runs
+    nothing but this program whatever argv its entry passes (installer/frozen_entry.py passes ``isolate=True``
+    too). Tests calling ``main([...])`` inside pytest's process leave it where it is."""
+    if isolate is not None:
+        return isolate
+    return argv is None or bool(getattr(sys, "frozen", False))
+
+
 def main(argv: Sequence[str] | None = None, *, isolate: bool | None = None) -> int:
-    """Run one command. ``isolate`` (default: True when ``argv`` is None, i.e. this process is the
-    ``asclepius`` program) moves the process into the network namespace first; tests that call
-    ``main([...])`` inside their own process leave it where it is."""
+    """Run one command. ``isolate`` (default: :func:`is_the_program`) moves the process into the network
+    namespace first."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        protect(args, isolate=argv is None if isolate is None else isolate)
+        protect(args, isolate=is_the_program(argv, isolate))
         return int(args.func(args) or 0)
     except AsclepiusError as exc:
         _err(str(exc))

@@ -250,6 +250,8 @@ class DiskStateStore:
         return n, size
 
 
-def state_dir(data_dir: Path, store_note_text: bool) -> Path | None:
-    """Where note states are kept across restarts; None when the user chose hash-only note storage."""
-    return data_dir / STATE_DIR_NAME if store_note_text else None
+def state_dir(data_dir: Path, store_note_text: bool, *, logged: bool = True) -> Path | None:
+    """Where note states are kept across restarts; None when the user chose hash-only note storage or the run
+    is not recorded (``ask --no-log``): a saved state holds the note's tokens, from which the note can be read
+    back, so a run that leaves no trace in the log leaves none here either (nor reads one: no mtime touched)."""
+    return data_dir / STATE_DIR_NAME if store_note_text and logged else None

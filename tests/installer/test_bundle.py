@@ -164,6 +164,10 @@ def test_selftest_offline_with_the_fastest_cpu_variant(box, installed):
     assert "selftest passed" in r.stdout
     assert f"llama.cpp CPU backend: {expected_variant(cpu_flags())} (portable build" in r.stdout, r.stdout
     assert "no connection or DNS lookup was attempted" in r.stdout
+    from tests.integration.netns_probe import kernel_allows_netns
+
+    if kernel_allows_netns():  # the frozen program enters its namespace as `python -m app` does (issue #25)
+        assert "network protection: network namespace + audit hook" in r.stdout, r.stdout
     assert str(box.home / ".local/share/asclepius-desk") in r.stdout, "same data location as the installed app"
     assert box.inet_sockets() == []
 

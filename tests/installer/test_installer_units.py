@@ -16,6 +16,7 @@ import pytest
 
 from app.core import llama_backends
 from installer import frozen_entry, package, sbom, wheelhouse
+from tests.installer.stage import env, stage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +82,43 @@ def test_gui_check_names_the_missing_display_plugin_or_library(tmp_path):
     assert frozen_entry.check_gui_platform({"QT_QPA_PLATFORM": "offscreen"}, ok_tree) is None
 
 
+# -- the frozen entry is the program: it enters the network namespace --------------------------------------------
+FROZEN_PROBE = """
+import sys
+sys.argv = ["asclepius", "tasks"]
+from installer import frozen_entry
+from app.core import netns
+code = frozen_entry.main()
+print(netns.protection().label)
+sys.exit(code)
+"""
+
+
+def test_the_frozen_entry_enters_the_network_namespace():
+    # The frozen entry passes argv explicitly; isolation used to follow `argv is None` only, so the installed
+    # program ran with the audit hook alone and selftest passed saying so.
+    from tests.integration.netns_probe import kernel_allows_netns
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("ASCLEPIUS_NETNS", None)
+    r = subprocess.run([sys.executable, "-c", FROZEN_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    label = r.stdout.strip().splitlines()[-1]
+    if kernel_allows_netns():
+        assert label == "network namespace + audit hook", label
+    else:  # the fallback where the kernel refuses: the reason is the kernel's, not the entry's
+        assert label.startswith("audit hook only (") and "argv" not in label, label
+
+
+def test_a_frozen_process_is_the_program_whatever_argv_it_passes(monkeypatch):
+    from app.cli.main import is_the_program
+
+    assert is_the_program(None, None) and not is_the_program(["tasks"], None)  # pytest's own process
+    assert not is_the_program(None, False) and is_the_program(["tasks"], True)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert is_the_program(["tasks"], None)
+
+
 # -- packaging ------------------------------------------------------------------------------------------------
 def test_forbidden_files_catches_torch_and_transformers_but_not_lookalikes(tmp_path):
     for rel in ("_internal/torch/lib/libtorch_cpu.so", "_internal/transformers/__init__.pyc", "_internal/libc10.so"):
@@ -126,43 +164,26 @@ def test_licence_texts_include_shipped_files_and_the_lgpl_text_pyside_does_not_s
     assert sbom.common_licence_names("MIT OR Apache-2.0") == []
 
 
-# -- install.sh on a stand-in bundle: the script's own logic (the real bundle: test_bundle.py) ---------------
-def _stage(tmp_path: Path, version: str) -> Path:
-    """A staged release dir whose 'bundle' is a shell script standing in for the frozen executable."""
-    bundle = tmp_path / "bundle"
-    if not bundle.exists():
-        bundle.mkdir(parents=True)
-        exe = bundle / "asclepius"
-        exe.write_text('#!/bin/sh\necho "stand-in $*"\n')
-        exe.chmod(0o755)
-    stage_dir = tmp_path / f"stage-{version}"
-    package.stage(bundle, stage_dir, version, None, "verify")
-    return stage_dir
-
-
-def _env(home: Path) -> dict[str, str]:
-    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-
-
+# -- install.sh on a stand-in bundle: the script's own logic (more: test_install_script.py) ---------------
 def test_install_upgrade_uninstall_keep_user_data(tmp_path):
     home = tmp_path / "home"
     data = home / ".local/share/asclepius-desk"
     data.mkdir(parents=True)
     (data / "asclepius.db").write_bytes(b"the evaluation log")
-    old, new = _stage(tmp_path, "0.0.9"), _stage(tmp_path, "0.1.0")
-    env = _env(home)
+    old, new = stage(tmp_path, "0.0.9"), stage(tmp_path, "0.1.0")
+    run_env = env(home)
     for stage_dir in (old, new):
-        r = subprocess.run([str(stage_dir / "install.sh"), "--user"], env=env, capture_output=True, text=True)
+        r = subprocess.run([str(stage_dir / "install.sh"), "--user"], env=run_env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     prefix = home / ".local/opt/asclepius-desk"
     assert os.readlink(prefix / "current") == "0.1.0"
     assert not (prefix / "0.0.9").exists(), "the older version is replaced"
-    out = subprocess.run([str(home / ".local/bin/asclepius"), "selftest"], env=env, capture_output=True, text=True)
+    out = subprocess.run([str(home / ".local/bin/asclepius"), "selftest"], env=run_env, capture_output=True, text=True)
     assert out.stdout.strip() == "stand-in selftest"
     desktop = (home / ".local/share/applications/asclepius-desk.desktop").read_text()
     assert f"Exec={home}/.local/bin/asclepius gui" in desktop
     assert (data / "asclepius.db").read_bytes() == b"the evaluation log"
-    r = subprocess.run([str(prefix / "uninstall.sh")], env=env, capture_output=True, text=True)
+    r = subprocess.run([str(prefix / "uninstall.sh")], env=run_env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert not prefix.exists() and not (home / ".local/bin/asclepius").exists()
     assert not (home / ".local/share/applications/asclepius-desk.desktop").exists()
@@ -170,21 +191,21 @@ def test_install_upgrade_uninstall_keep_user_data(tmp_path):
 
 
 def test_install_refuses_a_tampered_file_and_an_unwritable_target(tmp_path):
-    stage_dir = _stage(tmp_path, "0.1.0")
+    stage_dir = stage(tmp_path, "0.1.0")
     home = tmp_path / "home"
     home.mkdir()
     with (stage_dir / "asclepius-desk" / "asclepius").open("r+b") as f:
         f.seek(3)
         f.write(b"X")
-    r = subprocess.run([str(stage_dir / "install.sh"), "--user"], env=_env(home), capture_output=True, text=True)
+    r = subprocess.run([str(stage_dir / "install.sh"), "--user"], env=env(home), capture_output=True, text=True)
     assert r.returncode == 3 and "do not match their checksums" in r.stderr and "asclepius: FAILED" in r.stderr
     assert not (home / ".local/opt").exists()
 
-    good = _stage(tmp_path / "g", "0.1.0")
+    good = stage(tmp_path / "g", "0.1.0")
     target = Path("/proc/asclepius-test")  # a directory that can never be created, even by root
     r = subprocess.run(
         [str(good / "install.sh"), "--user", "--prefix", str(target), "--bin-dir", str(tmp_path / "bin")],
-        env=_env(home),
+        env=env(home),
         capture_output=True,
         text=True,
     )

@@ -50,3 +50,20 @@ def test_cache_clear_command_removes_kept_states(tmp_path):
     r = run("cache", "clear", env_extra=env)
     assert r.returncode == 0, r.stderr.decode()
     assert "removed 1" in r.stdout.decode() and not os.listdir(kept)
+
+
+def test_ask_no_log_keeps_no_note_state_on_disk(demo_model, tmp_path):
+    # A note state holds the note's tokens (the note can be read back from it): a run the user chose not to
+    # record must not leave one. The logged run beside it is the positive control (it does write one).
+    note = tmp_path / "note.txt"
+    note.write_text(load_sample("pneumonia").text, encoding="utf-8")
+    home = tmp_path / "home"
+    env = {"ASCLEPIUS_HOME": str(home)}
+    argv = ["ask", "--note", str(note), "--task", "qa", "--model", demo_model.path, "--max-tokens", "4"]
+    r = run(*argv, "--no-log", "Why was the patient admitted?", env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    kept = home / "data" / STATE_DIR_NAME
+    assert not kept.exists() or not list(kept.glob("*.kv"))
+    r = run(*argv, "Why was the patient admitted?", env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(list(kept.glob("*.kv"))) == 1

@@ -93,4 +93,6 @@ def test_no_log_records_nothing(tmp_path, note, capsys):
     ctx = FakeContext(tmp_path, FakeEngine())
     assert run_ask(ctx, note, "--no-log") == 0
     assert not (tmp_path / "data" / "asclepius.db").exists()
+    assert ctx.engine_logged is False, "a --no-log run must not keep the note's state on disk (kvstate/*.kv)"
+    assert run_ask(ctx, note) == 0 and ctx.engine_logged is True
     assert isinstance(ctx.open_log(), EvalLog)
