@@ -95,6 +95,8 @@ _ROUTE_SHORT = {
     "transdermal": "transdermal",
     "nasal": "nasal",
 }
+_PER_NOTE = 2
+"""Altered claims of each kind per note (each for another drug or test), so few rich notes do not dominate."""
 _WINDOW = 30
 """Characters after a lab test name within which its value must start (so "pain for 2 weeks" is no value)."""
 
@@ -222,44 +224,54 @@ def make_items(notes: list[str], seed: int = 20261207) -> list[Item]:
 
 
 def _moved_doses(idx: NoteIndex, n: int, regs: list[Regimen], rng: random.Random) -> list[Item]:
+    """Up to ``_PER_NOTE`` claims per kind whose dose (or frequency) is another drug's, each for another drug."""
     out: list[Item] = []
     order = regs[:]
     rng.shuffle(order)
     for kind in ("dose-moved", "freq-moved"):
+        done: set[str] = set()
         for a in order:
             ga = _generic(idx, a.drug)
+            if ga in done or len(done) >= _PER_NOTE:
+                continue
             own = _units_naming(idx, ga)
             donors = [
                 b
                 for b in regs
                 if _generic(idx, b.drug) != ga
                 and b.unit not in own
-                and (kind == "dose-moved" or (b.freq and a.freq))
+                and (kind == "dose-moved" or b.freq)
                 and not (set(idx.units_of(idx.doses[b.dose] if kind == "dose-moved" else idx.freqs[b.freq])) & own)
             ]
             if donors:
                 b = rng.choice(donors)
                 moved = b.dose if kind == "dose-moved" else b.freq
                 new = (
-                    Regimen(a.drug, b.dose, a.freq, a.route, a.unit)
+                    a.__class__(a.drug, b.dose, a.freq, a.route, a.unit)
                     if kind == "dose-moved"
-                    else Regimen(a.drug, a.dose, b.freq, a.route, a.unit)
+                    else a.__class__(a.drug, a.dose, b.freq, a.route, a.unit)
                 )
                 out.append(Item(n, kind, render(new, rng.randrange(3)), True, moved, ga))
-                break
+                done.add(ga)
     return out
 
 
 def _moved_values(idx: NoteIndex, n: int, labs: list, rng: random.Random) -> list[Item]:
+    """Up to ``_PER_NOTE`` lab claims whose value is another test's, each for another test."""
     order = labs[:]
     rng.shuffle(order)
+    out: list[Item] = []
+    done: set[str] = set()
     for test, name, _, _, _ in order:
+        if name in done or len(done) >= _PER_NOTE:
+            continue
         own = {idx.unit_of(s) for s, _ in idx.labs.get(name, ())}
         donors = [x for x in labs if x[1] != name and not (set(idx.units_of(idx.values[x[3]])) & own)]
         if donors:
             d = rng.choice(donors)
-            return [Item(n, "value-moved", f"{test.capitalize()} {d[2]}", True, d[3], name)]
-    return []
+            out.append(Item(n, "value-moved", f"{test.capitalize()} {d[2]}", True, d[3], name))
+            done.add(name)
+    return out
 
 
 def flagged_by_claims(answer: str, note: str) -> bool:

@@ -175,6 +175,7 @@ def _medication(idx: NoteIndex, answer: str, s: int, e: int, drugs: list[_Anchor
     attrs = [_Part("dose", seg[x:y], s + x, s + y, idx.doses.get(k, [])) for x, y, k in doses_in(seg)]
     attrs += [_Part("frequency", seg[x:y], s + x, s + y, idx.freqs.get(k, [])) for x, y, k in frequencies_in(seg)]
     attrs += [_Part("route", seg[x:y], s + x, s + y, idx.routes.get(k, [])) for x, y, k in routes_in(seg)]
+    attrs.sort(key=lambda p: p.start)
     main = drugs[0]
     claim = _judge(idx, answer, s, e, "medication", anchors, attrs, lambda u, p: _drug_near(idx, u, p, main.key))
     negated = [m for d in drugs for m in idx.drugs.get(d.key, ()) if m.negated]
