@@ -258,6 +258,9 @@ def test_withstands_hostile_input_without_crashing():
         "ÄÖÜ «quoted» „text“ \u200b\u00a0 1/0/0 32/13/2020 31 February 2026",
         "ATORVASTATIN 40 MG DAILY. HEMOGLOBIN 10.2. ADMITTED ON 03/14/2026.",
         "x" * 20_000,
+        "." * 50_000,  # once quadratic in the sentence splitter (20 s)
+        " ".join(["1"] * 30_000),  # once quadratic in the overlap of a claim's parts (18 s)
+        "metformin 1000 mg twice daily" + " " * 50_000 + ", and lisinopril 10 mg daily",
     ):
         report = check_answer(weird, VISIT)
         assert GroundingReport.from_dict(report.summary()).claims == report.claims

@@ -60,7 +60,10 @@ _REASONING = re.compile(
     r"suspect(?:ed)?|differential|presumably|appears to|seems)\b",
     re.IGNORECASE,
 )
-_TRAILING = re.compile(r"[\s,;]+(?:and|plus|with|then)?[\s,;]*$", re.IGNORECASE)
+_JOINERS = ("and", "plus", "with", "then")
+_TERM_SCAN = 2000
+"""Capitalised terms are looked for in a claim's first 2,000 characters: ``tokens``' term pattern is
+quadratic on an endless chain of capitalised words, and no sentence a clinician reads is that long."""
 _MAX_SPANS = 5
 """Note spans kept per part that is not where the claim needs it (enough to highlight, bounded)."""
 
@@ -73,6 +76,8 @@ class _Part:
     end: int
     spans: list[Span]
     """Where the part occurs in the note (any unit)."""
+    key: object = None
+    """The index look-up that gave ``spans`` (None: computed for this claim), so units are grouped once."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +159,19 @@ def _split(answer: str, a: int, b: int, anchors: list[_Anchor]) -> list[tuple[in
     out = []
     for i, (_, (s, e)) in enumerate(zip(heads, bounds(heads), strict=True)):
         s = a if i == 0 else s
-        e = s + len(_TRAILING.sub("", answer[s:e])) if i + 1 < len(heads) else e
+        e = s + _without_joiner(answer[s:e]) if i + 1 < len(heads) else e
         out.append((s, e, [y for y in kept if s <= y.start < e]))
     return out
+
+
+def _without_joiner(text: str) -> int:
+    """Length of a segment without the ", and" that leads to the next regimen (string ops: no backtracking
+    on a hostile run of spaces)."""
+    t = text.rstrip(" \t,;")
+    for w in _JOINERS:
+        if t.lower().endswith(" " + w):
+            return len(t[: -len(w)].rstrip(" \t,;"))
+    return len(t)
 
 
 def _values(answer: str, s: int, e: int) -> list[tuple[int, int, tuple]]:
@@ -168,13 +183,12 @@ def _values(answer: str, s: int, e: int) -> list[tuple[int, int, tuple]]:
 
 def _medication(idx: NoteIndex, answer: str, s: int, e: int, drugs: list[_Anchor]) -> Claim:
     seg = answer[s:e]
-    anchors = [
-        _Part("drug", d.text, d.start, d.end, [(m.start, m.end) for m in idx.drugs.get(d.key, ()) if not m.negated])
-        for d in drugs
+    anchors = [_Part("drug", d.text, d.start, d.end, idx.taken(d.key), ("drug", d.key)) for d in drugs]
+    attrs = [_Part("dose", seg[x:y], s + x, s + y, idx.doses.get(k, []), ("dose", k)) for x, y, k in doses_in(seg)]
+    attrs += [
+        _Part("frequency", seg[x:y], s + x, s + y, idx.freqs.get(k, []), ("freq", k)) for x, y, k in frequencies_in(seg)
     ]
-    attrs = [_Part("dose", seg[x:y], s + x, s + y, idx.doses.get(k, [])) for x, y, k in doses_in(seg)]
-    attrs += [_Part("frequency", seg[x:y], s + x, s + y, idx.freqs.get(k, [])) for x, y, k in frequencies_in(seg)]
-    attrs += [_Part("route", seg[x:y], s + x, s + y, idx.routes.get(k, [])) for x, y, k in routes_in(seg)]
+    attrs += [_Part("route", seg[x:y], s + x, s + y, idx.routes.get(k, []), ("route", k)) for x, y, k in routes_in(seg)]
     attrs.sort(key=lambda p: p.start)
     main = drugs[0]
     claim = _judge(idx, answer, s, e, "medication", anchors, attrs, lambda u, p: _drug_near(idx, u, p, main.key))
@@ -206,8 +220,10 @@ def _drug_near(idx: NoteIndex, unit: int, pos: int, exclude: str) -> str:
 
 
 def _lab(idx: NoteIndex, answer: str, s: int, e: int, test: _Anchor) -> Claim:
-    anchor = _Part("test", test.text, test.start, test.end, list(idx.labs.get(test.key, ())))
-    values = [_Part("value", answer[x:y], x, y, list(idx.values.get(k, ()))) for x, y, k in _values(answer, s, e)]
+    anchor = _Part("test", test.text, test.start, test.end, idx.labs.get(test.key, []), ("lab", test.key))
+    values = [
+        _Part("value", answer[x:y], x, y, idx.values.get(k, []), ("value", k)) for x, y, k in _values(answer, s, e)
+    ]
     return _judge(idx, answer, s, e, "lab", [anchor], values, lambda u, p: idx.nearest_lab(u, p, test.key))
 
 
@@ -223,9 +239,15 @@ def _judge(
 ) -> Claim:
     """The best note unit among those naming an anchor: supported when every part is there."""
     parts = anchors + attrs
-    by_unit = [idx.units_of(p.spans) for p in parts]
-    cands = sorted({u for d in by_unit[: len(anchors)] for u in d})
-    best = max(cands, key=lambda u: sum(u in d for d in by_unit), default=-1)
+    by_unit = [idx.units_of(p.spans, p.key) for p in parts]
+    together = set(min(by_unit, key=len))  # units holding every part: the smallest set bounds the work
+    for d in by_unit:
+        together.intersection_update(d.keys())
+    if together:
+        best = min(together)
+    else:  # the unit naming an anchor that holds the most parts
+        cands = sorted({u for d in by_unit[: len(anchors)] for u in d})
+        best = max(cands, key=lambda u: sum(u in d for d in by_unit), default=-1)
     subject = anchors[0].text
     out, why = [], []
     for p, d in zip(parts, by_unit, strict=True):
@@ -338,13 +360,16 @@ def _fact_parts(idx: NoteIndex, answer: str, s: int, e: int) -> list[_Part]:
     if not shouting:
         first = WORD.search(seg)
         for pat in (_ABBREV, _CAPWORD):
-            for m in pat.finditer(seg):
+            for m in pat.finditer(seg, 0, _TERM_SCAN):
                 if m.group(0) not in _COMMON and (first is None or m.start() != first.start()):
                     cands.append(_Part("term", m.group(0), s + m.start(), s + m.end(), idx.phrase(m.group(0))))
     kept: list[_Part] = []
+    covered = bytearray(e - s)  # characters taken by a kept part: linear however many parts a claim has
     for c in cands:  # the order above is the priority
-        if c.role == "quote" or not any(k.start < c.end and c.start < k.end for k in kept):
+        a, b = c.start - s, c.end - s
+        if c.role == "quote" or covered.find(1, a, b) < 0:
             kept.append(c)
+            covered[a:b] = b"\x01" * (b - a)
     return sorted(kept, key=lambda p: p.start)
 
 

@@ -143,6 +143,9 @@ class NoteIndex:
     words: dict[str, list[Span]] = field(default_factory=lambda: defaultdict(list))
     stems: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     _starts: list[int] = field(default_factory=list)
+    _memo: dict[object, dict[int, list[Span]]] = field(default_factory=dict)
+    """``units_of`` results by look-up key: a 60-item answer asks for the same dose or drug many times."""
+    _taken: dict[str, list[Span]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, note: str) -> NoteIndex:
@@ -183,12 +186,23 @@ class NoteIndex:
     def in_unit(self, spans: list[Span], unit: int) -> list[Span]:
         return [s for s in spans if self.unit_of(s[0]) == unit]
 
-    def units_of(self, spans: list[Span]) -> dict[int, list[Span]]:
+    def units_of(self, spans: list[Span], key: object = None) -> dict[int, list[Span]]:
+        """The spans grouped by the unit holding them; ``key`` names a look-up whose result is kept."""
+        if key is not None and key in self._memo:
+            return self._memo[key]
         out: dict[int, list[Span]] = defaultdict(list)
         for s in spans:
             out[self.unit_of(s[0])].append(s)
         out.pop(-1, None)
+        if key is not None:
+            self._memo[key] = out
         return out
+
+    def taken(self, generic: str) -> list[Span]:
+        """Where the note names a drug the patient takes (mentions that are not negated)."""
+        if generic not in self._taken:
+            self._taken[generic] = [(m.start, m.end) for m in self.drugs.get(generic, ()) if not m.negated]
+        return self._taken[generic]
 
     def phrase(self, text: str) -> list[Span]:
         """Where a phrase of one or more words occurs (case- and spacing-insensitive, whole words)."""
