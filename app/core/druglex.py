@@ -91,14 +91,50 @@ _BY_CLASS = {
         spiriva advair symbicort singulair flonase zyrtec claritin allegra benadryl prednisone medrol
         decadron solumedrol humira remicade enbrel keytruda
     """,
+    "otc_brands": """
+        robitussin mucinex delsym sudafed dayquil nyquil tylenol excedrin bayer ecotrin aleve midol
+        pepto imodium tums rolaids maalox mylanta zantac gaviscon dramamine bonine unisom zzzquil
+        flonase nasacort afrin claritin xyzal voltaren icyhot lotrimin lamisil neosporin bacitracin
+        cortaid metamucil citrucel fibercon benefiber
+    """,
 }
 
 DRUG_NAMES: frozenset[str] = frozenset(word for block in _BY_CLASS.values() for word in block.split())
 """Lower-case single words. Combinations ("amoxicillin-clavulanate") are looked up part by part."""
 
+BRAND_GENERIC: dict[str, str] = {
+    "tylenol": "acetaminophen", "motrin": "ibuprofen", "advil": "ibuprofen", "aleve": "naproxen",
+    "lasix": "furosemide", "coumadin": "warfarin", "eliquis": "apixaban", "xarelto": "rivaroxaban",
+    "plavix": "clopidogrel", "lipitor": "atorvastatin", "crestor": "rosuvastatin", "zocor": "simvastatin",
+    "norvasc": "amlodipine", "toprol": "metoprolol", "lopressor": "metoprolol", "coreg": "carvedilol",
+    "zestril": "lisinopril", "prinivil": "lisinopril", "cozaar": "losartan", "diovan": "valsartan",
+    "glucophage": "metformin", "synthroid": "levothyroxine", "lantus": "glargine", "januvia": "sitagliptin",
+    "jardiance": "empagliflozin", "farxiga": "dapagliflozin", "ozempic": "semaglutide",
+    "neurontin": "gabapentin", "lyrica": "pregabalin", "zoloft": "sertraline", "prozac": "fluoxetine",
+    "lexapro": "escitalopram", "celexa": "citalopram", "wellbutrin": "bupropion", "xanax": "alprazolam",
+    "ativan": "lorazepam", "valium": "diazepam", "klonopin": "clonazepam", "ambien": "zolpidem",
+    "seroquel": "quetiapine", "zofran": "ondansetron", "reglan": "metoclopramide", "protonix": "pantoprazole",
+    "nexium": "esomeprazole", "prilosec": "omeprazole", "pepcid": "famotidine", "colace": "docusate",
+    "flagyl": "metronidazole", "cipro": "ciprofloxacin", "levaquin": "levofloxacin", "keflex": "cephalexin",
+    "zithromax": "azithromycin", "rocephin": "ceftriaxone", "ventolin": "albuterol", "proventil": "albuterol",
+    "singulair": "montelukast", "zyrtec": "cetirizine", "claritin": "loratadine", "allegra": "fexofenadine",
+    "benadryl": "diphenhydramine", "robitussin": "guaifenesin", "mucinex": "guaifenesin",
+    "sudafed": "pseudoephedrine", "imodium": "loperamide", "flonase": "fluticasone", "medrol": "methylprednisolone",
+    "keppra": "levetiracetam", "lamictal": "lamotrigine", "depakote": "divalproex", "dilantin": "phenytoin",
+    "tegretol": "carbamazepine", "humira": "adalimumab", "voltaren": "diclofenac", "toradol": "ketorolac",
+}  # fmt: skip
+"""Brand -> generic for the brands above whose single generic is in the lexicon. Grounding names the
+mapping when it uses one ("Tylenol (acetaminophen)"), so a reader sees that the note said the other name."""
+
 NOT_DRUGS: frozenset[str] = frozenset({"vitamin", "iron", "potassium", "magnesium", "calcium", "sodium", "folic"})
 """Words in the lexicon only so that a supplement is checked when it is named with a dose; alone they are
 too common in notes ("sodium 138", "iron studies") to flag as a drug."""
+
+
+def generic_of(word: str) -> str:
+    """The generic name a brand stands for (lower case), or the word itself, lower case."""
+    w = word.lower()
+    return BRAND_GENERIC.get(w, w)
 
 
 def is_drug(word: str) -> bool:
