@@ -249,3 +249,150 @@ class Comparison(Base):
     choice: Mapped[str] = mapped_column(String(8))
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- evaluation studies (revision 0005) ------------------------------------------------------------------
+STUDY_BLINDING = ("blind", "open")
+"""``blind``: raters never see which arm (model) produced an answer, nor other raters' scores; ``open``:
+the arm is shown (a pilot), other raters' scores still are not."""
+
+
+class Study(Base):
+    """An evaluation study: items rated on the rubric by registered raters, each answer by ``overlap``
+    raters, a calibration subset by everyone, assignments fixed by ``seed``."""
+
+    __tablename__ = "studies"
+    __table_args__ = (
+        CheckConstraint("overlap >= 1", name="overlap"),
+        CheckConstraint("calibration >= 0", name="calibration"),
+        CheckConstraint("blinding IN ('blind', 'open')", name="blinding"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    """Names the study in packets and responses (a packet for another study is refused by it)."""
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    seed: Mapped[int]
+    overlap: Mapped[int]
+    """k: how many raters rate each answer (calibration answers: every rater)."""
+    calibration: Mapped[int]
+    """How many items form the calibration subset rated by everyone."""
+    blinding: Mapped[str] = mapped_column(String(8), default="blind")
+    rubric_version: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """How answers were generated (sampling, endpoint without credentials, items file name and sha256)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyRater(Base):
+    """A rater registered for a study (the rater list: no free-text names in a study)."""
+
+    __tablename__ = "study_raters"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="rater")
+    """``rater`` or ``adjudicator``."""
+
+
+class StudyArm(Base):
+    """One arm: a model (by sha256) or an endpoint's served model, or existing runs given at creation."""
+
+    __tablename__ = "study_arms"
+    __table_args__ = (Index("uq_study_arms_label", "study_id", "label", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(128))
+    """What the coordinator calls it (the model's name); never shown to a blinded rater."""
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    endpoint: Mapped[str | None] = mapped_column(String(255))
+    served_model: Mapped[str | None] = mapped_column(String(255))
+
+
+class StudyItem(Base):
+    """One item: a note, a task and an instruction (the note lives in ``notes``, like a run's)."""
+
+    __tablename__ = "study_items"
+    __table_args__ = (Index("uq_study_items_key", "study_id", "item_key", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    item_key: Mapped[str] = mapped_column(String(128))
+    """The item's id in the items file (or the run's uuid for a study made from logged runs)."""
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id"), index=True)
+    task: Mapped[str] = mapped_column(String(64))
+    instruction: Mapped[str] = mapped_column(Text)
+    calibration: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StudyAnswer(Base):
+    """An arm's answer to an item: a run of the log, named in packets by an opaque ``uid``."""
+
+    __tablename__ = "study_answers"
+    __table_args__ = (Index("uq_study_answers_item_arm", "item_id", "arm_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    """Random; says nothing about the arm (packets and responses use it, never the run's uuid)."""
+    item_id: Mapped[int] = mapped_column(ForeignKey("study_items.id", ondelete="CASCADE"), index=True)
+    arm_id: Mapped[int] = mapped_column(ForeignKey("study_arms.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    """None until the arm's answer has been generated."""
+
+
+class StudyAssignment(Base):
+    """Which rater rates which answer, in which order (deterministic from the study's seed)."""
+
+    __tablename__ = "study_assignments"
+
+    answer_id: Mapped[int] = mapped_column(ForeignKey("study_answers.id", ondelete="CASCADE"), primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), primary_key=True)
+    position: Mapped[int]
+    """Order in the rater's packet (randomized per rater; arms of one item in random order)."""
+
+
+class StudyRating(Base):
+    """Links a rating to the study answer and the response it came from: importing the same response
+    again finds it here and changes nothing."""
+
+    __tablename__ = "study_ratings"
+
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id", ondelete="CASCADE"), primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("study_answers.id", ondelete="CASCADE"), index=True)
+    response_key: Mapped[str] = mapped_column(String(64), unique=True)
+    """sha256 of (study uuid, rater, answer uid, rated_at, score, flags, comment, corrected answer)."""
+    rated_at: Mapped[datetime]
+    """When the rater rated it on their machine (a later one supersedes an earlier one, item by item)."""
+
+
+class Adjudication(Base):
+    """A final score for a study answer by a named adjudicator, with the reason; ratings stay as they were."""
+
+    __tablename__ = "adjudications"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 4", name="score"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("study_answers.id", ondelete="CASCADE"), index=True)
+    adjudicator_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    score: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PacketResponse(Base):
+    """A rater's rating of a packet's answer, kept on the rater's own machine until exported as a sealed
+    responses file (the packet's note text is never copied here: it stays in the encrypted packet)."""
+
+    __tablename__ = "packet_responses"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 4", name="score"),)
+
+    study_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rater: Mapped[str] = mapped_column(String(128), primary_key=True)
+    answer_uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    hallucination: Mapped[bool] = mapped_column(Boolean, default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    corrected_answer: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime] = mapped_column(default=utcnow)
