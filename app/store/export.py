@@ -23,18 +23,12 @@ from sqlalchemy import Select, String, func, select, type_coerce
 from app.core.grounding import describe_summary
 from app.store.log import EvalLog
 from app.store.models import Model, Note, Rater, Rating, Run
-from app.store.queries import RunFilter
+from app.store.queries import RunFilter, grounding_counts
 
 FORMATS = ("csv", "jsonl")
 RAW_TEXT = {"started_at", "finished_at", "truncation", "grounding"}
 JSON_COLUMNS = {"truncation", "grounding"}
 KINDS = ("runs", "ratings")
-SUMMARY_KEYS = (
-    "schema", "claims", "supported", "partly", "not_found", "unchecked", "items", "items_found", "unusual_senses",
-    "omissions", "checked",
-)  # fmt: skip
-"""What ``describe_summary`` reads of a stored report, taken out by SQLite (``json_extract``): parsing every
-claim of every run in Python would cost most of the export's time."""
 
 RUN_FIELDS: tuple[tuple[str, Any], ...] = (
     ("run_id", Run.uuid),
@@ -115,9 +109,7 @@ def _runs_stmt(filters: RunFilter, include_note_text: bool) -> tuple[list[str], 
     # Times and JSON leave SQLite as the text they are stored as (already ISO 8601 UTC / JSON): parsing
     # them into objects only to print them again was most of the export's time.
     cols = [(type_coerce(c, String) if n in RAW_TEXT else c).label(n) for n, c in RUN_FIELDS] + [
-        func.json_object(*[x for k in SUMMARY_KEYS for x in (k, func.json_extract(Run.grounding, f"$.{k}"))]).label(
-            "grounding_summary"
-        ),
+        grounding_counts().label("grounding_summary"),  # worded per row by summary_text
         func.coalesce(agg.c.ratings_n, 0).label("ratings_n"),
         agg.c.ratings_mean.label("ratings_mean"),
     ]
