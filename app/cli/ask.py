@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from app.cli.context import CliContext
-from app.cli.ground import report_lines
 from app.core.bounds import check_parallel
 from app.core.errors import Cancelled, ContextOverflowError, StoreError, UsageError
 from app.core.grounding import GroundingReport, describe_summary
+from app.core.grounding.text import report_lines
 from app.core.limits import answer_cap, context_warning
 from app.core.notes import decode_note_bytes, read_note_file
 from app.core.types import RunResult

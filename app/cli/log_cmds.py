@@ -241,8 +241,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         run = log.get_run(args.run)
     if run is None:
         raise UsageError(f"no run {args.run!r} in the log")
-    from app.cli.ground import report_lines
     from app.core.grounding import GroundingReport, describe_summary
+    from app.core.grounding.text import report_lines
 
     data = {k: getattr(run, k) for k in SHOW_FIELDS}
     summary = describe_summary(run.grounding) if run.answer else ""

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.ground import report_lines
 from app.cli.main import main
 from app.core.grounding import ClaimStatus, GroundingReport
+from app.core.grounding.text import report_lines
 from tests.grounding_examples import example_report
 
 NOTE = "Medications: metformin 1000 mg by mouth twice daily.\nLisinopril 10 mg daily.\n"
