@@ -19,10 +19,7 @@ from tests.store.helpers import model, request, result
 HEADLINE = example_report().headline()
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ASCLEPIUS_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("asclepius_home")
 
 
 def make_log(path: Path, store_note_text: bool = True) -> Path:

@@ -13,11 +13,7 @@ from tests.grounding_examples import NOTE
 from tests.store.cli_runner import main
 from tests.store.test_grounding_export import make_log
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ASCLEPIUS_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("asclepius_home")
 
 
 @pytest.fixture
