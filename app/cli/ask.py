@@ -21,7 +21,8 @@ from typing import Any
 from app.cli.context import CliContext
 from app.core.bounds import check_parallel
 from app.core.errors import Cancelled, ContextOverflowError, StoreError, UsageError
-from app.core.grounding import describe_summary
+from app.core.grounding import GroundingReport, describe_summary
+from app.core.grounding.text import report_lines
 from app.core.limits import answer_cap, context_warning
 from app.core.notes import decode_note_bytes, read_note_file
 from app.core.types import RunResult
@@ -60,10 +61,9 @@ def print_metrics(result: RunResult, model_label: str, out: Any = None) -> None:
         print(f"-- {result.truncation.message}", file=out)
     if g:
         print(f"-- grounding: {describe_summary(g)}", file=out)
-        for flagged in g.get("flagged", ()):
-            print(f"-- check: {flagged}", file=out)
-        if g.get("omitted"):
-            print("-- possibly omitted (named in the note): " + "; ".join(g["omitted"]), file=out)
+        # Flagged claims and items, omissions and what was not done; supported claims stay quiet.
+        for line in report_lines(GroundingReport.from_dict(g), flagged_only=True):
+            print(f"-- check: {line}", file=out)
 
 
 def _instructions(args: argparse.Namespace) -> list[str]:

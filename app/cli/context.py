@@ -60,12 +60,13 @@ class CliContext:
 
     def service(self, engine: InferenceEngine | None, log: EvalLog | None) -> AskService:
         """The ask service over ``engine`` with the user's settings (``engine`` None: requests only)."""
-        from app.service import AskService
+        from app.service import AskService, SenseSource
 
+        senses = SenseSource(self.config.abbreviation_senses)
         if engine is None:
 
             def no_engine(_model: ModelInfo | None) -> InferenceEngine:
                 raise UsageError("no model is loaded")
 
-            return AskService(no_engine, log, self.config.generation)
-        return AskService.for_engine(engine, log, self.config.generation)
+            return AskService(no_engine, log, self.config.generation, senses=senses)
+        return AskService.for_engine(engine, log, self.config.generation, senses=senses)

@@ -94,6 +94,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from app.core.privatefile import check_output
     from app.store.export import export
 
+    if args.format in ("bioc", "brat"):  # standoff annotations over each run's note
+        from app.cli.log_standoff import export_standoff
+
+        with open_log(args, read_only=True) as log:
+            if args.model:
+                check_models(log, [args.model])
+            n = export_standoff(args, log, filters_from(args))
+        print(f"-- exported {n:,} runs as {args.format}", file=sys.stderr)
+        return 0
     if args.output not in (None, "-"):  # before the log is read: a bad path is reported at once
         check_output(args.output, follow_symlinks=args.follow_symlinks, what="export file")
     with open_log(args, read_only=True) as log, private_output(args.output, args.follow_symlinks) as out:
@@ -232,14 +241,23 @@ def cmd_show(args: argparse.Namespace) -> int:
         run = log.get_run(args.run)
     if run is None:
         raise UsageError(f"no run {args.run!r} in the log")
+    from app.core.grounding import GroundingReport, describe_summary
+    from app.core.grounding.text import report_lines
+
     data = {k: getattr(run, k) for k in SHOW_FIELDS}
-    if args.json:
-        print(json.dumps({**data, "answer": run.answer}, default=str, ensure_ascii=False, indent=2))
+    summary = describe_summary(run.grounding) if run.answer else ""
+    if args.json:  # the full stored report (every claim and item with offsets) and its summary line
+        out = {**data, "grounding_summary": summary, "answer": run.answer}
+        print(json.dumps(out, default=str, ensure_ascii=False, indent=2))
         return 0
     for k, v in data.items():
-        if v is None or v == "":
-            continue  # a local run has no endpoint; an unfinished one no answer yet
+        if v is None or v == "" or k == "grounding":
+            continue  # a local run has no endpoint; an unfinished one no answer yet; grounding: below
         print(f"{k + ':':21s} {json.dumps(v) if isinstance(v, dict) else v}")
+    if summary:
+        print(f"{'grounding:':21s} {summary}")
+        for line in report_lines(GroundingReport.from_dict(run.grounding or {})):
+            print(f"  {line}")
     print("answer:")
     print(run.answer or "")
     return 0
@@ -262,8 +280,13 @@ def register(subparsers: Any) -> None:
     log = subparsers.add_parser("log", help="the evaluation log: export, import ratings, statistics")
     sub = log.add_subparsers(dest="log_command", required=True, metavar="{export,import-ratings,stats,show}")
 
-    e = sub.add_parser("export", help="write runs or ratings as CSV or JSON Lines")
-    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    e = sub.add_parser("export", help="write runs or ratings as CSV or JSON Lines; runs' grounding as BioC or brat")
+    e.add_argument(
+        "--format",
+        choices=("csv", "jsonl", "bioc", "brat"),
+        default="csv",
+        help="bioc: one BioC JSON file; brat: a folder (--output) of .txt/.ann per run (both need note text)",
+    )
     e.add_argument("--kind", choices=("runs", "ratings"), default="runs", help="one row per run, or per rating")
     e.add_argument("--history", action="store_true", help="with --kind ratings: superseded ratings too")
     e.add_argument("--no-note-text", action="store_true", help="leave note text out (hash and length stay)")

@@ -60,7 +60,8 @@ EXIT_CODES: dict[int, str] = {
     "(`quantize`); `quantize verify` with nothing to compare a file against; a model name that is empty or "
     "over 120 characters; removing or renaming the built-in demo model; a model library copy that cannot be "
     "written (disk full)",
-    NoteError.exit_code: "bad input text: a note that is empty, over 200,000 characters, binary, not UTF-8 or "
+    NoteError.exit_code: "bad input text: a note (or the answer `ground` checks) that is empty, over 200,000 "
+    "characters, binary, not UTF-8 or "
     "unreadable; the held-out notes of `quantize verify`",
     ModelError.exit_code: "model problem: missing, not GGUF, truncated, unsupported architecture, checksum "
     "mismatch; no registered model by that name, or a name that fits several (`models remove/rename/"

@@ -36,31 +36,33 @@ def _invisible(text: str) -> bool:
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
-def validate_note(text: str, source: str = "note") -> str:
-    """Return the note ready for a prompt (line endings normalised, outer blank lines removed)."""
+def validate_note(text: str, source: str = "note", kind: str = "note") -> str:
+    """Return the note ready for a prompt (line endings normalised, outer blank lines removed).
+
+    ``kind`` names the text in messages: ``asclepius ground`` reads an answer file by the same rules."""
     if not isinstance(text, str):
         raise NoteError(f"{source}: expected text, got {type(text).__name__}")
     if "\x00" in text:
-        raise NoteError(f"{source}: contains NUL characters; this looks like a binary file, not a note")
+        raise NoteError(f"{source}: contains NUL characters; this looks like a binary file, not a {kind}")
     if len(text) > MAX_NOTE_CHARS:
         raise NoteError(
-            f"{source}: {len(text):,} characters is over the {MAX_NOTE_CHARS:,}-character limit for one note"
+            f"{source}: {len(text):,} characters is over the {MAX_NOTE_CHARS:,}-character limit for one {kind}"
         )
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Outer whitespace carries no meaning and would change tokens at the template boundaries.
     text = text.strip()
     if _invisible(text):
-        raise NoteError(f"{source}: the note is empty (only whitespace or invisible characters)")
+        raise NoteError(f"{source}: the {kind} is empty (only whitespace or invisible characters)")
     return text
 
 
-def decode_note_bytes(data: bytes, source: str = "note") -> str:
+def decode_note_bytes(data: bytes, source: str = "note", kind: str = "note") -> str:
     if len(data) > _MAX_FILE_BYTES:
         raise NoteError(
-            f"{source}: {len(data):,} bytes is far over the {MAX_NOTE_CHARS:,}-character limit for one note"
+            f"{source}: {len(data):,} bytes is far over the {MAX_NOTE_CHARS:,}-character limit for one {kind}"
         )
     if _looks_binary(data):
-        raise NoteError(f"{source}: this is a binary file, not a plain-text note")
+        raise NoteError(f"{source}: this is a binary file, not a plain-text {kind}")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -68,21 +70,21 @@ def decode_note_bytes(data: bytes, source: str = "note") -> str:
     except UnicodeDecodeError as exc:
         raise NoteError(
             f"{source}: not valid UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save the note as UTF-8 and try again"
+            f"save the {kind} as UTF-8 and try again"
         ) from None
-    return validate_note(text, source)
+    return validate_note(text, source, kind)
 
 
-def read_note_file(path: str | Path) -> str:
+def read_note_file(path: str | Path, kind: str = "note") -> str:
     """A note file's text, checked; NoteError for a path that is missing, not a regular file (a FIFO would
     block the read for good), unreadable, or whose bytes are not a note."""
     p = Path(path)
     try:
-        with open_regular(p, "note file", NoteError) as fh:
+        with open_regular(p, f"{kind} file", NoteError) as fh:
             data = fh.read(_MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise NoteError(f"cannot read note file {p}: {os_problem(exc)}") from None
-    return decode_note_bytes(data, str(p))
+        raise NoteError(f"cannot read {kind} file {p}: {os_problem(exc)}") from None
+    return decode_note_bytes(data, str(p), kind)
 
 
 def validate_request(request: AskRequest) -> tuple[str, str, str]:

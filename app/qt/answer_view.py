@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QTextEdit, QVBoxLayout, QWidget
 
-from app.core.grounding import GroundingReport, describe_summary
+from app.core.grounding import Claim, ClaimStatus, GroundingReport
 from app.qt.screen_fit import scrolled
 
 FLAGS_SHOWN = 6
-"""Unsupported facts listed before "show all": two or three lines at 1024 px, so the answer keeps its room."""
+"""Flagged claims listed before "show all": two or three lines at 1024 px, so the answer keeps its room."""
 FLAGS_EXPANDED_MAX_PX = 140
 """When expanded, the list scrolls inside this height instead of squeezing the answer box."""
+GREEN, AMBER_BG, PINK = "#c8ecc9", "#ffe6b3", "#ffd6d1"
+"""Backgrounds: supported, partly supported, not found."""
+RED, AMBER = "#b3261e", "#8a4b00"
+"""Text and underline colours of the same (amber dark enough to read on white)."""
+CLAIM_COLOURS = {ClaimStatus.SUPPORTED: GREEN, ClaimStatus.PARTLY: AMBER_BG, ClaimStatus.NOT_FOUND: PINK}
 TICK_MS = 250
 """Progress refresh while the note is processed (llama.cpp reports per batch of 512 tokens)."""
 
@@ -36,6 +41,9 @@ def esc(s: str) -> str:
 
 
 class AnswerView(QWidget):
+    claim_activated = Signal(int)
+    """A flagged claim's link was clicked: its index in ``report.claims`` (the Ask screen shows it in the note)."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.header = QLabel()
@@ -60,7 +68,7 @@ class AnswerView(QWidget):
         self.flags.setWordWrap(True)
         self.flags.setTextFormat(Qt.TextFormat.RichText)
         self.flags.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.flags.linkActivated.connect(self._toggle_flags)
+        self.flags.linkActivated.connect(self._link)
         self.flags_area = scrolled(self.flags)
         self.flags_area.setMaximumHeight(FLAGS_EXPANDED_MAX_PX)
         self.flags_area.setSizeAdjustPolicy(self.flags_area.SizeAdjustPolicy.AdjustToContents)
@@ -79,6 +87,7 @@ class AnswerView(QWidget):
         lay.addWidget(self.metrics)
         self.report: GroundingReport | None = None
         self.flags_expanded = False
+        self.unchecked_expanded = False
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self.update_progress)
@@ -165,27 +174,27 @@ class AnswerView(QWidget):
     # -- grounding --------------------------------------------------------------------------------
     def show_grounding(self, report: GroundingReport) -> None:
         self.report = report
-        self.flags_expanded = False
-        found_fmt, missing_fmt = QTextCharFormat(), QTextCharFormat()
-        found_fmt.setBackground(QColor("#c8ecc9"))
-        missing_fmt.setBackground(QColor("#ffd6d1"))
-        missing_fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
-        missing_fmt.setUnderlineColor(QColor("#b3261e"))
+        self.flags_expanded = self.unchecked_expanded = False
         sels = []
-        spans = [(p.answer_start, p.answer_end, p.found) for c in report.claims for p in c.parts]
-        spans += [(i.answer_start, i.answer_end, i.match != "none") for i in report.items]
-        for start, end, found in spans:
+        for start, end, fmt in answer_marks(report):
             sel = QTextEdit.ExtraSelection()
             cur = QTextCursor(self.answer.document())
             cur.setPosition(start)
             cur.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-            sel.cursor, sel.format = cur, found_fmt if found else missing_fmt
+            sel.cursor, sel.format = cur, fmt
             sels.append(sel)
         self.answer.setExtraSelections(sels)
         self._render_flags()
 
-    def _toggle_flags(self, _link: str = "") -> None:
-        self.flags_expanded = not self.flags_expanded
+    def _link(self, link: str) -> None:
+        """``#all``/``#less``: more or fewer flags; ``#unchecked``: the unchecked claims; ``#claim-N``: go to it."""
+        if link.startswith("#claim-"):
+            self.claim_activated.emit(int(link.removeprefix("#claim-")))
+            return
+        if link == "#unchecked":
+            self.unchecked_expanded = not self.unchecked_expanded
+        else:
+            self.flags_expanded = not self.flags_expanded
         self._render_flags()
 
     def _render_flags(self) -> None:
@@ -195,27 +204,94 @@ class AnswerView(QWidget):
             self.flags.clear()
             self.flags_area.hide()
             return
-        summary = report.summary()
-        missing = summary["flagged"] + [f"{t} (named in the note, not in the answer)" for t in summary["omitted"]]
-        line = esc(describe_summary(summary))
-        if not report.claims and not report.items:
-            self.flags.setText("<span style='color:#555'>No claims or items to check.</span>")
-        elif missing:
-            shown = missing if self.flags_expanded else missing[:FLAGS_SHOWN]
-            items = "; ".join(f"<b>{esc(t)}</b>" for t in shown)
-            more = ""
-            if len(missing) > FLAGS_SHOWN:
-                more = (
-                    " <a href='#less'>show fewer</a>"
-                    if self.flags_expanded
-                    else f" … <a href='#all'>show all {len(missing)}</a>"
-                )
-            self.flags.setText(
-                f"<span style='color:#b3261e'>⚠ Check ({len(missing)}): {items}</span>{more}"
-                f"<br><span style='color:#555'>{line}.</span>"
-            )
-        else:
-            self.flags.setText(f"<span style='color:#1e6b2a'>✓ {line} (highlighted green).</span>")
+        self.flags.setText(flags_html(report, self.flags_expanded, self.unchecked_expanded))
         # As tall as the text (no empty band under the answer), at most FLAGS_EXPANDED_MAX_PX: then it scrolls.
         width = max(self.answer.width() - 4, 200)  # the column's width (the area may not be laid out yet)
         self.flags_area.setFixedHeight(min(self.flags.heightForWidth(width) + 4, FLAGS_EXPANDED_MAX_PX))
+
+
+def _fmt(background: str = "", underline: str = "") -> QTextCharFormat:
+    fmt = QTextCharFormat()
+    if background:
+        fmt.setBackground(QColor(background))
+    if underline:
+        fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+        fmt.setUnderlineColor(QColor(underline))
+    return fmt
+
+
+def answer_marks(report: GroundingReport) -> list[tuple[int, int, QTextCharFormat]]:
+    """Answer ranges to mark: supported claims green, partly ones amber with their missing parts underlined,
+    claims not found red (wavy), items found green and items not in the note red; unchecked claims plain."""
+    marks: list[tuple[int, int, QTextCharFormat]] = []
+    for c in report.claims:
+        colour = CLAIM_COLOURS.get(c.status)
+        if colour is None:
+            continue
+        marks.append((c.answer_start, c.answer_end, _fmt(colour, RED if c.status == ClaimStatus.NOT_FOUND else "")))
+        if c.status == ClaimStatus.PARTLY:
+            marks += [(p.answer_start, p.answer_end, _fmt(colour, AMBER)) for p in c.parts if not p.found]
+    for i in report.items:
+        marks.append((i.answer_start, i.answer_end, _fmt(GREEN) if i.match != "none" else _fmt(PINK, RED)))
+    return marks
+
+
+def _claim_line(index: int, c: Claim) -> str:
+    colour = RED if c.status == ClaimStatus.NOT_FOUND else AMBER
+    label = "Not found" if c.status == ClaimStatus.NOT_FOUND else "Partly supported"
+    reason = f": {esc(c.reason)}" if c.reason else ""
+    return f"<a href='#claim-{index}' style='color:{colour}'><b>{label}</b></a> {esc(c.text)}{reason}"
+
+
+def flags_html(report: GroundingReport, expanded: bool, unchecked_expanded: bool) -> str:
+    """The grounding panel under the answer: the summary line, then each flagged claim (a link that shows
+    where it is), items not in the note, possible omissions, and the unchecked claims (counted; listed
+    on demand)."""
+    line = esc(report.headline())
+    if not report.claims and not report.items:
+        return "<span style='color:#555'>No claims or items to check.</span>"
+    flagged = [
+        _claim_line(i, c)
+        for i, c in enumerate(report.claims)
+        if c.status in (ClaimStatus.PARTLY, ClaimStatus.NOT_FOUND)
+    ]
+    flagged += [f"<b style='color:{RED}'>Not in the note</b> {esc(i.text)}" for i in report.unaligned]
+    flagged += [
+        f"<b style='color:{AMBER}'>Possibly omitted</b> {esc(o.text)} (named in the note)" for o in report.omissions
+    ]
+    shown = flagged if expanded else flagged[:FLAGS_SHOWN]
+    more = ""
+    if len(flagged) > FLAGS_SHOWN:
+        more = " <a href='#less'>show fewer</a>" if expanded else f"<br>… <a href='#all'>show all {len(flagged)}</a>"
+    head = (
+        f"<span style='color:{RED}'>⚠ Check ({len(flagged)}):</span> <span style='color:#555'>{line}.</span>"
+        if flagged
+        else f"<span style='color:#1e6b2a'>✓ {line} (highlighted green).</span>"
+    )
+    body = "".join(f"<br>{x}" for x in shown) + more
+    unchecked = report.by_status(ClaimStatus.UNCHECKED)
+    if unchecked:
+        toggle = "hide" if unchecked_expanded else "show"
+        body += f"<br><span style='color:#555'>{len(unchecked)} not checked</span> <a href='#unchecked'>{toggle}</a>"
+        if unchecked_expanded:
+            body += "".join(
+                f"<br><span style='color:#555'>· {esc(c.text)}{': ' + esc(c.reason) if c.reason else ''}</span>"
+                for c in unchecked
+            )
+    body += "".join(f"<br><span style='color:#555'>ⓘ {esc(n)}</span>" for n in report.notes)
+    return head + body
+
+
+def note_highlights(report: GroundingReport) -> list[tuple[int, int]]:
+    """Note ranges to highlight green: the parts of each supported claim where the note supports them, and
+    each aligned item's mentions (note offsets)."""
+    spans = [sp for c in report.by_status(ClaimStatus.SUPPORTED) for p in c.parts if p.found for sp in p.note_spans]
+    return spans + [sp for i in report.items for sp in i.note_spans]
+
+
+def claim_note_spans(c: Claim) -> list[tuple[int, int]]:
+    """Where to show a claim in the note, best first: the note's unit that supports it best (the sentence or
+    line to compare with), its found parts, then where its other parts occur elsewhere; [] if nowhere."""
+    found = sorted(sp for p in c.parts if p.found for sp in p.note_spans)
+    elsewhere = sorted(sp for p in c.parts if not p.found for sp in p.note_spans)
+    return ([c.note_unit] if c.note_unit else []) + found + elsewhere

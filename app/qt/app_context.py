@@ -22,7 +22,7 @@ from app.core.kvstate import state_dir
 from app.core.models import Registry
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
-from app.service import AskService
+from app.service import AskService, SenseSource
 from app.store import EvalLog
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class AppContext(QObject):
         self.engine_message = "ready" if engine is not None else ""
         self._engine_lock = threading.Lock()
         self._extra: dict[str, LlamaCppEngine] = {}
+        self._senses: SenseSource | None = None
         self._closed = False
         self.load_task: Task | None = None
         self.engine_notice = ""
@@ -225,7 +226,9 @@ class AppContext(QObject):
             return self.engine_for(info)
 
         why = self.log_error or "the evaluation log is not open yet"
-        return AskService(engine_for, self.log, self.config.generation, log_unavailable=why)
+        if self._senses is None or self._senses.folder != self.config.abbreviation_senses:
+            self._senses = SenseSource(self.config.abbreviation_senses)  # read once per folder setting
+        return AskService(engine_for, self.log, self.config.generation, log_unavailable=why, senses=self._senses)
 
     # -- config -----------------------------------------------------------------------------------
     def update_config(self, new: AppConfig) -> None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from app.core.backend import PromptTokenizingEngine
-from app.core.grounding import GroundingReport, describe_summary
+from app.core.grounding import GroundingReport
+from app.core.grounding.text import report_lines
 from app.core.types import AskRequest, ModelInfo, RunResult
 from app.qt.workers import Job
 from app.service import AskOutcome, AskService
@@ -176,9 +177,6 @@ def provenance_footer(answer: str, model_label: str, r: Any, grounding: Groundin
     lines.append(f"Run: {uuid} at {started}; finish: {r.finish_reason}")
     lines.append(f"Note: sha256 {r.note_sha256[:12]}, {r.note_chars:,} characters")
     if grounding is not None and (grounding.claims or grounding.items):
-        s = grounding.summary()
-        line = f"Grounding: {describe_summary(s)}"
-        if s["flagged"]:
-            line += "; check: " + "; ".join(s["flagged"])
-        lines.append(line)
+        lines.append(f"Grounding: {grounding.headline()}")
+        lines += [f"Check: {x}" for x in report_lines(grounding, flagged_only=True)]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import AsclepiusError
 from app.core.grounding import GroundingReport
 from app.core.types import AskRequest, ModelInfo, SamplingParams
-from app.qt.answer_view import AnswerView
+from app.qt.answer_view import AnswerView, claim_note_spans, note_highlights
 from app.qt.app_context import AppContext, State
 from app.qt.ask_jobs import PromptProgress, ScreenOutcome, ask_all, leading_offset, metrics_line, provenance_footer
 from app.qt.rate_panel import RatePanel
@@ -32,7 +32,7 @@ from app.qt.run_all_panel import RunAllPanel
 from app.qt.screen_fit import flow, scrolled
 from app.qt.widgets import Banner, ContextMeter, NoteEditor, combo
 from app.qt.workers import Task, describe_error
-from app.service import AskService, SamplingOverrides, ground, resolve_sampling
+from app.service import AskService, SamplingOverrides, resolve_sampling
 from app.store import RunView
 from app.store.rules import why_not_rateable
 from resources import TASKS, get_task, list_samples, load_sample
@@ -133,6 +133,8 @@ class AskTab(QWidget):
         self.copy_btn.clicked.connect(self.copy_answer)
         self.copy_btn.setEnabled(False)
         self.answer_view = AnswerView()
+        self.answer_view.claim_activated.connect(self.go_to_claim)
+        self._note_offset = 0  # where the validated note starts in the editor (leading whitespace)
         av = self.answer_view
         self.answer, self.flags, self.metrics = av.answer, av.flags, av.metrics
         mid = QWidget()
@@ -535,10 +537,28 @@ class AskTab(QWidget):
 
     # -- grounding --------------------------------------------------------------------------------
     def show_grounding(self, report: GroundingReport, offset: int) -> None:
-        spans = [sp for c in report.claims for p in c.parts if p.found for sp in p.note_spans]
-        spans += [sp for i in report.items for sp in i.note_spans]
-        self.editor.highlight(spans, offset)
+        self._note_offset = offset
+        self.editor.highlight(note_highlights(report), offset)
         self.answer_view.show_grounding(report)
+
+    def go_to_claim(self, index: int) -> None:
+        """Show a flagged claim: select where its parts are in the note, else the claim in the answer."""
+        report = self.answer_view.report
+        if report is None or not 0 <= index < len(report.claims):
+            return
+        claim = report.claims[index]
+        spans = claim_note_spans(claim)
+        doc_len = self.editor.document().characterCount()
+        target, start, end = (self.editor, *spans[0]) if spans else (self.answer, claim.answer_start, claim.answer_end)
+        if target is self.editor:
+            start, end = start + self._note_offset, end + self._note_offset
+            if not 0 <= start < end <= doc_len:  # the note was edited since: show the claim instead
+                target, start, end = self.answer, claim.answer_start, claim.answer_end
+        cur = QTextCursor(target.document())
+        cur.setPosition(start)
+        cur.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        target.setTextCursor(cur)
+        target.ensureCursorVisible()
 
     # -- history ----------------------------------------------------------------------------------
     def show_run(self, view: RunView) -> bool:
@@ -571,7 +591,10 @@ class AskTab(QWidget):
         if view.answer and view.note_text is not None:
             # The log stores the validated note, so it is the text the model saw (cut where it was cut).
             kept = (view.truncation or {}).get("kept_chars")
-            report = ground(view.answer, view.note_text, kept, view.task, view.instruction)
+            report = self.ctx.service().ground(view.answer, view.note_text, kept, view.task, view.instruction)
+        elif view.answer and view.grounding:
+            # Hash-only log: the stored report (answer offsets hold; its note offsets have no text to land on).
+            report = GroundingReport.from_dict(view.grounding)
         self.show_grounding(report, leading_offset(note))
         self.copy_btn.setEnabled(bool(view.answer))
         finish = view.finish_reason or ("error" if view.error else "")
@@ -606,7 +629,7 @@ class AskTab(QWidget):
             text = provenance_footer(o.result.answer, o.model.display_name, o.result, o.report)
         elif self.view is not None and self.view.answer:
             v = self.view
-            text = provenance_footer(v.answer or "", f"{v.model_name} ({v.model_quant})", v, None)
+            text = provenance_footer(v.answer or "", f"{v.model_name} ({v.model_quant})", v, self.answer_view.report)
         else:
             return ""
         QApplication.clipboard().setText(text)

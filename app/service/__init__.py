@@ -40,6 +40,7 @@ from app.service.asking import (
     raise_for_finish,
 )
 from app.service.sampling import SamplingOverrides, resolve_sampling
+from app.service.senses import SenseSource
 
 __all__ = [
     "AskOutcome",
@@ -48,6 +49,7 @@ __all__ = [
     "IndexedTokenCallback",
     "RunSink",
     "SamplingOverrides",
+    "SenseSource",
     "ground",
     "raise_for_finish",
     "resolve_sampling",

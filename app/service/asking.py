@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from app.core.backend import AnyEvent, InferenceEngine, ManyAskingEngine, TokenCallback
 from app.core.budget import Budget
@@ -16,6 +16,7 @@ from app.core.grounding import GroundingReport, check_answer
 from app.core.notes import validate_note
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult
 from app.service.sampling import SamplingOverrides, resolve_sampling
+from app.service.senses import SenseSource
 from resources import get_task
 
 log = logging.getLogger(__name__)
@@ -79,18 +80,37 @@ class _LeadingWhitespaceStripper:
 
 
 def ground(
-    answer: str, note: str, kept_chars: int | None = None, task: str | None = None, instruction: str = ""
+    answer: str,
+    note: str,
+    kept_chars: int | None = None,
+    task: str | None = None,
+    instruction: str = "",
+    senses: SenseSource | None = None,
 ) -> GroundingReport:
     """The grounding report of ``answer`` against the note the model saw (the one place it is computed).
 
-    Offsets in the note are relative to the validated note (outer whitespace removed); ``kept_chars`` is
-    where the run cut it, if it did. A logged run shown again (History) passes its stored note and
-    truncation, so its highlights match the live run's.
+    Offsets in the note are relative to the validated note (outer whitespace removed, line endings
+    normalised); ``kept_chars`` is where the run cut it, if it did. A logged run shown again (History) passes
+    its stored note and truncation, so its highlights match the live run's. ``senses`` (the service's, from
+    ``AppConfig.abbreviation_senses``) is read only for Abbreviation Expansion answers; when it cannot be
+    read the report's ``notes`` says so.
     """
     if not answer.strip():
         return GroundingReport()
     note = validate_note(note)  # a no-op on the service's own requests; older logs stored raw text
-    return check_answer(answer, note[:kept_chars] if kept_chars is not None else note, task, instruction)
+    inventory, problem = None, ""
+    if senses is not None and task and _slug(task) == "abbrev":
+        inventory, problem = senses.get()
+    used = note[:kept_chars] if kept_chars is not None else note
+    report = check_answer(answer, used, task, instruction, inventory)
+    return replace(report, notes=(*report.notes, problem)) if problem else report
+
+
+def _slug(task: str) -> str:
+    try:
+        return get_task(task).slug
+    except KeyError:
+        return ""
 
 
 def _describe(exc: BaseException) -> str:
@@ -111,15 +131,18 @@ class AskService:
         generation: GenerationDefaults,
         *,
         log_unavailable: str = "the evaluation log is not open",
+        senses: SenseSource | None = None,
     ) -> None:
         self._engine_for = engine_for
         self.log = log
         self.generation = generation
         self.log_unavailable = log_unavailable
+        self.senses = senses
+        """Abbreviation sense inventories for grounding (None: none configured)."""
 
     @classmethod
     def for_engine(
-        cls, engine: InferenceEngine, log: RunSink | None, generation: GenerationDefaults, **kw: str
+        cls, engine: InferenceEngine, log: RunSink | None, generation: GenerationDefaults, **kw: Any
     ) -> AskService:
         """A service over one loaded engine (the CLI): asking for another model is a usage error."""
 
@@ -159,6 +182,12 @@ class AskService:
         clean = validate_note(note)
         sampling = resolve_sampling(task_name, self.generation, explicit)
         return AskRequest(clean, task_name, instruction.strip(), sampling, prompt_style, truncate)
+
+    def ground(
+        self, answer: str, note: str, kept_chars: int | None = None, task: str | None = None, instruction: str = ""
+    ) -> GroundingReport:
+        """:func:`ground` with this service's sense inventories (History re-grounds a logged run here)."""
+        return ground(answer, note, kept_chars, task, instruction, self.senses)
 
     def engine(self, model: ModelInfo | None = None) -> InferenceEngine:
         return self._engine_for(model)
@@ -215,7 +244,7 @@ class AskService:
         answer = raw.answer.lstrip()
         kept = raw.truncation.kept_chars if raw.truncation else None
         used = request.note[:kept] if kept is not None else request.note
-        report = ground(answer, request.note, kept, request.task, request.instruction)
+        report = self.ground(answer, request.note, kept, request.task, request.instruction)
         result = replace(raw, answer=answer, grounding=report.summary() if answer else None)
         log_error = None if self.log is not None else self.log_unavailable
         if run_id is not None and self.log is not None:

@@ -1,7 +1,8 @@
 """Export runs or ratings as CSV or JSON Lines, streamed (a 100,000-run log exports in seconds).
 
 Two kinds:
-- ``runs``: one row per run with its full provenance, the number and mean of its current ratings, and the
+- ``runs``: one row per run with its full provenance, its grounding report (JSON) and the report's one-line
+  summary (``grounding_summary``), the number and mean of its current ratings, and the
   note text unless ``include_note_text`` is false (or the log keeps hashes only). The ``run_id`` column
   is what ``import-ratings`` matches on, so a spreadsheet of runs, given ``score`` (and ``rater``)
   columns by clinicians, comes straight back in.
@@ -19,9 +20,10 @@ from typing import Any, TextIO
 
 from sqlalchemy import Select, String, func, select, type_coerce
 
+from app.core.grounding import describe_summary
 from app.store.log import EvalLog
 from app.store.models import Model, Note, Rater, Rating, Run
-from app.store.queries import RunFilter
+from app.store.queries import RunFilter, grounding_counts
 
 FORMATS = ("csv", "jsonl")
 RAW_TEXT = {"started_at", "finished_at", "truncation", "grounding"}
@@ -103,10 +105,11 @@ def _runs_stmt(filters: RunFilter, include_note_text: bool) -> tuple[list[str], 
         .group_by(Rating.run_id)
         .subquery()
     )
-    names = [n for n, _ in RUN_FIELDS] + ["ratings_n", "ratings_mean"]
+    names = [n for n, _ in RUN_FIELDS] + ["grounding_summary", "ratings_n", "ratings_mean"]
     # Times and JSON leave SQLite as the text they are stored as (already ISO 8601 UTC / JSON): parsing
     # them into objects only to print them again was most of the export's time.
     cols = [(type_coerce(c, String) if n in RAW_TEXT else c).label(n) for n, c in RUN_FIELDS] + [
+        grounding_counts().label("grounding_summary"),  # worded per row by summary_text
         func.coalesce(agg.c.ratings_n, 0).label("ratings_n"),
         agg.c.ratings_mean.label("ratings_mean"),
     ]
@@ -178,6 +181,12 @@ def csv_unsafe(value: str) -> str:
     return value
 
 
+def summary_text(counts_json: str | None) -> str:
+    """The one-line grounding summary from the counts SQLite took out of a stored report."""
+    counts = {k: v for k, v in json.loads(counts_json or "{}").items() if v is not None}
+    return describe_summary(counts or None)
+
+
 def _cell(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -204,7 +213,10 @@ def iter_rows(
     def rows() -> Iterator[dict[str, Any]]:
         for part in _partitions(log, stmt):
             for r in part:
-                yield dict(zip(names, r, strict=True))
+                row = dict(zip(names, r, strict=True))
+                if "grounding_summary" in row:
+                    row["grounding_summary"] = summary_text(row["grounding_summary"])
+                yield row
 
     return names, rows()
 
@@ -232,12 +244,15 @@ def export(
         w = csv.writer(out, lineterminator="\n")
         w.writerow(names)
         text_cols = [i for i, k in enumerate(names) if k in FREE_TEXT]
+        summary_col = names.index("grounding_summary") if kind == "runs" else None
         for part in _partitions(log, stmt):
             # None becomes an empty cell; every other value is already text or a number.
             rows = [[_cell(v) for v in r] for r in part] if kind == "ratings" else [list(r) for r in part]
             for row in rows:
                 for i in text_cols:
                     row[i] = csv_safe(row[i])
+                if summary_col is not None:
+                    row[summary_col] = summary_text(row[summary_col])
             w.writerows(rows)
             n += len(part)
         return n
@@ -248,6 +263,8 @@ def export(
             for i in json_cols:
                 if r[i] is not None:
                     rec[names[i]] = json.loads(r[i])
+            if kind == "runs":
+                rec["grounding_summary"] = summary_text(rec["grounding_summary"])
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         n += len(part)
     return n

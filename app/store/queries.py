@@ -281,6 +281,21 @@ class FinishedAnswer:
     completion_tokens: int | None
     model_file: str
     """The file name of the model that answered."""
+    grounding_counts: str | None = None
+    """The counts of its grounding report as JSON text (``grounding_counts``; ``export.summary_text`` words it)."""
+
+
+SUMMARY_KEYS = (
+    "schema", "claims", "supported", "partly", "not_found", "unchecked", "items", "items_found", "unusual_senses",
+    "omissions", "checked",
+)  # fmt: skip
+"""What ``describe_summary`` reads of a stored report, taken out by SQLite (``json_extract``): parsing every
+claim of every run in Python would cost most of an export's or a batch output's time."""
+
+
+def grounding_counts() -> Any:
+    """A column of the run's grounding counts as a small JSON object (``SUMMARY_KEYS``; null where absent)."""
+    return func.json_object(*[x for k in SUMMARY_KEYS for x in (k, func.json_extract(Run.grounding, f"$.{k}"))])
 
 
 def answered_by_key_select(keys: list[str]) -> Select[Any]:
@@ -293,6 +308,7 @@ def answered_by_key_select(keys: list[str]) -> Select[Any]:
             Run.finish_reason,
             Run.completion_tokens,
             Model.file_name.label("model_file"),
+            grounding_counts().label("grounding_counts"),
         )
         .join(Model, Run.model_id == Model.id)
         .where(Run.resume_key.in_(keys), Run.status == "finished", Run.finish_reason.in_(RATEABLE_FINISH))

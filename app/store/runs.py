@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import StoreError
+from app.core.grounding.redact import redact_summary
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult, note_sha256
 from app.store.base import LogBase
 from app.store.claims import check_unclaimed
@@ -177,8 +178,13 @@ class RunsMixin(LogBase):
             return run.id
 
     def finish_run(self, run_id: int, result: RunResult) -> None:
-        """Record the engine's result (any finish reason) on the started run."""
+        """Record the engine's result (any finish reason) on the started run.
+
+        A hash-only log (``store_note_text`` false) stores the grounding report without the note's words
+        (``app.core.grounding.redact``): a reason or an omission would otherwise quote the note."""
         values = _finished_values(result)
+        if not self.store_note_text:
+            values["grounding"] = redact_summary(values["grounding"])
         with self.write_session() as s:
             uuid = s.scalar(select(Run.uuid).where(Run.id == run_id))
             if uuid is None:

@@ -7,6 +7,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.core.config import GenerationDefaults
+from app.core.grounding import Claim, ClaimPart, ClaimStatus, GroundingReport
+from app.qt.answer_view import FLAGS_SHOWN, GREEN, PINK, esc, note_highlights
 from tests.qt.conftest import WAIT_MS, ask_and_stop, qt_config
 
 pytestmark = pytest.mark.qt
@@ -31,11 +33,13 @@ def test_ask_streams_an_answer_grounds_it_and_logs_the_run(open_window, qtbot, s
     # Metrics line: model (with the demo warning), speed, token count, finish reason.
     m = tab.metrics.text()
     assert "demo model" in m and "tokens/s" in m and f"finish: {outcome.result.finish_reason}" in m
-    # Grounding: supported spans highlighted in the note; the flags line names unsupported terms.
+    # Grounding: supported claims' parts highlighted in the note; the panel lists the flagged claims.
     report = outcome.report
-    assert len(tab.editor.extraSelections()) == sum(len(s.note_spans) for s in report.supported)
-    for s in report.unsupported:
-        assert s.text in tab.flags.text()
+    assert len(tab.editor.extraSelections()) == len(note_highlights(report))
+    assert esc(report.headline()) in tab.flags.text()
+    flagged = [c for c in report.claims if c.status in (ClaimStatus.PARTLY, ClaimStatus.NOT_FOUND)]
+    for c in flagged[:FLAGS_SHOWN]:
+        assert esc(c.text) in tab.flags.text()
     # The run is in the log with full provenance, and the rate panel points at it.
     run = ctx.log.get_run(outcome.run_id)
     assert run.status == "finished" and run.answer == answer and run.note_text == sample_note.strip()
@@ -51,7 +55,6 @@ def test_ask_streams_an_answer_grounds_it_and_logs_the_run(open_window, qtbot, s
 
 
 def test_grounding_highlights_land_on_the_note_text_despite_leading_whitespace(qtbot, paths, tmp_path):
-    from app.core.grounding import check_grounding
     from app.qt.app_context import AppContext
     from app.qt.ask_tab import AskTab
 
@@ -59,14 +62,25 @@ def test_grounding_highlights_land_on_the_note_text_despite_leading_whitespace(q
     tab = AskTab(ctx)
     qtbot.addWidget(tab)
     note = "  Admission labs: creatinine 2.4 mg/dL, potassium 5.1.\nDischarged on amoxicillin 500 mg."
+    answer = "Creatinine was 2.4 mg/dL; started on 40 mg furosemide."
     tab.editor.setPlainText(note)
-    tab.answer.setPlainText("Creatinine was 2.4 mg/dL; started on 40 mg furosemide.")
-    tab.show_grounding(check_grounding(tab.answer.toPlainText(), note.strip()), 2)
+    tab.answer.setPlainText(answer)
+    clean = note.strip()
+
+    def at(text: str, s: str) -> tuple[int, int]:
+        return text.index(s), text.index(s) + len(s)
+
+    part = ClaimPart("value", "2.4 mg/dL", *at(answer, "2.4 mg/dL"), True, (at(clean, "2.4 mg/dL"),))
+    first = Claim("lab", "Creatinine was 2.4 mg/dL", 0, 24, ClaimStatus.SUPPORTED, (part,), at(clean, "Admission"))
+    drug = ClaimPart("drug", "furosemide", *at(answer, "furosemide"), False)
+    second = Claim("medication", "started on 40 mg furosemide", 26, 53, ClaimStatus.NOT_FOUND, (drug,), None,
+                   "furosemide is not in the note")  # fmt: skip
+    tab.show_grounding(GroundingReport((first, second)), 2)
     [sel] = tab.editor.extraSelections()
     assert sel.cursor.selectedText() == "2.4 mg/dL"
-    assert "40 mg" in tab.flags.text() and "Not found" in tab.flags.text()
+    assert "started on 40 mg furosemide" in tab.flags.text() and "Not found" in tab.flags.text()
     marked = {s.cursor.selectedText(): s.format.background().color().name() for s in tab.answer.extraSelections()}
-    assert marked["2.4 mg/dL"] == "#c8ecc9" and marked["40 mg"] == "#ffd6d1"
+    assert marked["Creatinine was 2.4 mg/dL"] == GREEN and marked["started on 40 mg furosemide"] == PINK
     ctx.close()
 
 

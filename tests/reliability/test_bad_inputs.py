@@ -138,6 +138,6 @@ def test_bad_input_is_refused(case: Case, tmp_path: Path, demo_model: Any, paths
 
 def test_the_table_covers_every_command_group() -> None:
     groups = {c.argv[0] if c.argv[0] != "log" else f"log {c.argv[1]}" for c in CASES}
-    assert {"ask", "models", "batch", "log export", "log stats", "log import-ratings"} <= groups
+    assert {"ask", "ground", "models", "batch", "log export", "log stats", "log import-ratings"} <= groups
     assert len({c.id for c in CASES}) == len(CASES), "case ids are unique"
     assert all(c.expect not in (0, 1) for c in CASES), "no bad input may succeed or exit 1 (internal error)"

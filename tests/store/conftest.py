@@ -18,3 +18,10 @@ def log(db_path: Path) -> Iterator[EvalLog]:
     lg = EvalLog.open(db_path, timeout_s=2.0)
     yield lg
     lg.close()
+
+
+@pytest.fixture
+def asclepius_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ASCLEPIUS_HOME, so a CLI test never reads the user's config (``usefixtures`` it)."""
+    monkeypatch.setenv("ASCLEPIUS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"

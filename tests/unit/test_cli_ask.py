@@ -54,8 +54,21 @@ def test_the_answer_printed_and_logged_has_no_leading_whitespace(tmp_path, note,
     assert run_ask(ctx, note) == 0
     out, err = capsys.readouterr()
     assert out == "Creatinine 1.4 mg/dL.\n"
-    assert "grounding: 1 of 1 checked facts found" in err
+    assert "-- grounding: all " in err and "supported by the note" in err and "-- check:" not in err
     assert [v.answer for v in runs(ctx)] == ["Creatinine 1.4 mg/dL."]
+
+
+def test_ask_prints_each_flagged_claim_with_its_status_and_never_all_supported(tmp_path, note, capsys):
+    answer = "Creatinine 1.4 mg/dL.\nStarted warfarin 5 mg daily."  # the note names no warfarin, no 5 mg
+    ctx = FakeContext(tmp_path, FakeEngine(script=Script(answer=answer)))
+    assert run_ask(ctx, note) == 0
+    err = capsys.readouterr().err
+    [line] = [x for x in err.splitlines() if x.startswith("-- grounding:")]
+    assert "not found" in line or "partly" in line
+    assert not line.startswith("-- grounding: all")
+    checks = [x for x in err.splitlines() if x.startswith("-- check: [")]
+    assert checks and not [x for x in checks if x.startswith("-- check: [supported]")]
+    assert any("warfarin" in x for x in checks) and not any("Creatinine 1.4" in x for x in checks)
 
 
 def test_an_error_mid_stream_exits_7_and_is_logged(tmp_path, note, capsys):

@@ -12,6 +12,7 @@ from app.cli.batch.options import BatchOptions
 from app.cli.batch.runner import run_batch as run_items
 from app.cli.main import build_parser
 from app.core.config import AppConfig, GenerationDefaults
+from app.core.grounding import describe_summary
 from tests.fakes import CheckFirstEngine, FakeContext, FakeEngine, Script
 
 NOTE = "Admitted with pneumonia. Creatinine 1.4 mg/dL on admission."
@@ -48,6 +49,10 @@ def test_batch_uses_the_settings_logs_failures_and_resumes(tmp_path, capsys):
     }
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["answer"]) for r in rows] == [("a", "Creatinine 1.4 mg/dL."), ("b", "Creatinine 1.4 mg/dL.")]
+    with ctx.open_log() as log:  # each row carries its run's grounding summary line, as the log words it
+        logged = {v.uuid: describe_summary(v.grounding) for v in log.list_runs()}
+    assert [r["grounding"] for r in rows] == [logged[r["run_id"]] for r in rows]
+    assert all("supported by the note" in r["grounding"] for r in rows)
     with ctx.open_log() as log:
         assert sorted((v.finish_reason, v.batch_id is not None) for v in log.list_runs()) == [
             ("error", True), ("stop", True), ("stop", True)

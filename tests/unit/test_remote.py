@@ -331,7 +331,9 @@ def test_the_ask_service_logs_a_remote_run_with_its_provenance(serve, tmp_path) 
         out = svc.ask(svc.request(NOTE, "qa", QUESTION))
         run = log.get_run(out.run_id)  # type: ignore[arg-type]
         assert run is not None and run.answer == "1.9 mg/dL"  # leading whitespace stripped by the service
-        assert out.grounding.supported  # "1.9 mg/dL" is found in the note: the same grounding check
+        # "1.9 mg/dL" is found in the note: the same grounding check as a local run, stored with the run.
+        assert out.grounding.claims and out.grounding.clean
+        assert run.grounding == json.loads(json.dumps(out.grounding.summary()))
         assert (run.endpoint, run.served_model, run.reported_model, run.system_fingerprint) == (
             srv.url, "m", "m-reported", "fp_test",
         )  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 
 from app.core.config import GenerationDefaults
 from app.core.errors import ContextOverflowError, GenerationError, NoteError, StoreError, UsageError
+from app.core.grounding import ClaimStatus, GroundingReport
 from app.core.types import FinishReason, SamplingParams
 from app.service import AskService, SamplingOverrides, raise_for_finish, resolve_sampling
 from app.store import EvalLog
@@ -71,14 +72,19 @@ def test_a_run_is_logged_finished_with_the_grounding_computed_once(log):
     # Leading whitespace is stripped once, in the service: streamed text and the logged answer agree.
     assert out.result.answer == "Creatinine 1.4 mg/dL; later 2.9 mg/dL."
     assert "".join(pieces) == out.result.answer
-    found = {s.text: s.found for s in out.grounding.spans}
-    assert (found["1.4 mg/dL"], found["2.9 mg/dL"]) == (True, False)
+    # 1.4 mg/dL is in the note, 2.9 mg/dL nowhere: the answer is not reported as all supported.
+    parts = [p for c in out.grounding.claims for p in c.parts]
+    assert any("1.4" in p.text and p.found for p in parts)
+    assert any("2.9" in p.text and not p.found for p in parts) and not out.grounding.clean
+    assert not out.grounding.headline().startswith("all")
     assert out.result.grounding == out.grounding.summary()
-    for s in out.grounding.supported:  # offsets point into the note the model saw
-        assert all(out.note[a:b] for a, b in s.note_spans)
+    for p in parts:  # offsets point into the note the model saw
+        assert all(out.note[a:b] for a, b in p.note_spans)
+        if p.found and "1.4" in p.text:
+            assert any("1.4" in out.note[a:b] for a, b in p.note_spans)
     view = log.get_run(out.run_id)
     assert (view.status, view.finish_reason, view.answer) == ("finished", "stop", out.result.answer)
-    assert view.grounding == out.grounding.summary()
+    assert GroundingReport.from_dict(view.grounding) == out.grounding  # the full report, stored and read back
     assert view.note_text == NOTE and out.log_error is None and out.answered
 
 
@@ -104,11 +110,15 @@ def test_overflow_is_raised_and_the_run_is_recorded_as_failed(log):
 
 def test_truncated_note_grounds_against_the_kept_part_only(log):
     note = "Creatinine 1.4 mg/dL. " + " ".join(["filler"] * 100) + " Discharged on warfarin 5 mg."
-    svc = service(FakeEngine(n_ctx=80, script=Script(answer="Warfarin 5 mg; creatinine 1.4 mg/dL")), log)
+    answer = "- Warfarin 5 mg\n- Creatinine 1.4 mg/dL"
+    svc = service(FakeEngine(n_ctx=80, script=Script(answer=answer)), log)
     out = svc.ask(svc.request(note, "qa", "Meds?", explicit=SamplingOverrides(max_tokens=16), truncate=True))
     assert out.result.truncation is not None and len(out.note) == out.result.truncation.kept_chars
-    found = {s.text: s.found for s in out.grounding.spans}
-    assert (found["5 mg"], found["1.4 mg/dL"]) == (False, True)  # 5 mg is only in the cut-off tail
+    # Warfarin 5 mg is only in the cut-off tail: not supported; the creatinine is in the kept part.
+    claims = out.grounding.claims
+    assert all(c.status != ClaimStatus.SUPPORTED for c in claims if "Warfarin" in c.text or "5 mg" in c.text)
+    assert any(c.status == ClaimStatus.SUPPORTED for c in claims if "1.4" in c.text)
+    assert all(b <= len(out.note) for c in claims for p in c.parts for _, b in p.note_spans)
 
 
 def test_cancel_during_generation_is_logged_as_cancelled(log):
@@ -258,3 +268,37 @@ def test_ask_many_logs_a_prompt_refused_before_start_as_failed_like_ask(log):
     # Exactly the refused request is in the log, failed with the refusal's message (ask() does the same).
     assert [(r.instruction, r.finish_reason) for r in runs] == [(too_long.instruction, "error")]
     assert "does not fit" in (runs[0].error or "")
+
+
+# -- abbreviation sense inventories -------------------------------------------------------------------
+
+
+def test_the_configured_sense_inventory_is_read_once_and_reaches_abbreviation_answers_only(monkeypatch, tmp_path):
+    import app.service.asking as asking
+    from app.core.grounding import SenseInventory
+    from app.service import SenseSource
+
+    inventory, loaded, seen = SenseInventory(), [], []
+    monkeypatch.setattr(SenseInventory, "load", staticmethod(lambda f: loaded.append(f) or inventory), raising=False)
+    real = asking.check_answer
+    monkeypatch.setattr(asking, "check_answer", lambda a, n, t, i, s: seen.append((t, s)) or real(a, n, t, i, None))
+    svc = AskService.for_engine(FakeEngine(), None, GenerationDefaults(), senses=SenseSource(tmp_path))
+    for task in ("abbrev", "abbrev", "qa"):
+        svc.ask(svc.request(NOTE, task, "Expand the abbreviations."))
+    assert loaded == [tmp_path]
+    assert seen == [("Abbreviation Expansion", inventory)] * 2 + [(QA, None)]
+
+
+def test_an_unreadable_sense_folder_never_costs_the_answer_and_the_report_says_so(monkeypatch, tmp_path, log):
+    from app.core.grounding import SenseInventory
+    from app.service import SenseSource
+
+    def refuse(folder: Path) -> SenseInventory:
+        raise UsageError(f"abbreviation sense folder not found: {folder}")
+
+    monkeypatch.setattr(SenseInventory, "load", staticmethod(refuse), raising=False)
+    svc = AskService.for_engine(FakeEngine(), log, GenerationDefaults(), senses=SenseSource(tmp_path / "gone"))
+    out = svc.ask(svc.request(NOTE, "abbrev", "Expand the abbreviations."))
+    assert out.answered and out.run_id is not None
+    [why] = [n for n in out.grounding.notes if "senses not checked" in n]
+    assert "gone" in why and why in log.get_run(out.run_id).grounding["report"]["notes"]

@@ -10,7 +10,8 @@ from typing import Any
 
 from app.cli.batch.items import BatchItem, group_by_note, item_key, windows
 
-FIELDS = ["line", "id", "model_file", "task", "instruction", "answer", "finish_reason", "run_id", "tokens"]
+FIELDS = ["line", "id", "model_file", "task", "instruction", "answer", "finish_reason", "run_id", "tokens", "grounding"]
+"""``grounding`` is the report's one-line summary (``describe_summary``); the claims are in the log."""
 
 
 def write_output(
@@ -23,6 +24,7 @@ def write_output(
     """One row per item and model that has a finished answer (skipped items included), streamed: the input
     is read again window by window, so memory does not grow with it. ``plan``: (model, request maker)."""
     from app.core.privatefile import private_file
+    from app.store.export import summary_text
 
     n = 0
     # Answers quote patient data: a new 0600 file renamed over the target, never through a link.
@@ -42,6 +44,7 @@ def write_output(
                         "line": item.line, "id": item.item_id, "model_file": model.file_name, "task": item.task,
                         "instruction": item.instruction, "answer": r.answer, "finish_reason": r.finish_reason,
                         "run_id": r.uuid, "tokens": r.completion_tokens,
+                        "grounding": summary_text(r.grounding_counts),
                     }  # fmt: skip
                     if w:
                         w.writerow(rec)
