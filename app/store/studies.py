@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from app.core.errors import StoreError, UsageError
 from app.store.models import (
     STUDY_BLINDING,
     Adjudication,
+    Model,
     Note,
     Rater,
     Rating,
@@ -116,6 +118,22 @@ class NewStudy:
         if len({i.key for i in self.items}) != len(self.items):
             out.append("two items have the same id")
         return out
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """A run that may become a study answer (``study create --from-batch``)."""
+
+    id: int
+    started_at: Any
+    note: str
+    task: str
+    instruction: str
+    model_sha256: str
+    model_name: str
+    model_file: str
+    endpoint: str | None
+    served_model: str | None
 
 
 @dataclass(frozen=True)
@@ -234,6 +252,31 @@ class StudiesMixin(StudyRatingMixin):
             )
             for r in rows
         ]
+
+    def runs_for_study(self, batch_ids: Sequence[int]) -> list[LoggedRun]:
+        """The ended runs of these batches, oldest first (a study made from logged runs)."""
+        with self.read_session() as s:
+            rows = s.execute(
+                select(
+                    Run.id,
+                    Run.started_at,
+                    Note.text,
+                    Run.task,
+                    Run.instruction,
+                    Model.sha256,
+                    Model.name,
+                    Model.file_name,
+                    Run.endpoint,
+                    Run.served_model,
+                )
+                .join(Note, Note.id == Run.note_id)
+                .join(Model, Model.id == Run.model_id)
+                .where(Run.batch_id.in_(list(batch_ids)), Run.status == "finished")
+                .order_by(Run.started_at, Run.id)
+            ).all()
+        if any(r.text is None for r in rows):
+            raise UsageError("these runs' notes are kept as hashes only: a study needs the notes' text")
+        return [LoggedRun(*r) for r in rows]
 
     def link_study_answer(self, answer_uid: str, run: int | str) -> None:
         """Record ``run`` (id or uuid) as the answer's run (the generation of a pending answer)."""
@@ -423,4 +466,4 @@ class StudiesMixin(StudyRatingMixin):
         )
 
 
-__all__ = ["NewStudy", "NewStudyArm", "NewStudyItem", "PendingAnswer", "StudiesMixin", "StudyInfo"]
+__all__ = ["LoggedRun", "NewStudy", "NewStudyArm", "NewStudyItem", "PendingAnswer", "StudiesMixin", "StudyInfo"]

@@ -235,3 +235,38 @@ def test_status_json_has_the_agreement_fields(tmp_path: Path, capsys) -> None:  
     payload = json.loads(capsys.readouterr().out)
     assert {"alpha", "alpha_ci", "per_task", "progress", "disagreements"} <= set(payload)
     assert payload["study"]["name"] == "pilot"
+
+
+def test_a_study_from_a_batch_uses_its_logged_runs_and_generates_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from app.cli.batch.options import BatchOptions
+    from app.cli.batch.runner import run_batch
+
+    ctx = TwoModels(tmp_path)
+    inp = items_csv(tmp_path / "items.csv", n=4)
+    args = build_parser().parse_args(["batch", str(inp), "--model", "alpha", "--model", "beta", "--max-tokens", "12"])
+    with ctx.open_log() as log:
+        assert run_batch(BatchOptions.from_args(args), ctx, log, threading.Event()) == 7  # the long item fails
+        asked = {name: len(e.requests) for name, e in ctx.engines.items()}
+        argv = ["study", "create", "from-runs", "--from-batch", "1", "--raters", "ana,ben", "--overlap", "1"]
+        assert create(CreateOptions.from_args(build_parser().parse_args(argv)), ctx, log, threading.Event()) == 0
+        info = log.study("from-runs")
+        assert (info.items, info.arms, info.generated, info.answers) == (4, ("alpha", "beta"), 8, 8)
+        rows = log.packet_rows("from-runs", "ana") + log.packet_rows("from-runs", "ben")
+        assert len(rows) == 8 and sum(r["failure"] is not None for r in rows) == 2  # the failed runs, to be rated
+    assert {name: len(e.requests) for name, e in ctx.engines.items()} == asked
+    with pytest.raises(Exception, match="--from-batch takes its arms"):
+        CreateOptions.from_args(build_parser().parse_args([*argv, "--model", "alpha"]))
+
+
+def test_from_runs_leaves_out_items_an_arm_did_not_answer_and_keeps_the_latest_run() -> None:
+    from app.cli.study.create import from_runs
+    from app.store.studies import LoggedRun
+
+    def run(i: int, model: str, item: str) -> LoggedRun:
+        return LoggedRun(i, None, f"note {item}", "Question Answering", "Q?", model * 64, model, f"{model}.gguf",
+                         None, None)  # fmt: skip
+
+    runs = [run(1, "a", "x"), run(2, "b", "x"), run(3, "a", "y"), run(4, "a", "x")]
+    items, arms, mapping, dropped = from_runs(runs)
+    assert [a.label for a in arms] == ["a", "b"] and dropped == 1
+    assert [it.note for it in items] == ["note x"] and mapping == {(0, 0): 4, (0, 1): 2}

@@ -137,8 +137,9 @@ def _register_create(sub: Any) -> None:
 
     cr = sub.add_parser("create", help="record a study and generate its answers (run again to resume)")
     cr.add_argument("name", type=v.text)
-    cr.add_argument("--items", required=True, help=".csv or .jsonl as `batch` reads it: id, note or note_path, "
-                    "task, instruction")  # fmt: skip
+    cr.add_argument("--items", help=".csv or .jsonl as `batch` reads it: id, note or note_path, task, instruction")
+    cr.add_argument("--from-batch", type=int, action="append", help="instead of --items: a batch's logged runs "
+                    "(repeat; an arm per model, an item per note and question)")  # fmt: skip
     cr.add_argument("--model", action="append", type=v.model_ref, help="one arm per model (repeat)")
     cr.add_argument("--raters", required=True, help="the raters, comma-separated (the study's rater list)")
     cr.add_argument("--adjudicators", help="who may record final scores, comma-separated")

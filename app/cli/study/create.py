@@ -20,7 +20,7 @@ from app.cli.batch.options import endpoint_settings
 from app.core.errors import Cancelled, UsageError
 from app.service import SamplingOverrides
 from app.service.study import GenerateCounts, Generation, generate_answers
-from app.store.studies import NewStudy, NewStudyArm, NewStudyItem, PendingAnswer
+from app.store.studies import LoggedRun, NewStudy, NewStudyArm, NewStudyItem, PendingAnswer
 
 MAX_LISTED = 20
 
@@ -30,8 +30,10 @@ class CreateOptions:
     """``study create``, checked before the log is opened or a model loads."""
 
     name: str
-    items_path: Path
-    """The items file (CSV or JSON Lines, the columns of ``batch``)."""
+    items_path: Path | None
+    """The items file (CSV or JSON Lines, the columns of ``batch``); None with ``from_batches``."""
+    from_batches: tuple[int, ...]
+    """``--from-batch``: the study's answers are these batches' logged runs (nothing is generated)."""
     models: tuple[str, ...]
     """``--model`` references, one arm each (empty with ``--endpoint``)."""
     raters: tuple[str, ...]
@@ -53,16 +55,22 @@ class CreateOptions:
         raters = names(args.raters)
         if not raters:
             problems.append("--raters needs at least one name (a,b,c)")
-        if not args.model and endpoint is None:
+        batches = tuple(args.from_batch or ())
+        if bool(args.items) == bool(batches):
+            problems.append("give the items: --items FILE (answers generated) or --from-batch ID (logged runs)")
+        if batches and (args.model or endpoint is not None):
+            problems.append("--from-batch takes its arms from the logged runs: leave --model and --endpoint out")
+        if args.items and not args.model and endpoint is None:
             problems.append("give the arms: --model M (repeat for several) or --endpoint URL --endpoint-model NAME")
         if len(set(args.model or ())) != len(args.model or ()):
             problems.append("a --model is given twice")
         if problems:
             raise UsageError("; ".join(problems))
-        path = Path(args.items)
-        check_input(path)
+        path = Path(args.items) if args.items else None
+        if path is not None:
+            check_input(path)
         return cls(
-            name=args.name, items_path=path, models=tuple(args.model or ()), raters=raters,
+            name=args.name, items_path=path, from_batches=batches, models=tuple(args.model or ()), raters=raters,
             adjudicators=names(args.adjudicators), overlap=args.overlap, calibration=args.calibration,
             seed=args.seed, blinding=args.blinding,
             explicit=SamplingOverrides(max_tokens=args.max_tokens, temperature=args.temperature,
@@ -120,6 +128,8 @@ def create(opts: CreateOptions, ctx: Any, log: Any, cancel: threading.Event) -> 
     from app.core.hashing import sha256_file
     from resources.rubric import RUBRIC_VERSION
 
+    if opts.items_path is None:
+        return create_from_runs(opts, log)
     items_sha = sha256_file(opts.items_path)
     models = [ctx.model(m) for m in opts.models] if opts.endpoint is None else []
     arms = arms_of(models, opts.endpoint)
@@ -143,6 +153,53 @@ def create(opts: CreateOptions, ctx: Any, log: Any, cancel: threading.Event) -> 
             file=sys.stderr,
         )
     return generate(opts.name, ctx, log, cancel, opts.endpoint)
+
+
+FromRuns = tuple[tuple[NewStudyItem, ...], tuple[NewStudyArm, ...], dict[tuple[int, int], int], int]
+"""(items, arms, (item index, arm index) -> run id, items left out)."""
+
+
+def from_runs(runs: list[LoggedRun]) -> FromRuns:
+    """Items, arms and (item, arm) -> run from logged runs: an arm per model (or endpoint), an item per note,
+    task and instruction, the latest run where an arm answered an item twice; items some arm did not answer
+    are left out (their count is the last value: the caller says so)."""
+    arm_of: dict[tuple[str, str | None], int] = {}
+    item_of: dict[tuple[str, str, str], int] = {}
+    latest: dict[tuple[int, int], LoggedRun] = {}
+    for r in runs:  # oldest first: a later run of the same item and arm replaces an earlier one
+        a = arm_of.setdefault((r.model_sha256, r.endpoint), len(arm_of))
+        i = item_of.setdefault((r.note, r.task, r.instruction), len(item_of))
+        latest[(i, a)] = r
+    complete = [i for i in range(len(item_of)) if all((i, a) in latest for a in range(len(arm_of)))]
+    firsts = {a: next(r for (_, aa), r in latest.items() if aa == a) for a in range(len(arm_of))}
+    names = [firsts[a].model_name if firsts[a].endpoint is None else f"{firsts[a].served_model} @ {firsts[a].endpoint}"
+             for a in range(len(arm_of))]  # fmt: skip
+    if len(set(names)) != len(names):
+        names = [f"{n} ({firsts[a].model_sha256[:8]})" for a, n in enumerate(names)]
+    arms = tuple(NewStudyArm(n[:128], firsts[a].model_sha256, firsts[a].endpoint, firsts[a].served_model)
+                 for a, n in enumerate(names))  # fmt: skip
+    keyed = {v: k for k, v in item_of.items()}
+    items = tuple(NewStudyItem(f"run-{latest[(i, 0)].id}", keyed[i][0], keyed[i][1], keyed[i][2]) for i in complete)
+    mapping = {(n, a): latest[(i, a)].id for n, i in enumerate(complete) for a in range(len(arm_of))}
+    return items, arms, mapping, len(item_of) - len(complete)
+
+
+def create_from_runs(opts: CreateOptions, log: Any) -> int:
+    """A study whose answers are the logged runs of ``opts.from_batches`` (nothing to generate)."""
+    from resources.rubric import RUBRIC_VERSION
+
+    items, arms, mapping, dropped = from_runs(log.runs_for_study(opts.from_batches))
+    if dropped:
+        print(f"-- {dropped} item(s) left out: not every arm answered them", file=sys.stderr)
+    spec = NewStudy(
+        name=opts.name, items=items, arms=arms, raters=opts.raters, overlap=opts.overlap,
+        calibration=opts.calibration, seed=opts.seed, blinding=opts.blinding, adjudicators=opts.adjudicators,
+        rubric_version=RUBRIC_VERSION, settings={"from_batches": list(opts.from_batches)}, runs=mapping,
+    )  # fmt: skip
+    info = log.create_study(spec)
+    print(f"-- study {info.name} ({info.uuid}): {info.items} items x {len(info.arms)} arms from logged runs "
+          f"({', '.join(info.arms)})", file=sys.stderr)  # fmt: skip
+    return 0
 
 
 def generate(name: str, ctx: Any, log: Any, cancel: threading.Event, endpoint: Any = None) -> int:
