@@ -137,6 +137,7 @@ def test_import_is_idempotent_later_supersedes_and_failures_are_rated(log: EvalL
     data = log.study_data("pilot")
     assert {r.score for r in data.ratings} == {4} and len(data.ratings) == len(first.rows)
     failure = {r["answer_uid"]: r["failure"] for r in log.packet_rows("pilot", "ana")}
+    assert any(failure.values())  # ana's packet holds a failed answer (seed 7), rated like any other
     assert {r.answer: r.failed for r in data.ratings} == {uid: why is not None for uid, why in failure.items()}
     # imported ratings are ordinary ratings of the runs: the superseded ones stay as history
     with log.read_session() as s:
@@ -147,6 +148,10 @@ def test_import_is_idempotent_later_supersedes_and_failures_are_rated(log: EvalL
         total = s.scalar(select(func.count()).select_from(Rating))
         current = s.scalar(select(func.count()).select_from(Rating).where(Rating.is_current.is_(True)))
     assert (total, current) == (2 * len(first.rows), len(first.rows))
+    from app.store.export import iter_rows
+
+    _names, exported = iter_rows(log, "ratings")
+    assert sorted((r["rater"], r["score"]) for r in exported) == [("ana", 4)] * len(first.rows)
 
 
 def test_a_bad_file_is_refused_whole_and_names_each_row(log: EvalLog) -> None:
