@@ -227,12 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside the core (ground, evaluation log, batch, cache, quantize, data, judge,
-    train)."""
-    from app.cli import batch, cache, ground, log_cmds
+    """Subcommand groups that live beside the core (ground, evaluation log, batch, study, cache, quantize, data,
+    judge, train)."""
+    from app.cli import batch, cache, ground, log_cmds, study
     from quantize import cli as quantize_cli
 
-    plugins = [ground.register, log_cmds.register, batch.register, cache.register, quantize_cli.register]
+    plugins = [
+        ground.register,
+        log_cmds.register,
+        batch.register,
+        study.register,
+        cache.register,
+        quantize_cli.register,
+    ]
     try:
         from training.data import cli as data_cli  # the `data` and `judge` groups (argparse only until run)
     except ImportError:  # a desktop bundle without training/

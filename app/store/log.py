@@ -13,8 +13,9 @@ Note text is patient data: it is stored only when ``store_note_text`` is true, i
 log message or an error, and is left out of exports on request.
 
 ``EvalLog`` is composed by concern: the run lifecycle and batches (``runs.py``), ratings, comparisons and
-blinding (``ratings.py``) and the reads (``reads.py``), over the open database and its one transaction
-helper, ``write_session()`` / ``read_session()`` (``base.py``).
+blinding (``ratings.py``), the reads (``reads.py``) and evaluation studies (``studies.py``,
+``study_rate.py``), over the open database and its one transaction helper, ``write_session()`` /
+``read_session()`` (``base.py``).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from app.store import db
 from app.store.ratings import RatingsMixin
 from app.store.reads import ReadsMixin
 from app.store.runs import RunsMixin
+from app.store.studies import StudiesMixin
 
 
 # Mixins rather than delegation: every part works on the same open database, sessions and id caches
 # (``LogBase``), and callers keep one object with one flat API (``log.start_run``, ``log.add_rating``,
 # ``log.list_runs``). Delegation would need a forwarding method here for each of the ~30 public methods,
 # the repetition this split removes; the parts share no method names, so the order of the bases is moot.
-class EvalLog(RunsMixin, RatingsMixin, ReadsMixin):
+class EvalLog(StudiesMixin, RunsMixin, RatingsMixin, ReadsMixin):
     """An open evaluation log. Thread-safe for the usual pattern (one session per call)."""
 
     @classmethod

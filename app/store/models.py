@@ -284,14 +284,21 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+STUDY_ROLES = ("rater", "adjudicator")
+
+
 class StudyRater(Base):
-    """A rater registered for a study (the rater list: no free-text names in a study)."""
+    """A person registered for a study (the rater list: no free-text names in a study), in one role.
+
+    The role is part of the key: an adjudicator may also be one of the raters (a small team), and each
+    role is checked on its own (rating needs ``rater``, a final score needs ``adjudicator``)."""
 
     __tablename__ = "study_raters"
+    __table_args__ = (CheckConstraint("role IN ('rater', 'adjudicator')", name="role"),)
 
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16), default="rater")
+    role: Mapped[str] = mapped_column(String(16), primary_key=True, default="rater")
     """``rater`` or ``adjudicator``."""
 
 
@@ -345,6 +352,8 @@ class StudyAssignment(Base):
     """Which rater rates which answer, in which order (deterministic from the study's seed)."""
 
     __tablename__ = "study_assignments"
+    # A rater's packet is read in their order: one index serves it.
+    __table_args__ = (Index("ix_study_assignments_rater_id_position", "rater_id", "position"),)
 
     answer_id: Mapped[int] = mapped_column(ForeignKey("study_answers.id", ondelete="CASCADE"), primary_key=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), primary_key=True)
@@ -370,7 +379,11 @@ class Adjudication(Base):
     """A final score for a study answer by a named adjudicator, with the reason; ratings stay as they were."""
 
     __tablename__ = "adjudications"
-    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 4", name="score"),)
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 1 AND 4", name="score"),
+        # One current final score per answer; a new adjudication keeps the earlier ones as history.
+        Index("uq_adjudications_current", "answer_id", unique=True, sqlite_where=text("is_current = 1")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     answer_id: Mapped[int] = mapped_column(ForeignKey("study_answers.id", ondelete="CASCADE"), index=True)

@@ -9,6 +9,9 @@ neither.
 The rule has two forms that must agree: :func:`why_not_rateable` on one run's values (the Qt screens,
 ``EvalLog.add_rating``, the import) and :func:`rateable_clause` in SQL (``log stats`` leaves out ratings
 of runs it rejects, which an older log may hold).
+
+In a study the rule is wider (:func:`why_not_rateable_in_study`): every ended run is rated, failures
+included, and :func:`study_failure` says what the rater is told about an incomplete one.
 """
 
 from __future__ import annotations
@@ -62,3 +65,42 @@ def rateable_clause() -> Any:
         func.coalesce(Run.finish_reason, "").in_(RATEABLE_FINISH),
         func.coalesce(func.trim(Run.answer, WHITESPACE), "") != "",
     )
+
+
+# -- in a study ------------------------------------------------------------------------------------------
+# A study measures the arms, failures included: an arm that errored, was stopped, ran into the length limit
+# or answered nothing is shown to its raters as such and rated (typically 1, "unacceptable"), so a model
+# that fails often cannot look better by having its failures drop out of the means. Only a run that has
+# not ended (still running, or its process died) has nothing to rate yet.
+
+
+def why_not_rateable_in_study(status: str | None, finish_reason: str | None, answer: str | None) -> str | None:
+    """Why a study answer's run cannot be rated yet, as a phrase; None when it can (any ended run)."""
+    if status is None:
+        return "its answer has not been generated yet"
+    if status != "finished":
+        return "its run has not finished" if status == "started" else f"its run was {status}"
+    return None
+
+
+def study_failure(finish_reason: str | None, answer: str | None) -> str | None:
+    """What a rater is told about an answer that is not a complete one (None: a complete answer)."""
+    if finish_reason == "error":
+        return "the model failed to answer (error)"
+    if finish_reason == "cancelled":
+        return "the answer was stopped before it ended"
+    if not (answer or "").strip():
+        return "the model's answer is empty"
+    if finish_reason == "length":
+        return "the answer was cut at the length limit (incomplete)"
+    if finish_reason not in RATEABLE_FINISH:
+        return f"the run ended with finish reason {finish_reason!r}"
+    return None
+
+
+def study_failed(finish_reason: str | None, answer: str | None) -> bool:
+    """No usable answer at all (error, stopped, empty): the ``failed`` mark of the study's statistics. An
+    answer cut at the length limit is incomplete but has text to judge, so it is not counted as failed."""
+    if finish_reason == "length" and (answer or "").strip():
+        return False
+    return study_failure(finish_reason, answer) is not None
