@@ -23,7 +23,7 @@ from app.core.druglex import BRAND_GENERIC, DRUG_NAMES, generic_of, is_drug
 from app.core.grounding.lablex import labs_in
 from app.core.grounding.segments import Span, note_units
 from app.core.grounding.tokens import _MEASURE, _MONTH_RE, _MONTHS, _RATIO, _dates_in, _norm_num, _numbers_in
-from app.core.grounding.units import doses_in, frequencies_in, routes_in
+from app.core.grounding.units import DOSE, doses_in, frequencies_in, routes_in
 
 WORD = re.compile(r"[^\W_]+")
 _NEG_BEFORE = re.compile(
@@ -35,6 +35,10 @@ _NEG_AFTER = re.compile(
     r"^\W{0,3}(?:(?:was|were|has been|had been|is|are|being)\s+)?(?:stopped|discontinued|held)\b", re.I
 )
 _CLAUSE = re.compile(r"[,;:]")
+_DOSE_OF = re.compile(rf"(?:{DOSE.pattern})\s+of\s+(?:the\s+)?$", re.IGNORECASE)
+"""A dose written before its drug ("50 mg of Benadryl")."""
+_SAME_DRUG_GAP = re.compile(r"[\W_]{0,3}")
+"""What may separate two mentions that name one product ("amoxicillin-clavulanate", "Tylenol (acetaminophen")."""
 _MONTH_YEAR = re.compile(rf"(?<![\d/])\b({_MONTH_RE})\.?,?\s+(\d{{4}})\b", re.IGNORECASE)
 _STOP_WORDS = (
     "the and with was were has had have for that this from into onto then than she her his him they them "
@@ -127,6 +131,14 @@ def _negated(text: str, lo: int, hi: int, start: int, end: int) -> bool:
     return bool(_NEG_BEFORE.search(" ".join(before)) or _NEG_AFTER.search(text[end : min(hi, end + 40)]))
 
 
+@dataclass(frozen=True)
+class Scope:
+    start: int
+    end: int
+    generics: frozenset[str]
+    """The drug(s) this stretch of a unit is about (two when mentions are adjacent: "Tylenol (acetaminophen)")."""
+
+
 @dataclass
 class NoteIndex:
     note: str
@@ -146,6 +158,10 @@ class NoteIndex:
     _memo: dict[object, dict[int, list[Span]]] = field(default_factory=dict)
     """``units_of`` results by look-up key: a 60-item answer asks for the same dose or drug many times."""
     _taken: dict[str, list[Span]] = field(default_factory=dict)
+    scopes: dict[int, list[Scope]] = field(default_factory=dict)
+    """Units naming two or more drugs -> one scope per drug, in order (see the module docstring)."""
+    shared_tail: dict[int, set[str]] = field(default_factory=dict)
+    """Per unit of ``scopes``: the roles ("frequency", "route") written only in its last scope."""
 
     @classmethod
     def build(cls, note: str) -> NoteIndex:
@@ -176,7 +192,56 @@ class NoteIndex:
                     u += 1
                 if u < n and idx.units[u][0] <= m.start():
                     idx.stems[w[:4]].add(u)
+        idx._build_scopes()
         return idx
+
+    def _build_scopes(self) -> None:
+        for u, mentions in self.drugs_by_unit.items():
+            if u < 0 or len({m.generic for m in mentions}) < 2:
+                continue
+            lo, hi = self.units[u]
+            groups: list[list[DrugMention]] = []
+            for m in sorted(mentions, key=lambda d: d.start):
+                if groups and _SAME_DRUG_GAP.fullmatch(self.note, groups[-1][-1].end, m.start):
+                    groups[-1].append(m)
+                else:
+                    groups.append([m])
+            starts = [lo] + [self._scope_start(g[0].start, lo) for g in groups[1:]]
+            ends = [*starts[1:], hi]
+            self.scopes[u] = [
+                Scope(a, b, frozenset(m.generic for m in g)) for a, b, g in zip(starts, ends, groups, strict=True)
+            ]
+        if not self.scopes:
+            return
+        seen: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        for role, table in (("frequency", self.freqs), ("route", self.routes)):
+            for spans in table.values():
+                for s, _ in spans:
+                    u = self.unit_of(s)
+                    if u in self.scopes:
+                        seen[u][role].add(self._scope_index(u, s))
+        for u, roles in seen.items():
+            last = len(self.scopes[u]) - 1
+            self.shared_tail[u] = {role for role, where in roles.items() if where == {last}}
+
+    def _scope_start(self, start: int, lo: int) -> int:
+        m = _DOSE_OF.search(self.note, max(lo, start - 40), start)
+        return m.start() if m else start
+
+    def _scope_index(self, unit: int, pos: int) -> int:
+        return bisect_right([sc.start for sc in self.scopes[unit]], pos) - 1
+
+    def in_scope(self, unit: int, role: str, spans: list[Span], generics: frozenset[str]) -> list[Span]:
+        """The spans of a claim's attribute that lie where the note gives the claim's drug(s) that attribute:
+        all of them in a unit naming one drug; in a unit naming several, those in the drug's own scope (or in
+        a shared tail, for a frequency or route)."""
+        scopes = self.scopes.get(unit)
+        if scopes is None:
+            return spans
+        mine = [i for i, sc in enumerate(scopes) if sc.generics & generics]
+        if role in self.shared_tail.get(unit, ()):
+            mine.append(len(scopes) - 1)
+        return [sp for sp in spans if max(0, self._scope_index(unit, sp[0])) in mine]
 
     def unit_of(self, offset: int) -> int:
         """Index of the unit holding ``offset``, or -1 (between units: whitespace, a list marker)."""
