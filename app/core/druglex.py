@@ -81,7 +81,7 @@ _BY_CLASS = {
         phenazopyridine bethanechol sevelamer calcium cinacalcet patiromer
     """,
     "skin_muscle": """
-        triamcinolone mupirocin clobetasol hydrocortisone ketoconazole orphenadrine
+        triamcinolone mupirocin clobetasol ketoconazole orphenadrine
     """,
     # Every word written right before a dose in the 1,388 shared notes that was missing here (a scan made
     # for the hand-labelled claim audit: a drug the lexicon lacks cannot be grounded in the note at all).

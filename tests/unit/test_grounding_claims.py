@@ -338,3 +338,18 @@ def test_respiration_is_the_respiratory_rate_and_digit_frequencies_match():
     assert keys == {"tid"}
     assert {k for *_, k in frequencies_in("at h.s., at bedtime, qhs")} == {"qhs"}
     assert {k for *_, k in frequencies_in("2 times a day, 4 times daily")} == {"bid", "qid"}
+
+
+def test_a_sentence_that_refers_back_to_the_one_drug_before_it():
+    note = (
+        "She has been treated with methotrexate for years. Her dosage was lowered from 25 mg to 20 mg, then it "
+        "was raised to 22.5 mg per week.\nLimit salt to 2300 mg daily."
+    )
+    c = _one("Methotrexate 22.5 mg per week", note)
+    assert c.status == S.SUPPORTED and "methotrexate is named in an earlier sentence" in c.reason
+    assert _one("Methotrexate 25 mg then 20 mg", note).status == S.SUPPORTED
+    assert _one("Methotrexate 2300 mg daily", note).status == S.PARTLY  # another line: no window
+    no_reference = "She takes lisinopril every morning. Salt is limited to 2300 mg daily."
+    assert _one("Lisinopril 2300 mg daily", no_reference).status == S.PARTLY  # nothing refers back
+    two = "She takes lisinopril and metformin. The dose was raised to 20 mg."
+    assert _one("Lisinopril 20 mg", two).status == S.PARTLY  # which drug "the dose" is: not guessed

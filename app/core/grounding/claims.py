@@ -214,6 +214,11 @@ def _medication(idx: NoteIndex, answer: str, s: int, e: int, drugs: list[_Anchor
         idx, answer, s, e, "medication", anchors, attrs, lambda u, p: _drug_near(idx, u, p, main.key),
         lambda u, role, spans: idx.in_scope(u, role, spans, generics),
     )  # fmt: skip
+    unit = idx.unit_of(claim.note_unit[0]) if claim.note_unit else -1
+    if unit in idx.refers and claim.status == ClaimStatus.SUPPORTED:
+        generic, _, (x, y) = idx.refers[unit]
+        why = f'{generic} is named in an earlier sentence; "{idx.note[x:y]}" here refers to it'
+        return Claim("medication", claim.text, s, e, claim.status, claim.parts, claim.note_unit, why)
     negated = [m for d in drugs for m in idx.drugs.get(d.key, ()) if m.negated]
     if claim.status == ClaimStatus.NOT_FOUND and negated:
         m = negated[0]
