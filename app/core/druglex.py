@@ -80,6 +80,15 @@ _BY_CLASS = {
         finasteride dutasteride oxybutynin tolterodine solifenacin mirabegron sildenafil tadalafil
         phenazopyridine bethanechol sevelamer calcium cinacalcet patiromer
     """,
+    "skin_muscle": """
+        triamcinolone mupirocin clobetasol ketoconazole orphenadrine
+    """,
+    # Every word written right before a dose in the 1,388 shared notes that was missing here (a scan made
+    # for the hand-labelled claim audit: a drug the lexicon lacks cannot be grounded in the note at all).
+    "brands_in_shared_notes": """
+        brilinta aldactone bumex cialis flexeril naprosyn ultram mobic cardura flomax carafate norflex
+        micronase levothroid benicar versed aciphex combivent lortab trizivir
+    """,
     "brands": """
         lasix coumadin eliquis xarelto plavix lipitor crestor zocor norvasc toprol lopressor coreg
         zestril prinivil cozaar diovan entresto lantus humalog novolog levemir tresiba ozempic trulicity
@@ -122,8 +131,14 @@ BRAND_GENERIC: dict[str, str] = {
     "sudafed": "pseudoephedrine", "imodium": "loperamide", "flonase": "fluticasone", "medrol": "methylprednisolone",
     "keppra": "levetiracetam", "lamictal": "lamotrigine", "depakote": "divalproex", "dilantin": "phenytoin",
     "tegretol": "carbamazepine", "humira": "adalimumab", "voltaren": "diclofenac", "toradol": "ketorolac",
+    "brilinta": "ticagrelor", "aldactone": "spironolactone", "bumex": "bumetanide", "cialis": "tadalafil",
+    "flexeril": "cyclobenzaprine", "naprosyn": "naproxen", "ultram": "tramadol", "mobic": "meloxicam",
+    "cardura": "doxazosin", "flomax": "tamsulosin", "carafate": "sucralfate", "norflex": "orphenadrine",
+    "micronase": "glyburide", "levothroid": "levothyroxine", "benicar": "olmesartan", "versed": "midazolam",
+    "aciphex": "rabeprazole",
 }  # fmt: skip
-"""Brand -> generic for the brands above whose single generic is in the lexicon. Grounding names the
+"""Brand -> generic for the brands above whose single generic is in the lexicon (combinations such as
+Combivent, Lortab and Trizivir are drugs without a mapping). Grounding names the
 mapping when it uses one ("Tylenol (acetaminophen)"), so a reader sees that the note said the other name."""
 
 NOT_DRUGS: frozenset[str] = frozenset({"vitamin", "iron", "potassium", "magnesium", "calcium", "sodium", "folic"})

@@ -3,6 +3,7 @@ side by side with the word-level checker it replaced; and what a check costs.
 
     .venv/bin/python tests/bench/bench_claims.py [--limit N] [--seed S] [--json] [--show-errors K]
     .venv/bin/python tests/bench/bench_claims.py --cost [--runs N]
+    .venv/bin/python tests/bench/bench_claims.py --handset [--json] [--show-errors K]
 
 The claim set is built here from ``shared/data/notes`` (ACI-bench and MTS-Dialog, every split):
 
@@ -22,6 +23,15 @@ A flag is a claim reported partly supported or not found. Positives are the alte
 word-level checker (``grounding.tokens.check_tokens``) flags a claim when any of its facts is not found
 anywhere in the note. Selection is seeded.
 
+``--handset``: the hand-labelled claims of ``tests/data/claims_handset.jsonl`` instead (written by reading
+21 shared notes, independently of the rules above, so the figure is not circular). Each line names its note
+by file and row id (``encounter_id`` for ACI-bench, ``ID`` for MTS-Dialog) and gives a claim a model might
+write with its label: supported, partly, not_found or unchecked. Flagged = partly or not found; positives =
+labels partly and not_found; an "unchecked" label is a negative. Each claim is checked as a whole answer;
+when the checker splits it, the claim's status is the worst of its parts (``claim_status``). Printed: both
+checkers' precision and recall, a label x status confusion matrix for each, and how many claims each
+checker left unchecked against how many were labelled unchecked.
+
 ``--cost``: a 60-item answer (claims from this set) against a note of about 2,000 words (shared notes
 joined), median wall time of ``check_answer`` and of ``check_tokens`` over ``--runs`` runs.
 """
@@ -29,6 +39,7 @@ joined), median wall time of ``check_answer`` and of ``check_tokens`` over ``--r
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import statistics
@@ -46,7 +57,7 @@ from app.core.grounding.claims import check_claims  # noqa: E402
 from app.core.grounding.noteindex import NoteIndex, values_in  # noqa: E402
 from app.core.grounding.tokens import check_tokens  # noqa: E402
 from app.core.grounding.units import doses_in, frequencies_in, routes_in  # noqa: E402
-from tests.bench.bench_grounding import load_notes  # noqa: E402
+from tests.bench.bench_grounding import NOTES_DIR, load_notes  # noqa: E402
 
 _UNIT_WORDS = {
     "mg": "milligrams",
@@ -95,6 +106,11 @@ _ROUTE_SHORT = {
     "transdermal": "transdermal",
     "nasal": "nasal",
 }
+HANDSET = ROOT / "tests" / "data" / "claims_handset.jsonl"
+_ROW_ID = {"aci_bench": ("encounter_id", "note"), "mts_dialog": ("ID", "section_text")}
+"""File-name prefix -> (row id column, note column)."""
+STATUSES = ("supported", "partly", "not_found", "unchecked")
+_FLAGS = ("partly", "not_found")
 _PER_NOTE = 2
 """Altered claims of each kind per note (each for another drug or test), so few rich notes do not dominate."""
 _WINDOW = 30
@@ -183,7 +199,10 @@ def lab_values(idx: NoteIndex) -> list[tuple[str, str, str, tuple, int]]:
         hi = idx.units[u][1]
         for i, (s, e, name) in enumerate(sorted(tests)):
             stop = min(sorted(tests)[i + 1][0] if i + 1 < len(tests) else hi, e + _WINDOW)
-            vals = [v for v in values_in(idx.note[e:stop])]
+            # Parsed to the next test (not cut at the window, which made "3" of "3 weeks" a value), kept when
+            # it starts inside the window.
+            nxt = sorted(tests)[i + 1][0] if i + 1 < len(tests) else hi
+            vals = [v for v in values_in(idx.note[e:nxt]) if e + v[0] < stop]
             if vals:
                 x, y, key = vals[0]
                 out.append((idx.note[s:e], name, idx.note[e + x : e + y], key, u))
@@ -325,6 +344,118 @@ def cost(notes: list[str], items: list[Item], runs: int) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class HandClaim:
+    source: str
+    """The notes file (under ``shared/data/notes``)."""
+    row_id: str
+    """The note's row id in that file."""
+    task: str
+    instruction: str
+    claim: str
+    label: str
+    """supported, partly, not_found or unchecked: read off the note by hand."""
+    why: str
+
+
+def load_handset(path: Path = HANDSET) -> list[HandClaim]:
+    with path.open(encoding="utf-8") as fh:
+        return [HandClaim(**json.loads(line)) for line in fh if line.strip()]
+
+
+def handset_notes(claims: list[HandClaim], notes_dir: Path = NOTES_DIR) -> dict[tuple[str, str], str]:
+    """The note of each (file, row id) the hand set names, read from the shared data (never copied)."""
+    csv.field_size_limit(2**31 - 1)
+    out: dict[tuple[str, str], str] = {}
+    for source in sorted({c.source for c in claims}):
+        id_col, note_col = next(v for k, v in _ROW_ID.items() if source.startswith(k))
+        with (notes_dir / source).open(encoding="utf-8", newline="") as fh:
+            out.update({(source, row[id_col]): row[note_col] for row in csv.DictReader(fh)})
+    return out
+
+
+def claim_status(statuses: list[str]) -> str:
+    """One status for a claim the checker split: unchecked when nothing was checked, not found when every
+    checked part is, partly when some part is flagged, else supported."""
+    checked = [s for s in statuses if s != "unchecked"]
+    if not checked:
+        return "unchecked"
+    if all(s == "not_found" for s in checked):
+        return "not_found"
+    return "partly" if any(s in _FLAGS for s in checked) else "supported"
+
+
+def status_by_claims(answer: str, note: str) -> str:
+    return claim_status([c.status.value for c in check_claims(answer, note)])
+
+
+def status_by_tokens(answer: str, note: str) -> str:
+    facts = check_tokens(answer, note).spans
+    return claim_status(["supported" if f.found else "not_found" for f in facts]) if facts else "unchecked"
+
+
+def evaluate_handset(claims: list[HandClaim], notes: dict[tuple[str, str], str], status=status_by_claims) -> dict:
+    """Precision and recall of the flags, the label x status confusion matrix, and the disagreements."""
+    matrix = {label: dict.fromkeys(STATUSES, 0) for label in STATUSES}
+    tp = fp = fn = 0
+    errors: list[tuple[HandClaim, str]] = []
+    for c in claims:
+        got = status(c.claim, notes[(c.source, c.row_id)])
+        matrix[c.label][got] += 1
+        flagged, positive = got in _FLAGS, c.label in _FLAGS
+        tp += flagged and positive
+        fp += flagged and not positive
+        fn += positive and not flagged
+        if flagged != positive:
+            errors.append((c, got))
+    return {
+        "claims": len(claims),
+        "positives": tp + fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "matrix": matrix,
+        "left_unchecked": sum(row["unchecked"] for row in matrix.values()),
+        "labelled_unchecked": sum(matrix["unchecked"].values()),
+        "errors": errors,
+    }
+
+
+def print_handset(results: dict[str, dict], notes: dict, show_errors: int, as_json: bool) -> None:
+    if as_json:
+        strip = {name: {k: v for k, v in r.items() if k != "errors"} for name, r in results.items()}
+        print(json.dumps(strip, indent=2))
+    for name, r in results.items():
+        if as_json:
+            break
+        print(
+            f"{name}: precision {r['precision']:.3f}, recall {r['recall']:.3f} (TP {r['tp']}, FP {r['fp']}, "
+            f"FN {r['fn']}; {r['claims']} claims, {r['positives']} positives); left unchecked "
+            f"{r['left_unchecked']}, labelled unchecked {r['labelled_unchecked']}"
+        )
+        print("| label \\ status | " + " | ".join(STATUSES) + " |")
+        print("| --- |" + " ---: |" * len(STATUSES))
+        for label, row in r["matrix"].items():
+            print(f"| {label} | " + " | ".join(str(row[s]) for s in STATUSES) + " |")
+    for c, got in results["claim checker"]["errors"][:show_errors]:
+        print(f"--- {c.source} {c.row_id} [label {c.label}, got {got}] {c.claim}  ({c.why})")
+        for x in check_claims(c.claim, notes[(c.source, c.row_id)]):
+            print(f"    [{x.status.value}] {x.reason}")
+
+
+def run_handset(show_errors: int, as_json: bool) -> dict[str, dict]:
+    claims = load_handset()
+    notes = handset_notes(claims)
+    results = {
+        "claim checker": evaluate_handset(claims, notes),
+        "word-level checker": evaluate_handset(claims, notes, status_by_tokens),
+    }
+    print_handset(results, notes, show_errors, as_json)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="use the first N notes only")
@@ -333,7 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show-errors", type=int, default=0, metavar="K", help="print K misclassified claims")
     ap.add_argument("--cost", action="store_true", help="time a 60-item answer against a ~2,000-word note")
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--handset", action="store_true", help="the hand-labelled claims of tests/data instead")
     args = ap.parse_args(argv)
+    if args.handset:
+        run_handset(args.show_errors, args.json)
+        return 0
     notes = load_notes()[: args.limit]
     items = make_items(notes, args.seed)
     if args.cost:

@@ -266,3 +266,90 @@ def test_withstands_hostile_input_without_crashing():
         assert GroundingReport.from_dict(report.summary()).claims == report.claims
     caps = check_claims("METFORMIN 1000 MG TWICE DAILY", VISIT)
     assert caps[0].status == S.SUPPORTED
+
+
+# Found by the hand-labelled audit set (tests/data/claims_handset.jsonl); each test pins one fix.
+
+HOME_MEDS = (
+    "Home medications are aspirin 81 mg daily, Brilinta 90 mg twice a day, Lipitor 80 mg daily, and lisinopril 20 mg"
+    " a day."
+)
+
+
+def test_a_list_sentence_gives_each_drug_only_its_own_attributes():
+    # Before: the sentence was one unit, so any dose or frequency of the list supported any drug of it.
+    moved = _one("Lisinopril 80 mg daily", HOME_MEDS)
+    assert moved.status == S.PARTLY and "80 mg appears with lipitor, not Lisinopril" in moved.reason
+    assert _one("Aspirin 81 mg twice a day", HOME_MEDS).status == S.PARTLY
+    assert _one("Lipitor 80 mg daily", HOME_MEDS).status == S.SUPPORTED
+    assert _one("lisinopril (20 milligrams) once a day", HOME_MEDS).status == S.SUPPORTED
+
+
+def test_common_brands_of_the_shared_notes_are_drugs_with_their_generics():
+    assert _one("Ticagrelor 90 mg BID", HOME_MEDS).status == S.SUPPORTED
+    assert _one("Brilinta 90 mg q12h", HOME_MEDS).status == S.SUPPORTED
+    note = "Start Naprosyn 500 mg twice a day and Flexeril 10 mg twice a day. Bumex 2 mg daily."
+    assert _one("Naproxen 500 mg BID", note).status == S.SUPPORTED
+    assert _one("Cyclobenzaprine 500 mg twice daily", note).status == S.PARTLY
+    assert _one("Bumetanide 2 mg once daily", note).status == S.SUPPORTED
+
+
+def test_a_frequency_written_once_after_the_last_drug_is_shared():
+    note = "She will take acetaminophen 500 mg, 2 tablets, and ibuprofen 200 mg, 2 tablets, 3 times daily."
+    assert _one("Acetaminophen 500 mg, 2 tablets three times daily", note).status == S.SUPPORTED
+    assert _one("Ibuprofen 200 mg 2 tablets TID", note).status == S.SUPPORTED
+    assert _one("Ibuprofen 500 mg TID", note).status == S.PARTLY  # a dose is never shared
+    own = "Aspirin 81 mg daily and clopidogrel 75 mg twice daily."  # each has its own: nothing shared
+    assert _one("Aspirin 81 mg twice daily", own).status == S.PARTLY
+
+
+def test_a_dose_written_before_its_drug_belongs_to_it():
+    note = "He was given epinephrine 0.3 mL subcutaneously along with 50 mg of diphenhydramine intramuscularly."
+    assert _one("Diphenhydramine 50 mg IM", note).status == S.SUPPORTED
+    assert _one("Epinephrine 0.3 mL subcutaneously", note).status == S.SUPPORTED
+    moved = _one("Epinephrine 50 mg subcutaneously", note)
+    assert moved.status == S.PARTLY and "diphenhydramine" in moved.reason
+
+
+def test_a_date_in_a_medication_claim_must_be_with_the_drug():
+    note = "Seen on 01/05/2020.\nTestosterone level 900 ng/dL, 01/05/2021."
+    assert _one("Testosterone 900 ng/dL on 01/05/2021", note).status == S.SUPPORTED
+    moved = _one("Testosterone 900 ng/dL on 01/05/2020", note)
+    assert moved.status == S.PARTLY and "01/05/2020" in moved.reason
+
+
+def test_frequencies_and_routes_of_a_fact_claim_compare_by_meaning():
+    note = "She uses Zorbex ointment t.i.d. to the rash."  # a name the lexicon does not know: a fact claim
+    assert _one("Zorbex ointment TID", note).status == S.SUPPORTED
+    assert _one("Zorbex ointment twice daily", note).status in (S.PARTLY, S.NOT_FOUND)
+
+
+def test_reasoning_naming_a_drug_the_note_never_names_is_reported():
+    c = _one("She was given amoxicillin for a suspected upper respiratory infection.")
+    assert c.status == S.PARTLY and "amoxicillin not in the note" in c.reason
+    assert [p.text for p in c.parts] == ["amoxicillin"]
+    assert _one("The cough is likely helped by Robitussin.").status == S.UNCHECKED  # in the note
+    assert _one("She is not on amoxicillin.").status == S.UNCHECKED  # a negation agrees with its absence
+
+
+def test_respiration_is_the_respiratory_rate_and_digit_frequencies_match():
+    assert _one("Respiratory rate 14", "Vitals: Respiration: 14").status == S.SUPPORTED
+    keys = {k for *_, k in frequencies_in("3 times daily, three times a day, t.i.d.")}
+    assert keys == {"tid"}
+    assert {k for *_, k in frequencies_in("at h.s., at bedtime, qhs")} == {"qhs"}
+    assert {k for *_, k in frequencies_in("2 times a day, 4 times daily")} == {"bid", "qid"}
+
+
+def test_a_sentence_that_refers_back_to_the_one_drug_before_it():
+    note = (
+        "She has been treated with methotrexate for years. Her dosage was lowered from 25 mg to 20 mg, then it "
+        "was raised to 22.5 mg per week.\nLimit salt to 2300 mg daily."
+    )
+    c = _one("Methotrexate 22.5 mg per week", note)
+    assert c.status == S.SUPPORTED and "methotrexate is named in an earlier sentence" in c.reason
+    assert _one("Methotrexate 25 mg then 20 mg", note).status == S.SUPPORTED
+    assert _one("Methotrexate 2300 mg daily", note).status == S.PARTLY  # another line: no window
+    no_reference = "She takes lisinopril every morning. Salt is limited to 2300 mg daily."
+    assert _one("Lisinopril 2300 mg daily", no_reference).status == S.PARTLY  # nothing refers back
+    two = "She takes lisinopril and metformin. The dose was raised to 20 mg."
+    assert _one("Lisinopril 20 mg", two).status == S.PARTLY  # which drug "the dose" is: not guessed

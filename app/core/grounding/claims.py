@@ -100,9 +100,10 @@ def check_claims(answer: str, note: str) -> list[Claim]:
 
 def _check_span(idx: NoteIndex, answer: str, a: int, b: int) -> list[Claim]:
     text = answer[a:b]
-    for pattern, why in ((_NEGATION, "negation"), (_REASONING, "reasoning")):
-        if pattern.search(text):
-            return [Claim("fact", text, a, b, ClaimStatus.UNCHECKED, reason=why)]
+    if _NEGATION.search(text):
+        return [Claim("fact", text, a, b, ClaimStatus.UNCHECKED, reason="negation")]
+    if _REASONING.search(text):
+        return [_reasoning(idx, answer, a, b)]
     anchors = _anchors(answer, a, b)
     segments = _split(answer, a, b, anchors)
     out = []
@@ -118,6 +119,22 @@ def _check_span(idx: NoteIndex, answer: str, a: int, b: int) -> list[Claim]:
         else:
             out.append(_fact(idx, answer, s, e))
     return out
+
+
+def _reasoning(idx: NoteIndex, answer: str, a: int, b: int) -> Claim:
+    """Reasoning is not checked, but a drug it names that the note never names (even negated) is reported:
+    "given amoxicillin for a suspected infection" must not pass as reasoning when the note has no amoxicillin.
+    A negation is left alone: "not on amoxicillin" agrees with a note that never names it."""
+    text = answer[a:b]
+    absent = [
+        ClaimPart("drug", m.group(0), m.start(), m.end(), False)
+        for m in WORD.finditer(answer, a, b)
+        if is_drug_word(m.group(0)) and generic_of(m.group(0)) not in idx.drugs
+    ]
+    if not absent:
+        return Claim("fact", text, a, b, ClaimStatus.UNCHECKED, reason="reasoning")
+    why = f"{_names(absent)} not in the note (the reasoning itself is not checked)"
+    return Claim("fact", text, a, b, ClaimStatus.PARTLY, tuple(absent), None, why)
 
 
 def _anchors(answer: str, a: int, b: int) -> list[_Anchor]:
@@ -189,9 +206,19 @@ def _medication(idx: NoteIndex, answer: str, s: int, e: int, drugs: list[_Anchor
         _Part("frequency", seg[x:y], s + x, s + y, idx.freqs.get(k, []), ("freq", k)) for x, y, k in frequencies_in(seg)
     ]
     attrs += [_Part("route", seg[x:y], s + x, s + y, idx.routes.get(k, []), ("route", k)) for x, y, k in routes_in(seg)]
+    attrs += [_Part("date", seg[x:y], s + x, s + y, idx.dates.get(k, []), ("date", k)) for x, y, k in dates_in(seg)]
     attrs.sort(key=lambda p: p.start)
     main = drugs[0]
-    claim = _judge(idx, answer, s, e, "medication", anchors, attrs, lambda u, p: _drug_near(idx, u, p, main.key))
+    generics = frozenset(d.key for d in drugs)
+    claim = _judge(
+        idx, answer, s, e, "medication", anchors, attrs, lambda u, p: _drug_near(idx, u, p, main.key),
+        lambda u, role, spans: idx.in_scope(u, role, spans, generics),
+    )  # fmt: skip
+    unit = idx.unit_of(claim.note_unit[0]) if claim.note_unit else -1
+    if unit in idx.refers and claim.status == ClaimStatus.SUPPORTED:
+        generic, _, (x, y) = idx.refers[unit]
+        why = f'{generic} is named in an earlier sentence; "{idx.note[x:y]}" here refers to it'
+        return Claim("medication", claim.text, s, e, claim.status, claim.parts, claim.note_unit, why)
     negated = [m for d in drugs for m in idx.drugs.get(d.key, ()) if m.negated]
     if claim.status == ClaimStatus.NOT_FOUND and negated:
         m = negated[0]
@@ -236,10 +263,16 @@ def _judge(
     anchors: list[_Part],
     attrs: list[_Part],
     owner: Callable[[int, int], str],
+    restrict: Callable[[int, str, list[Span]], list[Span]] | None = None,
 ) -> Claim:
-    """The best note unit among those naming an anchor: supported when every part is there."""
+    """The best note unit among those naming an anchor: supported when every part is there. ``restrict``
+    keeps, of an attribute's spans in a unit, those where the note gives it to the claim's subject (a
+    medication's regimen scope, ``NoteIndex.in_scope``)."""
     parts = anchors + attrs
     by_unit = [idx.units_of(p.spans, p.key) for p in parts]
+    if restrict is not None:
+        for i, p in enumerate(attrs, len(anchors)):
+            by_unit[i] = {u: kept for u, sp in by_unit[i].items() if (kept := restrict(u, p.role, sp))}
     together = set(min(by_unit, key=len))  # units holding every part: the smallest set bounds the work
     for d in by_unit:
         together.intersection_update(d.keys())
@@ -352,6 +385,9 @@ def _fact_parts(idx: NoteIndex, answer: str, s: int, e: int) -> list[_Part]:
     cands += [_Part("date", seg[x:y], s + x, s + y, list(idx.dates.get(k, ()))) for x, y, k in dates_in(seg)]
     cands += [_Part("dose", seg[x:y], s + x, s + y, list(idx.doses.get(k, ()))) for x, y, k in doses_in(seg)]
     cands += [_Part("number", answer[x:y], x, y, list(idx.values.get(k, ()))) for x, y, k in _values(answer, s, e)]
+    # Frequencies and routes compare by meaning ("TID" is the note's "t.i.d."), before the terms they resemble.
+    cands += [_Part("frequency", seg[x:y], s + x, s + y, list(idx.freqs.get(k, ()))) for x, y, k in frequencies_in(seg)]
+    cands += [_Part("route", seg[x:y], s + x, s + y, list(idx.routes.get(k, ()))) for x, y, k in routes_in(seg)]
     for m in WORD.finditer(answer, s, e):
         if is_drug_word(m.group(0)):
             spans = [(d.start, d.end) for d in idx.drugs.get(generic_of(m.group(0)), ())]

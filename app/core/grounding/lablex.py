@@ -43,7 +43,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "ejection fraction": ("ejection fraction", "ef", "lvef"),
     "blood pressure": ("blood pressure", "blood pressures", "bp"),
     "heart rate": ("heart rate", "pulse", "hr", "pulse rate"),
-    "respiratory rate": ("respiratory rate", "rr", "respirations"),
+    "respiratory rate": ("respiratory rate", "rr", "respirations", "respiration", "resp rate", "resp"),
     "temperature": ("temperature", "temp", "fever"),
     "oxygen saturation": (
         "oxygen saturation", "o2 saturation", "o2 sat", "o2 sats", "spo2", "sao2", "sats", "pulse ox",

@@ -8,8 +8,9 @@ equal exactly when the two spellings mean the same thing:
   keeps both ends, and a taper ("40 mg then 20 mg") is simply two doses. Units: mg = milligram(s); mcg =
   µg = ug = microgram(s); g = gram(s); mL = ml = cc = milliliter(s); units = unit = IU; tablets, capsules,
   puffs, drops, sprays, mEq.
-* frequency: ``bid`` (b.i.d., twice daily, twice a day, two times a day, q12h, every 12 hours), ``tid``,
-  ``qid``, ``daily`` (qd, once daily, once a day, every day, a day, q24h), ``qhs`` (at bedtime, nightly),
+* frequency: ``bid`` (b.i.d., twice daily, twice a day, two or 2 times a day, q12h, every 12 hours),
+  ``tid`` (3 times daily ...), ``qid``, ``daily`` (qd, once daily, once a day, every day, a day, q24h),
+  ``qhs`` (at bedtime, at h.s., nightly),
   ``qod``, ``prn`` (as needed), ``weekly``, ``monthly``, and ``qNh`` for other hourly intervals.
 * route: ``po`` (by mouth, orally, oral), ``iv`` (intravenous), ``sc`` (SQ, subcut, subcutaneous), ``im``,
   ``inhaled``, ``topical``, ``pr`` (rectal), ``sl`` (sublingual), ``transdermal``, ``nasal``.
@@ -48,13 +49,15 @@ DOSE = re.compile(
 
 # Frequencies: (canonical, pattern), tried as one alternation, longest forms first within each.
 _FREQUENCIES: tuple[tuple[str, str], ...] = (
-    ("bid", r"b\.?i\.?d\.?|twice (?:a |per |each )?day|twice daily|two times (?:a |per |each )?day|two times daily"
+    ("bid", r"b\.?i\.?d\.?|twice (?:a |per |each )?day|twice daily|(?:two|2) times (?:a |per |each )?day"
+     r"|(?:two|2) times daily"
      r"|q\.?\s?12\s?h(?:ours?|rs?)?\.?|every 12 hours"),
-    ("tid", r"t\.?i\.?d\.?|three times (?:a |per |each )?day|three times daily|thrice daily"
+    ("tid", r"t\.?i\.?d\.?|(?:three|3) times (?:a |per |each )?day|(?:three|3) times daily|thrice daily"
      r"|q\.?\s?8\s?h(?:ours?|rs?)?\.?|every 8 hours"),
-    ("qid", r"q\.?i\.?d\.?|four times (?:a |per |each )?day|four times daily|q\.?\s?6\s?h(?:ours?|rs?)?\.?"
+    ("qid", r"q\.?i\.?d\.?|(?:four|4) times (?:a |per |each )?day|(?:four|4) times daily"
+     r"|q\.?\s?6\s?h(?:ours?|rs?)?\.?"
      r"|every 6 hours"),
-    ("qhs", r"q\.?h\.?s\.?|at bedtime|before bed(?:time)?|nightly|at night|every night|each night"),
+    ("qhs", r"q\.?h\.?s\.?|(?:at )?h\.s\.|at bedtime|before bed(?:time)?|nightly|at night|every night|each night"),
     ("qod", r"q\.?o\.?d\.?|every other day|on alternate days"),
     ("daily", r"once (?:a |per |each )?day|once daily|q\.?d\.?|every day|each day|daily|a day|per day"
      r"|q\.?\s?24\s?h(?:ours?|rs?)?\.?|every 24 hours|every morning|each morning|q\.?a\.?m\.?"),
