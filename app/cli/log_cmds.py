@@ -142,6 +142,11 @@ def _f(x: float, digits: int = 2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _interval(x: Any) -> str:
+    """A 95% interval as "[low, high]", or "" when there is none."""
+    return "" if x.low is None or math.isnan(x.low) else f"[{_f(x.low, 3)}, {_f(x.high, 3)}]"
+
+
 def print_stats(res: dict[str, Any], out: TextIO) -> None:
     print("Mean human score per model and task (95% bootstrap interval; a run's score is its raters' mean)", file=out)
     for m in res["means"]:
@@ -153,10 +158,23 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
         print("  (no human ratings match)", file=out)
     ag = res["agreement"]
     print(
-        f"Inter-rater agreement (Krippendorff's alpha, ordinal): {_f(ag.alpha, 3)} over {ag.runs} doubly rated "
-        f"runs, {ag.raters} raters" + (f" ({ag.reason})" if ag.reason else ""),
+        f"Inter-rater agreement (Krippendorff's alpha, ordinal): {_f(ag.alpha, 3)} {_interval(ag)} over {ag.runs} "
+        f"doubly rated runs, {ag.raters} raters" + (f" ({ag.reason})" if ag.reason else ""),
         file=out,
     )
+    for t in res.get("agreement_per_task", []):
+        print(
+            f"  {t.task}: {_f(t.alpha, 3)} {_interval(t)} over {t.runs} runs, {t.raters} raters"
+            + (f" ({t.reason})" if t.reason else ""),
+            file=out,
+        )
+    if res.get("flags"):
+        print("Hallucination flags and score-1 ratings per model and task (current human ratings)", file=out)
+    for c in res.get("flags", []):
+        print(
+            f"  {c.model}  {c.task}: {c.hallucination} flagged, {c.score_1} scored 1, of {c.ratings} ratings",
+            file=out,
+        )
     if res["paired"] is not None:
         p = res["paired"]
         print(
@@ -204,6 +222,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         res = {
             "means": stats.mean_scores(log, f),
             "agreement": stats.agreement(log, f),
+            "agreement_per_task": stats.agreement_per_task(log, f),
+            "flags": stats.flag_counts(log, f),
             "paired": stats.paired_test(log, args.compare[0], args.compare[1], f) if args.compare else None,
             "wins": stats.win_rates(log, f),
             "judges": stats.judge_correlation(log, f),

@@ -30,7 +30,17 @@ from app.qt.widgets import Banner
 from app.qt.workers import Job, Task, describe_error
 from app.store import EvalLog
 from app.store.export import export
-from app.store.stats import Agreement, MeanCI, WinRate, agreement, mean_scores, win_rates
+from app.store.stats import (
+    Agreement,
+    FlagCount,
+    MeanCI,
+    WinRate,
+    agreement,
+    agreement_per_task,
+    flag_counts,
+    mean_scores,
+    win_rates,
+)
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,37 @@ class Stats:
     means: list[MeanCI]
     agreement: Agreement
     wins: list[WinRate]
+    per_task: list[Agreement]
+    """Agreement per task, with intervals."""
+    flags: list[FlagCount]
+    """Hallucination flags and score-1 ratings per model and task."""
 
 
 def compute(log: EvalLog) -> Stats:
-    return Stats(mean_scores(log), agreement(log), win_rates(log))
+    return Stats(mean_scores(log), agreement(log), win_rates(log), agreement_per_task(log), flag_counts(log))
+
+
+def _interval(low: float, high: float) -> str:
+    return "–" if math.isnan(low) else f"{low:.2f} – {high:.2f}"
+
+
+def _table(headers: list[str], name: str) -> QTableWidget:
+    """A read-only table that stretches its first column (the statistics' tables look alike)."""
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.verticalHeader().hide()
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    t.setAccessibleName(name)
+    return t
+
+
+def _fill(table: QTableWidget, rows: list[tuple[object, ...]]) -> None:
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            table.setItem(r, c, QTableWidgetItem(str(v)))
 
 
 def export_file(log: EvalLog, path: Path, kind: str, include_note_text: bool) -> int:
@@ -84,13 +121,9 @@ class StatsTab(QWidget):
         self.banner = Banner()
         self.chart = MeanScoreChart()
         self.chart.setMinimumHeight(200)
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["Model", "Task", "Mean", "95% interval", "Runs", "Ratings"])
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.setAccessibleName("Mean score per task and model, as a table")
+        self.table = _table(
+            ["Model", "Task", "Mean", "95% interval", "Runs", "Ratings"], "Mean score per task and model, as a table"
+        )
         self.views = QStackedWidget()
         self.views.addWidget(self.chart)
         self.views.addWidget(self.table)
@@ -99,11 +132,11 @@ class StatsTab(QWidget):
         self.as_table.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
         self.agree = QLabel()
         self.agree.setWordWrap(True)
-        self.wins = QTableWidget(0, 7)
-        self.wins.setHorizontalHeaderLabels(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"])
-        self.wins.verticalHeader().hide()
-        self.wins.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.wins.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.agree_tasks = _table(["Task", "Alpha", "95% interval", "Runs", "Raters", "Note"], "Agreement per task")
+        self.agree_tasks.setMaximumHeight(150)
+        self.flags = _table(["Model", "Task", "Ratings", "Hallucination flags", "Scored 1"], "Hallucination flags")
+        self.flags.setMaximumHeight(170)
+        self.wins = _table(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"], "Win rates")
         self.wins.setMaximumHeight(170)
         refresh = QPushButton("&Refresh")
         refresh.clicked.connect(self.refresh)
@@ -128,11 +161,19 @@ class StatsTab(QWidget):
         win_box = QGroupBox("Blinded comparisons: win rate = (wins + ties/2) / decided; 'both bad' not counted")
         wl = QVBoxLayout(win_box)
         wl.addWidget(self.wins)
+        agree_box = QGroupBox("Inter-rater agreement: Krippendorff's alpha (ordinal), 95% bootstrap interval over runs")
+        al = QVBoxLayout(agree_box)
+        al.addWidget(self.agree)
+        al.addWidget(self.agree_tasks)
+        flag_box = QGroupBox("Hallucination flags and answers scored 1 (unacceptable), current human ratings")
+        fl = QVBoxLayout(flag_box)
+        fl.addWidget(self.flags)
         content = QWidget()
         lay = QVBoxLayout(content)
         lay.addWidget(self.banner)
         lay.addWidget(chart_box, 3)
-        lay.addWidget(self.agree)
+        lay.addWidget(agree_box)
+        lay.addWidget(flag_box)
         lay.addWidget(win_box, 1)
         lay.addWidget(exp)
         lay.addWidget(self.status)
@@ -171,34 +212,44 @@ class StatsTab(QWidget):
         return self.ctx.tasks.start(task)
 
     def _show(self, st: Stats) -> None:
-        names = model_labels({m.model for m in st.means} | {w.model for w in st.wins}, self.ctx.registry)
+        labels = {m.model for m in st.means} | {w.model for w in st.wins} | {c.model for c in st.flags}
+        names = model_labels(labels, self.ctx.registry)
         self.chart.set_data(st.means, names)
-        self.table.setRowCount(len(st.means))
-        for r, m in enumerate(st.means):
-            interval = "–" if math.isnan(m.low) else f"{m.low:.2f} – {m.high:.2f}"
-            for c, v in enumerate((names[m.model], m.task, _fmt(m.mean), interval, m.runs, m.ratings)):
-                self.table.setItem(r, c, QTableWidgetItem(str(v)))
+        _fill(
+            self.table,
+            [(names[m.model], m.task, _fmt(m.mean), _interval(m.low, m.high), m.runs, m.ratings) for m in st.means],
+        )
         a = st.agreement
         if a.runs:
             self.agree.setText(
-                f"<b>Inter-rater agreement</b>: Krippendorff's alpha (ordinal) = {_fmt(a.alpha)} over {a.runs} "
-                f"runs rated by two or more of {a.raters} raters."
+                f"<b>All tasks</b>: alpha = {_fmt(a.alpha)} ({_interval(a.low, a.high)}) over {a.runs} "
+                f"runs rated by two or more of {a.raters} raters" + (f" ({a.reason})." if a.reason else ".")
             )
         else:
-            self.agree.setText("<b>Inter-rater agreement</b>: needs runs rated by at least two raters.")
-        self.wins.setRowCount(len(st.wins))
-        for r, w in enumerate(st.wins):
-            vals = (
-                names.get(w.model, w.model),
-                w.comparisons,
-                w.wins,
-                w.losses,
-                w.ties,
-                w.both_bad,
-                _fmt(w.win_rate, pct=True),
-            )
-            for c, v in enumerate(vals):
-                self.wins.setItem(r, c, QTableWidgetItem(str(v)))
+            self.agree.setText("<b>All tasks</b>: needs runs rated by at least two raters.")
+        _fill(
+            self.agree_tasks,
+            [(t.task, _fmt(t.alpha), _interval(t.low, t.high), t.runs, t.raters, t.reason or "") for t in st.per_task],
+        )
+        _fill(
+            self.flags,
+            [(names.get(c.model, c.model), c.task, c.ratings, c.hallucination, c.score_1) for c in st.flags],
+        )
+        _fill(
+            self.wins,
+            [
+                (
+                    names.get(w.model, w.model),
+                    w.comparisons,
+                    w.wins,
+                    w.losses,
+                    w.ties,
+                    w.both_bad,
+                    _fmt(w.win_rate, True),
+                )
+                for w in st.wins
+            ],
+        )
         n = sum(m.ratings for m in st.means)
         self._set_status(f"{n} current human ratings, {sum(w.comparisons for w in st.wins) // 2} comparisons.")
 

@@ -9,7 +9,9 @@ Conventions (each is a choice; all are stated in the CLI output and docs):
   resamples, fixed seed, so the same log gives the same interval every time); one run has no interval.
 - Paired comparisons match items (same note, task and instruction) rated for both models; an item's
   score for a model is the mean over its rated runs. Paired t-test and Wilcoxon signed-rank (scipy).
-- Inter-rater agreement: Krippendorff's alpha, ordinal, over runs with two or more human raters.
+- Inter-rater agreement: Krippendorff's alpha, ordinal (``app.store.estimates``), over runs with two or more
+  human raters, overall and per task, each with a bootstrap interval over runs.
+- Hallucination flags and score-1 ratings are counted per model and task (the paper's hallucination proxy).
 - Where the data cannot support a number, there is none: fewer than ``MIN_PAIRED_ITEMS`` shared items, no
   differences at all, or differences all equal (zero variance: t is undefined) give NaN statistics and a
   ``reason`` ("not enough data: ..."); so does agreement when every rating is the same value (alpha is
@@ -32,17 +34,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import case, func, or_, select
 
+from app.store.estimates import NOT_ENOUGH, alpha_estimate, bootstrap_ci
 from app.store.log import EvalLog
 from app.store.models import Comparison, Model, Rater, Rating, Run
 from app.store.queries import RunFilter
 from app.store.rules import rateable_clause
 
-BOOTSTRAP_RESAMPLES = 2000
-"""Enough for a stable 95% percentile interval (the 2.5% tail holds 50 resamples)."""
-SEED = 20261124
 MIN_PAIRED_ITEMS = 3
 """A paired t-test on two items has one degree of freedom: its p-value says nothing a reader can use."""
-NOT_ENOUGH = "not enough data"
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,24 @@ class Agreement:
     alpha: float
     reason: str | None = None
     """Why alpha is missing ("not enough data: ..."), or None."""
+    low: float = math.nan
+    """95% bootstrap interval over runs (NaN without one)."""
+    high: float = math.nan
+    task: str | None = None
+    """The task this agreement is about; None for all tasks."""
+
+
+@dataclass(frozen=True)
+class FlagCount:
+    """Per model and task: the hallucination flags and score-1 ratings beside the ratings they are among."""
+
+    model: str
+    task: str
+    ratings: int
+    hallucination: int
+    """Current human ratings with the hallucination flag ticked."""
+    score_1: int
+    """Current human ratings of 1 ("unacceptable")."""
 
 
 @dataclass(frozen=True)
@@ -103,33 +120,12 @@ class JudgeCorrelation:
     exact_agreement: float
 
 
-def bootstrap_ci(values: Any, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean; (nan, nan) for fewer than two values."""
-    from scipy import stats as sps
-
-    x = np.asarray(values, dtype=float)
-    if x.size < 2:
-        return (math.nan, math.nan)
-    if np.all(x == x[0]):
-        return (float(x[0]), float(x[0]))  # every resample has the same mean; scipy warns on this case
-    res = sps.bootstrap(
-        (x,),
-        np.mean,
-        n_resamples=resamples,
-        confidence_level=0.95,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
 def _model_label(sha: str, file_name: str) -> str:
     return f"{file_name} [{sha[:8]}]"
 
 
 def _human_ratings(log: EvalLog, filters: RunFilter, kind: str = "human") -> list[Any]:
-    """Current ratings of matching rateable runs: run id, model label, item key, task, rater, score.
+    """Current ratings of matching rateable runs: run id, model, item key, task, rater, score, hallucination.
 
     A judge's current rating may be its position-averaged score over several candidate orders
     (``training/judge/run.py``): the exact mean is in the comment's ``position_mean`` (the 1-4 column holds
@@ -149,6 +145,7 @@ def _human_ratings(log: EvalLog, filters: RunFilter, kind: str = "human") -> lis
             Run.instruction,
             Rater.name.label("rater"),
             score.label("score"),
+            Rating.hallucination,
         )
         .join(Run, Rating.run_id == Run.id)
         .join(Model, Run.model_id == Model.id)
@@ -264,18 +261,31 @@ def reliability_matrix(log: EvalLog, filters: RunFilter | None = None) -> tuple[
 
 
 def agreement(log: EvalLog, filters: RunFilter | None = None) -> Agreement:
-    import krippendorff
+    """Krippendorff's alpha (ordinal) over runs rated by two or more human raters, with its interval."""
+    f = filters or RunFilter()
+    raters, runs, m = reliability_matrix(log, f)
+    est = alpha_estimate(m, unit="runs")
+    alpha = math.nan if est.alpha is None else est.alpha
+    low, high = (math.nan, math.nan) if est.low is None or est.high is None else (est.low, est.high)
+    return Agreement(len(runs), len(raters), alpha, est.reason, low, high, f.task)
 
-    raters, runs, m = reliability_matrix(log, filters)
-    if len(runs) < 2:
-        return Agreement(len(runs), len(raters), math.nan, f"{NOT_ENOUGH}: {len(runs)} runs rated by two raters")
-    values = m[~np.isnan(m)]
-    if np.all(values == values[0]):
-        # Alpha is 1 - observed/expected disagreement, and with one value both are zero: 0/0, not agreement.
-        return Agreement(len(runs), len(raters), math.nan, f"{NOT_ENOUGH}: every rating has the same value")
-    alpha = float(krippendorff.alpha(reliability_data=m, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4]))
-    reason = None if math.isfinite(alpha) else f"{NOT_ENOUGH}: alpha is undefined on these ratings"
-    return Agreement(len(runs), len(raters), alpha, reason)
+
+def agreement_per_task(log: EvalLog, filters: RunFilter | None = None) -> list[Agreement]:
+    """:func:`agreement` for each task that has human ratings (a task filter keeps that task only)."""
+    f = filters or RunFilter()
+    tasks = sorted({r.task for r in _human_ratings(log, f)})
+    return [agreement(log, replace(f, task=t)) for t in tasks]
+
+
+def flag_counts(log: EvalLog, filters: RunFilter | None = None) -> list[FlagCount]:
+    """Hallucination flags and score-1 ratings per model and task, over current human ratings of rateable runs."""
+    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for r in _human_ratings(log, filters or RunFilter()):
+        groups[(_model_label(r.sha256, r.file_name), r.task)].append(r)
+    return [
+        FlagCount(model, task, len(rs), sum(bool(r.hallucination) for r in rs), sum(r.score == 1 for r in rs))
+        for (model, task), rs in sorted(groups.items())
+    ]
 
 
 def win_rates(log: EvalLog, filters: RunFilter | None = None) -> list[WinRate]:

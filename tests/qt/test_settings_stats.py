@@ -101,6 +101,12 @@ def test_statistics_shows_per_task_means_and_exports_private_files(
     means = {m.task: (m.runs, m.ratings, m.mean) for m in st.chart.means}
     assert means == {"Question Answering": (1, 2, 3.0), "Summarization": (1, 1, 1.0)}
     assert st.status.text().startswith("3 current human ratings")
+    # Agreement per rated task (one doubly rated run at most: not enough for alpha, said so) and the flags.
+    rows = [[st.agree_tasks.item(r, c).text() for c in range(6)] for r in range(st.agree_tasks.rowCount())]
+    assert [(r[0], r[3]) for r in rows] == [("Question Answering", "1"), ("Summarization", "0")]
+    assert all(r[1] == "–" and "not enough data" in r[5] for r in rows)
+    flags = {st.flags.item(r, 1).text(): [st.flags.item(r, c).text() for c in (2, 3, 4)] for r in range(2)}
+    assert flags == {"Question Answering": ["2", "0", "0"], "Summarization": ["1", "0", "1"]}
     assert not st.chart.grab().isNull()
 
     out = tmp_path / "exports"

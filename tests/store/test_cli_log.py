@@ -120,3 +120,26 @@ def test_stats_say_when_ratings_of_unrateable_runs_were_left_out(db: Path, capsy
     assert "Left out: 1 ratings of runs that cannot be rated" in capsys.readouterr().out
     assert main(["log", "stats", "--db", str(db), "--task", "qa"]) == 0
     assert "Left out" not in capsys.readouterr().out
+
+
+def test_stats_show_agreement_per_task_and_hallucination_flags(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with EvalLog.open(db) as log:
+        runs = sorted(log.list_runs(limit=8), key=lambda r: r.id)
+        for r, s in zip(runs, [4, 1, 3, 2, 4, 1, 2, 1], strict=True):  # dr-lee gave 4, 2, 3, 1, 4, 2, 3, 1
+            log.add_rating(r.id, "dr-kim", s, hallucination=s == 1)
+    assert main(["log", "stats", "--db", str(db), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    (ner,) = res["agreement_per_task"]
+    assert ner["task"] == "Named Entity Recognition" and ner["runs"] == 8 and ner["low"] <= ner["alpha"] <= ner["high"]
+    assert res["agreement"]["alpha"] == ner["alpha"] and res["agreement"]["low"] == ner["low"]
+    flags = {f["model"].split(" ")[0]: f for f in res["flags"]}
+    assert (flags[model(1).file_name]["hallucination"], flags[model(1).file_name]["score_1"]) == (3, 5)
+    assert (flags[model(0).file_name]["hallucination"], flags[model(0).file_name]["ratings"]) == (0, 8)
+    assert main(["log", "stats", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"  Named Entity Recognition: {ner['alpha']:.3f} [{ner['low']:.3f}, {ner['high']:.3f}] over 8 runs, 2 raters"
+        in out
+    )
+    assert "Hallucination flags and score-1 ratings per model and task" in out
+    assert "3 flagged, 5 scored 1, of 8 ratings" in out

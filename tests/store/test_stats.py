@@ -228,3 +228,32 @@ def test_ratings_of_runs_that_cannot_be_rated_are_left_out_and_counted(log: Eval
 
     assert left_out_ratings(log) == 2
     assert left_out_ratings(log, RunFilter(rater="dr-kim")) == 1 and left_out_ratings(log, RunFilter(task=QA)) == 0
+
+
+def test_agreement_per_task_has_intervals_and_flags_are_counted(log: EvalLog) -> None:
+    from app.store.estimates import ordinal_alpha
+    from app.store.stats import agreement_per_task, flag_counts
+
+    lee = {NER: [1, 2, 3, 4, 4, 2, 3, 1], QA: [4, 4, 3, 1, 2, 2, 3, 4]}
+    kim = {NER: [1, 2, 4, 4, 3, 2, 3, 2], QA: [3, 4, 3, 1, 1, 3, 3, 4]}
+    for task in (NER, QA):
+        for i, (s1, s2) in enumerate(zip(lee[task], kim[task], strict=True)):
+            run = logged(log, request(task=task, instruction=f"{task} q{i}"), A if i % 2 else B)
+            log.add_rating(run, "dr-lee", s1, hallucination=s1 == 1)
+            log.add_rating(run, "dr-kim", s2)
+    per_task = {a.task: a for a in agreement_per_task(log)}
+    assert set(per_task) == {NER, QA}
+    for task, a in per_task.items():
+        assert a.runs == 8 and a.raters == 2
+        assert a.alpha == pytest.approx(ordinal_alpha([kim[task], lee[task]]))
+        assert a.low < a.alpha < a.high
+    overall = agreement(log)
+    assert overall.task is None and overall.runs == 16 and overall.low < overall.alpha < overall.high
+    assert [a.task for a in agreement_per_task(log, RunFilter(task=QA))] == [QA]
+    counts = {(c.model.split(" ")[0], c.task): c for c in flag_counts(log)}
+    # lee's 1s are flagged: NER runs 0 (B) and 7 (A); QA run 3 (A). Score-1 ratings add kim's QA run 4 (B).
+    assert (counts[(A.file_name, NER)].hallucination, counts[(A.file_name, NER)].score_1) == (1, 1)
+    assert (counts[(B.file_name, NER)].hallucination, counts[(B.file_name, NER)].score_1) == (1, 2)
+    assert (counts[(A.file_name, QA)].hallucination, counts[(A.file_name, QA)].score_1) == (1, 2)
+    assert (counts[(B.file_name, QA)].hallucination, counts[(B.file_name, QA)].score_1) == (0, 1)
+    assert all(c.ratings == 8 for c in counts.values())
