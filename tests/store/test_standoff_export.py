@@ -21,11 +21,6 @@ def db(tmp_path: Path) -> Path:
     return make_log(tmp_path / "g.db")
 
 
-standoff = pytest.importorskip("app.core.grounding.standoff", reason="the standoff writer lands with issue #22's merge")
-if not hasattr(standoff, "to_bioc"):  # pragma: no cover - until the merge
-    pytest.skip("app.core.grounding.standoff has no to_bioc yet (merged with issue #22)", allow_module_level=True)
-
-
 def test_bioc_export_is_one_private_json_collection_with_each_runs_annotations(db, tmp_path, capsys):
     out = tmp_path / "runs.bioc.json"
     assert main(["log", "export", "--db", str(db), "--format", "bioc", "-o", str(out)]) == 0
