@@ -292,53 +292,51 @@ def _read(path: str | Path, what: str) -> bytes:
     return data
 
 
-def _named(exc: sealed.SealError, path: str | Path) -> sealed.SealError:
-    return sealed.SealError(f"{Path(path).name}: {exc}")
+_WHAT = {"packet": "packet", "responses": "responses file"}
+
+
+def _write(path: str | Path, payload: bytes, kind: str, owner: Packet | Responses, passphrase: str) -> None:
+    blob = sealed.seal(payload, passphrase, kind=kind, study_uuid=owner.study_uuid, rater=owner.rater)
+    write_private(path, blob, what=_WHAT[kind])
+
+
+def _open(path: str | Path, passphrase: str, kind: str, study_uuid: str | None, rater: str | None) -> tuple[bytes, Any]:
+    """The decrypted payload and the (authenticated) header; errors name the file."""
+    blob = _read(path, _WHAT[kind])
+    try:
+        raw = sealed.unseal(blob, passphrase, kind=kind, study_uuid=study_uuid, rater=rater)
+    except sealed.SealError as exc:
+        raise sealed.SealError(f"{Path(path).name}: {exc}") from None
+    return raw, sealed.read_header(blob)[0]
+
+
+def _same_owner(path: str | Path, kind: str, got: Packet | Responses, header: Any) -> None:
+    # The header is authenticated, but the payload is what is shown and imported: both must name one owner.
+    if (got.study_uuid, got.rater) != (header.study_uuid, header.rater):
+        raise UsageError(f"{Path(path).name}: the {_WHAT[kind]}'s content does not match its header; refused")
 
 
 def write_packet(path: str | Path, packet: Packet, passphrase: str) -> None:
-    blob = sealed.seal(
-        encode_packet(packet), passphrase, kind="packet", study_uuid=packet.study_uuid, rater=packet.rater
-    )
-    write_private(path, blob, what="packet")
+    _write(path, encode_packet(packet), "packet", packet, passphrase)
 
 
 def read_packet(path: str | Path, passphrase: str, study_uuid: str | None = None, rater: str | None = None) -> Packet:
     """The packet in ``path``; SealError or UsageError naming the file and what is wrong."""
-    blob = _read(path, "packet")
-    try:
-        raw = sealed.unseal(blob, passphrase, kind="packet", study_uuid=study_uuid, rater=rater)
-    except sealed.SealError as exc:
-        raise _named(exc, path) from None
-    header, _aad, _body = sealed.read_header(blob)
+    raw, header = _open(path, passphrase, "packet", study_uuid, rater)
     packet = decode_packet(raw)
-    # The header is authenticated, but the payload is what the screen shows: both must name the same owner.
-    if (packet.study_uuid, packet.rater) != (header.study_uuid, header.rater):
-        raise UsageError(f"{Path(path).name}: the packet's content does not match its header; refused")
+    _same_owner(path, "packet", packet, header)
     return packet
 
 
 def write_responses(path: str | Path, responses: Responses, passphrase: str) -> None:
-    blob = sealed.seal(
-        encode_responses(responses),
-        passphrase,
-        kind="responses",
-        study_uuid=responses.study_uuid,
-        rater=responses.rater,
-    )
-    write_private(path, blob, what="responses file")
+    _write(path, encode_responses(responses), "responses", responses, passphrase)
 
 
 def read_responses(path: str | Path, passphrase: str, study_uuid: str | None = None) -> Responses:
-    blob = _read(path, "responses file")
-    try:
-        raw = sealed.unseal(blob, passphrase, kind="responses", study_uuid=study_uuid)
-    except sealed.SealError as exc:
-        raise _named(exc, path) from None
-    header, _aad, _body = sealed.read_header(blob)
+    """The responses in ``path`` (any rater: the study checks who may rate); errors name the file."""
+    raw, header = _open(path, passphrase, "responses", study_uuid, None)
     responses = decode_responses(raw)
-    if (responses.study_uuid, responses.rater) != (header.study_uuid, header.rater):
-        raise UsageError(f"{Path(path).name}: the responses' content does not match their header; refused")
+    _same_owner(path, "responses", responses, header)
     return responses
 
 

@@ -98,7 +98,7 @@ class StudyTab(QWidget):
         self.answer = _reader("The answer to rate")
         self.rubric = QLabel()
         self.rubric.setWordWrap(True)
-        self.rubric.setTextFormat(Qt.TextFormat.PlainText)
+        self.rubric.setTextFormat(Qt.TextFormat.RichText)
         self.hallucination = QCheckBox("Hallucination (H): states something the note does not support")
         self.comment = QLineEdit()
         self.comment.setPlaceholderText("comment (optional)")
@@ -122,7 +122,7 @@ class StudyTab(QWidget):
         rl.setContentsMargins(0, 0, 0, 0)
         for w in (self.task, self.failure):
             rl.addWidget(w)
-        rl.addWidget(self.answer, 2)
+        rl.addWidget(self.answer, 1)
         for w in (self.rubric, self.hallucination, self.comment, self.corrected):
             rl.addWidget(w)
         rl.addLayout(nav)
@@ -131,6 +131,7 @@ class StudyTab(QWidget):
         self.split.addWidget(right)
         self.split.setStretchFactor(0, 1)
         self.split.setStretchFactor(1, 1)
+        self.split.setSizes([500, 500])  # the note is the long text: half the width, not a third
         self.status = QLabel()
         self.status.setWordWrap(True)
 
@@ -191,7 +192,12 @@ class StudyTab(QWidget):
     def _opened(self, session: RatingSession, ratings: dict[str, ResponseRow]) -> None:
         self.session, self.ratings = session, dict(ratings)
         self.title.setText(f"Study {session.title} · rater {session.rater}")
-        self.rubric.setText("\n".join(f"{lv['score']}  {lv['label']}: {lv['definition']}" for lv in session.rubric))
+        self.rubric.setText(
+            "<br>".join(
+                f"<b>{lv['score']}&nbsp;&nbsp;{_html(str(lv['label']))}</b>: {_html(str(lv['definition']))}"
+                for lv in session.rubric
+            )
+        )
         self.export_button.setEnabled(session.can_export)
         done = len(self.ratings)
         resumed = f"; resuming at item {first_unrated(session.items, self.ratings) + 1}" if done else ""
@@ -235,9 +241,10 @@ class StudyTab(QWidget):
 
     def _show_progress(self, mine: ResponseRow | None) -> None:
         total = len(self.session.items) if self.session else 0
-        self.progress.setText(f"{len(self.ratings)} / {total}")
+        self.progress.setText(f"{len(self.ratings)} / {total} rated")
         if mine is not None:
-            self.status.setText(f"You rated this {mine.score}{' (hallucination)' if mine.hallucination else ''}.")
+            flag = " with the hallucination flag" if mine.hallucination else ""
+            self.status.setText(f"You rated this item {mine.score}{flag}; a key 1-4 rates it again.")
 
     def _form(self, score: int) -> ResponseRow | None:
         if self.session is None or not self.session.items:
@@ -308,6 +315,8 @@ class StudyTab(QWidget):
                 self.item_shown.emit(self.index)
             else:
                 self.show_item(then)
+                if self.ratings.get(session.items[then].answer_uid) is None:
+                    self.status.setText(f"Saved {saved.score} for item {then}. Keys: 1-4 rate, H hallucination.")
             self.ctx.runs_changed.emit()
 
         return self._start(Task(work, "save study rating"), done, "Saving…")

@@ -64,15 +64,15 @@ def press(qtbot, tab: StudyTab, key: Qt.Key) -> None:
 def test_rate_from_the_keyboard_resume_and_export(study_app, qtbot, packet_file: Path, tmp_path: Path) -> None:
     ctx, tab = study_app()
     open_packet(qtbot, tab, packet_file)
-    assert tab.index == 0 and tab.progress.text() == "0 / 4"
+    assert tab.index == 0 and tab.progress.text() == "0 / 4 rated"
     assert "Patient 0 admitted" in tab.note.toPlainText() and tab.answer.toPlainText() == "amoxicillin 0"
-    assert "4  Excellent" in tab.rubric.text() and "pilot" in tab.title.text()
+    assert "<b>4&nbsp;&nbsp;Excellent</b>" in tab.rubric.text() and "pilot" in tab.title.text()
     tab.answer.setFocus()
     qtbot.keyClick(tab.answer, Qt.Key.Key_H)
     assert tab.hallucination.isChecked()
     with qtbot.waitSignal(tab.saved, timeout=WAIT_MS) as saved:
         press(qtbot, tab, Qt.Key.Key_2)
-    assert saved.args == ["a000"] and tab.index == 1 and tab.progress.text() == "1 / 4"
+    assert saved.args == ["a000"] and tab.index == 1 and tab.progress.text() == "1 / 4 rated"
     # A failed answer says so and is rated like any other.
     assert tab.failure.isVisibleTo(tab) and "empty answer" in tab.failure.text()
     assert tab.answer.toPlainText() == "(empty answer)" and not tab.hallucination.isChecked()
@@ -90,7 +90,7 @@ def test_rate_from_the_keyboard_resume_and_export(study_app, qtbot, packet_file:
     tab.close()
     _ctx, again = study_app()
     open_packet(qtbot, again, packet_file)
-    assert again.index == 2 and again.progress.text() == "2 / 4"
+    assert again.index == 2 and again.progress.text() == "2 / 4 rated"
     # Going back shows the rater's own rating, and editing its comment saves it on leaving.
     again.answer.setFocus()
     with qtbot.waitSignal(again.item_shown, timeout=WAIT_MS):
@@ -116,7 +116,7 @@ def test_the_last_rating_stays_on_the_last_item_and_asks_for_export(study_app, q
     tab.answer.setFocus()
     for key in (Qt.Key.Key_4, Qt.Key.Key_3, Qt.Key.Key_2, Qt.Key.Key_1):
         press(qtbot, tab, key)
-    assert tab.index == 3 and tab.progress.text() == "4 / 4"
+    assert tab.index == 3 and tab.progress.text() == "4 / 4 rated"
     assert "last item" in tab.status.text()
 
 
