@@ -2,7 +2,7 @@
 
 A sealed packet of the three synthetic sample notes (two arms' answers per question, one of them a failed
 answer) is written and opened in the Study screen of the main window at 1024x700, two items are rated from
-the keyboard and a third is shown mid-rating. No model is loaded (a fake engine: the screen needs none).
+the keyboard and a third is shown mid-rating. No model is loaded (rating needs none).
 Runs in a temporary ASCLEPIUS_HOME under the offscreen platform unless DISPLAY is set (``xvfb-run -a``); the
 window alone is grabbed. ``demo_packet`` is shared with ``tests/bench/bench_study_screen.py``.
 """
@@ -81,11 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     from app.qt.app_context import AppContext
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
-    from tests.fakes import FakeEngine
 
     app = QApplication(sys.argv[:1])
-    ctx = AppContext(Paths.default(), AppConfig(), engine=FakeEngine())
-    ctx.start()
+    ctx = AppContext(Paths.default(), AppConfig())
+    ctx.open_log()  # the log only: a rater's workstation needs no model to rate
     win = MainWindow(ctx, UiState(home / "ui"))
     win.resize(*SIZE)
     win.show()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -73,19 +74,18 @@ class StudyTab(QWidget):
         self.export_button = QPushButton("E&xport responses…")
         self.export_button.setToolTip("Write your ratings as a sealed responses file for the coordinator")
         self.export_button.clicked.connect(self.choose_export)
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addWidget(self.picker, 1)
-        top.addWidget(self.export_button)
-
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.PlainText)
+        # A long study name must not set the window's minimum width (1024 px at a 14 pt font).
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QLabel("0 / 0")
         self.progress.setToolTip("Rated / assigned to you")
         self.progress.setStyleSheet("font-weight:bold;")
-        head = QHBoxLayout()
-        head.addWidget(self.title, 1)
-        head.addWidget(self.progress)
+        top = QHBoxLayout()
+        top.addWidget(self.open_button)
+        top.addWidget(self.export_button)
+        top.addWidget(self.title, 1)
+        top.addWidget(self.progress)
 
         self.note = _reader("The note")
         self.task = QLabel()
@@ -137,7 +137,7 @@ class StudyTab(QWidget):
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
-        lay.addLayout(head)
+        lay.addWidget(self.picker)
         lay.addWidget(self.split, 1)
         lay.addWidget(self.status)
 
