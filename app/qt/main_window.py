@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         from app.qt.models_tab import ModelsTab
         from app.qt.settings_tab import SettingsTab
         from app.qt.stats_tab import StatsTab
+        from app.qt.study_tab import StudyTab
 
         self.history_tab = HistoryTab(self.ctx)
         self.history_tab.open_run.connect(self._open_run)
@@ -68,11 +69,13 @@ class MainWindow(QMainWindow):
         self.compare_tab = CompareTab(self.ctx, self.ask_tab)
         self.models_tab = ModelsTab(self.ctx)
         self.stats_tab = StatsTab(self.ctx)
+        self.study_tab = StudyTab(self.ctx)
         self.settings_tab = SettingsTab(self.ctx)
         self.tabs.addTab(self.history_tab, "&History")
         self.tabs.addTab(self.compare_tab, "Co&mpare")
         self.tabs.addTab(self.models_tab, "Mo&dels")
         self.tabs.addTab(self.stats_tab, "S&tatistics")
+        self.tabs.addTab(self.study_tab, "Stud&y")
         self.tabs.addTab(self.settings_tab, "Settin&gs")
 
     def showEvent(self, event) -> None:
@@ -191,6 +194,7 @@ class MainWindow(QMainWindow):
         self.ask_tab.rate.flush()
         self.ask_tab.stop()
         self.compare_tab.flush()
+        self.study_tab.flush()
         self.ui_state.save(self.saveGeometry(), self.tabs.currentIndex(), self.ask_tab.split.saveState())
         super().closeEvent(event)
 
