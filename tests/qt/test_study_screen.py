@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QApplication
 from app.core import packets
 from app.qt.app_context import AppContext
 from app.qt.study_tab import StudyTab
-from app.store import EvalLog
 from app.store.models import PacketResponse
 from tests.fakes import FakeEngine
 from tests.qt.conftest import WAIT_MS, qt_config
@@ -133,7 +132,6 @@ def test_a_wrong_passphrase_or_another_file_opens_nothing(study_app, qtbot, pack
     assert "this is a responses file, not a rater packet" in failed.args[0]
 
 
-@pytest.mark.skipif(not hasattr(EvalLog, "packet_items"), reason="the log's study API (slice 'core') is not merged")
 def test_shared_workstation_path_is_offered_from_the_log(study_app, qtbot) -> None:
     _ctx, tab = study_app()
     assert tab.picker.study.count() == 0 and not tab.picker.start_button.isEnabled()

@@ -4,7 +4,6 @@ status, adjudication, passphrases, and the packet round trip (when the seal slic
 from __future__ import annotations
 
 import csv
-import importlib
 import threading
 from pathlib import Path
 
@@ -163,21 +162,6 @@ def test_adjudicate_and_passphrase_rules_through_the_command(tmp_path: Path, cap
     assert cli(db, "status", "nope") == 2 and "no study 'nope'" in capsys.readouterr().err
 
 
-def _has(module: str, *names: str) -> bool:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return False
-    return all(hasattr(mod, n) for n in names)
-
-
-PACKETS = ("Packet", "write_packet", "read_packet", "read_responses", "write_responses", "packet_answer_ids",
-           "responses_from_csv")  # fmt: skip
-
-
-@pytest.mark.skipif(
-    not _has("app.core.packets", *PACKETS), reason="app.core.packets (the seal slice) is not merged into this tree yet"
-)
 def test_packet_rate_import_round_trip(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("STUDY_PASS", PASS)
     ctx = TwoModels(tmp_path)
@@ -217,10 +201,6 @@ def test_packet_rate_import_round_trip(tmp_path: Path, capsys, monkeypatch) -> N
     assert "passphrase" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(
-    not _has("app.store.agreement", "study_stats"), reason="app.store.agreement.study_stats (the agree slice) is "
-    "not merged into this tree yet"
-)  # fmt: skip
 def test_status_json_has_the_agreement_fields(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 

@@ -37,19 +37,15 @@ def passphrase(args: argparse.Namespace) -> str:
 
 def packets() -> Any:
     """``app.core.packets``, or a UsageError saying this build has no sealed packets."""
-    try:
-        from app.core import packets as mod
-    except ImportError as exc:
-        raise UsageError(f"study packets are not available in this build ({exc})") from None
+    from app.core import packets as mod  # cryptography loads only for the packet commands
+
     return mod
 
 
 def statistics(data: Any) -> Any:
     """``app.store.agreement.study_stats(data)`` (the one home of the study's statistics)."""
-    try:
-        from app.store.agreement import study_stats
-    except ImportError as exc:
-        raise UsageError(f"study statistics are not available in this build ({exc})") from None
+    from app.store.agreement import study_stats  # numpy/scipy load only for the commands that need them
+
     return study_stats(data)
 
 
@@ -77,16 +73,39 @@ def _info_json(info: Any) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace, log: Any) -> int:
     info = log.study(args.name)
     stats = statistics(log.study_data(args.name))
-    payload = {"study": _info_json(info), **stats.to_json()}
+    payload = {**stats.to_json(), "study": _info_json(info)}
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
         return 0
     print(f"study {info.name}: {info.items} items x {len(info.arms)} arms, {info.generated}/{info.answers} generated")
-    for key in ("progress", "alpha", "alpha_ci", "per_task", "disagreements"):
-        value = payload.get(key)
-        shown = f"{len(value)} listed (see --json or `study adjudicate --list`)" if key == "disagreements" else value
-        print(f"{key}: {json.dumps(shown, default=str) if not isinstance(shown, str) else shown}")
+    for p in stats.progress:
+        print(f"  {p.rater}: {p.rated} of {p.assigned} rated")
+    print(f"alpha (ordinal): {_alpha_text(stats.alpha)}")
+    print(f"  calibration subset: {_alpha_text(stats.calibration)}")
+    for task, est in sorted(stats.per_task.items()):
+        print(f"  {task}: {_alpha_text(est)}")
+    from app.store import agreement
+
+    for m in stats.arm_means:
+        if m.task == agreement.ALL_TASKS:
+            print(f"arm {m.arm}: mean {_num(m.mean)} [{_num(m.low)}, {_num(m.high)}], n = {m.answers} answers")
+    for f in stats.flags:
+        print(
+            f"arm {f.arm}: {f.score_1} ratings of 1, {f.hallucination} hallucination flags, {f.failed} failed answers"
+        )
+    print(f"disagreements (raters 2+ points apart): {len(stats.disagreements)} (`study adjudicate {info.name} --list`)")
     return 0
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _alpha_text(est: Any) -> str:
+    if est.alpha is None:
+        return f"not available ({est.reason})"
+    ci = f" [{est.low:.3f}, {est.high:.3f}]" if est.low is not None else ""
+    return f"{est.alpha:.3f}{ci}, n = {est.units} answers, {est.raters} raters"
 
 
 def cmd_adjudicate(args: argparse.Namespace, log: Any) -> int:
@@ -106,10 +125,8 @@ def cmd_adjudicate(args: argparse.Namespace, log: Any) -> int:
 
 
 def cmd_report(args: argparse.Namespace, log: Any) -> int:
-    try:
-        from app.service.study_report import write_report
-    except ImportError as exc:
-        raise UsageError(f"study reports are not available in this build ({exc})") from None
+    from app.service.study_report import write_report  # matplotlib loads only when a report is written
+
     path = write_report(log.study_data(args.name), Path(args.output))
     print(f"-- wrote {path}", file=sys.stderr)
     return 0
