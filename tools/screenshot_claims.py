@@ -1,9 +1,9 @@
 """The README's claim-level grounding picture: ``python -m tools.screenshot_claims [OUT.png]``.
 
 The Ask screen at 1024x700 with the issue's example (metformin, a dose moved to lisinopril, ibuprofen and
-Tylenol the note never names, an unchecked negation, Robitussin left out), the answer and its report set
-directly (no model: ``tests.grounding_examples``), so the picture shows every claim status at once whatever
-the model would have said. Runs in a temporary ASCLEPIUS_HOME under the offscreen platform unless DISPLAY
+Tylenol the note never names, an unchecked negation, Robitussin left out): the answer is set directly (no
+model: ``tests.grounding_examples``) and checked by the real checker (``app.service.ground``), so the
+picture shows every claim status at once, worded as a user sees it. Runs in a temporary ASCLEPIUS_HOME under the offscreen platform unless DISPLAY
 is set (then the window alone is grabbed, not the whole screen).
 """
 
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.qt.app_context import AppContext
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
-    from tests.grounding_examples import ANSWER, NOTE, example_report
+    from app.service import ground
+    from tests.grounding_examples import ANSWER, NOTE
 
     app = QApplication(sys.argv[:1])
     ctx = AppContext(Paths.default(), AppConfig())  # not started: no model is loaded, none is needed
@@ -42,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     tab = win.ask_tab
     tab.editor.setPlainText(NOTE)
+    instruction = "List every medication with its dose and frequency."
     tab.set_task("ner")
-    tab.instruction.setPlainText("List every medication with its dose and frequency.")
-    tab.answer_view.set_header("Named Entity Recognition", "List every medication with its dose and frequency.")
+    tab.instruction.setPlainText(instruction)
+    tab.answer_view.set_header("Named Entity Recognition", instruction)
     tab.answer.setPlainText(ANSWER)
-    tab.show_grounding(example_report(), 0)
+    tab.show_grounding(ground(ANSWER, NOTE, None, "Named Entity Recognition", instruction), 0)
     end = time.monotonic() + 0.5
     while time.monotonic() < end:  # let the layout settle (the panel's height follows its text)
         app.processEvents()
