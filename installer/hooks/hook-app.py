@@ -3,6 +3,6 @@
 
 from PyInstaller.utils.hooks import collect_data_files, collect_submodules
 
-_FILES = ["store/migrations/**/*.py", "store/**/*.mako", "store/*.ini", "py.typed"]
+_FILES = ["store/migrations/**/*.py", "store/**/*.mako", "store/*.ini", "core/evaluation/suites/*.json", "py.typed"]
 datas = collect_data_files("app", include_py_files=True, includes=_FILES)
 hiddenimports = collect_submodules("app") + collect_submodules("alembic") + ["logging.config"]

@@ -1,8 +1,8 @@
 """The reference's output filters (REFERENCE.md 1d) and the ROUGE-L similarity filter the paper describes.
 
-ROUGE-L here is the F-measure of the longest common subsequence of lower-cased word tokens (letters and
-digits), as Self-Instruct uses it to keep a generated instruction only when it is not too close to one
-already in the pool (Self-Instruct's threshold: 0.7).
+ROUGE-L (``app.core.evaluation.rouge``, the one implementation) is the F-measure of the longest common
+subsequence of lower-cased word tokens (letters and digits), as Self-Instruct uses it to keep a generated
+instruction only when it is not too close to one already in the pool (Self-Instruct's threshold: 0.7).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+
+from app.core.evaluation.rouge import lcs_length, rouge_l, rouge_tokens
 
 REFERENCE_PATTERNS = (
     "AI language",
@@ -27,37 +29,15 @@ REFERENCE_PATTERNS = (
 """The reference's alternatives, in its order; a row is dropped when any field matches one, ignoring case."""
 _REFERENCE_RE = re.compile("|".join(f"({re.escape(p)})" for p in REFERENCE_PATTERNS), re.IGNORECASE)
 ROUGE_THRESHOLD = 0.7
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def rouge_tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
-
-
-def lcs_length(a: list[str], b: list[str]) -> int:
-    """Longest common subsequence length, O(len(a) * len(b)) time, O(len(b)) memory."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, start=1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
-
-
-def rouge_l(a: str | list[str], b: str | list[str]) -> float:
-    """ROUGE-L F1 between two texts (or token lists); 0.0 when either is empty."""
-    ta = rouge_tokens(a) if isinstance(a, str) else a
-    tb = rouge_tokens(b) if isinstance(b, str) else b
-    if not ta or not tb:
-        return 0.0
-    lcs = lcs_length(ta, tb)
-    if lcs == 0:
-        return 0.0
-    p, r = lcs / len(tb), lcs / len(ta)
-    return 2 * p * r / (p + r)
+__all__ = [
+    "REFERENCE_PATTERNS",
+    "ROUGE_THRESHOLD",
+    "SimilarityPool",
+    "lcs_length",
+    "reference_filter",
+    "rouge_l",
+    "rouge_tokens",
+]
 
 
 @dataclass
