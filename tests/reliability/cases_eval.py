@@ -61,7 +61,7 @@ _WITH_CORE: tuple[Case, ...] = (
         "eval-answers-duplicate-id",
         ("eval", "score", "pubmedqa", "--data", "{tmp}/d.json", "--answers", "{tmp}/a.jsonl"),
         USAGE,
-        "duplicate",
+        "line 2",
         setup=(_w("d.json", _PQA), _w("a.jsonl", '{"id": "1", "answer": "yes"}\n{"id": "1", "answer": "no"}\n')),
     ),
     Case(
