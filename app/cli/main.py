@@ -227,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside the core (ground, evaluation log, batch, study, cache, quantize, data,
-    judge, train)."""
-    from app.cli import batch, cache, ground, log_cmds, study
+    """Subcommand groups that live beside the core (ground, evaluation log, batch, study, eval, cache, quantize,
+    data, judge, train)."""
+    from app.cli import batch, cache, evaluate, ground, log_cmds, study
     from quantize import cli as quantize_cli
 
     plugins = [
@@ -237,6 +237,7 @@ def _plugins() -> list[Callable[[Any], None]]:
         log_cmds.register,
         batch.register,
         study.register,
+        evaluate.register,
         cache.register,
         quantize_cli.register,
     ]

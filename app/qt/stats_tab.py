@@ -175,6 +175,10 @@ class StatsTab(QWidget):
         lay.addWidget(agree_box)
         lay.addWidget(flag_box)
         lay.addWidget(win_box, 1)
+        from app.qt.eval_results_view import EvalResultsView  # here: that module reuses this one's table helpers
+
+        self.evals = EvalResultsView(ctx)
+        lay.addWidget(self.evals)
         lay.addWidget(exp)
         lay.addWidget(self.status)
         outer = QVBoxLayout(self)
@@ -204,6 +208,7 @@ class StatsTab(QWidget):
             return None
         self._stale = False
         self._set_status("Computing…")
+        self.evals.refresh()
         task = Task(lambda job: compute(log), "statistics")
         task.signals.finished.connect(self._show)
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))

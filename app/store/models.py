@@ -409,3 +409,27 @@ class PacketResponse(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     corrected_answer: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- task evaluation against gold (revision 0006) ------------------------------------------------------------
+class EvalScore(Base):
+    """One logged answer scored against a suite's gold annotation (``asclepius eval run``): the score sits
+    beside the run, so the answer's provenance is the run's own and a rescore replaces the row."""
+
+    __tablename__ = "eval_scores"
+    __table_args__ = (Index("uq_eval_scores_run_id_suite", "run_id", "suite", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    """The run that gave the answer (model, sampling, prompt, timings: all there)."""
+    suite: Mapped[str] = mapped_column(String(128), index=True)
+    """The suite's name (a built-in such as ``ncbi-disease``, or a suite file's own name)."""
+    item_id: Mapped[str] = mapped_column(String(128))
+    """The item within the suite (the PMID for PubTator and PubMedQA, the document id for BioC)."""
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The item's metric values (``ItemScore.metrics``)."""
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """tp/fp/fn and the like (``ItemScore.counts``): what corpus-level micro figures are summed from."""
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """What matched and what did not (``ItemScore.details``)."""
+    scored_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -117,6 +117,13 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ),
     ("data", [*_DATA, "instructions", *_EP, "--out", "{tmp}/emptydir"], 2, "asclepius data notes"),
     ("data", [*_DATA, "build", "--out", "{tmp}/emptydir"], 2, "no finished notes stage"),
+    # eval: refusals made before a suite is read, the data loaded or the log opened
+    ("eval", ["eval"], 2, "required"),
+    ("eval", ["eval", "run", "pubmedqa"], 2, "--data"),
+    ("eval", ["eval", "run", "pubmedqa", "--data", "{tmp}/none.json", "--concurrency", "4"], 2, "only apply with"),
+    ("eval", ["eval", "run", "pubmedqa", "--data", "{tmp}/none.json", *_REMOTE], 2, "--endpoint-model"),
+    ("eval", ["eval", "score", "pubmedqa", "--data", "{tmp}/none.json"], 2, "--answers"),
+    ("eval", ["eval", "score", "pubmedqa", "--data", "x", "--answers", "y", "--limit", "0"], 2, "limit"),
     ("cache", ["cache"], 2, "{clear,info}"),
     ("cache", ["cache", "purge"], 2, "invalid choice"),
     ("judge", ["judge", "--answers", "{tmp}/none.jsonl", *_EP], 2, "not found"),
