@@ -3,15 +3,7 @@ suite and model with interval and n, computed off the event loop."""
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
-
 from tests.qt.conftest import WAIT_MS, qt_config
-
-EVALCORE = importlib.util.find_spec("app.core.evaluation") is not None and (
-    importlib.util.find_spec("app.core.evaluation.scorers") is not None
-)
 
 
 def _tab(qtbot, paths, tmp_path):  # type: ignore[no-untyped-def]
@@ -37,11 +29,9 @@ def test_without_scores_the_section_says_how_to_get_them(qtbot, paths, tmp_path)
     assert "asclepius eval run" in st.evals.empty.text()
 
 
-@pytest.mark.skipif(not EVALCORE, reason="app.core.evaluation (the evalcore slice of issue 24) is not merged yet")
 def test_scored_answers_show_their_primary_metrics_with_interval_and_n(qtbot, paths, tmp_path, shared_data) -> None:
     from app.core.evaluation.loaders import load_items
     from app.core.evaluation.suites import load_suite
-
     from app.qt.eval_results_view import eval_rows
     from app.service.eval_run import Answered, score_answers
     from tests.store.helpers import logged, model, request

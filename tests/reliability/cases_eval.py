@@ -1,18 +1,12 @@
 """Bad-input rows for ``asclepius eval`` (issue #24): a suite that does not exist, a suite file with an unknown
 scorer or a missing field, gold data that is missing or malformed, answers files with missing or duplicate
-ids. Each is a usage or data error naming the file and the problem; nothing is created.
-
-The rows that read suites or data need the evaluation core (``app.core.evaluation``, the evalcore slice);
-until it is merged they are left out here (``EVALCORE``), and the lead removes that guard at merge."""
+ids. Each is a usage or data error naming the file and the problem; nothing is created."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 from tests.reliability.cases import USAGE, Case, _w
-
-EVALCORE = importlib.util.find_spec("app.core.evaluation") is not None
 
 _PQA = json.dumps({"1": {"QUESTION": "Is it?", "CONTEXTS": ["A note."], "final_decision": "yes"}})
 _SUITE_BAD_SCORER = json.dumps(
@@ -80,4 +74,4 @@ _WITH_CORE: tuple[Case, ...] = (
     ),
 )
 
-CASES: tuple[Case, ...] = _ALWAYS + (_WITH_CORE if EVALCORE else ())
+CASES: tuple[Case, ...] = _ALWAYS + _WITH_CORE
