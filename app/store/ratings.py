@@ -14,6 +14,7 @@ from app.core.errors import UsageError
 from app.store.base import LogBase, RunRef
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Comparison, PendingComparisonRun, Rater, Rating, Run, utcnow
 from app.store.rules import not_rateable_message, why_not_rateable
+from resources.rubric import flag_contradiction
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,18 @@ class NewRating:
     """``human`` or ``judge`` (an automated judge); fixed for a rater once recorded."""
     at: datetime | None = None
     """When it was rated (aware); None: now."""
+
+
+def rating_problem(score: object, hallucination: bool, comment: str | None) -> str | None:
+    """Why a rating cannot be stored as given, or None: the score must be 1-4, and a score that contradicts
+    the Hallucination flag (``resources.rubric.flag_contradiction``) needs a comment saying why. The store
+    (``add_rating``, ``log import-ratings``) refuses with this message; the Rate panel asks for the comment."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
+        return f"a rating is 1, 2, 3 or 4 on the rubric, not {score!r}"
+    why = flag_contradiction(score, hallucination)
+    if why is not None and not (comment or "").strip():
+        return f"{why}: score 1, untick Hallucination, or explain in a comment"
+    return None
 
 
 class RatingsMixin(LogBase):
@@ -75,15 +88,16 @@ class RatingsMixin(LogBase):
         """Rate a run on the 4-point rubric; an earlier rating by the same rater becomes history.
 
         UsageError, naming the run, if the run cannot be rated (``app/store/rules.py``: it failed, was
-        stopped, has not finished or has an empty answer)."""
+        stopped, has not finished or has an empty answer); UsageError if the rating contradicts itself
+        (:func:`rating_problem`)."""
         with self.write_session() as s:
             rating = NewRating(run, rater, score, hallucination, comment, corrected_answer, rater_kind, at)
             return self.add_rating_in(s, rating)
 
     def add_rating_in(self, s: Session, r: NewRating) -> int:
         """``add_rating`` inside the caller's transaction (an import adds many at once)."""
-        if isinstance(r.score, bool) or not isinstance(r.score, int) or not 1 <= r.score <= 4:
-            raise UsageError(f"a rating is 1, 2, 3 or 4 on the rubric, not {r.score!r}")
+        if problem := rating_problem(r.score, r.hallucination, r.comment):
+            raise UsageError(problem)
         rid = self._run_id(s, r.run)
         run = s.execute(select(Run.status, Run.finish_reason, Run.answer).where(Run.id == rid)).one()
         why = why_not_rateable(run.status, run.finish_reason, run.answer)
@@ -214,4 +228,4 @@ def _withdraw_rating(s: Session, rating_id: int) -> None:
         s.execute(update(Rating).where(Rating.id == prev).values(is_current=True))
 
 
-__all__ = ["NewRating", "RatingsMixin"]
+__all__ = ["NewRating", "RatingsMixin", "rating_problem"]
