@@ -221,7 +221,8 @@ def run_view(row: Any) -> RunView:
 
 
 HistoryRow = tuple[RunView, float | None, int]
-"""A History line: the run, its mean current score (None when unrated) and its number of current ratings."""
+"""A History line: the run, its mean current score (None when unrated) and its number of current ratings
+(with ``RunQuery.viewer``: that rater's own score and 1, or None and 0)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,18 @@ class RunQuery:
     search: str = ""
     """Case-insensitive substring of the instruction or the answer."""
     rated: bool | None = None
-    """True: runs with a current rating; False: runs without; None: both."""
+    """True: runs with a current rating; False: runs without; None: both (with ``viewer``: the viewer's)."""
+    viewer: str | None = None
+    """The rater looking (the History screen's): scores and "rated" are that rater's own, so a rater never
+    sees how many others rated a run nor their mean before rating it. None: every rater's (a coordinator's
+    export or statistics)."""
+
+    def _current(self) -> tuple[Any, ...]:
+        """The current ratings a row counts: the viewer's only, when there is one."""
+        current = (Rating.run_id == Run.id, Rating.is_current.is_(True))
+        if self.viewer is None:
+            return current
+        return (*current, Rating.rater_id == select(Rater.id).where(Rater.name == self.viewer).scalar_subquery())
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
         stmt = self.filters.apply(stmt)
@@ -240,13 +252,13 @@ class RunQuery:
             pat = "%" + self.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             stmt = stmt.where(or_(Run.instruction.ilike(pat, escape="\\"), Run.answer.ilike(pat, escape="\\")))
         if self.rated is not None:
-            has = exists().where(Rating.run_id == Run.id, Rating.is_current.is_(True))
+            has = exists().where(*self._current())
             stmt = stmt.where(has if self.rated else ~has)
         return stmt
 
     def page_select(self, offset: int, limit: int) -> Select[Any]:
-        """Runs newest first, each with ``mean_score`` and ``n_ratings`` over current ratings."""
-        current = (Rating.run_id == Run.id, Rating.is_current.is_(True))
+        """Runs newest first, each with ``mean_score`` and ``n_ratings`` over current ratings (the viewer's)."""
+        current = self._current()
         mean = select(func.avg(Rating.score)).where(*current).scalar_subquery()
         n = select(func.count()).where(*current).scalar_subquery()
         stmt = self.apply(runs_select().add_columns(mean.label("mean_score"), n.label("n_ratings")))
