@@ -159,7 +159,11 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
             + (f" ({p.reason})" if p.reason else ""),
             file=out,
         )
-    print("Win rates from blinded comparisons ((wins + ties/2) / decided; 'both bad' not counted)", file=out)
+    print(
+        "Win rates from blind votes ((wins + ties/2) / decided; 'both bad' not counted; withdrawn votes and "
+        "votes cast after the models were shown left out)",
+        file=out,
+    )
     for w in res["wins"]:
         print(
             f"  {w.model}: {_f(w.win_rate)}  ({w.wins} won, {w.losses} lost, {w.ties} tied, {w.both_bad} both bad)",

@@ -129,6 +129,8 @@ class RatingView:
     corrected_answer: str | None
     is_current: bool
     created_at: datetime
+    withdrawn_at: datetime | None = None
+    """When the Compare vote it was given with was undone (it stays as history, never current again)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,10 @@ class ComparisonView:
     choice: str
     comment: str | None
     created_at: datetime
+    blind: bool = True
+    """False: cast after the rater had seen which model wrote which answer (not counted in win rates)."""
+    withdrawn_at: datetime | None = None
+    """When the vote was undone (kept, not counted)."""
 
 
 RUN_COLUMNS = (
@@ -324,6 +330,7 @@ def rating_select() -> Select[Any]:
         Rating.corrected_answer,
         Rating.is_current,
         Rating.created_at,
+        Rating.withdrawn_at,
     ).join(Rater, Rating.rater_id == Rater.id)
 
 
@@ -374,4 +381,6 @@ def comparisons_select() -> Select[Any]:
         Comparison.choice,
         Comparison.comment,
         Comparison.created_at,
+        Comparison.blind,
+        Comparison.withdrawn_at,
     ).join(Rater, Comparison.rater_id == Rater.id)

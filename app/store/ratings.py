@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import UsageError
@@ -15,6 +15,9 @@ from app.store.base import LogBase, RunRef
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Comparison, PendingComparisonRun, Rater, Rating, Run, utcnow
 from app.store.rules import not_rateable_message, why_not_rateable
 from resources.rubric import flag_contradiction
+
+MAX_RATER_NAME = 128
+"""``raters.name``'s width."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class RatingsMixin(LogBase):
         name = name.strip()
         if not name:
             raise UsageError("a rater needs a name")
+        if len(name) > MAX_RATER_NAME:
+            raise UsageError(f"a rater's name is at most {MAX_RATER_NAME} characters")
         if kind not in RATER_KINDS:
             raise UsageError(f"rater kind must be one of {', '.join(RATER_KINDS)}, not {kind!r}")
         row = s.execute(select(Rater.id, Rater.kind).where(Rater.name == name)).first()
@@ -133,8 +138,11 @@ class RatingsMixin(LogBase):
         a_side: str = "left",
         comment: str | None = None,
         at: datetime | None = None,
+        blind: bool = True,
     ) -> int:
-        """A blinded choice between two finished runs of the same note, task and instruction."""
+        """A choice between two finished runs of the same note, task and instruction; ``blind`` unless the
+        caller says the rater saw the models. A vote on a pair whose earlier vote was withdrawn is never
+        blind, whatever the caller says: that vote revealed the models (see :meth:`undo_vote`)."""
         if choice not in CHOICES:
             raise UsageError(f"choice must be one of {', '.join(CHOICES)}, not {choice!r}")
         if a_side not in SIDES:
@@ -150,6 +158,7 @@ class RatingsMixin(LogBase):
                 choice=choice,
                 comment=comment or None,
                 created_at=at or utcnow(),
+                blind=blind and not _revealed(s, ida, idb),
             )
             s.add(c)
             # The vote ends the blinding of both runs, in the same transaction as the vote itself.
@@ -159,7 +168,7 @@ class RatingsMixin(LogBase):
 
     def hold_blind(self, runs: Iterable[RunRef]) -> None:
         """Record runs of a blind comparison awaiting its vote: their model stays hidden, across restarts,
-        until :meth:`add_comparison` of them (which ends it); :meth:`undo_vote` records them again."""
+        until :meth:`add_comparison` of them (which ends it)."""
         with self.write_session() as s:
             _hold(s, [self._run_id(s, ref) for ref in runs])
 
@@ -174,18 +183,21 @@ class RatingsMixin(LogBase):
         with self.read_session() as s:
             return set(s.scalars(select(PendingComparisonRun.run_id)))
 
-    def undo_vote(self, comparison_id: int, rating_ids: Iterable[int] = ()) -> None:
-        """Withdraw a comparison and the ratings given with it (the Compare screen's Undo): each rater's
-        previous rating of those runs, if any, becomes current again."""
+    def undo_vote(self, comparison_id: int, rating_ids: Iterable[int] = (), *, at: datetime | None = None) -> None:
+        """Withdraw a comparison and the ratings given with it (the Compare screen's Undo). Both are kept,
+        marked withdrawn (``withdrawn_at``) and no longer counted; each rater's previous rating of those runs,
+        if any, becomes current again. The vote showed which model wrote which answer, so the runs are not
+        blinded again and a new vote on them is recorded as not blind (:meth:`add_comparison`)."""
+        when = at or utcnow()
         with self.write_session() as s:
             c = s.get(Comparison, comparison_id)
             if c is None:
                 raise UsageError(f"no comparison {comparison_id}")
-            pair = [c.run_a_id, c.run_b_id]
-            s.execute(delete(Comparison).where(Comparison.id == comparison_id))
-            _hold(s, pair)  # blind again until the new vote
+            if c.withdrawn_at is not None:
+                raise UsageError(f"comparison {comparison_id} was already withdrawn")
+            c.withdrawn_at = when
             for rid in rating_ids:
-                _withdraw_rating(s, rid)
+                _withdraw_rating(s, rid, when)
 
 
 def _check_comparable(s: Session, ida: int, idb: int) -> None:
@@ -208,19 +220,29 @@ def _hold(s: Session, run_ids: Iterable[int]) -> None:
             s.add(PendingComparisonRun(run_id=rid))
 
 
-def _withdraw_rating(s: Session, rating_id: int) -> None:
-    """Delete one rating; if it was its rater's current one, their previous rating of the run is current."""
+def _revealed(s: Session, ida: int, idb: int) -> bool:
+    """Whether a vote on these two runs (either way round) was cast and withdrawn: its reveal was seen."""
+    pair = or_(
+        and_(Comparison.run_a_id == ida, Comparison.run_b_id == idb),
+        and_(Comparison.run_a_id == idb, Comparison.run_b_id == ida),
+    )
+    return s.scalar(select(Comparison.id).where(pair, Comparison.withdrawn_at.is_not(None)).limit(1)) is not None
+
+
+def _withdraw_rating(s: Session, rating_id: int, when: datetime) -> None:
+    """Mark one rating withdrawn (kept as history); if it was its rater's current one, their previous rating
+    of the run that was not withdrawn becomes current."""
     row = s.get(Rating, rating_id)
-    if row is None:
+    if row is None or row.withdrawn_at is not None:
         return
     run_id, rater_id, was_current = row.run_id, row.rater_id, row.is_current
-    s.delete(row)
+    row.withdrawn_at, row.is_current = when, False
     s.flush()
     if not was_current:
         return
     prev = s.scalar(
         select(Rating.id)
-        .where(Rating.run_id == run_id, Rating.rater_id == rater_id)
+        .where(Rating.run_id == run_id, Rating.rater_id == rater_id, Rating.withdrawn_at.is_(None))
         .order_by(Rating.created_at.desc(), Rating.id.desc())
         .limit(1)
     )
