@@ -71,3 +71,22 @@ def test_revision_0006_keeps_old_votes_blind_and_downgrade_drops_withdrawn_ones(
     with EvalLog.open(db_path) as log:  # upgraded again: a vote from before 0006 was cast blind
         [c] = log.comparisons()
         assert (c.id, c.blind, c.withdrawn_at) == (kept, True, None)
+
+
+def test_the_ratings_export_with_history_says_which_were_withdrawn(log: EvalLog) -> None:
+    import csv
+    import io
+
+    from app.store.export import export
+
+    a, b = _pair(log)
+    cid = log.add_comparison(a, b, "dr-lee", "A")
+    log.undo_vote(cid, [log.add_rating(a, "dr-lee", 3)])
+    log.add_rating(a, "dr-lee", 2)
+    out = io.StringIO()
+    export(log, out, "csv", kind="ratings", history=True)
+    rows = sorted(csv.DictReader(io.StringIO(out.getvalue())), key=lambda r: r["rated_at"])
+    assert [(r["score"], r["is_current"], bool(r["withdrawn_at"])) for r in rows] == [
+        ("3", "False", True),
+        ("2", "True", False),
+    ]
