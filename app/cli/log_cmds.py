@@ -128,7 +128,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     check_records_file(path, max_bytes=MAX_FILE_BYTES, what="ratings file")  # a bad file first, as batch does
     with open_log(args, create=False) as log:  # ratings need runs: a mistyped --db is no new empty log
-        report = import_ratings(log, path, default_rater=args.rater, all_or_nothing=args.all_or_nothing)
+        report = import_ratings(
+            log, path, default_rater=args.rater, all_or_nothing=args.all_or_nothing, add_raters=args.add_raters
+        )
     for line, problem in report.errors:
         print(f"{path.name}: line {line}: {problem}", file=sys.stderr)
     print(
@@ -184,7 +186,11 @@ def print_stats(res: dict[str, Any], out: TextIO) -> None:
             + (f" ({p.reason})" if p.reason else ""),
             file=out,
         )
-    print("Win rates from blinded comparisons ((wins + ties/2) / decided; 'both bad' not counted)", file=out)
+    print(
+        "Win rates from blind votes ((wins + ties/2) / decided; 'both bad' not counted; withdrawn votes and "
+        "votes cast after the models were shown left out)",
+        file=out,
+    )
     for w in res["wins"]:
         print(
             f"  {w.model}: {_f(w.win_rate)}  ({w.wins} won, {w.losses} lost, {w.ties} tied, {w.both_bad} both bad)",
@@ -318,6 +324,11 @@ def register(subparsers: Any) -> None:
     i = sub.add_parser("import-ratings", help="read ratings made outside the app, matched by run id")
     i.add_argument("file", help="CSV (header line) or .jsonl with run_id, score and optionally rater, ...")
     i.add_argument("--rater", help="rater for rows without a rater column")
+    i.add_argument(
+        "--add-raters",
+        action="store_true",
+        help="add rater names the log does not list yet (default: such rows are rejected, a typo is no new rater)",
+    )
     i.add_argument(
         "--all-or-nothing", action="store_true", help="import nothing if any row is rejected (default: the good rows)"
     )

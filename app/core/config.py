@@ -157,6 +157,9 @@ class AppConfig:
     default_model: str = ""
     """sha256 of the default model in the registry; empty means the embedded demo model."""
     font_size: int = 11
+    rater: str = ""
+    """Who rates on this workstation: a name from the log's rater list (``raters``), chosen in Settings or
+    the Rate panel; empty: nobody is chosen, and the app refuses to rate. A name, never note text."""
     abbreviation_senses: str = ""
     """Folder of abbreviation sense inventories (TSV/CSV, e.g. the CARD and Vanderbilt inventories the
     user has) that grounding checks expansions against; empty: expansions are aligned to the note but

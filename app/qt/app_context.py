@@ -44,6 +44,8 @@ class AppContext(QObject):
     """A run, rating or comparison was written: views over the log refresh."""
     models_changed = Signal()
     config_changed = Signal()
+    raters_changed = Signal()
+    """A rater was added to the log's rater list: the rater choosers re-read it."""
     notice = Signal(str)
     """Something the user must know that is not an error (the default model is missing: the demo is used)."""
     error = Signal(str)
@@ -251,6 +253,11 @@ class AppContext(QObject):
 
     def set_default_model(self, sha: str) -> None:
         self.update_config(replace(self.config, default_model=sha))
+
+    def set_rater(self, name: str) -> None:
+        """Rate as ``name`` (one of the log's raters; "" for nobody) from now on, kept in the config."""
+        if name != self.config.rater:
+            self.update_config(replace(self.config, rater=name))
 
     # -- shutdown ---------------------------------------------------------------------------------
     def close(self) -> None:

@@ -3,7 +3,9 @@ sees them as A and B in random order, votes (and may score each), and only then 
 
 Which model is A is drawn before the runs start; A's answer streams first, then B's, so streaming reveals
 nothing the final screen does not. Until the vote both runs are listed in History without model names.
-A vote can be undone (and cast again) until the next comparison starts.
+A vote can be undone (and cast again) until the next comparison starts: the log keeps the first vote, marked
+withdrawn, and records the second as not blind (the rater has seen the models), so win rates, which count
+blind votes only, leave both out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from app.core.errors import AsclepiusError
 from app.core.types import ModelInfo
 from app.qt.app_context import AppContext
 from app.qt.ask_jobs import ScreenOutcome, leading_offset
+from app.qt.raters import RaterChooser
 from app.qt.screen_fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
@@ -38,6 +41,7 @@ from app.store.rules import why_not_rateable
 from resources import RUBRIC, TASKS
 
 VOTES = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both_bad"))
+HIDDEN = "Identities are hidden until you vote. Win rates count blind votes only."
 
 
 class CompareTab(QWidget):
@@ -59,6 +63,8 @@ class CompareTab(QWidget):
         self._stream_to = 0
         self.vote_id: int | None = None
         self._vote_ratings: list[int] = []
+        self._seen = False
+        """The rater has seen which model wrote which answer of this pair: a new vote is not blind."""
         self.banner = Banner()
         self.model_a, self.model_b = combo(16), combo(16)
         self.task_box = combo(12)
@@ -119,9 +125,7 @@ class CompareTab(QWidget):
             answers.addWidget(box)
             self.views.append(te)
             self.scores.append(sc)
-        self.rater = QLineEdit()
-        self.rater.setPlaceholderText("rater name")
-        self.rater.setMinimumWidth(100)
+        self.rater = RaterChooser(ctx)
         self.vote_btns: dict[str, QPushButton] = {}
         rater_row = QWidget()
         rl = QHBoxLayout(rater_row)
@@ -140,7 +144,7 @@ class CompareTab(QWidget):
         self.undo_btn.hide()
         buttons.append(self.undo_btn)
         vote = flow(*buttons)
-        self.reveal = QLabel("Identities are hidden until you vote.")
+        self.reveal = QLabel(HIDDEN)
         self.reveal.setWordWrap(True)
         self.reveal.setTextFormat(Qt.TextFormat.RichText)
         lay = QVBoxLayout(self)
@@ -162,8 +166,6 @@ class CompareTab(QWidget):
         if not self.instruction.text():
             self.task_box.setCurrentIndex(self.ask_tab.task_box.currentIndex())
             self.instruction.setText(self.ask_tab.instruction.toPlainText().strip())
-        if not self.rater.text():
-            self.rater.setText(self.ask_tab.rate.rater_name)
         if self.task is None:
             self.show_note()
 
@@ -245,7 +247,7 @@ class CompareTab(QWidget):
             return out
 
         self.pair = None
-        self.vote_id, self._vote_ratings = None, []
+        self.vote_id, self._vote_ratings, self._seen = None, [], False
         self.undo_btn.hide()
         self.show_note()
         for v, label in zip(self.views, "AB", strict=True):
@@ -304,49 +306,53 @@ class CompareTab(QWidget):
             finish = str(r.finish_reason)
             incomplete = {"length": " · incomplete: length limit", "cancelled": " · incomplete: stopped"}
             view.parent().setTitle(f"Answer {label}{incomplete.get(finish, '')}")
-        self.reveal.setText("Identities are hidden until you vote.")
+        self.reveal.setText(HIDDEN)
         self._set_votable(all(o.run_id is not None for o in outcomes))
         self.answers_ready.emit()
 
     def vote(self, choice: str) -> Task | None:
-        log, pair, rater = self.ctx.log, self.pair, self.rater.text().strip()
+        log, pair, rater = self.ctx.log, self.pair, self.rater.name
         if pair is None or log is None:
             return None
         if not rater:
-            self.banner.show_error("Enter a rater name before voting.")
+            self.banner.show_error("Choose yourself in the Rater list before voting (add your name in Settings).")
             return None
         why_not = self._why_not_scored()
         scores = [s.currentData() if why is None else None for s, why in zip(self.scores, why_not, strict=True)]
         a, b = pair
+        blind = not self._seen
 
         def work(_job: Job) -> tuple[int, list[int]]:
-            cid = log.add_comparison(a.run_id, b.run_id, rater, choice, a_side="left")
+            cid = log.add_comparison(a.run_id, b.run_id, rater, choice, a_side="left", blind=blind)
             rids = [log.add_rating(o.run_id, rater, score) for o, score in zip(pair, scores, strict=True) if score]
             return cid, rids
 
         task = Task(work, "save vote")
-        task.signals.finished.connect(lambda res: self._voted(res, choice))
+        task.signals.finished.connect(lambda res: self._voted(res, choice, blind))
         task.signals.errored.connect(lambda e: self.banner.show_error(f"Vote not saved: {describe_error(e)}"))
         self._set_votable(False)
         return self.ctx.tasks.start(task)
 
-    def _voted(self, res: tuple[int, list[int]], choice: str) -> None:
+    def _voted(self, res: tuple[int, list[int]], choice: str, blind: bool) -> None:
         cid, self._vote_ratings = res
-        self.vote_id = cid
+        self.vote_id, self._seen = cid, True
         a, b = self.pair or (None, None)
         for o in (a, b):
             if o is not None and o.run_id is not None:
                 self.ctx.blinded_runs.discard(o.run_id)
         self.undo_btn.show()
         label = dict((c, t) for t, c in VOTES)[choice]
+        unblind = "" if blind else " Recorded as not blind (you had seen the models): win rates leave it out."
         self.reveal.setText(
             f"Saved ({label}). <b>A</b> was <b>{a.model.display_name}</b>; <b>B</b> was <b>{b.model.display_name}</b>."
+            + unblind
         )
         self.ctx.runs_changed.emit()
         self.voted.emit(cid)
 
     def undo_vote(self) -> Task | None:
-        """Withdraw the vote just cast (and its scores); the answers stay, hidden again, to vote anew."""
+        """Withdraw the vote just cast (and its scores; the log keeps both, marked withdrawn); the answers
+        stay to vote anew, and that vote is recorded as not blind."""
         log, cid, rids = self.ctx.log, self.vote_id, list(self._vote_ratings)
         if log is None or cid is None or self.pair is None:
             return None
@@ -360,10 +366,10 @@ class CompareTab(QWidget):
         self.vote_id, self._vote_ratings = None, []
         self.undo_btn.setEnabled(True)
         self.undo_btn.hide()
-        for o in self.pair or ():
-            if o.run_id is not None:
-                self.ctx.blinded_runs.add(o.run_id)
-        self.reveal.setText("Vote withdrawn. Identities are hidden again: vote anew.")
+        self.reveal.setText(
+            "Vote withdrawn (the log keeps it, marked withdrawn). You have seen which model wrote which answer, "
+            "so a new vote is recorded as not blind and win rates, which count blind votes only, leave it out."
+        )
         self._set_votable(True)
         self.ctx.runs_changed.emit()
         self.undone.emit()

@@ -18,7 +18,8 @@ PAGE_SIZE = 100
 """Rows fetched per page as the table scrolls: one short query, never the whole log."""
 
 
-COLUMNS = ("Run", "Started", "Task", "Model", "Instruction", "Finish", "Tokens", "Score")
+COLUMNS = ("Run", "Started", "Task", "Model", "Instruction", "Finish", "Tokens", "Your score")
+"""The last column is the viewing rater's own score (``RunQuery.viewer``), never other raters' mean."""
 
 
 class RunTableModel(QAbstractTableModel):
@@ -105,5 +106,5 @@ def _cell(v: RunView, mean: float | None, n: int, col: int) -> Any:
     if col == 6:
         return v.completion_tokens if v.completion_tokens is not None else ""
     if col == 7:
-        return "" if mean is None else (f"{mean:.1f}" if n == 1 else f"{mean:.2f} ({n})")
+        return "" if mean is None else (f"{mean:g}" if n == 1 else f"{mean:.2f} ({n})")
     return None

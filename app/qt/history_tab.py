@@ -2,7 +2,9 @@
 
 Every read of the log runs in a worker (counting, each page as the table scrolls, the filter choices, the
 run to open), so a large log or a slow disk never freezes the window; only the latest request's answer is
-shown. Runs of a Compare whose vote is still open show no model name (the comparison is blind).
+shown. Runs of a Compare whose vote is still open show no model name (the comparison is blind). The score
+column and the "Rated" filter are the chosen rater's own (``RunQuery.viewer``): a rater never sees how many
+others rated a run, nor their mean, before rating it; everyone's ratings are the Statistics screen's.
 """
 
 from __future__ import annotations
@@ -123,9 +125,8 @@ class HistoryTab(QWidget):
         for t in TASK_NAMES:
             self.task.addItem(t, t)
         self.model_box = combo()
-        self.rater = combo()
         self.rated = combo()
-        for label, v in (("Rated or not", None), ("Rated", True), ("Not rated", False)):
+        for label, v in (("Rated by me or not", None), ("Rated by me", True), ("Not rated by me", False)):
             self.rated.addItem(label, v)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search instructions and answers…")
@@ -136,7 +137,7 @@ class HistoryTab(QWidget):
         rerun_btn.clicked.connect(self.rerun_selected)
         self.count = QLabel()
         pairs = []
-        for label, w in (("Task", self.task), ("Model", self.model_box), ("Rater", self.rater)):
+        for label, w in (("Task", self.task), ("Model", self.model_box)):
             lab = QLabel(label)
             lab.setBuddy(w)
             pair = QWidget()
@@ -159,11 +160,13 @@ class HistoryTab(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
-        for box in (self.task, self.model_box, self.rater, self.rated):
+        for box in (self.task, self.model_box, self.rated):
             box.currentIndexChanged.connect(lambda _i: self.refresh())
         self.search.textChanged.connect(lambda _t: self._timer.start(SEARCH_DEBOUNCE_MS))
         ctx.runs_changed.connect(self._runs_changed)
         ctx.log_changed.connect(self._runs_changed)
+        ctx.config_changed.connect(self._viewer_changed)
+        self._viewer = ctx.config.rater
         self._stale = True
 
     # Refreshing only when visible keeps a background write from costing the Ask screen anything.
@@ -179,20 +182,24 @@ class HistoryTab(QWidget):
             self._fill_choices()
             self.refresh()
 
+    def _viewer_changed(self) -> None:
+        """Another rater was chosen: the scores shown become theirs."""
+        if self.ctx.config.rater != self._viewer:
+            self._viewer = self.ctx.config.rater
+            self._runs_changed()
+
     def _fill_choices(self) -> Task | None:
         log = self.ctx.log
         if log is None:
             return None
-        task = Task(lambda _job: (log.models(), log.raters()), "read history filters")
+        task = Task(lambda _job: log.models(), "read history filters")
         task.signals.finished.connect(self._set_choices)
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
         return self.ctx.tasks.start(task)
 
-    def _set_choices(self, res: tuple[list, list]) -> None:
-        models, raters = res
+    def _set_choices(self, models: list) -> None:
         for box, items, first in (
             (self.model_box, [(f"{m.name} ({m.quant})", m.sha256) for m in models], "All models"),
-            (self.rater, [(r.name, r.name) for r in raters], "Any rater"),
         ):
             keep = box.currentData()
             box.blockSignals(True)
@@ -204,8 +211,9 @@ class HistoryTab(QWidget):
             box.blockSignals(False)
 
     def query(self) -> RunQuery:
-        f = RunFilter(task=self.task.currentData(), model=self.model_box.currentData(), rater=self.rater.currentData())
-        return RunQuery(f, self.search.text(), self.rated.currentData())
+        f = RunFilter(task=self.task.currentData(), model=self.model_box.currentData())
+        # Nobody chosen: "" matches no rater (names are never empty), so no score shows at all.
+        return RunQuery(f, self.search.text(), self.rated.currentData(), viewer=self.ctx.config.rater)
 
     def refresh(self) -> Task | None:
         """Re-read the runs in a worker; :attr:`refreshed` is emitted when the table shows them."""

@@ -1,12 +1,14 @@
 """The Rate panel beside the answer: the 4-point rubric, hallucination flag, comment, corrected answer.
 
 A rating is saved as soon as a score is picked, and again (as a new version; the log keeps the history)
-when the flag, comment or corrected answer changes, after a short pause in typing.
+when the flag, comment or corrected answer changes, after a short pause in typing. The rater is chosen from
+the log's rater list (``app/qt/raters.py``); with nobody chosen the panel refuses to rate. A rating the store
+would refuse as contradicting the rubric (a score above 1 with Hallucination ticked) waits for the comment
+that explains it (``app.store.ratings.rating_problem``, the store's own rule).
 """
 
 from __future__ import annotations
 
-import getpass
 from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -23,12 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import UsageError
 from app.qt.app_context import AppContext
-from app.qt.widgets import combo
+from app.qt.raters import RaterChooser
 from app.qt.workers import Task, describe_error
+from app.store.ratings import rating_problem
 from resources import RUBRIC
 
+OPTIONAL = "optional"
+NO_RATER = "choose yourself in the Rater list to rate (add your name in Settings)"
 TYPING_PAUSE_MS = 800
 """Save after this long without typing: often enough that nothing is lost, rarely enough to keep history short."""
 
@@ -49,10 +53,9 @@ class RatePanel(QGroupBox):
         self._why_not = ""
         self._read_gen = 0
         """Reads of the log run in workers; only the latest one's answer is shown."""
-        self.rater = combo()
-        self.rater.setEditable(True)
-        self.rater.setToolTip("Your rater profile: ratings are stored under this name")
-        self.rater.lineEdit().setPlaceholderText("your name")
+        self._editing_as = ""
+        """The rater the unsaved edits belong to (the choice may change before they are saved)."""
+        self.rater = RaterChooser(ctx)
         self.scores = QButtonGroup(self)
         self.scores.setExclusive(True)
         box = QVBoxLayout()
@@ -69,7 +72,7 @@ class RatePanel(QGroupBox):
         self.hallucination = QCheckBox("Ha&llucination")
         self.hallucination.setToolTip("The answer states something the note does not support")
         self.comment = QLineEdit()
-        self.comment.setPlaceholderText("optional")
+        self.comment.setPlaceholderText(OPTIONAL)
         self.corrected = QPlainTextEdit()
         self.corrected.setPlaceholderText("optional: the answer as it should have been")
         self.corrected.setTabChangesFocus(True)
@@ -99,30 +102,14 @@ class RatePanel(QGroupBox):
         self.comment.textEdited.connect(lambda _t: self._changed(TYPING_PAUSE_MS))
         self.comment.editingFinished.connect(self.flush)
         self.corrected.textChanged.connect(lambda: self._changed(TYPING_PAUSE_MS))
-        self.rater.activated.connect(lambda _i: self._load_current())
-        self.ctx.log_changed.connect(self._fill_raters)
-        self._fill_raters()
+        self.rater.changed.connect(lambda _name: self._rater_changed())
         self.set_run(None)
 
     # -- run and rater ----------------------------------------------------------------------------
-    def _fill_raters(self) -> Task | None:
-        """Read the rater profiles from the log in a worker (a slow disk must not freeze the window)."""
-        log = self.ctx.log
-        if log is None:
-            self._set_raters([])
-            return None
-        task = Task(lambda _job: [r.name for r in log.raters() if r.kind == "human"], "read raters")
-        task.signals.finished.connect(self._set_raters)
-        task.signals.errored.connect(lambda e: self.status.setText(f"Could not read raters: {describe_error(e)}"))
-        return self.ctx.tasks.start(task)
-
-    def _set_raters(self, names: list[str]) -> None:
-        current = self.rater.currentText().strip()
-        self.rater.blockSignals(True)
-        self.rater.clear()
-        self.rater.addItems(names)
-        self.rater.setEditText(current or (names[0] if names else _os_user()))
-        self.rater.blockSignals(False)
+    def _rater_changed(self) -> None:
+        """Another rater was chosen: what the previous one typed is saved as theirs, then the new one's shows."""
+        self.flush()
+        self._load_current()
 
     def set_run(self, run_id: int | None, why_not: str = "") -> None:
         """Rate ``run_id``; None disables the panel (``why_not`` says why, e.g. the run was stopped)."""
@@ -140,6 +127,9 @@ class RatePanel(QGroupBox):
         self.hallucination.setChecked(False)
         self.comment.clear()
         self.corrected.clear()
+        self.comment.setPlaceholderText(OPTIONAL)
+        for w in (*self.scores.buttons(), self.hallucination, self.comment, self.corrected):
+            w.setEnabled(bool(self.rater_name))  # nobody chosen: nothing can be rated
 
     def _load_current(self) -> Task | None:
         """Clear the form now; fill it from the log in a worker (the latest request wins)."""
@@ -155,6 +145,10 @@ class RatePanel(QGroupBox):
             self.status.setText(
                 f"Not rateable: {self._why_not}." if self._why_not else "Ask a question or open a run to rate it."
             )
+            self.loaded.emit()
+            return None
+        if not rater:
+            self.status.setText(NO_RATER[0].upper() + NO_RATER[1:] + ".")
             self.loaded.emit()
             return None
         self.status.setText(f"Run {run_id}: reading its rating…")
@@ -179,7 +173,7 @@ class RatePanel(QGroupBox):
                 self.corrected.setPlainText(r.corrected_answer or "")
                 self.status.setText(f"Rated {r.score} by {r.rater} at {_local(r.created_at)}")
             else:
-                self.status.setText(f"Run {run_id}: not rated by {self.rater_name or 'you'} yet")
+                self.status.setText(f"Run {run_id}: not rated by {self.rater_name} yet")
         finally:
             self._loading = False
             self._dirty = False
@@ -187,7 +181,8 @@ class RatePanel(QGroupBox):
 
     @property
     def rater_name(self) -> str:
-        return self.rater.currentText().strip()
+        """The chosen rater, or "" when nobody is."""
+        return self.rater.name
 
     @property
     def score(self) -> int | None:
@@ -198,6 +193,8 @@ class RatePanel(QGroupBox):
     def _changed(self, delay_ms: int) -> None:
         if self._loading or self.run_id is None:
             return
+        if not self._dirty:
+            self._editing_as = self.rater_name
         self._dirty = True
         if self.score is None:
             self.status.setText("Pick a score to save the rating.")
@@ -211,17 +208,21 @@ class RatePanel(QGroupBox):
             self.save()
 
     def save(self) -> Task | None:
-        log, run_id, score, rater = self.ctx.log, self.run_id, self.score, self.rater_name
+        log, run_id, score, rater = self.ctx.log, self.run_id, self.score, self._editing_as or self.rater_name
         if run_id is None or score is None or not self._dirty:
             return None
         if log is None:
             self._fail(self.ctx.log_error or "the evaluation log is not open yet")
             return None
         if not rater:
-            self._fail("enter a rater name to save the rating")
+            self._fail(NO_RATER)
+            return None
+        flag, comment, corrected = self.hallucination.isChecked(), self.comment.text(), self.corrected.toPlainText()
+        if problem := rating_problem(score, flag, comment):  # the store would refuse it: ask for the why
+            self.comment.setPlaceholderText("required: why this score although Hallucination is ticked")
+            self.status.setText(f"<span style='color:#8a4b00'>Not saved yet: {problem}.</span>")
             return None
         self._dirty = False
-        flag, comment, corrected = self.hallucination.isChecked(), self.comment.text(), self.corrected.toPlainText()
 
         def work(_job) -> int:
             return log.add_rating(
@@ -236,8 +237,6 @@ class RatePanel(QGroupBox):
 
     def _saved(self, rating_id: int, score: int, rater: str) -> None:
         self.status.setText(f"Saved: {score} by {rater} at {datetime.now().strftime('%H:%M:%S')}")
-        if self.rater.findText(rater, Qt.MatchFlag.MatchExactly) < 0:
-            self.rater.addItem(rater)
         self.saved.emit(rating_id)
         self.ctx.runs_changed.emit()
 
@@ -245,13 +244,6 @@ class RatePanel(QGroupBox):
         self._dirty = True
         self.status.setText(f"<span style='color:#b3261e'>Not saved: {text}</span>")
         self.failed.emit(text)
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError, UsageError):
-        return ""
 
 
 def _local(t: datetime) -> str:

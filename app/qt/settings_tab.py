@@ -1,4 +1,6 @@
-"""The Settings screen: engine, generation, database and display settings, saved to the config file."""
+"""The Settings screen: engine, generation, database and display settings, saved to the config file, and the
+raters: who rates on this workstation (chosen from the log's rater list, kept in the config at once) and
+adding a person to that list."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from app.core.config import AppConfig, EngineConfig, GenerationDefaults
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.core.limits import answer_cap, context_warning, trained_context
 from app.qt.app_context import AppContext
+from app.qt.raters import RaterChooser, add_rater
 from app.qt.screen_fit import scrolled
 from app.qt.widgets import Banner
 from app.qt.workers import describe_error
@@ -108,6 +111,7 @@ class SettingsTab(QWidget):
         hint.setWordWrap(True)
         hint.setStyleSheet("color:#555;")
         f3.addRow("", hint)
+        raters = self._raters_box()
         disp = QGroupBox("Display")
         f4 = QFormLayout(disp)
         f4.addRow("Font size", self.font_size)
@@ -136,6 +140,7 @@ class SettingsTab(QWidget):
         col1.addWidget(eng)
         col1.addWidget(gen)
         col2.addWidget(data)
+        col2.addWidget(raters)
         col2.addWidget(disp)
         col1.addStretch(1)
         col2.addStretch(1)
@@ -159,6 +164,44 @@ class SettingsTab(QWidget):
         self.n_ctx.valueChanged.connect(self._show_context)
         self.max_tokens.valueChanged.connect(self._show_caps)
         self._show_caps()
+
+    def _raters_box(self) -> QGroupBox:
+        """Choose yourself from the log's rater list, or add a person to it (the choice applies at once)."""
+        box = QGroupBox("Raters")
+        form = QFormLayout(box)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.rater = RaterChooser(self.ctx)
+        self.new_rater = QLineEdit()
+        self.new_rater.setPlaceholderText("a person's name as it should appear in the log")
+        self.new_rater.setMinimumWidth(120)
+        self.new_rater.returnPressed.connect(self.add_rater)
+        add = QPushButton("&Add rater")
+        add.clicked.connect(self.add_rater)
+        row = QHBoxLayout()
+        row.addWidget(self.new_rater, 1)
+        row.addWidget(add)
+        form.addRow("You rate as", self.rater)
+        form.addRow("New rater", row)
+        hint = QLabel(
+            "Ratings and votes are stored under the chosen name. The list belongs to the evaluation log: "
+            "add each person once, then each chooses themselves here or in the Rate panel."
+        )
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color:#555;")
+        form.addRow("", hint)
+        return box
+
+    def add_rater(self) -> None:
+        """Add the typed name to the log's rater list and rate as them (people add themselves first)."""
+        name = self.new_rater.text().strip()
+        if not name:
+            self.banner.show_error("Type the new rater's name first.")
+            return
+        add_rater(self.ctx, name, self._rater_added, lambda text: self.banner.show_error(f"Rater not added: {text}"))
+
+    def _rater_added(self, name: str) -> None:
+        self.new_rater.clear()
+        self.banner.show_info(f"Added {name} to the raters; you now rate as them.")
 
     # -- unsaved changes and the real context size -------------------------------------------------
     def is_dirty(self) -> bool:

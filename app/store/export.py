@@ -91,6 +91,7 @@ RATING_FIELDS: tuple[tuple[str, Any], ...] = (
     ("corrected_answer", Rating.corrected_answer),
     ("is_current", Rating.is_current),
     ("rated_at", Rating.created_at),
+    ("withdrawn_at", Rating.withdrawn_at),  # set for a score given with a Compare vote that was undone
 )
 
 

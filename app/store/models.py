@@ -219,6 +219,9 @@ class Rating(Base):
     corrected_answer: Mapped[str | None] = mapped_column(Text)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # revision 0007
+    withdrawn_at: Mapped[datetime | None]
+    """Set when the Compare vote this score was given with was undone: kept as history, never current."""
 
 
 class PendingComparisonRun(Base):
@@ -249,6 +252,12 @@ class Comparison(Base):
     choice: Mapped[str] = mapped_column(String(8))
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # revision 0007
+    blind: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
+    """False for a vote cast after the rater saw which model wrote which answer (a vote again after Undo):
+    win rates count blind votes only."""
+    withdrawn_at: Mapped[datetime | None]
+    """Set when the vote was undone: kept, but no longer counted."""
 
 
 # -- evaluation studies (revision 0005) ------------------------------------------------------------------

@@ -129,6 +129,8 @@ class RatingView:
     corrected_answer: str | None
     is_current: bool
     created_at: datetime
+    withdrawn_at: datetime | None = None
+    """When the Compare vote it was given with was undone (it stays as history, never current again)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,10 @@ class ComparisonView:
     choice: str
     comment: str | None
     created_at: datetime
+    blind: bool = True
+    """False: cast after the rater had seen which model wrote which answer (not counted in win rates)."""
+    withdrawn_at: datetime | None = None
+    """When the vote was undone (kept, not counted)."""
 
 
 RUN_COLUMNS = (
@@ -221,7 +227,8 @@ def run_view(row: Any) -> RunView:
 
 
 HistoryRow = tuple[RunView, float | None, int]
-"""A History line: the run, its mean current score (None when unrated) and its number of current ratings."""
+"""A History line: the run, its mean current score (None when unrated) and its number of current ratings
+(with ``RunQuery.viewer``: that rater's own score and 1, or None and 0)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +239,18 @@ class RunQuery:
     search: str = ""
     """Case-insensitive substring of the instruction or the answer."""
     rated: bool | None = None
-    """True: runs with a current rating; False: runs without; None: both."""
+    """True: runs with a current rating; False: runs without; None: both (with ``viewer``: the viewer's)."""
+    viewer: str | None = None
+    """The rater looking (the History screen's): scores and "rated" are that rater's own, so a rater never
+    sees how many others rated a run nor their mean before rating it. None: every rater's (a coordinator's
+    export or statistics)."""
+
+    def _current(self) -> tuple[Any, ...]:
+        """The current ratings a row counts: the viewer's only, when there is one."""
+        current = (Rating.run_id == Run.id, Rating.is_current.is_(True))
+        if self.viewer is None:
+            return current
+        return (*current, Rating.rater_id == select(Rater.id).where(Rater.name == self.viewer).scalar_subquery())
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
         stmt = self.filters.apply(stmt)
@@ -240,13 +258,13 @@ class RunQuery:
             pat = "%" + self.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             stmt = stmt.where(or_(Run.instruction.ilike(pat, escape="\\"), Run.answer.ilike(pat, escape="\\")))
         if self.rated is not None:
-            has = exists().where(Rating.run_id == Run.id, Rating.is_current.is_(True))
+            has = exists().where(*self._current())
             stmt = stmt.where(has if self.rated else ~has)
         return stmt
 
     def page_select(self, offset: int, limit: int) -> Select[Any]:
-        """Runs newest first, each with ``mean_score`` and ``n_ratings`` over current ratings."""
-        current = (Rating.run_id == Run.id, Rating.is_current.is_(True))
+        """Runs newest first, each with ``mean_score`` and ``n_ratings`` over current ratings (the viewer's)."""
+        current = self._current()
         mean = select(func.avg(Rating.score)).where(*current).scalar_subquery()
         n = select(func.count()).where(*current).scalar_subquery()
         stmt = self.apply(runs_select().add_columns(mean.label("mean_score"), n.label("n_ratings")))
@@ -328,6 +346,7 @@ def rating_select() -> Select[Any]:
         Rating.corrected_answer,
         Rating.is_current,
         Rating.created_at,
+        Rating.withdrawn_at,
     ).join(Rater, Rating.rater_id == Rater.id)
 
 
@@ -378,4 +397,6 @@ def comparisons_select() -> Select[Any]:
         Comparison.choice,
         Comparison.comment,
         Comparison.created_at,
+        Comparison.blind,
+        Comparison.withdrawn_at,
     ).join(Rater, Comparison.rater_id == Rater.id)

@@ -7,13 +7,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import UsageError
 from app.store.base import LogBase, RunRef
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Comparison, PendingComparisonRun, Rater, Rating, Run, utcnow
 from app.store.rules import not_rateable_message, why_not_rateable
+from resources.rubric import flag_contradiction
+
+MAX_RATER_NAME = 128
+"""``raters.name``'s width."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,18 @@ class NewRating:
     """When it was rated (aware); None: now."""
 
 
+def rating_problem(score: object, hallucination: bool, comment: str | None) -> str | None:
+    """Why a rating cannot be stored as given, or None: the score must be 1-4, and a score that contradicts
+    the Hallucination flag (``resources.rubric.flag_contradiction``) needs a comment saying why. The store
+    (``add_rating``, ``log import-ratings``) refuses with this message; the Rate panel asks for the comment."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
+        return f"a rating is 1, 2, 3 or 4 on the rubric, not {score!r}"
+    why = flag_contradiction(score, hallucination)
+    if why is not None and not (comment or "").strip():
+        return f"{why}: score 1, untick Hallucination, or explain in a comment"
+    return None
+
+
 class RatingsMixin(LogBase):
     """Raters, ratings, comparisons and the blinding of comparisons awaiting their vote."""
 
@@ -44,6 +60,8 @@ class RatingsMixin(LogBase):
         name = name.strip()
         if not name:
             raise UsageError("a rater needs a name")
+        if len(name) > MAX_RATER_NAME:
+            raise UsageError(f"a rater's name is at most {MAX_RATER_NAME} characters")
         if kind not in RATER_KINDS:
             raise UsageError(f"rater kind must be one of {', '.join(RATER_KINDS)}, not {kind!r}")
         row = s.execute(select(Rater.id, Rater.kind).where(Rater.name == name)).first()
@@ -75,15 +93,16 @@ class RatingsMixin(LogBase):
         """Rate a run on the 4-point rubric; an earlier rating by the same rater becomes history.
 
         UsageError, naming the run, if the run cannot be rated (``app/store/rules.py``: it failed, was
-        stopped, has not finished or has an empty answer)."""
+        stopped, has not finished or has an empty answer); UsageError if the rating contradicts itself
+        (:func:`rating_problem`)."""
         with self.write_session() as s:
             rating = NewRating(run, rater, score, hallucination, comment, corrected_answer, rater_kind, at)
             return self.add_rating_in(s, rating)
 
     def add_rating_in(self, s: Session, r: NewRating) -> int:
         """``add_rating`` inside the caller's transaction (an import adds many at once)."""
-        if isinstance(r.score, bool) or not isinstance(r.score, int) or not 1 <= r.score <= 4:
-            raise UsageError(f"a rating is 1, 2, 3 or 4 on the rubric, not {r.score!r}")
+        if problem := rating_problem(r.score, r.hallucination, r.comment):
+            raise UsageError(problem)
         rid = self._run_id(s, r.run)
         run = s.execute(select(Run.status, Run.finish_reason, Run.answer).where(Run.id == rid)).one()
         why = why_not_rateable(run.status, run.finish_reason, run.answer)
@@ -119,8 +138,11 @@ class RatingsMixin(LogBase):
         a_side: str = "left",
         comment: str | None = None,
         at: datetime | None = None,
+        blind: bool = True,
     ) -> int:
-        """A blinded choice between two finished runs of the same note, task and instruction."""
+        """A choice between two finished runs of the same note, task and instruction; ``blind`` unless the
+        caller says the rater saw the models. A vote on a pair whose earlier vote was withdrawn is never
+        blind, whatever the caller says: that vote revealed the models (see :meth:`undo_vote`)."""
         if choice not in CHOICES:
             raise UsageError(f"choice must be one of {', '.join(CHOICES)}, not {choice!r}")
         if a_side not in SIDES:
@@ -136,6 +158,7 @@ class RatingsMixin(LogBase):
                 choice=choice,
                 comment=comment or None,
                 created_at=at or utcnow(),
+                blind=blind and not _revealed(s, ida, idb),
             )
             s.add(c)
             # The vote ends the blinding of both runs, in the same transaction as the vote itself.
@@ -145,7 +168,7 @@ class RatingsMixin(LogBase):
 
     def hold_blind(self, runs: Iterable[RunRef]) -> None:
         """Record runs of a blind comparison awaiting its vote: their model stays hidden, across restarts,
-        until :meth:`add_comparison` of them (which ends it); :meth:`undo_vote` records them again."""
+        until :meth:`add_comparison` of them (which ends it)."""
         with self.write_session() as s:
             _hold(s, [self._run_id(s, ref) for ref in runs])
 
@@ -160,18 +183,21 @@ class RatingsMixin(LogBase):
         with self.read_session() as s:
             return set(s.scalars(select(PendingComparisonRun.run_id)))
 
-    def undo_vote(self, comparison_id: int, rating_ids: Iterable[int] = ()) -> None:
-        """Withdraw a comparison and the ratings given with it (the Compare screen's Undo): each rater's
-        previous rating of those runs, if any, becomes current again."""
+    def undo_vote(self, comparison_id: int, rating_ids: Iterable[int] = (), *, at: datetime | None = None) -> None:
+        """Withdraw a comparison and the ratings given with it (the Compare screen's Undo). Both are kept,
+        marked withdrawn (``withdrawn_at``) and no longer counted; each rater's previous rating of those runs,
+        if any, becomes current again. The vote showed which model wrote which answer, so the runs are not
+        blinded again and a new vote on them is recorded as not blind (:meth:`add_comparison`)."""
+        when = at or utcnow()
         with self.write_session() as s:
             c = s.get(Comparison, comparison_id)
             if c is None:
                 raise UsageError(f"no comparison {comparison_id}")
-            pair = [c.run_a_id, c.run_b_id]
-            s.execute(delete(Comparison).where(Comparison.id == comparison_id))
-            _hold(s, pair)  # blind again until the new vote
+            if c.withdrawn_at is not None:
+                raise UsageError(f"comparison {comparison_id} was already withdrawn")
+            c.withdrawn_at = when
             for rid in rating_ids:
-                _withdraw_rating(s, rid)
+                _withdraw_rating(s, rid, when)
 
 
 def _check_comparable(s: Session, ida: int, idb: int) -> None:
@@ -194,19 +220,29 @@ def _hold(s: Session, run_ids: Iterable[int]) -> None:
             s.add(PendingComparisonRun(run_id=rid))
 
 
-def _withdraw_rating(s: Session, rating_id: int) -> None:
-    """Delete one rating; if it was its rater's current one, their previous rating of the run is current."""
+def _revealed(s: Session, ida: int, idb: int) -> bool:
+    """Whether a vote on these two runs (either way round) was cast and withdrawn: its reveal was seen."""
+    pair = or_(
+        and_(Comparison.run_a_id == ida, Comparison.run_b_id == idb),
+        and_(Comparison.run_a_id == idb, Comparison.run_b_id == ida),
+    )
+    return s.scalar(select(Comparison.id).where(pair, Comparison.withdrawn_at.is_not(None)).limit(1)) is not None
+
+
+def _withdraw_rating(s: Session, rating_id: int, when: datetime) -> None:
+    """Mark one rating withdrawn (kept as history); if it was its rater's current one, their previous rating
+    of the run that was not withdrawn becomes current."""
     row = s.get(Rating, rating_id)
-    if row is None:
+    if row is None or row.withdrawn_at is not None:
         return
     run_id, rater_id, was_current = row.run_id, row.rater_id, row.is_current
-    s.delete(row)
+    row.withdrawn_at, row.is_current = when, False
     s.flush()
     if not was_current:
         return
     prev = s.scalar(
         select(Rating.id)
-        .where(Rating.run_id == run_id, Rating.rater_id == rater_id)
+        .where(Rating.run_id == run_id, Rating.rater_id == rater_id, Rating.withdrawn_at.is_(None))
         .order_by(Rating.created_at.desc(), Rating.id.desc())
         .limit(1)
     )
@@ -214,4 +250,4 @@ def _withdraw_rating(s: Session, rating_id: int) -> None:
         s.execute(update(Rating).where(Rating.id == prev).values(is_current=True))
 
 
-__all__ = ["NewRating", "RatingsMixin"]
+__all__ = ["NewRating", "RatingsMixin", "rating_problem"]

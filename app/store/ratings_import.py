@@ -9,7 +9,8 @@ Every row is checked and every problem reported with its line number; the good r
 ``all_or_nothing``, none if any row is bad). Problems never quote SQL or the text of a cell (comments
 and corrected answers can carry patient details): they name the column and what it must be. A run that
 cannot be rated (``app/store/rules.py``: failed, stopped, unfinished, empty answer) is a bad row, named
-by its run id.
+by its run id; so is a rating that contradicts itself (``ratings.rating_problem``: Hallucination ticked with a
+score above 1 and no comment), and one by a rater the log does not list unless ``add_raters`` is given.
 
 Rows go in chunks of ``CHUNK_ROWS``, one short write transaction each, with bulk lookups and bulk inserts:
 the write lock is held for a fraction of a second at a time, so the desktop app or an ``ask`` can write
@@ -36,7 +37,7 @@ from app.store.base import run_number
 from app.store.export import csv_unsafe
 from app.store.log import EvalLog
 from app.store.models import RATER_KINDS, Rater, utcnow
-from app.store.ratings import NewRating
+from app.store.ratings import NewRating, rating_problem
 from app.store.rules import not_rateable_message, why_not_rateable
 
 MAX_FILE_BYTES = 1024 * 1024 * 1024
@@ -114,6 +115,8 @@ def parse_row(rec: dict[str, Any], default_rater: str | None) -> NewRating:
     at = _time(rec.get("rated_at"), problems)
     comment = _text(rec, "comment", problems)
     corrected = _text(rec, "corrected_answer", problems)
+    if score in (1, 2, 3, 4) and h in _YES_NO and (why := rating_problem(score, h in _TRUE, comment)):
+        problems.append(why)  # the store's rule, so a spreadsheet cannot say what the app refuses
     if problems:
         raise ValueError("; ".join(problems))
     assert score is not None
@@ -244,9 +247,12 @@ def _stamp(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _chunk(s: Any, rows: list[_Row], report: ImportReport, write: bool) -> None:
+UNKNOWN_RATER = "rater is not in this log's rater list (pass --add-raters to add the file's new raters)"
+
+
+def _chunk(s: Any, rows: list[_Row], report: ImportReport, write: bool, add_raters: bool) -> None:
     runs = _runs(s, rows)
-    raters = _raters(s, rows, create=write)
+    raters = _raters(s, rows, create=write and add_raters)
     good: list[tuple[_Row, int, int | None]] = []
     for row in rows:
         r = row.r
@@ -255,6 +261,8 @@ def _chunk(s: Any, rows: list[_Row], report: ImportReport, write: bool) -> None:
             report.errors.append((row.line, "no run with this run_id in the log"))
         elif hit[1] is not None:
             report.errors.append((row.line, not_rateable_message(r.run, hit[1])))
+        elif r.rater not in raters and not add_raters:
+            report.errors.append((row.line, UNKNOWN_RATER))
         elif r.rater in raters and raters[r.rater][1] != r.rater_kind:
             report.errors.append((row.line, f"this rater is a {raters[r.rater][1]} in the log, not a {r.rater_kind}"))
         else:
@@ -282,22 +290,33 @@ def _chunk(s: Any, rows: list[_Row], report: ImportReport, write: bool) -> None:
 
 
 def import_ratings(
-    log: EvalLog, path: Path, default_rater: str | None = None, *, all_or_nothing: bool = False
+    log: EvalLog,
+    path: Path,
+    default_rater: str | None = None,
+    *,
+    all_or_nothing: bool = False,
+    add_raters: bool = False,
 ) -> ImportReport:
-    """Import a ratings file; see the module docstring. Raises UsageError for an unreadable file."""
+    """Import a ratings file; see the module docstring. Raises UsageError for an unreadable file.
+
+    A rater name the log does not list (``EvalLog.add_rater``; the app's Settings) is a bad row unless
+    ``add_raters``: a typo in a spreadsheet must not become a new rater whose ratings count as another
+    person's."""
     if all_or_nothing:
         check = ImportReport(all_or_nothing=True)
-        _run(log, path, default_rater, check, write=False)
+        _run(log, path, default_rater, check, write=False, add_raters=add_raters)
         if check.errors:
             return ImportReport(errors=check.errors, all_or_nothing=True)
     report = ImportReport(all_or_nothing=all_or_nothing)
-    _run(log, path, default_rater, report, write=True)
+    _run(log, path, default_rater, report, write=True, add_raters=add_raters)
     return report
 
 
-def _run(log: EvalLog, path: Path, default_rater: str | None, report: ImportReport, write: bool) -> None:
+def _run(
+    log: EvalLog, path: Path, default_rater: str | None, report: ImportReport, *, write: bool, add_raters: bool
+) -> None:
     _names, records = iter_records(path, max_bytes=MAX_FILE_BYTES, what="ratings file")
     for chunk in _chunks(_parsed(records, default_rater, report), CHUNK_ROWS):
         with log.write_session() if write else log.read_session() as s:
-            _chunk(s, chunk, report, write)
+            _chunk(s, chunk, report, write, add_raters)
     report.errors.sort()

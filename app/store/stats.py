@@ -299,6 +299,8 @@ def win_rates(log: EvalLog, filters: RunFilter | None = None) -> list[WinRate]:
         .join(rb, Comparison.run_b_id == rb.c.id)
         .join(ma, ra.c.model_id == ma.c.id)
         .join(mb, rb.c.model_id == mb.c.id)
+        # Blind votes only: a withdrawn vote, or one cast after the models were shown, is not a blind verdict.
+        .where(Comparison.blind.is_(True), Comparison.withdrawn_at.is_(None))
     )
     f = filters or RunFilter()
     scope = replace(f, rater=None, model=None)

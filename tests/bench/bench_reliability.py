@@ -99,7 +99,7 @@ def part1(tmp: Path, rows: int, repeats: int = 3) -> dict[str, float]:
                 if side == "previous":
                     n = old_import(log, csv)
                 else:
-                    rep = import_ratings(log, csv)
+                    rep = import_ratings(log, csv, add_raters=True)
                     n = rep.imported
                     assert not rep.errors, rep.errors[:3]
                 times[side].append(time.perf_counter() - t0)
@@ -154,7 +154,7 @@ def part2(tmp: Path, rows: int) -> dict[str, object]:
     time.sleep(2.0)  # the writer is up and writing
     with EvalLog.open(db) as log:
         t0, c0 = time.perf_counter(), time.process_time()
-        rep = import_ratings(log, csv)
+        rep = import_ratings(log, csv, add_raters=True)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     stop.touch()
     out, _ = writer.communicate(timeout=60)

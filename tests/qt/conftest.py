@@ -73,6 +73,15 @@ def ask_and_wait(qtbot, tab, note: str, task: str, instruction: str):
     return outcome
 
 
+def choose_rater(qtbot, ctx, chooser, name: str) -> None:
+    """Add ``name`` to the log's rater list and rate as them (what Settings' Add rater does); wait until
+    ``chooser`` (a ``RaterChooser``) shows it."""
+    ctx.log.add_rater(name)
+    ctx.raters_changed.emit()
+    ctx.set_rater(name)
+    qtbot.waitUntil(lambda: chooser.name == name, timeout=WAIT_MS)
+
+
 def import_model(qtbot, ctx, models, path, **kw) -> None:
     """Import ``path`` through the Models screen (``kw``: ``import_file``'s choices) and wait until it is done."""
     with qtbot.waitSignal(ctx.models_changed, timeout=WAIT_MS):

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.config import GenerationDefaults
-from tests.qt.conftest import WAIT_MS, answer_next_dialog, ask_and_stop, ask_and_wait, qt_config
+from tests.qt.conftest import WAIT_MS, answer_next_dialog, ask_and_stop, ask_and_wait, choose_rater, qt_config
 
 pytestmark = pytest.mark.qt
 
@@ -145,8 +145,9 @@ def test_progress_counts_per_batch_from_the_engine(qtbot):
 def test_history_and_rating_reads_run_off_the_gui_thread(open_window, qtbot, sample_note, monkeypatch):
     from app.store import EvalLog
 
-    _ctx, win = open_window()
+    ctx, win = open_window()
     o = ask_and_wait(qtbot, win.ask_tab, sample_note, "qa", QUESTION)
+    choose_rater(qtbot, ctx, win.ask_tab.rate.rater, "dr-test")  # with nobody chosen there is no rating to read
     names = ("count_history", "history_page", "rating_history", "get_run")
     threads: dict[str, set[str]] = {n: set() for n in names}
     main = threading.current_thread().name

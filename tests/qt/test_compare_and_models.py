@@ -11,7 +11,7 @@ import stat
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.qt.conftest import WAIT_MS, import_model
+from tests.qt.conftest import WAIT_MS, choose_rater, import_model
 
 pytestmark = pytest.mark.qt
 
@@ -32,7 +32,7 @@ def test_compare_streams_shows_the_note_stays_blind_in_history_and_undoes_a_vote
     win.ask_tab.instruction.setPlainText("Does the patient smoke?")
     win.tabs.setCurrentWidget(cmp_)
     assert cmp_.note_view.toPlainText() == note and cmp_.note_view.isVisible()
-    cmp_.rater.setText("dr-blind")
+    choose_rater(qtbot, ctx, cmp_.rater, "dr-blind")
     streamed: list[tuple[int, str]] = []
     with qtbot.waitSignal(cmp_.answers_ready, timeout=WAIT_MS):
         task = cmp_.run()
@@ -58,17 +58,21 @@ def test_compare_streams_shows_the_note_stays_blind_in_history_and_undoes_a_vote
         win.tabs.setCurrentWidget(hist)
     names = {hist.model.index(r, 3).data() for r in range(hist.model.rowCount())}
     assert BLINDED not in names
-    # Undo: the comparison and its score are gone, identities hidden again, and a new vote can be cast.
+    # Undo: the comparison and its score are kept, marked withdrawn; a new vote can be cast, and since the
+    # models were shown it is recorded as not blind (issue #23: it used to look like a blind one).
     win.tabs.setCurrentWidget(cmp_)
     with qtbot.waitSignal(cmp_.undone, timeout=WAIT_MS):
         cmp_.undo_btn.click()
-    assert ctx.log.comparisons() == [] and ctx.log.current_ratings(a.run_id) == []
-    assert a.run_id in ctx.blinded_runs and cmp_.vote_btns["A"].isEnabled()
-    assert "hidden again" in cmp_.reveal.text()
+    [first] = ctx.log.comparisons()
+    assert first.withdrawn_at is not None and first.blind and ctx.log.current_ratings(a.run_id) == []
+    assert [r.withdrawn_at is not None for r in ctx.log.rating_history(a.run_id)] == [True]
+    assert a.run_id not in ctx.blinded_runs and cmp_.vote_btns["A"].isEnabled()
+    assert "not blind" in cmp_.reveal.text()
     with qtbot.waitSignal(cmp_.voted, timeout=WAIT_MS):
         cmp_.vote_btns["tie"].click()
-    [c] = ctx.log.comparisons()
-    assert c.choice == "tie"
+    first, c = ctx.log.comparisons()
+    assert (c.choice, c.blind, c.withdrawn_at) == ("tie", False, None)
+    assert "not blind" in cmp_.reveal.text()
 
 
 def test_escape_stops_a_comparison(open_window, qtbot, tmp_path, tiny_llama_gguf, sample_note):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.qt.conftest import WAIT_MS
+from tests.qt.conftest import WAIT_MS, choose_rater
 
 pytestmark = pytest.mark.qt
 
@@ -55,7 +55,7 @@ def test_compare_runs_two_models_blind_and_stores_the_vote(open_window, qtbot, t
     assert cmp_.instruction.text() == "Does the patient smoke?"
     cmp_.model_a.setCurrentIndex(cmp_.model_a.findData(ctx.model.sha256))
     cmp_.model_b.setCurrentIndex(cmp_.model_b.findText("tiny-llama", Qt.MatchFlag.MatchStartsWith))
-    cmp_.rater.setText("dr-blind")
+    choose_rater(qtbot, ctx, cmp_.rater, "dr-blind")
     with qtbot.waitSignal(cmp_.answers_ready, timeout=WAIT_MS):
         assert cmp_.run() is not None, cmp_.banner.text()
         qtbot.waitUntil(lambda: cmp_.task is None or bool(cmp_.banner.text()), timeout=WAIT_MS)

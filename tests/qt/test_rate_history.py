@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from tests.qt.conftest import WAIT_MS, ask_and_wait
+from tests.qt.conftest import WAIT_MS, ask_and_wait, choose_rater
 
 pytestmark = pytest.mark.qt
 
@@ -17,7 +17,7 @@ def test_rating_is_saved_at_once_and_is_still_there_after_reopening_the_window(o
     tab = win.ask_tab
     o = ask_and_wait(qtbot, tab, sample_note, "qa", QUESTION)
     rate = tab.rate
-    rate.rater.setEditText("dr-test")
+    choose_rater(qtbot, ctx, rate.rater, "dr-test")
     three = rate.scores.button(3)
     with qtbot.waitSignal(rate.saved, timeout=WAIT_MS):
         # Click on the radio indicator (a click right of the label text is not a hit).
@@ -33,7 +33,7 @@ def test_rating_is_saved_at_once_and_is_still_there_after_reopening_the_window(o
     win.close()
     ctx.close()
 
-    _ctx2, win2 = open_window()  # same database, new application object and window
+    ctx2, win2 = open_window()  # same database, new application object and window
     hist = win2.history_tab
     win2.tabs.setCurrentWidget(hist)
     qtbot.waitUntil(lambda: hist.model.rowCount() == 1, timeout=WAIT_MS)
@@ -46,7 +46,7 @@ def test_rating_is_saved_at_once_and_is_still_there_after_reopening_the_window(o
     assert tab2.instruction.toPlainText() == QUESTION
     assert tab2.answer.toPlainText() == o.result.answer
     assert tab2.rate.run_id == o.run_id
-    tab2.rate.rater.setEditText("dr-test")
+    choose_rater(qtbot, ctx2, tab2.rate.rater, "dr-test")
     with qtbot.waitSignal(tab2.rate.loaded, timeout=WAIT_MS):
         tab2.rate._load_current()  # read in a worker
     assert tab2.rate.score == 3 and tab2.rate.hallucination.isChecked()
@@ -59,6 +59,7 @@ def test_history_filters_searches_and_reruns_with_the_same_settings(open_window,
     first = ask_and_wait(qtbot, tab, sample_note, "qa", QUESTION)
     ask_and_wait(qtbot, tab, sample_note, "summary", "Summarize this discharge summary in one sentence.")
     ctx.log.add_rating(first.run_id, "dr-a", 4)
+    choose_rater(qtbot, ctx, win.ask_tab.rate.rater, "dr-a")  # History shows the chosen rater's own ratings
     hist = win.history_tab
     win.tabs.setCurrentWidget(hist)
     qtbot.waitUntil(lambda: hist.model.rowCount() == 2, timeout=WAIT_MS)
@@ -74,7 +75,7 @@ def test_history_filters_searches_and_reruns_with_the_same_settings(open_window,
     assert hist.model.run_at(0).task == "Summarization"
     hist.rated.setCurrentIndex(hist.rated.findData(True))
     qtbot.waitUntil(lambda: hist.model.rowCount() == 1 and hist.model.run_at(0).id == first.run_id, timeout=WAIT_MS)
-    assert hist.model.data(hist.model.index(0, 7)) == "4.0"
+    assert hist.model.data(hist.model.index(0, 7)) == "4"
     hist.task.setCurrentIndex(hist.task.findData("Summarization"))
     qtbot.waitUntil(lambda: hist.model.rowCount() == 0, timeout=WAIT_MS)
     hist.task.setCurrentIndex(0)

@@ -41,7 +41,7 @@ def _drop_table(tmp: Path, table: str) -> None:
 
 STEPS: dict[str, Any] = {"drop_table": _drop_table}
 
-_RATINGS = ("log", "import-ratings", "{tmp}/r.jsonl", "--db", "{db}")
+_RATINGS = ("log", "import-ratings", "{tmp}/r.jsonl", "--db", "{db}", "--add-raters")  # "dr ok" is a new rater
 _BATCH = ("batch", "{tmp}/in.jsonl", "--db", "{tmp}/b.db")
 _TASK_ROW = '{"note": "A note.", "task": "qa", "instruction": "Why?"}'
 

@@ -211,6 +211,7 @@ def test_import_ratings_reports_bad_rows_and_imports_the_good_ones(tmp_path: Pat
         f"{ids[2]},dr a,4,,\n"
     )
     with EvalLog.open(db) as log:
+        log.add_rater("dr a")
         strict = import_ratings(log, f, all_or_nothing=True)
         assert strict.imported == 0 and [line for line, _ in strict.errors] == [3, 4]
         assert log.current_ratings(ids[0]) == []

@@ -57,7 +57,7 @@ def test_import_ratings_reports_lines_and_exit_code(
     runs = EvalLog.open(db).list_runs(limit=2)
     sheet = tmp_path / "sheet.csv"
     sheet.write_text(f"run_id,score\n{runs[0].uuid},3\n{runs[1].uuid},7\n", encoding="utf-8")
-    rc = main(["log", "import-ratings", str(sheet), "--db", str(db), "--rater", "dr-x"])
+    rc = main(["log", "import-ratings", str(sheet), "--db", str(db), "--rater", "dr-x", "--add-raters"])
     err = capsys.readouterr().err
     assert rc == 2
     assert "sheet.csv: line 3: score must be 1, 2, 3 or 4" in err and "imported 1 ratings" in err

@@ -84,7 +84,7 @@ def test_ratings_round_trip_into_a_new_log(filled: EvalLog, tmp_path: Path, fmt:
     f = tmp_path / f"ratings.{fmt}"
     with f.open("w", encoding="utf-8", newline="") as fh:
         export(filled, fh, fmt, kind="ratings")
-    report = import_ratings(other, f)
+    report = import_ratings(other, f, add_raters=True)  # a new log lists none of the raters yet
     assert (report.imported, report.unchanged, report.errors) == (3, 0, [])
 
     def key(log: EvalLog) -> list[tuple[str, str, int, bool, str | None]]:
@@ -96,7 +96,7 @@ def test_ratings_round_trip_into_a_new_log(filled: EvalLog, tmp_path: Path, fmt:
 
     assert key(other) == key(filled)
     # A second import of the same file adds nothing, not even history.
-    again = import_ratings(other, f)
+    again = import_ratings(other, f, add_raters=True)
     assert (again.imported, again.unchanged) == (0, 3)
     assert sum(len(other.rating_history(r.id)) for r in other.list_runs(limit=10)) == 3
     other.close()
@@ -118,7 +118,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_good_ones(filled: EvalLog, tm
         f"{runs[0].uuid},1,no,\n",  # line 9: duplicate of line 2
         encoding="utf-8",
     )
-    report = import_ratings(filled, f, default_rater="dr-sheet")
+    report = import_ratings(filled, f, default_rater="dr-sheet", add_raters=True)
     assert report.imported == 1
     assert [line for line, _ in report.errors] == [3, 4, 5, 6, 8, 9]
     msgs = dict(report.errors)
@@ -145,7 +145,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised_and_restored_on_impor
     assert rating["comment"].startswith("'=") and rating["corrected_answer"] == "- bullet stays"
     other = EvalLog.open(tmp_path / "other.db")
     logged(other, type(request())(**{**request(instruction="x").__dict__, "run_uuid": log.get_run(rid).uuid}), model(0))
-    assert import_ratings(other, f).imported == 1
+    assert import_ratings(other, f, add_raters=True).imported == 1
     assert other.current_ratings(1)[0].comment == '=HYPERLINK("http://x")'
     other.close()
     for v in ("-3 mg", "- item", "plain", "'=quoted already"):
@@ -166,6 +166,7 @@ def test_import_refuses_ratings_of_failed_and_cancelled_runs_naming_them(log: Ev
         f"run_id,score\n{good},4\n{failed},2\n{cancelled_req.run_uuid},1\n",
         encoding="utf-8",
     )
+    log.add_rater("dr-sheet")
     report = import_ratings(log, f, default_rater="dr-sheet")
     assert report.imported == 1
     msgs = dict(report.errors)
