@@ -38,6 +38,7 @@ from app.qt.app_context import AppContext
 from app.qt.study_picker import StudyPicker
 from app.qt.workers import Task, describe_error
 from app.service.rating_session import PacketSession, RatingSession, first_unrated
+from app.store.ratings import rating_problem
 
 ERROR_STYLE = "color:#b3261e"
 
@@ -273,6 +274,11 @@ class StudyTab(QWidget):
         """Save ``score`` (with the flag, comment and corrected answer) for the item shown, then show the next."""
         row = self._form(score)
         if row is None or self.busy is not None:
+            return None
+        problem = rating_problem(row.score, bool(row.hallucination), row.comment)  # the store's rubric rule
+        if problem is not None:
+            self._fail(f"{problem} (type it in the comment box, then press the score again)")
+            self.comment.setFocus()
             return None
         return self._save(row, self.index + 1)
 

@@ -17,6 +17,7 @@ from app.core.errors import UsageError
 from app.core.packets import ResponseRow, check_score, utc_iso
 from app.store.base import LogBase
 from app.store.models import PacketResponse
+from app.store.ratings import rating_problem
 
 
 class PacketProgressMixin(LogBase):
@@ -29,6 +30,8 @@ class PacketProgressMixin(LogBase):
             raise UsageError(f"rating of answer {row.answer_uid}: {e}") from None
         if not (study_uuid and rater and row.answer_uid):
             raise UsageError("a packet rating needs the study, the rater and the answer")
+        if (problem := rating_problem(score, bool(row.hallucination), row.comment)) is not None:
+            raise UsageError(f"rating of answer {row.answer_uid}: {problem}")  # refused here, not at import
         key = (PacketResponse.study_uuid == study_uuid, PacketResponse.rater == rater)
         with self.write_session() as s:
             s.execute(delete(PacketResponse).where(*key, PacketResponse.answer_uid == row.answer_uid))

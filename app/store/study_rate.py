@@ -33,7 +33,7 @@ from app.store.models import (
     StudyRating,
     utcnow,
 )
-from app.store.ratings import RatingsMixin
+from app.store.ratings import RatingsMixin, rating_problem
 from app.store.rules import why_not_rateable_in_study
 from app.store.runs import RunsMixin
 
@@ -317,9 +317,9 @@ def _row_problem(row: ResponseLike, assigned: dict[str, Any], seen: set[str], ra
     if uid in seen:
         return "the answer is rated twice in this file"
     seen.add(uid)
-    score = row.score
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
-        return f"a score is 1, 2, 3 or 4 on the rubric, not {score!r}"
+    problem = rating_problem(row.score, bool(row.hallucination), row.comment)  # the rubric rule of every rating
+    if problem is not None:
+        return problem
     try:
         _when(row.rated_at)
     except (TypeError, ValueError):

@@ -69,6 +69,11 @@ def test_rate_from_the_keyboard_resume_and_export(study_app, qtbot, packet_file:
     tab.answer.setFocus()
     qtbot.keyClick(tab.answer, Qt.Key.Key_H)
     assert tab.hallucination.isChecked()
+    # A score above 1 with Hallucination ticked contradicts the rubric: refused until a comment says why.
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_2)  # refused at once: no item change to wait for
+    assert tab.index == 0 and "comment" in tab.status.text() and tab.comment.hasFocus()
+    qtbot.keyClicks(tab.comment, "one wrong dose")
+    qtbot.keyClick(tab.comment, Qt.Key.Key_Escape)
     with qtbot.waitSignal(tab.saved, timeout=WAIT_MS) as saved:
         press(qtbot, tab, Qt.Key.Key_2)
     assert saved.args == ["a000"] and tab.index == 1 and tab.progress.text() == "1 / 4 rated"
@@ -103,7 +108,7 @@ def test_rate_from_the_keyboard_resume_and_export(study_app, qtbot, packet_file:
         again.export(out)
     back = packets.read_responses(out, PASS, study_uuid=STUDY)
     assert [(r.answer_uid, r.score, r.comment) for r in back.rows] == [
-        ("a000", 2, None),
+        ("a000", 2, "one wrong dose"),
         ("a001", 1, "dose 1 of 4, checked"),
     ]
     assert back.rater == "dr_a"

@@ -237,3 +237,13 @@ def test_two_coordinators_importing_the_same_file_at_once_end_with_one_complete_
 def test_a_hash_only_log_refuses_a_study(tmp_path: Path) -> None:
     with EvalLog.open(tmp_path / "h.db", store_note_text=False) as log, pytest.raises(UsageError, match="hashes"):
         log.create_study(NewStudy("p", (NewStudyItem("q", NOTE, QA, "Q?"),), (NewStudyArm("m"),), ("a",), 1, 0, 1))
+
+
+def test_a_study_rating_that_contradicts_the_rubric_needs_a_comment(log: EvalLog) -> None:
+    """The rubric rule of every rating (``ratings.rating_problem``) holds in a study too: Hallucination with a
+    score above 1 is refused without a comment (the shared workstation and an import share ``_check_rows``)."""
+    make_study(log)
+    uid = log.packet_rows("pilot", "ana")[0]["answer_uid"]
+    with pytest.raises(UsageError, match="comment"):
+        log.rate_study_answer("pilot", "ana", uid, 3, hallucination=True)
+    assert log.rate_study_answer("pilot", "ana", uid, 3, hallucination=True, comment="minor, harmless slip") > 0
