@@ -1,4 +1,4 @@
-"""``asclepius quantize convert|quantize|verify|inspect``.
+"""``asclepius quantize convert|quantize|verify|compare|inspect``.
 
 ``register(subparsers)`` adds the group to the app's argparse CLI. Nothing heavy is imported until a
 handler runs, and a handler that needs the quantize extra says so (exit 2) instead of a traceback.
@@ -294,6 +294,29 @@ def _held_out(notes_dir: Path) -> list[tuple[str, str]]:
     return [n for f in files for n in iter_notes(f)]
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """KL divergence, top-1 agreement and perplexity ratio of a candidate GGUF against a reference."""
+    import json
+
+    from quantize.compare import CompareOptions, compare
+
+    opts = CompareOptions(
+        Path(args.reference),
+        Path(args.candidate),
+        tuple(Path(p) for p in args.notes),
+        ctx=args.ctx,
+        batch=args.batch,
+        threads=args.threads,
+    )
+    bar = _Progress("compare", args.quiet, unit="chunk")
+    try:
+        result = compare(opts, progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.format())
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
@@ -322,11 +345,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``quantize`` and its four commands to an argparse subparsers object."""
+    """Add ``quantize`` and its five commands to an argparse subparsers object."""
     from quantize.convert import OUT_TYPES
     from quantize.quant import QUANT_TYPES
 
-    p = subparsers.add_parser("quantize", help="convert HF checkpoints to GGUF, quantize, verify, inspect")
+    p = subparsers.add_parser("quantize", help="convert HF checkpoints to GGUF, quantize, verify, compare, inspect")
     sub = p.add_subparsers(dest="quantize_command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("convert", help="HF checkpoint directory -> F32/F16/BF16 GGUF (streamed)")
@@ -406,6 +429,33 @@ def register(subparsers: Any) -> None:
     )
     v.add_argument("-q", "--quiet", action="store_true", help="no per-file perplexity lines on stderr")
     v.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_verify))
+
+    k = sub.add_parser(
+        "compare",
+        help="KL divergence, top-1 agreement and perplexity ratio of a quantized GGUF vs its reference",
+        description="Both files are run over the notes in chunks of --ctx tokens, as llama.cpp's "
+        "llama-perplexity --kl-divergence does (the second half of each chunk is scored). Exit 0 done, "
+        "2 the files cannot be compared (different vocabularies) or bad options, 3 no usable notes, "
+        "4 a file is missing, damaged or cannot be loaded.",
+    )
+    k.add_argument("reference", help="the reference GGUF (the F16/F32/BF16 source)")
+    k.add_argument("candidate", help="the GGUF measured against it")
+    k.add_argument("--notes", nargs="+", required=True, help="CSV/text files or folders of notes")
+    k.add_argument(
+        "--ctx",
+        type=bounded_int("chunk size", PPL_TOKENS_MIN, VERIFY_WINDOW_MAX),
+        default=512,
+        help=f"tokens per chunk, llama-perplexity's -c ({PPL_TOKENS_MIN}..{VERIFY_WINDOW_MAX})",
+    )
+    k.add_argument(
+        "--batch",
+        type=bounded_int("batch", PPL_TOKENS_MIN, 16 * VERIFY_WINDOW_MAX),
+        help="tokens per decode call, llama-perplexity's -b: batch/ctx chunks at once (default: --ctx)",
+    )
+    k.add_argument("--threads", type=threads, help="CPU threads (default: llama-cpp-python's)")
+    k.add_argument("--json", action="store_true", help="the figures as JSON on stdout")
+    k.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    k.set_defaults(func=_guarded(("llama_cpp", "gguf", "numpy"), cmd_compare))
 
     i = sub.add_parser("inspect", help="metadata and tensor summary of a GGUF")
     i.add_argument("gguf")
