@@ -3,8 +3,8 @@
 The Ask screen at 1024x700 with the issue's example (metformin, a dose moved to lisinopril, ibuprofen and
 Tylenol the note never names, an unchecked negation, Robitussin left out): the answer is set directly (no
 model: ``tests.grounding_examples``) and checked by the real checker (``app.service.ground``), so the
-picture shows every claim status at once, worded as a user sees it. Runs in a temporary ASCLEPIUS_HOME under the offscreen platform unless DISPLAY
-is set (then the window alone is grabbed, not the whole screen).
+picture shows every claim status at once, worded as a user sees it. Runs in a temporary ASCLEPIUS_HOME
+under the offscreen platform unless DISPLAY is set (then the window alone is grabbed, not the whole screen).
 """
 
 from __future__ import annotations
