@@ -196,10 +196,9 @@ def test_oracle_and_empty_answers_on_the_dev_splits(shared_data, name, file):
     if name in ("ncbi-disease", "pubmedqa"):
         assert {k: oracle.metrics[k].value for k in document_level} == {k: 1.0 for k in document_level}
     else:
-        # The one item splitter reads a line "no X" as "nothing named" and a leading "X:" as a label: the gold
-        # of the case reports holds a few such texts ("no malignant cells", "PaO2: 58 mm Hg ..."), the ceiling.
-        assert all(oracle.metrics[k].value >= 0.96 for k in document_level)
-        assert oracle.metrics["precision"].value >= 0.998
+        # One gold text of the case reports holds a comma inside one mention ("PaO 2 : 58 mm Hg, while
+        # breathing 50% oxygen"): the one item splitter reads it as two items, the ceiling under 1.0.
+        assert all(oracle.metrics[k].value >= 0.998 for k in document_level)
     if suite.scorer == "ner":  # every gold mention is found; unmarked occurrences are the precision gap
         assert oracle.metrics["mention_recall_lenient"].value >= 0.99
     assert all(e.value == 0.0 for e in empty.metrics.values())

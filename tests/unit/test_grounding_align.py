@@ -227,3 +227,14 @@ def test_gold_ncbi_mentions_land_on_gold_offsets(shared_data: Path) -> None:
     got = bench.gold_alignment(abstracts)
     assert got["items"] > 100
     assert got["share"] >= 0.99
+
+
+def test_a_negated_finding_or_a_measurement_name_is_an_item_not_nothing_or_a_label() -> None:
+    """ "no malignant cells" names a finding (only stock phrases like "none" or "no medications mentioned" say
+    nothing was found); "PaO2: 58 mm Hg" is a measurement, while "Problems:" and "Chain 2:" are labels."""
+    from app.core.grounding.items import ner
+
+    answer = "- no malignant cells\n- No medications mentioned\n- PaO2: 58 mm Hg\n- Problems: fever"
+    pieces, _ = ner(answer)
+    texts = [(answer[p.start : p.end], p.label) for p in pieces]
+    assert texts == [("no malignant cells", ""), ("PaO2: 58 mm Hg", ""), ("fever", "Problems")]

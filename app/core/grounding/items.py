@@ -54,13 +54,24 @@ class Piece:
 Span = tuple[int, int]
 
 _BULLET = re.compile(r"^\s*(?:[-*•·–—>]+|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])?\s*")
+_MEASURED = re.compile(r"[A-Za-z]\d|\d[A-Za-z]|[a-z][A-Z]|\b[A-Z]{2,}\b")
+"""A name with a digit inside it or an all-capitals abbreviation (PaO2, PaO 2, A1c, BP, WBC): a lab or vital, never a
+category label ("Chain 2:", "Problems:" are labels)."""
 _LABEL = re.compile(r"([A-Za-z][\w /&'-]{0,40}?)\s*:\s+(?=\S)")
 _CATEGORIES = (
     "problem|problems|disease|diseases|diagnosis|condition|symptom|symptoms|finding|drug|drugs|medication|"
     "medications|treatment|treatments|test|tests|lab|labs|procedure|procedures|entity|anatomy"
 )
 _TRAILING_CATEGORY = re.compile(rf"\s*(?:\(\s*(?:{_CATEGORIES})\s*\)|[-–—:]\s*(?:{_CATEGORIES}))$", re.IGNORECASE)
-_NOTHING = re.compile(r"^(?:none|n/?a|nil|not (?:mentioned|stated|documented|applicable)|no \w+( \w+)?)$", re.I)
+_NOTHING = re.compile(
+    r"^(?:none|n/?a|nil|not (?:mentioned|stated|documented|applicable)"
+    r"|no (?:other |further )?(?:entit(?:y|ies)|medications?|drugs?|abbreviations?|relations?|items?|events?"
+    r"|findings|diagnos[ie]s|problems|tests|procedures|mentions?)"
+    r"(?: (?:were |are |was |is )?(?:found|mentioned|identified|listed|documented|stated))?)\.?$",
+    re.I,
+)
+"""An answer line that says nothing was found. A negated finding ("no malignant cells", "no fever") is an
+entity of the note, not "nothing": only these stock phrases are."""
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)$")
 _FIRST_NUMBER = re.compile(r"\s+\d")
 _TRIM = " \t\"'`*_.,;:"
@@ -143,8 +154,9 @@ def _entity(answer: str, s: int, e: int, role: str, group: int, label: str = "")
 
 
 def _label(answer: str, s: int, e: int, max_words: int = 3) -> tuple[int, str]:
+    """A leading "Category:" label; a measurement's name ("PaO2: 58 mm Hg", "BP: 132/84") is not one."""
     m = _LABEL.match(answer, s, e)
-    if m and len(m.group(1).split()) <= max_words:
+    if m and len(m.group(1).split()) <= max_words and not _MEASURED.search(m.group(1)):
         return m.end(), m.group(1).strip()
     return s, ""
 
