@@ -5,6 +5,7 @@ adding a person to that list."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,6 +32,8 @@ from app.core.bounds import (
     max_threads,
 )
 from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+from app.core.errors import AsclepiusError
+from app.core.grounding import SenseInventory
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
 from app.core.limits import answer_cap, context_warning, trained_context
 from app.qt.app_context import AppContext
@@ -81,6 +84,11 @@ class SettingsTab(QWidget):
         self.note_text.setToolTip("Off: the log keeps only each note's sha256 and length")
         self.font_size = _spin(7, 32)
         self.font_size.setSuffix(" pt")
+        self.senses = QLineEdit()
+        self.senses.setPlaceholderText("none: expansions are aligned, their senses not checked")
+        self.senses.setMinimumWidth(120)
+        senses_browse = QPushButton("Browse…")
+        senses_browse.clicked.connect(self._browse_senses)
 
         eng = QGroupBox("Inference engine")
         f1 = QFormLayout(eng)
@@ -98,6 +106,20 @@ class SettingsTab(QWidget):
         f2.addRow("", self.caps_info)
         f2.addRow("Temperature", self.temperature)
         f2.addRow("Seed", self.seed)
+        ground = QGroupBox("Grounding")
+        f5 = QFormLayout(ground)
+        f5.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        senses_row = QHBoxLayout()
+        senses_row.addWidget(self.senses, 1)
+        senses_row.addWidget(senses_browse)
+        f5.addRow("Abbreviation sense inventories", senses_row)
+        senses_hint = QLabel(
+            "A folder of abbreviation sense lists (tab- or comma-separated: abbreviation, sense). An expansion "
+            "that is not a known sense of a listed abbreviation is flagged as unusual. None ships with the app."
+        )
+        senses_hint.setWordWrap(True)
+        senses_hint.setStyleSheet("color:#555;")
+        f5.addRow("", senses_hint)
         data = QGroupBox("Evaluation log")
         f3 = QFormLayout(data)
         f3.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
@@ -139,6 +161,7 @@ class SettingsTab(QWidget):
         col1, col2 = QVBoxLayout(), QVBoxLayout()
         col1.addWidget(eng)
         col1.addWidget(gen)
+        col1.addWidget(ground)
         col2.addWidget(data)
         col2.addWidget(raters)
         col2.addWidget(disp)
@@ -160,6 +183,7 @@ class SettingsTab(QWidget):
             w.valueChanged.connect(self._form_changed)
         self.temperature.valueChanged.connect(self._form_changed)
         self.database.textChanged.connect(self._form_changed)
+        self.senses.textChanged.connect(self._form_changed)
         self.note_text.toggled.connect(self._form_changed)
         self.n_ctx.valueChanged.connect(self._show_context)
         self.max_tokens.valueChanged.connect(self._show_caps)
@@ -258,6 +282,7 @@ class SettingsTab(QWidget):
         self.database.setText(c.database)
         self.note_text.setChecked(c.store_note_text)
         self.font_size.setValue(c.font_size)
+        self.senses.setText(c.abbreviation_senses)
         self._show_context()
         if hasattr(self, "dirty_label"):
             self._form_changed()
@@ -272,6 +297,11 @@ class SettingsTab(QWidget):
         )
         if path:
             self.database.setText(path)
+
+    def _browse_senses(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Abbreviation sense inventories", self.senses.text())
+        if path:
+            self.senses.setText(path)
 
     def config_from_form(self) -> AppConfig:
         """The form as a config; ValueError lists every invalid value at once (from the dataclasses)."""
@@ -291,6 +321,7 @@ class SettingsTab(QWidget):
             database=self.database.text().strip(),
             store_note_text=self.note_text.isChecked(),
             font_size=self.font_size.value(),
+            abbreviation_senses=self.senses.text().strip(),
         )
 
     def purge_kept_states(self) -> None:
@@ -305,8 +336,10 @@ class SettingsTab(QWidget):
     def save(self) -> bool:
         try:
             new = self.config_from_form()
+            if new.abbreviation_senses and new.abbreviation_senses != self.ctx.config.abbreviation_senses:
+                SenseInventory.load(Path(new.abbreviation_senses).expanduser())  # a clear error now, not later
             self.ctx.update_config(new)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, AsclepiusError) as exc:
             self.banner.show_error(f"Settings not saved: {describe_error(exc)}")
             return False
         self.banner.show_info(

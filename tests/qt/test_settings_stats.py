@@ -201,3 +201,25 @@ def test_an_export_started_before_the_previous_one_ended_leaves_no_exporting_sta
     assert "Exporting" not in st.status.text() and st.status.text() == idle
     assert "Exporting ratings" in between, "while the second export ran, the status said so"
     ctx.close()
+
+
+def test_settings_set_the_abbreviation_sense_folder_and_refuse_an_unreadable_one(qtbot, tmp_path, shared_data):
+    """The folder grounding checks expansions against is a Setting: an unreadable folder is refused when saving
+    (the config keeps the old value), a readable one is saved and the Ask screen's checks use it."""
+    from app.core.config import load_config
+    from app.qt.app_context import AppContext
+    from app.qt.settings_tab import SettingsTab
+
+    app_paths = Paths(tmp_path / "data", tmp_path / "config")
+    ctx = AppContext(app_paths, qt_config(tmp_path))
+    tab = SettingsTab(ctx)
+    qtbot.addWidget(tab)
+    tab.senses.setText(str(tmp_path / "no-such-folder"))
+    assert tab.is_dirty()
+    assert not tab.save()
+    assert "Settings not saved" in tab.banner.text() and ctx.config.abbreviation_senses == ""
+    folder = str(shared_data / "abbreviations")
+    tab.senses.setText(folder)
+    assert tab.save()
+    assert ctx.config.abbreviation_senses == folder == load_config(app_paths).abbreviation_senses
+    ctx.close()
