@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QFileDialog,
     QGroupBox,
-    QHeaderView,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -25,8 +21,10 @@ from app.core.models import Registry
 from app.core.privatefile import private_dir
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow, scrolled
+from app.qt.stat_tables import fill, interval, num, table
 from app.qt.stats_chart import MeanScoreChart
-from app.qt.widgets import Banner
+from app.qt.study_stats_view import StudyStatsView
+from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
 from app.store import EvalLog
 from app.store.export import export
@@ -41,6 +39,7 @@ from app.store.stats import (
     mean_scores,
     win_rates,
 )
+from app.store.studies import StudyInfo
 
 
 @dataclass(frozen=True)
@@ -56,29 +55,6 @@ class Stats:
 
 def compute(log: EvalLog) -> Stats:
     return Stats(mean_scores(log), agreement(log), win_rates(log), agreement_per_task(log), flag_counts(log))
-
-
-def _interval(low: float, high: float) -> str:
-    return "–" if math.isnan(low) else f"{low:.2f} – {high:.2f}"
-
-
-def _table(headers: list[str], name: str) -> QTableWidget:
-    """A read-only table that stretches its first column (the statistics' tables look alike)."""
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.verticalHeader().hide()
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    t.setAccessibleName(name)
-    return t
-
-
-def _fill(table: QTableWidget, rows: list[tuple[object, ...]]) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, v in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(str(v)))
 
 
 def export_file(log: EvalLog, path: Path, kind: str, include_note_text: bool) -> int:
@@ -108,10 +84,8 @@ def model_labels(labels: set[str], registry: Registry) -> dict[str, str]:
     return out
 
 
-def _fmt(v: float, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.0%}" if pct else f"{v:.2f}"
+LOG_PAGE, STUDY_PAGE = 0, 1
+"""The pages of the screen: every rating in the log, or the study chosen in the selector."""
 
 
 class StatsTab(QWidget):
@@ -119,9 +93,44 @@ class StatsTab(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.banner = Banner()
+        self.source = combo(24)
+        self.source.setAccessibleName("Statistics of")
+        self.source.setToolTip("Every rating in this log, or one evaluation study (its raters, agreement, arms)")
+        self.source.addItem("All ratings in this log", None)
+        self.source.currentIndexChanged.connect(self._source_chosen)
+        self.source_note = QLabel()
+        self.source_note.setStyleSheet("color:#555;")
+        show = QLabel("Sho&w:")
+        show.setBuddy(self.source)
+        row = QHBoxLayout()
+        row.setContentsMargins(9, 6, 9, 0)  # in line with the pages' content below
+        row.addWidget(show)
+        row.addWidget(self.source, 2)
+        row.addWidget(self.source_note, 3)
+        self.study_view = StudyStatsView(ctx, self.banner)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(scrolled(self._log_page()))
+        self.pages.addWidget(scrolled(self.study_view))
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(row)
+        outer.addWidget(self.banner)
+        outer.addWidget(self.pages, 1)
+        self._stale = True
+        self.task: Task | None = None
+        self.studies_task: Task | None = None
+        """Reading the log's list of studies (for the selector)."""
+        self._exports = 0
+        """Exports in flight: "Exporting …" stays on the status line until the last of them is done."""
+        self._status = ""
+        """What the status line says when no export is running (the statistics' own line)."""
+        ctx.runs_changed.connect(self._runs_changed)
+
+    def _log_page(self) -> QWidget:
+        """The statistics of every rating in the log: chart, agreement, flags, win rates, exports."""
         self.chart = MeanScoreChart()
         self.chart.setMinimumHeight(200)
-        self.table = _table(
+        self.table = table(
             ["Model", "Task", "Mean", "95% interval", "Runs", "Ratings"], "Mean score per task and model, as a table"
         )
         self.views = QStackedWidget()
@@ -132,11 +141,11 @@ class StatsTab(QWidget):
         self.as_table.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
         self.agree = QLabel()
         self.agree.setWordWrap(True)
-        self.agree_tasks = _table(["Task", "Alpha", "95% interval", "Runs", "Raters", "Note"], "Agreement per task")
+        self.agree_tasks = table(["Task", "Alpha", "95% interval", "Runs", "Raters", "Note"], "Agreement per task")
         self.agree_tasks.setMaximumHeight(150)
-        self.flags = _table(["Model", "Task", "Ratings", "Hallucination flags", "Scored 1"], "Hallucination flags")
+        self.flags = table(["Model", "Task", "Ratings", "Hallucination flags", "Scored 1"], "Hallucination flags")
         self.flags.setMaximumHeight(170)
-        self.wins = _table(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"], "Win rates")
+        self.wins = table(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"], "Win rates")
         self.wins.setMaximumHeight(170)
         refresh = QPushButton("&Refresh")
         refresh.clicked.connect(self.refresh)
@@ -170,23 +179,13 @@ class StatsTab(QWidget):
         fl.addWidget(self.flags)
         content = QWidget()
         lay = QVBoxLayout(content)
-        lay.addWidget(self.banner)
         lay.addWidget(chart_box, 3)
         lay.addWidget(agree_box)
         lay.addWidget(flag_box)
         lay.addWidget(win_box, 1)
         lay.addWidget(exp)
         lay.addWidget(self.status)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolled(content))
-        self._stale = True
-        self.task: Task | None = None
-        self._exports = 0
-        """Exports in flight: "Exporting …" stays on the status line until the last of them is done."""
-        self._status = ""
-        """What the status line says when no export is running (the statistics' own line)."""
-        ctx.runs_changed.connect(self._runs_changed)
+        return content
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -199,8 +198,14 @@ class StatsTab(QWidget):
             self.refresh()
 
     def refresh(self) -> Task | None:
+        """Recompute the log's statistics, the list of studies and the study shown (each in a worker)."""
         log = self.ctx.log
-        if log is None or self.task is not None:
+        if log is None:
+            return None
+        self._refresh_studies(log)
+        if self.pages.currentIndex() == STUDY_PAGE:
+            self.study_view.refresh()
+        if self.task is not None:
             return None
         self._stale = False
         self._set_status("Computing…")
@@ -211,31 +216,66 @@ class StatsTab(QWidget):
         self.task = task
         return self.ctx.tasks.start(task)
 
+    def _refresh_studies(self, log: EvalLog) -> None:
+        if self.studies_task is not None:
+            return
+        task = Task(lambda _job: log.studies(), "read studies")
+        task.signals.finished.connect(self._set_studies)
+        task.signals.errored.connect(lambda e: self.source_note.setText(f"Studies not read: {describe_error(e)}"))
+        task.signals.done.connect(lambda: setattr(self, "studies_task", None))
+        self.studies_task = task
+        self.ctx.tasks.start(task)
+
+    def _set_studies(self, infos: list[StudyInfo]) -> None:
+        """Fill the selector, keeping the study shown when it is still in the log."""
+        shown = self.source.currentData()
+        names = [i.name for i in infos]
+        self.source.blockSignals(True)
+        while self.source.count() > 1:
+            self.source.removeItem(1)
+        for name in names:
+            self.source.addItem(f"Study: {name}", name)
+        self.source.setCurrentIndex(1 + names.index(shown) if shown in names else 0)
+        self.source.blockSignals(False)
+        self.source_note.setText(
+            f"{len(names)} {'study' if len(names) == 1 else 'studies'} in this log"
+            if names
+            else "No studies in this log (asclepius study create makes one)."
+        )
+        if shown is not None and shown not in names:
+            self._source_chosen()
+
+    def _source_chosen(self) -> None:
+        name = self.source.currentData()
+        self.pages.setCurrentIndex(LOG_PAGE if name is None else STUDY_PAGE)
+        if name is not None:
+            self.study_view.show_study(name)
+
     def _show(self, st: Stats) -> None:
         labels = {m.model for m in st.means} | {w.model for w in st.wins} | {c.model for c in st.flags}
         names = model_labels(labels, self.ctx.registry)
         self.chart.set_data(st.means, names)
-        _fill(
+        fill(
             self.table,
-            [(names[m.model], m.task, _fmt(m.mean), _interval(m.low, m.high), m.runs, m.ratings) for m in st.means],
+            [(names[m.model], m.task, num(m.mean), interval(m.low, m.high), m.runs, m.ratings) for m in st.means],
         )
         a = st.agreement
         if a.runs:
             self.agree.setText(
-                f"<b>All tasks</b>: alpha = {_fmt(a.alpha)} ({_interval(a.low, a.high)}) over {a.runs} "
+                f"<b>All tasks</b>: alpha = {num(a.alpha)} ({interval(a.low, a.high)}) over {a.runs} "
                 f"runs rated by two or more of {a.raters} raters" + (f" ({a.reason})." if a.reason else ".")
             )
         else:
             self.agree.setText("<b>All tasks</b>: needs runs rated by at least two raters.")
-        _fill(
+        fill(
             self.agree_tasks,
-            [(t.task, _fmt(t.alpha), _interval(t.low, t.high), t.runs, t.raters, t.reason or "") for t in st.per_task],
+            [(t.task, num(t.alpha), interval(t.low, t.high), t.runs, t.raters, t.reason or "") for t in st.per_task],
         )
-        _fill(
+        fill(
             self.flags,
             [(names.get(c.model, c.model), c.task, c.ratings, c.hallucination, c.score_1) for c in st.flags],
         )
-        _fill(
+        fill(
             self.wins,
             [
                 (
@@ -245,7 +285,7 @@ class StatsTab(QWidget):
                     w.losses,
                     w.ties,
                     w.both_bad,
-                    _fmt(w.win_rate, True),
+                    num(w.win_rate, True),
                 )
                 for w in st.wins
             ],
