@@ -12,14 +12,15 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from app.qt.app_context import AppContext
-from app.qt.stat_tables import LinesLabel
+from app.qt.stat_tables import LinesLabel, tint
 from app.qt.widgets import combo
 from app.qt.workers import Task, describe_error
 from app.store.agreement import Disagreement
 from app.store.studies import StudyInfo
 from resources import RUBRIC
 
-ERROR_STYLE = "color:#b3261e;"
+ERROR_COLOR = "#b3261e"
+TEXT_COLOR = "#202020"
 NONE_REGISTERED = (
     "No adjudicator is registered for study {name!r}. Adjudicators are named when a study is created: "
     "asclepius study create {name} … --adjudicators NAME[,NAME…]"
@@ -106,7 +107,7 @@ class AdjudicationPanel(QWidget):
             w.setEnabled(ready)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet(ERROR_STYLE if error else "")
+        tint(self.message, ERROR_COLOR if error else TEXT_COLOR)
         self.message.setText(text)
 
     def record(self) -> Task | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -73,6 +74,14 @@ class RowsTable(QTableWidget):
         super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
             self.updateGeometry()
+
+
+def tint(label: QLabel, color: str) -> None:
+    """Colour a label's text through its palette: a style sheet would also cut it off from the window's font
+    (the Settings' font size), so it would stay small when the rest grows."""
+    pal = label.palette()
+    pal.setColor(QPalette.ColorRole.WindowText, QColor(color))
+    label.setPalette(pal)
 
 
 def fill(t: QTableWidget, rows: list[tuple[object, ...]]) -> None:

@@ -21,9 +21,9 @@ from app.core.models import Registry
 from app.core.privatefile import private_dir
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow, scrolled
-from app.qt.stat_tables import fill, interval, num, table
+from app.qt.stat_tables import fill, interval, num, table, tint
 from app.qt.stats_chart import MeanScoreChart
-from app.qt.study_stats_view import StudyStatsView
+from app.qt.study_stats_view import STATUS_COLOR, StudyStatsView
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
 from app.store import EvalLog
@@ -99,7 +99,7 @@ class StatsTab(QWidget):
         self.source.addItem("All ratings in this log", None)
         self.source.currentIndexChanged.connect(self._source_chosen)
         self.source_note = QLabel()
-        self.source_note.setStyleSheet("color:#555;")
+        tint(self.source_note, STATUS_COLOR)
         show = QLabel("Sho&w:")
         show.setBuddy(self.source)
         row = QHBoxLayout()
@@ -162,7 +162,7 @@ class StatsTab(QWidget):
             self.export_btns.append(b)
         exp = flow(*exp_btns, refresh)
         self.status = QLabel()
-        self.status.setStyleSheet("color:#555;")
+        tint(self.status, STATUS_COLOR)
         chart_box = QGroupBox("Mean human score per task (95% bootstrap interval over runs)")
         cl = QVBoxLayout(chart_box)
         cl.addWidget(self.as_table)

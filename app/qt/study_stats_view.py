@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from app.qt.adjudication_panel import AdjudicationPanel, scores_text
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow
-from app.qt.stat_tables import LinesLabel, RowsTable, fill, interval, num
+from app.qt.stat_tables import LinesLabel, RowsTable, fill, interval, num, tint
 from app.qt.widgets import Banner
 from app.qt.workers import Task, describe_error
 from app.store import EvalLog
@@ -35,9 +35,11 @@ from app.store.estimates import AlphaEstimate
 from app.store.studies import StudyInfo
 
 CAPTION = (
-    "Coordinator's view: arm names (the models) and every rater's scores are shown here. Raters never see "
-    "them in the Study screen; do not show this page to a rater who is still rating."
+    "Coordinator's view: the arms' names (the models) and every rater's scores are shown here. Raters never "
+    "see them in the Study screen: do not show this page to a rater who is still rating."
 )
+CAPTION_COLOR = "#7a4b00"
+STATUS_COLOR = "#555555"
 NOT_ADJUDICATED = "open"
 """The final-score cell of a disagreement no adjudicator has settled yet."""
 
@@ -114,22 +116,22 @@ class StudyStatsView(QWidget):
 
     def _build(self) -> None:
         self.caption = LinesLabel(2, CAPTION)
-        self.caption.setStyleSheet("color:#7a4b00;")
+        tint(self.caption, CAPTION_COLOR)
         self.summary = LinesLabel(3)
         self.progress = RowsTable(["Rater", "Rated", "Assigned", "Done"], "Progress per rater", rows=4)
+        self.pairwise = RowsTable(
+            ["Rater", "With", "Both rated (n)", "Same score", "Within 1 point"], "Pairwise rater agreement", rows=4
+        )
         self.agreement = RowsTable(
             ["Subset", "Alpha", "95% interval", "Answers (n)", "Raters", "Note"], "Agreement", rows=5
         )
-        self.pairwise = RowsTable(
-            ["Raters", "Both rated (n)", "Same score", "Within 1 point"], "Pairwise rater agreement", rows=3
-        )
-        self.flags = RowsTable(
-            ["Arm", "Answers", "Ratings", "Scored 1", "Hallucination flags", "Failed answers"],
-            "Score-1 and hallucination counts per arm",
-            rows=3,
-        )
         self.means = RowsTable(
             ["Arm", "Task", "Mean", "95% interval", "Answers (n)", "Adjudicated"], "Mean score per arm", rows=5
+        )
+        self.flags = RowsTable(
+            ["Arm", "Ratings (n)", "Scored 1", "Hallucination flags", "Failed answers"],
+            "Score-1 and hallucination counts per arm",
+            rows=3,
         )
         self.disagree = RowsTable(["Item", "Task", "Arm", "Scores", "Spread", "Final score"], "Disagreements", rows=5)
         self.disagree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -140,31 +142,32 @@ class StudyStatsView(QWidget):
         self.refresh_button = QPushButton("Re&compute")
         self.refresh_button.setToolTip("Read the study's ratings again (after an import, for instance)")
         self.refresh_button.clicked.connect(self.refresh)
-        self.report_button = QPushButton("Write &report…")
+        self.report_button = QPushButton("Write re&port…")
         self.report_button.setToolTip("The study report: one HTML file with its plots, and every table as CSV")
         self.report_button.clicked.connect(self.report_dialog)
         self.status = LinesLabel(2)
-        self.status.setStyleSheet("color:#555;")
+        tint(self.status, STATUS_COLOR)
+        self._lay_out()
 
-        self.agree_box = _box("Krippendorff's alpha (ordinal), 95% bootstrap interval over answers", self.agreement)
+    def _lay_out(self) -> None:
+        """Raters first (progress, pairwise), then agreement, the arms, and the disagreements to settle."""
         top = QHBoxLayout()
         top.addWidget(_box("Progress: rated / assigned", self.progress), 2)
-        top.addWidget(self.agree_box, 3)
-        middle = QHBoxLayout()
-        middle.addWidget(_box("Pairwise agreement (raters' own scores)", self.pairwise), 1)
-        middle.addWidget(_box("Answers scored 1 (unacceptable) and hallucination flags", self.flags), 1)
+        top.addWidget(_box("Pairwise agreement (the raters' own scores)", self.pairwise), 3)
+        self.agree_box = _box("Krippendorff's alpha (ordinal), 95% bootstrap interval over answers", self.agreement)
         self.means_box = _box(
-            "Mean score per arm: adjudicated score, else the raters' mean; 95% bootstrap interval", self.means
+            "Mean score per arm: the adjudicated score, else the raters' mean; 95% bootstrap interval", self.means
         )
+        flags_box = _box("Ratings of 1 (unacceptable) and hallucination flags per arm", self.flags)
         self.disagree_box = _box("Disagreements: raters 2 or more points apart", self.disagree, self.adjudication)
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.caption, self.summary):
             lay.addWidget(w)
         lay.addLayout(top)
-        lay.addLayout(middle)
-        for w in (self.means_box, self.disagree_box, flow(self.refresh_button, self.report_button), self.status):
+        for w in (self.agree_box, self.means_box, flags_box, self.disagree_box):
             lay.addWidget(w)
+        lay.addWidget(flow(self.refresh_button, self.report_button))
+        lay.addWidget(self.status)
         lay.addStretch(1)
 
     # -- computing -------------------------------------------------------------------------------
@@ -218,11 +221,11 @@ class StudyStatsView(QWidget):
         fill(self.agreement, agreement_rows(st))
         fill(
             self.pairwise,
-            [(f"{p.rater_a} – {p.rater_b}", p.n, num(p.exact, True), num(p.within_one, True)) for p in st.pairwise],
+            [(p.rater_a, p.rater_b, p.n, num(p.exact, True), num(p.within_one, True)) for p in st.pairwise],
         )
         fill(
             self.flags,
-            [(f.arm, f.answers, f.ratings, f.score_1, f.hallucination, f.failed) for f in st.flags],
+            [(f.arm, f.ratings, f.score_1, f.hallucination, f.failed) for f in st.flags],
         )
         fill(self.means, mean_rows(st))
         self._show_disagreements(st, r.info, chosen if same_study else None)

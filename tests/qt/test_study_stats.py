@@ -94,9 +94,9 @@ def test_the_study_page_shows_what_study_status_computes(pilot, qtbot) -> None:
     assert rows[1][1] == num(st.calibration.alpha) and rows[1][3] == str(st.calibration.units)
     assert st.alpha.units > st.calibration.units > 0
     # Pairwise: ana and ben always 1 apart, never the same score.
-    pairs = {r[0]: r[1:] for r in cells(view.pairwise)}
-    assert pairs["ana – ben"][1:] == ["0%", "100%"] and int(pairs["ana – ben"][0]) > 0
-    assert pairs["ana – cy"][1:] == ["0%", "0%"]
+    pairs = {(r[0], r[1]): r[2:] for r in cells(view.pairwise)}
+    assert pairs["ana", "ben"][1:] == ["0%", "100%"] and int(pairs["ana", "ben"][0]) > 0
+    assert pairs["ana", "cy"][1:] == ["0%", "0%"] and len(pairs) == 3
     # The arms are named here (the coordinator's view, and the caption says so).
     assert "Coordinator's view" in view.caption.text()
     means = cells(view.means)
@@ -107,7 +107,7 @@ def test_the_study_page_shows_what_study_status_computes(pilot, qtbot) -> None:
     flags = {r[0]: r for r in cells(view.flags)}
     cy_per_arm = {f.arm: f.hallucination for f in st.flags}
     assert sum(cy_per_arm.values()) == len(pilot.log.packet_rows("pilot", "cy")) // 2
-    assert all(flags[a][3] == flags[a][4] == str(n) for a, n in cy_per_arm.items())
+    assert all(flags[a][2] == flags[a][3] == str(n) for a, n in cy_per_arm.items())
     # Disagreements: every answer cy shares with another rater, none adjudicated yet.
     dis = cells(view.disagree)
     assert len(dis) == len(st.disagreements) > 0
