@@ -125,6 +125,7 @@ class StatsTab(QWidget):
         self._status = ""
         """What the status line says when no export is running (the statistics' own line)."""
         ctx.runs_changed.connect(self._runs_changed)
+        ctx.log_changed.connect(self._runs_changed)  # another log: other ratings, other studies
 
     def _log_page(self) -> QWidget:
         """The statistics of every rating in the log: chart, agreement, flags, win rates, exports."""

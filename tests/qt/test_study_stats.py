@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 
 from app.qt import study_stats_view
@@ -208,6 +209,21 @@ def test_results_arriving_do_not_move_the_layout(pilot, qtbot) -> None:
     view.disagree.selectRow(0)
     QApplication.processEvents()
     assert _places(view) == full
+
+
+def test_a_14_pt_font_keeps_the_rows_and_lines_each_part_shows(pilot, qtbot) -> None:
+    tab = open_tab(qtbot, pilot)
+    choose(qtbot, tab, "pilot")
+    view = tab.study_view
+    before = (view.caption.height(), view.disagree.height(), view.progress.sizeHint().height())
+    font = QFont(tab.font())
+    font.setPointSize(14 if font.pointSize() < 12 else font.pointSize() + 4)
+    tab.setFont(font)  # as the window does for the Settings' font size
+    QApplication.processEvents()
+    assert view.caption.height() == 2 * view.caption.fontMetrics().lineSpacing() + 2 > before[0]
+    assert view.disagree.height() > before[1] and view.progress.sizeHint().height() > before[2]
+    header = view.disagree.horizontalHeader().height()
+    assert view.disagree.height() >= header + 5 * view.disagree.verticalHeader().defaultSectionSize()
 
 
 def test_a_late_result_for_an_earlier_choice_is_not_shown(pilot, qtbot, monkeypatch) -> None:
