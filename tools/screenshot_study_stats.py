@@ -57,25 +57,26 @@ def score(rater: int, answer: int) -> int:
     return max(1, min(4, base + (-2 if off == 0 else 1 if off in (4, 5) else -1 if off == 7 else 0)))
 
 
-def make_study(log) -> None:  # type: ignore[no-untyped-def]
+def make_study(log, items: int = 12, name: str = "pneumonia-pilot") -> None:  # type: ignore[no-untyped-def]
+    """``items`` questions x the two arms, rated by the three raters (the last two are not done yet)."""
     from app.store.studies import NewStudy, NewStudyArm, NewStudyItem
     from resources import load_sample
     from resources.samples import list_samples
 
-    notes = [load_sample(name).text for name in list_samples()]
-    items = tuple(
-        NewStudyItem(f"item-{i:02d}", notes[i % len(notes)], *QUESTIONS[i % len(QUESTIONS)]) for i in range(12)
+    notes = [load_sample(sample).text for sample in list_samples()]
+    rows = tuple(
+        NewStudyItem(f"item-{i:02d}", notes[i % len(notes)], *QUESTIONS[i % len(QUESTIONS)]) for i in range(items)
     )
     models = [_model(a) for a in ARMS]
     arms = tuple(NewStudyArm(a, m.sha256) for a, m in zip(ARMS, models, strict=True))
-    spec = NewStudy("pneumonia-pilot", items, arms, RATERS, 2, 2, 11, adjudicators=("dr_chen",))
+    spec = NewStudy(name, rows, arms, RATERS, 2, 2 if items < 50 else 10, 11, adjudicators=("dr_chen",))
     log.create_study(spec)
     for n, p in enumerate(log.pending_study_answers(spec.name)):
         arm = ARMS.index(p.arm)
         _answer(log, p, models[arm], "" if n == 9 else ANSWERS[arm])
     for ri, rater in enumerate(RATERS):
-        rows = log.packet_rows(spec.name, rater)
-        for j, row in enumerate(rows[: len(rows) - 2 * ri]):  # the last rater is still rating
+        packet = log.packet_rows(spec.name, rater)
+        for j, row in enumerate(packet[: len(packet) - 2 * ri]):  # the last rater is still rating
             s = 1 if row["failure"] else score(ri, j)
             log.rate_study_answer(spec.name, rater, row["answer_uid"], s, hallucination=s == 1)
 
