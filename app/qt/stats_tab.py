@@ -21,7 +21,13 @@ from app.core.models import Registry
 from app.core.privatefile import private_dir
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow, scrolled
-from app.qt.stat_tables import fill, interval, num, table, tint
+
+# The names this screen has always used for the shared helpers; other Statistics views import them from here.
+from app.qt.stat_tables import fill as _fill
+from app.qt.stat_tables import interval as _interval
+from app.qt.stat_tables import num as _fmt
+from app.qt.stat_tables import table as _table
+from app.qt.stat_tables import tint
 from app.qt.stats_chart import MeanScoreChart
 from app.qt.study_stats_view import STATUS_COLOR, StudyStatsView
 from app.qt.widgets import Banner, combo
@@ -109,7 +115,7 @@ class StatsTab(QWidget):
         row.addWidget(self.source_note, 3)
         self.study_view = StudyStatsView(ctx, self.banner)
         self.pages = QStackedWidget()
-        self.pages.addWidget(scrolled(self._log_page()))
+        self.pages.addWidget(scrolled(self._log_page(ctx)))
         self.pages.addWidget(scrolled(self.study_view))
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -127,11 +133,12 @@ class StatsTab(QWidget):
         ctx.runs_changed.connect(self._runs_changed)
         ctx.log_changed.connect(self._runs_changed)  # another log: other ratings, other studies
 
-    def _log_page(self) -> QWidget:
-        """The statistics of every rating in the log: chart, agreement, flags, win rates, exports."""
+    def _log_page(self, ctx: AppContext) -> QWidget:
+        """The statistics of every rating in the log: chart, agreement, flags, win rates, exports (``ctx``: the
+        application, for the parts of the page that read the log themselves)."""
         self.chart = MeanScoreChart()
         self.chart.setMinimumHeight(200)
-        self.table = table(
+        self.table = _table(
             ["Model", "Task", "Mean", "95% interval", "Runs", "Ratings"], "Mean score per task and model, as a table"
         )
         self.views = QStackedWidget()
@@ -142,11 +149,11 @@ class StatsTab(QWidget):
         self.as_table.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
         self.agree = QLabel()
         self.agree.setWordWrap(True)
-        self.agree_tasks = table(["Task", "Alpha", "95% interval", "Runs", "Raters", "Note"], "Agreement per task")
+        self.agree_tasks = _table(["Task", "Alpha", "95% interval", "Runs", "Raters", "Note"], "Agreement per task")
         self.agree_tasks.setMaximumHeight(150)
-        self.flags = table(["Model", "Task", "Ratings", "Hallucination flags", "Scored 1"], "Hallucination flags")
+        self.flags = _table(["Model", "Task", "Ratings", "Hallucination flags", "Scored 1"], "Hallucination flags")
         self.flags.setMaximumHeight(170)
-        self.wins = table(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"], "Win rates")
+        self.wins = _table(["Model", "Comparisons", "Wins", "Losses", "Ties", "Both bad", "Win rate"], "Win rates")
         self.wins.setMaximumHeight(170)
         refresh = QPushButton("&Refresh")
         refresh.clicked.connect(self.refresh)
@@ -256,27 +263,27 @@ class StatsTab(QWidget):
         labels = {m.model for m in st.means} | {w.model for w in st.wins} | {c.model for c in st.flags}
         names = model_labels(labels, self.ctx.registry)
         self.chart.set_data(st.means, names)
-        fill(
+        _fill(
             self.table,
-            [(names[m.model], m.task, num(m.mean), interval(m.low, m.high), m.runs, m.ratings) for m in st.means],
+            [(names[m.model], m.task, _fmt(m.mean), _interval(m.low, m.high), m.runs, m.ratings) for m in st.means],
         )
         a = st.agreement
         if a.runs:
             self.agree.setText(
-                f"<b>All tasks</b>: alpha = {num(a.alpha)} ({interval(a.low, a.high)}) over {a.runs} "
+                f"<b>All tasks</b>: alpha = {_fmt(a.alpha)} ({_interval(a.low, a.high)}) over {a.runs} "
                 f"runs rated by two or more of {a.raters} raters" + (f" ({a.reason})." if a.reason else ".")
             )
         else:
             self.agree.setText("<b>All tasks</b>: needs runs rated by at least two raters.")
-        fill(
+        _fill(
             self.agree_tasks,
-            [(t.task, num(t.alpha), interval(t.low, t.high), t.runs, t.raters, t.reason or "") for t in st.per_task],
+            [(t.task, _fmt(t.alpha), _interval(t.low, t.high), t.runs, t.raters, t.reason or "") for t in st.per_task],
         )
-        fill(
+        _fill(
             self.flags,
             [(names.get(c.model, c.model), c.task, c.ratings, c.hallucination, c.score_1) for c in st.flags],
         )
-        fill(
+        _fill(
             self.wins,
             [
                 (
@@ -286,7 +293,7 @@ class StatsTab(QWidget):
                     w.losses,
                     w.ties,
                     w.both_bad,
-                    num(w.win_rate, True),
+                    _fmt(w.win_rate, True),
                 )
                 for w in st.wins
             ],
