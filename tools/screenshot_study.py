@@ -63,8 +63,9 @@ def settle(app, seconds: float = 0.5) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.02)
 
 
-def main(argv: list[str] | None = None) -> int:
-    out = Path((argv or sys.argv[1:] or ["docs/screenshots/study-rater.png"])[0])
+def start(argv: list[str] | None, default: str) -> tuple[Path, Path]:
+    """The picture's path and a temporary ASCLEPIUS_HOME (offscreen unless DISPLAY is set; network blocked)."""
+    out = Path((argv or sys.argv[1:] or [default])[0])
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = Path(tempfile.mkdtemp(prefix="asclepius-shots-"))
@@ -72,28 +73,41 @@ def main(argv: list[str] | None = None) -> int:
     from app.core import netguard
 
     netguard.install(block=True)  # as the app runs (the status bar says so)
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
+    return out, home
+
+
+def window_with_log(home: Path):  # type: ignore[no-untyped-def]
+    """(app, ctx, main window at SIZE, shown) with the log open and no model (rating and statistics need none)."""
     from PySide6.QtWidgets import QApplication
 
     from app.core.config import AppConfig, Paths
-    from app.core.packets import write_packet
     from app.qt.app_context import AppContext
     from app.qt.main_window import MainWindow
     from app.qt.uistate import UiState
 
     app = QApplication(sys.argv[:1])
     ctx = AppContext(Paths.default(), AppConfig())
-    ctx.open_log()  # the log only: a rater's workstation needs no model to rate
+    ctx.open_log()
     win = MainWindow(ctx, UiState(home / "ui"))
     win.resize(*SIZE)
     win.show()
-    win.tabs.setCurrentWidget(win.study_tab)
-    tab = win.study_tab
     while ctx.log is None:
         if ctx.log_error:
             raise SystemExit(f"the log did not open: {ctx.log_error}")
         app.processEvents()
+    return app, ctx, win
+
+
+def main(argv: list[str] | None = None) -> int:
+    out, home = start(argv, "docs/screenshots/study-rater.png")
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from app.core.packets import write_packet
+
+    app, ctx, win = window_with_log(home)
+    win.tabs.setCurrentWidget(win.study_tab)
+    tab = win.study_tab
     _ensure_table(ctx.log)
     packet = home / "dr_lee.packet"
     write_packet(packet, demo_packet(12), PASSPHRASE)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QFileDialog,
     QGroupBox,
-    QHeaderView,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -25,8 +21,16 @@ from app.core.models import Registry
 from app.core.privatefile import private_dir
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow, scrolled
+
+# The names this screen has always used for the shared helpers; other Statistics views import them from here.
+from app.qt.stat_tables import fill as _fill
+from app.qt.stat_tables import interval as _interval
+from app.qt.stat_tables import num as _fmt
+from app.qt.stat_tables import table as _table
+from app.qt.stat_tables import tint
 from app.qt.stats_chart import MeanScoreChart
-from app.qt.widgets import Banner
+from app.qt.study_stats_view import STATUS_COLOR, StudyStatsView
+from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
 from app.store import EvalLog
 from app.store.export import export
@@ -41,6 +45,7 @@ from app.store.stats import (
     mean_scores,
     win_rates,
 )
+from app.store.studies import StudyInfo
 
 
 @dataclass(frozen=True)
@@ -56,29 +61,6 @@ class Stats:
 
 def compute(log: EvalLog) -> Stats:
     return Stats(mean_scores(log), agreement(log), win_rates(log), agreement_per_task(log), flag_counts(log))
-
-
-def _interval(low: float, high: float) -> str:
-    return "–" if math.isnan(low) else f"{low:.2f} – {high:.2f}"
-
-
-def _table(headers: list[str], name: str) -> QTableWidget:
-    """A read-only table that stretches its first column (the statistics' tables look alike)."""
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.verticalHeader().hide()
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    t.setAccessibleName(name)
-    return t
-
-
-def _fill(table: QTableWidget, rows: list[tuple[object, ...]]) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, v in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(str(v)))
 
 
 def export_file(log: EvalLog, path: Path, kind: str, include_note_text: bool) -> int:
@@ -108,10 +90,8 @@ def model_labels(labels: set[str], registry: Registry) -> dict[str, str]:
     return out
 
 
-def _fmt(v: float, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.0%}" if pct else f"{v:.2f}"
+LOG_PAGE, STUDY_PAGE = 0, 1
+"""The pages of the screen: every rating in the log, or the study chosen in the selector."""
 
 
 class StatsTab(QWidget):
@@ -119,6 +99,43 @@ class StatsTab(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.banner = Banner()
+        self.source = combo(24)
+        self.source.setAccessibleName("Statistics of")
+        self.source.setToolTip("Every rating in this log, or one evaluation study (its raters, agreement, arms)")
+        self.source.addItem("All ratings in this log", None)
+        self.source.currentIndexChanged.connect(self._source_chosen)
+        self.source_note = QLabel()
+        tint(self.source_note, STATUS_COLOR)
+        show = QLabel("Sho&w:")
+        show.setBuddy(self.source)
+        row = QHBoxLayout()
+        row.setContentsMargins(9, 6, 9, 0)  # in line with the pages' content below
+        row.addWidget(show)
+        row.addWidget(self.source, 2)
+        row.addWidget(self.source_note, 3)
+        self.study_view = StudyStatsView(ctx, self.banner)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(scrolled(self._log_page(ctx)))
+        self.pages.addWidget(scrolled(self.study_view))
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(row)
+        outer.addWidget(self.banner)
+        outer.addWidget(self.pages, 1)
+        self._stale = True
+        self.task: Task | None = None
+        self.studies_task: Task | None = None
+        """Reading the log's list of studies (for the selector)."""
+        self._exports = 0
+        """Exports in flight: "Exporting …" stays on the status line until the last of them is done."""
+        self._status = ""
+        """What the status line says when no export is running (the statistics' own line)."""
+        ctx.runs_changed.connect(self._runs_changed)
+        ctx.log_changed.connect(self._runs_changed)  # another log: other ratings, other studies
+
+    def _log_page(self, ctx: AppContext) -> QWidget:
+        """The statistics of every rating in the log: chart, agreement, flags, win rates, exports (``ctx``: the
+        application, for the parts of the page that read the log themselves)."""
         self.chart = MeanScoreChart()
         self.chart.setMinimumHeight(200)
         self.table = _table(
@@ -153,7 +170,7 @@ class StatsTab(QWidget):
             self.export_btns.append(b)
         exp = flow(*exp_btns, refresh)
         self.status = QLabel()
-        self.status.setStyleSheet("color:#555;")
+        tint(self.status, STATUS_COLOR)
         chart_box = QGroupBox("Mean human score per task (95% bootstrap interval over runs)")
         cl = QVBoxLayout(chart_box)
         cl.addWidget(self.as_table)
@@ -171,7 +188,6 @@ class StatsTab(QWidget):
         fl.addWidget(self.flags)
         content = QWidget()
         lay = QVBoxLayout(content)
-        lay.addWidget(self.banner)
         lay.addWidget(chart_box, 3)
         lay.addWidget(agree_box)
         lay.addWidget(flag_box)
@@ -182,16 +198,7 @@ class StatsTab(QWidget):
         lay.addWidget(self.evals)
         lay.addWidget(exp)
         lay.addWidget(self.status)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolled(content))
-        self._stale = True
-        self.task: Task | None = None
-        self._exports = 0
-        """Exports in flight: "Exporting …" stays on the status line until the last of them is done."""
-        self._status = ""
-        """What the status line says when no export is running (the statistics' own line)."""
-        ctx.runs_changed.connect(self._runs_changed)
+        return content
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -204,8 +211,14 @@ class StatsTab(QWidget):
             self.refresh()
 
     def refresh(self) -> Task | None:
+        """Recompute the log's statistics, the list of studies and the study shown (each in a worker)."""
         log = self.ctx.log
-        if log is None or self.task is not None:
+        if log is None:
+            return None
+        self._refresh_studies(log)
+        if self.pages.currentIndex() == STUDY_PAGE:
+            self.study_view.refresh()
+        if self.task is not None:
             return None
         self._stale = False
         self._set_status("Computing…")
@@ -216,6 +229,41 @@ class StatsTab(QWidget):
         task.signals.done.connect(lambda: setattr(self, "task", None))
         self.task = task
         return self.ctx.tasks.start(task)
+
+    def _refresh_studies(self, log: EvalLog) -> None:
+        if self.studies_task is not None:
+            return
+        task = Task(lambda _job: log.studies(), "read studies")
+        task.signals.finished.connect(self._set_studies)
+        task.signals.errored.connect(lambda e: self.source_note.setText(f"Studies not read: {describe_error(e)}"))
+        task.signals.done.connect(lambda: setattr(self, "studies_task", None))
+        self.studies_task = task
+        self.ctx.tasks.start(task)
+
+    def _set_studies(self, infos: list[StudyInfo]) -> None:
+        """Fill the selector, keeping the study shown when it is still in the log."""
+        shown = self.source.currentData()
+        names = [i.name for i in infos]
+        self.source.blockSignals(True)
+        while self.source.count() > 1:
+            self.source.removeItem(1)
+        for name in names:
+            self.source.addItem(f"Study: {name}", name)
+        self.source.setCurrentIndex(1 + names.index(shown) if shown in names else 0)
+        self.source.blockSignals(False)
+        self.source_note.setText(
+            f"{len(names)} {'study' if len(names) == 1 else 'studies'} in this log"
+            if names
+            else "No studies in this log (asclepius study create makes one)."
+        )
+        if shown is not None and shown not in names:
+            self._source_chosen()
+
+    def _source_chosen(self) -> None:
+        name = self.source.currentData()
+        self.pages.setCurrentIndex(LOG_PAGE if name is None else STUDY_PAGE)
+        if name is not None:
+            self.study_view.show_study(name)
 
     def _show(self, st: Stats) -> None:
         labels = {m.model for m in st.means} | {w.model for w in st.wins} | {c.model for c in st.flags}
