@@ -22,8 +22,8 @@ from resources import RUBRIC
 ERROR_COLOR = "#b3261e"
 TEXT_COLOR = "#202020"
 NONE_REGISTERED = (
-    "No adjudicator is registered for study {name!r}. Adjudicators are named when a study is created: "
-    "asclepius study create {name} … --adjudicators NAME[,NAME…]"
+    "No adjudicator is registered for study {name!r}. Add one on the command line: "
+    "asclepius study add-adjudicator {name} NAME (or name them at creation: --adjudicators NAME[,NAME…])"
 )
 
 

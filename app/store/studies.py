@@ -214,6 +214,18 @@ class StudiesMixin(StudyRatingMixin):
             s.flush()
             return self._info(s, st)
 
+    def add_adjudicator(self, study: str, name: str) -> StudyInfo:
+        """Register a person as an adjudicator of an existing study (assignments are unchanged: adjudicators
+        rate nothing, they record final scores); adding one twice changes nothing."""
+        with self.write_session() as s:
+            st = self._study_row(s, study)
+            rid = self._rater_id(s, name, "human")
+            key = {"study_id": st.id, "rater_id": rid, "role": "adjudicator"}
+            if s.get(StudyRater, key) is None:
+                s.add(StudyRater(**key))
+                s.flush()
+            return self._info(s, st)
+
     def studies(self) -> list[StudyInfo]:
         with self.read_session() as s:
             return [self._info(s, st) for st in s.scalars(select(Study).order_by(Study.created_at, Study.id))]

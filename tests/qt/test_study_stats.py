@@ -164,7 +164,7 @@ def test_a_study_without_adjudicators_says_how_to_add_one(ctx, qtbot) -> None:
     tab = open_tab(qtbot, ctx)
     choose(qtbot, tab, "solo")
     panel = tab.study_view.adjudication
-    assert "--adjudicators" in panel.message.text() and "asclepius study create solo" in panel.message.text()
+    assert "asclepius study add-adjudicator solo" in panel.message.text()
     assert not panel.adjudicator.isEnabled() and not panel.record_button.isEnabled()
     # No ratings yet: every alpha says why it is missing instead of a number.
     assert all(r[1] == "–" and "not enough data" in r[5] for r in cells(tab.study_view.agreement))

@@ -250,3 +250,17 @@ def test_from_runs_leaves_out_items_an_arm_did_not_answer_and_keeps_the_latest_r
     items, arms, mapping, dropped = from_runs(runs)
     assert [a.label for a in arms] == ["a", "b"] and dropped == 1
     assert [it.note for it in items] == ["note x"] and mapping == {(0, 0): 4, (0, 1): 2}
+
+
+def test_an_adjudicator_is_added_to_an_existing_study_once(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    ctx = TwoModels(tmp_path)
+    with ctx.open_log() as log:
+        create(create_args(tmp_path), ctx, log, threading.Event())
+    db = ctx.open_log().path
+    for _ in range(2):  # adding twice changes nothing
+        assert cli(db, "add-adjudicator", "pilot", "dr-second") == 0
+    with EvalLog.open(db) as log:
+        assert log.study("pilot").adjudicators.count("dr-second") == 1
+        uid = log.packet_rows("pilot", "ana")[0]["answer_uid"]
+        assert log.adjudicate("pilot", uid, "dr-second", 2, "second look") > 0
+    assert cli(db, "add-adjudicator", "nope", "dr-second") == 2

@@ -101,6 +101,10 @@ def register(subparsers: Any) -> None:
     a.add_argument("--score", type=int, choices=(1, 2, 3, 4))
     a.add_argument("--reason")
     a.set_defaults(func=_with_log(c.cmd_adjudicate))
+    ad = sub.add_parser("add-adjudicator", help="register an adjudicator for an existing study")
+    ad.add_argument("name")
+    ad.add_argument("adjudicator", help="the person's name as it should appear in the log")
+    ad.set_defaults(func=_with_log(c.cmd_add_adjudicator))
     r = sub.add_parser("report", help="the HTML report and CSV tables")
     r.add_argument("name")
     r.add_argument("-o", "--output", required=True, help="folder to write (created, mode 0700)")
@@ -123,7 +127,7 @@ def register(subparsers: Any) -> None:
     rt.add_argument("-o", "--output", help="the sealed responses file to write")
     _passphrase_flag(rt)
     rt.set_defaults(func=c.cmd_rate)
-    for parser in (g, ls, s, a, r, p, i):
+    for parser in (g, ls, s, a, ad, r, p, i):
         parser.add_argument("--db", help="evaluation-log database file (default: the one in the config)")
 
 

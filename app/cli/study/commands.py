@@ -108,6 +108,12 @@ def _alpha_text(est: Any) -> str:
     return f"{est.alpha:.3f}{ci}, n = {est.units} answers, {est.raters} raters"
 
 
+def cmd_add_adjudicator(args: argparse.Namespace, log: Any) -> int:
+    info = log.add_adjudicator(args.name, args.adjudicator)
+    print(f"-- study {info.name}: adjudicators {', '.join(info.adjudicators)}", file=sys.stderr)
+    return 0
+
+
 def cmd_adjudicate(args: argparse.Namespace, log: Any) -> int:
     if args.list:
         stats = statistics(log.study_data(args.name))
