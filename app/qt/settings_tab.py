@@ -199,7 +199,7 @@ class SettingsTab(QWidget):
         self.new_rater.setPlaceholderText("a person's name as it should appear in the log")
         self.new_rater.setMinimumWidth(120)
         self.new_rater.returnPressed.connect(self.add_rater)
-        add = QPushButton("&Add rater")
+        add = QPushButton("Add &rater")
         add.clicked.connect(self.add_rater)
         row = QHBoxLayout()
         row.addWidget(self.new_rater, 1)

@@ -51,8 +51,8 @@ def test_the_answer_is_streamed_stripped_grounded_and_logged_with_the_settings(f
     sp = engine.requests[0].sampling
     assert (sp.max_tokens, sp.temperature, sp.seed) == (9, 0.4, 8)
     # Highlights come from the service's report, mapped through the editor's leading whitespace.
-    [sel] = tab.editor.extraSelections()
-    assert sel.cursor.selectedText() == "1.4 mg/dL"
+    # The supported lab claim's parts (test and value) are highlighted where they stand in the note.
+    assert sorted(sel.cursor.selectedText() for sel in tab.editor.extraSelections()) == ["1.4 mg/dL", "Creatinine"]
     assert "6.2" in tab.flags.text()
     assert ctx.log.get_run(o.run_id).note_text == NOTE.strip()
     assert tab.rate.run_id == o.run_id
