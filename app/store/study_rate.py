@@ -14,12 +14,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import UsageError
+from app.core.packets import ResponseRow, Responses
 from app.store.models import (
     Adjudication,
     Rater,
@@ -39,25 +40,6 @@ from app.store.runs import RunsMixin
 
 MAX_LISTED = 20
 """Refused rows named in one message (the count says how many more)."""
-
-
-class ResponseLike(Protocol):
-    """One response row (``app.core.packets.ResponseRow``)."""
-
-    answer_uid: str
-    score: int
-    hallucination: bool
-    comment: str | None
-    corrected_answer: str | None
-    rated_at: str
-
-
-class ResponsesLike(Protocol):
-    """A rater's responses file, decoded (``app.core.packets.Responses``)."""
-
-    study_uuid: str
-    rater: str
-    rows: Sequence[ResponseLike]
 
 
 @dataclass(frozen=True)
@@ -96,7 +78,7 @@ class _Row:
     rated_at: datetime
 
 
-def response_key(study_uuid: str, rater: str, row: ResponseLike) -> str:
+def response_key(study_uuid: str, rater: str, row: ResponseRow) -> str:
     """sha256 of everything a response says: the same response imported again is recognised."""
     payload = [
         study_uuid,
@@ -121,7 +103,7 @@ def _when(value: str) -> datetime:
 class StudyRatingMixin(RunsMixin, RatingsMixin):
     """Rating study answers: import, the shared workstation, adjudication; the study's data."""
 
-    def import_responses(self, study: str, responses: ResponsesLike) -> ImportReport:
+    def import_responses(self, study: str, responses: Responses) -> ImportReport:
         """Merge a rater's responses into the log, all or nothing (see the module's docstring)."""
         with self.write_session() as s:
             st = self._study_row(s, study)
@@ -152,7 +134,7 @@ class StudyRatingMixin(RunsMixin, RatingsMixin):
         rated_at: str | None = None,
     ) -> int:
         """Rate one study answer on the log itself (a shared workstation); the rating's id."""
-        row = _Given(answer_uid, score, hallucination, comment, corrected_answer, rated_at or utcnow().isoformat())
+        row = ResponseRow(answer_uid, score, hallucination, comment, corrected_answer, rated_at or utcnow().isoformat())
         with self.write_session() as s:
             st = self._study_row(s, study)
             rater_id = self._member_id(s, st, rater, "rater")
@@ -197,7 +179,7 @@ class StudyRatingMixin(RunsMixin, RatingsMixin):
             return row.id
 
     # -- the one check and the one write ----------------------------------------------------------------
-    def _check_rows(self, s: Session, st: Study, rater_id: int, rater: str, rows: Sequence[ResponseLike]) -> list[_Row]:
+    def _check_rows(self, s: Session, st: Study, rater_id: int, rater: str, rows: Sequence[ResponseRow]) -> list[_Row]:
         """Every row checked; UsageError naming each refused row (row number, answer) if any is refused."""
         assigned = {
             r.uid: r
@@ -239,7 +221,7 @@ class StudyRatingMixin(RunsMixin, RatingsMixin):
             )
         return out
 
-    def _record(self, s: Session, st: Study, rater_id: int, rater: str, row: _Row, given: ResponseLike) -> str:
+    def _record(self, s: Session, st: Study, rater_id: int, rater: str, row: _Row, given: ResponseRow) -> str:
         """Write one checked rating unless it is known or older; which of ImportReport's counts it is."""
         key = response_key(st.uuid, rater, given)
         if s.scalar(select(StudyRating.rating_id).where(StudyRating.response_key == key)) is not None:
@@ -297,19 +279,7 @@ class StudyRatingMixin(RunsMixin, RatingsMixin):
         return members[name]
 
 
-@dataclass(frozen=True)
-class _Given:
-    """A rating given on the shared workstation, in the shape of a response row."""
-
-    answer_uid: str
-    score: int
-    hallucination: bool
-    comment: str | None
-    corrected_answer: str | None
-    rated_at: str
-
-
-def _row_problem(row: ResponseLike, assigned: dict[str, Any], seen: set[str], rater: str) -> str | None:
+def _row_problem(row: ResponseRow, assigned: dict[str, Any], seen: set[str], rater: str) -> str | None:
     """Why one response row is refused (None: it is fine); ``seen`` collects the answers already given."""
     uid = row.answer_uid
     if uid not in assigned:
