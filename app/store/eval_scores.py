@@ -20,7 +20,9 @@ from app.store.base import LogBase, RunRef
 from app.store.models import EvalScore, Model, Run, utcnow
 
 MAX_SUITE_CHARS = 128
-MAX_ITEM_ID_CHARS = 128
+MAX_ITEM_ID_CHARS = 512
+"""Item ids are the corpus's own (a PMID, a BioC document id: the case reports' are URLs of up to 130
+characters)."""
 
 
 @dataclass(frozen=True, slots=True)

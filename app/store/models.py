@@ -433,7 +433,7 @@ class EvalScore(Base):
     """The run that gave the answer (model, sampling, prompt, timings: all there)."""
     suite: Mapped[str] = mapped_column(String(128), index=True)
     """The suite's name (a built-in such as ``ncbi-disease``, or a suite file's own name)."""
-    item_id: Mapped[str] = mapped_column(String(128))
+    item_id: Mapped[str] = mapped_column(String(512))
     """The item within the suite (the PMID for PubTator and PubMedQA, the document id for BioC)."""
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The item's metric values (``ItemScore.metrics``)."""

@@ -46,7 +46,7 @@ def test_bad_references_are_refused(log: EvalLog) -> None:
     with pytest.raises(UsageError, match="suite name"):
         log.record_eval_score(rid, "", "i", {}, {}, {})
     with pytest.raises(UsageError, match="item id"):
-        log.record_eval_score(rid, "s", "x" * 200, {}, {}, {})
+        log.record_eval_score(rid, "s", "x" * 513, {}, {}, {})
 
 
 def test_downgrade_to_0005_drops_the_scores_and_keeps_the_runs(db_path: Path) -> None:
@@ -60,3 +60,19 @@ def test_downgrade_to_0005_drops_the_scores_and_keeps_the_runs(db_path: Path) ->
     con.close()
     with EvalLog.open(db_path) as log:  # up again
         assert log.eval_scores("s") == []
+
+
+def test_a_bioc_document_id_of_a_long_url_is_an_item_id(log: EvalLog, shared_data: Path) -> None:
+    """The case-report corpus names its documents by URL (up to 130 characters): each is stored as given."""
+    import json
+
+    ids = [
+        d["id"]
+        for d in json.loads((shared_data / "gold" / "adahealth_case_reports_dev.bioc.json").read_text())["documents"]
+    ]
+    longest = max(ids, key=len)
+    assert len(longest) > 128
+    log.record_eval_score(logged(log), "bioc-ner", longest, {"f1": 1.0}, {}, {})
+    assert [s.item_id for s in log.eval_scores("bioc-ner")] == [longest]
+    with pytest.raises(UsageError, match="1 to 512"):
+        log.record_eval_score(logged(log), "bioc-ner", "x" * 513, {"f1": 1.0}, {}, {})

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("suite", sa.String(128), nullable=False),
-        sa.Column("item_id", sa.String(128), nullable=False),
+        sa.Column("item_id", sa.String(512), nullable=False),
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("counts", sa.JSON(), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
