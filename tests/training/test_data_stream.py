@@ -112,7 +112,9 @@ def test_stream_usage_is_counted_when_the_server_sends_none_or_rejects_the_optio
     for kw in ({"stream_usage": False}, {"reject_stream_options": True}):
         out = tmp_path / next(iter(kw))
         with FaultServer(**kw) as srv:
-            ep = cfg(srv, stream=True, concurrency=1)  # one at a time: the first refusal is the only one
+            # One at a time: the first refusal is the only one. No fault here needs the 1 s deadline of cfg(): a
+            # busy CI machine once took longer than that, retried, and the exact attempt count below failed.
+            ep = cfg(srv, stream=True, concurrency=1, timeout_s=60.0)
             res = stages.run_notes(StageOptions(out, ep, max_tokens=16, progress=False), src)
             u = res.usage
             assert u is not None and u.succeeded == 3 and u.failed == 0 and u.usage_counted == 3
