@@ -44,7 +44,7 @@ def case_no(prompt: str) -> int:
 
 
 def cfg(server: FaultServer, **kw) -> ChatSettings:
-    base = {"concurrency": 4, "timeout_s": 1.0, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+    base = {"concurrency": 4, "timeout_s": 3.0, "max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
     return ChatSettings(server.base_url, "fake-model", **{**base, **kw})
 
 
