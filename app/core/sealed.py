@@ -42,9 +42,10 @@ MAGIC = b"ASCLSTDY"
 FORMAT_VERSION = 1
 KINDS = ("packet", "responses")
 CIPHER = "AES-256-GCM"
-MIN_PASSPHRASE = 8
-"""Characters: the file travels on removable media, so an offline guessing attack is the threat; scrypt makes
-each guess cost ~0.1 s and 32 MiB, which only helps if the passphrase is not a short word."""
+MIN_PASSPHRASE = 10
+"""Characters (the one floor: sealing and the study commands ask ``check_passphrase``). The file travels on
+removable media, so an offline guessing attack is the threat; scrypt makes each guess cost ~0.1 s and 32 MiB,
+which only helps if the passphrase is not a short word. A floor, not advice."""
 MAX_HEADER = 4096
 """Bytes; the header written is about 400. A larger length field means a damaged or foreign file."""
 _PREFIX = struct.Struct(">8sBI")
@@ -107,7 +108,7 @@ def _key(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
 
 def check_passphrase(passphrase: str) -> None:
     """Refuse a passphrase too short to protect patient data (the message never repeats it)."""
-    if not isinstance(passphrase, str) or len(passphrase) < MIN_PASSPHRASE:
+    if not isinstance(passphrase, str) or len(passphrase.strip()) < MIN_PASSPHRASE:
         raise SealError(f"the passphrase must be at least {MIN_PASSPHRASE} characters long")
 
 

@@ -17,10 +17,6 @@ from typing import Any
 
 from app.core.errors import UsageError
 
-MIN_PASSPHRASE_CHARS = 10
-"""A passphrase guards patient notes on a USB stick against offline guessing: the key derivation makes
-each guess slow, the length makes the guesses many. Ten characters is a floor, not advice."""
-
 
 def passphrase(args: argparse.Namespace) -> str:
     """The passphrase from ``--passphrase-env VAR``; UsageError if unset, empty or too short."""
@@ -30,8 +26,11 @@ def passphrase(args: argparse.Namespace) -> str:
     value = os.environ.get(var)
     if value is None:
         raise UsageError(f"environment variable {var} is not set (it must hold the passphrase)")
-    if len(value.strip()) < MIN_PASSPHRASE_CHARS:
-        raise UsageError(f"the passphrase in {var} is empty or shorter than {MIN_PASSPHRASE_CHARS} characters")
+    from app.core.sealed import MIN_PASSPHRASE, check_passphrase  # the one floor (stdlib-only module)
+
+    if len(value.strip()) < MIN_PASSPHRASE:
+        raise UsageError(f"the passphrase in {var} is empty or shorter than {MIN_PASSPHRASE} characters")
+    check_passphrase(value)
     return value
 
 
@@ -187,4 +186,4 @@ def cmd_rate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["MIN_PASSPHRASE_CHARS", "passphrase"]
+__all__ = ["passphrase"]
