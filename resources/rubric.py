@@ -52,3 +52,22 @@ def flag_contradiction(score: int, hallucination: bool) -> str | None:
         f"score {score} ({lv.label}) ranks the answer above 'any incorrect content' (score 1), but Hallucination "
         "says it states something the note does not support"
     )
+
+
+def rating_problem(score: object, hallucination: bool, comment: str | None) -> str | None:
+    """Why a rating cannot be stored as given, or None: the score must be 1-4, and a score that contradicts
+    the Hallucination flag (``flag_contradiction``) needs a comment saying why. The store (``add_rating``,
+    ``log import-ratings``, study ratings) refuses with this message; ``study rate --from`` (app/core/packets)
+    refuses the row; the Rate panel and the Study screen ask for the comment."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
+        return f"a rating is 1, 2, 3 or 4 on the rubric, not {score!r}"
+    why = flag_contradiction(score, hallucination)
+    if why is not None and not (comment or "").strip():
+        return f"{why}: score 1, untick Hallucination, or explain in a comment"
+    return None
+
+
+FLAG_TRUE = frozenset({"1", "true", "yes", "y", "t", "x"})
+"""How a spreadsheet or a paper form marks the Hallucination flag ("x" for a ticked box), case-folded."""
+FLAG_FALSE = frozenset({"0", "false", "no", "n", "f", ""})
+"""How it leaves the flag off (an empty cell is "no")."""

@@ -22,6 +22,7 @@ from app.core import records, safejson, sealed
 from app.core.errors import UsageError
 from app.core.infile import open_regular
 from app.core.privatefile import os_problem, write_private
+from resources.rubric import FLAG_FALSE, FLAG_TRUE, rating_problem
 
 PAYLOAD_FORMAT = 1
 MAX_FILE_BYTES = 1 << 30
@@ -30,8 +31,6 @@ MAX_UID = 36
 """An answer uid is a UUID (``study_answers.uid`` is String(36))."""
 MAX_PROBLEMS = 20
 """Problems listed in one message; the rest are counted (a wholly wrong file would print thousands)."""
-_TRUE = {"1", "true", "yes", "y", "t", "x"}
-_FALSE = {"0", "false", "no", "n", "f", ""}
 
 
 @dataclass(frozen=True)
@@ -400,10 +399,10 @@ def _csv_row(
     else:
         seen[uid] = line
     flag = cell["hallucination"].lower()
-    if flag not in _TRUE | _FALSE:
+    if flag not in FLAG_TRUE | FLAG_FALSE:
         problems.append(f"line {line}: hallucination must be yes or no, not {cell['hallucination'][:20]!r}")
     if not cell["score"]:
-        if flag in _TRUE or cell["comment"] or cell["corrected_answer"]:
+        if flag in FLAG_TRUE or cell["comment"] or cell["corrected_answer"]:
             problems.append(f"line {line}: a hallucination flag or comment without a score")
         return None
     score = int(cell["score"]) if cell["score"] in ("1", "2", "3", "4") else None
@@ -411,4 +410,7 @@ def _csv_row(
         problems.append(f"line {line}: score must be 1, 2, 3 or 4, not {cell['score'][:20]!r}")
     if len(problems) > before or score is None:
         return None
-    return ResponseRow(uid, score, flag in _TRUE, cell["comment"] or None, cell["corrected_answer"] or None, at)
+    if why := rating_problem(score, flag in FLAG_TRUE, cell["comment"]):  # refused here, not at the import
+        problems.append(f"line {line}: {why}")
+        return None
+    return ResponseRow(uid, score, flag in FLAG_TRUE, cell["comment"] or None, cell["corrected_answer"] or None, at)

@@ -14,7 +14,7 @@ from app.core.errors import UsageError
 from app.store.base import LogBase, RunRef
 from app.store.models import CHOICES, RATER_KINDS, SIDES, Comparison, PendingComparisonRun, Rater, Rating, Run, utcnow
 from app.store.rules import not_rateable_message, why_not_rateable
-from resources.rubric import flag_contradiction
+from resources.rubric import rating_problem  # re-exported: the store's callers import it from here
 
 MAX_RATER_NAME = 128
 """``raters.name``'s width."""
@@ -39,18 +39,6 @@ class NewRating:
     """``human`` or ``judge`` (an automated judge); fixed for a rater once recorded."""
     at: datetime | None = None
     """When it was rated (aware); None: now."""
-
-
-def rating_problem(score: object, hallucination: bool, comment: str | None) -> str | None:
-    """Why a rating cannot be stored as given, or None: the score must be 1-4, and a score that contradicts
-    the Hallucination flag (``resources.rubric.flag_contradiction``) needs a comment saying why. The store
-    (``add_rating``, ``log import-ratings``) refuses with this message; the Rate panel asks for the comment."""
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
-        return f"a rating is 1, 2, 3 or 4 on the rubric, not {score!r}"
-    why = flag_contradiction(score, hallucination)
-    if why is not None and not (comment or "").strip():
-        return f"{why}: score 1, untick Hallucination, or explain in a comment"
-    return None
 
 
 class RatingsMixin(LogBase):

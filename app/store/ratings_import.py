@@ -39,15 +39,14 @@ from app.store.log import EvalLog
 from app.store.models import RATER_KINDS, Rater, utcnow
 from app.store.ratings import NewRating, rating_problem
 from app.store.rules import not_rateable_message, why_not_rateable
+from resources.rubric import FLAG_FALSE, FLAG_TRUE
 
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 CHUNK_ROWS = 5000
 """Rows per write transaction: ~0.1 s of lock at the measured rate, far below any writer's busy timeout."""
 _IN_SLICE = 900
 """Values per ``IN (...)``: under the 999 bound parameters of older SQLite builds."""
-_TRUE = {"1", "true", "yes", "y", "t"}
-_FALSE = {"0", "false", "no", "n", "f", ""}
-_YES_NO = _TRUE | _FALSE
+_YES_NO = FLAG_TRUE | FLAG_FALSE
 
 
 @dataclass
@@ -115,7 +114,7 @@ def parse_row(rec: dict[str, Any], default_rater: str | None) -> NewRating:
     at = _time(rec.get("rated_at"), problems)
     comment = _text(rec, "comment", problems)
     corrected = _text(rec, "corrected_answer", problems)
-    if score in (1, 2, 3, 4) and h in _YES_NO and (why := rating_problem(score, h in _TRUE, comment)):
+    if score in (1, 2, 3, 4) and h in _YES_NO and (why := rating_problem(score, h in FLAG_TRUE, comment)):
         problems.append(why)  # the store's rule, so a spreadsheet cannot say what the app refuses
     if problems:
         raise ValueError("; ".join(problems))
@@ -124,7 +123,7 @@ def parse_row(rec: dict[str, Any], default_rater: str | None) -> NewRating:
         run=run_ref,
         rater=rater,
         score=score,
-        hallucination=h in _TRUE,
+        hallucination=h in FLAG_TRUE,
         comment=(csv_unsafe(comment) if comment.startswith("'") else comment) or None,
         corrected_answer=(csv_unsafe(corrected) if corrected.startswith("'") else corrected) or None,
         rater_kind=kind,

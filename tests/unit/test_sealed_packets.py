@@ -237,3 +237,17 @@ def test_ratings_csv_becomes_responses_all_or_nothing(tmp_path: Path) -> None:
     missing.write_text("id,rating\na000,3\n", encoding="utf-8")
     with pytest.raises(UsageError, match="missing: answer, score"):
         packets.responses_from_csv(p, missing)
+
+
+def test_rate_from_csv_names_a_line_that_contradicts_the_rubric(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Hallucination with a score above 1 and no comment is refused on the rater's side, by line, rather than
+    sealed into a responses file the coordinator's all-or-nothing import would then refuse; "x" ticks it."""
+    packet = make_packet(2)
+    a, b = packets.packet_answer_ids(packet)
+    sheet = tmp_path / "r.csv"
+    sheet.write_text(f"answer,score,hallucination,comment\n{a},3,x,\n{b},1,x,\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="line 2: score 3"):
+        packets.responses_from_csv(packet, sheet)
+    sheet.write_text(f"answer,score,hallucination,comment\n{a},3,x,a harmless slip\n{b},1,x,\n", encoding="utf-8")
+    rows = packets.responses_from_csv(packet, sheet).rows
+    assert [(r.score, r.hallucination) for r in rows] == [(3, True), (1, True)]
