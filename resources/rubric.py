@@ -54,12 +54,17 @@ def flag_contradiction(score: int, hallucination: bool) -> str | None:
     )
 
 
+def is_score(value: object) -> bool:
+    """A rubric score: an int 1-4 (a bool is none, though ``True == 1`` in Python)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4
+
+
 def rating_problem(score: object, hallucination: bool, comment: str | None) -> str | None:
     """Why a rating cannot be stored as given, or None: the score must be 1-4, and a score that contradicts
     the Hallucination flag (``flag_contradiction``) needs a comment saying why. The store (``add_rating``,
     ``log import-ratings``, study ratings) refuses with this message; ``study rate --from`` (app/core/packets)
     refuses the row; the Rate panel and the Study screen ask for the comment."""
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
+    if not is_score(score):
         return f"a rating is 1, 2, 3 or 4 on the rubric, not {score!r}"
     why = flag_contradiction(score, hallucination)
     if why is not None and not (comment or "").strip():

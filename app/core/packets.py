@@ -22,7 +22,7 @@ from app.core import records, safejson, sealed
 from app.core.errors import UsageError
 from app.core.infile import open_regular
 from app.core.privatefile import os_problem, write_private
-from resources.rubric import FLAG_FALSE, FLAG_TRUE, rating_problem
+from resources.rubric import FLAG_FALSE, FLAG_TRUE, is_score, rating_problem
 
 PAYLOAD_FORMAT = 1
 MAX_FILE_BYTES = 1 << 30
@@ -111,7 +111,7 @@ def utc_iso(value: Any) -> str:
 
 def check_score(score: Any) -> int:
     """A rubric score (1-4) or ValueError; a bool is no score (``True == 1`` in Python)."""
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
+    if not is_score(score):
         raise ValueError(f"score must be 1, 2, 3 or 4, not {score!r}")
     return score
 

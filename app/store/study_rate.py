@@ -37,6 +37,7 @@ from app.store.models import (
 from app.store.ratings import RatingsMixin, rating_problem
 from app.store.rules import why_not_rateable_in_study
 from app.store.runs import RunsMixin
+from resources.rubric import is_score
 
 MAX_LISTED = 20
 """Refused rows named in one message (the count says how many more)."""
@@ -147,7 +148,7 @@ class StudyRatingMixin(RunsMixin, RatingsMixin):
     def adjudicate(self, study: str, answer_uid: str, adjudicator: str, score: int, reason: str) -> int:
         """A final score for an answer by a registered adjudicator, with the reason; the raters' ratings
         stay as they were, an earlier adjudication of the answer stays as history."""
-        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 4:
+        if not is_score(score):
             raise UsageError(f"a final score is 1, 2, 3 or 4 on the rubric, not {score!r}")
         if not (reason or "").strip():
             raise UsageError("an adjudication needs a reason")
