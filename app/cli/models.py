@@ -21,6 +21,7 @@ from app.core.models import (
     add_model,
     default_setting,
     describe,
+    human_size,
     is_default,
     is_removable,
     mark_missing,
@@ -44,7 +45,7 @@ def _progress(what: str):
 
 
 def _row(reg: Registry, m: ModelInfo, default: str) -> str:
-    size = f"{m.size_bytes / 1e9:.2f} GB"
+    size = human_size(m.size_bytes)
     params = f"{m.parameter_count / 1e9:.2f}B" if m.parameter_count else "?"
     mark = "*" if is_default(reg, m, default) else " "
     where = "library" if m.in_library else ("built-in" if reg.is_builtin(m) else "")
@@ -108,7 +109,7 @@ def _remove(args: argparse.Namespace, ctx: CliContext) -> int:
     info = reg.get(args.model, strict=True)
     delete = args.delete_copy
     if info.in_library and not delete and not args.keep_copy and sys.stdin.isatty() and not reg.is_builtin(info):
-        size = f"{info.size_bytes / 1e9:.2f} GB"
+        size = human_size(info.size_bytes)
         answer = input(f"Also delete the app's library copy {info.path} ({size})? [y/N] ")
         delete = answer.strip().lower() in ("y", "yes")
     was_default = is_default(reg, info, ctx.config.default_model)

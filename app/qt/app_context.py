@@ -19,7 +19,7 @@ from app.core.config import AppConfig, Paths, database_path, load_config, save_c
 from app.core.engine import LlamaCppEngine
 from app.core.errors import Cancelled, ModelError
 from app.core.kvstate import state_dir
-from app.core.models import Registry
+from app.core.models import Registry, human_size
 from app.core.types import ModelInfo
 from app.qt.workers import Job, Task, TaskRunner, describe_error
 from app.service import AskService, SenseSource
@@ -281,6 +281,6 @@ def _percent_reporter(job: Job):
         pct = 100 * done // total if total else 100
         if pct != last[0]:
             last[0] = pct
-            job.message(f"preparing the demo model: {pct}% of {total / 1e6:.0f} MB")
+            job.message(f"preparing the demo model: {pct}% of {human_size(total)}")
 
     return report

@@ -4,10 +4,10 @@ rename, remove, set default, RAM estimate. Every change goes through ``app.core.
 
 from __future__ import annotations
 
-import struct
+import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -31,6 +31,7 @@ from app.core.models import (
     MISSING,
     add_model,
     default_setting,
+    human_size,
     is_default,
     is_removable,
     mark_missing,
@@ -38,6 +39,7 @@ from app.core.models import (
     rename_model,
     verified_label,
 )
+from app.core.models.gguf_scan import scan_gguf
 from app.core.types import ModelInfo
 from app.qt.app_context import AppContext
 from app.qt.screen_fit import flow
@@ -60,60 +62,12 @@ COLUMNS = (
 VERIFIED_COL = 7
 
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
-def gguf_header_values(path: str, wanted: set[str]) -> dict[str, object]:
-    """Scalar header values of a GGUF, read by streaming the key-value section and stopping once every
-    wanted key is seen. (gguf.GGUFReader also parses the whole vocabulary: seconds for a 262k-token one.)"""
-    out: dict[str, object] = {}
-    with open(path, "rb") as fh:
-
-        def read(fmt: str) -> object:
-            size = struct.calcsize(fmt)
-            return struct.unpack(fmt, fh.read(size))[0]
-
-        def string() -> str:
-            return fh.read(int(read("<Q"))).decode("utf-8", "replace")
-
-        def skip(vtype: int) -> None:
-            if vtype in _SCALARS:
-                fh.seek(struct.calcsize(_SCALARS[vtype]), 1)
-            elif vtype == 8:
-                fh.seek(int(read("<Q")), 1)
-            elif vtype == 9:
-                etype, n = int(read("<I")), int(read("<Q"))
-                if etype in _SCALARS:
-                    fh.seek(n * struct.calcsize(_SCALARS[etype]), 1)
-                else:
-                    for _ in range(n):
-                        skip(etype)
-            else:
-                raise ValueError(f"unknown GGUF value type {vtype}")
-
-        if fh.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file")
-        read("<I")
-        read("<Q")
-        for _ in range(int(read("<Q"))):
-            key, vtype = string(), int(read("<I"))
-            if key in wanted and vtype in _SCALARS:
-                out[key] = read(_SCALARS[vtype])
-            elif key in wanted and vtype == 8:
-                out[key] = string()
-            else:
-                skip(vtype)
-            if wanted <= out.keys():
-                break
-    return out
-
-
 def kv_bytes(path: str, arch: str, n_ctx: int) -> int | None:
     """Bytes of an F16 KV cache for ``n_ctx`` tokens, from the GGUF's own shape keys (None if unreadable)."""
     names = ("block_count", "embedding_length", "attention.head_count", "attention.head_count_kv")
     try:
-        v = gguf_header_values(path, {f"{arch}.{n}" for n in (*names, "attention.key_length")})
-    except (OSError, ValueError, struct.error):
+        v = scan_gguf(Path(path)).metadata
+    except (OSError, ValueError):
         return None
     layers, emb, heads, kv_heads = (v.get(f"{arch}.{n}") for n in names)
     kv_heads = kv_heads or heads
@@ -127,19 +81,9 @@ def ram_estimate(info: ModelInfo, n_ctx: int, kv_cache_mb: int) -> tuple[int, st
     """Weights (memory-mapped file) + KV cache for the context + the note-state cache budget + ~15% buffers."""
     kv = kv_bytes(info.path, info.architecture, n_ctx)
     total = int(info.size_bytes * 1.15) + (kv or 0) + kv_cache_mb * 2**20
-    detail = f"weights {_size(info.size_bytes)}, KV cache {_size(kv) if kv else '?'} for {n_ctx:,} tokens, "
+    detail = f"weights {human_size(info.size_bytes)}, KV cache {human_size(kv) if kv else '?'} for {n_ctx:,} tokens, "
     detail += f"note-state cache up to {kv_cache_mb} MB"
     return total, detail
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 class ModelsTab(QWidget):
@@ -225,9 +169,15 @@ class ModelsTab(QWidget):
         super().showEvent(event)
         self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, select: str | None = None) -> None:
+        """Rebuild the table from the registry. The selection follows its model (``select``: that model's
+        path instead), not its row: a rename or import re-sorts the rows, and the details below must always
+        describe the highlighted row."""
         reg = self.ctx.registry
+        current = self.selected()
+        keep = select or (current.path if current else None)
         self.models = sorted(reg.list(), key=lambda m: (not reg.is_builtin(m), m.name.lower(), m.path))
+        blocker = QSignalBlocker(self.table)
         self.table.setRowCount(len(self.models))
         for row, m in enumerate(self.models):
             ram = self._ram.get(m.path)
@@ -236,13 +186,13 @@ class ModelsTab(QWidget):
                 "DEMO" if m.is_demo else "",
                 m.architecture,
                 m.file_type,
-                _size(m.size_bytes),
+                human_size(m.size_bytes),
                 f"{m.context_length:,}",
                 m.short_sha,
                 verified_label(m),
-                _size(ram[0]) if ram else ("—" if m.status == MISSING else "…"),
+                human_size(ram[0]) if ram else ("—" if m.status == MISSING else "…"),
                 self._default_text(m),
-                "built in" if reg.is_builtin(m) else ("library" if m.in_library else str(Path(m.path).parent)),
+                "built in" if reg.is_builtin(m) else (f"library: {Path(m.path).name}" if m.in_library else m.path),
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -255,6 +205,12 @@ class ModelsTab(QWidget):
                 if col == len(cells) - 1:
                     item.setToolTip(m.path)
                 self.table.setItem(row, col, item)
+        self.table.clearSelection()
+        rows = [r for r, m in enumerate(self.models) if m.path == keep]
+        if rows:
+            self.table.selectRow(rows[0])
+        del blocker
+        self._show_detail()
         self._estimate_ram()
 
     def _default_text(self, m: ModelInfo) -> str:
@@ -276,7 +232,7 @@ class ModelsTab(QWidget):
             return {m.path: ram_estimate(m, cfg.context_for(m.context_length), cfg.kv_cache_mb) for m in todo}
 
         task = Task(work, "estimate RAM")
-        task.signals.finished.connect(lambda est: (self._ram.update(est), self.refresh()))
+        task.signals.finished.connect(lambda est: (self._ram.update(est), self.refresh()))  # keeps the selection
         self.ctx.tasks.start(task)
 
     def selected(self) -> ModelInfo | None:
@@ -294,7 +250,7 @@ class ModelsTab(QWidget):
         if m.status != "ok":
             text += "<br><b>" + STATUS_TIPS[m.status].format(path=m.path) + "</b>"
         if ram:
-            text += f"<br>RAM estimate {_size(ram[0])}: {ram[1]}"
+            text += f"<br>RAM estimate {human_size(ram[0])}: {ram[1]}"
         self.detail.setText(text)
 
     # -- long operations --------------------------------------------------------------------------
@@ -309,7 +265,9 @@ class ModelsTab(QWidget):
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
         task.signals.done.connect(self._idle)
         self.busy = task
-        self.progress_label.setText(label + "…")
+        self._label = label
+        self._started = time.monotonic()
+        self.progress_label.setText(label + ": checking the file…")
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_btn.show()
@@ -334,8 +292,17 @@ class ModelsTab(QWidget):
         return progress
 
     def _progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+        """Per mille on the bar (a QProgressBar holds an int: bytes of a 4 GB model would overflow it), the
+        percentage, the bytes and the throughput in the label. The work reports ``total`` only once the
+        file is on the disk (``copy_into_library`` syncs as it goes), so 100 % means done."""
+        if self.busy is not None and self.busy.cancel.is_set():
+            return  # "Cancelling…" stays until the work stops
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000 * done // total if total else 0)
+        seconds = max(time.monotonic() - self._started, 1e-3)
+        self.progress_label.setText(
+            f"{self._label}: {human_size(done)} of {human_size(total)}, {human_size(int(done / seconds))}/s"
+        )
 
     def _idle(self) -> None:
         self.busy = None
@@ -369,9 +336,7 @@ class ModelsTab(QWidget):
             else "Without a copy the model is used where it is; if the file moves or is deleted it shows as MISSING."
         )
         # Parented to the box: a parentless check box would be deleted with its Python wrapper.
-        self.copy_choice = QCheckBox(
-            "Copy into the app's model library (the copy is checked against the original)", box
-        )
+        self.copy_choice = QCheckBox("Copy into the app's model library (hashed as it is copied)", box)
         self.copy_choice.setChecked(removable or self.copy_box.isChecked())
         box.setCheckBox(self.copy_choice)
         return box
@@ -381,7 +346,7 @@ class ModelsTab(QWidget):
         reg = self.ctx.registry
         if copy is None:
             copy = self.copy_box.isChecked() or is_removable(path, library=self.ctx.paths.models_dir)
-        label = "Copying into the library and checking the copy" if copy else "Importing (sha256)"
+        label = "Copying into the library (hashed as it is copied)" if copy else "Importing (sha256)"
         return self._run(
             lambda job: add_model(reg, path, copy=copy, progress=self._checked_progress(job)), label, self._imported
         )
@@ -392,6 +357,7 @@ class ModelsTab(QWidget):
             f"Imported {info.display_name} (sha256 {info.short_sha})." + (f" Note: {note}." if note else "")
         )
         self.ctx.models_changed.emit()
+        self.refresh(select=info.path)
 
     def verify_selected(self) -> Task | None:
         m = self.selected()
@@ -399,6 +365,7 @@ class ModelsTab(QWidget):
             self.banner.show_error("Select a model to verify.")
             return None
         reg = self.ctx.registry
+        m = reg.find(m.path) or m  # the file as it is now: it may have come back since the table was drawn
         if m.status == MISSING:
             mark_missing(reg, m.path)
             self.banner.show_error(f"{m.display_name}: the file is missing ({m.path}).")
@@ -412,16 +379,34 @@ class ModelsTab(QWidget):
             self.banner.show_info(f"{info.display_name}: the sha256 matches.")
         else:
             self.banner.show_error(f"{info.display_name}: the file's sha256 no longer matches; it has changed.")
-        self.refresh()
+        self.refresh(select=info.path)
+        reg, loaded = self.ctx.registry, self.ctx.model
+        if ok and is_default(reg, info, self.ctx.config.default_model) and (loaded is None or loaded.path != info.path):
+            # The default came back (a restored file, a re-plugged stick): use it now, not after a restart.
+            self.banner.show_info(f"{info.display_name}: the sha256 matches; loading it again as the default.")
+            self.ctx.load_engine()
 
     def rename_dialog(self) -> None:
         m = self.selected()
         if m is None:
             self.banner.show_error("Select a model to rename.")
             return
-        name, ok = QInputDialog.getText(self, "Rename model", "Name shown for this model:", text=m.name)
-        if ok:
-            self.rename(m, name)
+        dialog = self.rename_input(m)
+        if dialog.exec() == QInputDialog.DialogCode.Accepted:
+            self.rename(m, dialog.textValue())
+
+    def rename_input(self, m: ModelInfo) -> QInputDialog:
+        """The Rename dialog, wide enough that a window manager does not cut its title to "Rena…" and the
+        name is shown whole."""
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(f"Rename model {m.display_name}")
+        dialog.setLabelText("Name shown for this model:")
+        dialog.setTextValue(m.name)
+        fm = dialog.fontMetrics()
+        text = max(fm.horizontalAdvance(dialog.windowTitle()), fm.horizontalAdvance(m.name))
+        wanted = text + 12 * fm.averageCharWidth()
+        dialog.setMinimumWidth(min(wanted, 60 * fm.averageCharWidth()))
+        return dialog
 
     def rename(self, m: ModelInfo, name: str) -> bool:
         try:
@@ -431,6 +416,7 @@ class ModelsTab(QWidget):
             return False
         self.banner.show_info(f"Renamed to {info.display_name}.")
         self.ctx.models_changed.emit()
+        self.refresh(select=info.path)
         return True
 
     def remove_question(self, m: ModelInfo) -> QMessageBox:
@@ -438,7 +424,7 @@ class ModelsTab(QWidget):
         box = QMessageBox(QMessageBox.Icon.Question, "Remove model", f"Remove {m.display_name}?", parent=self)
         if m.in_library:
             box.setInformativeText(
-                f"The file is the app's own copy in its model library ({m.path}, {_size(m.size_bytes)}). "
+                f"The file is the app's own copy in its model library ({m.path}, {human_size(m.size_bytes)}). "
                 "Its runs stay in the evaluation log."
             )
             box.addButton("Remove and delete the copy", QMessageBox.ButtonRole.DestructiveRole)
@@ -494,6 +480,7 @@ class ModelsTab(QWidget):
             self.banner.show_error(describe_error(exc))
             return
         self.banner.show_info(f"{info.display_name} is now the default; loading it in the background.")
+        self.refresh(select=info.path)
 
 
 STATUS_TIPS = {

@@ -5,8 +5,8 @@
 
 1. Copy into the library, side by side on the same source, the order of the sides rotated over the repeats
    (medians): a plain copy (``shutil.copyfile``), the previous round's one-pass copy (hashed while copying) and
-   ``copy_into_library`` (hash while copying, fsync, drop the copy from the page cache, read it back and hash it
-   again). Reports MB/s of each and the time ratios: what checking the copy costs.
+   ``copy_into_library`` (one pass since #28: hash while copying, write-behind, fsync; it used to read the copy
+   back and hash it again). Reports MB/s of each and the time ratios: what the durable copy costs.
 2. ``Registry.list()`` over ``--entries`` entries (each ``stat``-ed for its status), against the same list
    read without status (the registry file parsed only): the cost of showing ok / missing / changed.
 """

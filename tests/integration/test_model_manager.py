@@ -4,6 +4,7 @@ remove / rename, removable media, and the demo-model fallback for a missing defa
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from app.core.models import (
     rename_model,
 )
 from app.core.models import library as model_library
+from app.core.privatefile import OutputError
 from tests.fixtures_llama import tiny_llama_gguf  # noqa: F401  (the fixture: a tiny real GGUF)
 
 
@@ -182,17 +184,28 @@ def test_content_changed_at_a_path_keeps_the_entry_id_and_the_users_name(tmp_pat
     assert used.name == "Ward model" and [m.path for m in Registry(reg.paths).list()] == [info.path]
 
 
-def test_copy_into_the_library_reports_progress_and_checks_the_copy(tmp_path, tiny_llama_gguf):  # noqa: F811
+def test_copy_into_the_library_is_one_pass_with_progress(tmp_path, tiny_llama_gguf, monkeypatch):  # noqa: F811
     reg = Registry(_paths(tmp_path))
     src = _place(tiny_llama_gguf, tmp_path / "stick" / "tiny.gguf")
     size = src.stat().st_size
     seen: list[tuple[int, int]] = []
+    opened: list[str] = []
+    real_open = Path.open
+
+    def watch_open(self: Path, *a, **k):
+        opened.append(self.name)
+        return real_open(self, *a, **k)
+
+    monkeypatch.setattr(model_library, "SYNC_EVERY", 4096)  # the tiny file then syncs between blocks
+    monkeypatch.setattr(Path, "open", watch_open)
     info, note = add_model(reg, src, copy=True, progress=lambda d, t: seen.append((d, t)))
+    monkeypatch.setattr(Path, "open", real_open)
     assert "copied into the model library" in note and info.in_library
     assert Path(info.path).parent == reg.paths.models_dir.resolve() and info.sha256 == sha256_file(src)
     assert stat.S_IMODE(os.stat(info.path).st_mode) == 0o600
-    assert {t for _, t in seen} == {2 * size}, "copy and read-back are one progress bar"
-    assert seen[-1][0] == 2 * size and any(d == size for d, _ in seen)
+    assert not any(name.endswith(".partial") for name in opened), "the copy is never read back: one pass"
+    assert {t for _, t in seen} == {size}, "the bar counts the file's bytes once"
+    assert [d for d, _ in seen].count(size) == 1 and seen[-1][0] == size, "100 % only after the fsync"
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     # The same bytes copied again are not kept twice.
     again, note = add_model(reg, src, copy=True)
@@ -214,8 +227,12 @@ def test_a_cancelled_or_corrupted_copy_leaves_nothing(tmp_path, tiny_llama_gguf,
     with pytest.raises(Cancelled):
         add_model(reg, src, copy=True, progress=cancel)
     assert list(reg.paths.models_dir.iterdir()) == [] and reg.list() == []
-    monkeypatch.setattr(model_library, "sha256_file", lambda *a, **k: "0" * 64)  # the copy reads back different
-    with pytest.raises(ModelError, match="differs from the file it was copied from"):
+
+    def full_disk(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model_library.os, "fsync", full_disk)  # the disk fills up as the copy is written back
+    with pytest.raises(OutputError, match="the disk is full; nothing was imported"):
         add_model(reg, src, copy=True)
     assert list(reg.paths.models_dir.iterdir()) == [] and Registry(reg.paths).list() == []
 

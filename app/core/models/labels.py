@@ -34,3 +34,17 @@ def describe(info: ModelInfo, n_ctx: int | None = None) -> dict[str, Any]:
     if info.is_demo:
         d["warning"] = DEMO_LABEL
     return d
+
+
+def human_size(n: int | None) -> str:
+    """A byte count as every screen and command shows it: decimal units (1 MB = 1,000,000 bytes), as disks,
+    downloads and ``ls --si`` count, so the demo model is "253.1 MB" everywhere (not 241.4 MiB in one place)."""
+    if n is None:
+        return "?"
+    if n < 1000:
+        return f"{n} B"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6)):
+        if round(n / scale, 1) < 1000:
+            return f"{n / scale:.1f} {unit}"
+    gb = n / 1e9
+    return f"{gb:.1f} GB" if round(gb, 1) < 100 else f"{gb:.0f} GB"

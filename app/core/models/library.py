@@ -1,7 +1,7 @@
 """The model manager's operations, one API for ``asclepius models ...`` and the desktop Models screen.
 
 - ``add_model``: import a GGUF, optionally copying it into the app's model library first (the default for
-  removable media, ``is_removable``); the copy is hashed while it is written and read back to check it.
+  removable media, ``is_removable``); the copy is hashed while it is written (one pass, at the disk's speed).
 - ``remove_model``: forget an entry; the file is deleted only when it is the app's own library copy and the
   caller confirmed (``delete_copy``); the built-in demo model stays.
 - ``rename_model``: the name shown (the entry's id, its path, does not change; runs keep the sha256 and file
@@ -11,13 +11,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from app.core.errors import ModelError, UsageError
-from app.core.hashing import CHUNK, ProgressFn, copy_hashing, sha256_file
+from app.core.hashing import CHUNK, ProgressFn, copy_hashing
 from app.core.models.entries import MISSING, check_name, entry_key
 from app.core.models.files import check_loadable
 from app.core.models.header import read_gguf
@@ -76,12 +79,13 @@ def removable_device(major: int, minor: int, sys_root: Path = Path("/sys")) -> b
 def copy_into_library(
     library: Path, src: Path, progress: ProgressFn | None = None, chunk: int = CHUNK
 ) -> tuple[Path, str]:
-    """Copy ``src`` into ``library`` (0600, through a partial file) and check the copy; (copy, sha256).
+    """Copy ``src`` into ``library`` (0600, through a partial file); (copy, sha256).
 
-    The source is hashed while it is copied; the copy is then read back from the disk and hashed again, and a
-    difference (a failing stick or disk) deletes the copy. ``progress(done, total)`` counts both passes
-    (total = twice the size); an exception from it (Cancel) deletes the partial copy. An existing library file
-    of the same name is never overwritten: the copy gets a numbered name.
+    One pass over the file, as ``cp`` is: each block is read once, hashed and written; the copy is fsynced
+    before it is renamed into place, so a crash never leaves a half file under the model's name and a write
+    error (a full or failing disk) surfaces here. ``progress(done, total)`` counts bytes; an exception from it
+    (Cancel) deletes the partial copy. An existing library file of the same name is never overwritten: the
+    copy gets a numbered name.
     """
     private_dir(library)
     size = src.stat().st_size
@@ -97,21 +101,14 @@ def copy_into_library(
         target = library / f"{src.stem}-{n}{src.suffix}"
         n += 1
     tmp = target.with_name(f".{target.name}.partial")
-    report = progress or (lambda done, total: None)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as out:
-            sha = copy_hashing([src], out, lambda d, _t: report(d, 2 * size), chunk=chunk)
+            sha = copy_hashing([src], out, _synced_progress(out, size, progress), chunk=chunk)
             out.flush()
             os.fsync(out.fileno())
-            if hasattr(os, "posix_fadvise"):  # read the copy back from the disk, not from the page cache
-                os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        copied = sha256_file(tmp, lambda d, _t: report(size + d, 2 * size), chunk)
-        if copied != sha:
-            raise ModelError(
-                f"the copy of {src} in the model library differs from the file it was copied from "
-                f"(sha256 {copied[:12]}… vs {sha[:12]}…): the disk or the stick may be failing; nothing was imported"
-            )
+        if progress is not None:
+            progress(size, size)
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -123,6 +120,59 @@ def copy_into_library(
         tmp.unlink(missing_ok=True)
         raise
     return target, sha
+
+
+SYNC_EVERY = 64 << 20
+"""Bytes between two write-back steps of a copy: the progress counts bytes on the disk, not in the page cache,
+so the bar does not sit at 100 % while gigabytes are still being written back, and the copy never fills the
+page cache with gigabytes of dirty pages."""
+
+_SYNC_FILE_RANGE_WAIT_BEFORE, _SYNC_FILE_RANGE_WRITE, _SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range`` (write-behind without waiting), or None where libc lacks it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _synced_progress(out: BinaryIO, size: int, progress: ProgressFn | None) -> ProgressFn:
+    """A ``copy_hashing`` progress callback that writes the copy behind as it goes and reports what has
+    reached the disk; the last report (``size``) comes from the caller, after the final ``fsync``.
+
+    Every ``SYNC_EVERY`` bytes the new window is handed to the disk without waiting, and the caller waits only
+    for the window before it (``sync_file_range``, as ``dd``-style write-behind does): reading, hashing and
+    writing overlap. Without ``sync_file_range`` each window is ``fdatasync``-ed instead."""
+    sfr = _sync_file_range()
+    state = {"started": 0, "synced": 0}
+    fd = out.fileno()
+
+    def report(done: int, _total: int) -> None:
+        if done - state["started"] >= SYNC_EVERY:
+            out.flush()
+            if sfr is None:
+                os.fdatasync(fd)
+                state["synced"] = done
+            else:
+                start = state["started"]
+                if sfr(fd, start, done - start, _SYNC_FILE_RANGE_WRITE) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+                prev = state["synced"]
+                wait = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+                if start > prev and sfr(fd, prev, start - prev, wait) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+                state["synced"] = start
+            state["started"] = done
+        if progress is not None:
+            progress(min(state["synced"], size - 1) if size else 0, size)
+
+    return report
 
 
 def add_model(
@@ -146,11 +196,11 @@ def add_model(
     if name is not None:
         name = check_name(name)
     src = Path(path).expanduser()
-    read_gguf(src)  # fail fast, before hashing or copying gigabytes
-    check_loadable(src)
     library = reg.paths.models_dir
     notes: list[str] = []
     if copy and Path(entry_key(src)).parent != Path(entry_key(library)):
+        read_gguf(src)  # fail fast, before copying gigabytes (import_model checks a file it registers in place)
+        check_loadable(src)
         target, sha = copy_into_library(library, src, progress)
         same = [m for m in reg.list() if m.sha256 == sha and m.in_library and m.status != MISSING]
         if same:

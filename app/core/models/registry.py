@@ -184,10 +184,12 @@ class Registry:
         demo: bool = False,
         in_library: bool | None = None,
         hashed: bool = True,
+        meta: dict[str, Any] | None = None,
     ) -> ModelInfo:
         """Write the entry for ``path`` (its id) with content ``sha``; ``hashed``: the sha256 was computed
-        from the file just now (so it is verified), not taken from the cache."""
-        meta = read_gguf(path)
+        from the file just now (so it is verified), not taken from the cache; ``meta``: its header, when the
+        caller has just read it."""
+        meta = read_gguf(path) if meta is None else meta
         fp = Fingerprint.of(path)
         key = entry_key(path)
         old = self._entries.get(key, {})
@@ -223,12 +225,14 @@ class Registry:
         if prompt_style is not None:
             check_style(prompt_style)
         p = Path(path).expanduser()
-        read_gguf(p)  # fail fast, before hashing gigabytes
+        meta = read_gguf(p)  # fail fast, before hashing gigabytes
         check_loadable(p)
         e = self._entries.get(entry_key(p))
         if e is not None and Fingerprint.of(p).matches(e):  # sha256 cached by (path, size, mtime, quick hash)
-            return self._register(p, e["sha256"], style=prompt_style, name=name, demo=e["is_demo"], hashed=False)
-        return self._register(p, sha256_file(p, progress), style=prompt_style, name=name)
+            return self._register(
+                p, e["sha256"], style=prompt_style, name=name, demo=e["is_demo"], hashed=False, meta=meta
+            )
+        return self._register(p, sha256_file(p, progress), style=prompt_style, name=name, meta=meta)
 
     def checked(self, info: ModelInfo) -> ModelInfo:
         """``info`` if its file is unchanged since it was hashed; else the file's current identity.
