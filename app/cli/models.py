@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +36,14 @@ from app.core.types import ModelInfo
 
 
 def _progress(what: str):
+    """Percent, bytes and throughput on one terminal line (Ctrl+C stops the work; a partial copy is deleted)."""
+    started = time.monotonic()
+
     def report(done: int, total: int) -> None:
         if sys.stderr.isatty():
-            print(f"\r{what}: {done / max(total, 1):6.1%}", end="", file=sys.stderr, flush=True)
+            rate = human_size(int(done / max(time.monotonic() - started, 1e-3)))
+            line = f"{what}: {done / max(total, 1):6.1%} of {human_size(total)}, {rate}/s"
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
             if done >= total:
                 print(file=sys.stderr)
 
