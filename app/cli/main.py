@@ -283,7 +283,10 @@ def protect(args: argparse.Namespace, isolate: bool, policy: Any = None) -> netn
 
     endpoint = netns.endpoint_of(args.func, args)
     if endpoint:
-        (policy or load_policy_or_refuse()).check_endpoint(endpoint, args.command)
+        action = getattr(args, f"{args.command}_command", None)  # `study create`, not just `study`
+        (policy or load_policy_or_refuse()).check_endpoint(
+            endpoint, f"{args.command} {action}" if action else args.command
+        )
     guard = netguard.install(block=True)
     if endpoint:
         try:

@@ -216,29 +216,36 @@ def test_ask_obeys_note_text_and_note_state_cache_off(tmp_path, machine, home, m
     assert load_config(Paths.default()).store_note_text is True
 
 
-ENDPOINT_COMMANDS = [
-    ["batch", "{items}", "--endpoint", URL, "--endpoint-model", "m"],
-    ["eval", "run", "pubmedqa", "--data", "{tmp}/none.json", "--endpoint", URL, "--endpoint-model", "m"],
-    ["study", "create", "s", "--items", "{items}", "--endpoint", URL, "--endpoint-model", "m", "--raters", "a"],
-    ["study", "generate", "s", "--endpoint", URL],
-    ["data", "notes", "{items}", "--base-url", URL, "--model", "m", "--out", "{tmp}/d", "--no-progress"],
-    ["judge", "--answers", "{tmp}/a.jsonl", "--base-url", URL, "--model", "m", "--no-progress"],
+ENDPOINT_COMMANDS = [  # (the name a refusal gives, argv)
+    ("batch", ["batch", "{items}", "--endpoint", URL, "--endpoint-model", "m"]),
+    ("eval run", ["eval", "run", "pubmedqa", "--data", "{tmp}/none.json", "--endpoint", URL, "--endpoint-model", "m"]),
+    (
+        "study create",
+        ["study", "create", "s", "--items", "{items}", "--endpoint", URL, "--endpoint-model", "m", "--raters", "a"],
+    ),
+    ("study generate", ["study", "generate", "s", "--endpoint", URL]),
+    (
+        "data notes",
+        ["data", "notes", "{items}", "--base-url", URL, "--model", "m", "--out", "{tmp}/d", "--no-progress"],
+    ),
+    ("judge", ["judge", "--answers", "{tmp}/a.jsonl", "--base-url", URL, "--model", "m", "--no-progress"]),
 ]
 
 
-@pytest.mark.parametrize("argv", ENDPOINT_COMMANDS, ids=lambda a: " ".join(a[:2]))
-def test_every_endpoint_command_is_refused_when_the_policy_says_so(tmp_path, machine, home, items, capsys, argv):
+@pytest.mark.parametrize(("name", "argv"), ENDPOINT_COMMANDS, ids=[n for n, _ in ENDPOINT_COMMANDS])
+def test_every_endpoint_command_is_refused_when_the_policy_says_so(tmp_path, machine, home, items, capsys, name, argv):
     if argv[0] in ("data", "judge"):
         pytest.importorskip("training.data.cli")
     args = [a.format(items=items, tmp=tmp_path) for a in argv]
     f = machine("endpoint_commands = false\n")
     assert main(args) == PolicyError.exit_code
     err = capsys.readouterr().err
-    assert f"refused by endpoint_commands = false in your organisation's policy ({f})" in err
+    assert err.startswith(f"asclepius: error: `{name}` sends text to 127.0.0.1 and is refused by ")
+    assert f"endpoint_commands = false in your organisation's policy ({f})" in err
     assert "connects to" not in err  # refused before the network allowance is made
     machine('allowed_endpoint_hosts = ["gpu01.hospital.example"]\n')
     assert main(args) == PolicyError.exit_code
-    assert "may not reach host 127.0.0.1: allowed_endpoint_hosts" in capsys.readouterr().err
+    assert f"`{name}` may not reach host 127.0.0.1: allowed_endpoint_hosts" in capsys.readouterr().err
 
 
 def test_an_allowed_host_passes_case_and_trailing_dot_aside(machine, home, items, capsys):
