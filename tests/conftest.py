@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# No machine policy (app/core/policy.py): /etc/asclepius-desk/policy.toml on the machine running the tests must
+# not change what they see (an empty file is no policy). Policy tests point it at their own file.
+os.environ["ASCLEPIUS_POLICY_FILE"] = os.devnull
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

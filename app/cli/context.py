@@ -48,14 +48,14 @@ class CliContext:
         from app.core.engine import LlamaCppEngine  # loads llama.cpp: only when a command needs a model
         from app.core.kvstate import state_dir
 
-        kept = state_dir(self.paths.data_dir, self.config.store_note_text, logged=logged)
+        kept = state_dir(self.paths.data_dir, self.config, logged=logged)
         return LlamaCppEngine(model, self.config.engine, state_dir=kept)
 
     def open_log(self, path: str | Path | None = None) -> EvalLog:
         """The evaluation log (the configured one unless ``path`` is given); StoreError if unusable."""
         from app.store import EvalLog
 
-        where = Path(path) if path else database_path(self.paths, self.config)
+        where = database_path(self.paths, self.config, path)
         return EvalLog.open(where, store_note_text=self.config.store_note_text)
 
     def service(self, engine: InferenceEngine | None, log: EvalLog | None) -> AskService:

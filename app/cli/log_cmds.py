@@ -32,7 +32,7 @@ def open_log(args: argparse.Namespace, *, read_only: bool = False, create: bool 
         config = load_config(paths)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    path = Path(args.db).expanduser().absolute() if getattr(args, "db", None) else database_path(paths, config)
+    path = database_path(paths, config, getattr(args, "db", None))
     if read_only:
         engine = store_db.open_engine_readonly(path, store_db.OpenOptions())
         return EvalLog(path, engine, store_note_text=config.store_note_text)

@@ -227,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable[[Any], None]]:
-    """Subcommand groups that live beside the core (ground, evaluation log, batch, study, eval, cache, quantize,
-    data, judge, train)."""
-    from app.cli import batch, cache, evaluate, ground, log_cmds, study
+    """Subcommand groups that live beside the core (ground, evaluation log, batch, study, eval, cache, policy,
+    quantize, data, judge, train)."""
+    from app.cli import batch, cache, evaluate, ground, log_cmds, policy_cmd, study
     from quantize import cli as quantize_cli
 
     plugins = [
@@ -239,6 +239,7 @@ def _plugins() -> list[Callable[[Any], None]]:
         study.register,
         evaluate.register,
         cache.register,
+        policy_cmd.register,
         quantize_cli.register,
     ]
     try:
@@ -253,16 +254,39 @@ def _plugins() -> list[Callable[[Any], None]]:
     return [*plugins, train_cli.register]
 
 
-def protect(args: argparse.Namespace, isolate: bool) -> netns.Protection:
+def load_policy_or_refuse() -> Any:
+    """The policy in force (app/core/policy.py); a broken policy file raises PolicyError and no command runs. A
+    key of the user's own file that the machine policy locks is a notice, once per command."""
+    from app.core.config import Paths
+    from app.core.policy import load_policy
+
+    policy = load_policy(Paths.default().policy_file)
+    if policy.refused:
+        print(
+            f"-- notice: {policy.user_file or 'your policy file'} sets {', '.join(policy.refused)}, which "
+            f"{policy.set_by(policy.refused[0]) or 'the machine policy'} locks: not applied",
+            file=sys.stderr,
+        )
+    return policy
+
+
+def protect(args: argparse.Namespace, isolate: bool, policy: Any = None) -> netns.Protection:
     """Fence the network for the parsed command, before it loads llama.cpp or Qt or starts a thread.
 
     Every command enters the network namespace (when ``isolate``) and gets the blocking audit hook, except
     a handler marked ``@netns.calls_endpoint(...)`` whose URL is set: it stays in the host namespace, the
-    hook lets it reach that URL's host and port only, and it says so on stderr.
+    hook lets it reach that URL's host and port only, and it says so on stderr. Its URL is first put to the
+    policy (``policy``, default the one in force): every endpoint command passes here, so this is the one
+    place ``endpoint_commands`` and ``allowed_endpoint_hosts`` are enforced, before any lookup or connect.
     """
     from app.core import netguard
 
     endpoint = netns.endpoint_of(args.func, args)
+    if endpoint:
+        action = getattr(args, f"{args.command}_command", None)  # `study create`, not just `study`
+        (policy or load_policy_or_refuse()).check_endpoint(
+            endpoint, f"{args.command} {action}" if action else args.command
+        )
     guard = netguard.install(block=True)
     if endpoint:
         try:
@@ -299,7 +323,8 @@ def main(argv: Sequence[str] | None = None, *, isolate: bool | None = None) -> i
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        protect(args, isolate=is_the_program(argv, isolate))
+        policy = load_policy_or_refuse()  # fail closed: a broken policy file refuses every command
+        protect(args, isolate=is_the_program(argv, isolate), policy=policy)
         return int(args.func(args) or 0)
     except AsclepiusError as exc:
         _err(str(exc))

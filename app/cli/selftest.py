@@ -13,6 +13,7 @@ import llama_cpp
 
 from app import __version__
 from app.cli.context import CliContext
+from app.cli.policy_cmd import policy_lines
 from app.core import netguard, netns
 from app.core.errors import GenerationError
 from app.core.llama_backends import ensure_cpu_backend
@@ -33,6 +34,9 @@ def selftest(
     print(ensure_cpu_backend().describe())
     print(f"llama.cpp system info: {llama_cpp.llama_print_system_info().decode().strip()}")
     print(f"data directory: {ctx.paths.data_dir}")
+    print("policy: " + ("in force" if ctx.config.policy.in_force else "none"))
+    for line in policy_lines(ctx.config.policy):
+        print(f"  {line}")
     model = ctx.model(None)
     print(f"model: {model.display_name}  sha256 {model.short_sha}  ctx {model.context_length}")
     note = load_sample("pneumonia").text

@@ -30,6 +30,8 @@ from app.core.bounds import (
     check_parallel,
     max_threads,
 )
+from app.core.errors import PolicyError
+from app.core.policy import USER_POLICY_NAME, EffectivePolicy, load_policy
 from app.core.privatefile import write_private
 
 CONFIG_VERSION = 1
@@ -133,6 +135,11 @@ class Paths:
     def config_file(self) -> Path:
         return self.config_dir / "config.json"
 
+    @property
+    def policy_file(self) -> Path:
+        """The user's own policy file (``app.core.policy``), read where the machine policy allows it."""
+        return self.config_dir / USER_POLICY_NAME
+
     @classmethod
     def default(cls) -> Paths:
         # ASCLEPIUS_HOME puts everything under one directory (tests, portable installs).
@@ -164,6 +171,8 @@ class AppConfig:
     """Folder of abbreviation sense inventories (TSV/CSV, e.g. the CARD and Vanderbilt inventories the
     user has) that grounding checks expansions against; empty: expansions are aligned to the note but
     their senses are not checked (the report says so). The project ships no inventory (licences)."""
+    policy: EffectivePolicy = field(default_factory=EffectivePolicy, compare=False, repr=False)
+    """The policy this config was loaded under (never saved): which settings it fixes, and who set them."""
 
     def with_engine(self, **changes: Any) -> AppConfig:
         return replace(self, engine=replace(self.engine, **changes))
@@ -205,8 +214,9 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         raise ValueError(f"{prefix.rstrip('.') or 'settings'}: {exc}") from None
 
 
-def load_config(paths: Paths) -> AppConfig:
-    """Read the config file; a missing file gives the defaults, a broken one a clear error."""
+def read_config(paths: Paths) -> AppConfig:
+    """The user's own settings (``config.json``, no policy); a missing file gives the defaults, a broken one a
+    clear ValueError."""
     f = paths.config_file
     if not f.exists():
         return AppConfig()
@@ -219,6 +229,8 @@ def load_config(paths: Paths) -> AppConfig:
             raise ValueError(problem)
         if version > CONFIG_VERSION:
             raise ValueError(f"written by a newer version (config version {version})")
+        if "policy" in raw:  # the policy lives in its own files, never in the user's config
+            raise ValueError("unknown setting policy")
         engine = _from_dict(EngineConfig, raw.pop("engine", {}), "engine.")
         gen = _from_dict(GenerationDefaults, raw.pop("generation", {}), "generation.")
         raw["version"] = CONFIG_VERSION
@@ -231,9 +243,70 @@ def load_config(paths: Paths) -> AppConfig:
         raise ValueError(f"config file {f} cannot be read: {exc.strerror or exc}") from None
 
 
+def load_config(paths: Paths, policy: EffectivePolicy | None = None) -> AppConfig:
+    """The settings in force: the user's own (ValueError if ``config.json`` is broken) under the policy
+    (``policy``, or the machine and user policy files read now: PolicyError if one is broken)."""
+    return apply_policy(read_config(paths), load_policy(paths.policy_file) if policy is None else policy)
+
+
+def default_config(paths: Paths) -> AppConfig:
+    """The defaults under the policy: what the desktop runs on while ``config.json`` is broken (the policy
+    still holds: a broken user file must not lift it)."""
+    return apply_policy(AppConfig(), load_policy(paths.policy_file))
+
+
+def apply_policy(own: AppConfig, policy: EffectivePolicy) -> AppConfig:
+    """``own`` with every value a policy file sets put over it: the one place the policy reaches the settings,
+    so every command and the desktop obey it. The endpoint keys are checked where a command connects
+    (``EffectivePolicy.check_endpoint``)."""
+    p = policy.policy
+    config = replace(own, policy=policy)
+    if policy.sets("log_path"):
+        config = replace(config, database=p.log_path or "")
+    if policy.sets("store_note_text") and p.store_note_text is not None:
+        config = replace(config, store_note_text=p.store_note_text)
+    if not p.note_state_cache:
+        config = config.with_engine(kv_disk_mb=0)  # no disk budget: kvstate.state_dir is None
+    return config
+
+
+def _own_values(config: AppConfig, own: AppConfig) -> AppConfig:
+    """``config`` with the user's own value (from ``own``) of each setting the policy fixes: what is saved."""
+    policy = config.policy
+    if policy.sets("log_path"):
+        config = replace(config, database=own.database)
+    if policy.sets("store_note_text"):
+        config = replace(config, store_note_text=own.store_note_text)
+    if not policy.policy.note_state_cache:
+        config = config.with_engine(kv_disk_mb=own.engine.kv_disk_mb)
+    return replace(config, policy=EffectivePolicy())
+
+
 def save_config(paths: Paths, config: AppConfig) -> None:
-    write_private(paths.config_file, json.dumps(asdict(config), indent=2, default=str) + "\n")
+    """Write the user's settings; a value the policy fixes is the policy's, so the user's own is kept on disk
+    (lifting the policy gives them back their choice)."""
+    if config.policy.in_force:
+        try:
+            own = read_config(paths)
+        except ValueError:  # a broken file is replaced, as before: keep the defaults for the fixed values
+            own = AppConfig()
+        config = _own_values(config, own)
+    data = asdict(replace(config, policy=EffectivePolicy()))
+    del data["policy"]
+    write_private(paths.config_file, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def database_path(paths: Paths, config: AppConfig) -> Path:
-    return Path(config.database).expanduser() if config.database else paths.database
+def database_path(paths: Paths, config: AppConfig, requested: str | Path | None = None) -> Path:
+    """The evaluation log: ``requested`` (a command's ``--db``), else the setting, else the default. A location
+    the policy fixes (``log_path``) refuses any other (PolicyError), so every user's log lands where IT says."""
+    fixed = config.policy.sets("log_path")
+    setting = Path(config.database).expanduser() if config.database else paths.database
+    if requested is None or str(requested) == "":
+        return setting
+    asked = Path(requested).expanduser().absolute()
+    if fixed and asked != setting:
+        raise PolicyError(
+            f"the evaluation log is fixed at {setting} by log_path in {config.policy.set_by('log_path')}; "
+            f"--db {asked} is refused"
+        )
+    return asked

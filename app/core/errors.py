@@ -45,6 +45,13 @@ class EndpointError(AsclepiusError):
     exit_code = 8
 
 
+class PolicyError(AsclepiusError):
+    """The organisation's policy (``/etc/asclepius-desk/policy.toml``, or the user's ``policy.toml``) is malformed
+    or unreadable, so nothing runs (fail closed), or it forbids what the command asked (``app/core/policy.py``)."""
+
+    exit_code = 9
+
+
 class Cancelled(AsclepiusError):
     exit_code = 130
 
@@ -75,6 +82,10 @@ EXIT_CODES: dict[int, str] = {
     EndpointError.exit_code: "the inference server (`batch --endpoint`, `data`, `judge`) could not be reached, "
     "refused the key, or requests kept failing after their retries; answers already made are kept: run the same "
     "command again to go on",
+    PolicyError.exit_code: "refused by policy: the machine policy file (`/etc/asclepius-desk/policy.toml`) or "
+    "the user's `policy.toml` is malformed or unreadable (no command runs until it is fixed), or the policy "
+    "forbids the command: an endpoint command with `endpoint_commands = false`, a host not in "
+    "`allowed_endpoint_hosts`, a `--db` other than the fixed `log_path`; the message names the key and the file",
     Cancelled.exit_code: "cancelled (Ctrl+C, SIGINT); partial outputs are removed",
     EXIT_TERMINATED: "terminated (SIGTERM); partial outputs are removed",
 }

@@ -20,6 +20,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.core.config import AppConfig
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +254,10 @@ class DiskStateStore:
         return n, size
 
 
-def state_dir(data_dir: Path, store_note_text: bool, *, logged: bool = True) -> Path | None:
-    """Where note states are kept across restarts; None when the user chose hash-only note storage or the run
-    is not recorded (``ask --no-log``): a saved state holds the note's tokens, from which the note can be read
+def state_dir(data_dir: Path, config: AppConfig, *, logged: bool = True) -> Path | None:
+    """Where note states are kept across restarts; None when the user chose hash-only note storage, there is no
+    disk budget (``engine.kv_disk_mb`` 0, which the policy's ``note_state_cache = false`` forces) or the run is
+    not recorded (``ask --no-log``): a saved state holds the note's tokens, from which the note can be read
     back, so a run that leaves no trace in the log leaves none here either (nor reads one: no mtime touched)."""
-    return data_dir / STATE_DIR_NAME if store_note_text and logged else None
+    keep = config.store_note_text and config.engine.kv_disk_mb > 0 and logged
+    return data_dir / STATE_DIR_NAME if keep else None

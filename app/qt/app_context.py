@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core.backend import InferenceEngine
-from app.core.config import AppConfig, Paths, database_path, load_config, save_config
+from app.core.config import AppConfig, Paths, database_path, default_config, load_config, save_config
 from app.core.engine import LlamaCppEngine
 from app.core.errors import Cancelled, ModelError
 from app.core.kvstate import state_dir
@@ -63,9 +63,9 @@ class AppContext(QObject):
             try:
                 config = load_config(paths)
             except ValueError as exc:
-                # Keep working on defaults; the broken file is left alone for the user to fix.
+                # Keep working on defaults (under the policy); the broken file is left alone for the user to fix.
                 self.config_error = str(exc)
-                config = AppConfig()
+                config = default_config(paths)
         self.config = config
         self.registry_error: str | None = None
         try:
@@ -201,7 +201,7 @@ class AppContext(QObject):
     # -- engines for other models (compare, re-run) ------------------------------------------------
     def kv_state_dir(self) -> Path | None:
         """Note states kept across restarts (app/core/kvstate.py); None with hash-only note storage."""
-        return state_dir(self.paths.data_dir, self.config.store_note_text)
+        return state_dir(self.paths.data_dir, self.config)
 
     def engine_for(self, info: ModelInfo) -> LlamaCppEngine:
         """The engine for ``info``, loading it if needed. Call from a worker: loading takes seconds."""

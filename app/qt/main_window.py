@@ -142,7 +142,11 @@ class MainWindow(QMainWindow):
         self.db_label.setMaximumWidth(320)  # the file name only; the full path is in the tooltip
         sb.addWidget(self.model_label, 1)
         sb.addWidget(self.cancel_load)
+        self.policy_label = QLabel("Managed by policy")
+        self.policy_label.setObjectName("policy-badge")
+        self.policy_label.setStyleSheet(BADGE + "background:#34495e; color:white;")
         sb.addPermanentWidget(self.db_label)
+        sb.addPermanentWidget(self.policy_label)
         sb.addPermanentWidget(self.offline)
 
     def show_protection(self, shield: netns.Protection) -> None:
@@ -183,6 +187,14 @@ class MainWindow(QMainWindow):
         else:
             self.db_label.setText(f"Log: {ctx.database_path.name}")
         self.db_label.setToolTip(str(ctx.database_path))
+        self._show_policy()
+
+    def _show_policy(self) -> None:
+        """A badge while a policy file sets anything; its tooltip lists each value and who set it."""
+        policy = self.ctx.config.policy
+        self.policy_label.setVisible(policy.in_force)
+        rows = [f"{key}: {value} ({source})" for key, value, source in policy.rows() if policy.sets(key)]
+        self.policy_label.setToolTip("Settings fixed by policy (asclepius policy shows them):\n" + "\n".join(rows))
 
     def apply_font(self) -> None:
         f = QFont(self.font())

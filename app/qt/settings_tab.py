@@ -31,7 +31,7 @@ from app.core.bounds import (
     TEMPERATURE_MAX,
     max_threads,
 )
-from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+from app.core.config import AppConfig, GenerationDefaults
 from app.core.errors import AsclepiusError
 from app.core.grounding import SenseInventory
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
@@ -57,6 +57,8 @@ class SettingsTab(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
+        self._tips: dict[QWidget, str] = {}
+        """Each policy-lockable control's own tooltip, put back when no policy sets it."""
         self.banner = Banner()
         self.threads = _spin(1, max_threads())
         self.n_ctx = _spin(0, CONTEXT_MAX, 256, "model default")
@@ -78,7 +80,7 @@ class SettingsTab(QWidget):
         self.seed = _spin(0, min(SEED_MAX, SEED_MAX_WIDGET))
         self.database = QLineEdit()
         self.database.setPlaceholderText(str(ctx.paths.database))
-        browse = QPushButton("Browse…")
+        self.db_browse = browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_db)
         self.note_text = QCheckBox("Store note text in the log")
         self.note_text.setToolTip("Off: the log keeps only each note's sha256 and length")
@@ -96,7 +98,7 @@ class SettingsTab(QWidget):
         f1.addRow("Context window", self.n_ctx)
         f1.addRow("", self.n_ctx_info)
         f1.addRow("Note-state (KV) cache budget", self.kv_cache)
-        purge = QPushButton("Delete kept note states")
+        self.purge = purge = QPushButton("Delete kept note states")
         purge.setToolTip("Note states kept on disk so notes stay warm after a restart (they encode note text)")
         purge.clicked.connect(self.purge_kept_states)
         f1.addRow("Kept across restarts", purge)
@@ -151,12 +153,17 @@ class SettingsTab(QWidget):
         )
         where.setWordWrap(True)
         where.setStyleSheet("color:#555;")
+        self.policy_info = QLabel()
+        self.policy_info.setObjectName("policy-info")
+        self.policy_info.setWordWrap(True)
+        self.policy_info.setStyleSheet("color:#34495e; font-weight:bold;")
         self.dirty_label = QLabel()
         self.dirty_label.setStyleSheet("color:#8a4b00; font-weight:bold;")
         btns.insertWidget(0, self.dirty_label, 1)
         content = QWidget()
         lay = QVBoxLayout(content)
         lay.addWidget(self.banner)
+        lay.addWidget(self.policy_info)
         top = QHBoxLayout()
         col1, col2 = QVBoxLayout(), QVBoxLayout()
         col1.addWidget(eng)
@@ -283,9 +290,33 @@ class SettingsTab(QWidget):
         self.note_text.setChecked(c.store_note_text)
         self.font_size.setValue(c.font_size)
         self.senses.setText(c.abbreviation_senses)
+        self._show_policy()
         self._show_context()
         if hasattr(self, "dirty_label"):
             self._form_changed()
+
+    def _show_policy(self) -> None:
+        """Each control a policy file sets is disabled and says who set it (it shows the value in force)."""
+        policy = self.ctx.config.policy
+        for w in (self.database, self.db_browse, self.note_text, self.purge):
+            self._tips.setdefault(w, w.toolTip())  # the first call sees each control's own tooltip
+        fixed = []
+        for key, what, widgets in (
+            ("log_path", "the evaluation log's location", (self.database, self.db_browse)),
+            ("store_note_text", "whether note text is stored", (self.note_text,)),
+        ):
+            note = policy.lock_note(key)
+            for w in widgets:
+                w.setEnabled(note is None)
+                w.setToolTip(note or self._tips[w])
+            if note:
+                fixed.append(f"{what} ({note[0].lower()}{note[1:]})")
+        kept_off = policy.lock_note("note_state_cache") if not policy.policy.note_state_cache else None
+        self.purge.setToolTip(f"Note states are not kept on disk. {kept_off}" if kept_off else self._tips[self.purge])
+        if kept_off:
+            fixed.append(f"note states kept on disk: off ({kept_off[0].lower()}{kept_off[1:]})")
+        self.policy_info.setText("Fixed by policy: " + "; ".join(fixed) + "." if fixed else "")
+        self.policy_info.setVisible(bool(fixed))
 
     def _browse_db(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -306,12 +337,9 @@ class SettingsTab(QWidget):
     def config_from_form(self) -> AppConfig:
         """The form as a config; ValueError lists every invalid value at once (from the dataclasses)."""
         c = self.ctx.config
-        engine = EngineConfig(
-            n_threads=self.threads.value(),
-            n_ctx=self.n_ctx.value(),
-            max_ctx=c.engine.max_ctx,
-            n_batch=c.engine.n_batch,
-            kv_cache_mb=self.kv_cache.value(),
+        # The settings this screen has no control for (parallel, the disk budget) keep their values.
+        engine = replace(
+            c.engine, n_threads=self.threads.value(), n_ctx=self.n_ctx.value(), kv_cache_mb=self.kv_cache.value()
         )
         gen = GenerationDefaults(self.max_tokens.value(), round(self.temperature.value(), 2), self.seed.value())
         return replace(

@@ -201,11 +201,16 @@ def test_ask_attempts_no_network_connection_or_dns_lookup(demo_model, note_file)
     assert report["control"] == ["socket.getaddrinfo"]
 
 
-def test_selftest_passes_offline(demo_model):
-    r = run("selftest")
+def test_selftest_passes_offline(demo_model, tmp_path):
+    # Under a policy: reading it before the namespace is entered must not cost the isolation; selftest prints it.
+    policy = tmp_path / "policy.toml"
+    policy.write_text("endpoint_commands = false\n")
+    r = run("selftest", env_extra={"ASCLEPIUS_POLICY_FILE": str(policy)})
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr.decode()
     assert "no connection or DNS lookup was attempted" in out and "selftest passed" in out
+    line = next(x for x in out.splitlines() if "endpoint_commands" in x)
+    assert "policy: in force" in out and line.split()[1] == "false" and f"policy ({policy})]" in line
     # selftest says which protection is in force, and checked the namespace from inside.
     if kernel_allows_netns():
         assert "network protection: network namespace + audit hook" in out

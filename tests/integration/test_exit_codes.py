@@ -129,6 +129,9 @@ ROWS: list[tuple[str, list[str], int, str]] = [
     ("judge", ["judge", "--answers", "{tmp}/none.jsonl", *_EP], 2, "not found"),
     ("judge", ["judge", "--answers", "{tmp}/items.csv", *_EP], 2, ".jsonl"),
     ("judge", ["judge", "--orders", "0", "--answers", "{tmp}/none.jsonl", *_EP], 2, "--orders"),
+    # policy: the home's own policy.toml allows 127.0.0.1 only (every other row's endpoint), so localhost is refused
+    ("policy", ["policy", "--bogus"], 2, "unrecognized"),
+    ("batch", ["batch", "{tmp}/items.csv", "--endpoint", "http://localhost:9/v1", "--endpoint-model", "m"], 9, "host"),
 ]
 """Groups whose other failures need a real generation or a broken llama.cpp (7) are covered elsewhere."""
 
@@ -163,6 +166,8 @@ def _setup(tmp: Path, ckpt: Path) -> None:
     from app.store import EvalLog
 
     EvalLog.open(tmp / "home" / "data" / "asclepius.db").close()
+    (tmp / "home" / "config").mkdir(parents=True, exist_ok=True)
+    (tmp / "home" / "config" / "policy.toml").write_text('allowed_endpoint_hosts = ["127.0.0.1"]\n')
 
 
 @pytest.fixture(scope="module")
@@ -201,5 +206,5 @@ def test_every_command_group_has_rows():
 
 
 def test_codes_are_the_documented_ones():
-    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 143}
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130, 143}
     assert all(code != 1 for _, _, code, _ in ROWS)  # no expected failure is an "internal error"

@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from app.core.config import AppConfig
 from app.core.kvstate import MAGIC, DiskKey, DiskStateStore, state_dir
 
 KEY = DiskKey("m" * 64, "asclepius", "n" * 64)
@@ -88,10 +89,12 @@ def test_the_store_is_bounded_oldest_first_and_clear_removes_everything(tmp_path
 
 
 def test_hash_only_storage_keeps_nothing_on_disk(tmp_path):
-    assert state_dir(tmp_path, store_note_text=False) is None
-    assert state_dir(tmp_path, store_note_text=True) == tmp_path / "kvstate"
+    assert state_dir(tmp_path, AppConfig(store_note_text=False)) is None
+    assert state_dir(tmp_path, AppConfig(store_note_text=True)) == tmp_path / "kvstate"
     # A run that is not recorded (ask --no-log) keeps no note state either: the state holds the note's tokens.
-    assert state_dir(tmp_path, store_note_text=True, logged=False) is None
+    assert state_dir(tmp_path, AppConfig(store_note_text=True), logged=False) is None
+    # No disk budget (what the policy's note_state_cache = false sets): nothing kept, nor read back.
+    assert state_dir(tmp_path, AppConfig().with_engine(kv_disk_mb=0)) is None
 
 
 def test_an_unwritable_directory_is_reported_not_raised(tmp_path):

@@ -286,6 +286,6 @@ def _open_log(args: argparse.Namespace) -> Any:
         config = load_config(paths)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    path = Path(args.db) if args.db else database_path(paths, config)
+    path = database_path(paths, config, args.db)
     # The judge rates runs already logged: a missing log (a mistyped --db) is refused, never created empty.
     return EvalLog.open(path, store_note_text=config.store_note_text, create=False)
