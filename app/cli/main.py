@@ -8,6 +8,7 @@ print one clear line to stderr, never a traceback (set ASCLEPIUS_DEBUG=1 for one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -328,6 +329,11 @@ def main(argv: Sequence[str] | None = None, *, isolate: bool | None = None) -> i
         return int(args.func(args) or 0)
     except AsclepiusError as exc:
         _err(str(exc))
+        if netns.needs_display(args.func):  # started from the desktop menu: no terminal shows stderr
+            from app.qt.main import show_startup_error
+
+            with contextlib.suppress(Exception):
+                show_startup_error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         _err("cancelled")

@@ -36,5 +36,24 @@ def run_gui(argv: list[str] | None = None) -> int:
         ctx.close()
 
 
+def show_startup_error(message: str, environ: dict[str, str] | None = None) -> bool:
+    """Show why the desktop app cannot start (a broken policy file, a locked database) in a dialog, for a user
+    who started it from the desktop menu and sees no terminal. Only where a real display is there to show it
+    (an offscreen or absent display would block on an invisible dialog or abort in Qt): True if shown."""
+    import os
+
+    env = os.environ if environ is None else environ
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if platform not in ("", "xcb", "wayland") or not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        return False
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    box = QMessageBox(QMessageBox.Icon.Critical, "Asclepius Desk cannot start", message)
+    box.exec()
+    del app
+    return True
+
+
 if __name__ == "__main__":
     raise SystemExit(run_gui(sys.argv))

@@ -87,3 +87,23 @@ def test_a_broken_config_file_does_not_lift_the_policy(qtbot, tmp_path, policy_f
         assert ctx.config_error and ctx.config.store_note_text is False
     finally:
         ctx.close()
+
+
+def test_a_gui_start_refused_by_a_broken_policy_says_so_in_a_dialog(qapp, policy_file, monkeypatch, capsys):
+    """Started from the desktop menu nobody reads stderr: the refusal is shown in a dialog where a display is."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.cli.main import main
+    from app.qt import main as qt_main
+
+    policy_file.write_text("endpoint_commands = maybe\n")  # not TOML: every command refuses, exit 9
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(box.text()) or 0)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert main(["gui"]) == 9 and shown == [], "no dialog on an offscreen display (it would block unseen)"
+    assert "policy" in capsys.readouterr().err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert main(["gui"]) == 9
+    assert len(shown) == 1 and str(policy_file) in shown[0], "the dialog names the broken file"
+    assert not qt_main.show_startup_error("x", environ={"QT_QPA_PLATFORM": "xcb"}), "no display: no dialog"
