@@ -424,7 +424,7 @@ def _check_same_recipe(out_dir: Path, recipe: Recipe) -> None:
         before = json.loads(path.read_text())
         # A field a recipe.json predates counts as its default (a run started before the field existed).
         defaults = Recipe.__dataclass_fields__
-        changed = sorted(k for k in current if before.get(k, _default(defaults[k])) != current[k])
+        changed = sorted(k for k in current if (before[k] if k in before else _default(defaults[k])) != current[k])
         if changed and complete_checkpoints(out_dir / "checkpoints"):
             raise ValueError(
                 f"{out_dir} holds checkpoints of a run with a different recipe ({', '.join(changed)} differ); "
@@ -434,5 +434,8 @@ def _check_same_recipe(out_dir: Path, recipe: Recipe) -> None:
 
 
 def _default(f: Any) -> Any:
+    """A field's default as recipe.json holds it (a required field has none: never equal)."""
     value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if value is dataclasses.MISSING:
+        return value
     return json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))
