@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
-import subprocess
 
 import pytest
 
-from tests.training.train_fixtures import ROOT, SFT_ROWS, run_trainer, tiny_model, trainer_cmd, write_jsonl
+from tests.training.train_fixtures import SFT_ROWS, kill_after_first_checkpoint, run_trainer, tiny_model, write_jsonl
 
 pytest.importorskip("transformers", reason="the trainer tests need the train extra")
 
@@ -189,20 +187,8 @@ def test_best_checkpoint_kept_early_stopping_and_resume(llama1, tmp_path):
     assert f"perplexity {math.exp(got['loss']):.4f}" in text
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        trainer_cmd(*args, "--out", str(killed)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
-    )
-    for line in proc.stdout:
-        if "saved checkpoint" in line:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and not (killed / "model").exists()
+    returncode, seen = kill_after_first_checkpoint(*args, "--out", str(killed), env=ENV)
+    assert returncode == -signal.SIGKILL and not (killed / "model").exists(), "".join(seen)[-3000:]
     _ok(run_trainer(*args, "--out", str(killed), env=ENV))
     m2 = _manifest(killed / "model")
     assert m2["resumed_from"] is not None

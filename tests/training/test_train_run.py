@@ -24,10 +24,10 @@ import pytest
 from tests.training.train_fixtures import (
     ROOT,
     SFT_ROWS,
+    kill_after_first_checkpoint,
     load_weights,
     run_trainer,
     tiny_model,
-    trainer_cmd,
     write_jsonl,
 )
 
@@ -148,22 +148,8 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     args += ["--set", "logging_steps=2"]
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        trainer_cmd(*args, "--out", str(out)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "saved checkpoint" in line:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    returncode, seen = kill_after_first_checkpoint(*args, "--out", str(out), env=ENV)
+    assert returncode == -signal.SIGKILL, "".join(seen)[-3000:]
     assert not (out / "model").exists()  # killed mid-run: no final model
     assert (out / "checkpoints" / "step-0000003").is_dir()
 

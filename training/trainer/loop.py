@@ -337,7 +337,7 @@ def _evaluate_step(
     res = evaluate(acc, model, dataset, pad_id, recipe.per_device_batch_size, recipe.eval.max_batches)
     best, stop = state.add_eval(state.step, res.loss, res.ppl, recipe.eval.early_stopping_patience)
     record = {"step": state.step, "eval_loss": res.loss, "eval_ppl": res.ppl, "eval_tokens": res.tokens}
-    logger.log({**record, "best_step": state.best_step}, echo=bar.write)
+    logger.log({**record, "eval_best_step": state.best_step}, echo=bar.write)
     if best:
         save_best(acc, lambda path: save_to(path, {"step": state.step, "loss": res.loss, "ppl": res.ppl}), out_dir)
     if stop:
