@@ -50,8 +50,9 @@ SHAPE = dict(
     num_key_value_heads=4,
     vocab_size=32000,
 )
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "4090": 165.0}
-"""Dense bf16 tensor-core peaks (datasheets; the same figures as ``train plan --gpu``)."""
+GPU_KEYS = {"H200": "h100-sxm", "H100": "h100-sxm", "A100": "a100-80g", "L40S": "l40s", "4090": "rtx4090"}
+"""A CUDA device name's part -> the ``train plan --gpu`` row whose dense bf16 peak it has (the H200 has the
+H100 SXM's compute)."""
 PATHS = (
     "dapt-fsdp",
     "dapt-fsdp-flash",
@@ -232,7 +233,10 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU")
     name = torch.cuda.get_device_name(0)
-    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    from training.trainer.timeplan import ACCELERATORS
+
+    key = next((v for k, v in GPU_KEYS.items() if k in name), None)
+    peak = args.peak_tflops or (ACCELERATORS[key].peak_tflops if key else None)
     work = Path(tempfile.mkdtemp(prefix="bench-train-gpu-"))
     model, corpus, sft = build(work, n := args.per_device * args.accum * (args.steps + 10))
     results: dict[str, dict] = {}
