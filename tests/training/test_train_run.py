@@ -24,10 +24,10 @@ import pytest
 from tests.training.train_fixtures import (
     ROOT,
     SFT_ROWS,
+    kill_after_first_checkpoint,
     load_weights,
     run_trainer,
     tiny_model,
-    trainer_cmd,
     write_jsonl,
 )
 
@@ -112,6 +112,9 @@ def test_two_processes_equal_one_process_with_double_accumulation(llama1, tmp_pa
     data = write_jsonl(tmp_path / "sft.jsonl", SFT_ROWS * 2)
     common = ["sft", "asclepius-7b-sft", "--model", str(llama1), "--data", str(data), "--max-steps", "4", *QUICK]
     common += ["--set", "global_batch_size=8", "--set", "epochs=10", "--set", "learning_rate=1e-3"]
+    # Held-out loss at the last step on 10 rows: 5 micro-batches, so rank 1 also runs one uncounted dummy pass.
+    held_out = write_jsonl(tmp_path / "held.jsonl", SFT_ROWS * 2 + SFT_ROWS[:2])
+    common += ["--set", f"eval.file={held_out}"]
     # The 1-process side also recomputes activations (gradient checkpointing): that must not change the result.
     one = _ok(run_trainer(*common, "--set", "gradient_checkpointing=true", "--out", str(tmp_path / "one"), env=ENV))
     port = str(_free_port())
@@ -133,6 +136,13 @@ def test_two_processes_equal_one_process_with_double_accumulation(llama1, tmp_pa
     moved = max(float((a[k] - base[k]).abs().max()) for k in a)
     assert moved > 1e-4  # the runs trained (lr 1e-3, 3 effective steps after warmup)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+    # The held-out loss is summed over tokens on each rank and all-reduced: the same figure for 1 or 2 processes.
+    e1, e2 = (
+        json.loads((tmp_path / n / "model" / "asclepius-train-manifest.json").read_text()) for n in ("one", "two")
+    )
+    (s1, loss1, _), (s2, loss2, _) = e1["eval"]["curve"][-1], e2["eval"]["curve"][-1]
+    assert s1 == s2 == 4 and e1["data"]["held_out"]["examples"] == 10
+    assert loss2 == pytest.approx(loss1, abs=1e-6)
 
 
 def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
@@ -148,22 +158,8 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     args += ["--set", "logging_steps=2"]
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        trainer_cmd(*args, "--out", str(out)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "saved checkpoint" in line:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    returncode, seen = kill_after_first_checkpoint(*args, "--out", str(out), env=ENV)
+    assert returncode == -signal.SIGKILL, "".join(seen)[-3000:]
     assert not (out / "model").exists()  # killed mid-run: no final model
     assert (out / "checkpoints" / "step-0000003").is_dir()
 

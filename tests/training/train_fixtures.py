@@ -75,6 +75,29 @@ def run_trainer(*args: str, app: bool = False, env: dict | None = None, timeout:
     )
 
 
+def kill_after_first_checkpoint(*args: str, env: dict | None = None) -> tuple[int, list[str]]:
+    """Run the trainer and SIGKILL it as soon as it reports a saved checkpoint: (exit status, lines seen)."""
+    import signal
+
+    proc = subprocess.Popen(
+        trainer_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+    )
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if "saved checkpoint" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    return proc.returncode, seen
+
+
 def load_weights(model_dir: Path) -> dict:
     from safetensors.torch import load_file
 

@@ -22,6 +22,10 @@ from typing import Any
 from app.core.argtypes import bounded_float, bounded_int
 from app.core.bounds import GPU_MEM_GB_MAX, GPU_MEM_GB_MIN, TRAIN_GPUS_MAX, TRAIN_STEPS_MAX
 
+GPU_NAMES = ("a100-40g", "a100-80g", "h100-sxm", "l40s", "rtx4090", "cpu")
+"""``train plan --gpu`` choices: the keys of ``timeplan.ACCELERATORS`` (spelled here: this module stays
+light enough for the app to list ``train`` without torch; a test pins the two equal)."""
+
 EXIT_ERROR, EXIT_USAGE, EXIT_MODEL = 1, 2, 4
 NEEDS = ("torch", "transformers", "accelerate", "yaml", "numpy")
 EXTRA_MESSAGE = "needs the train extra: pip install 'asclepius-desk[train]'"
@@ -33,7 +37,9 @@ class ModelDirError(Exception):
 
 def register(subparsers: Any, via_app: bool = True) -> None:
     """Add the ``train`` group; ``via_app`` is False for ``python -m training.trainer``."""
-    p = subparsers.add_parser("train", help="domain pretraining, instruction fine-tuning, memory plan (train extra)")
+    p = subparsers.add_parser(
+        "train", help="domain pretraining, instruction fine-tuning, time/memory plan, checkpoint perplexity"
+    )
     sub = p.add_subparsers(dest="train_command", metavar="COMMAND", required=True)
     for stage, text in (
         ("pretrain", "causal-LM pretraining on a notes corpus (text/JSONL/CSV/Arrow) in fixed blocks"),
@@ -60,8 +66,21 @@ def register(subparsers: Any, via_app: bool = True) -> None:
     pl.add_argument(
         "--gpu-mem",
         type=bounded_float("GPU memory", GPU_MEM_GB_MIN, GPU_MEM_GB_MAX),
-        default=80.0,
-        help=f"memory per GPU in GB ({GPU_MEM_GB_MIN:g}..{GPU_MEM_GB_MAX:g})",
+        help=f"memory per GPU in GB ({GPU_MEM_GB_MIN:g}..{GPU_MEM_GB_MAX:g}; default: the --gpu's)",
+    )
+    pl.add_argument(
+        "--gpu",
+        choices=GPU_NAMES,
+        default="a100-80g",
+        help="accelerator whose dense bf16 peak the time estimate uses (cpu: measured here)",
+    )
+    pl.add_argument(
+        "--mfu", type=bounded_float("MFU", 0.01, 1.0), help="model-FLOPs utilisation assumed (default 0.40)"
+    )
+    pl.add_argument(
+        "--tokens",
+        type=bounded_int("tokens", 1, 10**15),
+        help="tokens in one epoch of the data (for the time estimate; x epochs, capped by max_steps)",
     )
     pl.add_argument(
         "--model", help="checkpoint directory whose config.json gives the shape (default: the recipe's base)"
@@ -78,6 +97,16 @@ def register(subparsers: Any, via_app: bool = True) -> None:
     pl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(train_func=run_plan)
+    ev = sub.add_parser("eval", help="held-out perplexity of a trained checkpoint (before converting it)")
+    ev.add_argument("checkpoint", help="a checkpoint directory a run wrote (<out>/model, <out>/best) or any HF one")
+    ev.add_argument("--data", help="notes (file or folder, the pretraining formats); default: the run's held-out split")
+    ev.add_argument("--max-length", type=bounded_int("max length", 8, 1 << 20), help="tokens per block")
+    ev.add_argument("--batch-size", type=bounded_int("batch size", 1, 4096), default=2, help="sequences per pass")
+    ev.add_argument(
+        "--max-batches", type=bounded_int("max batches", 0, 1 << 30), default=0, help="first N batches only (0: all)"
+    )
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(train_func=_run_eval)
     p.set_defaults(func=handle, via_app=via_app)
 
 
@@ -167,8 +196,10 @@ def run_stage(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from training.trainer import data as d
+    from training.trainer.heldout import load_datasets
     from training.trainer.loop import train
     from training.trainer.output import base_model_info
+    from training.trainer.tracking import check_trackers
 
     recipe = _recipe(args)
     if recipe.stage != args.stage:
@@ -179,64 +210,57 @@ def run_stage(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(model_dir)
     check_positions(recipe, model_dir)
     d.data_files(data_path)
+    check_trackers(recipe.logging)
     import torch
 
     state = PartialState(cpu=not torch.cuda.is_available())
     extra: dict[str, Any] = {"base_model": {"recipe": recipe.base_model, **base_model_info(model_dir)}}
-    if recipe.stage == "pretrain":
-        with state.local_main_process_first():  # one tokenization per node; the others reuse its file
-            bin_path, info = d.tokenize_corpus(data_path, tokenizer, out / "data")
-        dataset: Any = d.PretrainBlocks(bin_path, info.dtype, recipe.max_length)
-        extra["data"] = {
-            "path": str(data_path),
-            "sha256": info.data_sha256,
-            "documents": info.documents,
-            "empty_documents": info.empty_documents,
-            "tokens": info.tokens,
-            "blocks": len(dataset),
-            "dropped_tail_tokens": dataset.dropped_tokens,
-            "token_file": str(bin_path),
-        }
-        counts = f"{info.documents} documents, {info.tokens} tokens -> {len(dataset)} blocks of {recipe.max_length}"
-    else:
-        examples, st = d.build_sft(data_path, tokenizer, recipe.prompt_style, recipe.max_length, recipe.strip_text)
-        dataset = d.pack_examples(examples, recipe.max_length) if recipe.packing else examples
-        extra["data"] = {
-            "path": str(data_path),
-            "sha256": d.hash_data(data_path),
-            **vars(st),
-            "sequences": len(dataset),
-        }
-        counts = (
-            f"{st.rows} rows -> {st.examples} examples ({st.dropped_truncated} dropped as longer than "
-            f"{recipe.max_length} tokens, {st.dropped_empty} with an empty field), {st.answer_tokens} loss tokens"
-            + (f", packed into {len(dataset)} sequences" if recipe.packing else "")
-        )
+    run = load_datasets(recipe, data_path, tokenizer, out / "data", state.local_main_process_first)
+    extra["data"] = run.manifest
+    dataset, counts = run.train, run.summary
     if state.is_main_process:
         print(f"{recipe.name}: {counts}", file=sys.stderr)
-    result = train(recipe, model_dir, dataset, out, tokenizer, resume=not args.no_resume, manifest_extra=extra)
+    result = train(
+        recipe, model_dir, dataset, out, tokenizer, not args.no_resume, manifest_extra=extra, eval_dataset=run.held_out
+    )
     if state.is_main_process:
         final = result.state.losses[-1][1] if result.state.losses else float("nan")
         print(
             f"wrote {result.model_dir} ({result.state.step} steps, world {result.world_size} x accumulation "
             f"{result.grad_accum}, final loss {final:.4f}, {result.seconds:.1f} s)"
         )
+        st = result.state
+        if st.best_loss is not None:
+            stopped = f", stopped early at step {st.stopped_early_at}" if st.stopped_early_at else ""
+            print(f"best held-out loss {st.best_loss:.4f} at step {st.best_step}: {out / 'best'}{stopped}")
     return 0
 
 
 def run_plan(args: argparse.Namespace) -> int:
     import json
 
+    from training.trainer import timeplan
     from training.trainer.plan import ModelShape, estimate, format_plan
     from training.trainer.recipe import load_recipe, parse_overrides
 
     recipe = load_recipe(args.recipe, parse_overrides(args.set))
     shape = _model_shape(Path(args.model)) if args.model else ModelShape.for_base(recipe.base_model)
-    plan = estimate(
-        recipe, shape, gpus=args.gpus, gpu_mem_gb=args.gpu_mem, strategy=args.strategy, attention=args.attention
-    )
-    print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
+    spec = timeplan.ACCELERATORS[args.gpu]
+    mem = args.gpu_mem or spec.mem_gb or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    plan = estimate(recipe, shape, gpus=args.gpus, gpu_mem_gb=mem, strategy=args.strategy, attention=args.attention)
+    mfu = args.mfu or timeplan.DEFAULT_MFU
+    t = timeplan.estimate_time(recipe, shape, args.gpu, args.gpus, mfu, args.tokens)
+    if args.json:
+        print(json.dumps({**plan.to_dict(), **timeplan.to_dict(t)}, indent=2))
+    else:
+        print(format_plan(plan) + "\n" + timeplan.format_time(t, args.gpus))
     return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from training.trainer.ckpt_eval import run_eval
+
+    return run_eval(args)
 
 
 def _model_shape(model_dir: Path) -> Any:

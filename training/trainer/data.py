@@ -138,6 +138,53 @@ def special_ids(tokenizer: Any) -> tuple[int, int]:
     return int(bos), int(eos)
 
 
+# -- held-out split -------------------------------------------------------------------------------------
+def text_key(text: str) -> str:
+    """What the held-out split groups by: a note's text (identical notes always land on the same side)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def split_keys(keys: Iterable[str], fraction: float, seed: int) -> frozenset[str]:
+    """The held-out ``fraction`` of the distinct keys (at least one, never all), chosen by ``seed`` alone:
+    the keys are sorted before the seeded permutation, so row order does not change the split."""
+    unique = sorted(set(keys))
+    k = max(1, round(fraction * len(unique)))
+    if k >= len(unique):
+        raise DataError(
+            f"eval.split {fraction} of {len(unique)} distinct note(s) leaves nothing to train on "
+            "(lower eval.split, add data, or give eval.file)"
+        )
+    order = np.random.default_rng(seed).permutation(len(unique))
+    return frozenset(unique[i] for i in order[:k])
+
+
+@dataclass(frozen=True)
+class Part:
+    """One side of a held-out split: rows whose note (pretraining: document) key is in ``held_out`` are
+    the ``eval`` side, the others the ``train`` side."""
+
+    name: str
+    """``train`` or ``eval``."""
+    held_out: frozenset[str]
+    """``text_key`` of every held-out note."""
+
+    def keeps(self, note: str) -> bool:
+        return (text_key(note) in self.held_out) == (self.name == "eval")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps([self.name, sorted(self.held_out)]).encode()).hexdigest()[:16]
+
+
+def document_keys(path: Path) -> list[str]:
+    """``text_key`` of every non-empty pretraining document (the split's first pass over the corpus)."""
+    return [text_key(t) for t in _documents(path) if t.strip()]
+
+
+def sft_note_keys(path: Path) -> list[str]:
+    """``text_key`` of every SFT row's note: all the instructions on one note go to the same side."""
+    return [text_key(str(row.get("note") or "")) for row in iter_rows(path)]
+
+
 # -- pretraining ----------------------------------------------------------------------------------------
 @dataclass
 class TokenFileInfo:
@@ -151,12 +198,15 @@ class TokenFileInfo:
     empty_documents: int = 0
 
 
-def tokenize_corpus(path: Path, tokenizer: Any, cache_dir: Path, batch: int = 256) -> tuple[Path, TokenFileInfo]:
-    """Tokenize the corpus once into ``cache_dir/<key>/tokens.bin``; later calls with the same data and
-    tokenizer reuse it. Returns the token file and its counts."""
+def tokenize_corpus(
+    path: Path, tokenizer: Any, cache_dir: Path, batch: int = 256, part: Part | None = None
+) -> tuple[Path, TokenFileInfo]:
+    """Tokenize the corpus (or one ``part`` of its held-out split) once into ``cache_dir/<key>/tokens.bin``;
+    later calls with the same data, tokenizer and part reuse it. Returns the token file and its counts."""
     bos, eos = special_ids(tokenizer)
     data_sha = hash_data(path)
-    key = hashlib.sha256(json.dumps([data_sha, tokenizer_fingerprint(tokenizer)]).encode()).hexdigest()[:16]
+    keyed: list[Any] = [data_sha, tokenizer_fingerprint(tokenizer)] + ([part.fingerprint()] if part else [])
+    key = hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16]
     out_dir = Path(cache_dir) / f"pretrain-{key}"
     bin_path, meta_path = out_dir / "tokens.bin", out_dir / "tokens.json"
     if meta_path.exists() and bin_path.exists():
@@ -168,7 +218,8 @@ def tokenize_corpus(path: Path, tokenizer: Any, cache_dir: Path, batch: int = 25
     # the results are identical and the rename is atomic, so the race is harmless.
     tmp = out_dir / f"tokens.{socket.gethostname()}.{os.getpid()}.partial"
     with tmp.open("wb") as fh:
-        for texts in _batched(_documents(path), batch):
+        docs = (t for t in _documents(path) if part is None or part.keeps(t))
+        for texts in _batched(docs, batch):
             kept = [t for t in texts if t.strip()]
             info.empty_documents += len(texts) - len(kept)
             if not kept:
@@ -209,18 +260,22 @@ def _batched(items: Iterable[str], n: int) -> Iterator[list[str]]:
 
 
 class PretrainBlocks:
-    """Fixed blocks of ``block`` tokens over a memory-mapped token file (labels = inputs; the model shifts)."""
+    """Fixed blocks of ``block`` tokens over a memory-mapped token file (labels = inputs; the model shifts).
+    Training drops the incomplete last block; an evaluation set keeps it (``keep_tail``: every held-out token
+    counts, the collator pads it)."""
 
-    def __init__(self, bin_path: Path, dtype: str, block: int):
+    def __init__(self, bin_path: Path, dtype: str, block: int, keep_tail: bool = False):
         self.tokens = np.memmap(bin_path, dtype=np.dtype(dtype), mode="r")
         self.block = block
-        self.n_blocks = len(self.tokens) // block
-        self.dropped_tokens = len(self.tokens) - self.n_blocks * block
+        self.n_blocks = -(-len(self.tokens) // block) if keep_tail else len(self.tokens) // block
+        self.dropped_tokens = max(0, len(self.tokens) - self.n_blocks * block)
 
     def __len__(self) -> int:
         return self.n_blocks
 
     def __getitem__(self, i: int) -> dict[str, list[int]]:
+        if not 0 <= i < self.n_blocks:
+            raise IndexError(i)
         ids = self.tokens[i * self.block : (i + 1) * self.block].astype(np.int64).tolist()
         return {"input_ids": ids, "labels": ids}
 
@@ -275,8 +330,9 @@ def sft_example(
 
 
 def build_sft(
-    path: Path, tokenizer: Any, style_id: str, max_length: int, strip: str = "newlines"
+    path: Path, tokenizer: Any, style_id: str, max_length: int, strip: str = "newlines", part: Part | None = None
 ) -> tuple[list[dict[str, list[int]]], SftStats]:
+    """Examples of every row (or of one ``part`` of the held-out split), with their counts."""
     stats = SftStats()
     examples = []
     for row in iter_rows(path):
@@ -286,6 +342,8 @@ def build_sft(
                 f"{path}: an SFT row needs the columns {', '.join(SFT_COLUMNS)}; missing {', '.join(missing)} "
                 f"(has {', '.join(sorted(row)) or 'none'})"
             )
+        if part is not None and not part.keeps(str(row["note"] or "")):
+            continue
         stats.rows += 1
         note, question, answer = (str(row[c] or "") for c in SFT_COLUMNS)
         if not (note.strip() and question.strip() and answer.strip()):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from training.trainer.recipe import Recipe
+from training.trainer.tracking import Logger
 
 CKPT_PREFIX = "step-"
 
@@ -49,6 +50,15 @@ class TrainState:
     window_loss_tokens: int = 0
     window_tokens: int = 0
     """Real (non-padding) tokens since the last log record."""
+    eval_curve: list[list[float]] = field(default_factory=list)
+    """``[step, held-out loss, perplexity]`` at every evaluation."""
+    best_loss: float | None = None
+    """The lowest held-out loss so far (its model is ``<out>/best``); saved, so a resumed run keeps it."""
+    best_step: int = 0
+    evals_since_best: int = 0
+    """Evaluations in a row without a lower held-out loss (early stopping counts these)."""
+    stopped_early_at: int = 0
+    """The step early stopping ended the run at; 0: it did not."""
 
     def add_step(self, loss: float, loss_tokens: int, real_tokens: int) -> None:
         self.step += 1
@@ -69,8 +79,17 @@ class TrainState:
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         for f in dataclasses.fields(self):
-            if f.name in d:  # a checkpoint written before the window fields keeps their defaults
-                setattr(self, f.name, list(d[f.name]) if f.name == "losses" else d[f.name])
+            if f.name in d:  # a checkpoint written before a field was added keeps its default
+                setattr(self, f.name, list(d[f.name]) if isinstance(d[f.name], list) else d[f.name])
+
+    def add_eval(self, step: int, loss: float, ppl: float, patience: int) -> tuple[bool, bool]:
+        """Record one evaluation: (is it the best so far, should the run stop early)."""
+        self.eval_curve.append([step, loss, ppl])
+        if self.best_loss is None or loss < self.best_loss:
+            self.best_loss, self.best_step, self.evals_since_best = loss, step, 0
+            return True, False
+        self.evals_since_best += 1
+        return False, bool(patience) and self.evals_since_best >= patience
 
 
 class EpochBatches:
@@ -134,55 +153,6 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-class Logger:
-    """stdout + ``logs/train.jsonl`` (+ TensorBoard only when installed); main process only; no cloud.
-
-    A run continues the log of the step it starts from: records after ``start_step`` (written by a run killed
-    after its last checkpoint, or by an earlier run a ``--no-resume`` replaces) are dropped, so no step is
-    logged twice."""
-
-    def __init__(self, log_dir: Path, enabled: bool, start_step: int = 0):
-        self.enabled = enabled
-        self.path = log_dir / "train.jsonl"
-        self.tb = None
-        if enabled:
-            log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._keep_until(start_step)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                # purge_step: TensorBoard hides the events of steps >= it that an earlier writer left.
-                self.tb = SummaryWriter(str(log_dir / "tensorboard"), purge_step=start_step + 1)
-            except ImportError:
-                self.tb = None
-
-    def _keep_until(self, step: int) -> None:
-        if not self.path.exists():
-            return
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line + "\n")
-            except (ValueError, KeyError, TypeError):
-                continue  # a line torn by a kill
-        tmp = self.path.with_suffix(".partial")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        tmp.replace(self.path)
-
-    def log(self, record: dict[str, Any], echo: Any = print) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        if self.tb is not None:
-            for k, v in record.items():
-                if isinstance(v, int | float) and k != "step":
-                    self.tb.add_scalar(k, v, record["step"])
-            self.tb.flush()
-
-
 @dataclass
 class TrainingResult:
     state: TrainState
@@ -202,9 +172,11 @@ def train(
     tokenizer: Any,
     resume: bool = True,
     manifest_extra: dict[str, Any] | None = None,
+    eval_dataset: Any | None = None,
 ) -> TrainingResult:
     """Run the recipe over ``dataset`` (a sequence of dicts for ``data.collate``) and write
-    ``out_dir/model`` (merged checkpoint + manifest)."""
+    ``out_dir/model`` (merged checkpoint + manifest); with ``eval_dataset``, the held-out loss every
+    ``eval.every_steps`` and the best model so far in ``out_dir/best``."""
     import torch
     from accelerate import Accelerator, PartialState
     from accelerate.utils import set_seed
@@ -273,12 +245,22 @@ def train(
         resumed_from = existing[-1].name
         acc.print(f"resumed from {existing[-1]} (step {state.step}, epoch {state.epoch})")
 
-    logger = Logger(out_dir / "logs", acc.is_main_process, start_step=state.step)
+    run_info = {"world_size": world, "grad_accum": accum, "total_steps": total, "resumed_from": resumed_from}
+    extra = {**(manifest_extra or {}), **run_info}
+    logger = Logger(out_dir / "logs", acc.is_main_process, start_step=state.step, trackers=recipe.logging)
+    if state.step == 0:
+        logger.record_config(recipe.to_dict(), extra.get("data", {}))
     bar = tqdm(total=total, initial=state.step, disable=not acc.is_main_process, desc=recipe.name, file=sys.stderr)
     t0 = time.perf_counter()
-    window_t, tokens_at_start = time.perf_counter(), state.window_tokens
+    window = [time.perf_counter(), state.window_tokens]  # when this process's part of the window began, its tokens
+
+    def save_to(path: Path, best: dict[str, Any] | None = None) -> None:
+        info = {**extra, **({"best": best} if best else {}), "eval": _eval_manifest(state, recipe)}
+        seconds = time.perf_counter() - t0
+        save_final(acc, model, tokenizer, recipe, path, state, info, seconds, tokenizer_src=Path(model_dir))
+
     model.train()
-    while state.step < total:
+    while state.step < total and not state.stopped_early_at:
         sampler.epoch = state.epoch
         done_in_epoch = state.step - state.epoch * per_epoch
         epoch_loader = acc.skip_first_batches(loader, done_in_epoch * accum) if done_in_epoch else loader
@@ -291,36 +273,95 @@ def train(
             state.add_step(loss_sum / max(n_tok, 1), n_tok, real_tokens)
             bar.update(1)
             if state.step % recipe.logging_steps == 0 or state.step == total:
-                now = time.perf_counter()
-                # Tokens of this process's part of the window (a resumed window began before the restart).
-                timed = state.window_tokens - tokens_at_start
-                loss, loss_tokens, _ = state.close_window()
-                state.losses.append([state.step, loss])
-                record = {
-                    "step": state.step,
-                    "epoch": state.epoch,
-                    "loss": loss,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": grad_norm,
-                    "loss_tokens": loss_tokens,
-                    "tokens_per_s": timed / max(now - window_t, 1e-9),
-                    "peak_mem_mb": peak_memory_mb(),
-                }
-                window_t, tokens_at_start = now, 0
-                logger.log(record, echo=bar.write)
+                _log_window(state, scheduler, grad_norm, window, logger, bar)
+            ev = recipe.eval
+            if eval_dataset is not None and (
+                (ev.every_steps and state.step % ev.every_steps == 0) or state.step == total
+            ):
+                # Before the checkpoint of this step, so that it holds the best-so-far and the patience count.
+                _evaluate_step(acc, model, eval_dataset, pad_id, recipe, state, logger, bar, save_to, out_dir)
+                if state.stopped_early_at:
+                    break
             if recipe.save_steps and state.step % recipe.save_steps == 0 and state.step < total:
                 _save_checkpoint(acc, ckpt_dir, state.step, recipe.save_total_limit)
         if state.step >= (state.epoch + 1) * per_epoch:
             state.epoch += 1
     bar.close()
+    if state.window_steps:  # stopped early mid-window: its steps are logged too
+        _log_window(state, scheduler, grad_norm, window, logger, bar)
     state.close_window()  # counts the tokens of steps after the last record (none: the last step logs)
+    logger.close()
     seconds = time.perf_counter() - t0
     model_out = out_dir / "model"
-    run_info = {"world_size": world, "grad_accum": accum, "total_steps": total, "resumed_from": resumed_from}
-    extra = {**(manifest_extra or {}), **run_info}
-    save_final(acc, model, tokenizer, recipe, model_out, state, extra, seconds, tokenizer_src=Path(model_dir))
+    save_to(model_out)
     acc.end_training()
     return TrainingResult(state, model_out, world, accum, total, seconds, resumed_from)
+
+
+def _log_window(state: TrainState, scheduler: Any, grad_norm: float, window: list, logger: Any, bar: Any) -> None:
+    """One train.jsonl record: the window's mean loss and this process's tokens/s over it."""
+    now = time.perf_counter()
+    # Tokens of this process's part of the window (a resumed window began before the restart).
+    timed = state.window_tokens - window[1]
+    loss, loss_tokens, _ = state.close_window()
+    state.losses.append([state.step, loss])
+    record = {
+        "step": state.step,
+        "epoch": state.epoch,
+        "loss": loss,
+        "lr": scheduler.get_last_lr()[0],
+        "grad_norm": grad_norm,
+        "loss_tokens": loss_tokens,
+        "tokens_per_s": timed / max(now - window[0], 1e-9),
+        "peak_mem_mb": peak_memory_mb(),
+    }
+    window[:] = [now, 0]
+    logger.log(record, echo=bar.write)
+
+
+def _evaluate_step(
+    acc: Any,
+    model: Any,
+    dataset: Any,
+    pad_id: int,
+    recipe: Recipe,
+    state: TrainState,
+    logger: Any,
+    bar: Any,
+    save_to: Any,
+    out_dir: Path,
+) -> None:
+    """Held-out loss now; a new best is written to ``<out>/best``; early stopping sets ``stopped_early_at``."""
+    from training.trainer.heldout import evaluate, save_best
+
+    res = evaluate(acc, model, dataset, pad_id, recipe.per_device_batch_size, recipe.eval.max_batches)
+    best, stop = state.add_eval(state.step, res.loss, res.ppl, recipe.eval.early_stopping_patience)
+    record = {"step": state.step, "eval_loss": res.loss, "eval_ppl": res.ppl, "eval_tokens": res.tokens}
+    logger.log({**record, "eval_best_step": state.best_step}, echo=bar.write)
+    if best:
+        save_best(acc, lambda path: save_to(path, {"step": state.step, "loss": res.loss, "ppl": res.ppl}), out_dir)
+    if stop:
+        state.stopped_early_at = state.step
+        acc.print(
+            f"early stopping at step {state.step}: no lower held-out loss in {state.evals_since_best} evaluations "
+            f"(best {state.best_loss:.4f} at step {state.best_step})"
+        )
+
+
+def _eval_manifest(state: TrainState, recipe: Recipe) -> dict[str, Any] | None:
+    """The manifest's ``eval`` entry: the held-out curve, the best step and early stopping."""
+    if not recipe.eval.enabled:
+        return None
+    best = None
+    if state.best_loss is not None:
+        best = {"step": state.best_step, "loss": state.best_loss, "ppl": math.exp(min(state.best_loss, 700))}
+    return {
+        "curve": state.eval_curve,
+        "best": best,
+        "best_dir": "best" if best else None,
+        "stopped_early_at": state.stopped_early_at or None,
+        "settings": dataclasses.asdict(recipe.eval),
+    }
 
 
 def _step(acc: Any, model: Any, optimizer: Any, micro: list[dict[str, Any]], max_norm: float, world: int):
@@ -381,10 +422,20 @@ def _check_same_recipe(out_dir: Path, recipe: Recipe) -> None:
     current = recipe.to_dict()
     if path.exists():
         before = json.loads(path.read_text())
-        changed = sorted(k for k in current if before.get(k) != current[k])
+        # A field a recipe.json predates counts as its default (a run started before the field existed).
+        defaults = Recipe.__dataclass_fields__
+        changed = sorted(k for k in current if (before[k] if k in before else _default(defaults[k])) != current[k])
         if changed and complete_checkpoints(out_dir / "checkpoints"):
             raise ValueError(
                 f"{out_dir} holds checkpoints of a run with a different recipe ({', '.join(changed)} differ); "
                 "use another --out or remove it"
             )
     path.write_text(json.dumps(current, indent=2))
+
+
+def _default(f: Any) -> Any:
+    """A field's default as recipe.json holds it (a required field has none: never equal)."""
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if value is dataclasses.MISSING:
+        return value
+    return json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))

@@ -9,9 +9,10 @@ of range, cross-field conflicts).
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ Precision = Literal["auto", "bf16", "fp32"]
 SaveDtype = Literal["float32", "bfloat16"]
 Attention = Literal["auto", "sdpa", "eager", "flash_attention_2", "asclepius_packed_sdpa"]
 StripText = Literal["newlines", "whitespace"]
+Tracker = Literal["tensorboard", "mlflow"]
+EvalMetric = Literal["loss"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -39,6 +42,47 @@ space after ``[Instruction End]``, the ``llama3_mistral`` branch with it."""
 
 class RecipeError(ValueError):
     """A recipe file or override is invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Evaluation while training: the recipe's nested ``eval:`` section (``--set eval.split=0.02``)."""
+
+    split: float = 0.0
+    """Fraction of the data held out before tokenization or packing, by seed: whole notes for pretraining,
+    all instructions on a note for SFT (a note is never on both sides). 0 without ``file``: no evaluation."""
+    file: str | None = None
+    """A held-out data file or folder (same formats as ``--data``) instead of a split."""
+    every_steps: int = 200
+    """Optimizer steps between evaluations (the last step is always evaluated); 0: only at the end."""
+    max_batches: int = 0
+    """Evaluate only the first N held-out micro-batches (the same ones every time); 0: all of them."""
+    early_stopping_patience: int = 0
+    """Stop after this many evaluations in a row without a lower held-out loss; 0: never stop early."""
+    metric: EvalMetric = "loss"
+    """What picks the best checkpoint: the held-out loss (mean over tokens; perplexity is its exp)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.split > 0 or self.file is not None
+
+    def problems(self) -> list[str]:
+        p = [
+            f"eval.{f} must be >= 0"
+            for f in ("every_steps", "max_batches", "early_stopping_patience")
+            if getattr(self, f) < 0
+        ]
+        if not 0 <= self.split < 1:
+            p.append("eval.split must be in [0, 1)")
+        if self.split > 0 and self.file is not None:
+            p.append("eval.split and eval.file exclude each other (a split of --data, or a held-out file)")
+        if self.early_stopping_patience and not self.enabled:
+            p.append("eval.early_stopping_patience needs an evaluation set (eval.split or eval.file)")
+        return p
+
+
+NESTED: dict[str, type] = {"eval": EvalSettings}
+"""Recipe fields that are sections of their own: a YAML mapping, overridden field by field as ``section.field``."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +149,12 @@ class Recipe:
     """Resumable checkpoints kept (oldest deleted)."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: run all epochs); the schedule spans the shorter of the two."""
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    """Held-out loss and perplexity while training, best checkpoint, early stopping (``EvalSettings``)."""
+    logging: tuple[Tracker, ...] = ("tensorboard",)
+    """Experiment trackers the main process writes to, besides ``logs/train.jsonl``: ``tensorboard`` (under
+    ``logs/tensorboard``; the train extra installs it), ``mlflow`` (``pip install mlflow``; the tracking URI
+    from ``MLFLOW_TRACKING_URI``, else a file store under ``logs/mlruns``); ``[]`` for neither."""
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -154,7 +204,9 @@ class Recipe:
             p.append("packing applies to sft only (pretraining blocks are always full)")
         elif self.strip_text != "newlines":
             p.append("strip_text applies to sft only (pretraining documents are used as they are)")
-        return p
+        if len(set(self.logging)) != len(self.logging):
+            p.append(f"logging names a tracker twice: {list(self.logging)}")
+        return p + self.eval.problems()
 
     def grad_accum(self, world_size: int) -> int:
         """Accumulation steps so that world_size x per_device x accum == global_batch_size."""
@@ -168,24 +220,30 @@ class Recipe:
 
     def with_overrides(self, overrides: dict[str, Any]) -> Recipe:
         """A copy with ``field=value`` overrides (strings from ``--set`` are parsed as YAML scalars)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
+        unknown = sorted(k for k in overrides if not _known_field(k))
         if unknown:
-            raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        typed = {k: _coerce_float(v) if _is_float_field(k) else v for k, v in overrides.items()}
-        return dataclasses.replace(self, **typed)
+            known = ", ".join(sorted(f.name for f in fields(self)))
+            raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)} (known: {known})")
+        current = {k: v for k, v in self.to_dict().items() if k in NESTED}
+        data = _typed(_merge_overrides(current, overrides))
+        return dataclasses.replace(self, **data)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON types (sections as mappings, tuples as lists): what ``recipe.json`` and manifests hold."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def _type_problems(recipe: Recipe) -> list[str]:
-    hints = typing.get_type_hints(Recipe)
+def _type_problems(obj: Any, prefix: str = "") -> list[str]:
+    hints = typing.get_type_hints(type(obj))
     problems = []
-    for f in fields(recipe):
-        value = getattr(recipe, f.name)
-        if not _matches(value, hints[f.name]):
-            problems.append(f"{f.name}: expected {_describe(hints[f.name])}, got {type(value).__name__} {value!r}")
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(hints[f.name]) and isinstance(value, hints[f.name]):
+            problems += _type_problems(value, f"{prefix}{f.name}.")
+        elif not _matches(value, hints[f.name]):
+            problems.append(
+                f"{prefix}{f.name}: expected {_describe(hints[f.name])}, got {type(value).__name__} {value!r}"
+            )
     return problems
 
 
@@ -201,7 +259,9 @@ def _matches(value: Any, tp: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_matches(v, typing.get_args(tp)[0]) for v in value)
+    return isinstance(value, origin or tp)
 
 
 def _describe(tp: Any) -> str:
@@ -210,6 +270,8 @@ def _describe(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
     return "null" if tp is type(None) else tp.__name__
 
 
@@ -239,22 +301,67 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raise RecipeError(f"recipe {p} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {p} must be a mapping of field: value")
-    data = {**data, **(overrides or {})}
-    known = {f.name for f in fields(Recipe)}
-    problems = [f"unknown field {k!r}" for k in sorted(set(data) - known)]
-    missing = [f.name for f in fields(Recipe) if f.default is dataclasses.MISSING and f.name not in data]
-    problems += [f"missing required field {k!r}" for k in missing]
+    return recipe_from_dict(data, overrides, str(p))
+
+
+def recipe_from_dict(data: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "recipe") -> Recipe:
+    """A recipe from a mapping (a YAML file's, or a manifest's ``recipe``), validated as a file is."""
+    data = _merge_overrides(data, overrides or {})
+    problems = [f"unknown field {k!r}" for k in sorted(_unknown_fields(data))]
+    required = [
+        f.name for f in fields(Recipe) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    problems += [f"missing required field {k!r}" for k in required if k not in data]
     if problems:
-        raise RecipeError(f"recipe {p}: " + "; ".join(problems))
-    data = {k: _coerce_float(v) if _is_float_field(k) else v for k, v in data.items()}
+        raise RecipeError(f"recipe {source}: " + "; ".join(problems))
     try:
-        return Recipe(**data)
+        return Recipe(**_typed(data))
     except RecipeError as exc:
-        raise RecipeError(f"{p}: {exc}") from None
+        raise RecipeError(f"{source}: {exc}") from None
 
 
-def _is_float_field(name: str) -> bool:
-    return typing.get_type_hints(Recipe)[name] is float
+def _merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``section.field`` overrides go into the section's mapping; plain fields replace."""
+    out = dict(data)
+    for key, value in overrides.items():
+        section, dot, sub = key.partition(".")
+        if dot:
+            base = out.get(section)
+            out[section] = {**(base if isinstance(base, dict) else {}), sub: value}
+        else:
+            out[key] = value
+    return out
+
+
+def _known_field(key: str) -> bool:
+    section, dot, sub = key.partition(".")
+    if dot:
+        return section in NESTED and sub in {f.name for f in fields(NESTED[section])}
+    return key in {f.name for f in fields(Recipe)}
+
+
+def _unknown_fields(data: dict[str, Any]) -> list[str]:
+    out = [k for k in data if not _known_field(k)]
+    for section, cls in NESTED.items():
+        if isinstance(data.get(section), dict):
+            out += [f"{section}.{k}" for k in data[section] if k not in {f.name for f in fields(cls)}]
+    return out
+
+
+def _typed(data: dict[str, Any]) -> dict[str, Any]:
+    """YAML values as the dataclasses take them: float fields from strings, sections built, lists as tuples."""
+    out = {k: _coerce_float(v) if _is_float_field(Recipe, k) else v for k, v in data.items()}
+    for section, cls in NESTED.items():
+        if isinstance(out.get(section), dict):
+            sub = out[section]
+            out[section] = cls(**{k: _coerce_float(v) if _is_float_field(cls, k) else v for k, v in sub.items()})
+    if isinstance(out.get("logging"), list):
+        out["logging"] = tuple(out["logging"])
+    return out
+
+
+def _is_float_field(cls: type, name: str) -> bool:
+    return typing.get_type_hints(cls).get(name) is float
 
 
 def _coerce_float(value: Any) -> Any:
