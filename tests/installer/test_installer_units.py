@@ -280,12 +280,12 @@ def test_shell_scripts_parse():
 
 def test_the_libllama_handle_exposes_the_ggml_backend_functions():
     # Tripwire for app.core.llama_adapter.shared_library (a private llama-cpp-python attribute): the portable
-    # build's CPU variants are loaded through these two ggml functions, looked up via libllama's handle.
+    # build's chosen CPU variant is loaded through these two ggml functions, looked up via libllama's handle.
     import ctypes
 
     from app.core.llama_adapter import shared_library
 
     lib = shared_library()
     assert isinstance(lib, ctypes.CDLL)
-    for name in ("ggml_backend_load_all_from_path", "ggml_backend_reg_by_name"):
+    for name in ("ggml_backend_load", "ggml_backend_reg_by_name"):
         assert getattr(lib, name) is not None
