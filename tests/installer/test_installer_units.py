@@ -273,7 +273,9 @@ def test_wheelhouse_lock_is_accepted_by_pip_and_catches_a_changed_wheel(tmp_path
 
 
 def test_shell_scripts_parse():
-    scripts = ("linux/install.sh", "linux/uninstall.sh", "wheelhouse/install.sh", "build_bundle.sh", "build_llama.sh")
+    scripts = ("linux/install.sh", "linux/uninstall.sh", "linux/preflight.sh", "wheelhouse/install.sh",
+               "build_bundle.sh", "build_llama.sh", "deb/preinst.in", "deb/postinst", "deb/prerm",
+               "deb/postrm")  # fmt: skip
     for script in scripts:
         assert subprocess.run(["bash", "-n", str(ROOT / "installer" / script)]).returncode == 0, script
 

@@ -15,7 +15,7 @@ import pytest
 
 from app.core import llama_backends
 from app.core.errors import ModelError
-from installer import deb, package, reproduce, sign
+from installer import deb, lock, package, reproduce, sign
 from installer.floor import Requirements
 from tests.installer.stage import env, stage
 
@@ -259,3 +259,27 @@ def test_only_known_variant_libraries_are_loaded_and_the_best_is_chosen(tmp_path
     assert sorted(marker.read_text().split()) == ["cpu-haswell", "cpu-sse42"], "a dropped-in library ran"
     maps = Path("/proc/self/maps").read_text()
     assert "libggml-cpu-sse42.so" not in maps, "scored variants are unloaded again"
+
+
+# -- pinned, hashed inputs -------------------------------------------------------------------------------------------
+def test_the_build_lock_pins_every_requirement_with_a_hash():
+    text = lock.LOCK.read_text()
+    assert lock.check() == [], "pyproject.toml gained a dependency: run python -m installer.lock"
+    entries = [line for line in text.splitlines() if "==" in line and not line.startswith("#")]
+    hashes = [line for line in text.splitlines() if line.strip().startswith("--hash=sha256:")]
+    assert len(entries) == len(hashes) >= 30 and all(len(h.split(":")[1]) == 64 for h in hashes)
+    assert lock.sdist_line().startswith("llama-cpp-python==0.3.36 \\\n    --hash=sha256:")
+    # the one PySide6 the Debian 11 build root can run (6.11's wheels need glibc 2.34)
+    assert "PySide6_Essentials==6.11" not in text
+
+
+def test_the_lock_is_written_from_pips_report_and_refuses_a_file_without_a_hash():
+    item = {
+        "metadata": {"name": "alpha", "version": "1.0"},
+        "download_info": {"archive_info": {"hashes": {"sha256": "ab" * 32}}},
+    }
+    text = lock.lock_text({"install": [item]}, "llama-cpp-python==0.3.36 \\\n    --hash=sha256:" + "cd" * 32)
+    assert f"alpha==1.0 \\\n    --hash=sha256:{'ab' * 32}\n" in text
+    item["download_info"] = {"url": "file:///x"}
+    with pytest.raises(ValueError, match="no sha256"):
+        lock.lock_text({"install": [item]}, "")
