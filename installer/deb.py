@@ -194,9 +194,9 @@ def md5sums(root: Path) -> str:
 
 
 def build_argv(root: Path, deb: Path) -> list[str]:
-    """``dpkg-deb`` for a reproducible package: root:root members, xz with one thread (several threads may
-    cut the stream into blocks differently on another machine)."""
-    return ["dpkg-deb", "--root-owner-group", "-Zxz", "--threads-max=1", "--build", str(root), str(deb)]
+    """``dpkg-deb`` for a reproducible package: root:root members, gzip (deterministic for one zlib; the demo
+    GGUF hardly compresses, and xz took minutes for it on two cores), one compressor thread."""
+    return ["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--threads-max=1", "--build", str(root), str(deb)]
 
 
 def clamp_times(root: Path, epoch: int) -> None:

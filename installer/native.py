@@ -79,6 +79,8 @@ def origin_of(rel: str) -> str:
         return "qt"
     if re.search(r"(^|/)libpython3[^/]*\.so", rel) or "lib-dynload" in parts:
         return "cpython"
+    if re.search(r"\.(cpython-[^/]*|abi3)\.so$", rel):
+        return "wheel"  # a Python extension module (cffi's _cffi_backend sits at the top of _internal)
     if any(p.endswith(".libs") for p in parts[:-1]) or len(parts) > 2:
         return "wheel"  # inside a package directory of _internal, or a wheel's vendored-libs directory
     return "system"

@@ -26,6 +26,7 @@ def fake_bundle(root: Path) -> Path:
         "_internal/PySide6/Qt/lib/libQt6Core.so.6": b"\x7fELF qt",
         "_internal/numpy.libs/libscipy_openblas64_-ff651d7f.so": b"\x7fELF openblas",
         "_internal/notes.txt.so": b"not an ELF file",
+        "_internal/_cffi_backend.cpython-311-x86_64-linux-gnu.so": b"\x7fELF cffi",
     }
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +43,7 @@ def test_native_libraries_are_hashed_and_system_ones_traced_to_their_debian_pack
     assert libs["_internal/llama_cpp/lib/libggml-cpu-zen4.so"].origin == "llama.cpp"
     assert libs["_internal/PySide6/Qt/lib/libQt6Core.so.6"].origin == "qt"
     assert libs["_internal/numpy.libs/libscipy_openblas64_-ff651d7f.so"].origin == "wheel"
+    assert libs["_internal/_cffi_backend.cpython-311-x86_64-linux-gnu.so"].origin == "wheel"
     z = libs["_internal/libz.so.1"]
     assert z.origin == "system" and z.deb is not None and z.deb.name == "zlib1g"
     assert z.deb.copyright == Path("/usr/share/doc/zlib1g/copyright")
