@@ -283,3 +283,39 @@ def test_the_lock_is_written_from_pips_report_and_refuses_a_file_without_a_hash(
     item["download_info"] = {"url": "file:///x"}
     with pytest.raises(ValueError, match="no sha256"):
         lock.lock_text({"install": [item]}, "")
+
+
+def test_package_writes_the_whole_signed_release(tmp_path, signing_key, monkeypatch):
+    # The dev venv holds the dev extra (krippendorff, GPL-3): the build venv would not. The release's own
+    # check refuses it (test_sbom_licences.py); here the list is the build venv's.
+    from installer import sbom
+
+    real = sbom.installed_packages()
+    monkeypatch.setattr(
+        sbom, "installed_packages", lambda: [p for p in real if sbom.normalise(p.name) != "krippendorff"]
+    )
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    stage(tmp_path, "0.1.0")  # the stand-in bundle at tmp_path/bundle
+    llama_build = tmp_path / "llama-build.json"
+    llama_build.write_text(
+        '{"version": "0.3.36", "llama_cpp_commit": "0c1e57098", "cmake_args": [], "cpu_variants": ["sse42"]}'
+    )
+    out = tmp_path / "dist"
+    made = package.package(tmp_path / "bundle", llama_build, out, None, tmp_path / "work", signing_key)
+    names = sorted(p.name for p in out.iterdir())
+    version = package.metadata.version("asclepius-desk")
+    assert names == sorted([
+        f"asclepius-desk-{version}-linux-x86_64.tar.gz", f"asclepius-desk_{deb.deb_version(version)}_amd64.deb",
+        f"asclepius-desk-{version}.cdx.json", "THIRD-PARTY-LICENSES.txt", "VERIFY.md", sign.PUBLIC_KEY,
+        "SHA256SUMS", "SHA256SUMS.asc",
+    ])  # fmt: skip
+    assert len((out / "SHA256SUMS").read_text().splitlines()) == 6
+    assert admin_verifies(out, tmp_path).returncode == 0
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True).returncode == 0
+    assert package._spaced(sign.fingerprint(signing_key)) in (out / "VERIFY.md").read_text()
+    listing = subprocess.run(["tar", "-tzf", str(made["archive"])], capture_output=True, text=True).stdout
+    assert f"asclepius-desk-{version}-linux-x86_64/asclepius-desk/licenses/README.txt" in listing.splitlines()
+    assert (
+        "./opt/asclepius-desk/licenses/README.txt"
+        in subprocess.run(["dpkg-deb", "-c", str(made["deb"])], capture_output=True, text=True).stdout
+    )
