@@ -51,6 +51,21 @@ def test_every_user_uses_the_shipped_demo_in_place(shared_dir, tmp_path, monkeyp
     assert Registry(users[0]).ensure_demo().path == str(shipped)
 
 
+def test_an_upgrade_replaces_the_users_entry_of_the_shipped_demo(demo_model, tmp_path):
+    user = tmp_path / "alice"
+    shipped = []
+    for version in ("0.1.0", "0.2.0"):  # install.sh keeps each version in its own directory
+        shared = tmp_path / "opt" / version / "share" / "models"
+        shared.mkdir(parents=True)
+        shipped.append(shared / Path(demo_model.path).name)
+        os.link(demo_model.path, shipped[-1])
+        info = Registry(Paths(user / "data", user / "config", shared)).ensure_demo()
+        assert info.path == str(shipped[-1])
+        shipped[0].unlink(missing_ok=True)  # the upgrade removes the older version
+    listed = [m.path for m in Registry(Paths(user / "data", user / "config", shared)).list()]
+    assert listed == [str(shipped[-1])], "no missing demo entry left behind by the upgrade"
+
+
 def test_a_damaged_shipped_demo_is_an_error_to_reinstall(demo_model, tmp_path):
     shared = tmp_path / "share" / "models"
     shared.mkdir(parents=True)

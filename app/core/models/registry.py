@@ -173,7 +173,20 @@ class Registry:
                 ensure_demo_file(pkg, target, progress, cancel)
             else:
                 check_shared_demo(pkg, target, progress)
+                self._drop_replaced_shared_demos(target)
             return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
+
+    def _drop_replaced_shared_demos(self, current: Path) -> None:
+        """Forget the demo an earlier installed version shipped (an upgrade removed its version directory), so
+        the Models list does not gain one missing demo per upgrade. Saved by the registration that follows."""
+        stale = [
+            key
+            for key, e in self._entries.items()
+            if e["is_demo"] and key != entry_key(current) and Path(key).parent.parts[-2:] == ("share", "models")
+            and file_status(e) == MISSING
+        ]  # fmt: skip
+        for key in stale:
+            del self._entries[key]
 
     def _demo_entry(self, target: Path, sha: str) -> dict[str, Any] | None:
         """The demo's entry if its file is there, registered with the package's sha256 and unchanged."""
