@@ -34,7 +34,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # The portable wheel first, so the app's own pin is already met and pip never builds llama.cpp natively.
 "$VENV/bin/pip" install -q --force-reinstall --no-deps "$WHEEL"
-"$VENV/bin/pip" install -q "pyinstaller>=6.10" "$ROOT"
+# Every other input pinned and hash-checked (installer/build-requirements.lock, written by installer/lock.py);
+# llama-cpp-python, installed above from the wheel built from the locked sdist, is already satisfied.
+"$VENV/bin/pip" install -q --require-hashes --no-deps -r "$ROOT/installer/build-requirements.lock"
+"$VENV/bin/pip" check
 # The app must be the one from this tree (not an editable link back to it).
 "$VENV/bin/pip" install -q --force-reinstall --no-deps "$ROOT"
 

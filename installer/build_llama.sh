@@ -32,6 +32,10 @@ if [ ! -f "$SDIST" ]; then
     python3 -m pip download --no-deps --no-binary :all: "llama-cpp-python==${LLAMA_VERSION}" -d "$CACHE/src"
 fi
 
+# The sdist must be the one installer/build-requirements.lock pins, whether just downloaded or cached.
+WANT="$(sed -n "/^llama-cpp-python==${LLAMA_VERSION} /{n;s/.*--hash=sha256://p}" "$(dirname "$0")/build-requirements.lock")"
+echo "${WANT:-missing}  $SDIST" | sha256sum --quiet -c - || { echo "build_llama: $SDIST is not the locked sdist" >&2; exit 1; }
+
 SRC="$CACHE/build/llama_cpp_python-${LLAMA_VERSION}"
 rm -rf "$SRC"
 mkdir -p "$CACHE/build"

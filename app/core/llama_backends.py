@@ -6,12 +6,14 @@ against the running processor and keeps the best, but by default it looks for th
 (the Python interpreter, or the frozen launcher) and in the *current directory*: the wrong places for a
 wheel, and the current directory is one a user does not control. ``ensure_cpu_backend`` loads them from the
 directory llama-cpp-python loads its own libraries from (``llama_cpp/lib``, or ``LLAMA_CPP_LIB_PATH``) before
-llama.cpp's first use, so the search of the current directory never happens. A native build (``libggml-cpu.so``
+llama.cpp's first use, so the search of the current directory never happens, and only ggml's known variant
+names (``KNOWN_VARIANTS``): no other library found there is loaded. A native build (``libggml-cpu.so``
 linked in) needs nothing and is reported as ``built-in``.
 """
 
 from __future__ import annotations
 
+import _ctypes  # dlclose: ctypes has no public way to unload a library
 import ctypes
 import os
 import re
@@ -21,6 +23,16 @@ from pathlib import Path
 from app.core.errors import ModelError
 
 _VARIANT_RE = re.compile(r"libggml-cpu-([A-Za-z0-9_.]+)\.so$")
+KNOWN_VARIANTS = frozenset(
+    {
+        "x64", "sse42", "sandybridge", "ivybridge", "piledriver", "haswell", "skylakex", "cannonlake",
+        "cascadelake", "icelake", "cooperlake", "zen4", "alderlake", "sapphirerapids",
+    }
+)  # fmt: skip
+"""ggml's x86-64 CPU variants (``GGML_CPU_ALL_VARIANTS`` in ggml/src/CMakeLists.txt): the only libraries of
+``llama_cpp/lib`` this module loads. ggml's own ``ggml_backend_load_all_from_path`` would dlopen (and so run
+the initialisers of) every ``libggml-<any backend>-*.so`` there, ``rpc`` (a network backend) included, and
+``$GGML_BACKEND_PATH``: a library dropped beside the program must not be loaded (issue #25)."""
 _BUILTIN_RE = re.compile(r"libggml-cpu\.so(\.\d+)*$")
 
 
@@ -59,8 +71,32 @@ def variant_names(lib_dir: Path) -> tuple[str, ...]:
     """The CPU variants a portable build ships in ``lib_dir`` (sorted), or ``()`` for a native build."""
     if not lib_dir.is_dir():
         return ()
-    names = (_VARIANT_RE.match(p.name) for p in lib_dir.iterdir())
-    return tuple(sorted(m.group(1) for m in names if m))
+    names = (_VARIANT_RE.match(p.name) for p in lib_dir.iterdir() if p.is_file())
+    return tuple(sorted(m.group(1) for m in names if m and m.group(1) in KNOWN_VARIANTS))
+
+
+def best_variant(lib_dir: Path, available: tuple[str, ...]) -> Path | None:
+    """The known variant library ggml scores highest on this CPU (its ``ggml_backend_score``: 0 = cannot run),
+    chosen as ``ggml_backend_load_best`` does, but among ``available`` only (``variant_names``)."""
+    best, best_score = None, 0
+    for name in available:
+        path = lib_dir / f"libggml-cpu-{name}.so"
+        try:
+            lib = ctypes.CDLL(str(path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+        except OSError:
+            continue  # needs something this machine lacks: not a candidate (ggml skips it the same way)
+        try:
+            score_fn = getattr(lib, "ggml_backend_score", None)
+            score = 0
+            if score_fn is not None:
+                score_fn.restype = ctypes.c_int
+                score = int(score_fn())
+        finally:
+            # Unmapped again (as ggml does), so /proc/self/maps names only the variant that is then loaded.
+            _ctypes.dlclose(lib._handle)
+        if score > best_score:
+            best, best_score = path, score
+    return best
 
 
 def _mapped_cpu_library(maps_text: str) -> tuple[str, str] | None:
@@ -109,10 +145,12 @@ def ensure_cpu_backend() -> CpuBackend:
     ggml = shared_library()
     ggml.ggml_backend_reg_by_name.argtypes = [ctypes.c_char_p]
     ggml.ggml_backend_reg_by_name.restype = ctypes.c_void_p
-    ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
-    ggml.ggml_backend_load_all_from_path.restype = None
+    ggml.ggml_backend_load.argtypes = [ctypes.c_char_p]
+    ggml.ggml_backend_load.restype = ctypes.c_void_p
     if not ggml.ggml_backend_reg_by_name(b"CPU"):
-        ggml.ggml_backend_load_all_from_path(os.fsencode(lib_dir))
+        best = best_variant(lib_dir, available)
+        if best is not None:
+            ggml.ggml_backend_load(os.fsencode(best))
     if not ggml.ggml_backend_reg_by_name(b"CPU"):
         raise ModelError(
             f"no llama.cpp CPU backend in {lib_dir} runs on this processor (variants: {', '.join(available)}; "

@@ -72,7 +72,9 @@ class AppContext(QObject):
             self.registry = Registry(paths, config.default_model)
         except ModelError as exc:
             self.registry_error = str(exc)
-            self.registry = Registry(Paths(paths.data_dir / "recovered", paths.config_dir), config.default_model)
+            self.registry = Registry(
+                Paths(paths.data_dir / "recovered", paths.config_dir, paths.shared_models_dir), config.default_model
+            )
         self.tasks = TaskRunner(threads, self)
         self.log: EvalLog | None = None
         self.log_error: str | None = None

@@ -62,29 +62,14 @@ APPS_DIR="$SHARE/applications"; ICON_DIR="$SHARE/icons/hicolor/scalable/apps"
 echo "Asclepius Desk $VERSION"
 
 # -- preflight: can this machine run the program at all? (before anything is copied) ----------------------
-requirement() { sed -n "s/^$1=//p" "$HERE/REQUIRES"; }
-glibc_version() {
-    local v
-    v="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')" || v=""
-    [ -n "$v" ] || v="$(ldd --version 2>/dev/null | head -n1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?$')" || v=""
-    echo "$v"
-}
-at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }  # $1 >= $2
 [ -f "$HERE/REQUIRES" ] || die 3 "REQUIRES is missing from the unpacked archive; unpack it again"
-need="$(requirement glibc)"
-if [ -n "$need" ]; then
-    have="$(glibc_version)"
-    [ -n "$have" ] || die 5 "cannot tell this system's glibc version (getconf GNU_LIBC_VERSION and ldd --version failed); Asclepius Desk $VERSION needs glibc $need or newer. Nothing was installed."
-    at_least "$have" "$need" || die 5 "this system has glibc $have; Asclepius Desk $VERSION needs glibc $need or newer (see docs/it-install.md for the distributions that have it). Nothing was installed."
-fi
-# ASCLEPIUS_INSTALL_CPUINFO: another cpuinfo file, for the installer's own tests.
-cpuinfo="${ASCLEPIUS_INSTALL_CPUINFO:-/proc/cpuinfo}"
-flags=" $(sed -n 's/^flags[[:space:]]*:[[:space:]]*//p' "$cpuinfo" 2>/dev/null | head -n1) "
-missing=""
-for flag in $(requirement cpu_flags); do
-    case "$flags" in *" $flag "*) ;; *) missing="$missing $flag" ;; esac
+for f in preflight.sh MANIFEST.sha256 MANIFEST.links; do
+    [ -f "$HERE/$f" ] || die 3 "$f is missing from the unpacked archive; unpack it again"
 done
-[ -z "$missing" ] || die 5 "this CPU lacks the instruction set(s)${missing} (from $cpuinfo); Asclepius Desk $VERSION needs: $(requirement cpu_flags) (x86-64 with SSE4.2: Intel Nehalem (2008) or AMD Bulldozer (2011) and newer). Nothing was installed."
+REQUIRES_TEXT="$(cat "$HERE/REQUIRES")"
+# shellcheck source=preflight.sh
+. "$HERE/preflight.sh"
+preflight
 
 echo "checking the archive's contents against MANIFEST.sha256 ..."
 if ! bad="$(cd "$HERE" && sha256sum --quiet --strict -c MANIFEST.sha256 2>&1)"; then
@@ -139,13 +124,24 @@ fi
 # Copied without the unpacking user's ownership (cp -R as root makes root's files); modes normalised so
 # no file is writable by group or others, and no set-id bit survives.
 cp -R "$HERE/$APP" "$TMP" 2>/dev/null || die 4 "copying into $APP_DIR failed (disk full or not writable); nothing was changed"
-cp "$HERE/uninstall.sh" "$TMP/uninstall.sh" || die 4 "copying into $APP_DIR failed"
 chmod -R u=rwX,go=rX "$TMP"
 # The copy is what runs: check it (the unpacked tree may belong to another user, who could change it).
 sed -n "s|^\([0-9a-f]\{64\}\)  \./$APP/|\1  ./|p" "$HERE/MANIFEST.sha256" > "$TMP/.manifest"
 (cd "$TMP" && sha256sum --quiet --strict -c .manifest >/dev/null 2>&1) \
     || die 3 "the copy in $APP_DIR does not match MANIFEST.sha256 (was the unpacked archive changed during the install?)"
+# ... and holds nothing else: a file or link the release does not list (a library dropped into
+# llama_cpp/lib would be loaded by the program) is refused, not installed.
+listed="$( { sed -n 's|^[0-9a-f]\{64\}  \(\./.*\)$|f \1|p' "$TMP/.manifest"
+             sed -n "s|^\./$APP/|l ./|p" "$HERE/MANIFEST.links"; } | LC_ALL=C sort)"
+found="$(cd "$TMP" && find . -path ./.manifest -o -type d -o \( -type f -printf 'f %p\n' \) \
+         -o \( -type l -printf 'l %p -> %l\n' \) -o -printf '? %p\n' | LC_ALL=C sort)"
+if [ "$listed" != "$found" ]; then
+    die 3 "the unpacked archive holds files or links that MANIFEST.sha256/MANIFEST.links do not list (or lacks listed links); do not install this copy:
+$(diff <(printf '%s\n' "$listed") <(printf '%s\n' "$found") | grep '^[<>]' | sed 's/^>/ not listed:/; s/^</ missing:/' | head -n 5)"
+fi
 rm -f "$TMP/.manifest"
+cp "$HERE/uninstall.sh" "$TMP/uninstall.sh" || die 4 "copying into $APP_DIR failed"
+chmod 755 "$TMP/uninstall.sh"
 
 # Switch in the new version: rename the complete copy, then repoint `current` atomically.
 MANIFEST="$APP_DIR/installed-files.txt"

@@ -7,6 +7,13 @@
 #   uninstall.sh --purge-user-data                  the program, then your own data (below)
 #   uninstall.sh --purge-user-data --keep-program   your own data only: a user of a system-wide installation
 #                                                   runs this, without sudo, before the program is removed
+#   uninstall.sh --purge-model-copy [--keep-program]
+#                                                   your own copy of the demo model (~242 MB, joined by a
+#                                                   version that had no shared copy): removed only when it
+#                                                   is byte-identical to the one this installation ships
+#
+# The Debian package's copy (/opt/asclepius-desk/uninstall.sh) only purges user data: the program itself is
+# removed with `sudo apt remove asclepius-desk`.
 #
 # Without --purge-user-data nothing of any user is touched: the evaluation log, settings, models registry,
 # the assembled demo model and the note-state cache (~/.local/share/asclepius-desk, ~/.config/asclepius-desk,
@@ -19,16 +26,21 @@ APP=asclepius-desk
 
 die() { echo "uninstall.sh: error: $2" >&2; exit "$1"; }
 
-PURGE=0; PROGRAM=1
+PURGE=0; PROGRAM=1; MODEL_COPY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --purge-user-data) PURGE=1; shift ;;
+        --purge-model-copy) MODEL_COPY=1; shift ;;
         --keep-program) PROGRAM=0; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) die 2 "unknown argument: $1 (see --help)" ;;
     esac
 done
-[ "$PROGRAM" = 1 ] || [ "$PURGE" = 1 ] || die 2 "--keep-program goes with --purge-user-data (nothing to do otherwise)"
+[ "$PROGRAM" = 1 ] || [ "$PURGE" = 1 ] || [ "$MODEL_COPY" = 1 ] \
+    || die 2 "--keep-program goes with --purge-user-data or --purge-model-copy (nothing to do otherwise)"
+if [ "$PROGRAM" = 1 ] && [ -f "$APP_DIR/INSTALLED_BY_DPKG" ]; then
+    die 2 "this installation belongs to the asclepius-desk Debian package: remove it with 'sudo apt remove asclepius-desk' (your own data: $0 --purge-user-data --keep-program)"
+fi
 
 remove_version() {  # a version directory: a direct child of the program's directory, never a link
     case "$1" in ""|*/*|.|..|models|current) return 0 ;; esac
@@ -88,6 +100,30 @@ purge_user_data() {
     return "$refused"
 }
 
+# The demo model(s) this installation ships read-only (share/models inside the program's version directory).
+shipped_models() {
+    local d
+    for d in "$APP_DIR/current/share/models" "$APP_DIR/share/models"; do
+        [ -d "$d" ] && find "$d" -maxdepth 1 -type f -name '*.gguf'
+    done
+    return 0
+}
+
+purge_model_copy() {
+    local shipped mine data found=0
+    data="$(user_data_dirs | head -n1)"
+    while IFS= read -r shipped; do
+        [ -n "$shipped" ] || continue
+        mine="$data/models/$(basename "$shipped")"
+        if [ -f "$mine" ] && [ ! -L "$mine" ] && [ "$(stat -c %u "$mine")" = "$(id -u)" ] && cmp -s "$mine" "$shipped"; then
+            rm -f -- "$mine" && echo "Removed: $mine (the installation's shared copy is used instead)"; found=1
+        fi
+    done < <(shipped_models)
+    [ "$found" = 1 ] || echo "No copy of the shipped demo model in $data/models."
+}
+
+# Before the program goes: the shipped model is what a copy is compared with.
+if [ "$MODEL_COPY" = 1 ] && [ "$PURGE" = 0 ]; then purge_model_copy; fi
 if [ "$PROGRAM" = 1 ]; then remove_program; fi
 if [ "$PURGE" = 1 ]; then
     purge_user_data || die 1 "some of the data was kept (see above)"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import package, sbom
+from installer import licenses, native, package, sbom
 from tests.conftest import SHARED_DATA
 
 DIST = os.environ.get("ASCLEPIUS_INSTALLER_DIST")
@@ -125,7 +125,9 @@ def test_checksums_pass_and_one_changed_byte_fails(release, tmp_path):
     dist = release["dist"]
     ok = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dist, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count(": OK") == 4
+    listed = (dist / "SHA256SUMS").read_text().splitlines()
+    assert ok.stdout.count(": OK") == len(listed) >= 5  # archive, .deb, SBOM, licences, VERIFY.md (+ public key)
+    assert any(line.endswith("_amd64.deb") for line in listed)
     copy = tmp_path / "usb"
     shutil.copytree(dist, copy, ignore=shutil.ignore_patterns("wheelhouse"))
     tampered = copy / release["archive"].name
@@ -156,6 +158,15 @@ def test_release_files_sbom_and_no_torch(release, unpacked):
     licences = (dist / "THIRD-PARTY-LICENSES.txt").read_text()
     assert "llama.cpp" in licences and "PySide6" in licences and "GNU LESSER GENERAL PUBLIC LICENSE" in licences
     assert "sha256sum -c SHA256SUMS" in (dist / "VERIFY.md").read_text()
+    # Every component hashed; every bundled native library in the SBOM; no GPL-only code (issue #25).
+    bundle = unpacked / "asclepius-desk"
+    assert [c["name"] for c in doc["components"] if not c.get("hashes") and c["name"] != "llama.cpp"] == []
+    paths = {p["value"] for c in doc["components"] for p in c.get("properties", []) if p["name"] == "asclepius:path"}
+    assert {lib.relative_to(bundle).as_posix() for lib in native.shared_libraries(bundle)} <= paths
+    assert any(c.get("purl", "").startswith("pkg:deb/debian/") for c in doc["components"])
+    assert licenses.never_bundled(bundle) == []
+    assert (bundle / "licenses" / "README.txt").is_file() and list((bundle / "licenses" / "system").iterdir())
+    assert list((bundle / "share" / "models").glob("*.gguf")), "the demo model ships joined, once"
 
 
 def test_selftest_offline_with_the_fastest_cpu_variant(box, installed):
@@ -330,4 +341,25 @@ def test_uninstall_keeps_the_log_and_models(box, installed):
     assert not installed.exists() and not (box.home / ".local/bin/asclepius").exists()
     assert not (box.home / ".local/share/applications/asclepius-desk.desktop").exists()
     assert db.exists() and db.stat().st_size == before
-    assert list((box.home / ".local/share/asclepius-desk/models").glob("*.gguf")), "the demo model stays"
+    # The demo model was used from the installation in place: no per-user copy was made (issue #25).
+    assert not list((box.home / ".local/share/asclepius-desk").rglob("*.gguf"))
+
+
+def test_the_deb_installs_and_every_user_answers_from_the_one_shared_model(release, tmp_path):
+    from tests.installer.test_deb import Root
+
+    (pkg,) = release["dist"].glob("asclepius-desk_*_amd64.deb")
+    root = Root(tmp_path / "root")
+    start = time.monotonic()
+    r = root.dpkg("-i", str(pkg))
+    assert r.returncode == 0, r.stdout + r.stderr
+    print(f"dpkg -i {pkg.name}: {time.monotonic() - start:.1f} s")
+    app = root.path / "opt/asclepius-desk"
+    for user in ("alice", "bob"):
+        box = Sandbox(tmp_path / user)
+        out = box.run([str(app / "asclepius"), "selftest"], timeout=600)
+        assert out.returncode == 0 and "selftest passed" in out.stdout, out.stdout + out.stderr
+        data = box.home / ".local/share/asclepius-desk"
+        assert not list(data.rglob("*.gguf")), "no per-user copy of the demo model"
+        print(f"{user}: {sum(p.lstat().st_size for p in data.rglob('*')) / 1024:.0f} KiB of own data")
+        assert box.inet_sockets() == []

@@ -273,19 +273,21 @@ def test_wheelhouse_lock_is_accepted_by_pip_and_catches_a_changed_wheel(tmp_path
 
 
 def test_shell_scripts_parse():
-    scripts = ("linux/install.sh", "linux/uninstall.sh", "wheelhouse/install.sh", "build_bundle.sh", "build_llama.sh")
+    scripts = ("linux/install.sh", "linux/uninstall.sh", "linux/preflight.sh", "wheelhouse/install.sh",
+               "build_bundle.sh", "build_llama.sh", "deb/preinst.in", "deb/postinst", "deb/prerm",
+               "deb/postrm")  # fmt: skip
     for script in scripts:
         assert subprocess.run(["bash", "-n", str(ROOT / "installer" / script)]).returncode == 0, script
 
 
 def test_the_libllama_handle_exposes_the_ggml_backend_functions():
     # Tripwire for app.core.llama_adapter.shared_library (a private llama-cpp-python attribute): the portable
-    # build's CPU variants are loaded through these two ggml functions, looked up via libllama's handle.
+    # build's chosen CPU variant is loaded through these two ggml functions, looked up via libllama's handle.
     import ctypes
 
     from app.core.llama_adapter import shared_library
 
     lib = shared_library()
     assert isinstance(lib, ctypes.CDLL)
-    for name in ("ggml_backend_load_all_from_path", "ggml_backend_reg_by_name"):
+    for name in ("ggml_backend_load", "ggml_backend_reg_by_name"):
         assert getattr(lib, name) is not None

@@ -42,6 +42,26 @@ def demo_file(models_dir: Path) -> Path:
     return models_dir / demo_package().MODEL_NAME
 
 
+def shared_demo_file(shared_dir: Path | None) -> Path | None:
+    """The demo GGUF an installed program ships read-only in ``shared_dir`` (used in place: no per-user
+    copy), if there is one."""
+    if shared_dir is None:
+        return None
+    path = shared_dir / demo_package().MODEL_NAME
+    return path if path.is_file() else None
+
+
+def check_shared_demo(pkg: Any, path: Path, progress: ProgressFn | None = None) -> None:
+    """Hash the shipped demo GGUF once (the registry then remembers its fingerprint); a damaged one is an
+    error to reinstall, not something to repair: the user cannot write there."""
+    sha = sha256_file(path, progress)
+    if sha != pkg.EXPECTED_SHA256:
+        raise ModelError(
+            f"the demo model installed at {path} has sha256 {sha[:12]}…, expected {pkg.EXPECTED_SHA256[:12]}…: "
+            "the installation is damaged; ask your administrator to reinstall Asclepius Desk"
+        )
+
+
 def demo_sha256() -> str:
     """The demo GGUF's sha256 as its package states it; "" when the package is not installed."""
     try:

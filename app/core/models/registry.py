@@ -28,11 +28,13 @@ from app.core.hashing import ProgressFn, sha256_file
 from app.core.models.demo import (
     DEMO_NAME,
     DEMO_STYLE,
+    check_shared_demo,
     demo_file,
     demo_lock,
     demo_package,
     demo_sha256,
     ensure_demo_file,
+    shared_demo_file,
 )
 from app.core.models.entries import (
     MISSING,
@@ -143,7 +145,8 @@ class Registry:
 
     # -- the embedded demo model ------------------------------------------------------------------
     def demo_path(self) -> Path:
-        return demo_file(self.paths.models_dir)
+        """The demo GGUF the installed program ships for all users, else this user's joined copy."""
+        return shared_demo_file(self.paths.shared_models_dir) or demo_file(self.paths.models_dir)
 
     def is_builtin(self, info: ModelInfo) -> bool:
         """The entry of the embedded demo model's own file (a copy elsewhere is an ordinary entry)."""
@@ -160,13 +163,30 @@ class Registry:
         entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
         if entry:
             return self._info(entry)
-        with demo_lock(target):
+        # The lock lives in this user's models directory: a shared demo's directory is read-only.
+        with demo_lock(demo_file(self.paths.models_dir)):
             self._entries = self._load()  # the winner may have registered it meanwhile
             entry = self._demo_entry(target, pkg.EXPECTED_SHA256)
             if entry:
                 return self._info(entry)
-            ensure_demo_file(pkg, target, progress, cancel)
+            if target == demo_file(self.paths.models_dir):
+                ensure_demo_file(pkg, target, progress, cancel)
+            else:
+                check_shared_demo(pkg, target, progress)
+                self._drop_replaced_shared_demos(target)
             return self._register(target, pkg.EXPECTED_SHA256, name=DEMO_NAME, style=DEMO_STYLE, demo=True)
+
+    def _drop_replaced_shared_demos(self, current: Path) -> None:
+        """Forget the demo an earlier installed version shipped (an upgrade removed its version directory), so
+        the Models list does not gain one missing demo per upgrade. Saved by the registration that follows."""
+        stale = [
+            key
+            for key, e in self._entries.items()
+            if e["is_demo"] and key != entry_key(current) and Path(key).parent.parts[-2:] == ("share", "models")
+            and file_status(e) == MISSING
+        ]  # fmt: skip
+        for key in stale:
+            del self._entries[key]
 
     def _demo_entry(self, target: Path, sha: str) -> dict[str, Any] | None:
         """The demo's entry if its file is there, registered with the package's sha256 and unchanged."""
