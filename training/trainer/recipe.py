@@ -9,9 +9,10 @@ of range, cross-field conflicts).
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,9 @@ Precision = Literal["auto", "bf16", "fp32"]
 SaveDtype = Literal["float32", "bfloat16"]
 Attention = Literal["auto", "sdpa", "eager", "flash_attention_2", "asclepius_packed_sdpa"]
 StripText = Literal["newlines", "whitespace"]
+Adapter = Literal["none", "lora", "qlora"]
+QuantType = Literal["nf4", "fp4"]
+ComputeDtype = Literal["bfloat16", "float16", "float32"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -39,6 +43,51 @@ space after ``[Instruction End]``, the ``llama3_mistral`` branch with it."""
 
 class RecipeError(ValueError):
     """A recipe file or override is invalid; the message lists every problem."""
+
+
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Every linear layer of a LLaMA/Mistral decoder layer: the QLoRA paper found adapters on all of them needed
+to match full fine-tuning (attention-only adapters fell short)."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters: the recipe's nested ``lora:`` section (``--set lora.r=16``); used when ``adapter`` is
+    ``lora`` or ``qlora``. Defaults: the QLoRA paper's for 7B-13B models (r 64, alpha 16, dropout 0.1)."""
+
+    r: int = 64
+    """Rank of each adapter pair (A: r x in, B: out x r); trainable parameters grow linearly with it."""
+    alpha: float = 16.0
+    """Scale numerator: the adapter's update is multiplied by alpha / r."""
+    dropout: float = 0.1
+    """Dropout on the adapter's input (0 disables it)."""
+    target_modules: tuple[str, ...] = LLAMA_PROJECTIONS
+    """Names of the linear layers that get an adapter (default: every projection of the decoder layers)."""
+    quant_type: QuantType = "nf4"
+    """``qlora`` only: 4-bit data type of the frozen base weights (bitsandbytes; NormalFloat4 in the paper)."""
+    double_quant: bool = True
+    """``qlora`` only: quantize the per-block scales too (about 0.37 bits less per parameter)."""
+    compute_dtype: ComputeDtype = "bfloat16"
+    """``qlora`` only: dtype the 4-bit weights are dequantized to for each matmul."""
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.r <= 0:
+            p.append("lora.r must be > 0")
+        if not self.alpha > 0:
+            p.append("lora.alpha must be > 0")
+        if not 0 <= self.dropout < 1:
+            p.append("lora.dropout must be in [0, 1)")
+        if not self.target_modules:
+            p.append("lora.target_modules must name at least one module")
+        return p
+
+
+QLORA_ONLY = ("quant_type", "double_quant", "compute_dtype")
+"""``LoraSettings`` fields that only a 4-bit base uses."""
+
+NESTED: dict[str, type] = {"lora": LoraSettings}
+"""Recipe fields that are sections of their own: a YAML mapping, overridden field by field as ``section.field``."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +154,11 @@ class Recipe:
     """Resumable checkpoints kept (oldest deleted)."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: run all epochs); the schedule spans the shorter of the two."""
+    adapter: Adapter = "none"
+    """``none``: full fine-tuning; ``lora``: train low-rank adapters on a frozen base (PEFT); ``qlora``: the same
+    on a 4-bit base (bitsandbytes, CUDA only). The output has the adapter and the merged checkpoint."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """Adapter settings (``LoraSettings``); only read when ``adapter`` is not ``none``."""
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -154,6 +208,18 @@ class Recipe:
             p.append("packing applies to sft only (pretraining blocks are always full)")
         elif self.strip_text != "newlines":
             p.append("strip_text applies to sft only (pretraining documents are used as they are)")
+        return p + self._adapter_problems()
+
+    def _adapter_problems(self) -> list[str]:
+        """Settings that would silently do nothing are refused: ``lora.*`` without an adapter, the 4-bit
+        ones without ``qlora``."""
+        default = LoraSettings()
+        changed = [f.name for f in fields(LoraSettings) if getattr(self.lora, f.name) != getattr(default, f.name)]
+        if self.adapter == "none":
+            return [f"lora.{n} is set but adapter is none (set adapter to lora or qlora)" for n in changed]
+        p = self.lora.problems()
+        if self.adapter == "lora":
+            p += [f"lora.{n} applies to adapter qlora only" for n in changed if n in QLORA_ONLY]
         return p
 
     def grad_accum(self, world_size: int) -> int:
@@ -168,24 +234,29 @@ class Recipe:
 
     def with_overrides(self, overrides: dict[str, Any]) -> Recipe:
         """A copy with ``field=value`` overrides (strings from ``--set`` are parsed as YAML scalars)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
+        unknown = sorted(k for k in overrides if not _known_field(k))
         if unknown:
-            raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        typed = {k: _coerce_float(v) if _is_float_field(k) else v for k, v in overrides.items()}
-        return dataclasses.replace(self, **typed)
+            known = ", ".join(sorted(f.name for f in fields(self)))
+            raise RecipeError(f"unknown recipe field(s): {', '.join(unknown)} (known: {known})")
+        current = {k: v for k, v in self.to_dict().items() if k in NESTED}
+        return dataclasses.replace(self, **_typed(_merge_overrides(current, overrides)))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON types (sections as mappings, tuples as lists): what ``recipe.json`` and manifests hold."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def _type_problems(recipe: Recipe) -> list[str]:
-    hints = typing.get_type_hints(Recipe)
+def _type_problems(obj: Any, prefix: str = "") -> list[str]:
+    hints = typing.get_type_hints(type(obj))
     problems = []
-    for f in fields(recipe):
-        value = getattr(recipe, f.name)
-        if not _matches(value, hints[f.name]):
-            problems.append(f"{f.name}: expected {_describe(hints[f.name])}, got {type(value).__name__} {value!r}")
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(hints[f.name]) and isinstance(value, hints[f.name]):
+            problems += _type_problems(value, f"{prefix}{f.name}.")
+        elif not _matches(value, hints[f.name]):
+            problems.append(
+                f"{prefix}{f.name}: expected {_describe(hints[f.name])}, got {type(value).__name__} {value!r}"
+            )
     return problems
 
 
@@ -201,7 +272,9 @@ def _matches(value: Any, tp: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_matches(v, typing.get_args(tp)[0]) for v in value)
+    return isinstance(value, origin or tp)
 
 
 def _describe(tp: Any) -> str:
@@ -210,6 +283,8 @@ def _describe(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
     return "null" if tp is type(None) else tp.__name__
 
 
@@ -239,22 +314,60 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raise RecipeError(f"recipe {p} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {p} must be a mapping of field: value")
-    data = {**data, **(overrides or {})}
-    known = {f.name for f in fields(Recipe)}
-    problems = [f"unknown field {k!r}" for k in sorted(set(data) - known)]
-    missing = [f.name for f in fields(Recipe) if f.default is dataclasses.MISSING and f.name not in data]
-    problems += [f"missing required field {k!r}" for k in missing]
+    data = _merge_overrides(data, overrides or {})
+    problems = [f"unknown field {k!r}" for k in sorted(_unknown_fields(data))]
+    required = [
+        f.name for f in fields(Recipe) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    problems += [f"missing required field {k!r}" for k in required if k not in data]
     if problems:
         raise RecipeError(f"recipe {p}: " + "; ".join(problems))
-    data = {k: _coerce_float(v) if _is_float_field(k) else v for k, v in data.items()}
     try:
-        return Recipe(**data)
+        return Recipe(**_typed(data))
     except RecipeError as exc:
         raise RecipeError(f"{p}: {exc}") from None
 
 
-def _is_float_field(name: str) -> bool:
-    return typing.get_type_hints(Recipe)[name] is float
+def _merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``section.field`` overrides go into the section's mapping; plain fields replace."""
+    out = dict(data)
+    for key, value in overrides.items():
+        section, dot, sub = key.partition(".")
+        if dot:
+            base = out.get(section)
+            out[section] = {**(base if isinstance(base, dict) else {}), sub: value}
+        else:
+            out[key] = value
+    return out
+
+
+def _known_field(key: str) -> bool:
+    section, dot, sub = key.partition(".")
+    if dot:
+        return section in NESTED and sub in {f.name for f in fields(NESTED[section])}
+    return key in {f.name for f in fields(Recipe)}
+
+
+def _unknown_fields(data: dict[str, Any]) -> list[str]:
+    out = [k for k in data if not _known_field(k)]
+    for section, cls in NESTED.items():
+        if isinstance(data.get(section), dict):
+            out += [f"{section}.{k}" for k in data[section] if k not in {f.name for f in fields(cls)}]
+    return out
+
+
+def _typed(data: dict[str, Any]) -> dict[str, Any]:
+    """YAML values as the dataclasses take them: float fields from strings, sections built, lists as tuples."""
+    out = {k: _coerce_float(v) if _is_float_field(Recipe, k) else v for k, v in data.items()}
+    for section, cls in NESTED.items():
+        if isinstance(out.get(section), dict):
+            sub = {k: tuple(v) if isinstance(v, list) else v for k, v in out[section].items()}
+            out[section] = cls(**{k: _coerce_float(v) if _is_float_field(cls, k) else v for k, v in sub.items()})
+    return out
+
+
+def _is_float_field(cls: type, name: str) -> bool:
+    return typing.get_type_hints(cls).get(name) is float
 
 
 def _coerce_float(value: Any) -> Any:
