@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,11 +23,14 @@ import pytest
 from tests.training.train_fixtures import (
     ROOT,
     SFT_ROWS,
+    kill_at_first_checkpoint,
     load_weights,
     run_trainer,
     tiny_model,
-    trainer_cmd,
     write_jsonl,
+)
+from tests.training.train_fixtures import (
+    expect_ok as _ok,
 )
 
 # Several trainer processes per test; on a loaded 2-core machine one test can pass the default 300 s.
@@ -41,11 +43,6 @@ QUICK = ["--set", "gradient_checkpointing=false", "--set", "logging_steps=1"]
 @pytest.fixture(scope="module")
 def llama1(tmp_path_factory):
     return tiny_model(tmp_path_factory, "llama1")
-
-
-def _ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}"
-    return r
 
 
 def test_overfit_sft_then_gguf_answers_through_asclepius_ask(llama1, tmp_path):
@@ -148,22 +145,7 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     args += ["--set", "logging_steps=2"]
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        trainer_cmd(*args, "--out", str(out)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "saved checkpoint" in line:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    kill_at_first_checkpoint(*args, "--out", str(out), env=ENV)
     assert not (out / "model").exists()  # killed mid-run: no final model
     assert (out / "checkpoints" / "step-0000003").is_dir()
 

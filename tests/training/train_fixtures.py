@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,32 @@ def run_trainer(*args: str, app: bool = False, env: dict | None = None, timeout:
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
+
+
+def expect_ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """``r`` if it exited 0, else a failure showing the ends of its output."""
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}"
+    return r
+
+
+def kill_at_first_checkpoint(*args: str, env: dict | None = None) -> None:
+    """Run the trainer and SIGKILL it as soon as it reports its first checkpoint (asserting that it died so)."""
+    proc = subprocess.Popen(
+        trainer_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    seen = []
+    for line in proc.stdout or ():
+        seen.append(line)
+        if "saved checkpoint" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
 
 
 def load_weights(model_dir: Path) -> dict:
