@@ -25,6 +25,7 @@ from tests.training.train_fixtures import (
     expect_ok,
     kill_at_first_checkpoint,
     load_weights,
+    run_torchrun,
     run_trainer,
     tiny_model,
     write_jsonl,
@@ -108,6 +109,27 @@ def test_merged_logits_equal_the_unmerged_adapter(llama1, lora_run):
         merged = AutoModelForCausalLM.from_pretrained(out / "model", dtype=torch.float32).eval()(input_ids=ids).logits
     assert float((unmerged - plain).abs().max()) > 1e-2  # the adapter changes what the model computes
     assert float((merged - unmerged).abs().max()) <= 1e-5
+
+
+def test_two_processes_equal_one_for_lora(llama1, tmp_path):
+    """As test_train_run's full fine-tuning check (DDP over gloo): the adapter of 2 processes with half the
+    accumulation equals the adapter of one. Dropout off: each process draws its own masks. The tolerance is
+    the full fine-tuning test's relative to the step size, lr x 1e-3 (there 1e-6 at lr 1e-3, here 1e-5 at
+    lr 1e-2): AdamW divides each step by the gradient's running RMS, so fp32 rounding of the cross-rank sum
+    shows up in proportion to lr, while a wrong data split or token weighting moves adapters by ~lr."""
+    data = write_jsonl(tmp_path / "sft.jsonl", SFT_ROWS * 2)
+    common = ["sft", "asclepius-7b-sft", "--model", str(llama1), "--data", str(data), "--max-steps", "4", *LORA]
+    common += ["--set", "global_batch_size=8", "--set", "learning_rate=1e-2", "--set", "lora.dropout=0.0"]
+    one = expect_ok(run_trainer(*common, "--out", str(tmp_path / "one"), env=ENV))
+    two = expect_ok(run_torchrun(*common, "--out", str(tmp_path / "two"), env=ENV))
+    assert "world 1 x accumulation 4" in one.stdout and "world 2 x accumulation 2" in two.stdout
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float(a[k].abs().max()) for k in a if "lora_B" in k) > 1e-3  # B starts at zero: it trained
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
 
 
 def test_killed_lora_run_resumes_to_the_same_adapter(llama1, tmp_path):

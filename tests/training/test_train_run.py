@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -25,6 +24,7 @@ from tests.training.train_fixtures import (
     SFT_ROWS,
     kill_at_first_checkpoint,
     load_weights,
+    run_torchrun,
     run_trainer,
     tiny_model,
     write_jsonl,
@@ -94,12 +94,6 @@ def test_overfit_sft_then_gguf_answers_through_asclepius_ask(llama1, tmp_path):
         assert "-- stop:" in ask.stderr  # ended at EOS, as trained (answer + EOS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_equal_one_process_with_double_accumulation(llama1, tmp_path):
     """DDP over gloo on CPU (accelerate refuses FSDP without an accelerator device: the FSDP configs are
     for GPUs). Rows have different answer lengths, so a per-micro-batch mean would weigh tokens unequally
@@ -111,18 +105,7 @@ def test_two_processes_equal_one_process_with_double_accumulation(llama1, tmp_pa
     common += ["--set", "global_batch_size=8", "--set", "epochs=10", "--set", "learning_rate=1e-3"]
     # The 1-process side also recomputes activations (gradient checkpointing): that must not change the result.
     one = _ok(run_trainer(*common, "--set", "gradient_checkpointing=true", "--out", str(tmp_path / "one"), env=ENV))
-    port = str(_free_port())
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
-    torchrun += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "training.trainer"]
-    two = subprocess.run(
-        [*torchrun, *common, "--out", str(tmp_path / "two")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
-    )
-    _ok(two)
+    two = _ok(run_torchrun(*common, "--out", str(tmp_path / "two"), env=ENV))
     assert "world 1 x accumulation 4" in one.stdout and "world 2 x accumulation 2" in two.stdout
     a, b = load_weights(tmp_path / "one" / "model"), load_weights(tmp_path / "two" / "model")
     base = load_weights(llama1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,23 @@ def run_trainer(*args: str, app: bool = False, env: dict | None = None, timeout:
         text=True,
         timeout=timeout,
         cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def run_torchrun(*args: str, nproc: int = 2, env: dict | None = None, timeout: int = 600):
+    """``python -m training.trainer ARGS`` under torchrun with ``nproc`` CPU processes (gloo) on a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc)]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "training.trainer"]
+    return subprocess.run(
+        [*torchrun, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
