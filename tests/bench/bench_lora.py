@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tests.bench.bench_train import MAX_LENGTH, build, rss_mb  # noqa: E402
 
 
-def run_side(model_dir: Path, data: Path, side: str, r: int) -> dict:
+def run_side(model_dir: Path, data: Path, side: str, r: int, dropout: float) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -45,7 +45,7 @@ def run_side(model_dir: Path, data: Path, side: str, r: int) -> dict:
     base_rss = rss_mb()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if side == "lora":
-        model = with_lora(model, LoraSettings(r=r, alpha=2.0 * r, dropout=0.05))
+        model = with_lora(model, LoraSettings(r=r, alpha=2.0 * r, dropout=dropout))
     trainable, total = parameter_counts(model)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
@@ -82,12 +82,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--examples", type=int, default=60)
     ap.add_argument("--r", type=int, default=16, help="adapter rank")
+    ap.add_argument(
+        "--dropout", type=float, default=0.05, help="adapter dropout (each adapter keeps its dropped input)"
+    )
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side:
         work = Path(args.work)
-        print(json.dumps(run_side(work / "model", work / "sft.jsonl", args.side, args.r)))
+        print(json.dumps(run_side(work / "model", work / "sft.jsonl", args.side, args.r, args.dropout)))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-lora-"))
     build(work, args.examples)
@@ -96,6 +99,7 @@ def main() -> None:
     for rep in range(args.repeats):
         for side in ("lora", "full") if rep % 2 == 0 else ("full", "lora"):
             cmd = [sys.executable, __file__, "--side", side, "--work", str(work), "--r", str(args.r)]
+            cmd += ["--dropout", str(args.dropout)]
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[side].append(res)
@@ -110,7 +114,7 @@ def main() -> None:
     full = first["full"]
     print(
         f"\nthreads {env['OMP_NUM_THREADS']}; {full['micro_batches']} micro-batches of 2, {full['real_tokens']} "
-        f"tokens per side and repeat; LoRA r {args.r} on every projection"
+        f"tokens per side and repeat; LoRA r {args.r}, dropout {args.dropout} on every projection"
     )
     for s in ("lora", "full"):
         f = first[s]
