@@ -16,19 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_train import MAX_LENGTH, build, rss_mb  # noqa: E402
+from tests.bench.bench_train import MAX_LENGTH, build, padded_batches, rss_mb, train_steps  # noqa: E402
 
 
 def run_side(model_dir: Path, data: Path, side: str, r: int, dropout: float) -> dict:
@@ -36,7 +34,7 @@ def run_side(model_dir: Path, data: Path, side: str, r: int, dropout: float) -> 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from training.trainer.adapters import parameter_counts, with_lora
-    from training.trainer.data import build_sft, collate
+    from training.trainer.data import build_sft
     from training.trainer.recipe import LoraSettings
 
     torch.manual_seed(0)
@@ -49,20 +47,8 @@ def run_side(model_dir: Path, data: Path, side: str, r: int, dropout: float) -> 
     trainable, total = parameter_counts(model)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
-    order = list(range(len(examples)))
-    random.Random(0).shuffle(order)
-    batches = [[examples[j] for j in order[i : i + 2]] for i in range(0, len(order), 2)]
-    real = 0
-    t0, c0 = time.perf_counter(), time.process_time()
-    for batch in batches:
-        b = collate(batch, pad_id=0)
-        real += b.pop("real_tokens")
-        n = int((b["labels"][:, 1:] != -100).sum())
-        model(**b, use_cache=False, num_items_in_batch=n).loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    batches = padded_batches(examples)
+    real, _, seconds, cpu_seconds = train_steps(model, opt, batches)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "side": side,
