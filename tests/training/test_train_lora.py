@@ -71,13 +71,13 @@ def test_only_the_adapter_trains_and_is_saved(llama1, lora_run):
     manifest = json.loads((out / "model" / "asclepius-train-manifest.json").read_text())
     assert manifest["parameters"] == {"trainable": expected, "total": shape.params + expected}
     assert manifest["recipe"]["adapter"] == "lora" and manifest["recipe"]["lora"]["r"] == 4
-    assert json.loads((out / "adapter" / "asclepius-train-manifest.json").read_text())["steps"] == 8
+    assert json.loads((out / "model" / "adapter" / "asclepius-train-manifest.json").read_text())["steps"] == 8
 
     from safetensors.torch import load_file
 
-    adapter = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    adapter = load_file(str(out / "model" / "adapter" / "adapter_model.safetensors"))
     assert sum(v.numel() for v in adapter.values()) == expected
-    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 4
+    assert json.loads((out / "model" / "adapter" / "adapter_config.json").read_text())["r"] == 4
     # The resumable checkpoint holds the adapter only, and the optimizer state covers only it.
     ckpt = out / "checkpoints" / "step-0000004"
     saved = load_file(str(ckpt / "model.safetensors"))
@@ -104,7 +104,7 @@ def test_merged_logits_equal_the_unmerged_adapter(llama1, lora_run):
     with torch.no_grad():
         base = AutoModelForCausalLM.from_pretrained(llama1, dtype=torch.float32).eval()
         plain = base(input_ids=ids).logits
-        peft_model = PeftModel.from_pretrained(base, str(out / "adapter")).eval()
+        peft_model = PeftModel.from_pretrained(base, str(out / "model" / "adapter")).eval()
         unmerged = peft_model(input_ids=ids).logits
         merged = AutoModelForCausalLM.from_pretrained(out / "model", dtype=torch.float32).eval()(input_ids=ids).logits
     assert float((unmerged - plain).abs().max()) > 1e-2  # the adapter changes what the model computes
@@ -126,8 +126,8 @@ def test_two_processes_equal_one_for_lora(llama1, tmp_path):
     assert "world 1 x accumulation 4" in one.stdout and "world 2 x accumulation 2" in two.stdout
     from safetensors.torch import load_file
 
-    a = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
-    b = load_file(str(tmp_path / "two" / "adapter" / "adapter_model.safetensors"))
+    a = load_file(str(tmp_path / "one" / "model" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "model" / "adapter" / "adapter_model.safetensors"))
     assert a.keys() == b.keys()
     assert max(float(a[k].abs().max()) for k in a if "lora_B" in k) > 1e-3  # B starts at zero: it trained
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
@@ -143,12 +143,12 @@ def test_killed_lora_run_resumes_to_the_same_adapter(llama1, tmp_path):
 
     out = tmp_path / "killed"
     kill_at_first_checkpoint(*args, "--out", str(out), env=ENV)
-    assert not (out / "adapter").exists() and (out / "checkpoints" / "step-0000003").is_dir()
+    assert not (out / "model").exists() and (out / "checkpoints" / "step-0000003").is_dir()
 
     resumed = expect_ok(run_trainer(*args, "--out", str(out), env=ENV))
     assert "resumed from" in resumed.stdout + resumed.stderr
-    a = load_file(str(tmp_path / "straight" / "adapter" / "adapter_model.safetensors"))
-    b = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    a = load_file(str(tmp_path / "straight" / "model" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(out / "model" / "adapter" / "adapter_model.safetensors"))
     import torch
 
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit
@@ -167,7 +167,7 @@ def test_convert_with_adapter_equals_converting_the_merged_model(llama1, lora_ru
         return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
     expect_ok(convert(str(out / "model"), "-o", str(tmp_path / "merged.gguf")))
-    expect_ok(convert("--adapter", str(out / "adapter"), str(llama1), "-o", str(tmp_path / "adapter.gguf")))
+    expect_ok(convert("--adapter", str(out / "model" / "adapter"), str(llama1), "-o", str(tmp_path / "adapter.gguf")))
     a, b = GGUFReader(str(tmp_path / "merged.gguf")), GGUFReader(str(tmp_path / "adapter.gguf"))
     assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
     assert all((x.data == y.data).all() for x, y in zip(a.tensors, b.tensors, strict=True))

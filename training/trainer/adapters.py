@@ -8,11 +8,13 @@ are added to the recipe's ``lora.target_modules``; only they are trained, and th
   state dict to the trainable tensors (and check, on loading, that it is exactly them), while the optimizer,
   scheduler, RNG and counters are saved as for full fine-tuning. Under FSDP/DeepSpeed accelerate writes the
   model its own way (sharded), and the hooks stay out of it.
-* The run's output is the adapter (``adapter/``: ``adapter_config.json``, ``adapter_model.safetensors``) and
-  the merged checkpoint (``model/``): the base reloaded in fp32 on the CPU plus the adapter, merged by
-  ``quantize.adapter`` (the one merge, also used by ``quantize convert --adapter``). For QLoRA the merge uses
-  the full-precision base, not its 4-bit copy: the adapter learned a correction to the quantized weights,
-  and merging into the original is what the QLoRA authors release and what conversion needs.
+* The run's output is the merged checkpoint (``model/``) with the adapter in ``model/adapter/``
+  (``adapter_config.json``, ``adapter_model.safetensors``; a subfolder, because transformers would load a
+  folder holding ``adapter_config.json`` as an adapter). The merge reloads the base in fp32 on the CPU and
+  folds the adapter in through ``quantize.adapter`` (the one merge, also behind ``quantize convert
+  --adapter``). For QLoRA it uses the full-precision base, not its 4-bit copy: GGUF conversion needs float
+  weights, and the adapter's correction was learned on the dequantized ones, so the merged model differs from
+  the trained one by the base's quantization error.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from training.trainer.recipe import LoraSettings, Recipe
 
 ADAPTER_DIR = "adapter"
-"""Where the adapter goes in ``--out`` (beside ``model/``, the merged checkpoint)."""
+"""The adapter's subfolder in each checkpoint folder the run writes (``model/adapter``)."""
 PEFT_MESSAGE = "pip install 'asclepius-desk[train]' (or: pip install peft)"
 
 NF4_BITS = 4

@@ -1,5 +1,5 @@
 """The run's output: a merged full-precision HF checkpoint (safetensors, config, tokenizer) and a manifest;
-for an adapter run also the adapter (``adapter/``), with the same manifest.
+for an adapter run also the adapter (in its ``adapter/`` subfolder), with the same manifest.
 
 ``accelerate.get_state_dict`` gathers the full state dict from FSDP shards or ZeRO-3 partitions on the
 main process, so the output is an ordinary ``from_pretrained`` directory whatever the launch was. The
@@ -76,10 +76,11 @@ def save_final(
         return None
     unwrapped = acc.unwrap_model(model)
     if recipe.adapter != "none":
-        # The adapter beside the merged model; the merge reloads the base (see training.trainer.adapters).
+        # The adapter in the checkpoint's own folder (a run may write several: the final one, the best one);
+        # the merge reloads the base (see training.trainer.adapters).
         from training.trainer import adapters
 
-        adapter_dir = adapters.save_adapter(unwrapped, full, out.parent / adapters.ADAPTER_DIR)
+        adapter_dir = adapters.save_adapter(unwrapped, full, out / adapters.ADAPTER_DIR)
         write_manifest(adapter_dir, recipe, state, extra, seconds)
         unwrapped = adapters.merged_model(tokenizer_src, adapter_dir)
         full = unwrapped.state_dict()
