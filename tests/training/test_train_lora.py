@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -23,7 +24,7 @@ from tests.training.train_fixtures import (
     ROOT,
     SFT_ROWS,
     expect_ok,
-    kill_at_first_checkpoint,
+    kill_after_first_checkpoint,
     load_weights,
     run_torchrun,
     run_trainer,
@@ -142,7 +143,8 @@ def test_killed_lora_run_resumes_to_the_same_adapter(llama1, tmp_path):
     expect_ok(run_trainer(*args, "--out", str(tmp_path / "straight"), env=ENV))
 
     out = tmp_path / "killed"
-    kill_at_first_checkpoint(*args, "--out", str(out), env=ENV)
+    returncode, seen = kill_after_first_checkpoint(*args, "--out", str(out), env=ENV)
+    assert returncode == -signal.SIGKILL, "".join(seen)[-3000:]
     assert not (out / "model").exists() and (out / "checkpoints" / "step-0000003").is_dir()
 
     resumed = expect_ok(run_trainer(*args, "--out", str(out), env=ENV))

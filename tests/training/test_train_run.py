@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 
@@ -22,15 +24,11 @@ import pytest
 from tests.training.train_fixtures import (
     ROOT,
     SFT_ROWS,
-    kill_at_first_checkpoint,
+    kill_after_first_checkpoint,
     load_weights,
-    run_torchrun,
     run_trainer,
     tiny_model,
     write_jsonl,
-)
-from tests.training.train_fixtures import (
-    expect_ok as _ok,
 )
 
 # Several trainer processes per test; on a loaded 2-core machine one test can pass the default 300 s.
@@ -43,6 +41,11 @@ QUICK = ["--set", "gradient_checkpointing=false", "--set", "logging_steps=1"]
 @pytest.fixture(scope="module")
 def llama1(tmp_path_factory):
     return tiny_model(tmp_path_factory, "llama1")
+
+
+def _ok(r):
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}"
+    return r
 
 
 def test_overfit_sft_then_gguf_answers_through_asclepius_ask(llama1, tmp_path):
@@ -94,6 +97,12 @@ def test_overfit_sft_then_gguf_answers_through_asclepius_ask(llama1, tmp_path):
         assert "-- stop:" in ask.stderr  # ended at EOS, as trained (answer + EOS)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_processes_equal_one_process_with_double_accumulation(llama1, tmp_path):
     """DDP over gloo on CPU (accelerate refuses FSDP without an accelerator device: the FSDP configs are
     for GPUs). Rows have different answer lengths, so a per-micro-batch mean would weigh tokens unequally
@@ -105,7 +114,18 @@ def test_two_processes_equal_one_process_with_double_accumulation(llama1, tmp_pa
     common += ["--set", "global_batch_size=8", "--set", "epochs=10", "--set", "learning_rate=1e-3"]
     # The 1-process side also recomputes activations (gradient checkpointing): that must not change the result.
     one = _ok(run_trainer(*common, "--set", "gradient_checkpointing=true", "--out", str(tmp_path / "one"), env=ENV))
-    two = _ok(run_torchrun(*common, "--out", str(tmp_path / "two"), env=ENV))
+    port = str(_free_port())
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "training.trainer"]
+    two = subprocess.run(
+        [*torchrun, *common, "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, **ENV, "PYTHONPATH": str(ROOT)},
+    )
+    _ok(two)
     assert "world 1 x accumulation 4" in one.stdout and "world 2 x accumulation 2" in two.stdout
     a, b = load_weights(tmp_path / "one" / "model"), load_weights(tmp_path / "two" / "model")
     base = load_weights(llama1)
@@ -128,7 +148,8 @@ def test_killed_run_resumes_to_the_same_weights(llama1, tmp_path, shared_data):
     args += ["--set", "logging_steps=2"]
 
     out = tmp_path / "killed"
-    kill_at_first_checkpoint(*args, "--out", str(out), env=ENV)
+    returncode, seen = kill_after_first_checkpoint(*args, "--out", str(out), env=ENV)
+    assert returncode == -signal.SIGKILL, "".join(seen)[-3000:]
     assert not (out / "model").exists()  # killed mid-run: no final model
     assert (out / "checkpoints" / "step-0000003").is_dir()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +75,39 @@ def run_trainer(*args: str, app: bool = False, env: dict | None = None, timeout:
     )
 
 
+def kill_after_first_checkpoint(*args: str, env: dict | None = None) -> tuple[int, list[str]]:
+    """Run the trainer and SIGKILL it as soon as it reports a saved checkpoint: (exit status, lines seen)."""
+    import signal
+
+    proc = subprocess.Popen(
+        trainer_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+    )
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if "saved checkpoint" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    return proc.returncode, seen
+
+
+def load_weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
 def run_torchrun(*args: str, nproc: int = 2, env: dict | None = None, timeout: int = 600):
     """``python -m training.trainer ARGS`` under torchrun with ``nproc`` CPU processes (gloo) on a free port."""
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
@@ -98,29 +127,3 @@ def expect_ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     """``r`` if it exited 0, else a failure showing the ends of its output."""
     assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}"
     return r
-
-
-def kill_at_first_checkpoint(*args: str, env: dict | None = None) -> None:
-    """Run the trainer and SIGKILL it as soon as it reports its first checkpoint (asserting that it died so)."""
-    proc = subprocess.Popen(
-        trainer_cmd(*args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )
-    seen = []
-    for line in proc.stdout or ():
-        seen.append(line)
-        if "saved checkpoint" in line:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
-
-
-def load_weights(model_dir: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(model_dir / "model.safetensors"))
