@@ -122,17 +122,42 @@ VERIFY_NEEDS = (*TORCH_NEEDS, "transformers", "llama_cpp")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    ckpt = Path(args.checkpoint)
+    named = Path(args.adapter) if args.adapter else ckpt  # a merge is named after its adapter
+    out = Path(args.output) if args.output else named.parent / f"{named.name}-{args.outtype}.gguf"
+    _clean_partials([out.parent])
+    if not args.adapter:
+        return _convert(args, ckpt, out, args.name)
+    import shutil
+    import tempfile
+
+    from quantize.adapter import check_adapter_dir, write_merged
+    from quantize.checkpoint import checkpoint_files
+    from quantize.gguf_io import output_dir
+
+    check_adapter_dir(named)
+    checkpoint_files(ckpt)
+    if out.exists() and not args.force:  # before the merge, which takes minutes for a 7B base
+        raise QuantizeUsageError(f"{out} already exists; pass --force to replace it")
+    # Beside the output (a merged 7B is 13-27 GB; /tmp may be small), removed whatever happens.
+    merge_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.merge-", dir=output_dir(out.parent)))
+    try:
+        print(f"merging {named} into {ckpt} (in {merge_dir})", file=sys.stderr)
+        write_merged(ckpt, named, merge_dir)
+        return _convert(args, merge_dir, out, args.name or named.name)
+    finally:
+        shutil.rmtree(merge_dir, ignore_errors=True)
+
+
+def _convert(args: argparse.Namespace, ckpt: Path, out: Path, name: str | None) -> int:
     from quantize.convert import ConvertOptions, convert_checkpoint
 
-    ckpt = Path(args.checkpoint)
-    out = Path(args.output) if args.output else ckpt.parent / f"{ckpt.name}-{args.outtype}.gguf"
-    _clean_partials([out.parent])
     bar = _Progress("convert", args.quiet)
     opts = ConvertOptions(
         ckpt,
         out,
         out_type=args.outtype,
-        name=args.name,
+        name=name,
         prompt_style=args.prompt_style,
         base_model=args.base_model,
         license=args.license,
@@ -353,7 +378,13 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="quantize_command", metavar="COMMAND", required=True)
 
     c = sub.add_parser("convert", help="HF checkpoint directory -> F32/F16/BF16 GGUF (streamed)")
-    c.add_argument("checkpoint", help="directory with config.json, tokenizer and weights")
+    c.add_argument("checkpoint", help="directory with config.json, tokenizer and weights (with --adapter: the base)")
+    c.add_argument(
+        "--adapter",
+        metavar="ADAPTER_DIR",
+        help="a LoRA adapter (adapter_config.json + weights) to merge into the checkpoint before converting "
+        "(needs peft and RAM for the base in fp32)",
+    )
     c.add_argument("-o", "--output", help="output .gguf (default: <checkpoint>-<outtype>.gguf beside it)")
     c.add_argument(
         "--outtype", choices=OUT_TYPES, default="auto", help="auto: F16 for fp32/fp16 sources, BF16 for bf16 sources"

@@ -72,7 +72,7 @@ def run_side(model_dir: Path, data: Path, side: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from training.trainer.attention import register
-    from training.trainer.data import build_sft, collate, pack_examples
+    from training.trainer.data import build_sft, pack_examples
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -93,22 +93,8 @@ def run_side(model_dir: Path, data: Path, side: str) -> dict:
         rows = pack_examples(examples, MAX_LENGTH)
         batches = [rows[i : i + 1] for i in range(len(rows))]
     else:
-        order = list(range(len(examples)))
-        random.Random(0).shuffle(order)
-        batches = [[examples[j] for j in order[i : i + 2]] for i in range(0, len(order), 2)]
-    real = padded = 0
-    t0, c0 = time.perf_counter(), time.process_time()
-    for batch in batches:
-        b = collate(batch, pad_id=0)
-        real += b.pop("real_tokens")
-        padded += b["input_ids"].numel()
-        n = int((b["labels"][:, 1:] != -100).sum())
-        out = model(**b, use_cache=False, num_items_in_batch=n)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+        batches = padded_batches(examples)
+    real, padded, seconds, cpu_seconds = train_steps(model, opt, batches)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "side": side,
@@ -129,6 +115,34 @@ def run_side(model_dir: Path, data: Path, side: str) -> dict:
         "max_batch": max(([len(b), max(len(x["input_ids"]) for x in b)] for b in batches), key=lambda x: x[0] * x[1]),
         "params": sum(p.numel() for p in model.parameters()),
     }
+
+
+def padded_batches(examples: list[dict], size: int = 2) -> list[list[dict]]:
+    """The examples in a seeded random order, ``size`` per micro-batch (padded by ``collate``)."""
+    order = list(range(len(examples)))
+    random.Random(0).shuffle(order)
+    return [[examples[j] for j in order[i : i + size]] for i in range(0, len(order), size)]
+
+
+def train_steps(model, opt, batches: list[list[dict]]) -> tuple[int, int, float, float]:
+    """One optimizer step per micro-batch: (real tokens, padded tokens, wall seconds, CPU seconds)."""
+    import torch
+
+    from training.trainer.data import collate
+
+    real = padded = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for batch in batches:
+        b = collate(batch, pad_id=0)
+        real += b.pop("real_tokens")
+        padded += b["input_ids"].numel()
+        n = int((b["labels"][:, 1:] != -100).sum())
+        out = model(**b, use_cache=False, num_items_in_batch=n)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # frozen parameters have no gradient to clip
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return real, padded, time.perf_counter() - t0, time.process_time() - c0
 
 
 def plan_mb(model_dir: Path, batch: int, length: int, attention: str) -> tuple[float, float]:

@@ -17,14 +17,17 @@ EXPECTED_STYLE = {
     "mistral": "asclepius",
 }
 VARIANTS = ("asclepius-7b", "asclepius-13b", "llama2-7b", "llama2-13b", "llama3-8b", "mistral-7b")
+ADAPTER_RECIPES = {"asclepius-7b-sft-lora": ("lora", 80.0), "asclepius-7b-sft-qlora": ("qlora", 24.0)}
+"""Adapter recipes: the adapter and the one GPU's memory (GB) each is written for."""
+REFERENCE_PATHS = [p for p in all_recipe_paths() if p.stem not in ADAPTER_RECIPES]
 
 
 def test_every_variant_has_a_pretrain_and_an_sft_recipe():
     names = {p.stem for p in all_recipe_paths()}
-    assert names == {f"{v}-{s}" for v in VARIANTS for s in ("pretrain", "sft")}
+    assert names == {f"{v}-{s}" for v in VARIANTS for s in ("pretrain", "sft")} | set(ADAPTER_RECIPES)
 
 
-@pytest.mark.parametrize("path", all_recipe_paths(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", REFERENCE_PATHS, ids=lambda p: p.stem)
 def test_recipe_loads_with_the_reference_hyperparameters(path):
     r = load_recipe(path)
     assert r.name == path.stem and r.stage == path.stem.rsplit("-", 1)[1]
@@ -36,6 +39,7 @@ def test_recipe_loads_with_the_reference_hyperparameters(path):
     # The global batch is stated once; 8 or 16 GPUs keep 128 sequences per step.
     assert r.grad_accum(8) * 8 * r.per_device_batch_size == 128
     assert r.grad_accum(16) * 16 * r.per_device_batch_size == 128
+    assert r.adapter == "none"
 
 
 def test_recipe_by_name_and_overrides_are_typed():
@@ -118,3 +122,56 @@ def test_strip_text_is_an_sft_option_with_the_reference_default(tmp_path):
         load_recipe("asclepius-7b-sft", {"strip_text": "spaces"})
     with pytest.raises(RecipeError, match="strip_text applies to sft only"):
         load_recipe("asclepius-7b-pretrain", {"strip_text": "whitespace"})
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTER_RECIPES))
+def test_adapter_recipes_keep_the_reference_sft_and_fit_their_gpu(name):
+    from training.trainer.plan import ModelShape, estimate
+
+    r, ref = load_recipe(name), load_recipe("asclepius-7b-sft")
+    adapter, gpu_gb = ADAPTER_RECIPES[name]
+    assert r.adapter == adapter and r.lora.r == 64 and r.learning_rate == 2e-4
+    same = (
+        "stage",
+        "family",
+        "base_model",
+        "max_length",
+        "global_batch_size",
+        "epochs",
+        "warmup_ratio",
+        "prompt_style",
+    )
+    assert {f: getattr(r, f) for f in same} == {f: getattr(ref, f) for f in same}
+    plan = estimate(r, ModelShape.for_base(r.base_model), gpus=1, gpu_mem_gb=gpu_gb)
+    assert plan.fits and plan.adapter == adapter and 150e6 < plan.trainable_params < 170e6  # r 64, 7 projections
+
+
+def test_adapter_fields_and_their_overrides():
+    r = load_recipe("asclepius-7b-sft", parse_overrides(["adapter=lora", "lora.r=16", "lora.target_modules=[q_proj]"]))
+    assert r.adapter == "lora" and r.lora.r == 16 and r.lora.target_modules == ("q_proj",)
+    assert r.lora.alpha == 16.0 and r.lora.quant_type == "nf4"  # the rest keep their defaults
+    assert r.with_overrides({"lora.dropout": 0.0}).lora.dropout == 0.0 and r.with_overrides({}).lora.r == 16
+    assert r.to_dict()["lora"]["target_modules"] == ["q_proj"]  # JSON types for recipe.json and manifests
+    assert load_recipe("asclepius-7b-sft").adapter == "none"
+    q = load_recipe("asclepius-7b-sft", {"adapter": "qlora", "lora.compute_dtype": "float16"})
+    assert q.lora.compute_dtype == "float16"
+
+
+def test_adapter_settings_are_validated_with_every_problem_named(tmp_path):
+    def problems(text):
+        with pytest.raises(RecipeError) as exc:
+            load_recipe(_write(tmp_path, BASE + text))
+        return str(exc.value)
+
+    assert "adapter: expected one of 'none', 'lora', 'qlora'" in problems("adapter: dora\n")
+    msg = problems("adapter: lora\nlora:\n  r: 0\n  dropout: 1.0\n  target_modules: []\n")
+    assert "lora.r must be > 0" in msg and "lora.dropout must be in [0, 1)" in msg
+    assert "lora.target_modules must name at least one module" in msg
+    assert "lora.target_modules: expected a list of str" in problems("adapter: lora\nlora: {target_modules: q_proj}\n")
+    assert "lora.r: expected int" in problems("adapter: lora\nlora: {r: big}\n")
+    assert "unknown field 'lora.rank'" in problems("adapter: lora\nlora: {rank: 8}\n")
+    # Settings that would do nothing are refused rather than ignored.
+    assert "lora.r is set but adapter is none" in problems("lora: {r: 8}\n")
+    assert "lora.quant_type applies to adapter qlora only" in problems("adapter: lora\nlora: {quant_type: fp4}\n")
+    with pytest.raises(RecipeError, match="unknown recipe field"):
+        load_recipe("asclepius-7b-sft").with_overrides({"lora.rank": 8})

@@ -102,3 +102,28 @@ def load_weights(model_dir: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(model_dir / "model.safetensors"))
+
+
+def run_torchrun(*args: str, nproc: int = 2, env: dict | None = None, timeout: int = 600):
+    """``python -m training.trainer ARGS`` under torchrun with ``nproc`` CPU processes (gloo) on a free port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc)]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "training.trainer"]
+    return subprocess.run(
+        [*torchrun, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def expect_ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """``r`` if it exited 0, else a failure showing the ends of its output."""
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}"
+    return r

@@ -206,13 +206,16 @@ def run_stage(args: argparse.Namespace) -> int:
         raise ValueError(f"recipe {recipe.name} is a {recipe.stage} recipe; run `asclepius train {recipe.stage}`")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     recipe.grad_accum(world)  # a global batch that does not divide fails here, before anything loads
+    import torch
+
+    from training.trainer.adapters import check_adapter
+
+    check_adapter(recipe, torch.cuda.is_available())  # qlora without CUDA, peft missing: before any loading
     model_dir, data_path, out = Path(args.model), Path(args.data), Path(args.out)
     tokenizer = load_tokenizer(model_dir)
     check_positions(recipe, model_dir)
     d.data_files(data_path)
     check_trackers(recipe.logging)
-    import torch
-
     state = PartialState(cpu=not torch.cuda.is_available())
     extra: dict[str, Any] = {"base_model": {"recipe": recipe.base_model, **base_model_info(model_dir)}}
     run = load_datasets(recipe, data_path, tokenizer, out / "data", state.local_main_process_first)

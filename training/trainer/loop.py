@@ -182,8 +182,9 @@ def train(
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
+    from transformers import get_cosine_schedule_with_warmup
 
+    from training.trainer import adapters
     from training.trainer.data import collate
     from training.trainer.output import save_final
 
@@ -214,17 +215,25 @@ def train(
     acc.wait_for_everyone()
 
     attn = resolve_attention(recipe.attn_implementation, cuda)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
+    model = adapters.load_model(recipe, model_dir, attn, acc.mixed_precision, acc.local_process_index)
     model.config.use_cache = False
+    trainable, total_params = adapters.parameter_counts(model)
+    acc.print(adapters.describe_parameters(model))
     fsdp = getattr(acc.state, "fsdp_plugin", None)
     if recipe.gradient_checkpointing and not (fsdp is not None and fsdp.activation_checkpointing):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     sampler = EpochBatches(len(dataset), recipe.per_device_batch_size, recipe.global_batch_size, recipe.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id))
+    # Its own generator: a DataLoader iterator draws a base seed when it starts, from the global RNG otherwise; a
+    # resumed run starts one mid-epoch that the straight run did not, and LoRA's dropout masks would then differ.
+    loader = DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id), generator=torch.Generator()
+    )
     model = acc.prepare(model)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # an adapter run's frozen base: no gradients, no optimizer state
+            continue
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -237,6 +246,7 @@ def train(
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
     state = TrainState()
     acc.register_for_checkpointing(scheduler, state)
+    adapters.install_checkpoint_hooks(acc, model, recipe)
 
     resumed_from = None
     existing = complete_checkpoints(ckpt_dir) if resume else []
@@ -246,6 +256,7 @@ def train(
         acc.print(f"resumed from {existing[-1]} (step {state.step}, epoch {state.epoch})")
 
     run_info = {"world_size": world, "grad_accum": accum, "total_steps": total, "resumed_from": resumed_from}
+    run_info["parameters"] = {"trainable": trainable, "total": total_params}
     extra = {**(manifest_extra or {}), **run_info}
     logger = Logger(out_dir / "logs", acc.is_main_process, start_step=state.step, trackers=recipe.logging)
     if state.step == 0:

@@ -1,4 +1,5 @@
-"""The run's output: a merged full-precision HF checkpoint (safetensors, config, tokenizer) and a manifest.
+"""The run's output: a merged full-precision HF checkpoint (safetensors, config, tokenizer) and a manifest;
+for an adapter run also the adapter (in its ``adapter/`` subfolder), with the same manifest.
 
 ``accelerate.get_state_dict`` gathers the full state dict from FSDP shards or ZeRO-3 partitions on the
 main process, so the output is an ordinary ``from_pretrained`` directory whatever the launch was. The
@@ -73,9 +74,18 @@ def save_final(
     acc.wait_for_everyone()
     if not acc.is_main_process:
         return None
+    unwrapped = acc.unwrap_model(model)
+    if recipe.adapter != "none":
+        # The adapter in the checkpoint's own folder (a run may write several: the final one, the best one);
+        # the merge reloads the base (see training.trainer.adapters).
+        from training.trainer import adapters
+
+        adapter_dir = adapters.save_adapter(unwrapped, full, out / adapters.ADAPTER_DIR)
+        write_manifest(adapter_dir, recipe, state, extra, seconds)
+        unwrapped = adapters.merged_model(tokenizer_src, adapter_dir)
+        full = unwrapped.state_dict()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     full = {k: v.detach().to("cpu", dtype) if v.is_floating_point() else v.cpu() for k, v in full.items()}
-    unwrapped = acc.unwrap_model(model)
     unwrapped.config.use_cache = True
     # Original LLaMA-1 configs carry wrong BOS/EOS ids (0/1); the tokenizer's are the ones trained on.
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
@@ -89,24 +99,12 @@ def save_final(
     return out
 
 
-TOKENIZER_FILES = (
-    "tokenizer.model",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-)
-
-
 def copy_tokenizer(tokenizer: Any, src: Path, out: Path) -> None:
-    """The base model's tokenizer files, byte for byte (training does not change the tokenizer, and
-    transformers >= 5 would not re-save the SentencePiece ``tokenizer.model`` that GGUF conversion reads)."""
-    import shutil
+    """The base model's tokenizer files, byte for byte (``quantize.adapter.TOKENIZER_FILES`` says why); a base
+    without tokenizer files gets the loaded tokenizer saved."""
+    from quantize.adapter import copy_tokenizer_files
 
-    copied = [n for n in TOKENIZER_FILES if (Path(src) / n).is_file()]
-    for name in copied:
-        shutil.copyfile(Path(src) / name, out / name)
-    if not copied:
+    if not copy_tokenizer_files(src, out):
         tokenizer.save_pretrained(out)
 
 

@@ -14,6 +14,9 @@ Per GPU, for a model of P parameters on W GPUs with per-device micro-batch b of 
 * ``attention="math"`` (PyTorch's fallback SDPA kernel: CPU with a mask, old GPUs) also keeps the
   heads x s x s softmax of every layer; the flash / memory-efficient kernels of a GPU run do not.
 * A fixed allowance for the CUDA context, NCCL buffers and allocator fragmentation (``overhead_gb``).
+* Adapters (``adapter: lora|qlora``): the frozen base in the compute dtype (LoRA) or in 4 bits plus block
+  scales (QLoRA), gradients and AdamW moments for the adapters only, and each adapter's activations
+  (``training.trainer.adapters.adapter_memory``).
 """
 
 from __future__ import annotations
@@ -110,6 +113,10 @@ class Plan:
     activations_full_gb: float
     overhead_gb: float
     gradient_checkpointing: bool
+    adapter: str = "none"
+    """``none`` (full fine-tuning), ``lora`` or ``qlora``: what ``weights_gb`` and the rest count."""
+    trainable_params: int = 0
+    """Parameters the optimizer updates (all of them without an adapter)."""
 
     @property
     def static_gb(self) -> float:
@@ -161,12 +168,14 @@ def estimate(
 ) -> Plan:
     if not (gpus > 0 and gpu_mem_gb > 0):  # written so that nan fails too; the CLI checks the ranges
         raise ValueError("--gpus and --gpu-mem must be > 0")
+    from training.trainer.adapters import adapter_activation_bytes, adapter_memory
+
     recipe.grad_accum(gpus)
     a = compute_dtype_bytes or (4 if recipe.precision == "fp32" else 2)
     p = shape.params
     shard = gpus if strategy == "fsdp" else 1
     tokens = recipe.per_device_batch_size * recipe.max_length
-    per_tok_layer = activation_bytes_per_token_layer(shape, a)
+    per_tok_layer = activation_bytes_per_token_layer(shape, a) + adapter_activation_bytes(recipe, shape, a)
     logits = (a + 8) * shape.vocab + a * shape.hidden
     if attention not in ("flash", "math"):
         raise ValueError(f"attention must be flash or math, not {attention!r}")
@@ -177,6 +186,9 @@ def estimate(
         gathered = 2 * shape.layer_params * a + shape.layer_params * 4 + shape.root_params * (a + 4)
     else:
         gathered = p * a if a != 4 else 0  # autocast's low-precision weight copies
+    weights, grads, optimizer, trainable = 4 * p / shard, 4 * p / shard, 8 * p / shard, p
+    if recipe.adapter != "none":
+        weights, grads, optimizer, gathered, trainable = adapter_memory(recipe, shape, a, shard)
     return Plan(
         recipe=recipe.name,
         strategy=strategy,
@@ -185,22 +197,36 @@ def estimate(
         params=p,
         compute_bytes=a,
         tokens_per_micro_batch=tokens,
-        weights_gb=4 * p / shard / GB,
-        grads_gb=4 * p / shard / GB,
-        optimizer_gb=8 * p / shard / GB,
+        weights_gb=weights / GB,
+        grads_gb=grads / GB,
+        optimizer_gb=optimizer / GB,
         gathered_gb=gathered / GB,
         activations_checkpointed_gb=ckpt / GB,
         activations_full_gb=full / GB,
         overhead_gb=(2.0 if overhead_gb is None else overhead_gb),
         gradient_checkpointing=recipe.gradient_checkpointing,
+        adapter=recipe.adapter,
+        trainable_params=trainable,
     )
+
+
+WEIGHTS_LABEL = {
+    "none": "weights (fp32 master)",
+    "lora": "weights (base + adapter)",
+    "qlora": "weights (4-bit base+adapt)",
+}
 
 
 def format_plan(plan: Plan) -> str:
     rows = [
         f"{plan.recipe}: {plan.params / 1e9:.2f} B parameters, {plan.strategy} on {plan.gpus} GPU(s) "
         f"of {plan.gpu_mem_gb:g} GB, micro-batch {plan.tokens_per_micro_batch} tokens",
-        f"  weights (fp32 master)      {plan.weights_gb:8.2f} GB",
+        *(
+            [f"  trainable (adapter)        {plan.trainable_params / 1e6:8.2f} M parameters"]
+            if plan.adapter != "none"
+            else []
+        ),
+        f"  {WEIGHTS_LABEL[plan.adapter]:27s}{plan.weights_gb:8.2f} GB",
         f"  gradients (fp32)           {plan.grads_gb:8.2f} GB",
         f"  AdamW moments (fp32)       {plan.optimizer_gb:8.2f} GB",
         f"  gathered/compute copies    {plan.gathered_gb:8.2f} GB",

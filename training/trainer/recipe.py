@@ -24,6 +24,9 @@ Attention = Literal["auto", "sdpa", "eager", "flash_attention_2", "asclepius_pac
 StripText = Literal["newlines", "whitespace"]
 Tracker = Literal["tensorboard", "mlflow"]
 EvalMetric = Literal["loss"]
+Adapter = Literal["none", "lora", "qlora"]
+QuantType = Literal["nf4", "fp4"]
+ComputeDtype = Literal["bfloat16", "float16", "float32"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -42,6 +45,48 @@ space after ``[Instruction End]``, the ``llama3_mistral`` branch with it."""
 
 class RecipeError(ValueError):
     """A recipe file or override is invalid; the message lists every problem."""
+
+
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Every linear layer of a LLaMA/Mistral decoder layer: the QLoRA paper found adapters on all of them needed
+to match full fine-tuning (attention-only adapters fell short)."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters: the recipe's nested ``lora:`` section (``--set lora.r=16``); used when ``adapter`` is
+    ``lora`` or ``qlora``. Defaults: the QLoRA paper's for 7B-13B models (r 64, alpha 16, dropout 0.1)."""
+
+    r: int = 64
+    """Rank of each adapter pair (A: r x in, B: out x r); trainable parameters grow linearly with it."""
+    alpha: float = 16.0
+    """Scale numerator: the adapter's update is multiplied by alpha / r."""
+    dropout: float = 0.1
+    """Dropout on the adapter's input (0 disables it)."""
+    target_modules: tuple[str, ...] = LLAMA_PROJECTIONS
+    """Names of the linear layers that get an adapter (default: every projection of the decoder layers)."""
+    quant_type: QuantType = "nf4"
+    """``qlora`` only: 4-bit data type of the frozen base weights (bitsandbytes; NormalFloat4 in the paper)."""
+    double_quant: bool = True
+    """``qlora`` only: quantize the per-block scales too (about 0.37 bits less per parameter)."""
+    compute_dtype: ComputeDtype = "bfloat16"
+    """``qlora`` only: dtype the 4-bit weights are dequantized to for each matmul."""
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.r <= 0:
+            p.append("lora.r must be > 0")
+        if not self.alpha > 0:
+            p.append("lora.alpha must be > 0")
+        if not 0 <= self.dropout < 1:
+            p.append("lora.dropout must be in [0, 1)")
+        if not self.target_modules:
+            p.append("lora.target_modules must name at least one module")
+        return p
+
+
+QLORA_ONLY = ("quant_type", "double_quant", "compute_dtype")
+"""``LoraSettings`` fields that only a 4-bit base uses."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +126,7 @@ class EvalSettings:
         return p
 
 
-NESTED: dict[str, type] = {"eval": EvalSettings}
+NESTED: dict[str, type] = {"eval": EvalSettings, "lora": LoraSettings}
 """Recipe fields that are sections of their own: a YAML mapping, overridden field by field as ``section.field``."""
 
 
@@ -155,6 +200,11 @@ class Recipe:
     """Experiment trackers the main process writes to, besides ``logs/train.jsonl``: ``tensorboard`` (under
     ``logs/tensorboard``; the train extra installs it), ``mlflow`` (``pip install mlflow``; the tracking URI
     from ``MLFLOW_TRACKING_URI``, else a file store under ``logs/mlruns``); ``[]`` for neither."""
+    adapter: Adapter = "none"
+    """``none``: full fine-tuning; ``lora``: train low-rank adapters on a frozen base (PEFT); ``qlora``: the same
+    on a 4-bit base (bitsandbytes, CUDA only). The output has the adapter and the merged checkpoint."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """Adapter settings (``LoraSettings``); only read when ``adapter`` is not ``none``."""
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -206,7 +256,19 @@ class Recipe:
             p.append("strip_text applies to sft only (pretraining documents are used as they are)")
         if len(set(self.logging)) != len(self.logging):
             p.append(f"logging names a tracker twice: {list(self.logging)}")
-        return p + self.eval.problems()
+        return p + self.eval.problems() + self._adapter_problems()
+
+    def _adapter_problems(self) -> list[str]:
+        """Settings that would silently do nothing are refused: ``lora.*`` without an adapter, the 4-bit
+        ones without ``qlora``."""
+        default = LoraSettings()
+        changed = [f.name for f in fields(LoraSettings) if getattr(self.lora, f.name) != getattr(default, f.name)]
+        if self.adapter == "none":
+            return [f"lora.{n} is set but adapter is none (set adapter to lora or qlora)" for n in changed]
+        p = self.lora.problems()
+        if self.adapter == "lora":
+            p += [f"lora.{n} applies to adapter qlora only" for n in changed if n in QLORA_ONLY]
+        return p
 
     def grad_accum(self, world_size: int) -> int:
         """Accumulation steps so that world_size x per_device x accum == global_batch_size."""
@@ -353,7 +415,7 @@ def _typed(data: dict[str, Any]) -> dict[str, Any]:
     out = {k: _coerce_float(v) if _is_float_field(Recipe, k) else v for k, v in data.items()}
     for section, cls in NESTED.items():
         if isinstance(out.get(section), dict):
-            sub = out[section]
+            sub = {k: tuple(v) if isinstance(v, list) else v for k, v in out[section].items()}
             out[section] = cls(**{k: _coerce_float(v) if _is_float_field(cls, k) else v for k, v in sub.items()})
     if isinstance(out.get("logging"), list):
         out["logging"] = tuple(out["logging"])
