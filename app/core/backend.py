@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 
 from app.core.budget import Budget
 from app.core.errors import UsageError
+from app.core.preread import Preread, PrereadProgress
 from app.core.types import AskRequest, ModelInfo, RunResult
 from resources import PromptStyle, get_style
 
@@ -52,6 +53,9 @@ class EngineCapabilities:
     prompt_tokens: bool = False
     """It has ``style_for``, ``tokenize_prompt`` and ``evaluated_tokens`` (:class:`PromptTokenizingEngine`):
     the screens show how much of the prompt is processed. A server or a fake has no tokenizer here."""
+    preread: bool = False
+    """It has ``preread`` (:class:`PrereadingEngine`): the note's prefix evaluated before the question arrives,
+    cancellable, so the next question about that note starts from it (the Ask screen reads a pasted note)."""
     concurrency: int | None = None
     """Requests it takes in flight at once from several threads (a remote server); None: its runs are
     serialised (a local model), so a batch groups the work by note instead of sending it in parallel."""
@@ -127,6 +131,22 @@ class PromptTokenizingEngine(InferenceEngine, Protocol):
     def style_for(self, prompt_style: str | None) -> PromptStyle: ...
 
     def tokenize_prompt(self, style: PromptStyle, note: str, instruction: str) -> TokenizedPrompt: ...
+
+
+class PrereadingEngine(InferenceEngine, Protocol):
+    """A backend declaring ``capabilities.preread``."""
+
+    def preread(
+        self,
+        note: str,
+        prompt_style: str | None = None,
+        *,
+        on_progress: PrereadProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Preread:
+        """Evaluate ``note``'s prompt prefix now, reporting ``(done, total)`` tokens, until done or cancelled;
+        returns how far it got."""
+        ...
 
 
 class AnyEvent(threading.Event):

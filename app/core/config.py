@@ -186,6 +186,10 @@ class AppConfig:
     """Folder of abbreviation sense inventories (TSV/CSV, e.g. the CARD and Vanderbilt inventories the
     user has) that grounding checks expansions against; empty: expansions are aligned to the note but
     their senses are not checked (the report says so). The project ships no inventory (licences)."""
+    preread_note: bool = True
+    """Read the note while the user types: once the note has been still for a moment, the Ask screen has the
+    engine evaluate it in the background, so the answer starts sooner (the answer itself is unchanged).
+    Off: the note is read when Ask is pressed. A switch only: no note text is stored for it."""
     policy: EffectivePolicy = field(default_factory=EffectivePolicy, compare=False, repr=False)
     """The policy this config was loaded under (never saved): which settings it fixes, and who set them."""
 

@@ -33,8 +33,9 @@ from app.core.errors import ModelError
 from app.core.kvstate import CachedState, DiskKey, DiskStateStore, StateCache, prefix_key
 from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
 from app.core.llama_backends import ensure_cpu_backend
-from app.core.notes import validate_request
+from app.core.notes import validate_note, validate_request
 from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
+from app.core.preread import GiveWay, Preread, PrereadProgress, Waiters, evaluate_chunks
 from app.core.types import (
     AnswerClock,
     AskRequest,
@@ -88,13 +89,15 @@ class PromptTokens:
 class LlamaCppEngine:
     """One loaded GGUF model. Thread-safe: one lock per model serialises runs; close() frees it."""
 
-    capabilities = EngineCapabilities(ask_many=True, prompt_tokens=True)
+    capabilities = EngineCapabilities(ask_many=True, prompt_tokens=True, preread=True)
     """Runs are serialised by the lock, so no concurrency: several answers go through :meth:`ask_many`."""
 
     def __init__(self, model: ModelInfo, config: EngineConfig | None = None, *, state_dir: Path | None = None) -> None:
         self.model = model
         self.config = config or EngineConfig()
         self._lock = threading.Lock()
+        self._waiters = Waiters()
+        """Runs waiting for the lock: a preread holding it stops for them (``Waiters.turn``)."""
         self._closed = False
         self.n_ctx = self.config.context_for(model.context_length)
         _quiet_llama_cpp()
@@ -135,7 +138,7 @@ class LlamaCppEngine:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
-        with self._lock:
+        with self._waiters.turn(self._lock):
             if not self._closed:
                 try:
                     self._save_loaded_prefix(to_memory=False)  # warm after a restart
@@ -243,6 +246,49 @@ class LlamaCppEngine:
             return
         self.last_prefix_source = source
 
+    def preread(
+        self,
+        note: str,
+        prompt_style: str | None = None,
+        *,
+        on_progress: PrereadProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Preread:
+        """Evaluate the note's prefix before the question arrives (app/core/preread.py); say how far it got.
+
+        ``cancel``, or any run waiting for the engine, stops it inside the chunk being evaluated; the part done
+        stays in the context, and the next ask on this note continues from it (an ask on another note starts
+        as it would have). A preread never keeps a note state: a note becomes worth keeping (and, where the
+        log keeps note text, goes to disk) only once a question about it is asked.
+        """
+        note = validate_note(note)
+        style = self.style_for(prompt_style)
+        cancel = GiveWay(cancel or threading.Event(), self._waiters)
+        with self._lock:
+            if self._closed:
+                raise ModelError("the engine was closed")
+            prefix = self.tokenize_prompt(style, note, " ").prefix[: self.n_ctx - 1]  # the instruction is not in it
+            if cancel.is_set():
+                return Preread(0, len(prefix), "none")
+            self._prepare_prefix(prefix, DiskKey(self.model.sha256, style.key, note_sha256(note)))
+            source = self.last_prefix_source
+            if source != "live":  # whatever was kept as the loaded note is not in the context any more
+                self._loaded_prefix, self._loaded_key = (), None
+            self._internals.keep_first(self._live_prefix_len(prefix))
+            if on_progress is not None:
+                on_progress(self._internals.n_tokens, len(prefix))
+            self._cancel = cancel
+            self._arm_abort(True)
+            try:
+                done = evaluate_chunks(self._llm, prefix, self.config.n_batch, cancel, on_progress)
+            except RuntimeError as exc:
+                raise ModelError(f"llama.cpp failed reading the note: {exc}") from None
+            finally:
+                self._arm_abort(False)
+                self._cancel = None
+                self._internals.keep_first(self._internals.n_tokens)  # drop what an aborted chunk left behind
+        return Preread(done, len(prefix), source)
+
     # -- generation -------------------------------------------------------------------------------
     def ask(
         self,
@@ -261,7 +307,7 @@ class LlamaCppEngine:
         sp = request.sampling
         cancel = cancel or threading.Event()
 
-        with self._lock:
+        with self._waiters.turn(self._lock):
             if self._closed:
                 raise ModelError("the engine was closed")
             pt, note, truncation = self._fit(request, style, note, instruction)
@@ -301,7 +347,7 @@ class LlamaCppEngine:
         own = [AnyEvent(cancel, cancels[i]) if cancels else cancel for i in range(len(requests))]
         checked = [self._check(r) for r in requests]
         cap = max(1, min(parallel or self.config.parallel, self.config.parallel))
-        with self._lock:
+        with self._waiters.turn(self._lock):
             if self._closed:
                 raise ModelError("the engine was closed")
             fitted = [self._fit(r, c[3], c[0], c[1]) for r, c in zip(requests, checked, strict=True)]

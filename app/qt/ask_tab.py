@@ -27,6 +27,7 @@ from app.core.types import AskRequest, ModelInfo, SamplingParams
 from app.qt.answer_view import AnswerView, claim_note_spans, note_highlights
 from app.qt.app_context import AppContext, State
 from app.qt.ask_jobs import PromptProgress, ScreenOutcome, ask_all, leading_offset, metrics_line, provenance_footer
+from app.qt.preread import NotePreread
 from app.qt.rate_panel import RatePanel
 from app.qt.run_all_panel import RunAllPanel
 from app.qt.screen_fit import flow, scrolled
@@ -92,6 +93,8 @@ class AskTab(QWidget):
         self.clear_btn = QPushButton("Clear")
         self.clear_btn.clicked.connect(self.clear_note)
         self.meter = ContextMeter()
+        self.preread = NotePreread(self.ctx, self.editor.toPlainText, lambda: self.task is not None, self)
+        self.editor.textChanged.connect(self.preread.restart)
         self.truncate = QCheckBox("Truncate the note to fit")
         self.truncate.setToolTip(
             "The cut is reported. Otherwise a note that does not fit is refused: shorten it or lower the answer length"
@@ -103,6 +106,7 @@ class AskTab(QWidget):
         ll.addWidget(flow(self.samples, open_btn, self.clear_btn))
         ll.addWidget(self.editor, 1)
         ll.addWidget(self.meter)
+        ll.addWidget(self.preread.status)
         ll.addWidget(self.truncate)
 
         self.task_box = combo(12)
@@ -405,6 +409,7 @@ class AskTab(QWidget):
         """Start an Ask or Run all tasks: the inputs lock until the task's ``done``."""
         # Only if no newer run started meanwhile (a run_finished listener may ask again at once).
         task.signals.done.connect(lambda t=task: self.task is t and self._done())
+        self.preread.cancel()  # the run continues from what was read; another note's run waits for nothing
         self.task = task
         self._set_running(True)
         self._asked_note = note

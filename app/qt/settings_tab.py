@@ -84,6 +84,8 @@ class SettingsTab(QWidget):
         browse.clicked.connect(self._browse_db)
         self.note_text = QCheckBox("Store note text in the log")
         self.note_text.setToolTip("Off: the log keeps only each note's sha256 and length")
+        self.preread = QCheckBox("Read the note while I type")
+        self.preread.setToolTip("Process a pasted note in the background before Ask, so the answer starts sooner")
         self.font_size = _spin(7, 32)
         self.font_size.setSuffix(" pt")
         self.senses = QLineEdit()
@@ -102,6 +104,7 @@ class SettingsTab(QWidget):
         purge.setToolTip("Note states kept on disk so notes stay warm after a restart (they encode note text)")
         purge.clicked.connect(self.purge_kept_states)
         f1.addRow("Kept across restarts", purge)
+        f1.addRow("", self.preread)
         gen = QGroupBox("Answers")
         f2 = QFormLayout(gen)
         f2.addRow("Maximum answer tokens", self.max_tokens)
@@ -192,6 +195,7 @@ class SettingsTab(QWidget):
         self.database.textChanged.connect(self._form_changed)
         self.senses.textChanged.connect(self._form_changed)
         self.note_text.toggled.connect(self._form_changed)
+        self.preread.toggled.connect(self._form_changed)
         self.n_ctx.valueChanged.connect(self._show_context)
         self.max_tokens.valueChanged.connect(self._show_caps)
         self._show_caps()
@@ -288,6 +292,7 @@ class SettingsTab(QWidget):
         self.seed.setValue(c.generation.seed)
         self.database.setText(c.database)
         self.note_text.setChecked(c.store_note_text)
+        self.preread.setChecked(c.preread_note)
         self.font_size.setValue(c.font_size)
         self.senses.setText(c.abbreviation_senses)
         self._show_policy()
@@ -348,6 +353,7 @@ class SettingsTab(QWidget):
             generation=gen,
             database=self.database.text().strip(),
             store_note_text=self.note_text.isChecked(),
+            preread_note=self.preread.isChecked(),
             font_size=self.font_size.value(),
             abbreviation_senses=self.senses.text().strip(),
         )

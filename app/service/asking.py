@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
-from app.core.backend import AnyEvent, InferenceEngine, ManyAskingEngine, TokenCallback
+from app.core.backend import AnyEvent, InferenceEngine, ManyAskingEngine, PrereadingEngine, TokenCallback
 from app.core.budget import Budget
 from app.core.config import GenerationDefaults
 from app.core.errors import AsclepiusError, Cancelled, GenerationError, StoreError, UsageError
 from app.core.grounding import GroundingReport, check_answer
 from app.core.notes import validate_note
+from app.core.preread import Preread, PrereadProgress
 from app.core.types import AskRequest, FinishReason, ModelInfo, RunResult
 from app.service.sampling import SamplingOverrides, resolve_sampling
 from app.service.senses import SenseSource
@@ -200,6 +201,26 @@ class AskService:
         engine = self._engine_for(model)
         max_tokens = resolve_sampling(task, self.generation).max_tokens
         return engine.budget(validate_note(note), instruction.strip() or " ", max_tokens)
+
+    def preread(
+        self,
+        note: str,
+        *,
+        model: ModelInfo | None = None,
+        prompt_style: str | None = None,
+        on_progress: PrereadProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Preread | None:
+        """Read ``note`` into the engine before a question arrives (a worker call; NoteError for a bad note).
+
+        None where the backend cannot (a remote server). Nothing is logged: no question exists yet; the next
+        ``ask`` on the note continues from what was read, with the answer a cold ask gives.
+        """
+        engine = self._engine_for(model)
+        if not engine.capabilities.preread:
+            return None
+        reader = cast(PrereadingEngine, engine)
+        return reader.preread(validate_note(note), prompt_style, on_progress=on_progress, cancel=cancel)
 
     # -- asking -----------------------------------------------------------------------------------
     def ask(

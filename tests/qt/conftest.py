@@ -20,6 +20,9 @@ def qt_config(tmp_path: Path, **changes) -> AppConfig:
         engine=EngineConfig(n_threads=2, max_ctx=1024, kv_cache_mb=64),
         generation=GenerationDefaults(max_tokens=12, temperature=0.0, seed=0),
         database=str(tmp_path / "log.db"),
+        # Off unless a test is about it (tests/qt/test_preread.py): a note read ahead would make the prompt
+        # progress other tests watch depend on how long they took to press Ask.
+        preread_note=False,
     )
     return replace(cfg, **changes)
 

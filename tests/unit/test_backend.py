@@ -11,6 +11,7 @@ from tests.fakes import FakeEngine
 
 MANY = ("ask_many",)
 TOKENIZER = ("style_for", "tokenize_prompt", "evaluated_tokens")
+PREREAD = ("preread",)
 
 
 def _backends() -> list[tuple[str, object, EngineCapabilities]]:
@@ -18,7 +19,7 @@ def _backends() -> list[tuple[str, object, EngineCapabilities]]:
 
     remote = RemoteEngine(EndpointSettings("http://127.0.0.1:9/v1", "m", concurrency=3), probe=False)
     return [
-        ("llama.cpp", LlamaCppEngine, EngineCapabilities(ask_many=True, prompt_tokens=True)),
+        ("llama.cpp", LlamaCppEngine, EngineCapabilities(ask_many=True, prompt_tokens=True, preread=True)),
         ("remote", remote, EngineCapabilities(concurrency=3)),
         ("fake", FakeEngine(), EngineCapabilities()),
     ]
@@ -31,5 +32,6 @@ def test_declared_capabilities_match_the_methods(name: str) -> None:
     assert caps == expected
     assert all(hasattr(engine, m) for m in MANY) == caps.ask_many
     assert all(hasattr(engine, m) for m in TOKENIZER) == caps.prompt_tokens
+    assert all(hasattr(engine, m) for m in PREREAD) == caps.preread
     if not isinstance(engine, type):
         assert isinstance(engine, InferenceEngine)
