@@ -34,6 +34,8 @@ INCOMPLETE = {
     "cancelled": "Incomplete: stopped before the answer ended.",
     "error": "The run failed: no answer.",
 }
+STOPPED_EARLY = "Stopped while the note was processed: no answer was written."
+"""Esc before the first token: the run was stopped, not answered empty by the model."""
 
 
 def esc(s: str) -> str:
@@ -117,7 +119,9 @@ class AnswerView(QWidget):
         text = INCOMPLETE.get(finish_reason, "")
         if text:
             text = text.format(n=max_tokens if max_tokens is not None else "?")
-        if empty and finish_reason != "error":
+        if empty and finish_reason == "cancelled":
+            text = STOPPED_EARLY
+        elif empty and finish_reason != "error":
             text = (text + " " if text else "") + "The model gave an empty answer: there is nothing to rate."
         self.incomplete.setText(f"⚠ {text}" if text else "")
         self.incomplete.setVisible(bool(text))

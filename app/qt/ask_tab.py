@@ -173,8 +173,8 @@ class AskTab(QWidget):
         self.split.setStretchFactor(2, 3)
         self.split.setSizes([560, 560, 320])
         lay = QVBoxLayout(self)
-        lay.addWidget(self.banner)
         lay.addWidget(self.split, 1)
+        self.banner.float_over(self)  # "Opened note2.txt" must not push the screen down under the pointer
 
         # Window-wide, but Qt ignores the shortcuts of a hidden screen: Compare's own Esc does not clash.
         for keys, slot in (
@@ -219,6 +219,10 @@ class AskTab(QWidget):
         cur.select(QTextCursor.SelectionType.Document)
         cur.insertText(text)
         self._loaded_text = self.editor.toPlainText()
+        # A new note is read from its top: the cursor (and so the view) would stay at the inserted text's end.
+        cur.movePosition(QTextCursor.MoveOperation.Start)
+        self.editor.setTextCursor(cur)
+        self.editor.verticalScrollBar().setValue(0)
         return True
 
     def clear_note(self) -> bool:
@@ -601,6 +605,8 @@ class AskTab(QWidget):
         self.answer_view.mark_incomplete(finish, (view.sampling or {}).get("max_tokens"), empty=not view.answer)
         why = why_not_rateable(view.status, finish, view.answer)
         self.rate.set_run(view.id if why is None else None, why_not=why or "")
+        if self.isVisible():  # never leave the focus on a rating button, where Space would rate unasked
+            self.answer.setFocus(Qt.FocusReason.OtherFocusReason)
         return True
 
     def rerun(self, view: RunView) -> Task | None:

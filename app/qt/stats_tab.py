@@ -99,6 +99,7 @@ class StatsTab(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.banner = Banner()
+        self.banner.float_over(self)  # an export's message must not make the statistics jump
         self.source = combo(24)
         self.source.setAccessibleName("Statistics of")
         self.source.setToolTip("Every rating in this log, or one evaluation study (its raters, agreement, arms)")
@@ -120,7 +121,6 @@ class StatsTab(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(row)
-        outer.addWidget(self.banner)
         outer.addWidget(self.pages, 1)
         self._stale = True
         self.task: Task | None = None
