@@ -247,6 +247,25 @@ def _claim_line(index: int, c: Claim) -> str:
     return f"<a href='#claim-{index}' style='color:{colour}'><b>{label}</b></a> {esc(c.text)}{reason}"
 
 
+def _once(lines: list[tuple[object, str]]) -> list[str]:
+    """Each flag once: a term the answer repeats (or the note names twice) is one line, counted, not a list
+    of the same word. Keys compare case-insensitively; the first occurrence's line (and link) is kept."""
+    seen: dict[object, int] = {}
+    out: list[list] = []
+    for key, line in lines:
+        k = (
+            tuple(x.casefold() if isinstance(x, str) else x for x in key)
+            if isinstance(key, tuple)
+            else str(key).casefold()
+        )
+        if k in seen:
+            out[seen[k]][1] += 1
+        else:
+            seen[k] = len(out)
+            out.append([line, 1])
+    return [line if n == 1 else f"{line} <span style='color:#555'>(×{n})</span>" for line, n in out]
+
+
 def flags_html(report: GroundingReport, expanded: bool, unchecked_expanded: bool) -> str:
     """The grounding panel under the answer: the summary line, then each flagged claim (a link that shows
     where it is), items not in the note, possible omissions, and the unchecked claims (counted; listed
@@ -254,15 +273,15 @@ def flags_html(report: GroundingReport, expanded: bool, unchecked_expanded: bool
     line = esc(report.headline())
     if not report.claims and not report.items:
         return "<span style='color:#555'>No claims or items to check.</span>"
-    flagged = [
-        _claim_line(i, c)
-        for i, c in enumerate(report.claims)
-        if c.status in (ClaimStatus.PARTLY, ClaimStatus.NOT_FOUND)
-    ]
-    flagged += [f"<b style='color:{RED}'>Not in the note</b> {esc(i.text)}" for i in report.unaligned]
-    flagged += [
-        f"<b style='color:{AMBER}'>Possibly omitted</b> {esc(o.text)} (named in the note)" for o in report.omissions
-    ]
+    claims = [(i, c) for i, c in enumerate(report.claims) if c.status in (ClaimStatus.PARTLY, ClaimStatus.NOT_FOUND)]
+    flagged = _once([((c.status, c.text), _claim_line(i, c)) for i, c in claims])
+    flagged += _once([(i.text, f"<b style='color:{RED}'>Not in the note</b> {esc(i.text)}") for i in report.unaligned])
+    flagged += _once(
+        [
+            (o.text, f"<b style='color:{AMBER}'>Possibly omitted</b> {esc(o.text)} (named in the note)")
+            for o in report.omissions
+        ]
+    )
     shown = flagged if expanded else flagged[:FLAGS_SHOWN]
     more = ""
     if len(flagged) > FLAGS_SHOWN:
