@@ -151,7 +151,7 @@ class AskTab(QWidget):
         self.run_all_panel = RunAllPanel()
         self.run_all_panel.finished.connect(self._all_finished)
         self.run_all_panel.failed.connect(self._all_failed)
-        self.run_all_panel.open_run.connect(self.open_run_id)
+        self.run_all_panel.rate_run.connect(self.rate_pane_run)
         self.answer_stack = QStackedWidget()
         self.answer_stack.addWidget(self.answer_view)
         self.answer_stack.addWidget(self.run_all_panel)
@@ -354,6 +354,8 @@ class AskTab(QWidget):
 
     def show_single(self, reason: str = "") -> None:
         """Back from Run all tasks' panes to the one-answer view (and its Rate panel)."""
+        if self.answer_stack.currentWidget() is self.run_all_panel:
+            self.rate.set_run(None)  # a pane's run is rated no more once its panes go
         self.answer_stack.setCurrentWidget(self.answer_view)
         self.rate_area.show()
         self.answer_view.clear(reason)
@@ -618,6 +620,12 @@ class AskTab(QWidget):
             self.banner.show_error(f"The model of this run ({view.model_file}) is not in the registry: import it.")
             return None
         return self.ask(explicit=SamplingOverrides.of(SamplingParams(**view.sampling)), model=info)
+
+    def rate_pane_run(self, run_id: int, task: str) -> None:
+        """Rate one of Run all tasks' runs beside the grid: the Rate panel shows (the one rating code path:
+        autosave, the store's rules) and the panes stay, so the next one is a click away."""
+        self.rate_area.show()
+        self.rate.set_run(run_id, subject=f"{task} (run {run_id})")
 
     def open_run_id(self, run_id: int) -> Task | None:
         """Open one of Run all tasks' runs on its own (highlights, Rate panel): read in a worker."""

@@ -111,9 +111,11 @@ class RatePanel(QGroupBox):
         self.flush()
         self._load_current()
 
-    def set_run(self, run_id: int | None, why_not: str = "") -> None:
-        """Rate ``run_id``; None disables the panel (``why_not`` says why, e.g. the run was stopped)."""
+    def set_run(self, run_id: int | None, why_not: str = "", subject: str = "") -> None:
+        """Rate ``run_id``; None disables the panel (``why_not`` says why, e.g. the run was stopped).
+        ``subject`` names the answer in the title (one pane of Run all tasks: its task and run)."""
         self.flush()
+        self.setTitle(f"Rate: {subject}" if subject else "Rate this answer")
         self.run_id = run_id
         self._why_not = why_not
         self.setEnabled(run_id is not None)

@@ -37,6 +37,7 @@ from app.qt.ask_jobs import ScreenOutcome, ask_each, leading_offset, metrics_lin
 from app.qt.screen_fit import scrolled
 from app.qt.workers import Task
 from app.service import AskService
+from app.store.rules import why_not_rateable
 
 PANE_MIN_WIDTH = 300
 """Two columns from ~620 px of answer column: a task's answer stays readable (about 40 characters a line)."""
@@ -55,8 +56,8 @@ class TaskPane(QFrame):
     """One task's answer: header (task, instruction, note), streamed text, state line, Stop."""
 
     stop_requested = Signal(int)
-    open_requested = Signal(int)
-    """The run id to open on its own (to rate it)."""
+    rate_requested = Signal(int)
+    """The pane's index: rate its run beside the grid (the grid stays)."""
 
     def __init__(self, index: int, request: AskRequest, note: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,9 +85,10 @@ class TaskPane(QFrame):
         self.stop_btn.setAccessibleName(f"Stop {request.task}")
         self.stop_btn.setToolTip(f"Stop the {request.task} answer; the others go on")
         self.stop_btn.clicked.connect(lambda: self.stop_requested.emit(self.index))
-        self.open_btn = QPushButton("Open to rate")
-        self.open_btn.setToolTip("Show this run on its own, with the note highlights and the Rate panel")
-        self.open_btn.clicked.connect(lambda: self.run_id is not None and self.open_requested.emit(self.run_id))
+        self.open_btn = QPushButton("Rate")
+        self.open_btn.setAccessibleName(f"Rate {request.task}")
+        self.open_btn.setToolTip("Rate this answer in the Rate panel beside the grid; the other answers stay")
+        self.open_btn.clicked.connect(lambda: self.run_id is not None and self.rate_requested.emit(self.index))
         self.open_btn.hide()
         row = QHBoxLayout()  # under the state line, which gets the pane's whole width (metrics wrap less)
         row.addStretch(1)
@@ -146,7 +148,17 @@ class TaskPane(QFrame):
         if warn:
             line = f"<b style='color:#8a4b00'>⚠ {esc(warn)}</b> · {line}"
         self.status.setText(line)
+        why = why_not_rateable("finished", finish, r.answer)  # the store's rule, as the Rate panel asks it
         self.open_btn.setVisible(outcome.run_id is not None)
+        self.open_btn.setEnabled(why is None)
+        if why is not None:
+            self.open_btn.setToolTip(f"Not rateable: {why}")
+
+    def set_rating(self, on: bool) -> None:
+        """Mark the pane whose run the Rate panel shows (a thicker frame and a word in its header)."""
+        self.setFrameShape(QFrame.Shape.Box if on else QFrame.Shape.StyledPanel)
+        self.setLineWidth(2 if on else 1)
+        self.open_btn.setText("Rating ▸" if on else "Rate")
 
 
 class RunAllPanel(QWidget):
@@ -156,8 +168,8 @@ class RunAllPanel(QWidget):
     """The list of ScreenOutcome, after the panes show them (a prefix of the requests: the rest never started)."""
     failed = Signal(object)
     """The exception that ended the whole run; the owner words it and calls ``finish(None, message)``."""
-    open_run = Signal(int)
-    """A pane's "Open to rate": the run id to show on its own."""
+    rate_run = Signal(int, str)
+    """A pane's "Rate": its run id and task, to rate beside the grid (the panes stay)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -246,7 +258,7 @@ class RunAllPanel(QWidget):
         for i, req in enumerate(requests):
             pane = TaskPane(i, req, note)
             pane.stop_requested.connect(self.stop_one)
-            pane.open_requested.connect(self.open_run)
+            pane.rate_requested.connect(self.rate_pane)
             self.panes.append(pane)
         self._columns = 0
         self._relayout()
@@ -258,6 +270,15 @@ class RunAllPanel(QWidget):
         self.running = True
         self._timer.start()
         self.tick()
+
+    def rate_pane(self, index: int) -> None:
+        """Bind the Rate panel to pane ``index``'s run: the pane is marked, the grid stays as it is."""
+        pane = self.panes[index]
+        if pane.run_id is None:
+            return
+        for p in self.panes:
+            p.set_rating(p is pane)
+        self.rate_run.emit(pane.run_id, pane.request.task)
 
     def columns_for(self, width: int) -> int:
         return max(1, min(len(self.panes) or 1, width // PANE_MIN_WIDTH))

@@ -8,36 +8,12 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QLabel, QRadioButton
 
-from app.qt.app_context import AppContext
-from app.qt.main_window import MainWindow
-from app.qt.uistate import UiState
 from tests.fakes import FakeEngine, Script
-from tests.qt.conftest import WAIT_MS, qt_config
+from tests.qt.conftest import WAIT_MS
 
 pytestmark = pytest.mark.qt
 
 LONG_NOTE = "\n".join(f"Line {i}: admitted with pneumonia, creatinine 1.4 mg/dL." for i in range(300))
-
-
-@pytest.fixture
-def fake_window(qtbot, paths, tmp_path):
-    made = []
-
-    def make(engine: FakeEngine | None = None, **config):
-        ctx = AppContext(paths, qt_config(tmp_path, **config), engine=engine or FakeEngine())
-        win = MainWindow(ctx, UiState(tmp_path / "ui"))
-        qtbot.addWidget(win)
-        ctx.start()
-        win.resize(1024, 700)
-        win.show()
-        qtbot.waitUntil(lambda: ctx.log is not None, timeout=WAIT_MS)
-        made.append((ctx, win))
-        return ctx, win
-
-    yield make
-    for ctx, win in made:
-        win.close()
-        ctx.close()
 
 
 def ask(qtbot, tab, engine: FakeEngine | None = None, stop_when_stalled: bool = False):
