@@ -9,6 +9,7 @@ others rated a run, nor their mean, before rating it; everyone's ratings are the
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
@@ -166,6 +167,10 @@ class HistoryTab(QWidget):
         lay.addWidget(self.search)
         lay.addWidget(self.table, 1)
         lay.addLayout(actions)
+        # Tab follows reading order (the note filter comes first on screen, though it was added last).
+        order = [self.note_box, self.task, self.model_box, self.rated, self.hide_failed, self.search, self.table]
+        for a, b in pairwise([*order, self.name_btn, open_btn, rerun_btn]):
+            self.setTabOrder(a, b)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)

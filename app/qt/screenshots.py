@@ -24,7 +24,7 @@ SIZE = (1024, 700)
 """The window size under the offscreen platform (under X the window manager maximizes it)."""
 
 
-def wait_until(app, cond: Callable[[], bool], timeout_s: float = 300.0, what: str = "") -> None:
+def wait_until(app, cond: Callable[[], bool], timeout_s: float = 1800.0, what: str = "") -> None:
     end = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > end:

@@ -97,8 +97,9 @@ class Banner(QWidget):
             return
         width = max(100, host.width() - 2 * FLOAT_MARGIN)
         lay = self.layout()
+        # As tall as the text needs at this width (a size hint guesses a narrower, so taller, label).
         height = lay.totalHeightForWidth(width) if lay.hasHeightForWidth() else self.sizeHint().height()
-        self.setGeometry(FLOAT_MARGIN, FLOAT_MARGIN, width, max(height, self.sizeHint().height()))
+        self.setGeometry(FLOAT_MARGIN, FLOAT_MARGIN, width, height)
 
     def text(self) -> str:
         return "" if self.isHidden() else self.label.text()

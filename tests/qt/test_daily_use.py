@@ -127,3 +127,63 @@ def test_hints_banners_and_rubric_text_follow_the_font_size(fake_window, qtbot):
     badge.setVisible(True)
     QApplication.processEvents()
     assert badge.width() >= badge.sizeHint().width()
+
+
+def test_the_rate_column_is_as_wide_as_its_panel_after_a_font_change(fake_window, qtbot):
+    from dataclasses import replace
+
+    ctx, win = fake_window()
+    tab = win.ask_tab
+    ctx.config = replace(ctx.config, font_size=14)
+    ctx.config_changed.emit()
+    qtbot.waitUntil(lambda: tab.rate_area.minimumWidth() >= tab.rate.minimumSizeHint().width(), timeout=WAIT_MS)
+    QApplication.processEvents()
+    # The panel never scrolls sideways: nothing of it is cut at the right edge.
+    assert tab.rate.width() <= tab.rate_area.viewport().width()
+    assert tab.rate.width() >= tab.rate.minimumSizeHint().width()
+
+
+def test_the_ask_buttons_stay_on_one_row_at_1024x700(fake_window, qtbot):
+    _ctx, win = fake_window()
+    tab = win.ask_tab
+    QApplication.processEvents()
+    rows = {b.mapTo(win, QPoint(0, 0)).y() for b in (tab.ask_btn, tab.stop_btn, tab.all_btn, tab.copy_btn)}
+    assert len(rows) == 1, rows
+    lines = tab.answer.viewport().height() // tab.answer.fontMetrics().lineSpacing()
+    assert lines >= 12, lines
+
+
+def test_scrolling_repaints_the_viewport_so_no_stale_focus_ring_stays(qtbot):
+    """Scrolling blits the viewport's pixels, the focus ring's included; the ring has the viewport repainted
+    whole, or a copy of it stays painted where the content moved (stale rectangles over the controls)."""
+    from PySide6.QtWidgets import QLineEdit, QScrollArea, QVBoxLayout, QWidget
+
+    from app.qt.screen_fit import FocusRing
+
+    win = QWidget()
+    qtbot.addWidget(win)
+    area = QScrollArea(win)
+    area.setWidgetResizable(True)
+    content = QWidget()
+    col = QVBoxLayout(content)
+    edits = [QLineEdit(f"field {i}") for i in range(40)]
+    for e in edits:
+        col.addWidget(e)
+    area.setWidget(content)
+    QVBoxLayout(win).addWidget(area)
+    win.resize(300, 200)
+    FocusRing(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=WAIT_MS)
+    edits[3].setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is edits[3], timeout=WAIT_MS)
+    QApplication.processEvents()
+
+    repaints: list[tuple] = []
+    viewport = area.viewport()
+    viewport.update = lambda *args: repaints.append(args)  # the wrapper FocusRing gets from viewport()
+    area.verticalScrollBar().setValue(40)
+    QApplication.processEvents()
+    assert repaints, "the scrolled viewport is repainted whole"
