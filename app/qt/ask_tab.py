@@ -77,7 +77,7 @@ class AskTab(AskRunsMixin, QWidget):
         self.editor = NoteEditor()
         self.editor.setAccessibleName("Discharge summary")
         self.editor.load_failed.connect(self.banner.show_error)
-        self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}"))
+        self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}", passing=True))
         self.editor.setMinimumWidth(220)
         self.editor.replace_hook = self.replace_note
         self.open_btn = open_btn = QPushButton("&Open note…")

@@ -245,8 +245,7 @@ class HistoryTab(QWidget):
         return self.model.load(log, self.query(), self._loaded, self._load_failed)
 
     def _loaded(self) -> None:
-        hidden = " (failed attempts hidden)" if self.hide_failed.isChecked() else ""
-        self.count.setText(f"{self.model.total:,} {'run' if self.model.total == 1 else 'runs'}{hidden}")
+        self.count.setText(f"{self.model.total:,} {'run' if self.model.total == 1 else 'runs'}")
         self.refreshed.emit()
 
     def _load_failed(self, exc: BaseException) -> None:

@@ -330,7 +330,7 @@ class StatsTab(QWidget):
             return export_file(log, path, kind, with_text)
 
         task = Task(work, "export")
-        task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}."))
+        task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}.", True))
         task.signals.errored.connect(lambda e: self.banner.show_error(f"Export failed: {describe_error(e)}"))
         # Not "restore what it said before": an export started while another runs would restore "Exporting".
         task.signals.done.connect(self._export_done)

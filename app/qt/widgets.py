@@ -28,7 +28,8 @@ INFO_STYLE = "background:#e8f1fb; color:#17406b; border:1px solid #a9c6e8; borde
 
 
 INFO_SHOWN_MS = 12_000
-"""A floating information banner goes away by itself after this long (errors stay until dismissed)."""
+"""A passing message ("Opened note2.txt", "Exported ...") goes away by itself after this long; errors and
+notices (the default model is missing, ...) stay until dismissed."""
 FLOAT_MARGIN = 6
 
 
@@ -44,7 +45,7 @@ class Banner(QWidget):
         self._host: QWidget | None = None
         self._expire = QTimer(self)
         self._expire.setSingleShot(True)
-        self._expire.timeout.connect(lambda: self.kind == "info" and self.hide())
+        self._expire.timeout.connect(self.hide)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -62,21 +63,21 @@ class Banner(QWidget):
     def show_error(self, text: str) -> None:
         self._show(text, ERROR_STYLE, "error")
 
-    def show_info(self, text: str) -> None:
+    def show_info(self, text: str, passing: bool = False) -> None:
+        """``passing``: a confirmation that needs no action, hidden again after ``INFO_SHOWN_MS``."""
         self._show(text, INFO_STYLE, "info")
+        if passing:
+            self._expire.start(INFO_SHOWN_MS)
 
     def _show(self, text: str, style: str, kind: str) -> None:
         self.kind = kind
         self.label.setText(text)
         self.label.setStyleSheet(style)
         self.show()
+        self._expire.stop()
         if self._host is not None:
             self._place()
             self.raise_()
-            if kind == "info":
-                self._expire.start(INFO_SHOWN_MS)
-            else:
-                self._expire.stop()
 
     def float_over(self, host: QWidget) -> None:
         """Float over the top edge of ``host`` (never in its layout): showing it moves nothing below."""

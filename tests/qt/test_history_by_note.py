@@ -73,7 +73,7 @@ def test_failed_attempts_are_hidden_by_default_and_shown_on_request(fake_window,
     hist = open_history(qtbot, win)
     assert hist.hide_failed.isChecked()
     assert hist.model.rowCount() == 1 and hist.model.run_at(0).finish_reason == "stop"
-    assert "failed attempts hidden" in hist.count.text()
+    assert hist.count.text() == "1 run"
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         hist.hide_failed.setChecked(False)
     assert sorted(hist.model.run_at(r).finish_reason for r in range(2)) == ["cancelled", "stop"]

@@ -92,7 +92,7 @@ def test_history_shows_the_chosen_rater_their_own_score_never_the_others(rated_a
     qtbot.addWidget(hist)
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         hist.refresh()
-    assert hist.model.headerData(7, _horizontal()) == "Your score"
+    assert hist.model.headerData(SCORE_COL, _horizontal()) == "Your score"
     assert hist.model.data(hist.model.index(0, SCORE_COL)) == "", "nobody chosen: no score, no count"
     choose_rater(qtbot, ctx, tab.rate.rater, "dr-me")
     ctx.log.add_rating(run_id, "dr-me", 2)
