@@ -137,8 +137,8 @@ class CompareTab(QWidget):
             sc.setToolTip("Optional: a rubric score for this answer")
             flag = QCheckBox("Hallucination")
             flag.setToolTip("The answer states something the note does not support (saved with a score)")
-            # Two lines whatever the score says, so choosing one never moves the answer boxes.
-            text = LinesLabel(2)
+            # Three lines whatever the score says, so choosing one never moves the answer boxes.
+            text = LinesLabel(3)
             sc.currentIndexChanged.connect(lambda _i, sc=sc, text=text: text.setText(_definition(sc.currentData())))
             srow = QHBoxLayout()
             srow.addWidget(QLabel("Score"))

@@ -115,7 +115,8 @@ class HistoryTab(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
-        for col, w in enumerate((60, 130, 200, 160, 180, 300, 80, 70, 80)):
+        # The instruction (stretched) keeps room at 1024 px beside the note, task and model.
+        for col, w in enumerate((60, 130, 150, 130, 140, 300, 80, 70, 80)):
             self.table.setColumnWidth(col, w)
         hh.setSectionResizeMode(INSTRUCTION_COL, QHeaderView.ResizeMode.Stretch)
         for col in (0, 1, FINISH_COL, FINISH_COL + 1, SCORE_COL):

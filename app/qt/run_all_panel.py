@@ -292,7 +292,7 @@ class RunAllPanel(QWidget):
             self.grid.removeWidget(p)
         for i, p in enumerate(self.panes):
             self.grid.addWidget(p, i // cols, i % cols)
-        # Keyboard order follows reading order: each pane's text, Stop, Open to rate, then the next pane.
+        # Keyboard order follows reading order: each pane's text, Stop, Rate, then the next pane.
         prev: QWidget = self.stop_all_btn
         for p in self.panes:
             for w in (p.text, p.stop_btn, p.open_btn):
@@ -367,5 +367,5 @@ class RunAllPanel(QWidget):
         self.summary.setText(
             f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s"
             + (f" ({stopped} stopped)" if stopped else "")
-            + " · “Open to rate” shows a run on its own"
+            + " · “Rate” rates a pane's answer beside the grid"
         )

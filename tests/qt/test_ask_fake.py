@@ -160,7 +160,7 @@ def test_rate_binds_the_rate_panel_to_one_pane_and_keeps_the_grid(fake_app, qtbo
             panes[i].open_btn.click()
         assert tab.answer_stack.currentWidget() is tab.run_all_panel, "the grid stays"
         assert not tab.rate_area.isHidden() and tab.rate.run_id == outs[i].run_id
-        assert outs[i].request.task in tab.rate.title()
+        assert outs[i].request.task in tab.rate.subject.text() and tab.rate.subject.isVisibleTo(tab)
         others = [p for p in panes if p is not panes[i]]
         assert panes[i].open_btn.text() != "Rate" and all(p.open_btn.text() == "Rate" for p in others)
         with qtbot.waitSignal(tab.rate.saved, timeout=WAIT_MS):
@@ -168,7 +168,7 @@ def test_rate_binds_the_rate_panel_to_one_pane_and_keeps_the_grid(fake_app, qtbo
     assert [r.score for r in ctx.log.current_ratings(outs[2].run_id)] == [3]
     assert [r.score for r in ctx.log.current_ratings(outs[5].run_id)] == [4]
     tab.editor.appendPlainText("More text.")  # the panes go: the Rate panel rates none of their runs
-    assert tab.rate.run_id is None and tab.rate.title() == "Rate this answer"
+    assert tab.rate.run_id is None and tab.rate.subject.isHidden()
 
 
 def test_rerun_from_history_reuses_the_recorded_settings_over_the_current_ones(fake_app, qtbot):
