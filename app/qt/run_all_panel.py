@@ -39,9 +39,9 @@ from app.qt.workers import Task
 from app.service import AskService
 from app.store.rules import why_not_rateable
 
-PANE_MIN_WIDTH = 300
-"""Two columns from ~620 px of answer column: a task's answer stays readable (about 40 characters a line)."""
-PANE_TEXT_LINES = 7
+PANE_MIN_WIDTH = 260
+"""Two columns from ~540 px of answer column (1366x768 with the Rate panel beside): about 34 characters a line."""
+PANE_TEXT_LINES = 6
 """Each pane's answer box shows this many lines (it scrolls): a whole pane fits the 1024x700 answer column."""
 
 
@@ -70,9 +70,10 @@ class TaskPane(QFrame):
         short = request.instruction if len(request.instruction) <= 80 else request.instruction[:79] + "…"
         self.header.setText(f"<b>{esc(request.task)}</b> <span style='color:#555'>· {esc(short)}</span>")
         self.header.setToolTip(request.instruction)
-        self.provenance = QLabel(f"Note: {esc(note_label(note))}")
+        # One line: the note is named once, in the summary above the grid; the pane says its run and hash.
+        self.provenance = QLabel("")
         self.provenance.setStyleSheet("color:#555;")
-        self.provenance.setWordWrap(True)
+        self.provenance.setToolTip(f"Note: {note_label(note)}")
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setTabChangesFocus(True)
@@ -138,16 +139,16 @@ class TaskPane(QFrame):
         r = outcome.result
         self.run_id = outcome.run_id
         self.text.setPlainText(r.answer)
-        self.provenance.setText(
-            f"Note: {esc(note_label(outcome.request.note))} · sha256 {r.note_sha256[:12]}"
-            f"{' · run ' + str(outcome.run_id) if outcome.run_id is not None else ' · not saved'}"
-        )
+        run = f"run {outcome.run_id}" if outcome.run_id is not None else "not saved"
+        self.provenance.setText(f"{run} · note sha256 {r.note_sha256[:12]}")
         finish = str(r.finish_reason)
         warn = INCOMPLETE.get(finish, "").format(n=r.sampling.max_tokens).split(":")[0]
-        line = esc(metrics_line(outcome.model, r))
+        # Short (the model is the same in every pane); the whole metrics line is the tooltip.
+        line = f"{r.completion_tokens} tokens · finish: {finish}"
         if warn:
             line = f"<b style='color:#8a4b00'>⚠ {esc(warn)}</b> · {line}"
         self.status.setText(line)
+        self.status.setToolTip(metrics_line(outcome.model, r))
         why = why_not_rateable("finished", finish, r.answer)  # the store's rule, as the Rate panel asks it
         self.open_btn.setVisible(outcome.run_id is not None)
         self.open_btn.setEnabled(why is None)
@@ -175,6 +176,7 @@ class RunAllPanel(QWidget):
         super().__init__(parent)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)  # the note's first words are shown as typed
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(10)
@@ -204,6 +206,7 @@ class RunAllPanel(QWidget):
         self._prompt_tokens: int | None = None
         self._start_tokens: int | None = None
         self._task: Task | None = None
+        self._note = ""
         self._cancels: list[threading.Event] = []
         self.running = False
 
@@ -255,6 +258,7 @@ class RunAllPanel(QWidget):
             p.setParent(None)
             p.deleteLater()
         self.panes = []
+        self._note = note_label(note)
         for i, req in enumerate(requests):
             pane = TaskPane(i, req, note)
             pane.stop_requested.connect(self.stop_one)
@@ -364,8 +368,9 @@ class RunAllPanel(QWidget):
             return
         total_s = time.monotonic() - self._t0
         stopped = sum(str(o.result.finish_reason) == "cancelled" for o in outs)
+        model = f" with {outs[0].model.name} ({outs[0].model.file_type})" if outs else ""
         self.summary.setText(
-            f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s"
+            f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s{model}"
             + (f" ({stopped} stopped)" if stopped else "")
-            + " · “Rate” rates a pane's answer beside the grid"
+            + f" on {self._note} · “Rate” rates a pane's answer beside the grid"
         )
