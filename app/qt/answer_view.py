@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QTextEdit, QVBo
 
 from app.core.grounding import Claim, ClaimStatus, GroundingReport
 from app.qt.screen_fit import scrolled
+from app.qt.stat_tables import LinesLabel
 
 FLAGS_SHOWN = 6
 """Flagged claims listed before "show all": two or three lines at 1024 px, so the answer keeps its room."""
@@ -75,10 +76,10 @@ class AnswerView(QWidget):
         self.flags_area.setMaximumHeight(FLAGS_EXPANDED_MAX_PX)
         self.flags_area.setSizeAdjustPolicy(self.flags_area.SizeAdjustPolicy.AdjustToContents)
         self.flags_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        self.metrics = QLabel()
-        self.metrics.setWordWrap(True)
+        # Two lines whatever it says (progress, then the metrics; a long line's whole text is the tooltip): the
+        # answer box above keeps its height when the run ends, and at a 14 pt font it is not eaten by metrics.
+        self.metrics = LinesLabel(2)
         self.metrics.setStyleSheet("color:#444;")
-        self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.header)
