@@ -368,9 +368,8 @@ class RunAllPanel(QWidget):
             return
         total_s = time.monotonic() - self._t0
         stopped = sum(str(o.result.finish_reason) == "cancelled" for o in outs)
+        ran = f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s"
+        self.summary.setText(ran + (f" ({stopped} stopped)" if stopped else ""))
+        # One short line (the grid keeps the room); what they answered, and with which model, on hovering.
         model = f" with {outs[0].model.name} ({outs[0].model.file_type})" if outs else ""
-        self.summary.setText(
-            f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s{model}"
-            + (f" ({stopped} stopped)" if stopped else "")
-            + f" on {self._note} · “Rate” rates a pane's answer beside the grid"
-        )
+        self.summary.setToolTip(f"On {self._note}{model}. “Rate” rates a pane's answer beside the grid.")
