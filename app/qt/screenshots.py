@@ -207,7 +207,7 @@ def shoot(
     else:
         snap("compare")
 
-    ctx.log.name_note(o.result.note_sha256, "Pneumonia, sample note")
+    ctx.log.name_note(first.result.note_sha256, "Pneumonia, sample note")
     ctx.runs_changed.emit()
     win.tabs.setCurrentWidget(win.history_tab)
     wait_until(app, lambda: win.history_tab.model.rowCount() > 0, what="history rows")
