@@ -73,6 +73,7 @@ class TaskPane(QFrame):
         # One line: the note is named once, in the summary above the grid; the pane says its run and hash.
         self.provenance = QLabel("")
         self.provenance.setStyleSheet("color:#555;")
+        self.provenance.setWordWrap(True)  # a narrow pane at 14 pt wraps the hash instead of cutting it
         self.provenance.setToolTip(f"Note: {note_label(note)}")
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
