@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QTextEdit, QVBo
 
 from app.core.grounding import Claim, ClaimStatus, GroundingReport
 from app.qt.screen_fit import scrolled
+from app.qt.stat_tables import LinesLabel
 
 FLAGS_SHOWN = 6
 """Flagged claims listed before "show all": two or three lines at 1024 px, so the answer keeps its room."""
@@ -34,6 +35,8 @@ INCOMPLETE = {
     "cancelled": "Incomplete: stopped before the answer ended.",
     "error": "The run failed: no answer.",
 }
+STOPPED_EARLY = "Stopped while the note was processed: no answer was written."
+"""Esc before the first token: the run was stopped, not answered empty by the model."""
 
 
 def esc(s: str) -> str:
@@ -73,10 +76,10 @@ class AnswerView(QWidget):
         self.flags_area.setMaximumHeight(FLAGS_EXPANDED_MAX_PX)
         self.flags_area.setSizeAdjustPolicy(self.flags_area.SizeAdjustPolicy.AdjustToContents)
         self.flags_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        self.metrics = QLabel()
-        self.metrics.setWordWrap(True)
+        # Two lines whatever it says (progress, then the metrics; a long line's whole text is the tooltip): the
+        # answer box above keeps its height when the run ends, and at a 14 pt font it is not eaten by metrics.
+        self.metrics = LinesLabel(2)
         self.metrics.setStyleSheet("color:#444;")
-        self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.header)
@@ -117,7 +120,9 @@ class AnswerView(QWidget):
         text = INCOMPLETE.get(finish_reason, "")
         if text:
             text = text.format(n=max_tokens if max_tokens is not None else "?")
-        if empty and finish_reason != "error":
+        if empty and finish_reason == "cancelled":
+            text = STOPPED_EARLY
+        elif empty and finish_reason != "error":
             text = (text + " " if text else "") + "The model gave an empty answer: there is nothing to rate."
         self.incomplete.setText(f"⚠ {text}" if text else "")
         self.incomplete.setVisible(bool(text))
@@ -243,6 +248,25 @@ def _claim_line(index: int, c: Claim) -> str:
     return f"<a href='#claim-{index}' style='color:{colour}'><b>{label}</b></a> {esc(c.text)}{reason}"
 
 
+def _once(lines: list[tuple[object, str]]) -> list[str]:
+    """Each flag once: a term the answer repeats (or the note names twice) is one line, counted, not a list
+    of the same word. Keys compare case-insensitively; the first occurrence's line (and link) is kept."""
+    seen: dict[object, int] = {}
+    out: list[list] = []
+    for key, line in lines:
+        k = (
+            tuple(x.casefold() if isinstance(x, str) else x for x in key)
+            if isinstance(key, tuple)
+            else str(key).casefold()
+        )
+        if k in seen:
+            out[seen[k]][1] += 1
+        else:
+            seen[k] = len(out)
+            out.append([line, 1])
+    return [line if n == 1 else f"{line} <span style='color:#555'>(×{n})</span>" for line, n in out]
+
+
 def flags_html(report: GroundingReport, expanded: bool, unchecked_expanded: bool) -> str:
     """The grounding panel under the answer: the summary line, then each flagged claim (a link that shows
     where it is), items not in the note, possible omissions, and the unchecked claims (counted; listed
@@ -250,15 +274,15 @@ def flags_html(report: GroundingReport, expanded: bool, unchecked_expanded: bool
     line = esc(report.headline())
     if not report.claims and not report.items:
         return "<span style='color:#555'>No claims or items to check.</span>"
-    flagged = [
-        _claim_line(i, c)
-        for i, c in enumerate(report.claims)
-        if c.status in (ClaimStatus.PARTLY, ClaimStatus.NOT_FOUND)
-    ]
-    flagged += [f"<b style='color:{RED}'>Not in the note</b> {esc(i.text)}" for i in report.unaligned]
-    flagged += [
-        f"<b style='color:{AMBER}'>Possibly omitted</b> {esc(o.text)} (named in the note)" for o in report.omissions
-    ]
+    claims = [(i, c) for i, c in enumerate(report.claims) if c.status in (ClaimStatus.PARTLY, ClaimStatus.NOT_FOUND)]
+    flagged = _once([((c.status, c.text), _claim_line(i, c)) for i, c in claims])
+    flagged += _once([(i.text, f"<b style='color:{RED}'>Not in the note</b> {esc(i.text)}") for i in report.unaligned])
+    flagged += _once(
+        [
+            (o.text, f"<b style='color:{AMBER}'>Possibly omitted</b> {esc(o.text)} (named in the note)")
+            for o in report.omissions
+        ]
+    )
     shown = flagged if expanded else flagged[:FLAGS_SHOWN]
     more = ""
     if len(flagged) > FLAGS_SHOWN:

@@ -142,9 +142,11 @@ def metrics_line(model: ModelInfo | str, r: Any) -> str:
     parts = [name]
     if quant and quant not in name:
         parts.append(quant)
-    if r.ttft_s is not None:
+    # No first token and no speed for a run stopped before its first token: "0.0 tokens/s" reads as a stall.
+    wrote = r.completion_tokens is None or r.completion_tokens > 0
+    if r.ttft_s is not None and wrote:
         parts.append(f"first token {r.ttft_s:.2f} s")
-    if r.decode_tokens_per_s is not None:
+    if r.decode_tokens_per_s is not None and wrote:
         parts.append(f"{r.decode_tokens_per_s:.1f} tokens/s")
     if r.completion_tokens is not None:
         parts.append(f"{r.completion_tokens} tokens")

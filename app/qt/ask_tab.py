@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
@@ -22,11 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import AsclepiusError
-from app.core.grounding import GroundingReport
 from app.core.types import AskRequest, ModelInfo, SamplingParams
-from app.qt.answer_view import AnswerView, claim_note_spans, note_highlights
+from app.qt.answer_view import AnswerView
 from app.qt.app_context import AppContext, State
-from app.qt.ask_jobs import PromptProgress, ScreenOutcome, ask_all, leading_offset, metrics_line, provenance_footer
+from app.qt.ask_jobs import PromptProgress, ScreenOutcome, ask_all, leading_offset, metrics_line
+from app.qt.ask_runs import AskRunsMixin
 from app.qt.preread import NotePreread
 from app.qt.rate_panel import RatePanel
 from app.qt.run_all_panel import RunAllPanel
@@ -42,7 +41,7 @@ BUDGET_DEBOUNCE_MS = 300
 """Recount tokens this long after the last edit: a paste or typing burst costs one tokenization."""
 
 
-class AskTab(QWidget):
+class AskTab(AskRunsMixin, QWidget):
     run_finished = Signal(object)
     """A list of ScreenOutcome after each Ask or Run all tasks."""
     run_failed = Signal(str)
@@ -79,7 +78,7 @@ class AskTab(QWidget):
         self.editor = NoteEditor()
         self.editor.setAccessibleName("Discharge summary")
         self.editor.load_failed.connect(self.banner.show_error)
-        self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}"))
+        self.editor.file_loaded.connect(lambda name: self.banner.show_info(f"Opened {name}", passing=True))
         self.editor.setMinimumWidth(220)
         self.editor.replace_hook = self.replace_note
         self.open_btn = open_btn = QPushButton("&Open note…")
@@ -123,17 +122,21 @@ class AskTab(QWidget):
         self.instruction.setPlaceholderText("Instruction (Ctrl+Enter to ask)")
         self.instruction.setMaximumHeight(70)
         self.instruction.setAccessibleName("Instruction")
-        self.ask_btn = QPushButton("Ask  (Ctrl+Enter)")
+        # Short labels, shortcuts in the tooltips: the four buttons stay on one row at 1024x700 (a second row
+        # took two lines from the answer box); the instruction's placeholder and the progress line say the keys.
+        self.ask_btn = QPushButton("Ask")
+        self.ask_btn.setToolTip("Ask this instruction about the note (Ctrl+Enter)")
         self.ask_btn.setDefault(True)
         self.ask_btn.clicked.connect(self.ask)
-        self.stop_btn = QPushButton("Stop  (Esc)")
+        self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setToolTip("Stop the answer (Esc)")
         self.stop_btn.clicked.connect(self.stop)
         self.stop_btn.setEnabled(False)
-        self.all_btn = QPushButton("Run all tasks")
-        self.all_btn.setToolTip("Ask each task's standard instruction on this note (the note is processed once)")
+        self.all_btn = QPushButton("Run all")
+        self.all_btn.setToolTip("Run all tasks: each task's standard instruction on this note (processed once)")
         self.all_btn.clicked.connect(self.run_all)
-        self.copy_btn = QPushButton("&Copy answer")
-        self.copy_btn.setToolTip("Copy the answer with a provenance footer")
+        self.copy_btn = QPushButton("&Copy")
+        self.copy_btn.setToolTip("Copy the answer with a provenance footer (model, settings, note hash)")
         self.copy_btn.clicked.connect(self.copy_answer)
         self.copy_btn.setEnabled(False)
         self.answer_view = AnswerView()
@@ -155,7 +158,7 @@ class AskTab(QWidget):
         self.run_all_panel = RunAllPanel()
         self.run_all_panel.finished.connect(self._all_finished)
         self.run_all_panel.failed.connect(self._all_failed)
-        self.run_all_panel.open_run.connect(self.open_run_id)
+        self.run_all_panel.rate_run.connect(self.rate_pane_run)
         self.answer_stack = QStackedWidget()
         self.answer_stack.addWidget(self.answer_view)
         self.answer_stack.addWidget(self.run_all_panel)
@@ -163,9 +166,7 @@ class AskTab(QWidget):
 
         self.rate = RatePanel(self.ctx)
         self.rate_area = scrolled(self.rate)
-        # Wide enough for the panel and a vertical scroll bar: the panel scrolls down, never sideways.
-        bar = self.rate_area.style().pixelMetric(self.rate_area.style().PixelMetric.PM_ScrollBarExtent)
-        self.rate_area.setMinimumWidth(self.rate.minimumSizeHint().width() + bar + 4)
+        self._fit_rate_area()
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.setChildrenCollapsible(False)
         self.split.addWidget(left)
@@ -177,8 +178,8 @@ class AskTab(QWidget):
         self.split.setStretchFactor(2, 3)
         self.split.setSizes([560, 560, 320])
         lay = QVBoxLayout(self)
-        lay.addWidget(self.banner)
         lay.addWidget(self.split, 1)
+        self.banner.float_over(self)  # "Opened note2.txt" must not push the screen down under the pointer
 
         # Window-wide, but Qt ignores the shortcuts of a hidden screen: Compare's own Esc does not clash.
         for keys, slot in (
@@ -195,6 +196,17 @@ class AskTab(QWidget):
         chain += [self.answer]
         for a, b in pairwise(chain):
             self.setTabOrder(a, b)
+
+    def _fit_rate_area(self) -> None:
+        """Wide enough for the panel and a vertical scroll bar: the panel scrolls down, never sideways."""
+        bar = self.rate_area.style().pixelMetric(self.rate_area.style().PixelMetric.PM_ScrollBarExtent)
+        self.rate_area.setMinimumWidth(self.rate.minimumSizeHint().width() + bar + 4)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            # After the children have the new font too (they get it after this screen does).
+            QTimer.singleShot(0, self._fit_rate_area)
 
     # -- the note: never replaced without asking, an answer never outlives it -----------------------
     def confirm(self, question: str) -> bool:
@@ -223,6 +235,10 @@ class AskTab(QWidget):
         cur.select(QTextCursor.SelectionType.Document)
         cur.insertText(text)
         self._loaded_text = self.editor.toPlainText()
+        # A new note is read from its top: the cursor (and so the view) would stay at the inserted text's end.
+        cur.movePosition(QTextCursor.MoveOperation.Start)
+        self.editor.setTextCursor(cur)
+        self.editor.verticalScrollBar().setValue(0)
         return True
 
     def clear_note(self) -> bool:
@@ -354,6 +370,8 @@ class AskTab(QWidget):
 
     def show_single(self, reason: str = "") -> None:
         """Back from Run all tasks' panes to the one-answer view (and its Rate panel)."""
+        if self.answer_stack.currentWidget() is self.run_all_panel:
+            self.rate.set_run(None)  # a pane's run is rated no more once its panes go
         self.answer_stack.setCurrentWidget(self.answer_view)
         self.rate_area.show()
         self.answer_view.clear(reason)
@@ -539,107 +557,6 @@ class AskTab(QWidget):
         why = why_not_rateable("finished", finish, r.answer)  # the service returns only ended runs
         self.rate.set_run(o.run_id if why is None else None, why_not=why or "")
         self.copy_btn.setEnabled(bool(r.answer))
-
-    # -- grounding --------------------------------------------------------------------------------
-    def show_grounding(self, report: GroundingReport, offset: int) -> None:
-        self._note_offset = offset
-        self.editor.highlight(note_highlights(report), offset)
-        self.answer_view.show_grounding(report)
-
-    def go_to_claim(self, index: int) -> None:
-        """Show a flagged claim: select where its parts are in the note, else the claim in the answer."""
-        report = self.answer_view.report
-        if report is None or not 0 <= index < len(report.claims):
-            return
-        claim = report.claims[index]
-        spans = claim_note_spans(claim)
-        doc_len = self.editor.document().characterCount()
-        target, start, end = (self.editor, *spans[0]) if spans else (self.answer, claim.answer_start, claim.answer_end)
-        if target is self.editor:
-            start, end = start + self._note_offset, end + self._note_offset
-            if not 0 <= start < end <= doc_len:  # the note was edited since: show the claim instead
-                target, start, end = self.answer, claim.answer_start, claim.answer_end
-        cur = QTextCursor(target.document())
-        cur.setPosition(start)
-        cur.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        target.setTextCursor(cur)
-        target.ensureCursorVisible()
-
-    # -- history ----------------------------------------------------------------------------------
-    def show_run(self, view: RunView) -> bool:
-        """Restore a logged run: note (when the log kept it), task, instruction, answer, metrics, rating."""
-        self.stop()
-        if view.note_text is not None and not self.replace_note(view.note_text, "Opening a run from History"):
-            return False
-        self.show_single()
-        self.banner.hide()
-        self._restoring = True
-        if view.note_text is None:
-            self.banner.show_info(
-                f"The log keeps only this note's sha256 ({view.note_sha256[:12]}…), not its text: paste the "
-                "note to see the highlights."
-            )
-        try:
-            self.set_task(view.task)
-            self.instruction.setPlainText(view.instruction)
-        finally:
-            self._restoring = False
-        self.answer_view.clear()
-        self.answer_view.set_header(view.task, view.instruction)
-        self.answer.setPlainText(view.answer or "")
-        self.outcome, self.view = None, view
-        self.metrics.setText(metrics_line(f"{view.model_name} [{view.model_sha256[:8]}]", view))
-        if view.error:
-            self.banner.show_error(f"This run failed: {view.error}")
-        note = self.editor.toPlainText()
-        report = GroundingReport()
-        if view.answer and view.note_text is not None:
-            # The log stores the validated note, so it is the text the model saw (cut where it was cut).
-            kept = (view.truncation or {}).get("kept_chars")
-            report = self.ctx.service().ground(view.answer, view.note_text, kept, view.task, view.instruction)
-        elif view.answer and view.grounding:
-            # Hash-only log: the stored report (answer offsets hold; its note offsets have no text to land on).
-            report = GroundingReport.from_dict(view.grounding)
-        self.show_grounding(report, leading_offset(note))
-        self.copy_btn.setEnabled(bool(view.answer))
-        finish = view.finish_reason or ("error" if view.error else "")
-        self.answer_view.mark_incomplete(finish, (view.sampling or {}).get("max_tokens"), empty=not view.answer)
-        why = why_not_rateable(view.status, finish, view.answer)
-        self.rate.set_run(view.id if why is None else None, why_not=why or "")
-        return True
-
-    def rerun(self, view: RunView) -> Task | None:
-        """Ask again with the run's model and sampling settings."""
-        if not self.show_run(view):
-            return None
-        info = self.ctx.registry.find(view.model_sha256)
-        if info is None:
-            self.banner.show_error(f"The model of this run ({view.model_file}) is not in the registry: import it.")
-            return None
-        return self.ask(explicit=SamplingOverrides.of(SamplingParams(**view.sampling)), model=info)
-
-    def open_run_id(self, run_id: int) -> Task | None:
-        """Open one of Run all tasks' runs on its own (highlights, Rate panel): read in a worker."""
-        log = self.ctx.log
-        if log is None:
-            return None
-        task = Task(lambda _job: log.get_run(run_id), "read run")
-        task.signals.finished.connect(lambda v: v is not None and self.show_run(v))
-        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
-        return self.ctx.tasks.start(task)
-
-    def copy_answer(self) -> str:
-        if self.outcome is not None:
-            o = self.outcome
-            text = provenance_footer(o.result.answer, o.model.display_name, o.result, o.report)
-        elif self.view is not None and self.view.answer:
-            v = self.view
-            text = provenance_footer(v.answer or "", f"{v.model_name} ({v.model_quant})", v, self.answer_view.report)
-        else:
-            return ""
-        QApplication.clipboard().setText(text)
-        self.metrics.setText(self.metrics.text().split(" · copied")[0] + " · copied with provenance")
-        return text
 
 
 def failure_message(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ import random
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QGridLayout,
     QGroupBox,
@@ -35,13 +36,20 @@ from app.qt.app_context import AppContext
 from app.qt.ask_jobs import ScreenOutcome, leading_offset
 from app.qt.raters import RaterChooser
 from app.qt.screen_fit import flow
+from app.qt.stat_tables import LinesLabel
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Job, Task, describe_error
+from app.store.ratings import rating_problem
 from app.store.rules import why_not_rateable
 from resources import RUBRIC, TASKS
+from resources.rubric import level
 
 VOTES = (("A is better", "A"), ("B is better", "B"), ("Tie", "tie"), ("Both bad", "both_bad"))
 HIDDEN = "Identities are hidden until you vote. Win rates count blind votes only."
+SAME_MODEL = (
+    "A/A comparison: both entries are the same model file (same sha256). The vote measures position bias "
+    "(does the answer shown as A win more often?); win rates leave it out."
+)
 
 
 class CompareTab(QWidget):
@@ -97,8 +105,17 @@ class CompareTab(QWidget):
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 2)
 
+        self.same_model = QLabel(SAME_MODEL)
+        self.same_model.setWordWrap(True)
+        self.same_model.hide()
+        g.addWidget(self.same_model, 3, 0, 1, 4)
+        self.model_a.currentIndexChanged.connect(self._models_chosen)
+        self.model_b.currentIndexChanged.connect(self._models_chosen)
+
         self.views: list[QTextEdit] = []
         self.scores: list[QComboBox] = []
+        self.flags: list[QCheckBox] = []
+        self.rubric_texts: list[LinesLabel] = []
         answers = QSplitter(Qt.Orientation.Horizontal)
         answers.setChildrenCollapsible(False)
         note_box = QGroupBox("Note")
@@ -116,15 +133,25 @@ class CompareTab(QWidget):
             sc.addItem("no score", None)
             for lv in RUBRIC:
                 sc.addItem(f"{lv.score} {lv.label}", lv.score)
+                sc.setItemData(sc.count() - 1, lv.definition, Qt.ItemDataRole.ToolTipRole)
             sc.setToolTip("Optional: a rubric score for this answer")
+            flag = QCheckBox("Hallucination")
+            flag.setToolTip("The answer states something the note does not support (saved with a score)")
+            # Three lines whatever the score says, so choosing one never moves the answer boxes.
+            text = LinesLabel(3)
+            sc.currentIndexChanged.connect(lambda _i, sc=sc, text=text: text.setText(_definition(sc.currentData())))
             srow = QHBoxLayout()
             srow.addWidget(QLabel("Score"))
             srow.addWidget(sc, 1)
+            srow.addWidget(flag)
             v.addWidget(te, 1)
             v.addLayout(srow)
+            v.addWidget(text)
             answers.addWidget(box)
             self.views.append(te)
             self.scores.append(sc)
+            self.flags.append(flag)
+            self.rubric_texts.append(text)
         self.rater = RaterChooser(ctx)
         self.vote_btns: dict[str, QPushButton] = {}
         rater_row = QWidget()
@@ -188,10 +215,16 @@ class CompareTab(QWidget):
         if len(models) > 1 and self.model_a.currentData() == self.model_b.currentData():
             self.model_b.setCurrentIndex(1 if self.model_a.currentIndex() != 1 else 0)
 
+    def _models_chosen(self) -> None:
+        """Two entries of one file are allowed: an A/A comparison, said so before it runs."""
+        a, b = self.model_a.currentData(), self.model_b.currentData()
+        self.same_model.setVisible(a is not None and a == b)
+
     def _set_votable(self, on: bool) -> None:
         for b in self.vote_btns.values():
             b.setEnabled(on)
-        for s, why in zip(self.scores, self._why_not_scored(), strict=True):
+        for s, flag, why in zip(self.scores, self.flags, self._why_not_scored(), strict=True):
+            flag.setEnabled(on and why is None)
             s.setEnabled(on and why is None)
             s.setToolTip(f"Not rateable: {why}" if why else "Optional: a rubric score for this answer")
 
@@ -212,8 +245,6 @@ class CompareTab(QWidget):
         problem = None
         if first is None or second is None:
             problem = "Choose two models (import a second one on the Models screen)."
-        elif first.sha256 == second.sha256:
-            problem = "Choose two different models (or two quantizations of one model)."
         elif not instruction:
             problem = "Write an instruction."
         service = self.ctx.service()
@@ -253,8 +284,9 @@ class CompareTab(QWidget):
         for v, label in zip(self.views, "AB", strict=True):
             v.clear()
             v.parent().setTitle(f"Answer {label}")
-        for s in self.scores:
+        for s, flag in zip(self.scores, self.flags, strict=True):
             s.setCurrentIndex(0)
+            flag.setChecked(False)
         self.reveal.setText("Running both models…")
         self._set_votable(False)
         task = Task(work, "compare")
@@ -319,12 +351,22 @@ class CompareTab(QWidget):
             return None
         why_not = self._why_not_scored()
         scores = [s.currentData() if why is None else None for s, why in zip(self.scores, why_not, strict=True)]
+        flags = [f.isChecked() and score is not None for f, score in zip(self.flags, scores, strict=True)]
+        for side, score, flag in zip("AB", scores, flags, strict=True):
+            problem = rating_problem(score, flag, None) if score is not None else None
+            if problem:  # the store would refuse the score: say so before the vote is cast
+                self.banner.show_error(f"Answer {side}: {problem}.")
+                return None
         a, b = pair
         blind = not self._seen
 
         def work(_job: Job) -> tuple[int, list[int]]:
             cid = log.add_comparison(a.run_id, b.run_id, rater, choice, a_side="left", blind=blind)
-            rids = [log.add_rating(o.run_id, rater, score) for o, score in zip(pair, scores, strict=True) if score]
+            rids = [
+                log.add_rating(o.run_id, rater, score, hallucination=flag)
+                for o, score, flag in zip(pair, scores, flags, strict=True)
+                if score
+            ]
             return cid, rids
 
         task = Task(work, "save vote")
@@ -343,10 +385,11 @@ class CompareTab(QWidget):
         self.undo_btn.show()
         label = dict((c, t) for t, c in VOTES)[choice]
         unblind = "" if blind else " Recorded as not blind (you had seen the models): win rates leave it out."
-        self.reveal.setText(
-            f"Saved ({label}). <b>A</b> was <b>{a.model.display_name}</b>; <b>B</b> was <b>{b.model.display_name}</b>."
-            + unblind
-        )
+        if a.model.sha256 == b.model.sha256:
+            who = f"<b>A/A comparison</b>: A and B were both <b>{a.model.display_name}</b> (position bias)."
+        else:
+            who = f"<b>A</b> was <b>{a.model.display_name}</b>; <b>B</b> was <b>{b.model.display_name}</b>."
+        self.reveal.setText(f"Saved ({label}). {who}{unblind}")
         self.ctx.runs_changed.emit()
         self.voted.emit(cid)
 
@@ -377,3 +420,8 @@ class CompareTab(QWidget):
     def flush(self) -> None:
         if self.task is not None:
             self.task.cancel.set()
+
+
+def _definition(score: int | None) -> str:
+    """The rubric's words for a score (``resources.rubric``), shown under the score box."""
+    return "" if score is None else f"{score}: {level(score).definition}"

@@ -12,14 +12,17 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from app.store import EvalLog, RunQuery, RunView
 
-__all__ = ["COLUMNS", "PAGE_SIZE", "RunQuery", "RunTableModel"]
+__all__ = ["COLUMNS", "PAGE_SIZE", "RunQuery", "RunTableModel", "score_text"]
 
 PAGE_SIZE = 100
 """Rows fetched per page as the table scrolls: one short query, never the whole log."""
 
 
-COLUMNS = ("Run", "Started", "Task", "Model", "Instruction", "Finish", "Tokens", "Your score")
+COLUMNS = ("Run", "Started", "Note", "Task", "Model", "Instruction", "Finish", "Tokens", "Your score")
 """The last column is the viewing rater's own score (``RunQuery.viewer``), never other raters' mean."""
+NOTE_COL, MODEL_COL, INSTRUCTION_COL, FINISH_COL, SCORE_COL = (
+    COLUMNS.index(c) for c in ("Note", "Model", "Instruction", "Finish", "Your score")
+)
 
 
 class RunTableModel(QAbstractTableModel):
@@ -81,30 +84,44 @@ class RunTableModel(QAbstractTableModel):
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return _cell(v, mean, n, col)
-        if role == Qt.ItemDataRole.ToolTipRole and col == 4:
+        if role == Qt.ItemDataRole.ToolTipRole and col == NOTE_COL:
+            return f"{v.note_title}\nsha256 {v.note_sha256} · {v.note_chars:,} characters"
+        if role == Qt.ItemDataRole.ToolTipRole and col == INSTRUCTION_COL:
             return v.instruction
-        if role == Qt.ItemDataRole.ToolTipRole and col == 5 and v.error:
+        if role == Qt.ItemDataRole.ToolTipRole and col == FINISH_COL and v.error:
             return v.error
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 6, 7):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, COLUMNS.index("Tokens"), SCORE_COL):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
 
+def score_text(mean: float | None, n: int = 1) -> str:
+    """A score as a list shows it: a whole score is "2", never "2.0"; a mean of several "2.50 (2)"."""
+    if mean is None:
+        return ""
+    if n == 1:
+        return f"{mean:g}"
+    return f"{mean:.2f} ({n})"
+
+
 def _cell(v: RunView, mean: float | None, n: int, col: int) -> Any:
-    if col == 0:
+    name = COLUMNS[col]
+    if name == "Run":
         return v.id
-    if col == 1:
+    if name == "Started":
         return v.started_at.astimezone().strftime("%Y-%m-%d %H:%M")
-    if col == 2:
+    if name == "Note":
+        return v.note_caption
+    if name == "Task":
         return v.task
-    if col == 3:
+    if name == "Model":
         return f"{v.model_name} ({v.model_quant})"
-    if col == 4:
+    if name == "Instruction":
         return v.instruction if len(v.instruction) < 90 else v.instruction[:87] + "…"
-    if col == 5:
+    if name == "Finish":
         return v.finish_reason or v.status
-    if col == 6:
+    if name == "Tokens":
         return v.completion_tokens if v.completion_tokens is not None else ""
-    if col == 7:
-        return "" if mean is None else (f"{mean:g}" if n == 1 else f"{mean:.2f} ({n})")
+    if name == "Your score":
+        return score_text(mean, n)
     return None

@@ -9,13 +9,16 @@ others rated a run, nor their mean, before rating it; everyone's ratings are the
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -26,11 +29,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.qt.app_context import AppContext
-from app.qt.history_model import PAGE_SIZE, RunTableModel
+from app.qt.history_model import FINISH_COL, INSTRUCTION_COL, MODEL_COL, PAGE_SIZE, SCORE_COL, RunTableModel
 from app.qt.screen_fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Task, describe_error
-from app.store import RunFilter, RunQuery, RunView
+from app.store import NoteView, RunFilter, RunQuery, RunView
 from resources import TASK_NAMES
 
 SEARCH_DEBOUNCE_MS = 250
@@ -84,7 +87,7 @@ class AsyncRunTableModel(RunTableModel):
         self.ctx.tasks.start(task)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        blind = index.isValid() and index.column() == 3 and role == Qt.ItemDataRole.DisplayRole
+        blind = index.isValid() and index.column() == MODEL_COL and role == Qt.ItemDataRole.DisplayRole
         if blind and self.rows[index.row()][0].id in self.ctx.blinded_runs:
             return BLINDED
         return super().data(index, role)
@@ -112,10 +115,11 @@ class HistoryTab(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
-        for col, w in enumerate((60, 130, 180, 200, 300, 80, 70, 80)):
+        # The instruction (stretched) keeps room at 1024 px beside the note, task and model.
+        for col, w in enumerate((60, 130, 150, 130, 140, 300, 80, 70, 80)):
             self.table.setColumnWidth(col, w)
-        hh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        for col in (0, 1, 5, 6, 7):
+        hh.setSectionResizeMode(INSTRUCTION_COL, QHeaderView.ResizeMode.Stretch)
+        for col in (0, 1, FINISH_COL, FINISH_COL + 1, SCORE_COL):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda _i: self.open_selected())
         self.table.activated.connect(lambda _i: self.open_selected())
@@ -125,6 +129,14 @@ class HistoryTab(QWidget):
         for t in TASK_NAMES:
             self.task.addItem(t, t)
         self.model_box = combo()
+        self.note_box = combo()
+        self.note_box.setToolTip("Only the runs on one note (named by you, else by its first line; its sha256 after ·)")
+        self.hide_failed = QCheckBox("Hide &failed attempts")
+        self.hide_failed.setToolTip("Leave out runs that were stopped, failed or interrupted before an answer")
+        self.hide_failed.setChecked(True)
+        self.name_btn = QPushButton("&Name note…")
+        self.name_btn.setToolTip("Give the selected run's note a name: History lists its runs under it")
+        self.name_btn.clicked.connect(self.name_selected_note)
         self.rated = combo()
         for label, v in (("Rated by me or not", None), ("Rated by me", True), ("Not rated by me", False)):
             self.rated.addItem(label, v)
@@ -137,7 +149,7 @@ class HistoryTab(QWidget):
         rerun_btn.clicked.connect(self.rerun_selected)
         self.count = QLabel()
         pairs = []
-        for label, w in (("Task", self.task), ("Model", self.model_box)):
+        for label, w in (("Note", self.note_box), ("Task", self.task), ("Model", self.model_box)):
             lab = QLabel(label)
             lab.setBuddy(w)
             pair = QWidget()
@@ -149,19 +161,24 @@ class HistoryTab(QWidget):
         self.search.setMinimumWidth(180)
         actions = QHBoxLayout()
         actions.addWidget(self.count, 1)
-        actions.addWidget(flow(open_btn, rerun_btn))
+        actions.addWidget(flow(self.name_btn, open_btn, rerun_btn))
         lay = QVBoxLayout(self)
         lay.addWidget(self.banner)
-        lay.addWidget(flow(*pairs, self.rated))
+        lay.addWidget(flow(*pairs, self.rated, self.hide_failed))
         lay.addWidget(self.search)
         lay.addWidget(self.table, 1)
         lay.addLayout(actions)
+        # Tab follows reading order (the note filter comes first on screen, though it was added last).
+        order = [self.note_box, self.task, self.model_box, self.rated, self.hide_failed, self.search, self.table]
+        for a, b in pairwise([*order, self.name_btn, open_btn, rerun_btn]):
+            self.setTabOrder(a, b)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
-        for box in (self.task, self.model_box, self.rated):
+        for box in (self.note_box, self.task, self.model_box, self.rated):
             box.currentIndexChanged.connect(lambda _i: self.refresh())
+        self.hide_failed.toggled.connect(lambda _on: self.refresh())
         self.search.textChanged.connect(lambda _t: self._timer.start(SEARCH_DEBOUNCE_MS))
         ctx.runs_changed.connect(self._runs_changed)
         ctx.log_changed.connect(self._runs_changed)
@@ -192,14 +209,16 @@ class HistoryTab(QWidget):
         log = self.ctx.log
         if log is None:
             return None
-        task = Task(lambda _job: log.models(), "read history filters")
+        task = Task(lambda _job: (log.models(), log.notes()), "read history filters")
         task.signals.finished.connect(self._set_choices)
         task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
         return self.ctx.tasks.start(task)
 
-    def _set_choices(self, models: list) -> None:
+    def _set_choices(self, choices: tuple[list, list[NoteView]]) -> None:
+        models, notes = choices
         for box, items, first in (
             (self.model_box, [(f"{m.name} ({m.quant})", m.sha256) for m in models], "All models"),
+            (self.note_box, [(f"{n.caption} ({n.runs})", n.sha256) for n in notes], "All notes"),
         ):
             keep = box.currentData()
             box.blockSignals(True)
@@ -211,9 +230,10 @@ class HistoryTab(QWidget):
             box.blockSignals(False)
 
     def query(self) -> RunQuery:
-        f = RunFilter(task=self.task.currentData(), model=self.model_box.currentData())
+        f = RunFilter(self.task.currentData(), self.model_box.currentData(), note_sha256=self.note_box.currentData())
         # Nobody chosen: "" matches no rater (names are never empty), so no score shows at all.
-        return RunQuery(f, self.search.text(), self.rated.currentData(), viewer=self.ctx.config.rater)
+        viewer, hide = self.ctx.config.rater, self.hide_failed.isChecked()
+        return RunQuery(f, self.search.text(), self.rated.currentData(), viewer=viewer, hide_failed=hide)
 
     def refresh(self) -> Task | None:
         """Re-read the runs in a worker; :attr:`refreshed` is emitted when the table shows them."""
@@ -226,7 +246,7 @@ class HistoryTab(QWidget):
         return self.model.load(log, self.query(), self._loaded, self._load_failed)
 
     def _loaded(self) -> None:
-        self.count.setText(f"{self.model.total:,} runs")
+        self.count.setText(f"{self.model.total:,} {'run' if self.model.total == 1 else 'runs'}")
         self.refreshed.emit()
 
     def _load_failed(self, exc: BaseException) -> None:
@@ -282,6 +302,23 @@ class HistoryTab(QWidget):
         box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return box.exec() == QMessageBox.StandardButton.Yes
+
+    def name_selected_note(self, name: str | None = None) -> Task | None:
+        """Name the selected run's note (asked in a dialog unless ``name`` is given; blank removes the name)."""
+        v, log = self.selected_run(), self.ctx.log
+        if v is None or log is None:
+            self.banner.show_error("Select a run first: its note is the one named.")
+            return None
+        if name is None:
+            name, ok = QInputDialog.getText(
+                self, "Name this note", f"A name for the note of run {v.id} (blank: none):", text=v.note_label or ""
+            )
+            if not ok:
+                return None
+        task = Task(lambda _job: log.name_note(v.note_sha256, name), "name note")
+        task.signals.finished.connect(lambda _r: self._runs_changed())
+        task.signals.errored.connect(lambda e: self.banner.show_error(describe_error(e)))
+        return self.ctx.tasks.start(task)
 
     def open_selected(self) -> Task | None:
         """Open the selected run on the Ask screen (what Enter and a double click do)."""

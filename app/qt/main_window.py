@@ -16,6 +16,7 @@ from app.qt.screen_fit import FocusRing, available_size, initial_size, tab_leave
 from app.qt.uistate import UiState
 
 BADGE = "border-radius:3px; padding:1px 6px; font-weight:bold;"
+DEMO_WARNING = "⚠ DEMO MODEL: not trained for clinical tasks"
 
 
 class MainWindow(QMainWindow):
@@ -33,6 +34,8 @@ class MainWindow(QMainWindow):
         self._add_screens()
         for i in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self.tabs.setCurrentIndex(i))
+        # Ctrl+Q closes the window, so quitting saves pending ratings and stops a run as closing it does.
+        self.quit_shortcut = QShortcut(QKeySequence("Ctrl+Q"), self, self.close)
         self._build_status_bar()
         tab_leaves_item_views(self)
         self.apply_font()
@@ -117,6 +120,9 @@ class MainWindow(QMainWindow):
     def _open_run(self, view) -> None:
         self.ask_tab.show_run(view)
         self.tabs.setCurrentWidget(self.ask_tab)
+        # The History table, which had the focus, is hidden now: Qt would hand the focus on to the next
+        # control in the chain, a rating radio button, where Space would rate the run unasked.
+        self.ask_tab.answer.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _rerun(self, view) -> None:
         self.tabs.setCurrentWidget(self.ask_tab)
@@ -129,18 +135,27 @@ class MainWindow(QMainWindow):
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Long labels must not set the window's minimum width: they are cut, the tooltip has it all.
         self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.model_label.setMinimumWidth(120)
+        self.model_label.setMinimumWidth(60)
         self.cancel_load = QToolButton()
         self.cancel_load.setText("Cancel")
         self.cancel_load.setToolTip("Stop loading the model")
         self.cancel_load.clicked.connect(self.ctx.cancel_load)
         self.cancel_load.hide()
+        # Its own label, never cut: when the bar is short, the model's name gives way, not the warning.
+        self.demo_badge = QLabel(DEMO_WARNING)
+        self.demo_badge.setStyleSheet(BADGE + "background:#f6c343; color:#3b2a00;")
+        self.demo_badge.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
+        self.demo_badge.hide()
         self.offline = QLabel()
         self.show_protection(netns.protection())
         self.db_label = QLabel()
         self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.db_label.setMaximumWidth(320)  # the file name only; the full path is in the tooltip
+        # At 14 pt the bar is full: the log's name (in the tooltip too) gives way before the demo warning does.
+        self.db_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.db_label.setMinimumWidth(60)
         sb.addWidget(self.model_label, 1)
+        sb.addWidget(self.demo_badge)
         sb.addWidget(self.cancel_load)
         self.policy_label = QLabel("Managed by policy")
         self.policy_label.setObjectName("policy-badge")
@@ -162,11 +177,6 @@ class MainWindow(QMainWindow):
         if ctx.engine_state is State.READY and ctx.model is not None:
             m = ctx.model
             text = f"Model: {m.name} ({m.file_type})"
-            if m.is_demo:
-                text += (
-                    "  <span style='background:#f6c343; color:#3b2a00; padding:1px 4px;'>"
-                    "⚠ DEMO MODEL: not trained for clinical tasks</span>"
-                )
         elif ctx.engine_state is State.FAILED:
             text = f"<span style='color:#b3261e'>Model failed to load: {ctx.engine_message}</span>"
         else:
@@ -180,6 +190,7 @@ class MainWindow(QMainWindow):
         if loading:
             text += f" · {time.monotonic() - self._load_t0:.0f} s"
         self.cancel_load.setVisible(loading)
+        self.demo_badge.setVisible(ctx.engine_state is State.READY and ctx.model is not None and ctx.model.is_demo)
         self.model_label.setText(text)
         self.model_label.setToolTip(text)
         if ctx.log_state is State.FAILED:
@@ -200,6 +211,9 @@ class MainWindow(QMainWindow):
         f = QFont(self.font())
         f.setPointSize(self.ctx.config.font_size)
         self.setFont(f)
+        # A widget with its own style sheet (banners, hints, the rubric's definitions) no longer follows its
+        # parent's font: the size must come through a style sheet too, or those texts stay at the old size.
+        self.setStyleSheet(f"QWidget {{ font-size: {self.ctx.config.font_size}pt; }}")
 
     # -- closing ----------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -81,9 +81,13 @@ class RatePanel(QGroupBox):
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
 
+        self.subject = QLabel()
+        self.subject.setWordWrap(True)
+        self.subject.hide()
         form = QFormLayout()
         form.addRow("Rater", self.rater)
         lay = QVBoxLayout(self)
+        lay.addWidget(self.subject)
         lay.addLayout(form)
         lay.addLayout(box)
         lay.addWidget(self.hallucination)
@@ -111,9 +115,13 @@ class RatePanel(QGroupBox):
         self.flush()
         self._load_current()
 
-    def set_run(self, run_id: int | None, why_not: str = "") -> None:
-        """Rate ``run_id``; None disables the panel (``why_not`` says why, e.g. the run was stopped)."""
+    def set_run(self, run_id: int | None, why_not: str = "", subject: str = "") -> None:
+        """Rate ``run_id``; None disables the panel (``why_not`` says why, e.g. the run was stopped).
+        ``subject`` names the answer in the title (one pane of Run all tasks: its task and run)."""
         self.flush()
+        # In a label that wraps, not the title: a long title would widen the panel past its column.
+        self.subject.setText(f"<b>{subject}</b>")
+        self.subject.setVisible(bool(subject))
         self.run_id = run_id
         self._why_not = why_not
         self.setEnabled(run_id is not None)

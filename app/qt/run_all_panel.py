@@ -37,10 +37,11 @@ from app.qt.ask_jobs import ScreenOutcome, ask_each, leading_offset, metrics_lin
 from app.qt.screen_fit import scrolled
 from app.qt.workers import Task
 from app.service import AskService
+from app.store.rules import why_not_rateable
 
-PANE_MIN_WIDTH = 300
-"""Two columns from ~620 px of answer column: a task's answer stays readable (about 40 characters a line)."""
-PANE_TEXT_LINES = 7
+PANE_MIN_WIDTH = 260
+"""Two columns from ~540 px of answer column (1366x768 with the Rate panel beside): about 34 characters a line."""
+PANE_TEXT_LINES = 6
 """Each pane's answer box shows this many lines (it scrolls): a whole pane fits the 1024x700 answer column."""
 
 
@@ -55,8 +56,8 @@ class TaskPane(QFrame):
     """One task's answer: header (task, instruction, note), streamed text, state line, Stop."""
 
     stop_requested = Signal(int)
-    open_requested = Signal(int)
-    """The run id to open on its own (to rate it)."""
+    rate_requested = Signal(int)
+    """The pane's index: rate its run beside the grid (the grid stays)."""
 
     def __init__(self, index: int, request: AskRequest, note: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,9 +70,11 @@ class TaskPane(QFrame):
         short = request.instruction if len(request.instruction) <= 80 else request.instruction[:79] + "…"
         self.header.setText(f"<b>{esc(request.task)}</b> <span style='color:#555'>· {esc(short)}</span>")
         self.header.setToolTip(request.instruction)
-        self.provenance = QLabel(f"Note: {esc(note_label(note))}")
+        # One line: the note is named once, in the summary above the grid; the pane says its run and hash.
+        self.provenance = QLabel("")
         self.provenance.setStyleSheet("color:#555;")
-        self.provenance.setWordWrap(True)
+        self.provenance.setWordWrap(True)  # a narrow pane at 14 pt wraps the hash instead of cutting it
+        self.provenance.setToolTip(f"Note: {note_label(note)}")
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setTabChangesFocus(True)
@@ -84,9 +87,10 @@ class TaskPane(QFrame):
         self.stop_btn.setAccessibleName(f"Stop {request.task}")
         self.stop_btn.setToolTip(f"Stop the {request.task} answer; the others go on")
         self.stop_btn.clicked.connect(lambda: self.stop_requested.emit(self.index))
-        self.open_btn = QPushButton("Open to rate")
-        self.open_btn.setToolTip("Show this run on its own, with the note highlights and the Rate panel")
-        self.open_btn.clicked.connect(lambda: self.run_id is not None and self.open_requested.emit(self.run_id))
+        self.open_btn = QPushButton("Rate")
+        self.open_btn.setAccessibleName(f"Rate {request.task}")
+        self.open_btn.setToolTip("Rate this answer in the Rate panel beside the grid; the other answers stay")
+        self.open_btn.clicked.connect(lambda: self.run_id is not None and self.rate_requested.emit(self.index))
         self.open_btn.hide()
         row = QHBoxLayout()  # under the state line, which gets the pane's whole width (metrics wrap less)
         row.addStretch(1)
@@ -136,17 +140,27 @@ class TaskPane(QFrame):
         r = outcome.result
         self.run_id = outcome.run_id
         self.text.setPlainText(r.answer)
-        self.provenance.setText(
-            f"Note: {esc(note_label(outcome.request.note))} · sha256 {r.note_sha256[:12]}"
-            f"{' · run ' + str(outcome.run_id) if outcome.run_id is not None else ' · not saved'}"
-        )
+        run = f"run {outcome.run_id}" if outcome.run_id is not None else "not saved"
+        self.provenance.setText(f"{run} · note sha256 {r.note_sha256[:12]}")
         finish = str(r.finish_reason)
         warn = INCOMPLETE.get(finish, "").format(n=r.sampling.max_tokens).split(":")[0]
-        line = esc(metrics_line(outcome.model, r))
+        # Short (the model is the same in every pane); the whole metrics line is the tooltip.
+        line = f"{r.completion_tokens} tokens · finish: {finish}"
         if warn:
             line = f"<b style='color:#8a4b00'>⚠ {esc(warn)}</b> · {line}"
         self.status.setText(line)
+        self.status.setToolTip(metrics_line(outcome.model, r))
+        why = why_not_rateable("finished", finish, r.answer)  # the store's rule, as the Rate panel asks it
         self.open_btn.setVisible(outcome.run_id is not None)
+        self.open_btn.setEnabled(why is None)
+        if why is not None:
+            self.open_btn.setToolTip(f"Not rateable: {why}")
+
+    def set_rating(self, on: bool) -> None:
+        """Mark the pane whose run the Rate panel shows (a thicker frame and a word in its header)."""
+        self.setFrameShape(QFrame.Shape.Box if on else QFrame.Shape.StyledPanel)
+        self.setLineWidth(2 if on else 1)
+        self.open_btn.setText("Rating ▸" if on else "Rate")
 
 
 class RunAllPanel(QWidget):
@@ -156,13 +170,14 @@ class RunAllPanel(QWidget):
     """The list of ScreenOutcome, after the panes show them (a prefix of the requests: the rest never started)."""
     failed = Signal(object)
     """The exception that ended the whole run; the owner words it and calls ``finish(None, message)``."""
-    open_run = Signal(int)
-    """A pane's "Open to rate": the run id to show on its own."""
+    rate_run = Signal(int, str)
+    """A pane's "Rate": its run id and task, to rate beside the grid (the panes stay)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)  # the note's first words are shown as typed
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(10)
@@ -192,6 +207,7 @@ class RunAllPanel(QWidget):
         self._prompt_tokens: int | None = None
         self._start_tokens: int | None = None
         self._task: Task | None = None
+        self._note = ""
         self._cancels: list[threading.Event] = []
         self.running = False
 
@@ -243,10 +259,11 @@ class RunAllPanel(QWidget):
             p.setParent(None)
             p.deleteLater()
         self.panes = []
+        self._note = note_label(note)
         for i, req in enumerate(requests):
             pane = TaskPane(i, req, note)
             pane.stop_requested.connect(self.stop_one)
-            pane.open_requested.connect(self.open_run)
+            pane.rate_requested.connect(self.rate_pane)
             self.panes.append(pane)
         self._columns = 0
         self._relayout()
@@ -258,6 +275,15 @@ class RunAllPanel(QWidget):
         self.running = True
         self._timer.start()
         self.tick()
+
+    def rate_pane(self, index: int) -> None:
+        """Bind the Rate panel to pane ``index``'s run: the pane is marked, the grid stays as it is."""
+        pane = self.panes[index]
+        if pane.run_id is None:
+            return
+        for p in self.panes:
+            p.set_rating(p is pane)
+        self.rate_run.emit(pane.run_id, pane.request.task)
 
     def columns_for(self, width: int) -> int:
         return max(1, min(len(self.panes) or 1, width // PANE_MIN_WIDTH))
@@ -271,7 +297,7 @@ class RunAllPanel(QWidget):
             self.grid.removeWidget(p)
         for i, p in enumerate(self.panes):
             self.grid.addWidget(p, i // cols, i % cols)
-        # Keyboard order follows reading order: each pane's text, Stop, Open to rate, then the next pane.
+        # Keyboard order follows reading order: each pane's text, Stop, Rate, then the next pane.
         prev: QWidget = self.stop_all_btn
         for p in self.panes:
             for w in (p.text, p.stop_btn, p.open_btn):
@@ -343,8 +369,8 @@ class RunAllPanel(QWidget):
             return
         total_s = time.monotonic() - self._t0
         stopped = sum(str(o.result.finish_reason) == "cancelled" for o in outs)
-        self.summary.setText(
-            f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s"
-            + (f" ({stopped} stopped)" if stopped else "")
-            + " · “Open to rate” shows a run on its own"
-        )
+        ran = f"Ran {len(outs)} of {len(self.panes)} tasks in {total_s:.1f} s"
+        self.summary.setText(ran + (f" ({stopped} stopped)" if stopped else ""))
+        # One short line (the grid keeps the room); what they answered, and with which model, on hovering.
+        model = f" with {outs[0].model.name} ({outs[0].model.file_type})" if outs else ""
+        self.summary.setToolTip(f"On {self._note}{model}. “Rate” rates a pane's answer beside the grid.")

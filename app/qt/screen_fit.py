@@ -16,6 +16,7 @@ import contextlib
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QApplication,
     QFrame,
     QLayout,
@@ -203,10 +204,24 @@ class FocusRing(QWidget):
         clip = t.visibleRegion().boundingRect()
         if not clip.isEmpty():
             rect = QRect(t.mapTo(self.window_, clip.topLeft()), clip.size())
-        self.setGeometry(rect.adjusted(-3, -3, 3, 3))
+        ring = rect.adjusted(-3, -3, 3, 3)
+        moved = self.isVisible() and ring != self.geometry()
+        self.setGeometry(ring)
         self.raise_()
         self.show()
         self.update()
+        if moved:
+            self._repaint_scrolled(t)
+
+    def _repaint_scrolled(self, t: QWidget) -> None:
+        """Scrolling blits the viewport's pixels, the ring's drawing over them included, so a copy of the
+        ring would stay painted where the content moved it (the stale rectangles over the instruction box):
+        have each scroll area the focused widget is in repaint what it shows."""
+        w = t.parentWidget()
+        while w is not None and w is not self.window_:
+            if isinstance(w, QAbstractScrollArea):
+                w.viewport().update()
+            w = w.parentWidget()
 
     def paintEvent(self, _e: QPaintEvent) -> None:
         p = QPainter(self)

@@ -24,7 +24,7 @@ SIZE = (1024, 700)
 """The window size under the offscreen platform (under X the window manager maximizes it)."""
 
 
-def wait_until(app, cond: Callable[[], bool], timeout_s: float = 300.0, what: str = "") -> None:
+def wait_until(app, cond: Callable[[], bool], timeout_s: float = 1800.0, what: str = "") -> None:
     end = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > end:
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
     ap.add_argument("--suffix", default="", help="added to each file name, e.g. -2x")
     ap.add_argument("--only", default="", help="comma-separated screen names to save (default: all)")
+    ap.add_argument("--font-size", type=int, default=None, help="the Settings font size in points (e.g. 14)")
     args = ap.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication(sys.argv[:1])
     only = {n for n in args.only.split(",") if n}
-    shoot(app, home, args.out, suffix=args.suffix, only=only)
+    shoot(app, home, args.out, suffix=args.suffix, only=only, font_size=args.font_size)
     return 0
 
 
@@ -62,7 +63,9 @@ def _second_model(home: Path) -> Path | None:
     return build_tiny_llama_gguf(home / "tiny")
 
 
-def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = None) -> list[Path]:
+def shoot(
+    app, home: Path, out: Path, suffix: str = "", only: set[str] | None = None, font_size: int | None = None
+) -> list[Path]:
     from dataclasses import replace
 
     from app.core.config import AppConfig, GenerationDefaults, Paths
@@ -74,6 +77,8 @@ def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = 
     out.mkdir(parents=True, exist_ok=True)
     paths = Paths.default()
     cfg = replace(AppConfig(), generation=GenerationDefaults(max_tokens=64))
+    if font_size is not None:
+        cfg = replace(cfg, font_size=font_size)
     ctx = AppContext(paths, cfg)
     win = MainWindow(ctx, UiState(home / "ui"))
     offscreen = app.platformName() == "offscreen"
@@ -169,6 +174,8 @@ def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = 
     tab.run_all()
     wait_until(app, lambda: bool(got), what="run all tasks")
     tab.run_finished.disconnect(got.append)
+    tab.run_all_panel.panes[1].open_btn.click()  # rating one pane beside the grid
+    wait_until(app, lambda: tab.rate.run_id is not None and not tab.rate_area.isHidden(), what="the pane's rating")
     snap("ask-run-all")
     tab.show_single()
 
@@ -200,6 +207,8 @@ def shoot(app, home: Path, out: Path, suffix: str = "", only: set[str] | None = 
     else:
         snap("compare")
 
+    ctx.log.name_note(first.result.note_sha256, "Pneumonia, sample note")
+    ctx.runs_changed.emit()
     win.tabs.setCurrentWidget(win.history_tab)
     wait_until(app, lambda: win.history_tab.model.rowCount() > 0, what="history rows")
     win.history_tab.select_row(0)

@@ -99,6 +99,7 @@ class StatsTab(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.banner = Banner()
+        self.banner.float_over(self)  # an export's message must not make the statistics jump
         self.source = combo(24)
         self.source.setAccessibleName("Statistics of")
         self.source.setToolTip("Every rating in this log, or one evaluation study (its raters, agreement, arms)")
@@ -120,7 +121,6 @@ class StatsTab(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(row)
-        outer.addWidget(self.banner)
         outer.addWidget(self.pages, 1)
         self._stale = True
         self.task: Task | None = None
@@ -330,7 +330,7 @@ class StatsTab(QWidget):
             return export_file(log, path, kind, with_text)
 
         task = Task(work, "export")
-        task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}."))
+        task.signals.finished.connect(lambda n: self.banner.show_info(f"Exported {n:,} {kind} to {path}.", True))
         task.signals.errored.connect(lambda e: self.banner.show_error(f"Export failed: {describe_error(e)}"))
         # Not "restore what it said before": an export started while another runs would restore "Exporting".
         task.signals.done.connect(self._export_done)

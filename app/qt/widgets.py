@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPainter, QPaintEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,11 +27,25 @@ ERROR_STYLE = "background:#fdecea; color:#8a1c13; border:1px solid #e6a19a; bord
 INFO_STYLE = "background:#e8f1fb; color:#17406b; border:1px solid #a9c6e8; border-radius:4px; padding:6px;"
 
 
+INFO_SHOWN_MS = 12_000
+"""A passing message ("Opened note2.txt", "Exported ...") goes away by itself after this long; errors and
+notices (the default model is missing, ...) stay until dismissed."""
+FLOAT_MARGIN = 6
+
+
 class Banner(QWidget):
-    """A message shown inside the window (not a modal dialog): errors stay visible until dismissed."""
+    """A message shown inside the window (not a modal dialog): errors stay visible until dismissed.
+
+    In a layout it takes room when shown; after :meth:`float_over` it floats over the top of its screen
+    instead, so a message arriving or going never moves the controls under the pointer.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._host: QWidget | None = None
+        self._expire = QTimer(self)
+        self._expire.setSingleShot(True)
+        self._expire.timeout.connect(self.hide)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -49,14 +63,44 @@ class Banner(QWidget):
     def show_error(self, text: str) -> None:
         self._show(text, ERROR_STYLE, "error")
 
-    def show_info(self, text: str) -> None:
+    def show_info(self, text: str, passing: bool = False) -> None:
+        """``passing``: a confirmation that needs no action, hidden again after ``INFO_SHOWN_MS``."""
         self._show(text, INFO_STYLE, "info")
+        if passing:
+            self._expire.start(INFO_SHOWN_MS)
 
     def _show(self, text: str, style: str, kind: str) -> None:
         self.kind = kind
         self.label.setText(text)
         self.label.setStyleSheet(style)
         self.show()
+        self._expire.stop()
+        if self._host is not None:
+            self._place()
+            self.raise_()
+
+    def float_over(self, host: QWidget) -> None:
+        """Float over the top edge of ``host`` (never in its layout): showing it moves nothing below."""
+        self._host = host
+        self.setParent(host)
+        self.setAutoFillBackground(True)  # opaque: the controls under it do not show through
+        host.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, watched, event) -> bool:  # type: ignore[no-untyped-def]
+        if watched is self._host and event.type() == QEvent.Type.Resize and self.isVisible():
+            self._place()
+        return super().eventFilter(watched, event)
+
+    def _place(self) -> None:
+        host = self._host
+        if host is None:
+            return
+        width = max(100, host.width() - 2 * FLOAT_MARGIN)
+        lay = self.layout()
+        # As tall as the text needs at this width (a size hint guesses a narrower, so taller, label).
+        height = lay.totalHeightForWidth(width) if lay.hasHeightForWidth() else self.sizeHint().height()
+        self.setGeometry(FLOAT_MARGIN, FLOAT_MARGIN, width, height)
 
     def text(self) -> str:
         return "" if self.isHidden() else self.label.text()

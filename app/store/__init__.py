@@ -6,13 +6,23 @@ export / import / statistics functions in ``app.store.export``, ``app.store.rati
 """
 
 from app.store.log import EvalLog
-from app.store.queries import ComparisonView, ModelView, RaterView, RatingView, RunFilter, RunQuery, RunView
+from app.store.queries import (
+    ComparisonView,
+    ModelView,
+    NoteView,
+    RaterView,
+    RatingView,
+    RunFilter,
+    RunQuery,
+    RunView,
+)
 from app.store.runs import params_hash, resume_key
 
 __all__ = [
     "ComparisonView",
     "EvalLog",
     "ModelView",
+    "NoteView",
     "RaterView",
     "RatingView",
     "RunFilter",

@@ -14,12 +14,12 @@ interrupted hold no claim: a resumed batch tries them again.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.store.db import pid_alive
 from app.store.models import Run
-from app.store.rules import RATEABLE_FINISH
+from app.store.rules import answered_or_running
 
 
 class ItemClaimed(Exception):
@@ -41,7 +41,7 @@ def check_unclaimed(s: Session, key: str, host: str, pid: int) -> None:
     rows = s.execute(
         select(Run.id, Run.status, Run.pid, Run.host).where(
             Run.resume_key == key,
-            or_(Run.status == "started", and_(Run.status == "finished", Run.finish_reason.in_(RATEABLE_FINISH))),
+            answered_or_running(),
         )
     ).all()
     for r in rows:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from app.store import db
 from app.store.eval_scores import EvalScoresMixin
+from app.store.notes import NotesMixin
 from app.store.packet_progress import PacketProgressMixin
 from app.store.ratings import RatingsMixin
 from app.store.reads import ReadsMixin
@@ -36,7 +37,7 @@ from app.store.studies import StudiesMixin
 # (``LogBase``), and callers keep one object with one flat API (``log.start_run``, ``log.add_rating``,
 # ``log.list_runs``). Delegation would need a forwarding method here for each of the ~30 public methods,
 # the repetition this split removes; the parts share no method names, so the order of the bases is moot.
-class EvalLog(StudiesMixin, RunsMixin, RatingsMixin, ReadsMixin, PacketProgressMixin, EvalScoresMixin):
+class EvalLog(StudiesMixin, RunsMixin, RatingsMixin, ReadsMixin, NotesMixin, PacketProgressMixin, EvalScoresMixin):
     """An open evaluation log. Thread-safe for the usual pattern (one session per call)."""
 
     @classmethod

@@ -83,6 +83,9 @@ class Note(Base):
     text: Mapped[str | None] = mapped_column(Text)
     """NULL when the user chose hash-only storage (``AppConfig.store_note_text = False``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # revision 0008
+    label: Mapped[str | None] = mapped_column(String(200))
+    """The name a user gave the note (History shows it instead of the first line); NULL: none given."""
 
 
 class Model(Base):

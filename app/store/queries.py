@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 
 from app.core.types import SamplingParams
 from app.store.models import Comparison, Model, Note, Rater, Rating, Run
-from app.store.rules import RATEABLE_FINISH
+from app.store.rules import RATEABLE_FINISH, answered_or_running
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,19 @@ class RunView:
     system_fingerprint: str | None = None
     usage_reported: bool | None = None
     """False: the server sent no token usage (prompt tokens unknown, recorded as 0; completion counted)."""
+    note_label: str | None = None
+    """The name a user gave the run's note (revision 0008), or None."""
+    note_first_line: str | None = None
+    """The note's first non-blank line (History pages only; None when the log keeps only the note's hash)."""
+
+    @property
+    def note_title(self) -> str:
+        """How a list names the note: its name, else its first line, else its short sha256 (hash-only log)."""
+        return note_title(self.note_label, self.note_first_line, self.note_sha256)
+
+    @property
+    def note_caption(self) -> str:
+        return note_caption(self.note_label, self.note_first_line, self.note_sha256)
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,9 @@ class ComparisonView:
     """False: cast after the rater had seen which model wrote which answer (not counted in win rates)."""
     withdrawn_at: datetime | None = None
     """When the vote was undone (kept, not counted)."""
+    same_model: bool = False
+    """An A/A comparison: both runs are of the same model file (same sha256), so the vote measures position
+    bias, not a model; win rates leave it out."""
 
 
 RUN_COLUMNS = (
@@ -186,6 +202,7 @@ RUN_COLUMNS = (
     Model.quant.label("model_quant"),
     Note.sha256.label("note_sha256"),
     Note.chars.label("note_chars"),
+    Note.label.label("note_label"),
     Run.started_at,
     Run.finished_at,
     Run.prompt_tokens,
@@ -244,6 +261,9 @@ class RunQuery:
     """The rater looking (the History screen's): scores and "rated" are that rater's own, so a rater never
     sees how many others rated a run nor their mean before rating it. None: every rater's (a coordinator's
     export or statistics)."""
+    hide_failed: bool = False
+    """Leave out failed attempts: runs that ended without an answer to rate (stopped, failed, interrupted).
+    Runs still going are kept."""
 
     def _current(self) -> tuple[Any, ...]:
         """The current ratings a row counts: the viewer's only, when there is one."""
@@ -260,6 +280,8 @@ class RunQuery:
         if self.rated is not None:
             has = exists().where(*self._current())
             stmt = stmt.where(has if self.rated else ~has)
+        if self.hide_failed:
+            stmt = stmt.where(answered_or_running())
         return stmt
 
     def page_select(self, offset: int, limit: int) -> Select[Any]:
@@ -267,7 +289,8 @@ class RunQuery:
         current = self._current()
         mean = select(func.avg(Rating.score)).where(*current).scalar_subquery()
         n = select(func.count()).where(*current).scalar_subquery()
-        stmt = self.apply(runs_select().add_columns(mean.label("mean_score"), n.label("n_ratings")))
+        cols = (mean.label("mean_score"), n.label("n_ratings"), note_first_line().label("note_first_line"))
+        stmt = self.apply(runs_select().add_columns(*cols))
         return stmt.order_by(Run.started_at.desc(), Run.id.desc()).offset(offset).limit(limit)
 
     def count_select(self) -> Select[Any]:
@@ -279,6 +302,70 @@ class RunQuery:
 
     def count(self, log: Any) -> int:
         return log.count_history(self)
+
+
+NOTE_LINE_CHARS = 80
+"""A note's first line is cut to this many characters in a list."""
+_BLANKS = " \t\r\n"
+
+
+def note_first_line() -> Any:
+    """The note's first non-blank line as a SQL column (NULL for a hash-only note): SQLite cuts it, so a
+    History page never reads whole notes."""
+    head = func.ltrim(func.substr(Note.text, 1, 4 * NOTE_LINE_CHARS), _BLANKS)
+    line = func.substr(head, 1, func.instr(head + "\n", "\n") - 1)
+    return func.substr(func.rtrim(line, _BLANKS), 1, NOTE_LINE_CHARS)
+
+
+def note_title(label: str | None, first_line: str | None, sha256: str) -> str:
+    """The one way a note is named in a list: the user's name, its first line, or its short hash."""
+    return (label or "").strip() or (first_line or "").strip() or f"note {sha256[:10]}"
+
+
+def note_caption(label: str | None, first_line: str | None, sha256: str) -> str:
+    """:func:`note_title` with the short hash after it (two notes may share a first line), said once."""
+    title = note_title(label, first_line, sha256)
+    return title if title == f"note {sha256[:10]}" else f"{title} · {sha256[:6]}"
+
+
+@dataclass(frozen=True)
+class NoteView:
+    """A note as the History filter lists it (never its text)."""
+
+    sha256: str
+    label: str | None
+    """The name a user gave it, or None."""
+    first_line: str | None
+    """Its first non-blank line (None in a hash-only log)."""
+    runs: int
+    """Runs of this note in the log."""
+    last_run: datetime | None
+    """When the latest of them started (notes are listed most recent first)."""
+
+    @property
+    def title(self) -> str:
+        return note_title(self.label, self.first_line, self.sha256)
+
+    @property
+    def caption(self) -> str:
+        return note_caption(self.label, self.first_line, self.sha256)
+
+
+def notes_select() -> Select[Any]:
+    """Notes that have runs, most recently used first."""
+    last = func.max(Run.started_at)
+    return (
+        select(
+            Note.sha256,
+            Note.label,
+            note_first_line().label("first_line"),
+            func.count(Run.id).label("runs"),
+            last.label("last_run"),
+        )
+        .join(Run, Run.note_id == Note.id)
+        .group_by(Note.id)
+        .order_by(last.desc(), Note.id.desc())
+    )
 
 
 def history_row(row: Any) -> HistoryRow:
@@ -387,6 +474,15 @@ def models_select() -> Select[Any]:
     )
 
 
+def _model_of(run_id: Any) -> Any:
+    return select(Run.model_id).where(Run.id == run_id).scalar_subquery()
+
+
+def same_model_clause() -> Any:
+    """True for a comparison whose two runs are of one model file (an A/A comparison)."""
+    return _model_of(Comparison.run_a_id) == _model_of(Comparison.run_b_id)
+
+
 def comparisons_select() -> Select[Any]:
     return select(
         Comparison.id,
@@ -399,4 +495,5 @@ def comparisons_select() -> Select[Any]:
         Comparison.created_at,
         Comparison.blind,
         Comparison.withdrawn_at,
+        same_model_clause().label("same_model"),
     ).join(Rater, Comparison.rater_id == Rater.id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, or_
 
 from app.store.models import Run
 
@@ -65,6 +65,12 @@ def rateable_clause() -> Any:
         func.coalesce(Run.finish_reason, "").in_(RATEABLE_FINISH),
         func.coalesce(func.trim(Run.answer, WHITESPACE), "") != "",
     )
+
+
+def answered_or_running() -> Any:
+    """Runs still going or ended with an answer (finish reason stop or length), as a SQL condition: what a
+    batch claim counts as holding its item, and what History lists when failed attempts are hidden."""
+    return or_(Run.status == "started", and_(Run.status == "finished", Run.finish_reason.in_(RATEABLE_FINISH)))
 
 
 # -- in a study ------------------------------------------------------------------------------------------

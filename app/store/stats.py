@@ -301,6 +301,8 @@ def win_rates(log: EvalLog, filters: RunFilter | None = None) -> list[WinRate]:
         .join(mb, rb.c.model_id == mb.c.id)
         # Blind votes only: a withdrawn vote, or one cast after the models were shown, is not a blind verdict.
         .where(Comparison.blind.is_(True), Comparison.withdrawn_at.is_(None))
+        # An A/A comparison (one model file on both sides) measures position bias: no model wins it.
+        .where(ma.c.id != mb.c.id)
     )
     f = filters or RunFilter()
     scope = replace(f, rater=None, model=None)

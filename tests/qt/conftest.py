@@ -54,6 +54,33 @@ def open_window(qtbot, tmp_path: Path, paths, demo_model) -> Iterator[Callable[.
         ctx.close()
 
 
+@pytest.fixture
+def fake_window(qtbot, paths, tmp_path):
+    """A whole window at 1024x700 over a fake engine (``tests.fakes.FakeEngine``: no model file, fast)."""
+    from app.qt.app_context import AppContext
+    from app.qt.main_window import MainWindow
+    from app.qt.uistate import UiState
+    from tests.fakes import FakeEngine
+
+    made = []
+
+    def make(engine=None, **config):
+        ctx = AppContext(paths, qt_config(tmp_path, **config), engine=engine or FakeEngine())
+        win = MainWindow(ctx, UiState(tmp_path / "ui"))
+        qtbot.addWidget(win)
+        ctx.start()
+        win.resize(1024, 700)
+        win.show()
+        qtbot.waitUntil(lambda: ctx.log is not None, timeout=WAIT_MS)
+        made.append((ctx, win))
+        return ctx, win
+
+    yield make
+    for ctx, win in made:
+        win.close()
+        ctx.close()
+
+
 @pytest.fixture(scope="session")
 def sample_note() -> str:
     from resources import load_sample

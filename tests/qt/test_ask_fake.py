@@ -144,17 +144,31 @@ def test_run_all_panes_go_when_the_note_changes(fake_app, qtbot):
     assert "note changed" in tab.metrics.text()
 
 
-def test_open_to_rate_shows_one_pane_run_with_its_rate_panel(fake_app, qtbot):
-    _ctx, tab = fake_app(FakeEngine())
+def test_rate_binds_the_rate_panel_to_one_pane_and_keeps_the_grid(fake_app, qtbot):
+    ctx, tab = fake_app(FakeEngine())
     with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as done:
         tab.run_all()
-    o = done.args[0][2]
-    pane = tab.run_all_panel.panes[2]
-    assert pane.open_btn.isVisibleTo(tab)
-    pane.open_btn.click()
-    qtbot.waitUntil(lambda: tab.answer_stack.currentWidget() is tab.answer_view, timeout=WAIT_MS)
-    assert tab.view is not None and tab.view.id == o.run_id and tab.rate.run_id == o.run_id
-    assert tab.task_box.currentData() == o.request.task and tab.answer.toPlainText() == o.result.answer
+    outs = done.args[0]
+    panes = tab.run_all_panel.panes
+    assert panes[2].open_btn.isVisibleTo(tab) and panes[2].open_btn.isEnabled()
+    ctx.log.add_rater("dr-grid")
+    ctx.raters_changed.emit()
+    ctx.set_rater("dr-grid")
+    qtbot.waitUntil(lambda: tab.rate.rater.name == "dr-grid", timeout=WAIT_MS)
+    for i, score in ((2, 3), (5, 4)):  # two panes rated one after the other, the grid staying
+        with qtbot.waitSignal(tab.rate.loaded, timeout=WAIT_MS):
+            panes[i].open_btn.click()
+        assert tab.answer_stack.currentWidget() is tab.run_all_panel, "the grid stays"
+        assert not tab.rate_area.isHidden() and tab.rate.run_id == outs[i].run_id
+        assert outs[i].request.task in tab.rate.subject.text() and tab.rate.subject.isVisibleTo(tab)
+        others = [p for p in panes if p is not panes[i]]
+        assert panes[i].open_btn.text() != "Rate" and all(p.open_btn.text() == "Rate" for p in others)
+        with qtbot.waitSignal(tab.rate.saved, timeout=WAIT_MS):
+            tab.rate.scores.button(score).click()  # autosaved, as a single answer's rating is
+    assert [r.score for r in ctx.log.current_ratings(outs[2].run_id)] == [3]
+    assert [r.score for r in ctx.log.current_ratings(outs[5].run_id)] == [4]
+    tab.editor.appendPlainText("More text.")  # the panes go: the Rate panel rates none of their runs
+    assert tab.rate.run_id is None and tab.rate.subject.isHidden()
 
 
 def test_rerun_from_history_reuses_the_recorded_settings_over_the_current_ones(fake_app, qtbot):

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from app.qt.history_model import MODEL_COL
 from app.qt.history_tab import BLINDED
 from tests.qt.conftest import WAIT_MS, import_model, qt_config
 
@@ -34,7 +35,7 @@ def test_unvoted_comparison_stays_hidden_across_a_restart(open_window, qtbot, tm
     hist = win2.history_tab
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         win2.tabs.setCurrentWidget(hist)
-    cells = {hist.model.run_at(r).id: hist.model.index(r, 3).data() for r in range(hist.model.rowCount())}
+    cells = {hist.model.run_at(r).id: hist.model.index(r, MODEL_COL).data() for r in range(hist.model.rowCount())}
     assert cells[a.run_id] == BLINDED and cells[b.run_id] == BLINDED
     row = next(r for r in range(hist.model.rowCount()) if hist.model.run_at(r).id == a.run_id)
     hist.select_row(row)

@@ -11,6 +11,7 @@ import stat
 import pytest
 from PySide6.QtCore import Qt
 
+from app.qt.history_model import MODEL_COL
 from tests.qt.conftest import WAIT_MS, choose_rater, import_model
 
 pytestmark = pytest.mark.qt
@@ -46,7 +47,7 @@ def test_compare_streams_shows_the_note_stays_blind_in_history_and_undoes_a_vote
     hist = win.history_tab
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         win.tabs.setCurrentWidget(hist)
-    cells = {hist.model.run_at(r).id: hist.model.index(r, 3).data() for r in range(hist.model.rowCount())}
+    cells = {hist.model.run_at(r).id: hist.model.index(r, MODEL_COL).data() for r in range(hist.model.rowCount())}
     assert cells[a.run_id] == BLINDED and cells[b.run_id] == BLINDED
     win.tabs.setCurrentWidget(cmp_)
     cmp_.scores[0].setCurrentIndex(cmp_.scores[0].findData(2))
@@ -56,7 +57,7 @@ def test_compare_streams_shows_the_note_stays_blind_in_history_and_undoes_a_vote
     assert a.run_id not in ctx.blinded_runs and cmp_.undo_btn.isVisible()
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         win.tabs.setCurrentWidget(hist)
-    names = {hist.model.index(r, 3).data() for r in range(hist.model.rowCount())}
+    names = {hist.model.index(r, MODEL_COL).data() for r in range(hist.model.rowCount())}
     assert BLINDED not in names
     # Undo: the comparison and its score are kept, marked withdrawn; a new vote can be cast, and since the
     # models were shown it is recorded as not blind (issue #23: it used to look like a blind one).

@@ -82,3 +82,17 @@ def test_the_copied_footer_carries_the_summary_and_each_flagged_claim():
     assert f"Grounding: {example_report().headline()}" in text
     assert "Check: [partly supported] 2. Lisinopril 1000 mg daily" in text
     assert "Check: [possible omission] Robitussin" in text and "Check: [supported]" not in text
+
+
+def test_a_repeated_term_is_flagged_once_and_counted():
+    from dataclasses import replace
+
+    from app.qt.answer_view import flags_html
+
+    report = example_report()
+    assert report.omissions, "the example names a possible omission"
+    twice = replace(report, omissions=report.omissions + report.omissions)
+    text = flags_html(twice, expanded=True, unchecked_expanded=False)
+    omitted = report.omissions[0].text
+    assert text.count(f"Possibly omitted</b> {omitted}") == 1
+    assert "(×2)" in text

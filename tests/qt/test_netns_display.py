@@ -57,7 +57,7 @@ LAUNCH = textwrap.dedent(
             wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMainWindow) and w.isVisible()]
             exposed = [w for w in wins if w.windowHandle() is not None and w.windowHandle().isExposed()]
             tries[0] += 1
-            loaded = any("clinical" in w.model_label.text() for w in wins)
+            loaded = any(w.demo_badge.isVisibleTo(w) for w in wins)  # the demo model is loaded
             if (exposed and loaded) or tries[0] > 240:
                 with open(REPORT, "w", encoding="utf-8") as out:
                     for w in exposed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
+from app.qt.history_model import SCORE_COL
 from tests.qt.conftest import WAIT_MS, ask_and_wait, choose_rater
 
 pytestmark = pytest.mark.qt
@@ -75,7 +76,7 @@ def test_history_filters_searches_and_reruns_with_the_same_settings(open_window,
     assert hist.model.run_at(0).task == "Summarization"
     hist.rated.setCurrentIndex(hist.rated.findData(True))
     qtbot.waitUntil(lambda: hist.model.rowCount() == 1 and hist.model.run_at(0).id == first.run_id, timeout=WAIT_MS)
-    assert hist.model.data(hist.model.index(0, 7)) == "4"
+    assert hist.model.data(hist.model.index(0, SCORE_COL)) == "4"
     hist.task.setCurrentIndex(hist.task.findData("Summarization"))
     qtbot.waitUntil(lambda: hist.model.rowCount() == 0, timeout=WAIT_MS)
     hist.task.setCurrentIndex(0)

@@ -11,6 +11,7 @@ import pytest
 from app.core.config import Paths
 from app.qt.app_context import AppContext, State
 from app.qt.ask_tab import AskTab
+from app.qt.history_model import SCORE_COL
 from app.qt.history_tab import HistoryTab
 from app.qt.settings_tab import SettingsTab
 from tests.fakes import FakeEngine
@@ -91,19 +92,19 @@ def test_history_shows_the_chosen_rater_their_own_score_never_the_others(rated_a
     qtbot.addWidget(hist)
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         hist.refresh()
-    assert hist.model.headerData(7, _horizontal()) == "Your score"
-    assert hist.model.data(hist.model.index(0, 7)) == "", "nobody chosen: no score, no count"
+    assert hist.model.headerData(SCORE_COL, _horizontal()) == "Your score"
+    assert hist.model.data(hist.model.index(0, SCORE_COL)) == "", "nobody chosen: no score, no count"
     choose_rater(qtbot, ctx, tab.rate.rater, "dr-me")
     ctx.log.add_rating(run_id, "dr-me", 2)
     with qtbot.waitSignal(hist.refreshed, timeout=WAIT_MS):
         hist.refresh()
-    assert hist.model.data(hist.model.index(0, 7)) == "2"
+    assert hist.model.data(hist.model.index(0, SCORE_COL)) == "2"
     hist.rated.setCurrentIndex(hist.rated.findData(False))
     qtbot.waitUntil(lambda: hist.model.rowCount() == 0, timeout=WAIT_MS)
     ctx.set_rater("dr-other")  # another rater takes the chair: their own score, not the mean of three
     hist.rated.setCurrentIndex(hist.rated.findData(None))
     qtbot.waitUntil(
-        lambda: hist.model.rowCount() == 1 and hist.model.data(hist.model.index(0, 7)) == "4", timeout=WAIT_MS
+        lambda: hist.model.rowCount() == 1 and hist.model.data(hist.model.index(0, SCORE_COL)) == "4", timeout=WAIT_MS
     )
 
 

@@ -34,7 +34,7 @@ def revision(path: Path) -> str | None:
 
 def test_open_applies_every_migration(db_path: Path) -> None:
     EvalLog.open(db_path).close()
-    assert revision(db_path) == db.head_revision() == "0007"
+    assert revision(db_path) == db.head_revision() == "0008"
     assert {"notes", "models", "runs", "raters", "ratings", "comparisons", "batches"} <= tables(db_path)
 
 

@@ -198,6 +198,11 @@ def _flag_text(c: Claim) -> str:
     return f"{c.text} ({c.reason})" if c.reason else c.text
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 item``, ``2 items``: the summary reads as a sentence, not "1 checked claims"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def describe_summary(s: dict[str, Any] | None) -> str:
     """The one-line grounding summary for a stored summary (app, ``ask``, batch, History, exports).
 
@@ -212,9 +217,13 @@ def describe_summary(s: dict[str, Any] | None) -> str:
     n = s["claims"] - s["unchecked"]
     if n:
         if s["supported"] == n:
-            bits.append(f"all {n} checked claims supported by the note")
+            bits.append(
+                "the one checked claim supported by the note"
+                if n == 1
+                else f"all {n} checked claims supported by the note"
+            )
         else:
-            part = [f"{s['supported']} of {n} checked claims supported"]
+            part = [f"{s['supported']} of {_count(n, 'checked claim')} supported"]
             if s["partly"]:
                 part.append(f"{s['partly']} partly supported")
             if s["not_found"]:
@@ -228,13 +237,14 @@ def describe_summary(s: dict[str, Any] | None) -> str:
         bits.append(f"{s['unchecked']} not checked")
     if s["items"]:
         missing = s["items"] - s["items_found"]
-        bits.append(
-            f"all {s['items']} items found in the note"
-            if not missing
-            else f"{s['items_found']} of {s['items']} items found in the note, {missing} not"
-        )
+        if missing:
+            bits.append(f"{s['items_found']} of {_count(s['items'], 'item')} found in the note, {missing} not")
+        else:
+            bits.append(
+                "the one item found in the note" if s["items"] == 1 else f"all {s['items']} items found in the note"
+            )
     if s["unusual_senses"]:
-        bits.append(f"{s['unusual_senses']} unusual abbreviation sense(s)")
+        bits.append(_count(s["unusual_senses"], "unusual abbreviation sense"))
     if s["omissions"]:
-        bits.append(f"{s['omissions']} possible omission(s)")
+        bits.append(_count(s["omissions"], "possible omission"))
     return "; ".join(bits)
