@@ -14,6 +14,8 @@ LLAMA_VERSION="0.3.36"
 # The llama.cpp commit vendored in llama-cpp-python 0.3.36 (its CHANGELOG: "update llama.cpp to ...").
 LLAMA_CPP_COMMIT="0c1e57098"
 CACHE="${ASCLEPIUS_INSTALLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer}"
+# The Python that builds the wheel (build_bundle.sh passes its own; the Debian 11 root has no python3).
+PY="${PYTHON:-python3}"
 VARIANTS="${LLAMA_CPU_VARIANTS:-sse42 haswell skylakex zen4}"
 CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF"
 
@@ -29,7 +31,7 @@ fi
 mkdir -p "$CACHE/src" "$WHEELS"
 SDIST="$CACHE/src/llama_cpp_python-${LLAMA_VERSION}.tar.gz"
 if [ ! -f "$SDIST" ]; then
-    python3 -m pip download --no-deps --no-binary :all: "llama-cpp-python==${LLAMA_VERSION}" -d "$CACHE/src"
+    "$PY" -m pip download --no-deps --no-binary :all: "llama-cpp-python==${LLAMA_VERSION}" -d "$CACHE/src"
 fi
 
 SRC="$CACHE/build/llama_cpp_python-${LLAMA_VERSION}"
@@ -40,7 +42,7 @@ tar -xzf "$SDIST" -C "$CACHE/build"
 GGML_SRC="$SRC/vendor/llama.cpp/ggml/src/CMakeLists.txt"
 if [ "$VARIANTS" != "all" ]; then
     # Keep only the chosen x86 variants: each one is a full compile of ggml-cpu.
-    python3 - "$GGML_SRC" "$VARIANTS" <<'PY'
+    "$PY" - "$GGML_SRC" "$VARIANTS" <<'PY'
 import re
 import sys
 
@@ -67,7 +69,7 @@ else
 fi
 
 # llama-cpp-python installs the target "ggml-cpu" only; the variants are "ggml-cpu-<tag>": install them too.
-python3 - "$SRC/CMakeLists.txt" <<'PY'
+"$PY" - "$SRC/CMakeLists.txt" <<'PY'
 import sys
 
 path = sys.argv[1]
@@ -89,12 +91,12 @@ PY
 echo "build_llama: variants: $VARIANT_LIST"
 START=$(date +%s)
 CMAKE_ARGS="$CMAKE_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-    nice -n 10 python3 -m pip wheel --no-deps -w "$WHEELS" \
+    nice -n 10 "$PY" -m pip wheel --no-deps -w "$WHEELS" \
     -C "build-dir=$CACHE/build/cmake" "$SRC"
 END=$(date +%s)
 
 cp "$SRC/vendor/llama.cpp/LICENSE" "$WHEELS/llama.cpp-LICENSE"
-python3 - "$WHEELS/llama-build.json" <<PY
+"$PY" - "$WHEELS/llama-build.json" <<PY
 import json
 import sys
 
