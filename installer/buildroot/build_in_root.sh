@@ -44,8 +44,15 @@ if [ -n "$MODEL" ]; then
     mkdir -p "$BUILDROOT/build/model" && cp "$MODEL" "$BUILDROOT/build/model/"
     ARGS="--model /build/model/$(basename "$MODEL")"
 fi
-"$HERE/enter.sh" "$BUILDROOT" sh -c "cd /build/asclepius-desk && PYTHON=$PYTHON_PREFIX/bin/python3.11 \
-    ASCLEPIUS_INSTALLER_CACHE=/build/cache installer/build_bundle.sh $ARGS"
+# pip inside the root trusts what this machine trusts: a site whose egress re-signs TLS with its own CA (as this
+# build host's does) has that CA in the host's bundle only. Given to pip as a file; the root's store is untouched.
+CERT=""
+if [ -f "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" ]; then
+    cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$BUILDROOT/build/host-ca.crt"
+    CERT="PIP_CERT=/build/host-ca.crt"
+fi
+"$HERE/enter.sh" "$BUILDROOT" sh -c "cd /build/asclepius-desk && export $CERT PYTHON=$PYTHON_PREFIX/bin/python3.11 \
+    ASCLEPIUS_INSTALLER_CACHE=/build/cache && installer/build_bundle.sh $ARGS"
 "$HERE/enter.sh" "$BUILDROOT" sh -c "cd /build/asclepius-desk && $PYTHON_PREFIX/bin/python3.11 -m installer.floor \
     --max-glibc $GLIBC_MAX build/installer/dist/asclepius-desk"
 
