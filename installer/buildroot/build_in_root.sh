@@ -60,7 +60,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 cp -a "$SRC/dist/." "$OUT/"
 END=$(date +%s)
 {
-    echo "built_in=Debian 11 (bullseye) root $BUILDROOT, glibc $("$HERE/enter.sh" "$BUILDROOT" getconf GNU_LIBC_VERSION)"
+    echo "built_in=Debian 11 (bullseye) root $BUILDROOT, $("$HERE/enter.sh" "$BUILDROOT" getconf GNU_LIBC_VERSION)"
     echo "commit=$(git -C "$REPO" rev-parse HEAD)$(git -C "$REPO" diff --quiet HEAD || echo +dirty)"
     echo "wall_seconds=$((END - START))"
 } >"$OUT/BUILT-IN.txt"
