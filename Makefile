@@ -16,7 +16,7 @@ QT_DEBS := libdbus-1-3 libegl1 libfontconfig1 libfreetype6 libgl1 libglib2.0-0 l
            libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 \
            libxcb1 libxkbcommon-x11-0 libxkbcommon0 libzstd1 zlib1g libstdc++6 libgcc-s1 libc6
 
-.PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean installer installer-test wheelhouse
+.PHONY: run test selftest bench screenshots lint sysdeps app-env test-env clean installer installer-bullseye installer-test wheelhouse
 
 sysdeps:
 	@missing=""; for p in $(QT_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -84,6 +84,14 @@ TORCH ?= cpu
 
 installer:
 	ASCLEPIUS_INSTALLER_CACHE=$(INSTALLER_CACHE) installer/build_bundle.sh $(if $(MODEL),--model $(MODEL))
+
+# The same release built inside a Debian 11 root (glibc 2.31; needs root; ~45 min the first time): it runs on
+# Debian 11/12, Ubuntu 20.04-24.04 and RHEL 9. Lands in $(BULLSEYE_OUT) (installer/README.md, "Older Linux").
+BULLSEYE_ROOT ?= /work/cache/bullseye-root
+BULLSEYE_OUT ?= /work/cache/bundle-bullseye
+installer-bullseye:
+	ASCLEPIUS_BUILDROOT=$(BULLSEYE_ROOT) ASCLEPIUS_BUNDLE_OUT=$(BULLSEYE_OUT) \
+	  installer/build_bundle.sh --buildroot $(if $(MODEL),--model $(MODEL))
 
 # Not part of `make test`: it needs the built archive (and the wheelhouse), root for `unshare`, Xvfb,
 # xdotool, strace and qemu-user; ~10 min. Builds the archive/wheelhouse first only when they are missing.

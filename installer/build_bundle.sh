@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make installer`: build dist/asclepius-desk-<version>-linux-x86_64.tar.gz and the files beside it.
 #
-#   installer/build_bundle.sh [--model FILE.gguf]
+#   installer/build_bundle.sh [--model FILE.gguf] [--buildroot]
+#
+# --buildroot: build inside a Debian 11 root instead (installer/buildroot/build_in_root.sh; needs root): the
+# bundle then needs glibc 2.31, not this machine's. The steps below run there, with the root's CPython 3.11.
 #
 # 1. the portable llama-cpp-python wheel (installer/build_llama.sh; cached)
 # 2. a build venv outside the repo with the app installed non-editable from this tree, plus PyInstaller
@@ -13,18 +16,23 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${ASCLEPIUS_INSTALLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer}"
 PY="${PYTHON:-python3}"
 MODEL=""
+BUILDROOT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) MODEL="${2:?--model needs a GGUF file}"; shift 2 ;;
         --model=*) MODEL="${1#--model=}"; shift ;;
+        --buildroot) BUILDROOT=1; shift ;;
         *) echo "build_bundle: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 if [ -n "$MODEL" ] && [ ! -f "$MODEL" ]; then
     echo "build_bundle: --model $MODEL: no such file" >&2; exit 2
 fi
+if [ -n "$BUILDROOT" ]; then
+    exec "$ROOT/installer/buildroot/build_in_root.sh" ${MODEL:+--model "$MODEL"}
+fi
 
-"$ROOT/installer/build_llama.sh"
+PYTHON="$PY" "$ROOT/installer/build_llama.sh"
 
 VENV="$CACHE/venv"
 WHEEL="$(ls "$CACHE"/wheels/llama_cpp_python-*.whl | head -n1)"

@@ -13,7 +13,12 @@ set -euo pipefail
 LLAMA_VERSION="0.3.36"
 # The llama.cpp commit vendored in llama-cpp-python 0.3.36 (its CHANGELOG: "update llama.cpp to ...").
 LLAMA_CPP_COMMIT="0c1e57098"
+# PyPI's sdist and the sha256 PyPI's simple index lists for it.
+LLAMA_SDIST_URL="https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-0.3.36.tar.gz"
+LLAMA_SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 CACHE="${ASCLEPIUS_INSTALLER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/asclepius-desk-installer}"
+# The Python that builds the wheel (build_bundle.sh passes its own; the Debian 11 root has no python3).
+PY="${PYTHON:-python3}"
 VARIANTS="${LLAMA_CPU_VARIANTS:-sse42 haswell skylakex zen4}"
 CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DLLAVA_BUILD=OFF"
 
@@ -29,8 +34,13 @@ fi
 mkdir -p "$CACHE/src" "$WHEELS"
 SDIST="$CACHE/src/llama_cpp_python-${LLAMA_VERSION}.tar.gz"
 if [ ! -f "$SDIST" ]; then
-    python3 -m pip download --no-deps --no-binary :all: "llama-cpp-python==${LLAMA_VERSION}" -d "$CACHE/src"
+    # The file itself, not `pip download --no-binary :all:`, which also builds every build dependency (cmake
+    # included) from source just to read the metadata. pip's CA setting (PIP_CERT) is curl's too.
+    curl -fsSL --retry 3 ${PIP_CERT:+--cacert "$PIP_CERT"} -o "$SDIST.part" "$LLAMA_SDIST_URL"
+    mv "$SDIST.part" "$SDIST"
 fi
+echo "$LLAMA_SDIST_SHA256  $SDIST" | sha256sum -c --quiet - \
+    || { echo "build_llama: $SDIST does not match its pinned sha256 (delete it to download again)" >&2; exit 1; }
 
 # The sdist must be the one installer/build-requirements.lock pins, whether just downloaded or cached.
 WANT="$(sed -n "/^llama-cpp-python==${LLAMA_VERSION} /{n;s/.*--hash=sha256://p}" "$(dirname "$0")/build-requirements.lock")"
@@ -44,7 +54,7 @@ tar -xzf "$SDIST" -C "$CACHE/build"
 GGML_SRC="$SRC/vendor/llama.cpp/ggml/src/CMakeLists.txt"
 if [ "$VARIANTS" != "all" ]; then
     # Keep only the chosen x86 variants: each one is a full compile of ggml-cpu.
-    python3 - "$GGML_SRC" "$VARIANTS" <<'PY'
+    "$PY" - "$GGML_SRC" "$VARIANTS" <<'PY'
 import re
 import sys
 
@@ -71,7 +81,7 @@ else
 fi
 
 # llama-cpp-python installs the target "ggml-cpu" only; the variants are "ggml-cpu-<tag>": install them too.
-python3 - "$SRC/CMakeLists.txt" <<'PY'
+"$PY" - "$SRC/CMakeLists.txt" <<'PY'
 import sys
 
 path = sys.argv[1]
@@ -93,12 +103,12 @@ PY
 echo "build_llama: variants: $VARIANT_LIST"
 START=$(date +%s)
 CMAKE_ARGS="$CMAKE_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-    nice -n 10 python3 -m pip wheel --no-deps -w "$WHEELS" \
-    -C "build-dir=$CACHE/build/cmake" "$SRC"
+    nice -n 10 "$PY" -m pip wheel --no-deps -w "$WHEELS" \
+    --config-settings "build-dir=$CACHE/build/cmake" "$SRC"
 END=$(date +%s)
 
 cp "$SRC/vendor/llama.cpp/LICENSE" "$WHEELS/llama.cpp-LICENSE"
-python3 - "$WHEELS/llama-build.json" <<PY
+"$PY" - "$WHEELS/llama-build.json" <<PY
 import json
 import sys
 

@@ -2,7 +2,10 @@
 
 It is ``app.cli.main:main`` with checks only a frozen bundle needs: a missing bundled library or Qt plugin
 becomes one clear line and exit code 1, instead of a traceback or Qt's abort (a core dump) when the system
-lacks an X11 library that the xcb platform plugin links to.
+lacks an X11 library that the xcb platform plugin links to. A processor without the instruction sets the
+bundle needs (``installer/floor.py``: Qt's SSE4.2 and POPCNT, the lowest llama.cpp variant's) gets one line
+and the model-problem exit code 4, as the unfrozen app gets from ``ensure_cpu_backend``, before Qt or
+llama.cpp is loaded: Qt would abort with a core dump, or die of an illegal instruction first.
 """
 
 from __future__ import annotations
@@ -10,7 +13,16 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from app.core.errors import ModelError
+from app.core.llama_backends import variant_names
+
+try:
+    from installer import floor
+except ImportError:  # frozen: PyInstaller analysed this script from installer/, so floor is a top-level module
+    import floor  # type: ignore[no-redef]
 
 BUNDLE_BROKEN = 1
 
@@ -22,6 +34,22 @@ def _err(msg: str) -> None:
 def bundle_dir() -> Path:
     """``_internal`` of the one-folder bundle (``sys._MEIPASS``), or the source tree when not frozen."""
     return Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+
+
+def check_cpu(internal: Path, missing: Callable[[tuple[str, ...]], list[str]] = floor.missing_cpu_flags) -> str | None:
+    """Why this processor cannot run the bundle, or None: the flags Qt needs and those of the lowest llama.cpp
+    CPU variant in the bundle (``floor.cpu_flags_for``), asked of the processor through CPUID."""
+    try:
+        needed = floor.cpu_flags_for(list(variant_names(internal / "llama_cpp" / "lib")))
+    except ValueError:  # no variants (a native llama.cpp build) or one floor.py does not know: Qt's needs only
+        needed = floor.QT_FLAGS
+    lacking = missing(needed)
+    if not lacking:
+        return None
+    return (
+        f"this processor lacks the instruction set(s) {' '.join(lacking)}; Asclepius Desk needs {' '.join(needed)} "
+        "(an x86-64 CPU with SSE4.2: Intel Nehalem (2008), AMD Bulldozer (2011) or newer)"
+    )
 
 
 def check_gui_platform(env: dict[str, str], internal: Path) -> str | None:
@@ -71,6 +99,11 @@ def x_display_reachable(display: str) -> bool:
 def main() -> int:
     argv = sys.argv[1:]
     frozen = bool(getattr(sys, "frozen", False))
+    if frozen:
+        problem = check_cpu(bundle_dir())
+        if problem:
+            _err(problem)
+            return ModelError.exit_code
     if frozen and argv[:1] == ["gui"]:
         problem = check_gui_platform(dict(os.environ), bundle_dir())
         if problem:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import licenses, native, package, sbom
+from installer import floor, licenses, native, package, sbom
 from tests.conftest import SHARED_DATA
 
 DIST = os.environ.get("ASCLEPIUS_INSTALLER_DIST")
@@ -48,10 +48,7 @@ def expected_variant(flags: set[str]) -> str:
 
 
 def cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    return floor.cpuinfo_flags(Path("/proc/cpuinfo").read_text())
 
 
 class Sandbox:
@@ -299,8 +296,7 @@ print(json.dumps({"backend": backend.describe(), "lib": llama_cpp.llama_cpp._bas
 def _qemu_probe(cpu: str, lib_dir: Path | None, gguf: Path) -> subprocess.CompletedProcess[str]:
     # The installed bundle's llama.cpp libraries, loaded through LLAMA_CPP_LIB_PATH by the dev venv's
     # interpreter (same llama-cpp-python 0.3.36 bindings), all emulated by qemu-user with that CPU model.
-    # (The frozen launcher itself is not run under qemu: PyInstaller's bootloader re-executes itself, and
-    # that exec would leave qemu; a full selftest on the demo model under emulation also takes > 15 min.)
+    # (The frozen program itself, kept in emulation, is run by test_emulated.py.)
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     if lib_dir is not None:
         env["LLAMA_CPP_LIB_PATH"] = str(lib_dir)
