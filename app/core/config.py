@@ -62,6 +62,10 @@ class EngineConfig:
     used with hash-only storage)."""
     parallel: int = 8
     """Most answers about one note decoded together (sequences in the context besides the note prefix)."""
+    lookup: bool = True
+    """Prompt-lookup decoding of greedy answers (``app/core/lookup.py``): tokens copied from the note are
+    drafted and verified several per decode. The answer is the same as without it; off decodes one token at a
+    time (sampled answers always do)."""
 
     def __post_init__(self) -> None:
         problems = []
