@@ -61,6 +61,23 @@ def test_ask_reads_the_note_from_stdin_and_prints_json(demo_model):
     assert d["sampling"]["max_tokens"] == 16 and d["finish_reason"] in ("stop", "length")
 
 
+def test_ask_json_reports_the_lookup_acceptance_and_no_lookup_gives_the_same_answer(demo_model, note_file):
+    args = ("ask", "--note", str(note_file), "--task", "ner", "--max-tokens", "48", "--json", "--no-log",
+            "List every medication mentioned in the discharge summary with its dose and frequency.")  # fmt: skip
+    r = run(*args)
+    assert r.returncode == 0, r.stderr.decode()
+    d = json.loads(r.stdout)
+    lk = d["lookup"]
+    assert lk["drafted"] > 0 and 0 <= lk["accepted"] <= lk["drafted"]
+    assert lk["acceptance"] == pytest.approx(lk["accepted"] / lk["drafted"])
+    assert "prompt lookup:" in r.stderr.decode()
+    plain = run(*args, "--no-lookup")
+    assert plain.returncode == 0, plain.stderr.decode()
+    p = json.loads(plain.stdout)
+    assert p["lookup"] is None and "prompt lookup:" not in plain.stderr.decode()
+    assert (p["answer"], p["completion_tokens"]) == (d["answer"], d["completion_tokens"])
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "code", "message"),
     [
