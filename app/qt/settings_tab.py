@@ -31,7 +31,7 @@ from app.core.bounds import (
     TEMPERATURE_MAX,
     max_threads,
 )
-from app.core.config import AppConfig, EngineConfig, GenerationDefaults
+from app.core.config import AppConfig, GenerationDefaults
 from app.core.errors import AsclepiusError
 from app.core.grounding import SenseInventory
 from app.core.kvstate import STATE_DIR_NAME, DiskStateStore
@@ -76,6 +76,11 @@ class SettingsTab(QWidget):
         self.temperature.setSingleStep(0.1)
         self.temperature.setSpecialValueText("0 (greedy)")
         self.seed = _spin(0, min(SEED_MAX, SEED_MAX_WIDGET))
+        self.lookup = QCheckBox("Draft copied text (prompt lookup)")
+        self.lookup.setToolTip(
+            "Greedy answers only: text the answer copies from the note is checked several tokens per step. "
+            "The answer is the same either way."
+        )
         self.database = QLineEdit()
         self.database.setPlaceholderText(str(ctx.paths.database))
         browse = QPushButton("Browse…")
@@ -106,6 +111,7 @@ class SettingsTab(QWidget):
         f2.addRow("", self.caps_info)
         f2.addRow("Temperature", self.temperature)
         f2.addRow("Seed", self.seed)
+        f2.addRow("", self.lookup)
         ground = QGroupBox("Grounding")
         f5 = QFormLayout(ground)
         f5.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
@@ -185,6 +191,7 @@ class SettingsTab(QWidget):
         self.database.textChanged.connect(self._form_changed)
         self.senses.textChanged.connect(self._form_changed)
         self.note_text.toggled.connect(self._form_changed)
+        self.lookup.toggled.connect(self._form_changed)
         self.n_ctx.valueChanged.connect(self._show_context)
         self.max_tokens.valueChanged.connect(self._show_caps)
         self._show_caps()
@@ -279,6 +286,7 @@ class SettingsTab(QWidget):
         self.max_tokens.setValue(c.generation.max_tokens)
         self.temperature.setValue(c.generation.temperature)
         self.seed.setValue(c.generation.seed)
+        self.lookup.setChecked(c.engine.lookup)
         self.database.setText(c.database)
         self.note_text.setChecked(c.store_note_text)
         self.font_size.setValue(c.font_size)
@@ -306,12 +314,13 @@ class SettingsTab(QWidget):
     def config_from_form(self) -> AppConfig:
         """The form as a config; ValueError lists every invalid value at once (from the dataclasses)."""
         c = self.ctx.config
-        engine = EngineConfig(
+        # The fields the form does not show (parallel, kv_disk_mb, ...) keep their saved values.
+        engine = replace(
+            c.engine,
             n_threads=self.threads.value(),
             n_ctx=self.n_ctx.value(),
-            max_ctx=c.engine.max_ctx,
-            n_batch=c.engine.n_batch,
             kv_cache_mb=self.kv_cache.value(),
+            lookup=self.lookup.isChecked(),
         )
         gen = GenerationDefaults(self.max_tokens.value(), round(self.temperature.value(), 2), self.seed.value())
         return replace(
