@@ -37,9 +37,12 @@ NGRAM_MAX = 3
 NGRAM_MIN = 2
 """Shortest suffix looked up: one token (``" mg"``, ``","``) matches almost anywhere in a note, and its
 drafts are mostly wrong; two already tell which of the note's doses is being copied."""
-DRAFT_MAX = 8
-"""Longest draft: past ~8 rows a batched decode here costs nearly as much per row as single decodes."""
-DRAFT_START = 4
+DRAFT_MAX = 2
+"""Longest draft, so a verification has at most 3 rows: on llama.cpp's CPU kernels (this build, the demo model)
+rows 0..2 of a batch get logits bit-identical to single-token decodes, while rows 3 and later differ by up to
+1.4 logits (measured for batches of 1..9 rows: ``bench_lookup.py``'s row check); with drafts of up to 8, 2 of
+24 answers of one run differed from plain decoding (Coreference, near-tied tokens). Identity comes first."""
+DRAFT_START = 2
 """First draft size of an answer, before any acceptance is known."""
 EXTRA_ROW_COST = 0.57
 """What each drafted row adds to a decode, in single-token decodes: ``bench_batched_kernels.py`` measured 4

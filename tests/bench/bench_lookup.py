@@ -47,9 +47,9 @@ NOTES = ROOT.parent / "shared" / "data" / "notes" / "aci_bench_valid.csv"
 COPY_HEAVY = ("ner", "abbrev", "relation", "temporal")
 
 
-def held_notes(n: int) -> list[str]:
+def held_notes(n: int, first: int = 0) -> list[str]:
     with NOTES.open(encoding="utf-8", newline="") as fh:
-        return [row["note"] for row in csv.DictReader(fh)][:n]
+        return [row["note"] for row in csv.DictReader(fh)][first : first + n]
 
 
 def kernel_costs(engine: LlamaCppEngine, note: str, steps: int) -> dict[int, float]:
@@ -74,6 +74,36 @@ def kernel_costs(engine: LlamaCppEngine, note: str, steps: int) -> dict[int, flo
     return {n: v / ms[1] for n, v in ms.items()} | {0: ms[1]}
 
 
+def identical_rows(engine: LlamaCppEngine, note: str, rows: int = 9) -> list[bool]:
+    """Per row of one ``rows``-row decode: are its logits bit-identical to decoding the same tokens one by one?
+    (What ``lookup.DRAFT_MAX`` rests on: only such rows can verify without changing a greedy answer.)"""
+    import llama_cpp
+    import numpy as np
+
+    llm = engine._llm
+    toks = llm.tokenize(note.encode())[: 300 + rows]
+    prefix, cont, n_vocab = toks[:300], toks[300:], llm.n_vocab()
+    llm.reset()
+    llm.eval(prefix)
+    batch = SequenceBatch(16)
+
+    def decode(tokens: list[int], pos: int) -> list[np.ndarray]:
+        batch.clear()
+        for j, tok in enumerate(tokens):
+            batch.add(tok, pos + j, 0, True)
+        if batch.decode(llm.ctx) != 0:
+            raise SystemExit("llama_decode failed")
+        ptr = llama_cpp.llama_get_logits_ith
+        return [np.ctypeslib.as_array(ptr(llm.ctx, j), shape=(n_vocab,)).copy() for j in range(len(tokens))]
+
+    single = [decode([tok], 300 + j)[0] for j, tok in enumerate(cont)]
+    llm._ctx.kv_cache_seq_rm(-1, 300, -1)
+    together = decode(cont, 300)
+    batch.close()
+    llm.reset()
+    return [bool(np.array_equal(a, b)) for a, b in zip(single, together, strict=True)]
+
+
 def decode_s(r: RunResult) -> float:
     return (r.completion_tokens - 1) / r.decode_tokens_per_s if r.decode_tokens_per_s else 0.0
 
@@ -82,6 +112,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="GGUF path (default: the embedded demo model)")
     ap.add_argument("--notes", type=int, default=30)
+    ap.add_argument("--first", type=int, default=0, help="index of the first held note used")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kernel-steps", type=int, default=24)
@@ -92,9 +123,10 @@ def main() -> int:
     info = registry.import_model(Path(args.model)) if args.model else registry.ensure_demo()
     on = EngineConfig(n_threads=args.threads, max_ctx=4096, kv_cache_mb=0)
     off = replace(on, lookup=False)
-    notes = held_notes(args.notes)
+    notes = held_notes(args.notes, args.first)
     engine = LlamaCppEngine(info, on)
     costs = kernel_costs(engine, max(notes, key=len), args.kernel_steps)
+    rows_same = identical_rows(engine, notes[0])
     sp = SamplingParams(max_tokens=args.max_tokens)
     per_task: dict[str, dict[str, float]] = {}
     differing: list[str] = []
@@ -130,6 +162,7 @@ def main() -> int:
     print(f"model {info.file_name}, {args.threads} threads, {len(notes)} held notes x {len(TASKS)} tasks, greedy")
     print(f"kernel: one decode of n rows / one row ({costs[0]:.1f} ms): " + ", ".join(
         f"n={n} {c:.2f}x" for n, c in sorted(costs.items()) if n > 1))  # fmt: skip
+    print("rows of a 9-row decode bit-identical to single decodes: " + " ".join("y" if r else "n" for r in rows_same))
     for slug, a in per_task.items():
         rate = acceptance((slug,))
         print(
@@ -152,11 +185,13 @@ def main() -> int:
         "answers": k,
         "kernel_cost": {str(n): c for n, c in sorted(costs.items()) if n > 1},
         "single_row_ms": costs[0],
+        "rows_identical_to_single": rows_same,
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{os.cpu_count()}-core {platform.machine()}",
         "load": os.getloadavg()[0],
         "model": info.file_name,
         "notes": len(notes),
+        "first_note": args.first,
         "max_tokens": args.max_tokens,
     }
     print(json.dumps(res))

@@ -62,14 +62,15 @@ def test_sizer_grows_on_full_hits_shrinks_on_misses_and_stops_when_drafts_do_not
     s = DraftSizer()
     assert s.limit() == DRAFT_START
     s.record(DRAFT_START, DRAFT_START)
-    assert s.limit() == min(DRAFT_MAX, 2 * DRAFT_START)
-    s.record(s.limit(), 2)
-    assert s.limit() == 3
+    grown = min(DRAFT_MAX, 2 * DRAFT_START)
+    assert s.limit() == grown
+    s.record(grown, 0)
+    assert s.limit() == 1
     for _ in range(WINDOW):
-        s.record(3, 0)
+        s.record(1, 0)
     assert s.limit() == 0 and s.stats().stopped
     st = s.stats()
-    assert (st.drafted, st.accepted, st.verifications) == (DRAFT_START + 8 + 3 * WINDOW, DRAFT_START + 2, 2 + WINDOW)
+    assert (st.drafted, st.accepted, st.verifications) == (DRAFT_START + grown + WINDOW, DRAFT_START, 2 + WINDOW)
     assert st.acceptance == pytest.approx(st.accepted / st.drafted)
 
 
@@ -144,7 +145,7 @@ def test_a_copied_span_comes_out_exactly_with_fewer_decodes():
     out, model, sizer = run([*NOTE, 5], script, max_tokens=len(script))
     assert out == script
     assert model.decodes < len(script) - 1  # plain decoding needs one decode per token after the first
-    assert sizer.stats().accepted >= 6
+    assert sizer.stats().accepted >= 5
     assert model.kv == [*NOTE, 5, *script[:-1]]  # exactly what plain decoding leaves: the last token unevaluated
 
 
