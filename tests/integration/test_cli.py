@@ -62,7 +62,7 @@ def test_ask_reads_the_note_from_stdin_and_prints_json(demo_model):
 
 
 def test_ask_json_reports_the_lookup_acceptance_and_no_lookup_gives_the_same_answer(demo_model, note_file):
-    args = ("ask", "--note", str(note_file), "--task", "ner", "--max-tokens", "48", "--json", "--no-log",
+    args = ("ask", "--note", str(note_file), "--task", "ner", "--max-tokens", "24", "--json", "--no-log",
             "List every medication mentioned in the discharge summary with its dose and frequency.")  # fmt: skip
     r = run(*args)
     assert r.returncode == 0, r.stderr.decode()
