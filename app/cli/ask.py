@@ -104,8 +104,8 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
     if cap.source != "preset":  # the task's own cap stays visible when a setting or flag replaces it
         print(f"-- answer cap: {cap.describe()}", file=sys.stderr)
     log = None if args.no_log else ctx.open_log()  # a read-only or locked log is reported before loading
-    if getattr(args, "no_lookup", False):
-        ctx.config = ctx.config.with_engine(lookup=False)
+    if getattr(args, "lookup", None) is not None:
+        ctx.config = ctx.config.with_engine(lookup=args.lookup)
     try:
         engine = ctx.engine(model, logged=log is not None)
         if warning := context_warning(model, engine.n_ctx):

@@ -62,10 +62,11 @@ class EngineConfig:
     used with hash-only storage)."""
     parallel: int = 8
     """Most answers about one note decoded together (sequences in the context besides the note prefix)."""
-    lookup: bool = True
+    lookup: bool = False
     """Prompt-lookup decoding of greedy answers (``app/core/lookup.py``): tokens copied from the note are
-    drafted and verified several per decode. The answer is the same as without it; off decodes one token at a
-    time (sampled answers always do)."""
+    drafted and verified several per decode (sampled answers always decode one token at a time). Off by
+    default: llama.cpp's CPU kernels give some batch rows other logits than single decodes, so a near-tied
+    greedy token can flip (1 of 8 answers in the last bench run), and answers must stay reproducible."""
 
     def __post_init__(self) -> None:
         problems = []

@@ -79,7 +79,7 @@ class SettingsTab(QWidget):
         self.lookup = QCheckBox("Draft copied text (prompt lookup)")
         self.lookup.setToolTip(
             "Greedy answers only: text the answer copies from the note is checked several tokens per step. "
-            "The answer is the same either way."
+            "Where the model's top two tokens are nearly tied, the answer can differ from one decoded without it."
         )
         self.database = QLineEdit()
         self.database.setPlaceholderText(str(ctx.paths.database))

@@ -233,7 +233,7 @@ def test_settings_turn_prompt_lookup_off_and_keep_the_engine_settings_they_do_no
 
     app_paths = Paths(tmp_path / "data", tmp_path / "config")
     cfg = qt_config(tmp_path)
-    cfg = replace(cfg, engine=replace(cfg.engine, parallel=3, kv_disk_mb=100))
+    cfg = replace(cfg, engine=replace(cfg.engine, parallel=3, kv_disk_mb=100, lookup=True))
     ctx = AppContext(app_paths, cfg)
     tab = SettingsTab(ctx)
     qtbot.addWidget(tab)
