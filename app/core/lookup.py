@@ -39,9 +39,10 @@ NGRAM_MIN = 2
 drafts are mostly wrong; two already tell which of the note's doses is being copied."""
 DRAFT_MAX = 2
 """Longest draft, so a verification has at most 3 rows: on llama.cpp's CPU kernels (this build, the demo model)
-rows 0..2 of a batch get logits bit-identical to single-token decodes, while rows 3 and later differ by up to
-1.4 logits (measured for batches of 1..9 rows: ``bench_lookup.py``'s row check); with drafts of up to 8, 2 of
-24 answers of one run differed from plain decoding (Coreference, near-tied tokens). Identity comes first."""
+rows 0..2 of a batch got logits bit-identical to single-token decodes at the probed position, rows 3 and later
+differed by up to 1.4 logits (``bench_lookup.py``'s row check); with drafts of up to 8, 2 of 15 answers
+differed from plain decoding. Not enough: with 3 rows 3 of 16 still differed (near-tied tokens), so rows
+0..2 are not identical at every position; the engine keeps lookup off by default (``EngineConfig.lookup``)."""
 DRAFT_START = 2
 """First draft size of an answer, before any acceptance is known."""
 EXTRA_ROW_COST = 0.57

@@ -32,7 +32,8 @@ def ask(engine, note, task, on, max_tokens=40, **sampling):
 
 def test_greedy_answers_with_lookup_are_the_plain_ones_up_to_near_ties(demo_engine, shared_data):
     """Not always byte-identical: llama.cpp's CPU kernels can give a batch row other logits than a single decode,
-    which flips a near-tied greedy token (1 of 8 here, Temporal extraction, in the runs of this sample). What
+    which flips a near-tied greedy token (1 of these 8, Temporal extraction, in the runs of this sample; 3 of 16
+    in bench_lookup.py's run). What
     must hold: every answer decodes, and the identical ones are the rule (``bench_lookup.py`` counts them)."""
     same = 0
     for task in ("ner", "abbrev", "temporal", "summary"):
