@@ -59,6 +59,13 @@ def print_metrics(result: RunResult, model_label: str, out: Any = None) -> None:
     )
     if result.truncation:
         print(f"-- {result.truncation.message}", file=out)
+    if result.lookup is not None and result.lookup.acceptance is not None:
+        lk = result.lookup
+        print(
+            f"-- prompt lookup: {lk.accepted} of {lk.drafted} drafted tokens accepted ({lk.acceptance:.0%})"
+            + (", then off for the rest (low acceptance)" if lk.stopped else ""),
+            file=out,
+        )
     if g:
         print(f"-- grounding: {describe_summary(g)}", file=out)
         # Flagged claims and items, omissions and what was not done; supported claims stay quiet.
@@ -97,6 +104,8 @@ def ask(args: argparse.Namespace, ctx: CliContext, runner: Callable[[Callable[[t
     if cap.source != "preset":  # the task's own cap stays visible when a setting or flag replaces it
         print(f"-- answer cap: {cap.describe()}", file=sys.stderr)
     log = None if args.no_log else ctx.open_log()  # a read-only or locked log is reported before loading
+    if getattr(args, "lookup", None) is not None:
+        ctx.config = ctx.config.with_engine(lookup=args.lookup)
     try:
         engine = ctx.engine(model, logged=log is not None)
         if warning := context_warning(model, engine.n_ctx):

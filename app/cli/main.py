@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the run result as JSON to stdout at the end")
     a.add_argument("--no-log", action="store_true", help="do not record this run in the evaluation log")
     a.add_argument(
+        "--lookup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="prompt-lookup drafts for greedy answers (default: the Settings value, off); a near-tied token "
+        "can come out otherwise than without it",
+    )
+    a.add_argument(
         "--parallel", type=int, help="answers decoded together (default: chosen from the context; 1 = in turn)"
     )
     a.set_defaults(func=cmd_ask)

@@ -65,6 +65,12 @@ class EngineConfig:
     used with hash-only storage)."""
     parallel: int = 8
     """Most answers about one note decoded together (sequences in the context besides the note prefix)."""
+    lookup: bool = False
+    """Prompt-lookup decoding of greedy answers (``app/core/lookup.py``): tokens copied from the note are
+    drafted and verified several per decode (sampled answers always decode one token at a time). Off by
+    default: llama.cpp's CPU kernels give some batch rows other logits than single decodes, so a near-tied
+    greedy token can flip (3 of 16 answers in bench_lookup.py's run of 2026-12-07), and answers must stay
+    reproducible."""
 
     def __post_init__(self) -> None:
         problems = []

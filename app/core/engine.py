@@ -19,10 +19,11 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 
@@ -31,14 +32,16 @@ from app.core.budget import Budget
 from app.core.config import EngineConfig
 from app.core.errors import ModelError
 from app.core.kvstate import CachedState, DiskKey, DiskStateStore, StateCache, prefix_key
-from app.core.llama_adapter import LlamaInternals, SequenceMemory, open_llama
+from app.core.llama_adapter import GreedyVerifier, LlamaInternals, SequenceMemory, open_llama
 from app.core.llama_backends import ensure_cpu_backend
+from app.core.lookup import DRAFT_MAX, DraftSizer, LookupLimits, lookup_applies, lookup_tokens, stop_rule
 from app.core.notes import validate_note, validate_request
 from app.core.parallel import AnswerText, IndexedToken, ParallelDecoder, SeqJob, SeqOutput, plan
 from app.core.preread import GiveWay, Preread, PrereadProgress, Waiters, evaluate_chunks
 from app.core.types import (
     AnswerClock,
     AskRequest,
+    DraftStats,
     FinishReason,
     ModelInfo,
     RunResult,
@@ -119,6 +122,7 @@ class LlamaCppEngine:
         self._internals = LlamaInternals(self._llm)
         self._memory = SequenceMemory(self._llm)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._verifier = GreedyVerifier(self._llm, DRAFT_MAX + 1)
         # The abort callback runs on llama.cpp's compute thread between graph nodes; it only reads an Event.
         # It is armed only while the prompt is processed: during decoding it would cost a Python call (and a
         # GIL acquisition) per graph node of every token, and a cancel between tokens is quick enough there.
@@ -146,6 +150,7 @@ class LlamaCppEngine:
                     log.warning("the current note state was not kept: %s", exc)
                 self._closed = True
                 self._states.clear()
+                self._verifier.close()
                 self._llm.close()
 
     def __enter__(self) -> LlamaCppEngine:
@@ -316,12 +321,12 @@ class LlamaCppEngine:
             reused = self._live_prefix_len(pt.prefix)
             self._cancel = cancel
             try:
-                answer, finish, n_out, t_first, error = self._generate(pt.all, sp, style, on_token, cancel)
+                answer, finish, n_out, t_first, error, drafts = self._generate(pt.all, sp, style, on_token, cancel)
             finally:
                 self._cancel = None
             if self._live_prefix_len(pt.prefix) == len(pt.prefix):
                 self._loaded_prefix, self._loaded_key = tuple(pt.prefix), key
-        out = SeqOutput(answer, finish, n_out, t0, t_first, time.perf_counter(), error)
+        out = SeqOutput(answer, finish, n_out, t0, t_first, time.perf_counter(), error, drafts)
         return self._result(request, task, instruction, style, pt, reused, truncation, out, started_at)
 
     def ask_many(
@@ -482,6 +487,7 @@ class LlamaCppEngine:
             reused_tokens=reused,
             truncation=truncation,
             error=out.error,
+            lookup=out.lookup,
         )
 
     def _truncate(
@@ -505,7 +511,7 @@ class LlamaCppEngine:
         style: PromptStyle,
         on_token: TokenCallback | None,
         cancel: threading.Event,
-    ) -> tuple[str, FinishReason, int, float | None, str | None]:
+    ) -> tuple[str, FinishReason, int, float | None, str | None, DraftStats | None]:
         llm = self._llm
         llm.set_seed(sp.seed)
         stream = AnswerText(style.stop)
@@ -522,6 +528,9 @@ class LlamaCppEngine:
             temp=sp.temperature,
             repeat_penalty=sp.repeat_penalty,
         )
+        sizer = DraftSizer() if lookup_applies(sp, self.config.lookup) else None
+        if sizer is not None:  # the same tokens, several verified per decode where the answer copies
+            gen = self._lookup(gen, tokens, sp, stream, sizer)
         self._arm_abort(True)
         try:
             for tok in gen:
@@ -557,4 +566,17 @@ class LlamaCppEngine:
         rest = stream.finish(finish)
         if on_token is not None and rest:
             on_token(rest)
-        return stream.text, finish, n_out, t_first, error
+        return stream.text, finish, n_out, t_first, error, sizer.stats() if sizer is not None else None
+
+    def _lookup(
+        self,
+        gen: Generator[int, Any, None],
+        tokens: list[int],
+        sp: SamplingParams,
+        stream: AnswerText,
+        sizer: DraftSizer,
+    ) -> Generator[int, Any, None]:
+        stops = stop_rule(
+            self.is_control_token, lambda t: self._llm.detokenize([t], special=False), stream.stop, lambda: stream.text
+        )
+        return lookup_tokens(gen, tokens, self._verifier, LookupLimits(sp.max_tokens, self.n_ctx), sizer, stops)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 SEQ = 0
 """The single sequence the engine uses."""
@@ -217,3 +218,45 @@ class SequenceMemory:
         """Tell ``Llama`` that sequence 0 now holds exactly ``tokens`` (after a multi-sequence run)."""
         self.llm.input_ids[: len(tokens)] = tokens
         self.llm.n_tokens = len(tokens)
+
+
+class GreedyVerifier:
+    """Prompt lookup's llama.cpp side (``app.core.lookup.Verifier``) on sequence 0 of one ``Llama``.
+
+    ``verify`` decodes ``[last token + draft]`` in one ``llama_batch`` with logits requested at those rows
+    only (never ``logits_all`` over the context) and returns each row's argmax: what ``Llama``'s greedy
+    sampler picks (its first maximum, as ``numpy.argmax``). ``keep`` and ``view`` keep ``Llama.input_ids``
+    / ``n_tokens`` true to the KV cache, so the engine's prefix reuse (``live_prefix_len``) sees what plain
+    decoding would have left.
+    """
+
+    def __init__(self, llm: llama_cpp.Llama, capacity: int) -> None:
+        self.llm = llm
+        self._batch = SequenceBatch(capacity)
+        self._n_vocab = int(llm.n_vocab())
+
+    def evaluated(self) -> int:
+        return int(self.llm.n_tokens)
+
+    def verify(self, tokens: Sequence[int], pos: int) -> list[int]:
+        b = self._batch
+        b.clear()
+        rows = [b.add(tok, pos + i, SEQ, True) for i, tok in enumerate(tokens)]
+        rc = b.decode(self.llm.ctx)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        ctx, n = self.llm.ctx, self._n_vocab
+        return [int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, r), shape=(n,)).argmax()) for r in rows]
+
+    def keep(self, tokens: Sequence[int], pos: int, n: int) -> None:
+        self.llm.input_ids[pos : pos + n] = tokens[:n]
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self.llm.ctx), -1, pos + n, -1)
+        self.llm.n_tokens = pos + n
+        # Llama's stored logits are not those of the last token now: its next generate must decode first.
+        self.llm._requires_eval = True
+
+    def view(self, n: int) -> None:
+        self.llm.n_tokens = n
+
+    def close(self) -> None:
+        self._batch.close()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.core.llama_adapter import SequenceBatch, SequenceMemory
-from app.core.types import FinishReason, SamplingParams
+from app.core.types import DraftStats, FinishReason, SamplingParams
 from resources import PromptStyle
 
 IndexedToken = Callable[[int, str], None]
@@ -90,6 +90,8 @@ class SeqOutput:
     t_first: float | None = None
     t_end: float = 0.0
     error: str | None = None
+    lookup: DraftStats | None = None
+    """Prompt-lookup statistics of a single greedy answer (None: decoded plainly, as this path always does)."""
 
 
 @dataclass

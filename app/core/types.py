@@ -119,6 +119,25 @@ def note_sha256(note: str) -> str:
 
 
 @dataclass(frozen=True)
+class DraftStats:
+    """How prompt-lookup decoding went for one greedy answer (``app/core/lookup.py``)."""
+
+    drafted: int
+    """Draft tokens verified (copied from earlier in the prompt or answer)."""
+    accepted: int
+    """Of those, the ones the model's greedy choice confirmed (each saves a decode, less the batch's cost)."""
+    verifications: int
+    """Decodes that verified a non-empty draft."""
+    stopped: bool
+    """Drafting was turned off partway because the recent drafts cost at least what they saved."""
+
+    @property
+    def acceptance(self) -> float | None:
+        """``accepted / drafted``; None when nothing was drafted."""
+        return self.accepted / self.drafted if self.drafted else None
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One answer with full provenance: what the evaluation log persists as is."""
 
@@ -158,6 +177,10 @@ class RunResult:
     truncation: Truncation | None = None
     grounding: dict[str, Any] | None = None
     error: str | None = None
+    lookup: DraftStats | None = None
+    """Prompt-lookup decoding's statistics; None when the answer was decoded plainly: the setting is off, the
+    answer was sampled (temperature > 0: lookup is greedy-only, never the rejection rule), a repeat penalty
+    was set, or the backend has no lookup (remote, several answers decoded together)."""
     # a remote backend (app/core/remote.py) only: where the answer came from
     endpoint: str | None = None
     """The server's base URL, without userinfo, query or fragment."""
@@ -173,6 +196,8 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["finish_reason"] = str(self.finish_reason)
+        if self.lookup is not None:
+            d["lookup"]["acceptance"] = self.lookup.acceptance
         return d
 
     @classmethod

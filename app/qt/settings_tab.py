@@ -78,6 +78,11 @@ class SettingsTab(QWidget):
         self.temperature.setSingleStep(0.1)
         self.temperature.setSpecialValueText("0 (greedy)")
         self.seed = _spin(0, min(SEED_MAX, SEED_MAX_WIDGET))
+        self.lookup = QCheckBox("Draft copied text (prompt lookup)")
+        self.lookup.setToolTip(
+            "Greedy answers only: text the answer copies from the note is checked several tokens per step. "
+            "Where the model's top two tokens are nearly tied, the answer can differ from one decoded without it."
+        )
         self.database = QLineEdit()
         self.database.setPlaceholderText(str(ctx.paths.database))
         self.db_browse = browse = QPushButton("Browse…")
@@ -111,6 +116,7 @@ class SettingsTab(QWidget):
         f2.addRow("", self.caps_info)
         f2.addRow("Temperature", self.temperature)
         f2.addRow("Seed", self.seed)
+        f2.addRow("", self.lookup)
         ground = QGroupBox("Grounding")
         f5 = QFormLayout(ground)
         f5.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
@@ -196,6 +202,7 @@ class SettingsTab(QWidget):
         self.senses.textChanged.connect(self._form_changed)
         self.note_text.toggled.connect(self._form_changed)
         self.preread.toggled.connect(self._form_changed)
+        self.lookup.toggled.connect(self._form_changed)
         self.n_ctx.valueChanged.connect(self._show_context)
         self.max_tokens.valueChanged.connect(self._show_caps)
         self._show_caps()
@@ -290,6 +297,7 @@ class SettingsTab(QWidget):
         self.max_tokens.setValue(c.generation.max_tokens)
         self.temperature.setValue(c.generation.temperature)
         self.seed.setValue(c.generation.seed)
+        self.lookup.setChecked(c.engine.lookup)
         self.database.setText(c.database)
         self.note_text.setChecked(c.store_note_text)
         self.preread.setChecked(c.preread_note)
@@ -344,7 +352,11 @@ class SettingsTab(QWidget):
         c = self.ctx.config
         # The settings this screen has no control for (parallel, the disk budget) keep their values.
         engine = replace(
-            c.engine, n_threads=self.threads.value(), n_ctx=self.n_ctx.value(), kv_cache_mb=self.kv_cache.value()
+            c.engine,
+            n_threads=self.threads.value(),
+            n_ctx=self.n_ctx.value(),
+            kv_cache_mb=self.kv_cache.value(),
+            lookup=self.lookup.isChecked(),
         )
         gen = GenerationDefaults(self.max_tokens.value(), round(self.temperature.value(), 2), self.seed.value())
         return replace(

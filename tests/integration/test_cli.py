@@ -61,6 +61,23 @@ def test_ask_reads_the_note_from_stdin_and_prints_json(demo_model):
     assert d["sampling"]["max_tokens"] == 16 and d["finish_reason"] in ("stop", "length")
 
 
+def test_ask_json_reports_the_lookup_acceptance_and_no_lookup_decodes_plainly(demo_model, note_file):
+    args = ("ask", "--note", str(note_file), "--task", "ner", "--max-tokens", "24", "--json", "--no-log",
+            "List every medication mentioned in the discharge summary with its dose and frequency.")  # fmt: skip
+    r = run(*args, "--lookup")
+    assert r.returncode == 0, r.stderr.decode()
+    d = json.loads(r.stdout)
+    lk = d["lookup"]
+    assert lk["drafted"] > 0 and 0 <= lk["accepted"] <= lk["drafted"]
+    assert lk["acceptance"] == pytest.approx(lk["accepted"] / lk["drafted"])
+    assert "prompt lookup:" in r.stderr.decode()
+    plain = run(*args, "--no-lookup")
+    assert plain.returncode == 0, plain.stderr.decode()
+    p = json.loads(plain.stdout)
+    assert p["lookup"] is None and "prompt lookup:" not in plain.stderr.decode()
+    assert p["completion_tokens"] > 0
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "code", "message"),
     [

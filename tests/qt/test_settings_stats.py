@@ -223,3 +223,25 @@ def test_settings_set_the_abbreviation_sense_folder_and_refuse_an_unreadable_one
     assert tab.save()
     assert ctx.config.abbreviation_senses == folder == load_config(app_paths).abbreviation_senses
     ctx.close()
+
+
+def test_settings_turn_prompt_lookup_off_and_keep_the_engine_settings_they_do_not_show(qtbot, tmp_path):
+    from dataclasses import replace
+
+    from app.qt.app_context import AppContext
+    from app.qt.settings_tab import SettingsTab
+
+    app_paths = Paths(tmp_path / "data", tmp_path / "config")
+    cfg = qt_config(tmp_path)
+    cfg = replace(cfg, engine=replace(cfg.engine, parallel=3, kv_disk_mb=100, lookup=True))
+    ctx = AppContext(app_paths, cfg)
+    tab = SettingsTab(ctx)
+    qtbot.addWidget(tab)
+    assert tab.lookup.isChecked() and not tab.is_dirty()
+    tab.lookup.setChecked(False)
+    assert tab.is_dirty()
+    assert tab.save(), tab.banner.text()
+    saved = load_config(app_paths).engine
+    assert saved.lookup is False and ctx.config.engine.lookup is False
+    assert (saved.parallel, saved.kv_disk_mb) == (3, 100)
+    ctx.close()
