@@ -62,7 +62,7 @@ def gpl_only(packages: list[sbom.Package], libs: list[native.NativeLib]) -> list
     ]
     for deb in sorted({lib.deb for lib in libs if lib.deb}, key=lambda d: d.name):
         text = deb.copyright.read_text(encoding="utf-8", errors="replace") if deb.copyright else ""
-        licence = native.debian_licence(text)
+        licence = native.package_licence(deb.name, text)
         if licence and native.is_gpl_only(licence):
             bad.append(f"{deb.name} ({licence})")
     return sorted(set(bad))
@@ -108,7 +108,7 @@ def write_tree(
     for deb in sorted({lib.deb for lib in libs if lib.deb}, key=lambda d: d.name):
         if deb.copyright:
             _copy(dest / "system" / _safe(deb.name), [deb.copyright])
-        licence = native.debian_licence(deb.copyright.read_text(errors="replace")) if deb.copyright else None
+        licence = native.package_licence(deb.name, deb.copyright.read_text(errors="replace")) if deb.copyright else None
         index.append(
             f"system/{_safe(deb.name)}/copyright: Debian package {deb.name} {deb.version} ({licence or 'see the file'})"
         )

@@ -135,23 +135,58 @@ def inventory(bundle: Path, run: Callable[[list[str]], str] = _run) -> list[Nati
 
 
 # -- the licence a Debian copyright file declares ------------------------------------------------------------
-_FILES_STAR = re.compile(r"^Files:[ \t]*\*[ \t]*$", re.MULTILINE)
+LIBRARY_FILES = {
+    "libblkid1": "libblkid/*",
+    "libmount1": "libmount/*",
+    "libuuid1": "libuuid/*",
+    "libfdisk1": "libfdisk/*",
+    "libsmartcols1": "libsmartcols/*",
+    "libkeyutils1": "keyutils.*",
+}
+"""Debian packages built from a source whose ``Files: *`` stanza is the programs' licence (util-linux's GPL-2+,
+keyutils' GPL-2+) while the shared library we bundle has its own stanza (LGPL-2+/BSD-3-clause): the library's
+stanza, by its ``Files:`` pattern, is the one that says what we ship."""
+
+REVIEWED_LICENCES = {
+    "libzstd1": (
+        "BSD-3-clause or GPL-2",
+        "zstd is dual-licensed, either licence at the user's choice (upstream LICENSE and COPYING); Debian 11's "
+        "copyright file writes 'BSD-3-clause and GPL-2', Debian 12's 'BSD-3-clause or GPL-2'",
+    ),
+}
+"""Packages whose copyright file states the licence wrongly for our purpose, read by a person: (licence, why)."""
 
 
-def debian_licence(text: str) -> str | None:
-    """The licence of a machine-readable copyright file's ``Files: *`` stanza (``GPL-2+ or LGPL-3+``); None
-    for a free-form file, whose licence a person reads (the text is shipped either way)."""
+def debian_licence(text: str, files: str = "*") -> str | None:
+    """The licence of a machine-readable copyright file's stanza whose ``Files:`` patterns include ``files``
+    (default ``*``: ``GPL-2+ or LGPL-3+``); None for a free-form file, whose licence a person reads (the text is
+    shipped either way), or when no such stanza is there."""
     if not text.startswith("Format:"):
         return None
-    m = _FILES_STAR.search(text)
-    if not m:
-        return None
-    for line in text[m.end() :].splitlines()[1:]:  # the lines after "Files: *"
-        if not line.strip():
-            return None  # end of the stanza without a License field
-        if line.startswith("License:"):
-            return line.split(":", 1)[1].strip() or None
+    for stanza in re.split(r"\n[ \t]*\n", text):
+        patterns: list[str] = []
+        licence = None
+        in_files = False
+        for line in stanza.splitlines():
+            if line.startswith("Files:"):
+                patterns, in_files = line.split(":", 1)[1].split(), True
+            elif in_files and line[:1] in (" ", "\t") and not line.strip().startswith(("Copyright", "License")):
+                patterns += line.split()
+            else:
+                in_files = False
+                if line.startswith("License:") and licence is None:
+                    licence = line.split(":", 1)[1].strip() or None
+        if files in patterns:
+            return licence
     return None
+
+
+def package_licence(package: str, text: str) -> str | None:
+    """The licence of what the bundle takes from Debian package ``package``: a reviewed one, the library's own
+    stanza (``LIBRARY_FILES``), else the ``Files: *`` stanza's."""
+    if package in REVIEWED_LICENCES:
+        return REVIEWED_LICENCES[package][0]
+    return debian_licence(text, LIBRARY_FILES.get(package, "*"))
 
 
 def is_gpl_only(licence: str) -> bool:

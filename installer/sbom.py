@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.hashing import sha256_file
-from installer.native import NativeLib, debian_licence
+from installer.native import NativeLib, package_licence
 
 BUILD_ONLY = frozenset(
     {
@@ -140,7 +140,7 @@ def _native_component(lib: NativeLib, llama: dict[str, Any], qt_version: str, py
     if lib.deb is not None:
         comp["version"] = lib.deb.version
         comp["purl"] = f"pkg:deb/debian/{lib.deb.name}@{lib.deb.version}?arch=amd64&upstream={lib.deb.source}"
-        licence = _debian_licence(lib.deb.copyright)
+        licence = _debian_licence(lib.deb.name, lib.deb.copyright)
         comp["licenses"] = [_licence_entry(licence)] if licence else [{"license": {"name": "see copyright file"}}]
         props.append({"name": "asclepius:licence-file", "value": f"licenses/system/{lib.deb.name}/copyright"})
     elif lib.origin == "llama.cpp":
@@ -158,8 +158,10 @@ def _native_component(lib: NativeLib, llama: dict[str, Any], qt_version: str, py
     return comp
 
 
-def _debian_licence(path: Path | None) -> str | None:
-    return debian_licence(path.read_text(encoding="utf-8", errors="replace")) if path and path.is_file() else None
+def _debian_licence(package: str, path: Path | None) -> str | None:
+    if not (path and path.is_file()):
+        return None
+    return package_licence(package, path.read_text(encoding="utf-8", errors="replace"))
 
 
 def _model_component(model: ModelFile) -> dict[str, Any]:

@@ -147,3 +147,24 @@ def test_licence_texts_are_installed_with_the_program(tmp_path):
         assert "GNU LESSER GENERAL PUBLIC LICENSE" in (pyside / "LGPL-3").read_text()
     readme = (dest / "README.txt").read_text()
     assert "system/zlib1g/copyright: Debian package zlib1g" in readme and "llama.cpp/: MIT" in readme
+
+
+def test_a_library_is_judged_by_its_own_stanza_not_the_programs(tmp_path):
+    # util-linux: the programs are GPL-2+ (Files: *), the libraries we bundle have their own stanzas. Debian 11
+    # failed the release on libblkid1, libmount1, libuuid1, libkeyutils1 and libzstd1 when only Files: * was read.
+    util_linux = (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: many\nLicense: GPL-2+\n\n"
+        "Files: libuuid/*\n       libuuid/src/*\nCopyright: 1996 Theodore Ts'o.\nLicense: BSD-3-clause\n\n"
+        "Files: libblkid/*\n       libblkid/src/*\nCopyright: 1999 Andries Brouwer\nLicense: LGPL-2.1+\n\n"
+        "Files: libmount/*\nCopyright: 2008 Karel Zak\nLicense: LGPL-2.1+\n"
+    )
+    assert native.debian_licence(util_linux) == "GPL-2+"
+    assert native.package_licence("libuuid1", util_linux) == "BSD-3-clause"
+    assert native.package_licence("libblkid1", util_linux) == "LGPL-2.1+", "a continuation line of Files: counts"
+    assert native.package_licence("libmount1", util_linux) == "LGPL-2.1+"
+    assert native.package_licence("util-linux", util_linux) == "GPL-2+", "other packages: Files: *"
+    assert not native.is_gpl_only(
+        native.package_licence("libzstd1", "Format: x\n\nFiles: *\nLicense: BSD-3-clause and GPL-2\n")
+    )
+    assert native.is_gpl_only(native.package_licence("libreadline8", "Format: x\n\nFiles: *\nLicense: GPL-3+\n"))
