@@ -51,8 +51,10 @@ if [ -f "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" ]; then
     cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$BUILDROOT/build/host-ca.crt"
     CERT="PIP_CERT=/build/host-ca.crt"
 fi
+# The copy in the root is not a git checkout: the release's timestamps come from this commit (reproducible).
+EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct)}"
 "$HERE/enter.sh" "$BUILDROOT" sh -c "cd /build/asclepius-desk && export $CERT PYTHON=$PYTHON_PREFIX/bin/python3.11 \
-    ASCLEPIUS_INSTALLER_CACHE=/build/cache && installer/build_bundle.sh $ARGS"
+    SOURCE_DATE_EPOCH=$EPOCH ASCLEPIUS_INSTALLER_CACHE=/build/cache && installer/build_bundle.sh $ARGS"
 "$HERE/enter.sh" "$BUILDROOT" sh -c "cd /build/asclepius-desk && $PYTHON_PREFIX/bin/python3.11 -m installer.floor \
     --max-glibc $GLIBC_MAX build/installer/dist/asclepius-desk"
 
