@@ -25,8 +25,12 @@ def _highlighted(models) -> str:
     return models.table.item(rows[0].row(), 0).text()
 
 
-def _select(models, name: str) -> None:
-    [row] = [r for r in range(models.table.rowCount()) if models.table.item(r, 0).text() == name]
+def _select(models, name: str, path: str | None = None) -> None:
+    """Highlight the row of ``name`` (or of the file at ``path``: the session's registry may list other files
+    of the same name from earlier tests)."""
+    [row] = [
+        r for r, m in enumerate(models.models) if (m.path == path if path else models.table.item(r, 0).text() == name)
+    ]
     models.table.selectRow(row)
 
 
@@ -36,7 +40,7 @@ def test_details_follow_the_highlighted_model_after_import_rename_and_default(
     ctx, win = open_window()
     models = win.models_tab
     win.tabs.setCurrentWidget(models)
-    _select(models, ctx.model.name)  # the demo row is highlighted before the import
+    _select(models, ctx.model.name, ctx.model.path)  # the demo row is highlighted before the import
     tiny = tmp_path / "tiny-llama.gguf"
     shutil.copy(tiny_llama_gguf, tiny)
     import_model(qtbot, ctx, models, tiny)
@@ -69,7 +73,7 @@ def test_verify_after_a_restore_verifies_at_once_and_reloads_the_default(open_wi
     ctx.load_engine()
     qtbot.waitUntil(lambda: ctx.model is not None and ctx.model.is_demo and models.busy is None, timeout=WAIT_MS)
     models.refresh()
-    _select(models, "tiny-llama")
+    _select(models, "tiny-llama", str(tiny))
     assert "missing" in models.detail.text().lower()
 
     shutil.copy(kept, tiny)  # the file comes back (a new mtime: "changed" until it is hashed)
@@ -95,7 +99,7 @@ def test_progress_shows_percent_bytes_and_speed_beyond_an_int(open_window):
 def test_sizes_use_one_unit_and_the_rename_dialog_shows_its_title(open_window):
     ctx, win = open_window()
     models = win.models_tab
-    _select(models, ctx.model.name)
+    _select(models, ctx.model.name, ctx.model.path)
     m = models.selected()
     assert models.table.item(models.table.currentRow(), SIZE_COL).text() == human_size(m.size_bytes)
     assert human_size(253_113_024) == "253.1 MB", "decimal megabytes, as the first start reports the demo"
