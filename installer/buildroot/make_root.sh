@@ -17,12 +17,12 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 # libreadline-dev (GPL-3: the bundle must not link it) and no libgdbm-dev (GPL-3) either.
 BUILD_DEPS="build-essential pkg-config ca-certificates curl xz-utils git patchelf binutils file
  libssl-dev libsqlite3-dev libffi-dev liblzma-dev libbz2-dev zlib1g-dev uuid-dev"
-# What the PySide6 wheels' Qt libraries and plugins link to: PyInstaller bundles the ones it finds in the
+# What the PySide6 wheels' Qt libraries and plugins link to (the Wayland platform plugin: libwayland-*): PyInstaller bundles the ones it finds in the
 # root, as `make installer` does on the host (libGL/libEGL and the C library stay the system's).
 QT_RUNTIME="libgl1 libegl1 libopengl0 libglib2.0-0 libdbus-1-3 libfontconfig1 libfreetype6 libxkbcommon0
  libxkbcommon-x11-0 libx11-6 libx11-xcb1 libxcb1 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
  libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xinerama0
- libxcb-xkb1 libxcb-util1 libsm6 libice6 libxext6 libxrender1"
+ libxcb-xkb1 libxcb-util1 libsm6 libice6 libxext6 libxrender1 libwayland-cursor0 libwayland-egl1"
 # Qt >= 6.5's X11 platform plugin links libxcb-cursor.so.0, which Debian has packaged since 12 only. Debian
 # 12's package needs nothing newer than Debian 11 has (libc6 >= 2.8, libxcb*): it is installed into the root
 # from its pinned sha256 (the one bookworm's signed Packages index lists) and bundled like the other X
