@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.qt.app_context import AppContext
-from app.qt.history_model import FINISH_COL, INSTRUCTION_COL, MODEL_COL, PAGE_SIZE, SCORE_COL, RunTableModel
+from app.qt.history_model import FINISH_COL, INSTRUCTION_COL, MODEL_COL, NOTE_COL, PAGE_SIZE, SCORE_COL, RunTableModel
 from app.qt.screen_fit import flow
 from app.qt.widgets import Banner, combo
 from app.qt.workers import Task, describe_error
@@ -93,6 +93,10 @@ class AsyncRunTableModel(RunTableModel):
         return super().data(index, role)
 
 
+INSTRUCTION_MIN_CHARS = 24
+"""The least of the instruction shown in History, in characters of the current font."""
+
+
 class HistoryTab(QWidget):
     open_run = Signal(object)
     """A RunView with its note text."""
@@ -115,12 +119,12 @@ class HistoryTab(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
-        # The instruction (stretched) keeps room at 1024 px beside the note, task and model.
-        for col, w in enumerate((60, 130, 150, 130, 140, 300, 80, 70, 80)):
-            self.table.setColumnWidth(col, w)
-        hh.setSectionResizeMode(INSTRUCTION_COL, QHeaderView.ResizeMode.Stretch)
+        # Note, task and model get widths in characters (they follow the font); the instruction takes what is
+        # left but never less than INSTRUCTION_MIN_CHARS: at 14 pt on 1024 px the table scrolls sideways
+        # rather than squeezing the instruction to nothing (fit_columns, on every resize and font change).
         for col in (0, 1, FINISH_COL, FINISH_COL + 1, SCORE_COL):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.fit_columns()
         self.table.doubleClicked.connect(lambda _i: self.open_selected())
         self.table.activated.connect(lambda _i: self.open_selected())
 
@@ -187,6 +191,28 @@ class HistoryTab(QWidget):
         self._stale = True
 
     # Refreshing only when visible keeps a background write from costing the Ask screen anything.
+
+    def fit_columns(self) -> None:
+        """Note, task and model widths in characters of the current font; the instruction gets the rest of the
+        viewport, at least ``INSTRUCTION_MIN_CHARS`` characters."""
+        ch = max(1, self.table.fontMetrics().averageCharWidth())
+        for col, chars in ((NOTE_COL, 16), (NOTE_COL + 1, 14), (MODEL_COL, 14)):
+            self.table.setColumnWidth(col, chars * ch)
+        hh = self.table.horizontalHeader()
+        others = sum(hh.sectionSize(c) for c in range(hh.count()) if c != INSTRUCTION_COL)
+        self.table.setColumnWidth(
+            INSTRUCTION_COL, max(INSTRUCTION_MIN_CHARS * ch, self.table.viewport().width() - others)
+        )
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self.fit_columns()
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._stale:

@@ -94,3 +94,23 @@ def test_a_hash_only_log_shows_the_note_by_name_or_hash(fake_window, qtbot):
 def test_a_whole_score_shows_without_decimals():
     assert (score_text(2.0), score_text(None), score_text(2.5, 2)) == ("2", "", "2.50 (2)")
     assert COLUMNS[SCORE_COL] == "Your score"
+
+
+def test_the_instruction_column_keeps_its_room_at_a_large_font(fake_window, qtbot):
+    """At 14 pt on a 1024 px screen fixed pixel widths left the instruction about 4 characters: the columns
+    follow the font and the instruction keeps at least INSTRUCTION_MIN_CHARS (the table scrolls sideways)."""
+    from dataclasses import replace
+
+    from app.qt.history_model import INSTRUCTION_COL
+    from app.qt.history_tab import INSTRUCTION_MIN_CHARS
+
+    _ctx, win = fake_window()
+    win.resize(1024, 700)
+    hist = win.history_tab
+    win.tabs.setCurrentWidget(hist)
+    small = hist.table.columnWidth(NOTE_COL)
+    win.ctx.update_config(replace(win.ctx.config, font_size=20))
+    win.apply_font()  # what Settings' font size does
+    ch = hist.table.fontMetrics().averageCharWidth()
+    assert hist.table.columnWidth(NOTE_COL) > small, "the note column follows the font"
+    assert hist.table.columnWidth(INSTRUCTION_COL) >= INSTRUCTION_MIN_CHARS * ch
