@@ -90,3 +90,45 @@ def test_installed_per_user_and_answering_offline_in_debian_11(box):
     assert "glibc 2.31" in r.stdout
     assert "selftest passed" in r.stdout and "no connection or DNS lookup was attempted" in r.stdout
     assert json.loads((box / "answer.json").read_text())["answer"].strip()
+
+
+def deb() -> Path:
+    found = sorted(Path(DIST or "").glob("asclepius-desk_*_amd64.deb"))
+    assert found, f"no .deb in {DIST}"
+    return found[-1]
+
+
+@pytest.mark.timeout(3600)
+def test_the_deb_installs_system_wide_answers_offline_and_purge_keeps_the_users_log(box):
+    """As root from the .deb inside Debian 11: root-owned files, an unprivileged user's selftest and answer with
+    no network, the shared demo model used in place (no per-user copy), then remove and purge: the user's log
+    stays."""
+    name = box.name
+    shutil.copy(deb(), box / "release.deb")
+    r = in_root(
+        f"""
+        cd /tmp/{name}; chmod 755 . ; chmod 644 note.txt
+        dpkg -i release.deb
+        stat -c '%U %a %n' /opt/asclepius-desk /opt/asclepius-desk/asclepius-desk/asclepius
+        test -f /etc/asclepius-desk/policy.toml
+        mkdir -p home && chown 65534:65534 home
+        as_user() {{ setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp/{name}/home "$@"; }}
+        as_user asclepius selftest
+        as_user asclepius ask "What medications is the patient taking?" --note note.txt --task qa --max-tokens 16 \
+            --json > answer.json
+        echo "user data: $(du -sk home | cut -f1) KiB"
+        find home -name '*.gguf' | sed 's/^/per-user model: /'
+        dpkg -r asclepius-desk
+        test ! -e /usr/bin/asclepius
+        dpkg -P asclepius-desk
+        test ! -e /etc/asclepius-desk/policy.toml
+        find home -name '*.db' | sed 's/^/kept: /'
+        """
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    owners = [line.split()[0] for line in r.stdout.splitlines() if line.endswith(("/opt/asclepius-desk", "/asclepius"))]
+    assert owners and set(owners) == {"root"}, r.stdout
+    assert "selftest passed" in r.stdout and "no connection or DNS lookup was attempted" in r.stdout
+    assert json.loads((box / "answer.json").read_text())["answer"].strip()
+    assert "per-user model:" not in r.stdout, "the demo model is shared, not copied per user"
+    assert "kept: " in r.stdout, "purging the package never deletes a user's log"

@@ -11,6 +11,12 @@ ENGINE = EngineConfig(n_threads=2, max_ctx=2048, kv_cache_mb=64, n_batch=32)
 """Small chunks: the note takes dozens of them, so a preread is still running when the test edits the note."""
 
 
+def _fresh(note: str, tmp_path) -> str:
+    """The note made unique to the test: an earlier test of the session that asked about the same note left its
+    state in the session's note-state cache on disk, from which the engine restores it at once (nothing to read)."""
+    return f"{note}\nSeen by {tmp_path.name}."
+
+
 def _reading(tab) -> bool:
     text = tab.preread.status.text()
     return text.startswith("Reading the note… ") and not text.endswith(" 0%")
@@ -22,7 +28,7 @@ def test_an_edit_cancels_the_running_preread_and_the_note_is_read_again_after_th
     ctx, win = open_window(replace(qt_config(tmp_path, preread_note=True), engine=ENGINE))
     tab = win.ask_tab
     height = tab.preread.status.height()
-    tab.editor.setPlainText(sample_note)
+    tab.editor.setPlainText(_fresh(sample_note, tmp_path))
     qtbot.waitUntil(lambda: _reading(tab), timeout=WAIT_MS)
     first = tab.preread.task
     assert first is not None and tab.preread.status.height() == height, "the line was there already: no jump"
@@ -49,7 +55,7 @@ def test_an_edit_cancels_the_running_preread_and_the_note_is_read_again_after_th
 def test_ask_during_a_preread_continues_from_what_was_read(open_window, qtbot, tmp_path, sample_note):
     _ctx, win = open_window(replace(qt_config(tmp_path, preread_note=True), engine=ENGINE))
     tab = win.ask_tab
-    tab.editor.setPlainText(sample_note)
+    tab.editor.setPlainText(_fresh(sample_note, tmp_path))
     tab.instruction.setPlainText("Which antibiotic was started?")
     qtbot.waitUntil(lambda: _reading(tab), timeout=WAIT_MS)
     reading = tab.preread.task
