@@ -109,7 +109,7 @@ def test_the_deb_installs_system_wide_answers_offline_and_purge_keeps_the_users_
         f"""
         cd /tmp/{name}; chmod 755 . ; chmod 644 note.txt
         dpkg -i release.deb
-        stat -c '%U %a %n' /opt/asclepius-desk /opt/asclepius-desk/asclepius-desk/asclepius
+        stat -c '%U %a %n' /opt/asclepius-desk /opt/asclepius-desk/asclepius
         test -f /etc/asclepius-desk/policy.toml
         mkdir -p home && chown 65534:65534 home
         as_user() {{ setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp/{name}/home "$@"; }}
