@@ -54,7 +54,9 @@ DIST="$WORK/dist"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 # Run from outside the repo so the frozen app is analysed from the build venv's installed copy.
-(cd "$WORK" && nice -n 10 "$VENV/bin/pyinstaller" --noconfirm --log-level WARN \
+# A fixed hash seed: PyInstaller writes base_library.zip in set-iteration order, which otherwise changes with
+# every run (two builds of one commit differed only there; its members were byte-identical).
+(cd "$WORK" && PYTHONHASHSEED=0 nice -n 10 "$VENV/bin/pyinstaller" --noconfirm --log-level WARN \
     --distpath "$DIST" --workpath "$WORK/pyi" "$ROOT/installer/asclepius.spec")
 
 ARGS=(--bundle "$DIST/asclepius-desk" --llama-build "$CACHE/wheels/llama-build.json" --out "$ROOT/dist")
