@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,16 @@ def qt_config(tmp_path: Path, **changes) -> AppConfig:
         preread_note=False,
     )
     return replace(cfg, **changes)
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_on_the_gui_thread() -> Iterator[None]:
+    """After each test, collect cyclic garbage here, on the GUI thread. A closed window or context caught in a
+    reference cycle is otherwise freed whenever the collector next runs, which may be inside a worker thread of
+    a later test (opening the log, loading a model): deleting Qt objects there crashed the suite once
+    (a segfault in test_tab_walk's fixture, with the log's migration and a model load running in workers)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
