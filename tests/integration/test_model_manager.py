@@ -387,3 +387,31 @@ def test_runs_keep_their_model_provenance_through_rename_remove_and_new_content(
         assert logged.name == "tiny-llama", "the name the run was made under"
     finally:
         log.close()
+
+
+def test_a_filesystem_without_sync_file_range_still_gets_a_durable_copy(tmp_path, tiny_llama_gguf, monkeypatch):  # noqa: F811
+    """Some network and FUSE filesystems refuse sync_file_range (EINVAL): the copy falls back to fdatasync."""
+    import ctypes
+
+    reg = Registry(_paths(tmp_path))
+    src = _place(tiny_llama_gguf, tmp_path / "share" / "tiny.gguf")
+    calls = {"sfr": 0, "fdatasync": 0}
+
+    def refusing(_fd, _offset, _length, _flags):
+        calls["sfr"] += 1
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    real_fdatasync = os.fdatasync
+
+    def counting(fd: int) -> None:
+        calls["fdatasync"] += 1
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(model_library, "SYNC_EVERY", 4096)
+    monkeypatch.setattr(model_library, "_sync_file_range", lambda: refusing)
+    monkeypatch.setattr(model_library.os, "fdatasync", counting)
+    info, _ = add_model(reg, src, copy=True)
+    assert info.sha256 == sha256_file(src) and info.in_library
+    assert calls["sfr"] == 1, "refused once, then not asked again"
+    assert calls["fdatasync"] >= 1, "the window was synced with fdatasync instead"

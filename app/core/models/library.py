@@ -149,25 +149,33 @@ def _synced_progress(out: BinaryIO, size: int, progress: ProgressFn | None) -> P
     Every ``SYNC_EVERY`` bytes the new window is handed to the disk without waiting, and the caller waits only
     for the window before it (``sync_file_range``, as ``dd``-style write-behind does): reading, hashing and
     writing overlap. Without ``sync_file_range`` each window is ``fdatasync``-ed instead."""
-    sfr = _sync_file_range()
+    sfr = [_sync_file_range()]
     state = {"started": 0, "synced": 0}
     fd = out.fileno()
+
+    def write_behind(start: int, done: int) -> bool:
+        """Start writing [start, done) and wait for what came before; False where the filesystem refuses
+        ``sync_file_range`` (some network and FUSE filesystems): the copy then syncs with ``fdatasync``."""
+        fn, prev = sfr[0], state["synced"]
+        wait = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+        if fn is None:
+            return False
+        for offset, length, flags in ((start, done - start, _SYNC_FILE_RANGE_WRITE), (prev, start - prev, wait)):
+            if length > 0 and fn(fd, offset, length, flags) != 0:
+                err = ctypes.get_errno()
+                if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ESPIPE):
+                    sfr[0] = None
+                    return False
+                raise OSError(err, os.strerror(err))
+        state["synced"] = start
+        return True
 
     def report(done: int, _total: int) -> None:
         if done - state["started"] >= SYNC_EVERY:
             out.flush()
-            if sfr is None:
+            if not write_behind(state["started"], done):
                 os.fdatasync(fd)
                 state["synced"] = done
-            else:
-                start = state["started"]
-                if sfr(fd, start, done - start, _SYNC_FILE_RANGE_WRITE) != 0:
-                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-                prev = state["synced"]
-                wait = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
-                if start > prev and sfr(fd, prev, start - prev, wait) != 0:
-                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-                state["synced"] = start
             state["started"] = done
         if progress is not None:
             progress(min(state["synced"], size - 1) if size else 0, size)
