@@ -28,9 +28,12 @@ def test_an_edit_cancels_the_running_preread_and_the_note_is_read_again_after_th
     ctx, win = open_window(replace(qt_config(tmp_path, preread_note=True), engine=ENGINE))
     tab = win.ask_tab
     height = tab.preread.status.height()
-    tab.editor.setPlainText(_fresh(sample_note, tmp_path))
-    qtbot.waitUntil(lambda: _reading(tab), timeout=WAIT_MS)
-    first = tab.preread.task
+    # Twice the note: about 40 chunks, so the read is still running when the edit comes (a quiet machine read
+    # the single note between the progress check and the edit).
+    tab.editor.setPlainText(_fresh(sample_note * 2, tmp_path))
+    running: list = []
+    qtbot.waitUntil(lambda: _reading(tab) and bool(running.append(tab.preread.task) or running[-1]), timeout=WAIT_MS)
+    first = running[-1]
     assert first is not None and tab.preread.status.height() == height, "the line was there already: no jump"
     percents: list[int] = []
     tab.editor.appendPlainText("Seen again in clinic: afebrile.")

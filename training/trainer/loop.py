@@ -164,6 +164,10 @@ class TrainingResult:
     resumed_from: str | None
 
 
+KEEP_UNTIL_EXIT: list[Any] = []
+"""Objects of a finished multi-process run that must not be destroyed before the process exits (see ``train``)."""
+
+
 def train(
     recipe: Recipe,
     model_dir: Path,
@@ -306,6 +310,12 @@ def train(
     model_out = out_dir / "model"
     save_to(model_out)
     acc.end_training()
+    if world > 1:
+        # Freed when this frame returns, DDP's reducer destroys the gloo process group, whose destructor joins its
+        # worker threads; with the peer rank already gone that join hung once in CI after a finished LoRA run.
+        # The distributed entry point (__main__) keeps them alive and leaves with os._exit once the outputs are
+        # written, so no destructor of the process group runs.
+        KEEP_UNTIL_EXIT.append(acc)
     return TrainingResult(state, model_out, world, accum, total, seconds, resumed_from)
 
 
