@@ -104,6 +104,45 @@ def identical_rows(engine: LlamaCppEngine, note: str, rows: int = 9) -> list[boo
     return [bool(np.array_equal(a, b)) for a, b in zip(single, together, strict=True)]
 
 
+def first_rows(engine: LlamaCppEngine, note: str, widths: tuple[int, ...] = (2, 3, 4, 9)) -> dict[str, dict]:
+    """Row 0 of an n-row decode against a one-row decode of the same token at the same place (same KV cache):
+    if even row 0 differs, no draft size can keep a greedy answer identical. Per n: how many of the probed
+    positions gave bit-identical logits, and the largest difference seen."""
+    import llama_cpp
+    import numpy as np
+
+    llm = engine._llm
+    toks = llm.tokenize(note.encode())
+    n_vocab, mem = llm.n_vocab(), llama_cpp.llama_get_memory(llm.ctx)
+    positions = [p for p in (64, 200, 400, 700) if p + max(widths) < len(toks)]
+    batch = SequenceBatch(max(widths))
+    out: dict[str, dict] = {str(n): {"identical": 0, "probed": 0, "max_abs_diff": 0.0} for n in widths}
+
+    def row0(tokens: list[int], pos: int) -> np.ndarray:
+        batch.clear()
+        for j, tok in enumerate(tokens):
+            batch.add(tok, pos + j, 0, True)
+        if batch.decode(llm.ctx) != 0:
+            raise SystemExit("llama_decode failed")
+        got = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, 0), shape=(n_vocab,)).copy()
+        llama_cpp.llama_memory_seq_rm(mem, -1, pos, -1)
+        return got
+
+    for pos in positions:
+        llm.reset()
+        llm.eval(toks[:pos])
+        single = row0(toks[pos : pos + 1], pos)
+        for n in widths:
+            got = row0(toks[pos : pos + n], pos)
+            o = out[str(n)]
+            o["probed"] += 1
+            o["identical"] += bool(np.array_equal(single, got))
+            o["max_abs_diff"] = max(o["max_abs_diff"], float(np.abs(single - got).max()))
+    batch.close()
+    llm.reset()
+    return out
+
+
 def decode_s(r: RunResult) -> float:
     return (r.completion_tokens - 1) / r.decode_tokens_per_s if r.decode_tokens_per_s else 0.0
 
@@ -127,6 +166,7 @@ def main() -> int:
     engine = LlamaCppEngine(info, on)
     costs = kernel_costs(engine, max(notes, key=len), args.kernel_steps)
     rows_same = identical_rows(engine, notes[0])
+    row0 = first_rows(engine, notes[0])
     sp = SamplingParams(max_tokens=args.max_tokens)
     per_task: dict[str, dict[str, float]] = {}
     differing: list[str] = []
@@ -163,6 +203,8 @@ def main() -> int:
     print(f"kernel: one decode of n rows / one row ({costs[0]:.1f} ms): " + ", ".join(
         f"n={n} {c:.2f}x" for n, c in sorted(costs.items()) if n > 1))  # fmt: skip
     print("rows of a 9-row decode bit-identical to single decodes: " + " ".join("y" if r else "n" for r in rows_same))
+    same = [f"n={n} {o['identical']}/{o['probed']} (max diff {o['max_abs_diff']:.2g})" for n, o in row0.items()]
+    print("row 0 of an n-row decode bit-identical to a one-row decode: " + ", ".join(same))
     for slug, a in per_task.items():
         rate = acceptance((slug,))
         print(
@@ -186,6 +228,7 @@ def main() -> int:
         "kernel_cost": {str(n): c for n, c in sorted(costs.items()) if n > 1},
         "single_row_ms": costs[0],
         "rows_identical_to_single": rows_same,
+        "first_row_vs_single": row0,
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{os.cpu_count()}-core {platform.machine()}",
         "load": os.getloadavg()[0],
