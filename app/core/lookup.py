@@ -12,12 +12,13 @@ standard rejection rule would have to reproduce llama.cpp's whole sampler chain 
 temperature) on every draft row, and a sampled answer would then differ from the plain path's for the same
 seed anyway.
 
-What a draft costs decides whether it pays: on the 2-core development machine verifying 4 tokens in one
-batch costs ~2.7 single-token decodes (``tests/bench/bench_batched_kernels.py``; ``bench_lookup.py`` prints
-the same kernel measurement for 1..9 rows), so a draft of ``k`` tokens costs ``1 + EXTRA_ROW_COST * k``
-decodes and saves ``accepted - EXTRA_ROW_COST * k`` of them. :class:`DraftSizer` shrinks the draft after a
-miss, grows it after a full hit, and turns drafting off for the rest of the answer once the drafts of a
-recent window saved nothing.
+What a draft costs decides whether it pays, and that depends on the model and the machine: a small model on
+two cores is compute-bound (a 2-row decode of the demo model costs ~2 single-token decodes), a 7B model is
+memory-bound (extra rows are nearly free). So the cost is measured while the answer is decoded: every decode
+is timed, a decode without a draft gives the single-token time, and a verification that produced
+``accepted + 1`` tokens saved ``(accepted + 1) x single - its own time``. :class:`DraftSizer` shrinks the
+draft after a miss, grows it after a full hit, and turns drafting off for the rest of the answer once the
+drafts of a recent window saved no time.
 
 The llama.cpp calls (the verifying decode, the KV rollback, ``Llama``'s token bookkeeping) are in
 ``app/core/llama_adapter.py``; this module decides what to draft and what was accepted.
@@ -25,6 +26,7 @@ The llama.cpp calls (the verifying decode, the KV rollback, ``Llama``'s token bo
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -37,20 +39,23 @@ NGRAM_MAX = 3
 NGRAM_MIN = 2
 """Shortest suffix looked up: one token (``" mg"``, ``","``) matches almost anywhere in a note, and its
 drafts are mostly wrong; two already tell which of the note's doses is being copied."""
-DRAFT_MAX = 2
-"""Longest draft, so a verification has at most 3 rows: on llama.cpp's CPU kernels (this build, the demo model)
-rows 0..2 of a batch got logits bit-identical to single-token decodes at the probed position, rows 3 and later
-differed by up to 1.4 logits (``bench_lookup.py``'s row check); with drafts of up to 8, 2 of 15 answers
-differed from plain decoding. Not enough: with 3 rows 3 of 16 still differed (near-tied tokens), so rows
-0..2 are not identical at every position; the engine keeps lookup off by default (``EngineConfig.lookup``)."""
+DRAFT_MAX = 4
+"""Longest draft (a verification has at most 5 rows). Drafts grow to it only while every drafted token is
+accepted, and the measured cost keeps them from costing more than they save. Not identity: no draft size
+keeps a greedy answer byte-identical to plain decoding on llama.cpp's CPU kernels, where even row 0 of a
+2-row decode can get other logits than a 1-row decode of the same token (``bench_lookup.py``'s row checks);
+that is why the engine keeps lookup off by default (``EngineConfig.lookup``)."""
 DRAFT_START = 2
 """First draft size of an answer, before any acceptance is known."""
 EXTRA_ROW_COST = 0.57
-"""What each drafted row adds to a decode, in single-token decodes: ``bench_batched_kernels.py`` measured 4
-rows at ~2.7x one on the 2-core machine, ``(2.7 - 1) / 3``. A constant rather than a measurement at engine
-start: a start-up probe would add seconds to every model load and be as noisy as the machine's load."""
+"""What each drafted row adds to a decode, in single-token decodes, until the answer has timed a decode
+without a draft: ``bench_batched_kernels.py`` measured 4 rows at ~2.7x one on the 2-core machine,
+``(2.7 - 1) / 3``. Only a starting guess; :class:`DraftSizer` uses the times it measures."""
 WINDOW = 6
 """Verifications looked back on to decide whether drafting still pays."""
+SINGLE_SMOOTHING = 0.25
+"""Weight of the newest undrafted decode in the running single-token time (an exponential average, so one
+decode slowed by another process moves it only a little)."""
 
 
 def lookup_applies(sampling: SamplingParams, enabled: bool) -> bool:
@@ -112,7 +117,7 @@ def cut_draft(draft: Sequence[int], stops_after: Callable[[int], bool]) -> list[
 
 
 class DraftSizer:
-    """The adaptive draft size, and the acceptance statistics of one answer."""
+    """The adaptive draft size, the measured cost of drafting, and the acceptance statistics of one answer."""
 
     def __init__(self) -> None:
         self.size = DRAFT_START
@@ -120,20 +125,30 @@ class DraftSizer:
         self.accepted = 0
         self.verifications = 0
         self.stopped = False
+        self.single_s: float | None = None
+        """Running time of one decode without a draft (None until one was timed)."""
         self._saved: deque[float] = deque(maxlen=WINDOW)
+        """Seconds each recent verification saved against plain decoding (negative: it cost more)."""
 
     def limit(self) -> int:
         """How many tokens the next draft may have (0: drafting is off for the rest of the answer)."""
         return 0 if self.stopped else self.size
 
-    def record(self, drafted: int, accepted: int) -> None:
-        """One verification: ``accepted`` of ``drafted`` draft tokens matched the model's greedy choice."""
+    def record_plain(self, seconds: float) -> None:
+        """A decode of one token without a draft took ``seconds``."""
+        prev = self.single_s
+        self.single_s = seconds if prev is None else prev + SINGLE_SMOOTHING * (seconds - prev)
+
+    def record(self, drafted: int, accepted: int, seconds: float) -> None:
+        """One verification: ``accepted`` of ``drafted`` draft tokens matched the model's greedy choice, and
+        its decode (``drafted + 1`` rows) took ``seconds``."""
         self.drafted += drafted
         self.accepted += accepted
         self.verifications += 1
         # Grow after a full hit (the copied span goes on), shrink to what was accepted plus one after a miss.
         self.size = min(DRAFT_MAX, self.size * 2) if accepted == drafted else max(1, accepted + 1)
-        self._saved.append(accepted - EXTRA_ROW_COST * drafted)
+        single = self.single_s if self.single_s is not None else seconds / (1 + EXTRA_ROW_COST * drafted)
+        self._saved.append((accepted + 1) * single - seconds)  # plain decoding's time for these tokens, less ours
         if len(self._saved) == WINDOW and sum(self._saved) <= 0:
             self.stopped = True  # the recent drafts cost at least what they saved: plain decoding from here
 
@@ -176,6 +191,7 @@ def lookup_tokens(
     limits: LookupLimits,
     sizer: DraftSizer,
     stops_after: Callable[[list[int], int], bool],
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Generator[int, None, None]:
     """The answer's tokens, as plain greedy decoding would yield them, decoded with prompt-lookup drafts.
 
@@ -183,7 +199,7 @@ def lookup_tokens(
     path) and samples the first token; from then on every decode is a verification here. Like the plain
     path, a token is evaluated only when the consumer asks for the one after it, so closing the generator
     at a token leaves the context holding exactly the tokens before it. ``stops_after(draft, i)`` says
-    whether the answer would end at ``draft[i]``.
+    whether the answer would end at ``draft[i]``; ``clock`` times each decode for the sizer.
     """
     tok = next(first)
     first.close()  # Llama would evaluate the token when resumed; the verifications below do instead
@@ -198,13 +214,17 @@ def lookup_tokens(
             room = min(sizer.limit(), limits.max_tokens - given - 1, limits.n_ctx - 2 - pos)
             draft = index.draft(room)
             draft = cut_draft(draft, lambda i, d=draft: stops_after(d, i))
+            t0 = clock()
             greedy = verifier.verify([tok, *draft], pos)
+            took = clock() - t0
             n_ok = 0
             while n_ok < len(draft) and greedy[n_ok] == draft[n_ok]:
                 n_ok += 1
             verifier.keep([tok, *draft], pos, 1 + n_ok)
             if draft:
-                sizer.record(len(draft), n_ok)
+                sizer.record(len(draft), n_ok, took)
+            else:
+                sizer.record_plain(took)
             for t in [*draft[:n_ok], greedy[n_ok]]:
                 pos += 1
                 verifier.view(pos)  # the tokens before ``t``, as plain decoding would report

@@ -9,6 +9,7 @@ import pytest
 from app.core.lookup import (
     DRAFT_MAX,
     DRAFT_START,
+    SINGLE_SMOOTHING,
     WINDOW,
     DraftSizer,
     LookupLimits,
@@ -61,13 +62,14 @@ def test_lookup_is_greedy_only():
 def test_sizer_grows_on_full_hits_shrinks_on_misses_and_stops_when_drafts_do_not_pay():
     s = DraftSizer()
     assert s.limit() == DRAFT_START
-    s.record(DRAFT_START, DRAFT_START)
+    s.record_plain(1.0)
+    s.record(DRAFT_START, DRAFT_START, 1.5)
     grown = min(DRAFT_MAX, 2 * DRAFT_START)
     assert s.limit() == grown
-    s.record(grown, 0)
+    s.record(grown, 0, 2.0)
     assert s.limit() == 1
     for _ in range(WINDOW):
-        s.record(1, 0)
+        s.record(1, 0, 1.3)  # a rejected draft: one token for the price of 1.3
     assert s.limit() == 0 and s.stats().stopped
     st = s.stats()
     assert (st.drafted, st.accepted, st.verifications) == (DRAFT_START + grown + WINDOW, DRAFT_START, 2 + WINDOW)
@@ -76,18 +78,42 @@ def test_sizer_grows_on_full_hits_shrinks_on_misses_and_stops_when_drafts_do_not
 
 def test_sizer_keeps_drafting_while_drafts_pay():
     s = DraftSizer()
+    s.record_plain(1.0)
     for _ in range(3 * WINDOW):
-        s.record(2, 2)
-        s.record(3, 2)
+        s.record(2, 2, 1.4)
+        s.record(3, 2, 1.6)
     assert s.limit() > 0 and not s.stats().stopped
+
+
+@pytest.mark.parametrize(
+    ("row_cost", "keeps_drafting"),
+    [(0.1, True), (1.0, False)],  # a memory-bound 7B (extra rows nearly free) / a compute-bound small model
+)
+def test_the_same_acceptance_pays_or_not_by_the_measured_cost_of_a_row(row_cost, keeps_drafting):
+    s = DraftSizer()
+    s.record_plain(1.0)
+    for _ in range(2 * WINDOW):
+        s.record(2, 1, 1.0 + 2 * row_cost)  # half of every draft accepted: 2 tokens per verification
+        s.record_plain(1.0)
+    assert s.stats().stopped is not keeps_drafting
+
+
+def test_single_decode_time_is_a_smoothed_average():
+    s = DraftSizer()
+    s.record_plain(1.0)
+    s.record_plain(5.0)  # one decode slowed by another process moves it only part of the way
+    assert s.single_s == pytest.approx(1.0 + SINGLE_SMOOTHING * 4.0)
 
 
 class ScriptedModel:
     """A greedy "model" whose next token after position ``p`` is ``script[p + 1]`` (past it: ``filler``); it
     keeps a KV list the way llama.cpp would, and counts decodes and rows."""
 
-    def __init__(self, prompt: list[int], script: list[int], filler: int = 0) -> None:
+    def __init__(self, prompt: list[int], script: list[int], filler: int = 0, row_cost: float = 0.2) -> None:
         self.script, self.filler = prompt + script, filler
+        self.row_cost = row_cost
+        """What each row after the first adds to a decode's time, in single decodes (the fake clock)."""
+        self.now = 0.0
         self.kv: list[int] = list(prompt)
         self.n_tokens = len(prompt)
         self.decodes = 0
@@ -106,6 +132,7 @@ class ScriptedModel:
         self.kv.extend(tokens)
         self.decodes += 1
         self.rows += len(tokens)
+        self.now += 1.0 + self.row_cost * (len(tokens) - 1)
         # The greedy choice depends only on the position, as long as the history up to it is the script's.
         out = []
         for i in range(len(tokens)):
@@ -121,11 +148,12 @@ class ScriptedModel:
         self.n_tokens = n
 
 
-def run(prompt, script, max_tokens, stop_token=None, limit=None):
-    model = ScriptedModel(prompt, script)
+def run(prompt, script, max_tokens, stop_token=None, limit=None, row_cost=0.2):
+    model = ScriptedModel(prompt, script, row_cost=row_cost)
     first = (t for t in [script[0]])
     sizer = DraftSizer()
-    gen = lookup_tokens(first, prompt, model, LookupLimits(max_tokens, 4096), sizer, lambda d, i: d[i] == stop_token)
+    stops = lambda d, i: d[i] == stop_token  # noqa: E731
+    gen = lookup_tokens(first, prompt, model, LookupLimits(max_tokens, 4096), sizer, stops, lambda: model.now)
     out = []
     for tok in gen:
         if tok == stop_token:
@@ -178,3 +206,15 @@ def test_wrong_drafts_still_give_the_models_own_tokens():
     out, model, sizer = run(NOTE, script, max_tokens=len(script))
     assert out == script and model.kv == NOTE + script[:-1]
     assert sizer.stats().drafted > sizer.stats().accepted
+
+
+def test_drafting_stops_on_a_model_whose_extra_rows_cost_full_decodes():
+    # The answer copies short pieces of the note and then leaves them: drafts half right. Where an extra row
+    # costs a whole decode (a small model on few cores) drafting is switched off; where rows are nearly free
+    # (a large, memory-bound model) it goes on. The tokens are the model's own either way.
+    piece = [12, 13, 7, 16, 17, 8]
+    script = [9, *(piece * 8)]
+    for row_cost, stops in ((1.0, True), (0.05, False)):
+        out, model, sizer = run(NOTE, script, max_tokens=len(script), row_cost=row_cost)
+        assert out == script and model.kv == NOTE + script[:-1]
+        assert sizer.stats().stopped is stops, row_cost
